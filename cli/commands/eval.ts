@@ -1,0 +1,37 @@
+// kiln eval <target>: evaluate without building; print the derivation graph.
+import { join } from "node:path";
+import type { Argv } from "yargs";
+import { evaluateTargets } from "../../engine/targets.js";
+import { reachable } from "../../engine/realize.js";
+import { recipesEntry, type GlobalArgs } from "../context.js";
+import { withContext } from "../run.js";
+
+interface Args extends GlobalArgs {
+  targets: string[];
+  json?: boolean;
+}
+
+export const command = "eval <targets..>";
+export const describe = "evaluate targets into their derivation graph without building";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .positional("targets", { type: "string", array: true, demandOption: true })
+    .option("json", { type: "boolean", describe: "the whole graph as JSON" }) as unknown as Argv<Args>;
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
+    const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
+    if (argv.json) {
+      const out = {
+        roots: ev.roots.map((r) => ({ target: r.target, drv: r.node.hash, output: r.output })),
+        derivations: Object.fromEntries(nodes.map((n) => [n.hash, { ...n.drv, meta: n.meta }])),
+      };
+      process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+    } else {
+      for (const n of nodes) process.stdout.write(`${n.hash}  ${n.name}${n.deps.length ? `  <- ${n.deps.map((d) => d.name).join(", ")}` : ""}\n`);
+    }
+  });
+}

@@ -1,0 +1,54 @@
+// kiln path-info [paths|targets...]: sizes, references, closures.
+import type { Argv } from "yargs";
+import { recipesEntry, type GlobalArgs } from "../context.js";
+import { withContext } from "../run.js";
+import { toStorePaths } from "../resolve-paths.js";
+import type { StorePathName } from "../../store/store.js";
+
+interface Args extends GlobalArgs {
+  paths: string[];
+  recursive?: boolean;
+  "closure-size"?: boolean;
+  json?: boolean;
+}
+
+export const command = "path-info <paths..>";
+export const describe = "show store paths' sizes and references (targets, result links or store paths)";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .positional("paths", { type: "string", array: true, demandOption: true })
+    .option("recursive", { alias: "r", type: "boolean", describe: "every path in the closure" })
+    .option("closure-size", { alias: "S", type: "boolean", describe: "also the closure size" })
+    .option("json", { type: "boolean" }) as unknown as Argv<Args>;
+}
+
+export function human(n: number): string {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${u[i]}`;
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    const roots = await toStorePaths(ctx, recipesEntry(argv), argv.paths);
+    const paths: StorePathName[] = argv.recursive ? [...ctx.store.closure(roots)].sort() : roots;
+    const rows = paths.map((p) => {
+      const info = ctx.store.pathInfo(p)!;
+      const closureSize = argv["closure-size"] ? [...ctx.store.closure([p])].reduce((s, q) => s + ctx.store.pathInfo(q)!.narSize, 0) : undefined;
+      return { path: ctx.store.hostPath(p), narSize: info.narSize, closureSize, narDigest: info.narDigest, references: info.references, deriver: info.deriver, ca: info.ca, registeredAt: info.registeredAt };
+    });
+    if (argv.json) {
+      process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      return;
+    }
+    for (const r of rows) {
+      process.stdout.write(`${r.path}\t${human(r.narSize).padStart(10)}${r.closureSize !== undefined ? `\t${human(r.closureSize).padStart(10)}` : ""}\n`);
+    }
+  });
+}

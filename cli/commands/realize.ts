@@ -1,0 +1,72 @@
+// kiln realize <target...>: build (or reuse) targets, print their store paths, link ./result.
+import { lstatSync, symlinkSync, unlinkSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Argv } from "yargs";
+import { KilnError } from "../../store/errors.js";
+import { Realizer } from "../../engine/realize.js";
+import { evaluateTargets } from "../../engine/targets.js";
+import { recipesEntry, type GlobalArgs } from "../context.js";
+import { EXIT, withContext } from "../run.js";
+import { join } from "node:path";
+
+interface Args extends GlobalArgs {
+  targets: string[];
+  "out-link"?: string;
+  link: boolean;
+  json?: boolean;
+}
+
+export const command = "realize <targets..>";
+export const describe = "build targets (or reuse them from the store), print their store paths and link ./result";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .positional("targets", { type: "string", array: true, demandOption: true, describe: "target names, e.g. pi4-llm-os or hello.lib" })
+    .option("out-link", { alias: "o", type: "string", describe: "name of the result link (default: result)" })
+    .option("link", { type: "boolean", default: true, describe: "make result links (--no-link to skip)" })
+    .option("json", { type: "boolean", describe: "print a JSON summary on stdout" }) as unknown as Argv<Args>;
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext(argv, async (ctx) => {
+    const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
+    const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
+    const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
+    let n = 0;
+    const base = argv["out-link"] ?? "result";
+    for (const r of ev.roots) {
+      const outs = result.outputs.get(r.node.hash);
+      if (!outs) continue;
+      const p = outs[r.output];
+      if (!p) continue;
+      const host = ctx.store.hostPath(p);
+      const row: (typeof rows)[number] = { target: r.target, output: r.output, path: host };
+      if (argv.link) {
+        n++;
+        const link = resolve(`${base}${n > 1 ? `-${n}` : ""}${r.output !== "out" ? `-${r.output}` : ""}`);
+        replaceLink(link, host);
+        ctx.store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, p, ctx.clock());
+        row.link = link;
+      }
+      rows.push(row);
+    }
+    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })) }, null, 2) + "\n");
+    else for (const r of rows) process.stdout.write(`${r.path}\n`);
+    if (result.failed.length) {
+      const names = result.failed.map((f) => f.node.name).join(", ");
+      throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>`);
+    }
+    return EXIT.ok;
+  });
+}
+
+function replaceLink(link: string, target: string): void {
+  try {
+    const st = lstatSync(link);
+    if (!st.isSymbolicLink()) throw new KilnError("USAGE", `${link} exists and is not a symlink; not replacing it`, "remove it or pass --out-link <name>");
+    unlinkSync(link);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  symlinkSync(target, link);
+}

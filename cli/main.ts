@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// kiln: the command line. Composition root; one file per verb under commands/.
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import * as evalCmd from "./commands/eval.js";
+import * as log from "./commands/log.js";
+import * as pathInfo from "./commands/path-info.js";
+import * as realize from "./commands/realize.js";
+import * as showDerivation from "./commands/show-derivation.js";
+import * as store from "./commands/store.js";
+import * as targets from "./commands/targets.js";
+import * as verify from "./commands/verify.js";
+import type { GlobalArgs } from "./context.js";
+
+process.setSourceMapsEnabled(true);
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName("kiln")
+  .usage("$0 <command> [options]")
+  .option("store", { type: "string", global: true, describe: "store directory (env KILN_STORE; default ~/.local/share/kiln)" })
+  .option("recipes", { alias: "f", type: "string", global: true, describe: "recipe set entry file (default: nearest recipes/index.ts)" })
+  .option("jobs", { alias: "j", type: "number", global: true, describe: "parallel builds (default: number of cores)" })
+  .option("cores", { type: "number", global: true, describe: "cores each build may use (default: all)" })
+  .option("keep-going", { alias: "k", type: "boolean", global: true, describe: "keep building what does not depend on a failure" })
+  .option("reporter", { choices: ["plain", "json", "quiet"], global: true, describe: "progress output on stderr" })
+  .option("print-build-logs", { alias: "L", type: "boolean", global: true, describe: "print build logs as they come" })
+  .option("mirror", { type: "string", array: true, global: true, describe: "local folder to look in for fixed-output files (env KILN_MIRRORS)" })
+  .command<GlobalArgs>(realize as never)
+  .command<GlobalArgs>(evalCmd as never)
+  .command<GlobalArgs>(showDerivation as never)
+  .command<GlobalArgs>(pathInfo as never)
+  .command<GlobalArgs>(log as never)
+  .command<GlobalArgs>(verify as never)
+  .command<GlobalArgs>(store as never)
+  .command<GlobalArgs>(targets as never)
+  .demandCommand(1, "give a command; see kiln --help")
+  .strict()
+  .recommendCommands()
+  .help()
+  .version(false)
+  .wrap(Math.min(110, process.stdout.columns || 100));
+
+await cli.parseAsync();

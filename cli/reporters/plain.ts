@@ -1,0 +1,64 @@
+// Plain reporter: one line per state change, elapsed time in front, the failing node's log tail,
+// and a summary. For CI logs and pipes.
+import type { KilnEvent } from "../../engine/events.js";
+
+export interface PlainOptions {
+  write: (s: string) => void;
+  /** print every build log line (-L) */
+  logs: boolean;
+  now: () => number;
+}
+
+export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
+  const t0 = o.now();
+  const stamp = () => `[${((o.now() - t0) / 1000).toFixed(1).padStart(6)}s]`;
+  const line = (s: string) => o.write(`${stamp()} ${s}\n`);
+  return (e) => {
+    switch (e.type) {
+      case "evaluated":
+        line(`evaluated ${e.targets.join(", ")}: ${e.derivations} derivations in ${e.ms} ms`);
+        break;
+      case "planned": {
+        const c = { cached: 0, build: 0, fetch: 0, unknown: 0 };
+        for (const n of e.nodes) c[n.state]++;
+        line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
+        break;
+      }
+      case "waiting":
+        line(`waiting  ${e.node.name}: ${e.reason}`);
+        break;
+      case "started":
+        line(`${e.kind === "fetch" ? "fetching" : "building"} ${e.node.name}`);
+        break;
+      case "log":
+        if (o.logs) o.write(`${e.node.name}> ${e.line}\n`);
+        break;
+      case "cached":
+        if (e.cutoff) line(`cut off  ${e.node.name}: inputs rebuilt identically, output reused`);
+        break;
+      case "substituted":
+        line(`fetched  ${e.node.name} from ${e.from}`);
+        break;
+      case "built":
+        line(`built    ${e.node.name} in ${(e.ms / 1000).toFixed(1)}s${e.identical ? " (identical to an earlier build)" : ""}`);
+        break;
+      case "failed":
+        line(`FAILED   ${e.node.name}: ${e.message}`);
+        if (e.logTail.length) {
+          o.write(`  last ${e.logTail.length} log lines of ${e.node.name}:\n`);
+          for (const l of e.logTail) o.write(`  | ${l}\n`);
+        }
+        break;
+      case "skipped":
+        line(`skipped  ${e.node.name}: input ${e.because.name} failed`);
+        break;
+      case "finished":
+        line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
+        break;
+      default: {
+        const never: never = e;
+        void never;
+      }
+    }
+  };
+}

@@ -1,0 +1,53 @@
+// Running a command: context creation, Ctrl-C handling, error printing and exit codes.
+import { isKilnError } from "../store/errors.js";
+import type { Context } from "../engine/context.js";
+import { makeContext, type GlobalArgs } from "./context.js";
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
+
+export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write("\ncancelling: stopping builds and cleaning up (Ctrl-C again to quit at once)\n");
+      ac.abort();
+    } else process.exit(EXIT.cancelled);
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  let ctx: (Context & { root: string }) | undefined;
+  try {
+    ctx = makeContext(args, ac.signal);
+    const code = await fn(ctx);
+    process.exitCode = code ?? EXIT.ok;
+  } catch (e) {
+    process.exitCode = reportError(e);
+  } finally {
+    ctx?.store.close();
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+  }
+}
+
+export function reportError(e: unknown): number {
+  if (isKilnError(e)) {
+    process.stderr.write(`error: ${e.describe()}\n`);
+    switch (e.code) {
+      case "CANCELLED":
+        return EXIT.cancelled;
+      case "BUILD_FAILED":
+      case "DEPENDENCY_FAILED":
+      case "OUTPUT_MISSING":
+      case "FIXED_OUTPUT_MISMATCH":
+      case "FETCH_FAILED":
+      case "STORE_CORRUPT":
+        return EXIT.failed;
+      default:
+        return EXIT.usage;
+    }
+  }
+  process.stderr.write(`internal error (a bug in kiln, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+  return 70;
+}

@@ -1,0 +1,196 @@
+// The recipe API: what recipe files import as "kiln". Everything here is pure data; the engine
+// turns it into derivations (hashing sources, fingerprinting host tools) when it evaluates.
+//
+//   import { derivation, sh, source } from "kiln";
+//   export const hello = derivation({
+//     name: "hello",
+//     hostTools: ["gcc", "pkg:coreutils"],
+//     script: sh`mkdir -p $out/bin && gcc -O2 ${source(import.meta.url, "hello.c")} -o $out/bin/hello`,
+//   });
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const KIND: unique symbol = Symbol.for("kiln.kind") as never;
+
+export interface Drv {
+  readonly [KIND]: "drv";
+  readonly name: string;
+  readonly outputs: readonly string[];
+  readonly args: DerivationArgs | FetchArgs;
+  readonly kind: "build" | "fetch";
+  /** recipe file:line:column that created it */
+  readonly position: string | undefined;
+  /** the default output */
+  readonly out: OutputRef;
+  output(name: string): OutputRef;
+}
+
+export interface OutputRef {
+  readonly [KIND]: "output";
+  readonly drv: Drv;
+  readonly output: string;
+}
+
+export interface Source {
+  readonly [KIND]: "source";
+  /** absolute host path of the file or directory */
+  readonly path: string;
+  readonly name: string;
+}
+
+/** A reference resolved only when the graph is walked: lets recipes refer to each other lazily. */
+export interface Lazy {
+  readonly [KIND]: "lazy";
+  readonly get: () => Drv | OutputRef;
+}
+
+export type Part = string | OutputRef | Source | Lazy;
+
+/** A string with context: the store paths it mentions become inputs of the derivation using it. */
+export interface Str {
+  readonly [KIND]: "str";
+  readonly parts: readonly Part[];
+}
+
+export type Value = string | number | boolean | Drv | OutputRef | Source | Lazy | Str | readonly Value[];
+
+export interface DerivationArgs {
+  name: string;
+  /** shell script run by the host's sh with -e -u; mutually exclusive with builder/args */
+  script?: Value;
+  builder?: Value;
+  args?: Value[];
+  env?: Record<string, Value | undefined>;
+  /**
+   * Host commands the build may run, e.g. ["gcc", "make"], or whole Debian packages'
+   * commands, e.g. "pkg:coreutils". Only these are on the build's PATH, and each one's package
+   * version and binary digest are part of the derivation hash.
+   */
+  hostTools?: string[];
+  outputs?: string[];
+  /** make this a fixed-output derivation: the output must be a file with this sha256; gets network */
+  sha256?: string;
+}
+
+export type FetchSourceSpec =
+  | { url: string }
+  | { deb: { package: string; version: string; arch?: string } }
+  | { file: string }
+  | { mirror: string };
+
+export interface FetchArgs {
+  name: string;
+  sha256: string;
+  /** tried in order; the first that yields the pinned bytes wins */
+  sources: FetchSourceSpec[];
+}
+
+function isKind<K extends string>(v: unknown, k: K): boolean {
+  return typeof v === "object" && v !== null && (v as Record<symbol, unknown>)[KIND] === k;
+}
+export const isDrv = (v: unknown): v is Drv => isKind(v, "drv");
+export const isOutputRef = (v: unknown): v is OutputRef => isKind(v, "output");
+export const isSource = (v: unknown): v is Source => isKind(v, "source");
+export const isLazy = (v: unknown): v is Lazy => isKind(v, "lazy");
+export const isStr = (v: unknown): v is Str => isKind(v, "str");
+
+function callerPosition(): string | undefined {
+  const stack = new Error().stack?.split("\n") ?? [];
+  // [0] "Error", [1] callerPosition, [2] makeDrv, [3] derivation/fetch, [4] the recipe
+  for (const line of stack.slice(3)) {
+    const m = /\(?((?:file:\/\/)?\/[^()]*?):(\d+):(\d+)\)?$/.exec(line.trim());
+    if (!m) continue;
+    const file = m[1]!.startsWith("file://") ? fileURLToPath(m[1]!) : m[1]!;
+    if (file.endsWith("/engine/api.ts") || file.endsWith("/engine/api.js")) continue;
+    return `${file}:${m[2]}:${m[3]}`;
+  }
+  return undefined;
+}
+
+function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
+  const position = callerPosition();
+  const refs = new Map<string, OutputRef>();
+  const drv: Drv = {
+    [KIND]: "drv",
+    name: args.name,
+    outputs,
+    args,
+    kind,
+    position,
+    get out() {
+      return drv.output(outputs[0]!);
+    },
+    output(name: string): OutputRef {
+      if (!outputs.includes(name)) {
+        throw new Error(`derivation '${args.name}' has no output '${name}' (outputs: ${outputs.join(", ")})`);
+      }
+      let r = refs.get(name);
+      if (!r) refs.set(name, (r = { [KIND]: "output", drv, output: name }));
+      return r;
+    },
+  };
+  return drv;
+}
+
+/** A build step. */
+export function derivation(args: DerivationArgs): Drv {
+  if (args.script !== undefined && (args.builder !== undefined || args.args !== undefined)) {
+    throw new Error(`derivation '${args.name}': give either script or builder/args, not both`);
+  }
+  return makeDrv("build", args, args.outputs ?? ["out"]);
+}
+
+/** A fixed-output fetch: the file whose sha256 is pinned, from the first source that has it. */
+export function fetch(args: FetchArgs): Drv {
+  return makeDrv("fetch", args, ["out"]);
+}
+
+/** A local file or directory, hashed by content and copied into the store as an input. */
+export function source(base: string, rel?: string, name?: string): Source {
+  const baseDir = base.startsWith("file:") ? dirname(fileURLToPath(base)) : base;
+  const path = rel === undefined ? baseDir : isAbsolute(rel) ? rel : resolve(baseDir, rel);
+  const base_ = path.split("/").pop() || "source";
+  return { [KIND]: "source", path, name: name ?? base_.replace(/[^a-zA-Z0-9+._?=-]/g, "_").replace(/^\./, "_") };
+}
+
+/** Refer to a derivation that is only looked up when the graph is walked. */
+export function lazy(get: () => Drv | OutputRef): Lazy {
+  return { [KIND]: "lazy", get };
+}
+
+/** Template tag: a string whose interpolated derivations and sources become inputs. */
+export function sh(strings: TemplateStringsArray, ...values: Value[]): Str {
+  const parts: Part[] = [];
+  strings.forEach((s, i) => {
+    if (s) parts.push(s);
+    if (i < values.length) pushValue(parts, values[i]!);
+  });
+  return { [KIND]: "str", parts };
+}
+
+/** Concatenate values into one string with context. */
+export function concat(...values: Value[]): Str {
+  const parts: Part[] = [];
+  for (const v of values) pushValue(parts, v);
+  return { [KIND]: "str", parts };
+}
+
+function pushValue(parts: Part[], v: Value): void {
+  if (typeof v === "string") parts.push(v);
+  else if (typeof v === "number" || typeof v === "boolean") parts.push(String(v));
+  else if (Array.isArray(v)) {
+    v.forEach((x, i) => {
+      if (i > 0) parts.push(" ");
+      pushValue(parts, x);
+    });
+  } else if (isDrv(v)) parts.push(v.out);
+  else if (isStr(v)) parts.push(...v.parts);
+  else if (isOutputRef(v) || isSource(v) || isLazy(v)) parts.push(v);
+  else throw new Error(`cannot interpolate ${String(v)} into a recipe string`);
+}
+
+export function toParts(v: Value): Part[] {
+  const parts: Part[] = [];
+  pushValue(parts, v);
+  return parts;
+}

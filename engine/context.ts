@@ -1,0 +1,32 @@
+// The one context object: built by the CLI (the composition root) and passed down. Nothing in
+// engine/ or store/ reads process.env, process.cwd() or the console.
+import type { FileDigestCache } from "../store/archive.js";
+import type { Store } from "../store/store.js";
+import type { EventSink } from "./events.js";
+import type { HostTools } from "./hosttools.js";
+
+export interface Context {
+  store: Store;
+  hostTools: HostTools;
+  events: EventSink;
+  /** ms since the epoch */
+  clock: () => number;
+  signal: AbortSignal;
+  /** digests of local source files, keyed by path+size+mtime+inode */
+  fileCache: FileDigestCache;
+  config: Config;
+}
+
+export interface Config {
+  /** parallel builds */
+  jobs: number;
+  /** cores each build may use (KILN_BUILD_CORES inside the sandbox; not hashed) */
+  buildCores: number;
+  keepGoing: boolean;
+  /** local folders searched for fixed-output files by name or sha256 */
+  mirrors: string[];
+  /** the bubblewrap binary */
+  bwrap: string;
+  /** host environment a fetch may need (proxy settings) */
+  fetchEnv: Record<string, string>;
+}

@@ -1,0 +1,131 @@
+// The derivation: the canonical, serialisable description of one build step, and the
+// placeholder scheme that makes it content-addressed (as in Nix's CA derivations).
+//
+//   unresolved derivation ──(inputs realised)──▶ resolved derivation ──hash──▶ cache key
+//
+// In an unresolved derivation an input's output path is not known yet, so strings mention a
+// placeholder path `/kiln/store/<hash of (input drv, output)>-<name>`. Resolving replaces each
+// placeholder with the real content-addressed store path and moves the input into inputSrcs;
+// the hash of that resolved form is what realisations are keyed by. A rebuilt input that comes
+// out bit-identical resolves to the same store path, hence the same key: early cutoff.
+import { blake3Hex, hashPart } from "../store/digest.js";
+import { LOGICAL_STORE, type StorePathName } from "../store/store.js";
+import { canonicalJson } from "./canonical.js";
+
+export type DrvHash = string & { readonly __brand: "DrvHash" };
+export type ResolvedHash = string & { readonly __brand: "ResolvedHash" };
+
+export interface HostToolFingerprint {
+  /** where the command was found on the host PATH */
+  path: string;
+  /** Debian package that owns it and its version, when dpkg knows it */
+  package: string | null;
+  version: string | null;
+  /** BLAKE3 of the binary (for a pkg: entry, of all its commands' digests) */
+  digest: string;
+  /** commands this entry puts on the build's PATH: name -> host path */
+  commands: Record<string, string>;
+}
+
+export interface FixedOutput {
+  /** hex sha256 of the output file's bytes */
+  sha256: string;
+}
+
+export type FetchSource =
+  | { url: string }
+  | { deb: { package: string; version: string; arch?: string } }
+  | { file: string }
+  | { mirror: string };
+
+export interface Derivation {
+  name: string;
+  system: string;
+  /** 'builtin:fetch' or a logical path / host command run inside the sandbox */
+  builder: string;
+  args: string[];
+  env: Record<string, string>;
+  /** input derivation hash -> names of its outputs used */
+  inputDrvs: Record<string, string[]>;
+  /** store paths (sources, or realised inputs once resolved) */
+  inputSrcs: string[];
+  /** declared host tools, fingerprinted so a host upgrade changes the hash */
+  hostTools: Record<string, HostToolFingerprint>;
+  outputs: string[];
+  /** present for fixed-output derivations: the only kind allowed network access */
+  fixed?: FixedOutput;
+}
+
+/** Not part of the hash: where the bytes of a fixed output may come from, and where a recipe was written. */
+export interface DerivationMeta {
+  sources?: FetchSource[];
+  position?: string;
+}
+
+export const SYSTEM = "x86_64-linux";
+
+export function outputPathName(drvName: string, output: string): string {
+  return output === "out" ? drvName : `${drvName}-${output}`;
+}
+
+/** Placeholder for an input derivation's output, replaced when the derivation is resolved. */
+export function inputPlaceholder(drvHash: DrvHash, drvName: string, output: string): string {
+  return `${LOGICAL_STORE}/${hashPart(`kiln-input:${drvHash}:${output}`)}-${outputPathName(drvName, output)}`;
+}
+
+/** Placeholder for a derivation's own output; the same for every derivation with that output name. */
+export function outputPlaceholder(drvName: string, output: string): string {
+  return `${LOGICAL_STORE}/${hashPart(`kiln-output:${output}`)}-${outputPathName(drvName, output)}`;
+}
+
+/** Where a build writes an output: unique per resolved derivation, normalised away afterwards. */
+export function scratchHash(resolved: ResolvedHash, output: string): string {
+  return hashPart(`kiln-scratch:${resolved}:${output}`);
+}
+
+export function encodeDerivation(d: Derivation): string {
+  return canonicalJson(d);
+}
+
+/**
+ * The derivation hash. A fixed output's hash depends only on its name and pinned sha256: how the
+ * bytes are obtained (URLs, Debian packages, a builder and its inputs) cannot change them.
+ */
+export function hashDerivation(d: Derivation): DrvHash {
+  if (d.fixed) return blake3Hex(canonicalJson({ fixed: d.fixed, name: d.name, outputs: d.outputs })) as DrvHash;
+  return blake3Hex(encodeDerivation(d)) as DrvHash;
+}
+
+export interface InputRealisation {
+  drvHash: DrvHash;
+  drvName: string;
+  output: string;
+  path: StorePathName;
+}
+
+/** Replace input placeholders by realised store paths; the result has no inputDrvs. */
+export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { resolved: Derivation; hash: ResolvedHash } {
+  const map = new Map<string, string>();
+  const srcs = new Set(d.inputSrcs);
+  for (const i of inputs) {
+    map.set(inputPlaceholder(i.drvHash, i.drvName, i.output), `${LOGICAL_STORE}/${i.path}`);
+    srcs.add(i.path);
+  }
+  const rewrite = (s: string) => replaceAll(s, map);
+  const resolved: Derivation = {
+    ...d,
+    args: d.args.map(rewrite),
+    env: Object.fromEntries(Object.entries(d.env).map(([k, v]) => [k, rewrite(v)])),
+    inputDrvs: {},
+    inputSrcs: [...srcs].sort(),
+  };
+  return { resolved, hash: blake3Hex(encodeDerivation(resolved)) as ResolvedHash };
+}
+
+/** Replace every occurrence of each key by its value (keys are fixed-length store paths). */
+export function replaceAll(s: string, map: Map<string, string>): string {
+  if (map.size === 0 || !s.includes(LOGICAL_STORE)) return s;
+  let out = s;
+  for (const [from, to] of map) if (out.includes(from)) out = out.split(from).join(to);
+  return out;
+}

@@ -1,0 +1,244 @@
+// Evaluation: recipe values (pure data from the recipe API) → a graph of hashed derivations.
+// Local sources are hashed by content here (through the per-file digest cache) and host tools
+// fingerprinted; nothing is written to the store. The walk is iterative so that very deep
+// graphs (100k-long chains) do not overflow the stack.
+import { hashTree } from "../store/archive.js";
+import { hashPart } from "../store/digest.js";
+import { KilnError } from "../store/errors.js";
+import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/store.js";
+import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import type { Context } from "./context.js";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash, type FetchSource } from "./derivation.js";
+
+export interface Node {
+  hash: DrvHash;
+  name: string;
+  kind: "build" | "fetch";
+  drv: Derivation;
+  meta: DerivationMeta;
+  /** the derivations whose outputs this one uses (each once) */
+  deps: Node[];
+  /** local sources it uses: store path name -> host path to copy from */
+  sources: Map<StorePathName, string>;
+}
+
+export interface Graph {
+  /** every node, dependencies before dependents */
+  nodes: Node[];
+  byHash: Map<DrvHash, Node>;
+}
+
+export interface Root {
+  node: Node;
+  output: string;
+}
+
+/** Host path of the sandbox's declared-tools directory. */
+export const HOST_BIN = "/kiln/host/bin";
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+
+export class Evaluator {
+  private readonly done = new Map<Drv, Node>();
+  readonly graph: Graph = { nodes: [], byHash: new Map() };
+  private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
+
+  constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
+
+  /** Evaluate one value (a derivation or one of its outputs) and everything it depends on. */
+  evaluate(v: Drv | OutputRef): Root {
+    const ref = isDrv(v) ? v.out : v;
+    this.visit(ref.drv);
+    return { node: this.done.get(ref.drv)!, output: ref.output };
+  }
+
+  private visit(root: Drv): void {
+    if (this.done.has(root)) return;
+    // iterative post-order DFS; `path` is the current chain, for naming cycles
+    const stack: Array<{ drv: Drv; deps?: Drv[]; i: number }> = [{ drv: root, i: 0 }];
+    const onPath = new Set<Drv>([root]);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      top.deps ??= directDeps(top.drv);
+      if (top.i < top.deps.length) {
+        const dep = top.deps[top.i++]!;
+        if (this.done.has(dep)) continue;
+        if (onPath.has(dep)) throw cycleError(stack.map((f) => f.drv), dep);
+        onPath.add(dep);
+        stack.push({ drv: dep, i: 0 });
+        continue;
+      }
+      stack.pop();
+      onPath.delete(top.drv);
+      const node = this.build(top.drv);
+      this.done.set(top.drv, node);
+      const existing = this.graph.byHash.get(node.hash);
+      if (existing) {
+        // two recipe values describing the same derivation are one node
+        this.done.set(top.drv, existing);
+      } else {
+        this.graph.byHash.set(node.hash, node);
+        this.graph.nodes.push(node);
+      }
+    }
+  }
+
+  private build(d: Drv): Node {
+    const where = d.position ? `${d.name} (${d.position})` : d.name;
+    const bad = validateName(d.name);
+    if (bad) throw new KilnError("RECIPE_INVALID", `invalid derivation name at ${where}: ${bad}`, "rename the derivation", { position: d.position });
+    return d.kind === "fetch" ? this.buildFetch(d, d.args as FetchArgs, where) : this.buildDerivation(d, d.args as DerivationArgs, where);
+  }
+
+  private buildFetch(d: Drv, a: FetchArgs, where: string): Node {
+    checkSha256(a.sha256, where);
+    if (!Array.isArray(a.sources)) throw new KilnError("RECIPE_INVALID", `fetch ${where} has no sources list`, "give sources: [{ url }, { deb }, { file }, { mirror }]");
+    const drv: Derivation = {
+      name: d.name, system: SYSTEM, builder: "builtin:fetch", args: [], env: {}, inputDrvs: {}, inputSrcs: [],
+      hostTools: {}, outputs: ["out"], fixed: { sha256: a.sha256 },
+    };
+    return { hash: hashDerivation(drv), name: d.name, kind: "fetch", drv, meta: { sources: a.sources as FetchSource[], position: d.position }, deps: [], sources: new Map() };
+  }
+
+  private buildDerivation(d: Drv, a: DerivationArgs, where: string): Node {
+    const inputDrvs = new Map<DrvHash, Set<string>>();
+    const deps = new Map<DrvHash, Node>();
+    const sources = new Map<StorePathName, string>();
+    const toStr = (v: Value): string => {
+      let s = "";
+      for (const p of toParts(v)) s += this.partText(p, inputDrvs, deps, sources, where);
+      return s;
+    };
+
+    const tools = new Set(a.hostTools ?? []);
+    let builder: string;
+    let args: string[];
+    if (a.script !== undefined) {
+      tools.add("sh");
+      builder = `${HOST_BIN}/sh`;
+      args = ["-e", "-u", "-c", toStr(a.script)];
+    } else {
+      if (a.builder === undefined) throw new KilnError("RECIPE_INVALID", `derivation ${where} has neither script nor builder`, "add script: sh`...`");
+      builder = toStr(a.builder);
+      if (!builder.includes("/")) {
+        tools.add(builder);
+        builder = `${HOST_BIN}/${builder}`;
+      }
+      args = (a.args ?? []).map(toStr);
+    }
+
+    const outputs = [...(a.outputs ?? ["out"])];
+    if (outputs.length === 0 || new Set(outputs).size !== outputs.length) {
+      throw new KilnError("RECIPE_INVALID", `derivation ${where} must have distinct, non-empty outputs`, "e.g. outputs: [\"out\", \"dev\"]");
+    }
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(a.env ?? {})) {
+      if (v === undefined) continue;
+      if (outputs.includes(k)) throw new KilnError("RECIPE_INVALID", `derivation ${where} sets env '${k}', which names one of its outputs`, "rename the variable");
+      env[k] = toStr(v);
+    }
+    for (const o of outputs) env[o] = outputPlaceholder(d.name, o);
+
+    const hostTools: Derivation["hostTools"] = {};
+    for (const t of [...tools].sort()) hostTools[t] = this.ctx.hostTools.fingerprint(t, where);
+
+    let fixed: Derivation["fixed"];
+    if (a.sha256 !== undefined) {
+      checkSha256(a.sha256, where);
+      if (outputs.length !== 1) throw new KilnError("RECIPE_INVALID", `fixed-output derivation ${where} must have exactly one output`, "remove the extra outputs");
+      fixed = { sha256: a.sha256 };
+    }
+
+    const drv: Derivation = {
+      name: d.name,
+      system: SYSTEM,
+      builder,
+      args,
+      env,
+      inputDrvs: Object.fromEntries([...inputDrvs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, os]) => [h, [...os].sort()])),
+      inputSrcs: [...sources.keys()].sort(),
+      hostTools,
+      outputs,
+      ...(fixed ? { fixed } : {}),
+    };
+    return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta: { position: d.position }, deps: [...deps.values()], sources };
+  }
+
+  private partText(p: Part, inputDrvs: Map<DrvHash, Set<string>>, deps: Map<DrvHash, Node>, sources: Map<StorePathName, string>, where: string): string {
+    if (typeof p === "string") return p;
+    if (isLazy(p)) p = asRef(p.get());
+    if (isOutputRef(p)) {
+      const node = this.done.get(p.drv);
+      if (!node) throw new Error(`internal: dependency ${p.drv.name} not evaluated before ${where}`);
+      const set = inputDrvs.get(node.hash) ?? new Set();
+      set.add(p.output);
+      inputDrvs.set(node.hash, set);
+      deps.set(node.hash, node);
+      return inputPlaceholder(node.hash, node.name, p.output);
+    }
+    const src = this.source(p as Source, where);
+    sources.set(src.store, src.host);
+    return `${LOGICAL_STORE}/${src.store}`;
+  }
+
+  private source(s: Source, where: string): { store: StorePathName; host: string } {
+    const key = `${s.path}\0${s.name}`;
+    const memo = this.sourceMemo.get(key);
+    if (memo) return memo;
+    let digest: string;
+    try {
+      digest = hashTree(s.path, { cache: this.ctx.fileCache }).digest;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "ENOENT") {
+        throw new KilnError("SOURCE_MISSING", `source ${s.path} does not exist (used by ${where})`, "create the file, or fix the path given to source()", { path: s.path });
+      }
+      throw e;
+    }
+    const bad = validateName(s.name);
+    if (bad) throw new KilnError("RECIPE_INVALID", `invalid source name for ${s.path}: ${bad}`, "pass a name as the third argument of source()");
+    const r = { store: makeStorePathName(hashPart(`kiln-ca:${digest}:${s.name}`), s.name), host: s.path };
+    this.sourceMemo.set(key, r);
+    return r;
+  }
+}
+
+function asRef(v: Drv | OutputRef): OutputRef {
+  if (isDrv(v)) return v.out;
+  if (isOutputRef(v)) return v;
+  throw new KilnError("RECIPE_INVALID", `lazy() must return a derivation or an output, got ${String(v)}`, "return the derivation from the lazy function");
+}
+
+/** The derivations a recipe value refers to directly (lazy references are forced here). */
+function directDeps(d: Drv): Drv[] {
+  if (d.kind === "fetch") return [];
+  const a = d.args as DerivationArgs;
+  const out = new Set<Drv>();
+  const scan = (v: Value | undefined) => {
+    if (v === undefined) return;
+    for (let p of toParts(v)) {
+      if (isLazy(p)) p = asRef(p.get());
+      if (isOutputRef(p)) out.add(p.drv);
+    }
+  };
+  scan(a.script);
+  scan(a.builder);
+  a.args?.forEach(scan);
+  for (const v of Object.values(a.env ?? {})) scan(v);
+  return [...out];
+}
+
+function cycleError(chain: Drv[], back: Drv): KilnError {
+  const start = chain.indexOf(back);
+  const cyc = [...chain.slice(start), back];
+  const text = cyc.map((d) => d.name).join(" -> ");
+  const where = cyc.slice(0, -1).map((d) => `  ${d.name}${d.position ? ` at ${d.position}` : ""}`).join("\n");
+  return new KilnError("CYCLE", `dependency cycle in the recipe graph: ${text}\n${where}`, "break the cycle: one of these derivations must not depend on the next", { cycle: cyc.map((d) => d.name) });
+}
+
+function checkSha256(h: unknown, where: string): void {
+  if (typeof h !== "string" || !SHA256_RE.test(h)) {
+    throw new KilnError("RECIPE_INVALID", `fixed output ${where} needs sha256 as 64 lowercase hex digits, got ${JSON.stringify(h)}`,
+      "compute it with: sha256sum <file>");
+  }
+}

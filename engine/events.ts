@@ -1,0 +1,23 @@
+// Structured events: the engine emits these and never prints; reporters (plain, JSON lines,
+// the TUI) turn them into output.
+
+export interface NodeRef {
+  /** derivation hash */
+  drv: string;
+  name: string;
+}
+
+export type KilnEvent =
+  | { type: "evaluated"; targets: string[]; derivations: number; ms: number }
+  | { type: "planned"; nodes: Array<NodeRef & { state: "cached" | "build" | "fetch" | "unknown"; estimateMs?: number }> }
+  | { type: "waiting"; node: NodeRef; reason: string }
+  | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
+  | { type: "log"; node: NodeRef; line: string }
+  | { type: "cached"; node: NodeRef; paths: Record<string, string>; cutoff: boolean }
+  | { type: "substituted"; node: NodeRef; paths: Record<string, string>; from: string }
+  | { type: "built"; node: NodeRef; paths: Record<string, string>; ms: number; identical: boolean }
+  | { type: "failed"; node: NodeRef; message: string; logTail: string[]; logFile?: string }
+  | { type: "skipped"; node: NodeRef; because: NodeRef }
+  | { type: "finished"; built: number; cached: number; failed: number; ms: number };
+
+export type EventSink = (e: KilnEvent) => void;

@@ -1,0 +1,176 @@
+// Host tools: the host commands a derivation declares it runs (compilers, mkfs, qemu...).
+// Each is fingerprinted by its Debian package version and the digest of its binaries, and the
+// fingerprint is part of the derivation hash, so a host upgrade changes hashes visibly (and
+// `why` can name it) instead of silently changing outputs.
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { Blake3Hasher, feedFile } from "../store/digest.js";
+import { KilnError } from "../store/errors.js";
+import type { HostToolFingerprint } from "./derivation.js";
+
+export interface HostToolCache {
+  get(key: string): string | undefined;
+  put(key: string, json: string): void;
+}
+
+interface Cached {
+  fp: HostToolFingerprint;
+  stats: Array<[string, number, number, number]>; // path, size, mtimeMs, ino
+  dpkg: [number, number];
+}
+
+/** Packages that provide commands recipes commonly declare, for the "how to fix" hint. */
+const PACKAGE_HINTS: Record<string, string> = {
+  bwrap: "bubblewrap", "qemu-system-aarch64": "qemu-system-arm", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+  "mkfs.vfat": "dosfstools", mcopy: "mtools", mmd: "mtools", cpio: "cpio", sfdisk: "fdisk", mke2fs: "e2fsprogs",
+  debugfs: "e2fsprogs", genimage: "genimage", bc: "bc", flex: "flex", bison: "bison", xz: "xz-utils", gcc: "gcc",
+  make: "make", "dpkg-deb": "dpkg", diffoscope: "diffoscope", b3sum: "b3sum", dtc: "device-tree-compiler", perl: "perl",
+};
+
+const DPKG_STATUS = "/var/lib/dpkg/status";
+
+export class HostTools {
+  private readonly memo = new Map<string, HostToolFingerprint>();
+
+  constructor(
+    private readonly searchPath: string[],
+    private readonly cache?: HostToolCache,
+  ) {}
+
+  /** Fingerprint a declared tool: a command name, or `pkg:<debian package>` for all its commands. */
+  fingerprint(entry: string, where?: string): HostToolFingerprint {
+    const hit = this.memo.get(entry);
+    if (hit) return hit;
+    const key = `${entry}\0${this.searchPath.join(":")}`;
+    const cached = this.fromCache(key);
+    if (cached) {
+      this.memo.set(entry, cached);
+      return cached;
+    }
+    const { fp, files } = entry.startsWith("pkg:") ? this.fingerprintPackage(entry.slice(4), where) : this.fingerprintCommand(entry, where);
+    this.memo.set(entry, fp);
+    if (this.cache) {
+      const c: Cached = { fp, stats: files.map((f) => statTuple(f)), dpkg: dpkgStamp() };
+      this.cache.put(key, JSON.stringify(c));
+    }
+    return fp;
+  }
+
+  private fromCache(key: string): HostToolFingerprint | undefined {
+    const raw = this.cache?.get(key);
+    if (!raw) return undefined;
+    const c = JSON.parse(raw) as Cached;
+    const stamp = dpkgStamp();
+    if (c.dpkg[0] !== stamp[0] || c.dpkg[1] !== stamp[1]) return undefined;
+    for (const s of c.stats) {
+      const now = statTuple(s[0]);
+      if (now[1] !== s[1] || now[2] !== s[2] || now[3] !== s[3]) return undefined;
+    }
+    return c.fp;
+  }
+
+  /** Find a command on the host PATH. */
+  which(cmd: string): string | undefined {
+    if (cmd.includes("/")) return isExecutable(cmd) ? cmd : undefined;
+    for (const dir of this.searchPath) {
+      const p = join(dir, cmd);
+      if (isExecutable(p)) return p;
+    }
+    return undefined;
+  }
+
+  private fingerprintCommand(cmd: string, where?: string): { fp: HostToolFingerprint; files: string[] } {
+    const path = this.which(cmd);
+    if (!path) {
+      const pkg = PACKAGE_HINTS[cmd];
+      throw new KilnError("HOST_TOOL_MISSING", `host tool '${cmd}' is not installed (not found on PATH: ${this.searchPath.join(":")})${where ? `, declared by ${where}` : ""}`,
+        pkg ? `install it: apt-get install ${pkg}` : `install the Debian package that provides it (apt-file search bin/${cmd}), or remove it from hostTools`,
+        { tool: cmd, where });
+    }
+    const h = new Blake3Hasher();
+    feedFile(h, path);
+    // the package that owns the real binary (gcc -> gcc-12 -> x86_64-linux-gnu-gcc-12) is the one
+    // whose upgrade changes behaviour
+    const owner = dpkgOwner(realpathSync(path)) ?? dpkgOwner(path);
+    return {
+      fp: { path, package: owner?.package ?? null, version: owner?.version ?? null, digest: h.digest("hex"), commands: { [cmd]: path } },
+      files: [path],
+    };
+  }
+
+  private fingerprintPackage(pkg: string, where?: string): { fp: HostToolFingerprint; files: string[] } {
+    let listing: string;
+    try {
+      listing = execFileSync("dpkg-query", ["-L", pkg], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    } catch {
+      throw new KilnError("HOST_TOOL_MISSING", `host package '${pkg}' is not installed${where ? ` (declared by ${where})` : ""}`,
+        `install it: apt-get install ${pkg}`, { package: pkg, where });
+    }
+    const commands: Record<string, string> = {};
+    const dirs = ["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"];
+    const files = listing.split("\n").filter((f) => dirs.some((d) => f.startsWith(d) && !f.slice(d.length).includes("/")) && isExecutable(f)).sort();
+    // prefer /usr/bin over /bin for the same name (merged /usr lists both)
+    for (const f of files) if (!commands[basename(f)] || f.startsWith("/usr/")) commands[basename(f)] = f;
+    const h = new Blake3Hasher();
+    for (const name of Object.keys(commands).sort()) {
+      h.update(name + "\0");
+      feedFile(h, commands[name]!);
+    }
+    return {
+      fp: { path: `pkg:${pkg}`, package: pkg, version: dpkgVersion(pkg), digest: h.digest("hex"), commands },
+      files: Object.values(commands),
+    };
+  }
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function statTuple(p: string): [string, number, number, number] {
+  try {
+    const s = statSync(p);
+    return [p, s.size, s.mtimeMs, s.ino];
+  } catch {
+    return [p, -1, -1, -1];
+  }
+}
+
+function dpkgStamp(): [number, number] {
+  try {
+    const s = statSync(DPKG_STATUS);
+    return [s.size, s.mtimeMs];
+  } catch {
+    return [-1, -1];
+  }
+}
+
+function dpkgOwner(path: string): { package: string; version: string | null } | undefined {
+  // dpkg knows paths as installed (merged /usr: /bin/x may be listed as /usr/bin/x or vice versa)
+  const candidates = [path, path.startsWith("/usr/") ? path.slice(4) : `/usr${path}`];
+  for (const c of candidates) {
+    try {
+      const out = execFileSync("dpkg-query", ["-S", c], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      const pkg = out.split(":")[0]!.split(",")[0]!.trim();
+      if (pkg && !pkg.startsWith("diversion")) return { package: pkg, version: dpkgVersion(pkg) };
+    } catch {
+      /* not owned by a package under this name */
+    }
+  }
+  return undefined;
+}
+
+function dpkgVersion(pkg: string): string | null {
+  try {
+    return execFileSync("dpkg-query", ["-W", "-f=${Version}", pkg], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() || null;
+  } catch {
+    return null;
+  }
+}

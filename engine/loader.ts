@@ -1,0 +1,179 @@
+// Loading a recipe set: its TypeScript entry file is bundled with esbuild into a cache keyed by
+// the content digest of every file that went into the bundle, then imported. Recipes import the
+// recipe API as "kiln"; it is resolved to this engine's own api module, so recipe values and the
+// engine share one copy of it.
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { blake3Hex } from "../store/digest.js";
+import { KilnError } from "../store/errors.js";
+import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
+
+const SELF = fileURLToPath(import.meta.url);
+/** the api module matching how the engine itself runs (compiled .js, or .ts under a TS loader) */
+const API_MODULE = join(dirname(SELF), `api${extname(SELF)}`);
+
+interface CacheIndex {
+  inputs: Record<string, [number, number, number, string]>; // size, mtimeMs, ino, blake3
+  bundle: string;
+}
+
+function fileStamp(p: string): [number, number, number, string] | undefined {
+  try {
+    const s = statSync(p);
+    return [s.size, s.mtimeMs, s.ino, ""];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Return the bundle for an entry file, rebuilding it only when one of its inputs changed. */
+async function bundle(entry: string, cacheDir: string): Promise<string> {
+  mkdirSync(cacheDir, { recursive: true });
+  const indexFile = join(cacheDir, `${blake3Hex(entry).slice(0, 32)}.json`);
+  if (existsSync(indexFile)) {
+    try {
+      const idx = JSON.parse(readFileSync(indexFile, "utf8")) as CacheIndex;
+      let fresh = existsSync(join(cacheDir, idx.bundle));
+      for (const [f, st] of Object.entries(idx.inputs)) {
+        if (!fresh) break;
+        const now = fileStamp(f);
+        if (!now) fresh = false;
+        else if (now[0] !== st[0] || now[1] !== st[1] || now[2] !== st[2]) {
+          // touched but maybe unchanged: compare content
+          fresh = blake3Hex(readFileSync(f)) === st[3];
+        }
+      }
+      if (fresh) return join(cacheDir, idx.bundle);
+    } catch {
+      /* unreadable index: rebuild */
+    }
+  }
+
+  const esbuild = await import("esbuild");
+  let result;
+  try {
+    result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      write: false,
+      sourcemap: "inline",
+      metafile: true,
+      logLevel: "silent",
+      plugins: [
+        {
+          name: "kiln",
+          setup(b) {
+            b.onResolve({ filter: /^kiln$/ }, () => ({ path: API_MODULE, external: true }));
+            // recipe files keep their own location in import.meta.url (for source() paths)
+            b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (args) => {
+              if (args.path.includes("/node_modules/")) return undefined;
+              const text = readFileSync(args.path, "utf8")
+                .replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(args.path).href))
+                .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(args.path)))
+                .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(args.path));
+              const ext = extname(args.path).slice(1);
+              const loader = ext.startsWith("t") || ext.endsWith("ts") ? (ext.endsWith("x") ? "tsx" : "ts") : ext.endsWith("x") ? "jsx" : "js";
+              return { contents: text, loader, resolveDir: dirname(args.path) };
+            });
+          },
+        },
+      ],
+    });
+  } catch (e) {
+    const errors = (e as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors ?? [];
+    const text = errors.map((x) => (x.location ? `${x.location.file}:${x.location.line}:${x.location.column}: ${x.text}` : x.text)).join("\n");
+    throw new KilnError("RECIPE_LOAD", `cannot compile the recipes in ${entry}:\n${text || (e as Error).message}`, "fix the error above; `npm run typecheck` shows type errors too");
+  }
+  const code = result.outputFiles[0]!.contents;
+  const digest = blake3Hex(code).slice(0, 32);
+  const name = `${digest}.mjs`;
+  const target = join(cacheDir, name);
+  if (!existsSync(target)) {
+    writeFileSync(`${target}.tmp`, code);
+    renameSync(`${target}.tmp`, target);
+  }
+  const inputs: CacheIndex["inputs"] = {};
+  for (const f of Object.keys(result.metafile!.inputs)) {
+    const abs = resolve(f);
+    const st = fileStamp(abs);
+    if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
+  }
+  writeFileSync(`${indexFile}.tmp`, JSON.stringify({ inputs, bundle: name } satisfies CacheIndex));
+  renameSync(`${indexFile}.tmp`, indexFile);
+  return target;
+}
+
+export interface RecipeSet {
+  entry: string;
+  module: Record<string, unknown>;
+  /** files that went into the recipe set (for watch mode and history) */
+  files: string[];
+}
+
+export async function loadRecipeSet(entry: string, cacheDir: string): Promise<RecipeSet> {
+  if (!existsSync(entry)) {
+    throw new KilnError("RECIPE_NOT_FOUND", `no recipe set at ${entry}`, "run kiln inside a project with recipes/index.ts, or pass --recipes <file>");
+  }
+  const file = await bundle(entry, cacheDir);
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${(e as Error).stack ?? e}`, "fix the recipe code at the location above");
+  }
+  const idx = JSON.parse(readFileSync(join(cacheDir, `${blake3Hex(entry).slice(0, 32)}.json`), "utf8")) as CacheIndex;
+  return { entry, module, files: Object.keys(idx.inputs) };
+}
+
+/** The targets object of a recipe set: its default export, else its named exports. */
+function targetsOf(mod: Record<string, unknown>): Record<string, unknown> {
+  const d = mod.default;
+  return d && typeof d === "object" ? (d as Record<string, unknown>) : mod;
+}
+
+/** Resolve a dotted target name ("pi4-llm-os.tests.boot") to derivation values. */
+export function selectTarget(set: RecipeSet, target: string): Array<{ name: string; value: Drv | OutputRef }> {
+  let cur: unknown = targetsOf(set.module);
+  const parts = splitTarget(cur as Record<string, unknown>, target);
+  const walked: string[] = [];
+  for (const p of parts) {
+    if (typeof cur === "function") cur = (cur as () => unknown)();
+    if (!cur || typeof cur !== "object" || !(p in (cur as object))) {
+      const avail = cur && typeof cur === "object" ? Object.keys(cur as object).sort() : [];
+      throw new KilnError("TARGET_NOT_FOUND", `no target '${[...walked, p].join(".")}' in ${set.entry}`,
+        avail.length ? `available here: ${avail.join(", ")}` : "list targets with `kiln targets`", { target });
+    }
+    cur = (cur as Record<string, unknown>)[p];
+    walked.push(p);
+  }
+  return collect(target, cur);
+}
+
+/** Target names may contain dots themselves; prefer the longest key that matches. */
+function splitTarget(obj: Record<string, unknown>, target: string): string[] {
+  if (target in obj) return [target];
+  const parts = target.split(".");
+  for (let i = parts.length - 1; i > 0; i--) {
+    const head = parts.slice(0, i).join(".");
+    if (head in obj) return [head, ...parts.slice(i)];
+  }
+  return parts;
+}
+
+function collect(name: string, v: unknown): Array<{ name: string; value: Drv | OutputRef }> {
+  if (typeof v === "function") v = (v as () => unknown)();
+  if (isDrv(v) || isOutputRef(v)) return [{ name, value: v }];
+  if (Array.isArray(v)) return v.flatMap((x, i) => collect(`${name}.${i}`, x));
+  if (v && typeof v === "object") return Object.keys(v).sort().flatMap((k) => collect(`${name}.${k}`, (v as Record<string, unknown>)[k]));
+  throw new KilnError("TARGET_NOT_FOUND", `target '${name}' is not a derivation (got ${typeof v})`, "a target must be a derivation, a function returning one, or an object of them");
+}
+
+/** All target names (top level, one level of nesting shown as a.b). */
+export function listTargets(set: RecipeSet): string[] {
+  const t = targetsOf(set.module);
+  return Object.keys(t).sort();
+}

@@ -1,0 +1,412 @@
+// Realisation: plan, then run the derivation graph in parallel with a job limit.
+//
+// For each node: wait for its inputs → resolve (inputs replaced by their content-addressed
+// paths) → cached if that resolved hash has a realisation (early cutoff when an input was just
+// rebuilt and came out identical) → otherwise take a job slot and a per-derivation lock (shared
+// by every kiln process on this store), check again, build in the sandbox, register.
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { sha256File } from "../store/digest.js";
+import { KilnError, isKilnError } from "../store/errors.js";
+import { removeTree, Store, type StorePathName } from "../store/store.js";
+import type { Context } from "./context.js";
+import { outputPathName, replaceAll, resolveDerivation, scratchHash, outputPlaceholder, type DrvHash, type InputRealisation, type ResolvedHash } from "./derivation.js";
+import type { NodeRef } from "./events.js";
+import type { Graph, Node } from "./evaluate.js";
+import { fetchFixed } from "./fetch.js";
+import { checkSandbox, runSandboxed } from "./sandbox.js";
+import { LOGICAL_STORE } from "../store/store.js";
+
+export type Outputs = Record<string, StorePathName>;
+
+export interface RealizeResult {
+  outputs: Map<DrvHash, Outputs>;
+  built: number;
+  cached: number;
+  failed: Array<{ node: NodeRef; error: KilnError }>;
+}
+
+type Outcome = { outputs: Outputs; fresh: boolean };
+
+class Semaphore {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.free = Math.max(1, n);
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+export function nodeRef(n: Node): NodeRef {
+  return { drv: n.hash, name: n.name };
+}
+
+/** Nodes reachable from the roots, dependencies first. */
+export function reachable(graph: Graph, roots: Node[]): Node[] {
+  const want = new Set<Node>();
+  const stack = [...roots];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (want.has(n)) continue;
+    want.add(n);
+    stack.push(...n.deps);
+  }
+  return graph.nodes.filter((n) => want.has(n));
+}
+
+/** What a fixed output's content would already be in the store under, if anything. */
+function fixedInStore(store: Store, n: Node): StorePathName | undefined {
+  const byKey = store.realisation(n.hash, "out");
+  if (byKey) return byKey;
+  const want = outputPathName(n.name, "out");
+  return store.fixedContent(n.drv.fixed!.sha256).find((p) => p.slice(33) === want);
+}
+
+export type PlanState = "cached" | "build" | "fetch" | "unknown";
+
+/** Which nodes are known to be in the store already; the rest will be built or may be cut off. */
+export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState; outputs?: Outputs; resolved?: ResolvedHash }> {
+  const out = new Map<Node, { state: PlanState; outputs?: Outputs; resolved?: ResolvedHash }>();
+  for (const n of nodes) {
+    if (n.drv.fixed) {
+      const p = fixedInStore(store, n);
+      out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
+      continue;
+    }
+    const inputs: InputRealisation[] = [];
+    let known = true;
+    for (const d of n.deps) {
+      const o = out.get(d)?.outputs;
+      if (!o) {
+        known = false;
+        break;
+      }
+      for (const name of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: name, path: o[name]! });
+    }
+    if (!known) {
+      out.set(n, { state: "unknown" });
+      continue;
+    }
+    const { hash } = resolveDerivation(n.drv, inputs);
+    const outputs: Outputs = {};
+    for (const o of n.drv.outputs) {
+      const p = store.realisation(hash, o);
+      if (!p) {
+        known = false;
+        break;
+      }
+      outputs[o] = p;
+    }
+    out.set(n, known ? { state: "cached", outputs, resolved: hash } : { state: "build", resolved: hash });
+  }
+  return out;
+}
+
+export class Realizer {
+  private readonly results = new Map<Node, Promise<Outcome>>();
+  private readonly pool: Semaphore;
+  private readonly stop = new AbortController();
+  private readonly signal: AbortSignal;
+  private built = 0;
+  private cached = 0;
+  private readonly failed: Array<{ node: NodeRef; error: KilnError }> = [];
+  private sandboxChecked = false;
+
+  constructor(private readonly ctx: Context) {
+    this.pool = new Semaphore(ctx.config.jobs);
+    this.signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+  }
+
+  async realize(graph: Graph, roots: Node[]): Promise<RealizeResult> {
+    const started = this.ctx.clock();
+    const store = this.ctx.store;
+    store.cleanStaleScratch();
+    const nodes = reachable(graph, roots);
+    store.recordDerivations(nodes.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
+    const p = plan(store, nodes);
+    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state })) });
+
+    const settled = await Promise.allSettled(roots.map((r) => this.ensure(r)));
+    const outputs = new Map<DrvHash, Outputs>();
+    for (const [n, pr] of this.results) {
+      const r = await pr.catch(() => undefined);
+      if (r) outputs.set(n.hash, r.outputs);
+    }
+    this.ctx.events({ type: "finished", built: this.built, cached: this.cached, failed: this.failed.length, ms: this.ctx.clock() - started });
+    if (this.ctx.signal.aborted) throw new KilnError("CANCELLED", "cancelled; nothing half-built was registered");
+    for (const s of settled) if (s.status === "rejected" && !isKilnError(s.reason)) throw s.reason;
+    return { outputs, built: this.built, cached: this.cached, failed: this.failed };
+  }
+
+  private ensure(n: Node): Promise<Outcome> {
+    let p = this.results.get(n);
+    if (!p) {
+      p = this.run(n);
+      this.results.set(n, p);
+      p.catch(() => {}); // observed by dependents and realize()
+    }
+    return p;
+  }
+
+  private fail(n: Node, error: KilnError, logTail: string[] = [], logFile?: string): never {
+    this.failed.push({ node: nodeRef(n), error });
+    this.ctx.events({ type: "failed", node: nodeRef(n), message: error.describe(), logTail, logFile });
+    if (!this.ctx.config.keepGoing) this.stop.abort();
+    throw error;
+  }
+
+  private async run(n: Node): Promise<Outcome> {
+    const store = this.ctx.store;
+    const ref = nodeRef(n);
+    if (n.drv.fixed) {
+      const have = fixedInStore(store, n);
+      if (have) {
+        this.cached++;
+        this.ctx.events({ type: "cached", node: ref, paths: { out: have }, cutoff: false });
+        return { outputs: { out: have }, fresh: false };
+      }
+    }
+
+    // inputs first; a failed input skips this node
+    const deps = await Promise.allSettled(n.deps.map((d) => this.ensure(d)));
+    const inputs: InputRealisation[] = [];
+    let anyFresh = false;
+    for (const [i, d] of n.deps.entries()) {
+      const r = deps[i]!;
+      if (r.status === "rejected") {
+        this.ctx.events({ type: "skipped", node: ref, because: nodeRef(d) });
+        throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} failed`, undefined, { because: d.hash });
+      }
+      anyFresh ||= r.value.fresh;
+      for (const o of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: o, path: r.value.outputs[o]! });
+    }
+
+    const { resolved, hash } = n.drv.fixed ? { resolved: n.drv, hash: n.hash as string as ResolvedHash } : resolveDerivation(n.drv, inputs);
+    const cachedOutputs = this.lookup(n, hash);
+    if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
+
+    if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);
+    await this.pool.acquire();
+    try {
+      if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);
+      await store.lock(`build:${hash}`, this.signal, () =>
+        this.ctx.events({ type: "waiting", node: ref, reason: "another kiln process is building it" }),
+      );
+      try {
+        const again = this.lookup(n, hash);
+        if (again) return this.hit(n, hash, again, anyFresh);
+        return n.kind === "fetch" ? await this.fetchNode(n) : await this.buildNode(n, resolved, hash, inputs);
+      } finally {
+        store.unlock(`build:${hash}`);
+      }
+    } finally {
+      this.pool.release();
+    }
+  }
+
+  private lookup(n: Node, hash: ResolvedHash): Outputs | undefined {
+    if (n.drv.fixed) {
+      const p = fixedInStore(this.ctx.store, n);
+      return p ? { out: p } : undefined;
+    }
+    const outputs: Outputs = {};
+    for (const o of n.drv.outputs) {
+      const p = this.ctx.store.realisation(hash, o);
+      if (!p) return undefined;
+      outputs[o] = p;
+    }
+    return outputs;
+  }
+
+  private hit(n: Node, hash: ResolvedHash, outputs: Outputs, cutoff: boolean): Outcome {
+    const now = this.ctx.clock();
+    this.ctx.store.recordResolution(n.hash, hash, now);
+    this.ctx.store.touch(Object.values(outputs), now);
+    this.cached++;
+    this.ctx.events({ type: "cached", node: nodeRef(n), paths: outputs, cutoff });
+    return { outputs, fresh: false };
+  }
+
+  /** Copy local sources into the store if they are not there yet; they must still match evaluation. */
+  private addSources(n: Node): void {
+    const store = this.ctx.store;
+    for (const [want, host] of n.sources) {
+      if (store.isValid(want)) continue;
+      const scratch = store.scratchDir("source");
+      try {
+        const name = want.slice(33);
+        const dst = join(scratch, name);
+        if (lstatSync(host).isDirectory()) cpSync(host, dst, { recursive: true, verbatimSymlinks: true });
+        else copyFileSync(host, dst);
+        const { path } = store.addOutput({ scratch: dst, name, candidates: [], cache: this.ctx.fileCache }, () => {});
+        if (path !== want) {
+          throw new KilnError("SOURCE_MISSING", `source ${host} changed while kiln was running (${n.name})`, "run the command again");
+        }
+      } finally {
+        removeTree(scratch);
+      }
+    }
+  }
+
+  private async fetchNode(n: Node): Promise<Outcome> {
+    const store = this.ctx.store;
+    const ref = nodeRef(n);
+    const scratch = store.scratchDir(`fetch-${n.name}`);
+    const started = this.ctx.clock();
+    this.ctx.events({ type: "started", node: ref, resolved: n.hash, kind: "fetch" });
+    try {
+      const existing = store.fixedContent(n.drv.fixed!.sha256)[0];
+      const dir = join(scratch, "fetch");
+      mkdirSync(dir, { recursive: true });
+      if (existing) {
+        // the same bytes are in the store under another name (e.g. added by hand)
+        copyFileSync(store.hostPath(existing), join(dir, "out"));
+      } else {
+        try {
+          await fetchFixed({
+            name: n.name, sha256: n.drv.fixed!.sha256, sources: n.meta.sources ?? [], mirrors: this.ctx.config.mirrors, dir,
+            env: this.ctx.config.fetchEnv, signal: this.signal, onLine: (line) => this.ctx.events({ type: "log", node: ref, line }),
+          });
+        } catch (e) {
+          if (isKilnError(e)) this.fail(n, e);
+          throw e;
+        }
+      }
+      const { path, fresh } = store.addOutput(
+        { scratch: join(dir, "out"), name: outputPathName(n.name, "out"), candidates: [], ca: `sha256:${n.drv.fixed!.sha256}`, deriver: n.hash },
+        (id) => {
+          store.insertFixed(n.drv.fixed!.sha256, id);
+          store.insertRealisation(n.hash, "out", id);
+        },
+      );
+      this.built++;
+      this.ctx.events({ type: "built", node: ref, paths: { out: path }, ms: this.ctx.clock() - started, identical: !fresh });
+      return { outputs: { out: path }, fresh: true };
+    } finally {
+      removeTree(scratch);
+    }
+  }
+
+  private async buildNode(n: Node, resolved: typeof n.drv, hash: ResolvedHash, inputs: InputRealisation[]): Promise<Outcome> {
+    const store = this.ctx.store;
+    const ref = nodeRef(n);
+    if (!this.sandboxChecked) {
+      try {
+        checkSandbox(this.ctx.config.bwrap);
+      } catch (e) {
+        if (isKilnError(e)) this.fail(n, e);
+        throw e;
+      }
+      this.sandboxChecked = true;
+    }
+    this.addSources(n);
+
+    const scratch = store.scratchDir(n.name);
+    const logDir = join(store.logDir, hash.slice(0, 2));
+    mkdirSync(logDir, { recursive: true });
+    const logFile = join(logDir, `${hash}.log`);
+    const started = this.ctx.clock();
+    const buildId = store.startBuild({
+      drvHash: n.hash, resolvedHash: hash, name: n.name, logFile, startedAt: started,
+      inputs: Object.fromEntries(inputs.map((i) => [`${i.drvHash}!${i.output}`, i.path])),
+    });
+    try {
+      // own outputs: generic placeholders -> this build's scratch paths
+      const scratchNames: Record<string, string> = {};
+      const map = new Map<string, string>();
+      for (const o of n.drv.outputs) {
+        scratchNames[o] = `${scratchHash(hash, o)}-${outputPathName(n.name, o)}`;
+        map.set(outputPlaceholder(n.name, o), `${LOGICAL_STORE}/${scratchNames[o]}`);
+      }
+      const env = Object.fromEntries(Object.entries(resolved.env).map(([k, v]) => [k, replaceAll(v, map)]));
+      const args = resolved.args.map((a) => replaceAll(a, map));
+      const closure = [...store.closure(resolved.inputSrcs as StorePathName[])];
+      const tools: Record<string, string> = {};
+      for (const fp of Object.values(resolved.hostTools)) Object.assign(tools, fp.commands);
+
+      this.ctx.events({ type: "started", node: ref, resolved: hash, kind: "build" });
+      const res = await runSandboxed(this.ctx.config.bwrap, {
+        builder: replaceAll(resolved.builder, map), args, env, inputs: closure, tools, network: Boolean(n.drv.fixed),
+        scratch, storeDir: store.storeDir, logFile, buildCores: this.ctx.config.buildCores,
+      }, (line) => this.ctx.events({ type: "log", node: ref, line }), this.signal);
+
+      if (this.signal.aborted) {
+        store.finishBuild(buildId, "cancelled", res.exitCode, this.ctx.clock());
+        throw new KilnError("CANCELLED", `${n.name}: cancelled`);
+      }
+      if (res.exitCode !== 0) {
+        store.finishBuild(buildId, "failed", res.exitCode, this.ctx.clock());
+        const how = res.signal ? `was killed by ${res.signal}` : `exited with code ${res.exitCode}`;
+        this.fail(n, new KilnError("BUILD_FAILED", `builder for ${n.name} ${how}`, `full log: kiln log ${n.name}  (${logFile})`, { drv: n.hash, exitCode: res.exitCode }), res.logTail, logFile);
+      }
+
+      const outputs: Outputs = {};
+      let fresh = false;
+      const produced = n.drv.outputs.map((o) => ({ o, host: join(scratch, "store", scratchNames[o]!) }));
+      for (const { o, host } of produced) {
+        if (!existsOrLink(host)) {
+          store.finishBuild(buildId, "failed", 0, this.ctx.clock());
+          this.fail(n, new KilnError("OUTPUT_MISSING", `builder for ${n.name} succeeded but did not create output '${o}' ($${o})`,
+            `the build must write its result to the path in $${o}`), res.logTail, logFile);
+        }
+      }
+      if (n.drv.fixed) {
+        const { host } = produced[0]!;
+        const actual = lstatSync(host).isFile() ? sha256File(host) : "(not a regular file)";
+        if (actual !== n.drv.fixed.sha256) {
+          store.finishBuild(buildId, "failed", 0, this.ctx.clock());
+          this.fail(n, new KilnError("FIXED_OUTPUT_MISMATCH", `fixed output ${n.name}: hash mismatch\n  expected sha256 ${n.drv.fixed.sha256}\n  actual   sha256 ${actual}`,
+            "if the new bytes are right, update sha256 in the recipe to the actual hash"), res.logTail, logFile);
+        }
+      }
+      const candidates = closure as StorePathName[];
+      for (const [i, { o, host }] of produced.entries()) {
+        const last = i === produced.length - 1;
+        const r = store.addOutput(
+          { scratch: host, name: outputPathName(n.name, o), selfHash: scratchHash(hash, o), candidates, deriver: n.hash, cache: this.ctx.fileCache,
+            ...(n.drv.fixed ? { ca: `sha256:${n.drv.fixed.sha256}` } : {}) },
+          (id, path) => {
+            if (n.drv.fixed) store.insertFixed(n.drv.fixed.sha256, id);
+            if (!last) return;
+            // the last output registers the realisations and completes the build record, in its transaction
+            const all: Outputs = { ...outputs, [o]: path };
+            for (const [name, p] of Object.entries(all)) store.insertRealisation(hash, name, p === path ? id : store.pathId(p)!);
+            const now = this.ctx.clock();
+            store.completeBuild(buildId, all, now);
+            store.recordResolution(n.hash, hash, now);
+          },
+        );
+        outputs[o] = r.path;
+        fresh ||= r.fresh;
+      }
+      this.built++;
+      this.ctx.events({ type: "built", node: ref, paths: outputs, ms: this.ctx.clock() - started, identical: !fresh });
+      return { outputs, fresh: true };
+    } catch (e) {
+      if (!isKilnError(e)) store.finishBuild(buildId, "failed", null, this.ctx.clock());
+      throw e;
+    } finally {
+      removeTree(scratch);
+    }
+  }
+}
+
+function existsOrLink(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return existsSync(p);
+  }
+}

@@ -1,0 +1,178 @@
+// The sandbox: bubblewrap, declare-then-isolate. A build sees
+//   /kiln/store/<p>   read-only, for exactly the closure of its declared inputs
+//   /kiln/store/<o>   its outputs, written into a per-build scratch directory on the host
+//   /kiln/host/bin    its declared host tools (and nothing else on PATH)
+//   /usr, /lib...     the host system read-only, so declared host tools can run
+//   /build            private build directory (cwd); /tmp private
+// with no network (unless fixed-output), uid 1000, hostname 'kiln', a cleared environment with
+// HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync, createWriteStream } from "node:fs";
+import { join } from "node:path";
+import { KilnError } from "../store/errors.js";
+import { LOGICAL_STORE } from "../store/store.js";
+import { HOST_BIN } from "./evaluate.js";
+
+export interface SandboxRequest {
+  builder: string;
+  args: string[];
+  env: Record<string, string>;
+  /** store path names to make visible read-only (the input closure) */
+  inputs: string[];
+  /** host tool commands: name -> host path */
+  tools: Record<string, string>;
+  network: boolean;
+  /** per-build scratch directory on the host */
+  scratch: string;
+  /** host directory holding store paths */
+  storeDir: string;
+  logFile: string;
+  buildCores: number;
+}
+
+export interface SandboxResult {
+  exitCode: number | null;
+  signal: string | null;
+  logTail: string[];
+}
+
+export const FIXED_ENV = {
+  HOME: "/homeless-shelter",
+  TMPDIR: "/tmp",
+  TMP: "/tmp",
+  TEMP: "/tmp",
+  TZ: "UTC",
+  LC_ALL: "C",
+  LANG: "C",
+  TERM: "dumb",
+  PWD: "/build",
+  SOURCE_DATE_EPOCH: "1",
+  KILN_STORE: LOGICAL_STORE,
+} as const;
+
+const probed = new Map<string, KilnError | null>();
+
+/** Check once per process that bubblewrap exists and can create namespaces here. */
+export function checkSandbox(bwrap: string): void {
+  if (!probed.has(bwrap)) {
+    const r = spawnSync(bwrap, ["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "/bin/true"], { encoding: "utf8" });
+    if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") {
+      probed.set(bwrap, new KilnError("SANDBOX_UNAVAILABLE", `bubblewrap (${bwrap}) is not installed; kiln never builds without a sandbox`, "install it: apt-get install bubblewrap"));
+    } else if (r.status !== 0) {
+      probed.set(bwrap, new KilnError("SANDBOX_UNAVAILABLE", `bubblewrap cannot create a sandbox here: ${(r.stderr || String(r.error)).trim()}`,
+        "allow unprivileged user namespaces (sysctl -w kernel.unprivileged_userns_clone=1, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0), or run kiln where containers are permitted"));
+    } else {
+      probed.set(bwrap, null);
+    }
+  }
+  const err = probed.get(bwrap);
+  if (err) throw err;
+}
+
+function hostDirLinks(): string[] {
+  // merged-/usr hosts have /bin -> usr/bin etc.; mirror what the host has
+  const args: string[] = [];
+  for (const d of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
+    const p = `/${d}`;
+    if (!existsSync(p)) continue;
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) args.push("--symlink", `usr/${d}`, p);
+    else args.push("--ro-bind", p, p);
+  }
+  return args;
+}
+
+export function bwrapArgs(req: SandboxRequest): string[] {
+  const storeView = join(req.scratch, "store");
+  const build = join(req.scratch, "build");
+  const hostBin = join(req.scratch, "host-bin");
+  const etc = join(req.scratch, "etc");
+  for (const d of [storeView, build, hostBin, etc]) mkdirSync(d, { recursive: true });
+  for (const [name, path] of Object.entries(req.tools)) symlinkSync(path, join(hostBin, name));
+  writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
+  writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
+  writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
+
+  const a: string[] = [
+    "--unshare-all",
+    ...(req.network ? ["--share-net"] : []),
+    "--die-with-parent",
+    "--new-session",
+    "--uid", "1000", "--gid", "1000",
+    "--hostname", "kiln",
+    "--ro-bind", "/usr", "/usr",
+    ...hostDirLinks(),
+    "--proc", "/proc",
+    "--dev", "/dev",
+    "--tmpfs", "/tmp",
+    "--dir", "/etc",
+    "--ro-bind", join(etc, "passwd"), "/etc/passwd",
+    "--ro-bind", join(etc, "group"), "/etc/group",
+    "--ro-bind", join(etc, "hosts"), "/etc/hosts",
+  ];
+  for (const f of ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"]) {
+    if (existsSync(f)) a.push("--ro-bind", f, f);
+  }
+  if (req.network) {
+    for (const f of ["/etc/resolv.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/nsswitch.conf", "/etc/apt"]) {
+      if (existsSync(f)) a.push("--ro-bind", f, f);
+    }
+  }
+  a.push("--bind", storeView, LOGICAL_STORE);
+  for (const p of [...req.inputs].sort()) a.push("--ro-bind", join(req.storeDir, p), `${LOGICAL_STORE}/${p}`);
+  a.push("--ro-bind", hostBin, HOST_BIN);
+  a.push("--bind", build, "/build", "--chdir", "/build");
+  a.push("--clearenv");
+  const env: Record<string, string> = { ...FIXED_ENV, PATH: HOST_BIN, KILN_BUILD_CORES: String(req.buildCores), ...req.env };
+  for (const k of Object.keys(env).sort()) a.push("--setenv", k, env[k]!);
+  // umask 022 for everything the builder creates, whatever kiln's own umask is
+  a.push("--", "/usr/bin/dash", "-c", 'umask 022 && exec "$0" "$@"', req.builder, ...req.args);
+  return a;
+}
+
+/** Run a build in the sandbox; log to a file and to onLine; kill the whole process group on abort. */
+export function runSandboxed(bwrap: string, req: SandboxRequest, onLine: (line: string) => void, signal: AbortSignal): Promise<SandboxResult> {
+  checkSandbox(bwrap);
+  const args = bwrapArgs(req);
+  return new Promise((resolvePromise, reject) => {
+    const log = createWriteStream(req.logFile);
+    const tail: string[] = [];
+    const child = spawn(bwrap, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let partial = "";
+    const onData = (chunk: Buffer) => {
+      log.write(chunk);
+      const text = partial + chunk.toString("utf8");
+      const lines = text.split("\n");
+      partial = lines.pop()!;
+      for (const l of lines) {
+        tail.push(l);
+        if (tail.length > 25) tail.shift();
+        onLine(l);
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    const kill = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    };
+    signal.addEventListener("abort", kill, { once: true });
+    child.on("error", (e) => {
+      signal.removeEventListener("abort", kill);
+      log.end();
+      reject(e);
+    });
+    child.on("close", (code, sig) => {
+      signal.removeEventListener("abort", kill);
+      if (partial) {
+        tail.push(partial);
+        if (tail.length > 25) tail.shift();
+        onLine(partial);
+      }
+      log.end(() => resolvePromise({ exitCode: code, signal: sig, logTail: tail }));
+    });
+  });
+}

@@ -1,0 +1,91 @@
+// Numbered schema migrations. Never edit a released migration: add the next one.
+export const MIGRATIONS: readonly string[] = [
+  // 1: the store's core tables
+  `
+  CREATE TABLE valid_paths (
+    id            INTEGER PRIMARY KEY,
+    path          TEXT NOT NULL UNIQUE,      -- store path relative name: <hash>-<name>
+    nar_digest    TEXT NOT NULL,             -- hex BLAKE3 tree digest, self-references normalised
+    nar_size      INTEGER NOT NULL,
+    deriver       TEXT,                      -- derivation hash that produced it, if any
+    ca            TEXT,                      -- 'sha256:<hex>' for fixed outputs
+    registered_at INTEGER NOT NULL,          -- ms since epoch
+    last_used     INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE refs (
+    referrer  INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+    reference INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE RESTRICT,
+    PRIMARY KEY (referrer, reference)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX refs_reference ON refs(reference);
+
+  -- canonical encodings of every derivation ever realised or evaluated, for show-derivation/log/why
+  CREATE TABLE derivations (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    json TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  -- resolved derivation hash + output name -> store path (the cache)
+  CREATE TABLE realisations (
+    resolved_hash TEXT NOT NULL,
+    output        TEXT NOT NULL,
+    path_id       INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+    PRIMARY KEY (resolved_hash, output)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX realisations_path ON realisations(path_id);
+
+  -- every build attempt, successful or not: the history 'why' and 'log' read
+  CREATE TABLE builds (
+    id            INTEGER PRIMARY KEY,
+    drv_hash      TEXT NOT NULL,
+    resolved_hash TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    started_at    INTEGER NOT NULL,
+    ended_at      INTEGER,
+    status        TEXT NOT NULL CHECK (status IN ('running','built','failed','cancelled')),
+    exit_code     INTEGER,
+    log_file      TEXT,
+    inputs        TEXT NOT NULL,             -- JSON: input drv hash/output -> resolved store path
+    outputs       TEXT                       -- JSON: output name -> store path
+  ) STRICT;
+  CREATE INDEX builds_drv ON builds(drv_hash, id);
+  CREATE INDEX builds_name ON builds(name, id);
+
+  -- which derivation was last resolved to which resolved hash (lets plan find cached outputs)
+  CREATE TABLE resolutions (
+    drv_hash      TEXT PRIMARY KEY,
+    resolved_hash TEXT NOT NULL,
+    updated_at    INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  -- fixed-output content by its sha256, whoever added it (fetch or 'kiln store add-fixed')
+  CREATE TABLE fixed_content (
+    sha256  TEXT NOT NULL,
+    path_id INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+    PRIMARY KEY (sha256, path_id)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE roots (
+    name       TEXT PRIMARY KEY,             -- 'link:<abs path>' or 'pin:<name>' ...
+    kind       TEXT NOT NULL CHECK (kind IN ('link','pin','generation')),
+    path       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  -- per-output build locks and temporary roots of running kiln processes; a row whose process
+  -- is gone (pid + start time no longer match) is stale and ignored
+  CREATE TABLE locks (
+    key        TEXT PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    pid_start  TEXT NOT NULL,
+    taken_at   INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE host_tool_cache (
+    key  TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  `,
+];
