@@ -2,6 +2,7 @@
 // kiln: the command line. Composition root; one file per verb under commands/.
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import * as check from "./commands/check.js";
 import * as evalCmd from "./commands/eval.js";
 import * as log from "./commands/log.js";
 import * as pathInfo from "./commands/path-info.js";
@@ -30,6 +31,7 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(showDerivation as never)
   .command<GlobalArgs>(pathInfo as never)
   .command<GlobalArgs>(log as never)
+  .command<GlobalArgs>(check as never)
   .command<GlobalArgs>(verify as never)
   .command<GlobalArgs>(store as never)
   .command<GlobalArgs>(targets as never)

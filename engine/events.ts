@@ -13,11 +13,13 @@ export type KilnEvent =
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
   | { type: "log"; node: NodeRef; line: string }
+  /** cutoff: an input (directly or further up) was rebuilt in this run, yet this node was reused */
   | { type: "cached"; node: NodeRef; paths: Record<string, string>; cutoff: boolean }
   | { type: "substituted"; node: NodeRef; paths: Record<string, string>; from: string }
   | { type: "built"; node: NodeRef; paths: Record<string, string>; ms: number; identical: boolean }
   | { type: "failed"; node: NodeRef; message: string; logTail: string[]; logFile?: string }
   | { type: "skipped"; node: NodeRef; because: NodeRef }
+  | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
   | { type: "finished"; built: number; cached: number; failed: number; ms: number };
 
 export type EventSink = (e: KilnEvent) => void;

@@ -2,6 +2,7 @@
 // the content digest of every file that went into the bundle, then imported. Recipes import the
 // recipe API as "kiln"; it is resolved to this engine's own api module, so recipe values and the
 // engine share one copy of it.
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -93,8 +94,9 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
   const name = `${digest}.mjs`;
   const target = join(cacheDir, name);
   if (!existsSync(target)) {
-    writeFileSync(`${target}.tmp`, code);
-    renameSync(`${target}.tmp`, target);
+    const tmp = tmpName(target);
+    writeFileSync(tmp, code);
+    renameSync(tmp, target);
   }
   const inputs: CacheIndex["inputs"] = {};
   for (const f of Object.keys(result.metafile!.inputs)) {
@@ -102,9 +104,15 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
     const st = fileStamp(abs);
     if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
   }
-  writeFileSync(`${indexFile}.tmp`, JSON.stringify({ inputs, bundle: name } satisfies CacheIndex));
-  renameSync(`${indexFile}.tmp`, indexFile);
+  const tmpIndex = tmpName(indexFile);
+  writeFileSync(tmpIndex, JSON.stringify({ inputs, bundle: name } satisfies CacheIndex));
+  renameSync(tmpIndex, indexFile);
   return target;
+}
+
+/** A temporary name of our own: two kiln processes may fill the same cache at once. */
+function tmpName(target: string): string {
+  return `${target}.${randomBytes(6).toString("hex")}.tmp`;
 }
 
 export interface RecipeSet {

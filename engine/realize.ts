@@ -4,8 +4,9 @@
 // paths) → cached if that resolved hash has a realisation (early cutoff when an input was just
 // rebuilt and came out identical) → otherwise take a job slot and a per-derivation lock (shared
 // by every kiln process on this store), check again, build in the sandbox, register.
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, renameSync } from "node:fs";
+import { join, relative } from "node:path";
+import { hashTree, walkTree } from "../store/archive.js";
 import { sha256File } from "../store/digest.js";
 import { KilnError, isKilnError } from "../store/errors.js";
 import { removeTree, Store, type StorePathName } from "../store/store.js";
@@ -19,6 +20,35 @@ import { LOGICAL_STORE } from "../store/store.js";
 
 export type Outputs = Record<string, StorePathName>;
 
+export interface CheckResult {
+  node: NodeRef;
+  output: string;
+  path: StorePathName;
+  identical: boolean;
+  /** relative paths that differ (or exist on one side only) */
+  differences: string[];
+  /** where the differing rebuild was kept */
+  rebuilt?: string;
+}
+
+/** Files that differ between two trees, each hashed with its own self-reference normalised. */
+export function diffTrees(a: string, aSelf: string, b: string, bSelf: string): string[] {
+  const list = (root: string, self: string) => {
+    const m = new Map<string, string>();
+    walkTree(root, (p, st) => {
+      const rel = relative(root, p) || ".";
+      m.set(rel, st.isDirectory() ? "dir" : hashTree(p, { selfHash: self }).digest);
+    });
+    return m;
+  };
+  const ma = list(a, aSelf);
+  const mb = list(b, bSelf);
+  const out = new Set<string>();
+  for (const [k, v] of ma) if (mb.get(k) !== v) out.add(k);
+  for (const k of mb.keys()) if (!ma.has(k)) out.add(k);
+  return [...out].sort();
+}
+
 export interface RealizeResult {
   outputs: Map<DrvHash, Outputs>;
   built: number;
@@ -26,7 +56,8 @@ export interface RealizeResult {
   failed: Array<{ node: NodeRef; error: KilnError }>;
 }
 
-type Outcome = { outputs: Outputs; fresh: boolean };
+/** fresh: built in this run; cutoff: reused although an input further up was rebuilt in this run */
+type Outcome = { outputs: Outputs; fresh: boolean; cutoff?: boolean };
 
 class Semaphore {
   private free: number;
@@ -188,11 +219,15 @@ export class Realizer {
         this.ctx.events({ type: "skipped", node: ref, because: nodeRef(d) });
         throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} failed`, undefined, { because: d.hash });
       }
-      anyFresh ||= r.value.fresh;
+      // a cut-off input counts too: the rebuild wave stopped above this node, not at it
+      anyFresh ||= r.value.fresh || r.value.cutoff === true;
       for (const o of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: o, path: r.value.outputs[o]! });
     }
 
-    const { resolved, hash } = n.drv.fixed ? { resolved: n.drv, hash: n.hash as string as ResolvedHash } : resolveDerivation(n.drv, inputs);
+    // a fixed output is keyed by its pinned hash alone, but its builder still needs resolved inputs
+    const r = resolveDerivation(n.drv, inputs);
+    const resolved = r.resolved;
+    const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : r.hash;
     const cachedOutputs = this.lookup(n, hash);
     if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
 
@@ -235,7 +270,7 @@ export class Realizer {
     this.ctx.store.touch(Object.values(outputs), now);
     this.cached++;
     this.ctx.events({ type: "cached", node: nodeRef(n), paths: outputs, cutoff });
-    return { outputs, fresh: false };
+    return { outputs, fresh: false, cutoff };
   }
 
   /** Copy local sources into the store if they are not there yet; they must still match evaluation. */
@@ -298,18 +333,98 @@ export class Realizer {
     }
   }
 
+  /** Run a node's builder in the sandbox with its outputs at this build's scratch paths. */
+  private async runBuilder(n: Node, resolved: typeof n.drv, hash: ResolvedHash, scratch: string, logFile: string) {
+    const store = this.ctx.store;
+    const ref = nodeRef(n);
+    // own outputs: generic placeholders -> this build's scratch paths
+    const scratchNames: Record<string, string> = {};
+    const map = new Map<string, string>();
+    for (const o of n.drv.outputs) {
+      scratchNames[o] = `${scratchHash(hash, o)}-${outputPathName(n.name, o)}`;
+      map.set(outputPlaceholder(n.name, o), `${LOGICAL_STORE}/${scratchNames[o]}`);
+    }
+    const env = Object.fromEntries(Object.entries(resolved.env).map(([k, v]) => [k, replaceAll(v, map)]));
+    const args = resolved.args.map((a) => replaceAll(a, map));
+    const closure = [...store.closure(resolved.inputSrcs as StorePathName[])];
+    const tools: Record<string, string> = {};
+    for (const fp of Object.values(resolved.hostTools)) Object.assign(tools, fp.commands);
+
+    this.ctx.events({ type: "started", node: ref, resolved: hash, kind: "build" });
+    const res = await runSandboxed(this.ctx.config.bwrap, {
+      builder: replaceAll(resolved.builder, map), args, env, inputs: closure, tools, network: Boolean(n.drv.fixed),
+      scratch, storeDir: store.storeDir, logFile, buildCores: this.ctx.config.buildCores,
+    }, (line) => this.ctx.events({ type: "log", node: ref, line }), this.signal);
+    const produced = n.drv.outputs.map((o) => ({ o, host: join(scratch, "store", scratchNames[o]!), selfHash: scratchHash(hash, o) }));
+    return { res, produced, closure };
+  }
+
+  private ensureSandbox(n: Node): void {
+    if (this.sandboxChecked) return;
+    try {
+      checkSandbox(this.ctx.config.bwrap);
+    } catch (e) {
+      if (isKilnError(e)) this.fail(n, e);
+      throw e;
+    }
+    this.sandboxChecked = true;
+  }
+
+  /**
+   * Rebuild already-realised nodes from scratch and compare bit for bit with what the store has.
+   * Nothing is registered; a differing rebuild is kept for inspection.
+   */
+  async check(graph: Graph, roots: Node[], recursive: boolean, keepDir: string): Promise<CheckResult[]> {
+    const first = await this.realize(graph, roots);
+    if (first.failed.length) {
+      throw new KilnError("BUILD_FAILED", `cannot check: ${first.failed.map((f) => f.node.name).join(", ")} failed to build`, "fix the build first");
+    }
+    const nodes = recursive ? reachable(graph, roots) : roots;
+    const results: CheckResult[] = [];
+    for (const n of nodes) {
+      if (n.kind === "fetch" || n.drv.fixed) continue; // pinned by sha256 already
+      const done = await this.ensure(n);
+      const inputs: InputRealisation[] = [];
+      for (const d of n.deps) {
+        const o = (await this.ensure(d)).outputs;
+        for (const name of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: name, path: o[name]! });
+      }
+      const { resolved, hash } = resolveDerivation(n.drv, inputs);
+      this.ensureSandbox(n);
+      const scratch = this.ctx.store.scratchDir(`check-${n.name}`);
+      try {
+        const logFile = join(scratch, "check.log");
+        const { res, produced } = await this.runBuilder(n, resolved, hash, scratch, logFile);
+        if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);
+        if (res.exitCode !== 0) {
+          this.fail(n, new KilnError("BUILD_FAILED", `the check rebuild of ${n.name} failed (exit ${res.exitCode}); the first build succeeded, so the build is not deterministic`, undefined), res.logTail);
+        }
+        for (const { o, host, selfHash } of produced) {
+          const have = done.outputs[o]!;
+          const info = this.ctx.store.pathInfo(have)!;
+          const again = existsOrLink(host) ? hashTree(host, { selfHash }).digest : "(missing)";
+          const r: CheckResult = { node: nodeRef(n), output: o, path: have, identical: again === info.narDigest, differences: [] };
+          if (!r.identical) {
+            r.differences = diffTrees(this.ctx.store.hostPath(have), have.slice(0, 32), host, selfHash);
+            mkdirSync(keepDir, { recursive: true });
+            r.rebuilt = join(keepDir, `${have}.check`);
+            removeTree(r.rebuilt);
+            renameSync(host, r.rebuilt);
+          }
+          this.ctx.events({ type: "checked", node: nodeRef(n), output: o, identical: r.identical, differences: r.differences });
+          results.push(r);
+        }
+      } finally {
+        removeTree(scratch);
+      }
+    }
+    return results;
+  }
+
   private async buildNode(n: Node, resolved: typeof n.drv, hash: ResolvedHash, inputs: InputRealisation[]): Promise<Outcome> {
     const store = this.ctx.store;
     const ref = nodeRef(n);
-    if (!this.sandboxChecked) {
-      try {
-        checkSandbox(this.ctx.config.bwrap);
-      } catch (e) {
-        if (isKilnError(e)) this.fail(n, e);
-        throw e;
-      }
-      this.sandboxChecked = true;
-    }
+    this.ensureSandbox(n);
     this.addSources(n);
 
     const scratch = store.scratchDir(n.name);
@@ -322,24 +437,7 @@ export class Realizer {
       inputs: Object.fromEntries(inputs.map((i) => [`${i.drvHash}!${i.output}`, i.path])),
     });
     try {
-      // own outputs: generic placeholders -> this build's scratch paths
-      const scratchNames: Record<string, string> = {};
-      const map = new Map<string, string>();
-      for (const o of n.drv.outputs) {
-        scratchNames[o] = `${scratchHash(hash, o)}-${outputPathName(n.name, o)}`;
-        map.set(outputPlaceholder(n.name, o), `${LOGICAL_STORE}/${scratchNames[o]}`);
-      }
-      const env = Object.fromEntries(Object.entries(resolved.env).map(([k, v]) => [k, replaceAll(v, map)]));
-      const args = resolved.args.map((a) => replaceAll(a, map));
-      const closure = [...store.closure(resolved.inputSrcs as StorePathName[])];
-      const tools: Record<string, string> = {};
-      for (const fp of Object.values(resolved.hostTools)) Object.assign(tools, fp.commands);
-
-      this.ctx.events({ type: "started", node: ref, resolved: hash, kind: "build" });
-      const res = await runSandboxed(this.ctx.config.bwrap, {
-        builder: replaceAll(resolved.builder, map), args, env, inputs: closure, tools, network: Boolean(n.drv.fixed),
-        scratch, storeDir: store.storeDir, logFile, buildCores: this.ctx.config.buildCores,
-      }, (line) => this.ctx.events({ type: "log", node: ref, line }), this.signal);
+      const { res, produced, closure } = await this.runBuilder(n, resolved, hash, scratch, logFile);
 
       if (this.signal.aborted) {
         store.finishBuild(buildId, "cancelled", res.exitCode, this.ctx.clock());
@@ -353,7 +451,6 @@ export class Realizer {
 
       const outputs: Outputs = {};
       let fresh = false;
-      const produced = n.drv.outputs.map((o) => ({ o, host: join(scratch, "store", scratchNames[o]!) }));
       for (const { o, host } of produced) {
         if (!existsOrLink(host)) {
           store.finishBuild(buildId, "failed", 0, this.ctx.clock());
@@ -371,10 +468,10 @@ export class Realizer {
         }
       }
       const candidates = closure as StorePathName[];
-      for (const [i, { o, host }] of produced.entries()) {
+      for (const [i, { o, host, selfHash }] of produced.entries()) {
         const last = i === produced.length - 1;
         const r = store.addOutput(
-          { scratch: host, name: outputPathName(n.name, o), selfHash: scratchHash(hash, o), candidates, deriver: n.hash, cache: this.ctx.fileCache,
+          { scratch: host, name: outputPathName(n.name, o), selfHash, candidates, deriver: n.hash, cache: this.ctx.fileCache,
             ...(n.drv.fixed ? { ca: `sha256:${n.drv.fixed.sha256}` } : {}) },
           (id, path) => {
             if (n.drv.fixed) store.insertFixed(n.drv.fixed.sha256, id);

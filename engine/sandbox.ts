@@ -3,7 +3,7 @@
 //   /kiln/store/<o>   its outputs, written into a per-build scratch directory on the host
 //   /kiln/host/bin    its declared host tools (and nothing else on PATH)
 //   /usr, /lib...     the host system read-only, so declared host tools can run
-//   /build            private build directory (cwd); /tmp private
+//   /build            private build directory (cwd, tmpfs); /tmp private (tmpfs)
 // with no network (unless fixed-output), uid 1000, hostname 'kiln', a cleared environment with
 // HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
 import { spawn, spawnSync } from "node:child_process";
@@ -28,6 +28,8 @@ export interface SandboxRequest {
   storeDir: string;
   logFile: string;
   buildCores: number;
+  /** keep /build on disk (in the scratch dir) instead of tmpfs, for builds larger than RAM */
+  buildDirOnDisk?: boolean;
 }
 
 export interface SandboxResult {
@@ -121,7 +123,11 @@ export function bwrapArgs(req: SandboxRequest): string[] {
   a.push("--bind", storeView, LOGICAL_STORE);
   for (const p of [...req.inputs].sort()) a.push("--ro-bind", join(req.storeDir, p), `${LOGICAL_STORE}/${p}`);
   a.push("--ro-bind", hostBin, HOST_BIN);
-  a.push("--bind", build, "/build", "--chdir", "/build");
+  // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
+  // this kind of disk costs minutes, in tmpfs seconds; only outputs are written to disk
+  if (req.buildDirOnDisk) a.push("--bind", build, "/build");
+  else a.push("--perms", "0755", "--tmpfs", "/build");
+  a.push("--chdir", "/build");
   a.push("--clearenv");
   const env: Record<string, string> = { ...FIXED_ENV, PATH: HOST_BIN, KILN_BUILD_CORES: String(req.buildCores), ...req.env };
   for (const k of Object.keys(env).sort()) a.push("--setenv", k, env[k]!);

@@ -7,6 +7,7 @@
 //   tmp/                  scratch directories of running builds, named by owner pid
 //   logs/                 build logs
 import Database from "better-sqlite3";
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { hashTree, walkTree, type FileDigestCache } from "./archive.js";
@@ -79,17 +80,22 @@ export function makeStorePathName(hash: string, name: string): StorePathName {
   return `${hash}-${name}` as StorePathName;
 }
 
-/** Remove a tree even when it was made read-only. */
+/** Remove a tree even when it was made read-only. Native chmod/rm: a kernel build tree has ~80k files. */
 export function removeTree(path: string): void {
   if (!existsSync(path) && !isDanglingLink(path)) return;
-  try {
-    walkTree(path, (p, st) => {
-      if (st.isDirectory()) chmodSync(p, 0o755);
-    });
-  } catch {
-    /* best effort; rmSync reports what really fails */
+  const chmod = spawnSync("chmod", ["-R", "u+w", "--", path], { stdio: "ignore" });
+  const rm = spawnSync("rm", ["-rf", "--", path], { stdio: "ignore" });
+  if (chmod.error || rm.error || existsSync(path)) {
+    // no coreutils? fall back to the slow path
+    try {
+      walkTree(path, (p, st) => {
+        if (st.isDirectory()) chmodSync(p, 0o755);
+      });
+    } catch {
+      /* best effort; rmSync reports what really fails */
+    }
+    rmSync(path, { recursive: true, force: true });
   }
-  rmSync(path, { recursive: true, force: true });
 }
 
 function isDanglingLink(p: string): boolean {
@@ -495,16 +501,21 @@ function rewriteSelfRefs(refs: Array<{ file: string; offset: number }>, from: st
 }
 
 function migrate(db: Database.Database): void {
-  const version = db.pragma("user_version", { simple: true }) as number;
-  if (version > MIGRATIONS.length) {
-    throw new KilnError("STORE_CORRUPT", `the store database has schema version ${version}, newer than this kiln knows (${MIGRATIONS.length})`,
-      "upgrade kiln, or use another store with --store");
-  }
-  for (let v = version; v < MIGRATIONS.length; v++) {
-    const apply = db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    });
-    apply.immediate();
+  if ((db.pragma("user_version", { simple: true }) as number) === MIGRATIONS.length) return; // up to date: no write lock
+  // read the version inside the write transaction: another kiln process opening a fresh store at
+  // the same moment may have applied a migration since we looked
+  const step = db.transaction((): boolean => {
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new KilnError("STORE_CORRUPT", `the store database has schema version ${version}, newer than this kiln knows (${MIGRATIONS.length})`,
+        "upgrade kiln, or use another store with --store");
+    }
+    if (version === MIGRATIONS.length) return false;
+    db.exec(MIGRATIONS[version]!);
+    db.pragma(`user_version = ${version + 1}`);
+    return true;
+  });
+  while (step.immediate()) {
+    /* one migration per transaction */
   }
 }

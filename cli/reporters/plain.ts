@@ -52,6 +52,9 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
       case "skipped":
         line(`skipped  ${e.node.name}: input ${e.because.name} failed`);
         break;
+      case "checked":
+        line(`${e.identical ? "same    " : "DIFFERS "} ${e.node.name}${e.output !== "out" ? `.${e.output}` : ""}: ${e.identical ? "rebuilt bit-identical" : `rebuild differs in ${e.differences.length} file(s): ${e.differences.slice(0, 8).join(", ")}`}`);
+        break;
       case "finished":
         line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
         break;

@@ -1,0 +1,117 @@
+// Images, each its own derivation and each bit-reproducible: the initramfs, the FAT32 boot
+// partition, the ext4 root partition and the whole MBR disk image, all made without loop
+// devices or mounts (so they build unprivileged, in the sandbox).
+import { sh, source, type Drv } from "kiln";
+import { build } from "../std/index.js";
+
+/**
+ * Copy a store tree (read-only, modes normalised by the store) to ./root with the modes the
+ * running system needs: 0755 dirs, 0644/0755 files, /tmp 1777, /root 0700; times = SOURCE_DATE_EPOCH.
+ */
+const stageRoot = (rootfs: Drv) => sh`
+  cp -a ${rootfs} root
+  chmod -R u+w root
+  find root -type d -exec chmod 0755 {} +
+  find root -type f -perm -u+x -exec chmod 0755 {} +
+  find root -type f ! -perm -u+x -exec chmod 0644 {} +
+  chmod 1777 root/tmp
+  chmod 0700 root/root
+  find root -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+`;
+
+/** gzip'ed newc initramfs: sorted file list, fixed times and owners. */
+export function initramfs(rootfs: Drv): Drv {
+  return build({
+    name: "pi4-llm-os-initramfs.cpio.gz",
+    tools: ["pkg:cpio"],
+    script: sh`
+      ${stageRoot(rootfs)}
+      (cd root && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet) | gzip -n -9 > $out
+    `,
+  });
+}
+
+export interface BootfsOptions {
+  kernel: Drv;
+  initramfs: Drv;
+  cmdline: string;
+  sizeMiB?: number;
+  /** partition start in the disk image, in 512-byte sectors (the FAT's hidden sectors) */
+  offsetSectors?: number;
+  volumeId?: string;
+}
+
+/** FAT32 boot partition: Image, the Pi 4 DTB, the initramfs, config.txt, cmdline.txt. */
+export function bootfs(o: BootfsOptions): Drv {
+  return build({
+    name: "pi4-llm-os-boot.vfat",
+    tools: ["mkfs.vfat", "fsck.vfat", "mcopy"],
+    env: { CMDLINE: o.cmdline, SIZE_MIB: String(o.sizeMiB ?? 64), HIDDEN: String(o.offsetSectors ?? 2048), VOLID: o.volumeId ?? "50493442" },
+    script: sh`
+      # --invariant must come before -i, or it overrides the volume id
+      mkfs.vfat --invariant -F 32 -S 512 -n PI4BOOT -i "$VOLID" -h "$HIDDEN" -C boot.vfat $((SIZE_MIB * 1024)) >/dev/null
+      printf '%s\n' "$CMDLINE" > cmdline.txt
+      # FAT cannot store dates before 1980: mtools clamps to SOURCE_DATE_EPOCH, so give it 1980-01-01
+      export MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null
+      fat_epoch=$SOURCE_DATE_EPOCH; [ "$fat_epoch" -ge 315532800 ] || fat_epoch=315532800
+      # a fixed order gives a fixed directory-entry order
+      for pair in ${o.kernel}/Image:Image ${o.kernel}/dtbs/broadcom/bcm2711-rpi-4-b.dtb:bcm2711-rpi-4-b.dtb ${o.initramfs}:initramfs.cpio.gz ${source(import.meta.url, "files/config.txt")}:config.txt cmdline.txt:cmdline.txt; do
+        SOURCE_DATE_EPOCH=$fat_epoch mcopy -i boot.vfat "\${pair%%:*}" "::\${pair#*:}"
+      done
+      fsck.vfat -n boot.vfat >/dev/null
+      mv boot.vfat $out
+    `,
+  });
+}
+
+export interface RootExt4Options {
+  rootfs: Drv;
+  sizeMiB?: number;
+  uuid?: string;
+}
+
+/** ext4 root partition via mke2fs -d, then every inode's owner and times fixed with debugfs. */
+export function rootExt4(o: RootExt4Options): Drv {
+  return build({
+    name: "pi4-llm-os-root.ext4",
+    tools: ["mke2fs", "debugfs", "e2fsck"],
+    env: { SIZE_MIB: String(o.sizeMiB ?? 64), FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000002" },
+    script: sh`
+      ${stageRoot(o.rootfs)}
+      # a pinned mke2fs.conf: the host's defaults must not change the filesystem
+      export MKE2FS_CONFIG=${source(import.meta.url, "files/mke2fs.conf")} E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+      mke2fs -q -F -t ext4 -b 4096 -L pi4root -U "$FS_UUID" \
+        -E "hash_seed=$FS_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" \
+        -d root root.ext4 "\${SIZE_MIB}M"
+      # mke2fs copies owners and ctime/atime from the staged files: normalise every inode
+      { echo /; echo /lost+found; (cd root && find . -mindepth 1 -printf '/%P\n'); } | LC_ALL=C sort -u | while IFS= read -r p; do
+        for f in atime ctime mtime crtime; do echo "set_inode_field \\"$p\\" $f @$SOURCE_DATE_EPOCH"; done
+        echo "set_inode_field \\"$p\\" uid 0"
+        echo "set_inode_field \\"$p\\" gid 0"
+      done > debugfs.cmds
+      debugfs -w -f debugfs.cmds root.ext4 > debugfs.log 2>&1
+      if grep -v '^debugfs [0-9]\\|^debugfs: set_inode_field' debugfs.log | grep -q .; then cat debugfs.log; exit 1; fi
+      e2fsck -fn root.ext4 >/dev/null 2>&1 || { e2fsck -fn root.ext4; exit 1; }
+      mv root.ext4 $out
+    `,
+  });
+}
+
+/** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root]. */
+export function diskImage(o: { boot: Drv; root: Drv; labelId?: string }): Drv {
+  return build({
+    name: "pi4-llm-os-disk.img",
+    tools: ["sfdisk", "dd", "truncate", "stat"],
+    env: { LABEL_ID: o.labelId ?? "0x50493445" },
+    script: sh`
+      bsz=$(( $(stat -c %s ${o.boot}) / 512 )); rsz=$(( $(stat -c %s ${o.root}) / 512 ))
+      p1=2048; p2=$(( p1 + bsz )); total=$(( p2 + rsz ))
+      truncate -s $(( total * 512 )) disk.img
+      printf 'label: dos\nlabel-id: %s\nunit: sectors\n\nstart=%s, size=%s, type=c, bootable\nstart=%s, size=%s, type=83\n' \
+        "$LABEL_ID" $p1 $bsz $p2 $rsz | sfdisk --quiet --no-reread --no-tell-kernel disk.img
+      dd if=${o.boot} of=disk.img bs=512 seek=$p1 conv=notrunc,sparse status=none
+      dd if=${o.root} of=disk.img bs=512 seek=$p2 conv=notrunc,sparse status=none
+      mv disk.img $out
+    `,
+  });
+}
