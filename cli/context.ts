@@ -3,10 +3,10 @@
 import { existsSync } from "node:fs";
 import { availableParallelism, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { LRUCache } from "lru-cache";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
 import { HostTools } from "../engine/hosttools.js";
+import { PersistentDigestCache } from "../store/digest-cache.js";
 import { Store } from "../store/store.js";
 import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
@@ -71,7 +71,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
     events: events ?? makeReporter(args),
     clock: Date.now,
     signal,
-    fileCache: new LRUCache<string, string>({ max: 200_000 }),
+    fileCache: new PersistentDigestCache(store.db),
     config: {
       jobs: args.jobs && args.jobs > 0 ? args.jobs : cores,
       // like Nix's default, each build may use every core; make's own jobserver shares them

@@ -70,6 +70,8 @@ export interface DerivationArgs {
   outputs?: string[];
   /** make this a fixed-output derivation: the output must be a file with this sha256; gets network */
   sha256?: string;
+  /** with sha256: places that may already have the bytes, tried before running the builder */
+  sources?: FetchSourceSpec[];
 }
 
 export type FetchSourceSpec =
@@ -158,10 +160,17 @@ export function lazy(get: () => Drv | OutputRef): Lazy {
   return { [KIND]: "lazy", get };
 }
 
-/** Template tag: a string whose interpolated derivations and sources become inputs. */
+/**
+ * Template tag: a string whose interpolated derivations and sources become inputs.
+ *
+ * The text is taken raw, as the shell should see it: backslashes stay as written (`\n`, `\(`,
+ * `\1` reach sed or printf unchanged). Only `\${` and `` \` `` are unescaped, because a template
+ * cannot contain them otherwise: write `\${var}` for a shell `${var}`.
+ */
 export function sh(strings: TemplateStringsArray, ...values: Value[]): Str {
   const parts: Part[] = [];
-  strings.forEach((s, i) => {
+  strings.raw.forEach((raw, i) => {
+    const s = raw.replace(/\\(\$\{|`)/g, "$1");
     if (s) parts.push(s);
     if (i < values.length) pushValue(parts, values[i]!);
   });

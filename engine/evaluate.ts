@@ -161,7 +161,9 @@ export class Evaluator {
       outputs,
       ...(fixed ? { fixed } : {}),
     };
-    return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta: { position: d.position }, deps: [...deps.values()], sources };
+    if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
+    const meta: DerivationMeta = { position: d.position, ...(a.sources ? { sources: a.sources as FetchSource[] } : {}) };
+    return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
   }
 
   private partText(p: Part, inputDrvs: Map<DrvHash, Set<string>>, deps: Map<DrvHash, Node>, sources: Map<StorePathName, string>, where: string): string {

@@ -53,6 +53,8 @@ export async function fetchFixed(req: FetchRequest): Promise<Attempt[]> {
     try {
       file = await obtain(s, tmp, req);
     } catch (e) {
+      // an aborted download says nothing about the source: report the cancellation
+      if (req.signal.aborted) throw new KilnError("CANCELLED", `fetch of ${req.name} cancelled`);
       attempts.push({ source: label, outcome: "unreachable", detail: (e as Error).message.split("\n")[0]! });
       continue;
     }

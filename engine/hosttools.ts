@@ -92,7 +92,9 @@ export class HostTools {
     feedFile(h, path);
     // the package that owns the real binary (gcc -> gcc-12 -> x86_64-linux-gnu-gcc-12) is the one
     // whose upgrade changes behaviour
-    const owner = dpkgOwner(realpathSync(path)) ?? dpkgOwner(path);
+    const real = realpathSync(path);
+    // each dpkg-query -S scans every package's file list: do not ask twice about the same path
+    const owner = dpkgOwner(real) ?? (real !== path ? dpkgOwner(path) : undefined);
     return {
       fp: { path, package: owner?.package ?? null, version: owner?.version ?? null, digest: h.digest("hex"), commands: { [cmd]: path } },
       files: [path],

@@ -209,6 +209,18 @@ export class Realizer {
       }
     }
 
+    // a fixed output with a builder may also name places that have its bytes (or a mirror has
+    // them): try those before building its inputs at all
+    if (n.drv.fixed && n.kind === "build" && ((n.meta.sources?.length ?? 0) > 0 || this.ctx.config.mirrors.length > 0 || store.fixedContent(n.drv.fixed.sha256).length > 0)) {
+      await this.pool.acquire();
+      try {
+        const got = await this.fetchNode(n, true);
+        if (got) return got;
+      } finally {
+        this.pool.release();
+      }
+    }
+
     // inputs first; a failed input skips this node
     const deps = await Promise.allSettled(n.deps.map((d) => this.ensure(d)));
     const inputs: InputRealisation[] = [];
@@ -284,7 +296,7 @@ export class Realizer {
         const dst = join(scratch, name);
         if (lstatSync(host).isDirectory()) cpSync(host, dst, { recursive: true, verbatimSymlinks: true });
         else copyFileSync(host, dst);
-        const { path } = store.addOutput({ scratch: dst, name, candidates: [], cache: this.ctx.fileCache }, () => {});
+        const { path } = store.addOutput({ scratch: dst, name, candidates: [] }, () => {});
         if (path !== want) {
           throw new KilnError("SOURCE_MISSING", `source ${host} changed while kiln was running (${n.name})`, "run the command again");
         }
@@ -294,7 +306,10 @@ export class Realizer {
     }
   }
 
-  private async fetchNode(n: Node): Promise<Outcome> {
+  /** Fetch a fixed output from its sources; `optional`: a builder can still make it, so a miss is no failure. */
+  private async fetchNode(n: Node, optional: true): Promise<Outcome | undefined>;
+  private async fetchNode(n: Node, optional?: false): Promise<Outcome>;
+  private async fetchNode(n: Node, optional = false): Promise<Outcome | undefined> {
     const store = this.ctx.store;
     const ref = nodeRef(n);
     const scratch = store.scratchDir(`fetch-${n.name}`);
@@ -314,7 +329,12 @@ export class Realizer {
             env: this.ctx.config.fetchEnv, signal: this.signal, onLine: (line) => this.ctx.events({ type: "log", node: ref, line }),
           });
         } catch (e) {
-          if (isKilnError(e)) this.fail(n, e);
+          if (optional && isKilnError(e) && e.code !== "CANCELLED") {
+            this.ctx.events({ type: "log", node: ref, line: `not found in its listed sources; building it: ${e.message.split("\n").slice(1).join("; ")}` });
+            return undefined;
+          }
+          // cancelled (Ctrl-C, or another node failed without --keep-going) is not this node failing
+          if (isKilnError(e) && e.code !== "CANCELLED") this.fail(n, e);
           throw e;
         }
       }
@@ -471,7 +491,7 @@ export class Realizer {
       for (const [i, { o, host, selfHash }] of produced.entries()) {
         const last = i === produced.length - 1;
         const r = store.addOutput(
-          { scratch: host, name: outputPathName(n.name, o), selfHash, candidates, deriver: n.hash, cache: this.ctx.fileCache,
+          { scratch: host, name: outputPathName(n.name, o), selfHash, candidates, deriver: n.hash,
             ...(n.drv.fixed ? { ca: `sha256:${n.drv.fixed.sha256}` } : {}) },
           (id, path) => {
             if (n.drv.fixed) store.insertFixed(n.drv.fixed.sha256, id);

@@ -131,8 +131,9 @@ export function bwrapArgs(req: SandboxRequest): string[] {
   a.push("--clearenv");
   const env: Record<string, string> = { ...FIXED_ENV, PATH: HOST_BIN, KILN_BUILD_CORES: String(req.buildCores), ...req.env };
   for (const k of Object.keys(env).sort()) a.push("--setenv", k, env[k]!);
-  // umask 022 for everything the builder creates, whatever kiln's own umask is
-  a.push("--", "/usr/bin/dash", "-c", 'umask 022 && exec "$0" "$@"', req.builder, ...req.args);
+  // umask 022 for everything the builder creates, whatever kiln's own umask is; stderr into
+  // stdout, one pipe, so the log keeps the order in which the builder wrote its lines
+  a.push("--", "/usr/bin/dash", "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args);
   return a;
 }
 

@@ -17,6 +17,7 @@ export async function evaluateTargets(ctx: Context, entry: string, cacheDir: str
   for (const t of targets) {
     for (const { name, value } of selectTarget(set, t)) roots.push({ target: name, ...evaluator.evaluate(value) });
   }
+  ctx.fileCache.flush?.();
   ctx.events({ type: "evaluated", targets, derivations: evaluator.graph.nodes.length, ms: ctx.clock() - t0 });
   return { set, evaluator, roots };
 }

@@ -6,6 +6,7 @@ const pi4 = pi4LlmOs();
 export default {
   "pi4-llm-os": Object.assign(pi4.image, {
     report: pi4.report,
+    board: pi4.board,
     kernel: pi4.kernel,
     initramfs: pi4.initramfs,
     rootfs: pi4.rootfs,

@@ -22,6 +22,8 @@ export interface TreeDigest {
 export interface FileDigestCache {
   get(key: string): string | undefined;
   set(key: string, value: string): void;
+  /** persist what was set (caches that outlive the process) */
+  flush?(): void;
 }
 
 export interface HashOptions {

@@ -88,4 +88,11 @@ export const MIGRATIONS: readonly string[] = [
     json TEXT NOT NULL
   ) STRICT, WITHOUT ROWID;
   `,
+  // 2: file digests that survive the process, so a no-op evaluation re-hashes no source file
+  `
+  CREATE TABLE file_digests (
+    key     TEXT PRIMARY KEY,                -- path, size, mtime, inode, exec bit
+    digest  TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];

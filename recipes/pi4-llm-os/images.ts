@@ -39,12 +39,15 @@ export interface BootfsOptions {
   /** partition start in the disk image, in 512-byte sectors (the FAT's hidden sectors) */
   offsetSectors?: number;
   volumeId?: string;
+  /** extra files for the partition: name -> derivation (the GPU firmware on the board image) */
+  extra?: Record<string, Drv>;
 }
 
 /** FAT32 boot partition: Image, the Pi 4 DTB, the initramfs, config.txt, cmdline.txt. */
 export function bootfs(o: BootfsOptions): Drv {
+  const extra = Object.keys(o.extra ?? {}).sort().map((n) => sh`${o.extra![n]!}:${n}`);
   return build({
-    name: "pi4-llm-os-boot.vfat",
+    name: o.extra ? "pi4-llm-os-board-boot.vfat" : "pi4-llm-os-boot.vfat",
     tools: ["mkfs.vfat", "fsck.vfat", "mcopy"],
     env: { CMDLINE: o.cmdline, SIZE_MIB: String(o.sizeMiB ?? 64), HIDDEN: String(o.offsetSectors ?? 2048), VOLID: o.volumeId ?? "50493442" },
     script: sh`
@@ -55,7 +58,7 @@ export function bootfs(o: BootfsOptions): Drv {
       export MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null
       fat_epoch=$SOURCE_DATE_EPOCH; [ "$fat_epoch" -ge 315532800 ] || fat_epoch=315532800
       # a fixed order gives a fixed directory-entry order
-      for pair in ${o.kernel}/Image:Image ${o.kernel}/dtbs/broadcom/bcm2711-rpi-4-b.dtb:bcm2711-rpi-4-b.dtb ${o.initramfs}:initramfs.cpio.gz ${source(import.meta.url, "files/config.txt")}:config.txt cmdline.txt:cmdline.txt; do
+      for pair in ${o.kernel}/Image:Image ${o.kernel}/dtbs/broadcom/bcm2711-rpi-4-b.dtb:bcm2711-rpi-4-b.dtb ${o.initramfs}:initramfs.cpio.gz ${source(import.meta.url, "files/config.txt")}:config.txt cmdline.txt:cmdline.txt ${extra}; do
         SOURCE_DATE_EPOCH=$fat_epoch mcopy -i boot.vfat "\${pair%%:*}" "::\${pair#*:}"
       done
       fsck.vfat -n boot.vfat >/dev/null
@@ -85,12 +88,12 @@ export function rootExt4(o: RootExt4Options): Drv {
         -d root root.ext4 "\${SIZE_MIB}M"
       # mke2fs copies owners and ctime/atime from the staged files: normalise every inode
       { echo /; echo /lost+found; (cd root && find . -mindepth 1 -printf '/%P\n'); } | LC_ALL=C sort -u | while IFS= read -r p; do
-        for f in atime ctime mtime crtime; do echo "set_inode_field \\"$p\\" $f @$SOURCE_DATE_EPOCH"; done
-        echo "set_inode_field \\"$p\\" uid 0"
-        echo "set_inode_field \\"$p\\" gid 0"
+        for f in atime ctime mtime crtime; do echo "set_inode_field \"$p\" $f @$SOURCE_DATE_EPOCH"; done
+        echo "set_inode_field \"$p\" uid 0"
+        echo "set_inode_field \"$p\" gid 0"
       done > debugfs.cmds
       debugfs -w -f debugfs.cmds root.ext4 > debugfs.log 2>&1
-      if grep -v '^debugfs [0-9]\\|^debugfs: set_inode_field' debugfs.log | grep -q .; then cat debugfs.log; exit 1; fi
+      if grep -v '^debugfs [0-9]\|^debugfs: set_inode_field' debugfs.log | grep -q .; then cat debugfs.log; exit 1; fi
       e2fsck -fn root.ext4 >/dev/null 2>&1 || { e2fsck -fn root.ext4; exit 1; }
       mv root.ext4 $out
     `,
@@ -98,9 +101,9 @@ export function rootExt4(o: RootExt4Options): Drv {
 }
 
 /** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root]. */
-export function diskImage(o: { boot: Drv; root: Drv; labelId?: string }): Drv {
+export function diskImage(o: { boot: Drv; root: Drv; labelId?: string; name?: string }): Drv {
   return build({
-    name: "pi4-llm-os-disk.img",
+    name: o.name ?? "pi4-llm-os-disk.img",
     tools: ["sfdisk", "dd", "truncate", "stat"],
     env: { LABEL_ID: o.labelId ?? "0x50493445" },
     script: sh`

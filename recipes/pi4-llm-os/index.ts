@@ -5,7 +5,7 @@ import { sh, type Drv } from "kiln";
 import { build } from "../std/index.js";
 import { bootfs, diskImage, initramfs, rootExt4 } from "./images.js";
 import { fragments, kernel, type Fragment } from "./kernel.js";
-import { busybox, debs, linuxSourceTarball, musl, muslDev } from "./sources.js";
+import { busybox, debs, firmware, linuxSourceTarball, musl, muslDev } from "./sources.js";
 import { bootTest } from "./tests.js";
 import { busyboxApplets, muslToolchain, rootfs, sysinfo } from "./userspace.js";
 
@@ -23,17 +23,8 @@ export function pi4LlmOs(o: Pi4Options = {}) {
   const boot = bootfs({ kernel: k, initramfs: initrd, cmdline: BOARD_CMDLINE });
   const root = rootExt4({ rootfs });
   const disk = diskImage({ boot, root });
-  const image = build({
-    name: "pi4-llm-os",
-    script: sh`
-      mkdir -p $out
-      ln -s ${disk} $out/disk.img
-      ln -s ${initrd} $out/initramfs.cpio.gz
-      ln -s ${k}/Image $out/Image
-      ln -s ${k}/dtbs/broadcom/bcm2711-rpi-4-b.dtb $out/bcm2711-rpi-4-b.dtb
-      ln -s ${k}/config $out/kernel.config
-    `,
-  });
+  /** The image: the whole disk, bootable under QEMU (the board image adds the GPU firmware). */
+  const image = disk;
   const tests = {
     boot: bootTest({ name: "pi4-llm-os-boot-test-initramfs", kernel: k, initramfs: initrd }),
     bootDisk: bootTest({ name: "pi4-llm-os-boot-test-disk", kernel: k, disk }),
@@ -48,7 +39,7 @@ export function pi4LlmOs(o: Pi4Options = {}) {
       mkdir -p $out
       {
         echo "pi4-llm-os: aarch64 Linux for the Raspberry Pi 4 (musl, static BusyBox, Linux $(cat ${k}/kernel.release))"
-        echo "  disk image      ${disk}  $(mib $(size ${disk}))  (FAT32 boot $(mib $(size ${boot})) + ext4 root $(mib $(size ${root})))"
+        echo "  disk image      $(basename ${disk})  $(mib $(size ${disk}))  (FAT32 boot $(mib $(size ${boot})) + ext4 root $(mib $(size ${root})))"
         echo "  kernel Image    $(mib $(size ${k}/Image))"
         echo "  initramfs       $(mib $(size ${initrd}))"
         echo "  rootfs files    $(du -sb --apparent-size ${rootfs} | cut -f1 | xargs -I{} awk -v b={} 'BEGIN { printf "%.1f MiB", b / 1048576 }')"
@@ -59,9 +50,13 @@ export function pi4LlmOs(o: Pi4Options = {}) {
       cat $out/report.txt
     `,
   });
+  /** The SD card image for a real board: the same partitions plus the GPU firmware. */
+  const boardBoot = bootfs({ kernel: k, initramfs: initrd, cmdline: BOARD_CMDLINE, extra: { "start4.elf": firmware.start4, "fixup4.dat": firmware.fixup4 } });
+  const board = diskImage({ boot: boardBoot, root, name: "pi4-llm-os-board-sdcard.img" });
   return {
     image,
     report,
+    board,
     kernel: k,
     initramfs: initrd,
     rootfs,
@@ -72,6 +67,6 @@ export function pi4LlmOs(o: Pi4Options = {}) {
   };
 }
 
-export const sources = { ...debs, linuxSourceTarball, busybox, musl, muslDev };
+export const sources = { ...debs, linuxSourceTarball, busybox, musl, muslDev, firmware };
 export { busyboxApplets, muslToolchain, sysinfo };
 export type { Drv };

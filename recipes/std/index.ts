@@ -33,6 +33,11 @@ export interface DebSpec {
   arch?: string;
   /** sha256 of the .deb file exactly as Debian's archive serves it */
   sha256: string;
+  /**
+   * Other places with the same bytes, tried after apt: the archive's pool URL (while the version
+   * is current) and snapshot.debian.org/file/<sha1> (for good, once superseded).
+   */
+  urls?: string[];
 }
 
 /** Store name for a .deb: Debian's own file naming, with the epoch colon made safe. */
@@ -45,7 +50,7 @@ export function fetchDeb(d: DebSpec): Drv {
   return fetch({
     name: debName(d),
     sha256: d.sha256,
-    sources: [{ deb: { package: d.package, version: d.version, ...(d.arch ? { arch: d.arch } : {}) } }],
+    sources: [{ deb: { package: d.package, version: d.version, ...(d.arch ? { arch: d.arch } : {}) } }, ...(d.urls ?? []).map((url) => ({ url }))],
   });
 }
 

@@ -1,0 +1,189 @@
+// End to end on fixtures/hello: the compiled CLI, a temporary store, a temporary copy of the
+// recipe set. Caching is proved by counting builder invocations (`started` build events and rows
+// of the store's builds table), not by timing.
+import assert from "node:assert/strict";
+import { chmodSync, lstatSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, query, tempDir, type Ev } from "./test-helpers/kiln.js";
+
+after(cleanup);
+
+/** name -> store path (base name) from the cached/built events of one run */
+function outPaths(events: Ev[]): Record<string, string> {
+  const m: Record<string, string> = {};
+  for (const e of events) if ((e.type === "built" || e.type === "cached") && e.node && e.paths) m[e.node.name] = e.paths.out!;
+  return m;
+}
+
+describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
+  let cwd: string;
+  let store: string;
+  let first: Record<string, string>;
+  let greetingPath: string;
+  /** derivation name -> derivation hash, from the first run's events */
+  let drvOf: Record<string, string>;
+  const o = () => ({ cwd, store });
+
+  before(() => {
+    cwd = copyFixture("hello");
+    store = tempDir("store");
+  });
+
+  test("realize greeting builds three derivations, prints the store path and links ./result", async () => {
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
+    first = outPaths(r.events);
+    drvOf = Object.fromEntries(eventsOf(r.events, "built").map((e) => [e.node!.name, e.node!.drv]));
+    greetingPath = hostStorePath(store, first.greeting!);
+    assert.equal(r.stdout, `${greetingPath}\n`);
+    assert.match(first.greeting!, /^[0-9a-df-np-sv-z]{32}-greeting$/);
+    assert.equal(readlinkSync(join(cwd, "result")), greetingPath);
+    assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
+    assert.deepEqual(buildRows(store).map((b) => [b.name, b.status]), [["libgreet", "built"], ["hello", "built"], ["greeting", "built"]]);
+    const fin = eventsOf(r.events, "finished")[0]!;
+    assert.equal(fin.built, 3);
+    assert.equal(fin.failed, 0);
+  });
+
+  test("a second realize builds nothing and prints the same path", async () => {
+    // the plain reporter's summary too (independent runs: started together)
+    const [r, plain] = await Promise.all([kilnJson(["realize", "greeting"], o()), kiln(["realize", "--no-link", "greeting"], o())]);
+    assert.equal(buildStarts(r.events).length, 0);
+    assert.deepEqual(eventsOf(r.events, "cached").map((e) => [e.node!.name, e.cutoff]), [["libgreet", false], ["hello", false], ["greeting", false]]);
+    assert.equal(r.stdout, `${greetingPath}\n`);
+    assert.equal(buildRows(store).length, 3, "no new builder invocation recorded");
+    assert.equal(plain.code, 0);
+    assert.match(plain.stderr, /done: 0 built, 3 from the store, 0 failed/);
+  });
+
+  test("hello's self-reference holds its final store path; references are recorded", () => {
+    const hello = first.hello!;
+    assert.equal(readFileSync(join(hostStorePath(store, hello), "self"), "utf8"), `/kiln/store/${hello}\n`);
+    assert.equal(readFileSync(join(greetingPath, "built-with"), "utf8"), `/kiln/store/${hello}\n`);
+    const refs = (p: string) =>
+      query<{ path: string }>(store, "SELECT t.path FROM refs r JOIN valid_paths f ON f.id = r.referrer JOIN valid_paths t ON t.id = r.reference WHERE f.path = ? ORDER BY t.path", p).map((x) => x.path);
+    assert.ok(refs(hello).includes(hello), "hello references itself");
+    assert.deepEqual(refs(first.greeting!), [hello], "greeting references hello only");
+  });
+
+  test("outputs in the store are read-only, with mtime 1 s", () => {
+    const dir = lstatSync(greetingPath);
+    const file = lstatSync(join(greetingPath, "greeting.txt"));
+    const exe = lstatSync(join(hostStorePath(store, first.hello!), "bin", "hello"));
+    assert.equal(dir.mode & 0o7777, 0o555);
+    assert.equal(file.mode & 0o7777, 0o444);
+    assert.equal(exe.mode & 0o7777, 0o555);
+    for (const st of [dir, file, exe]) assert.equal(st.mtimeMs, 1000);
+  });
+
+  test("kiln verify finds the store consistent", async () => {
+    const [r, j] = await Promise.all([kiln(["verify"], o()), kiln(["verify", "--json"], o())]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /store is consistent/);
+    const v = JSON.parse(j.stdout) as { ok: boolean; checked: number; corrupt: unknown[]; missing: unknown[] };
+    assert.equal(v.ok, true);
+    assert.equal(v.checked, query<{ n: number }>(store, "SELECT count(*) AS n FROM valid_paths")[0]!.n);
+  });
+
+  test("path-info -S shows sizes; the closure size adds up the closure's paths", async () => {
+    const [r, j, rec] = await Promise.all([
+      kiln(["path-info", "-S", "greeting"], o()),
+      kiln(["path-info", "-S", "--json", "result"], o()),
+      kiln(["path-info", "-r", "--json", first.greeting!], o()),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const [path, size, closure] = r.stdout.trim().split("\t").map((s) => s.trim());
+    assert.equal(path, greetingPath);
+    assert.match(size!, /^\d+(\.\d)? (B|KiB|MiB)$/);
+    assert.match(closure!, /^\d+(\.\d)? (B|KiB|MiB)$/);
+
+    const [info] = JSON.parse(j.stdout) as Array<{ path: string; narSize: number; closureSize: number; references: string[] }>;
+    assert.equal(info!.path, greetingPath);
+    assert.deepEqual(info!.references, [first.hello]);
+    const all = JSON.parse(rec.stdout) as Array<{ path: string; narSize: number }>;
+    assert.ok(all.some((x) => x.path === hostStorePath(store, first.hello!)), "hello is in greeting's closure");
+    assert.ok(!all.some((x) => x.path === hostStorePath(store, first.libgreet!)), "libgreet is linked statically: not in the closure");
+    assert.equal(info!.closureSize, all.reduce((s, x) => s + x.narSize, 0));
+    assert.ok(info!.closureSize > info!.narSize);
+  });
+
+  test("eval --json and show-derivation describe the same derivations", async () => {
+    const [ev, plain, sd, byHash] = await Promise.all([
+      kiln(["eval", "--json", "greeting"], o()),
+      kiln(["eval", "greeting"], o()),
+      kiln(["show-derivation", "hello"], o()),
+      kiln(["show-derivation", drvOf.libgreet!], o()),
+    ]);
+    assert.equal(ev.code, 0, ev.stderr);
+    const g = JSON.parse(ev.stdout) as { roots: Array<{ target: string; drv: string; output: string }>; derivations: Record<string, { name: string; inputDrvs: Record<string, string[]> }> };
+    assert.deepEqual(g.roots, [{ target: "greeting", drv: drvOf.greeting, output: "out" }]);
+    assert.deepEqual(Object.values(g.derivations).map((d) => d.name).sort(), ["greeting", "hello", "libgreet"]);
+    assert.deepEqual(g.derivations[drvOf.hello!]!.inputDrvs, { [drvOf.libgreet!]: ["out"] });
+    assert.deepEqual(g.derivations[drvOf.greeting!]!.inputDrvs, { [drvOf.hello!]: ["out"] });
+
+    assert.match(plain.stdout, new RegExp(`^${drvOf.hello}  hello  <- libgreet$`, "m"));
+
+    assert.equal(sd.code, 0, sd.stderr);
+    const shown = JSON.parse(sd.stdout) as Record<string, { name: string; env: Record<string, string> }>;
+    assert.deepEqual(Object.keys(shown), [drvOf.hello]);
+    assert.equal(shown[drvOf.hello!]!.env.TARGET, '"world"');
+
+    assert.equal(byHash.code, 0, byHash.stderr);
+    const stored = JSON.parse(byHash.stdout) as Record<string, { drv: { name: string; env: Record<string, string> } }>;
+    assert.equal(stored[drvOf.libgreet!]!.drv.name, "libgreet");
+    assert.equal(stored[drvOf.libgreet!]!.drv.env.CFLAGS, "-O2");
+  });
+
+  test("targets lists the recipe set; log prints a build's log", async () => {
+    const [t, l, missing] = await Promise.all([kiln(["targets"], o()), kiln(["log", "libgreet"], o()), kiln(["log", "no-such-thing"], o())]);
+    assert.equal(t.stdout, "greeting\nhello\nlibgreet\n");
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(l.stdout, "compiling greet.c with CFLAGS=-O2\n");
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no target 'no-such-thing'|no build of no-such-thing/);
+  });
+
+  test("early cutoff: a comment-only change in greet.c rebuilds libgreet only", async () => {
+    const src = join(cwd, "src", "greet.c");
+    writeFileSync(src, readFileSync(src, "utf8").replace("a comment that can change", "an EDITED comment that can change"));
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet"]);
+    const built = eventsOf(r.events, "built", "libgreet")[0]!;
+    assert.equal(built.identical, true, "the rebuilt library is bit-identical");
+    assert.equal(built.paths!.out, first.libgreet);
+    const cached = Object.fromEntries(eventsOf(r.events, "cached").map((e) => [e.node!.name, e.cutoff]));
+    assert.deepEqual(cached, { hello: true, greeting: true });
+    // hello's derivation did change (its input's derivation changed), yet it was not rebuilt
+    assert.notEqual(eventsOf(r.events, "cached", "hello")[0]!.node!.drv, drvOf.hello);
+    assert.equal(r.stdout, `${greetingPath}\n`);
+    assert.deepEqual(buildRows(store).map((b) => b.name), ["libgreet", "hello", "greeting", "libgreet"]);
+  });
+
+  test("changing CFLAGS in the recipe rebuilds libgreet and its dependents", async () => {
+    const recipe = join(cwd, "recipes", "index.ts");
+    const text = readFileSync(recipe, "utf8");
+    assert.ok(text.includes('CFLAGS: "-O2"'));
+    writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-O0"'));
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
+    const now = outPaths(r.events);
+    assert.notEqual(now.libgreet, first.libgreet);
+    assert.notEqual(now.hello, first.hello);
+    assert.notEqual(now.greeting, first.greeting);
+    assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
+    assert.equal(realpathSync(join(cwd, "result")), hostStorePath(store, now.greeting!));
+    const log = await kiln(["log", "libgreet"], o());
+    assert.equal(log.stdout, "compiling greet.c with CFLAGS=-O0\n");
+  });
+
+  test("kiln verify detects a corrupted output", async () => {
+    const file = join(greetingPath, "greeting.txt");
+    chmodSync(greetingPath, 0o755);
+    chmodSync(file, 0o644);
+    writeFileSync(file, "hello, tampered\n");
+    const r = await kiln(["verify"], o());
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, new RegExp(`CORRUPT  ${greetingPath}`));
+  });
+});

@@ -1,0 +1,84 @@
+// Failures end to end (fixtures/failing): exit codes, what the user is told, and what does or
+// does not get built around a failure.
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, kiln, query, tempDir } from "./test-helpers/kiln.js";
+
+describe("failures", { timeout: 120_000 }, () => {
+  let cwd: string;
+  let store: string;
+  const o = (env?: Record<string, string>) => ({ cwd, store, ...(env ? { env } : {}) });
+
+  before(() => {
+    cwd = copyFixture("failing");
+    store = tempDir("store");
+  });
+  after(cleanup);
+
+  test("without bubblewrap kiln refuses to build: SANDBOX_UNAVAILABLE with the apt-get hint, nothing built", async () => {
+    const r = await kiln(["realize", "--json", "independent"], o({ KILN_BWRAP: "/nonexistent/bwrap" }));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /bubblewrap \(\/nonexistent\/bwrap\) is not installed; kiln never builds without a sandbox/);
+    assert.match(r.stderr, /apt-get install bubblewrap/);
+    const summary = JSON.parse(r.stdout) as { built: number; failed: Array<{ code: string }> };
+    assert.equal(summary.built, 0);
+    assert.deepEqual(summary.failed.map((f) => f.code), ["SANDBOX_UNAVAILABLE"]);
+    assert.deepEqual(buildRows(store), [], "no builder was started");
+    assert.deepEqual(query(store, "SELECT path FROM valid_paths"), []);
+  });
+
+  test("a missing host tool: exit 2, and the message names the tool", async () => {
+    const r = await kiln(["realize", "missingTool"], o());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /host tool 'definitely-not-a-tool' is not installed/);
+    assert.match(r.stderr, /declared by missing-tool/);
+    assert.deepEqual(buildRows(store, "missing-tool"), []);
+  });
+
+  test("a failing build: exit 1, the log tail on stderr, the build recorded as failed with its exit code", async () => {
+    const r = await kiln(["realize", "fails"], o());
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /FAILED +fails: builder for fails exited with code 3/);
+    for (const line of ["compiling step one", "warning: something odd", "fatal: the build broke here"]) {
+      assert.match(r.stderr, new RegExp(`\\| ${line}`), `log tail shows ${line}`);
+    }
+    assert.match(r.stderr, /kiln log fails/);
+    const rows = buildRows(store, "fails");
+    assert.deepEqual(rows.map((b) => [b.status, b.exit_code]), [["failed", 3]]);
+    assert.deepEqual(query(store, "SELECT path FROM valid_paths WHERE path LIKE '%-fails'"), []);
+    assert.deepEqual(readdirSync(join(store, "tmp")), [], "the scratch directory is removed");
+    const log = await kiln(["log", "fails"], o());
+    assert.equal(log.code, 0);
+    assert.equal(log.stdout, "compiling step one\nwarning: something odd\nfatal: the build broke here\n");
+  });
+
+  test("without --keep-going the run stops at the first failure", async () => {
+    // -j1: fails takes the only job slot first; indep-base would come next
+    const r = await kiln(["--reporter", "json", "realize", "-j", "1", "fails", "independent"], o());
+    assert.equal(r.code, 1);
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["fails"]);
+    assert.deepEqual(buildRows(store, "indep-base"), []);
+    assert.deepEqual(buildRows(store, "independent"), []);
+  });
+
+  test("with --keep-going an independent derivation still gets built, the dependent one is skipped", async () => {
+    const r = await kiln(["--reporter", "json", "realize", "-j", "1", "--keep-going", "--json", "fails", "dependent", "independent"], o());
+    assert.equal(r.code, 1);
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).sort(), ["fails", "indep-base", "independent"]);
+    assert.deepEqual(eventsOf(r.events, "skipped").map((e) => [e.node!.name, (e.because as { name: string }).name]), [["dependent", "fails"]]);
+    assert.deepEqual(buildRows(store, "independent").map((b) => b.status), ["built"]);
+    assert.deepEqual(buildRows(store, "dependent"), []);
+    const summary = JSON.parse(r.stdout) as { outputs: Array<{ target: string }>; failed: Array<{ name: string; code: string }> };
+    assert.deepEqual(summary.outputs.map((x) => x.target), ["independent"]);
+    assert.deepEqual(summary.failed.map((f) => [f.name, f.code]), [["fails", "BUILD_FAILED"]]);
+  });
+
+  test("an unknown target: exit 2 with the available targets", async () => {
+    const r = await kiln(["realize", "nope"], o());
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no target 'nope'/);
+    assert.match(r.stderr, /available here: .*fails/);
+  });
+});

@@ -1,0 +1,74 @@
+// Interrupted and concurrent runs (fixtures/slow): a kiln killed with SIGKILL in the middle of a
+// build leaves nothing half-registered; Ctrl-C cancels cleanly; two kilns share the work.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
+
+const building = (name: string) => (e: Ev) => e.type === "log" && e.node?.name === name && e.line === `${name} build starting`;
+
+describe("interrupted and concurrent runs", { timeout: 120_000 }, () => {
+  let cwd: string;
+  let store: string;
+
+  before(() => {
+    cwd = copyFixture("slow");
+    store = tempDir("store");
+  });
+  after(cleanup);
+
+  test("SIGKILL in the middle of a build: the store stays consistent, and a re-run builds it and cleans up", async () => {
+    const run = startKiln(["--reporter", "json", "realize", "--no-link", "slow"], { cwd, store });
+    const seen = await run.waitFor(building("slow"));
+    assert.notEqual(seen.type, "__exited__", "kiln exited before the build started");
+    run.child.kill("SIGKILL");
+    const killed = await run.done;
+    assert.equal(killed.signal, "SIGKILL");
+
+    const leftovers = readdirSync(join(store, "tmp"));
+    assert.ok(leftovers.some((d) => d.startsWith(`${run.child.pid}-`)), `the killed run's scratch dir is left behind: ${leftovers.join(", ")}`);
+    assert.deepEqual(validPaths(store, "slow"), [], "no valid path for the killed derivation");
+    assert.deepEqual(query(store, "SELECT resolved_hash FROM realisations"), []);
+    const verify = await kiln(["verify"], { cwd, store });
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /store is consistent/);
+
+    const again = await kilnJson(["realize", "--no-link", "slow"], { cwd, store });
+    assert.deepEqual(buildStarts(again.events).map((e) => e.node!.name), ["slow"]);
+    const [path] = validPaths(store, "slow");
+    assert.ok(path);
+    assert.equal(again.stdout, `${join(store, "store", path)}\n`);
+    assert.deepEqual(readdirSync(join(store, "tmp")), [], "stale scratch dirs are removed by the re-run");
+    assert.deepEqual(buildRows(store, "slow").map((b) => b.status).filter((s) => s === "built"), ["built"]);
+    const verify2 = await kiln(["verify"], { cwd, store });
+    assert.equal(verify2.code, 0, verify2.stdout);
+  });
+
+  test("SIGINT during a build: exit 130, no scratch dirs left, the build recorded as cancelled", async () => {
+    const run = startKiln(["--reporter", "json", "realize", "--no-link", "slowToo"], { cwd, store });
+    const seen = await run.waitFor(building("slow-too"));
+    assert.notEqual(seen.type, "__exited__", "kiln exited before the build started");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /cancelling/);
+    assert.deepEqual(readdirSync(join(store, "tmp")), []);
+    assert.deepEqual(buildRows(store, "slow-too").map((b) => b.status), ["cancelled"]);
+    assert.deepEqual(validPaths(store, "slow-too"), []);
+    assert.ok(!existsSync(join(cwd, "result")));
+  });
+
+  test("two concurrent realizes of the same slow derivation on a fresh store build it once", async () => {
+    const fresh = tempDir("store");
+    const a = startKiln(["--reporter", "json", "realize", "--no-link", "slow"], { cwd, store: fresh });
+    const b = startKiln(["--reporter", "json", "realize", "--no-link", "slow"], { cwd, store: fresh });
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal(ra.stdout, rb.stdout);
+    assert.match(ra.stdout, /-slow\n$/);
+    assert.equal(buildStarts(ra.events).length + buildStarts(rb.events).length, 1);
+    assert.deepEqual(query(fresh, "SELECT status, count(*) AS n FROM builds GROUP BY status"), [{ status: "built", n: 1 }]);
+  });
+});

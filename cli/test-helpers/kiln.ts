@@ -1,0 +1,206 @@
+// Helpers for CLI end-to-end tests: run the compiled kiln (dist/cli/main.js) as a subprocess
+// against a temporary store, on temporary copies of fixture recipe sets, and read back what it
+// did from its JSON event stream and from the store's SQLite database.
+import { spawn, type ChildProcess } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { removeTree } from "../../store/store.js";
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** the compiled CLI (the shipped bundle; KILN_TEST_CLI=dist/cli/main.js runs the same tests unbundled) */
+export const CLI = process.env.KILN_TEST_CLI ? resolve(REPO, process.env.KILN_TEST_CLI) : join(REPO, "dist", "kiln.mjs");
+export const FIXTURES = join(REPO, "fixtures");
+
+/** One line of `--reporter json` output. */
+export interface Ev {
+  type: string;
+  node?: { drv: string; name: string };
+  kind?: string;
+  cutoff?: boolean;
+  paths?: Record<string, string>;
+  identical?: boolean;
+  message?: string;
+  line?: string;
+  logTail?: string[];
+  [k: string]: unknown;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** parsed JSON event lines of stderr (empty unless --reporter json) */
+  events: Ev[];
+}
+
+export interface RunOptions {
+  cwd: string;
+  store: string;
+  env?: Record<string, string>;
+  /** run kiln under this umask (e.g. "077"), to show that builds do not inherit it */
+  umask?: string;
+}
+
+const created: string[] = [];
+
+/** A fresh temporary directory, removed by cleanup(). */
+export function tempDir(label: string): string {
+  const d = mkdtempSync(join(tmpdir(), `kiln-test-${label}-`));
+  created.push(d);
+  return d;
+}
+
+/** Remove every temporary directory made by tempDir (store outputs are read-only: removeTree copes). */
+export function cleanup(): void {
+  for (const d of created.splice(0)) removeTree(d);
+}
+
+/** A private copy of fixtures/<name>, so a test may edit its sources and recipes. */
+export function copyFixture(name: string): string {
+  const dst = join(tempDir(`fx-${name}`), name);
+  cpSync(join(FIXTURES, name), dst, { recursive: true, verbatimSymlinks: true });
+  for (const e of readdirSync(dst)) if (e.startsWith("result")) rmSync(join(dst, e), { force: true });
+  return dst;
+}
+
+function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // the test decides these, never the developer's shell
+  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS"]) delete env[k];
+  return { ...env, ...extra };
+}
+
+export function parseEvents(stderr: string): Ev[] {
+  const out: Ev[] = [];
+  for (const line of stderr.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      out.push(JSON.parse(line) as Ev);
+    } catch {
+      /* not an event line */
+    }
+  }
+  return out;
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** events seen so far */
+  events: Ev[];
+  /** resolves with the first event (already seen or future) matching pred */
+  waitFor(pred: (e: Ev) => boolean): Promise<Ev>;
+  done: Promise<RunResult>;
+}
+
+/** Start kiln without waiting for it. */
+export function startKiln(args: string[], o: RunOptions): Running {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  const argv = [CLI, "--store", o.store, ...args];
+  const child = o.umask
+    ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, argv, { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  let partial = "";
+  const events: Ev[] = [];
+  const waiters: Array<{ pred: (e: Ev) => boolean; resolve: (e: Ev) => void }> = [];
+  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => {
+    const text = c.toString();
+    stderr += text;
+    const lines = (partial + text).split("\n");
+    partial = lines.pop()!;
+    for (const l of lines) {
+      const [e] = parseEvents(l);
+      if (!e) continue;
+      events.push(e);
+      for (const w of [...waiters]) {
+        if (w.pred(e)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+    }
+  });
+  const done = new Promise<RunResult>((res, rej) => {
+    child.on("error", rej);
+    child.on("close", (code, signal) => {
+      for (const w of waiters.splice(0)) w.resolve({ type: "__exited__" });
+      res({ code, signal, stdout, stderr, events: parseEvents(stderr) });
+    });
+  });
+  return {
+    child,
+    events,
+    done,
+    waitFor(pred) {
+      const seen = events.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((r) => waiters.push({ pred, resolve: r }));
+    },
+  };
+}
+
+/** Run kiln to completion. */
+export function kiln(args: string[], o: RunOptions): Promise<RunResult> {
+  return startKiln(args, o).done;
+}
+
+/** Run kiln with `--reporter json` and fail with its output if the exit code is not the expected one. */
+export async function kilnJson(args: string[], o: RunOptions, expectCode = 0): Promise<RunResult> {
+  const r = await kiln(["--reporter", "json", ...args], o);
+  if (r.code !== expectCode) {
+    throw new Error(`kiln ${args.join(" ")} exited with ${r.code} (signal ${r.signal}), expected ${expectCode}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  }
+  return r;
+}
+
+/** `started` events of kind build, optionally for one derivation name: one per builder invocation. */
+export function buildStarts(events: Ev[], name?: string): Ev[] {
+  return events.filter((e) => e.type === "started" && e.kind === "build" && (name === undefined || e.node?.name === name));
+}
+
+export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
+  return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
+}
+
+export function openDb(store: string): Database.Database {
+  return new Database(join(store, "db.sqlite"), { readonly: true, fileMustExist: true });
+}
+
+export function query<T>(store: string, sql: string, ...params: unknown[]): T[] {
+  const db = openDb(store);
+  try {
+    return db.prepare(sql).all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+export interface BuildRowLite {
+  id: number;
+  name: string;
+  status: string;
+  exit_code: number | null;
+  log_file: string | null;
+}
+
+/** Rows of the store's builds table (every builder invocation is recorded there). */
+export function buildRows(store: string, name?: string): BuildRowLite[] {
+  return name === undefined
+    ? query<BuildRowLite>(store, "SELECT id, name, status, exit_code, log_file FROM builds ORDER BY id")
+    : query<BuildRowLite>(store, "SELECT id, name, status, exit_code, log_file FROM builds WHERE name = ? ORDER BY id", name);
+}
+
+/** Valid store paths whose name part is `name`. */
+export function validPaths(store: string, name: string): string[] {
+  return query<{ path: string }>(store, "SELECT path FROM valid_paths WHERE substr(path, 34) = ? ORDER BY path", name).map((r) => r.path);
+}
+
+export function hostStorePath(store: string, p: string): string {
+  return join(store, "store", p);
+}

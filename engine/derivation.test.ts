@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { blake3Hex } from "../store/digest.js";
+import type { StorePathName } from "../store/store.js";
+import {
+  encodeDerivation,
+  hashDerivation,
+  inputPlaceholder,
+  outputPlaceholder,
+  replaceAll,
+  resolveDerivation,
+  scratchHash,
+  type Derivation,
+  type DrvHash,
+  type ResolvedHash,
+} from "./derivation.js";
+import { handBuilt, loadGolden } from "./test-helpers/golden.js";
+
+const golden = loadGolden();
+const hb = handBuilt(hashDerivation);
+const clone = (d: Derivation): Derivation => JSON.parse(JSON.stringify(d)) as Derivation;
+const MINIMAL_PATH = "0123456789abcdfghijklmnpqrsvwxyz-minimal" as StorePathName;
+
+describe("golden derivation encodings and hashes", () => {
+  test("canonical encodings are byte-for-byte the pinned ones", () => {
+    assert.equal(encodeDerivation(hb.minimal), golden.encodings.minimal);
+    assert.equal(encodeDerivation(hb.fixed), golden.encodings.fixed);
+  });
+
+  test("the hash is BLAKE3 (hex) of the canonical encoding", () => {
+    assert.equal(hashDerivation(hb.minimal), blake3Hex(golden.encodings.minimal!));
+  });
+
+  for (const name of ["minimal", "multi", "fixed"] as const) {
+    test(`hashDerivation(${name}) is the pinned literal`, () => {
+      assert.equal(hashDerivation(hb[name]), golden.derivations[name]);
+    });
+  }
+
+  test("placeholders and scratch hashes are the pinned literals", () => {
+    assert.equal(outputPlaceholder("hello", "out"), golden.placeholders["output hello out"]);
+    assert.equal(outputPlaceholder("hello", "dev"), golden.placeholders["output hello dev"]);
+    assert.equal(inputPlaceholder("a".repeat(64) as DrvHash, "dep", "out"), golden.placeholders["input dep out"]);
+    assert.equal(inputPlaceholder("a".repeat(64) as DrvHash, "dep", "lib"), golden.placeholders["input dep lib"]);
+    assert.equal(scratchHash("b".repeat(64) as ResolvedHash, "out"), golden.placeholders["scratch"]);
+  });
+
+  test("the resolved hash of a derivation with an input is the pinned literal", () => {
+    const { hash } = resolveDerivation(hb.multi, [{ drvHash: hashDerivation(hb.minimal), drvName: "minimal", output: "out", path: MINIMAL_PATH }]);
+    assert.equal(hash, golden.resolved.multi);
+  });
+});
+
+describe("derivation hashing", () => {
+  test("does not depend on the insertion order of object keys", () => {
+    const m = hb.multi;
+    const reordered: Derivation = {
+      outputs: m.outputs,
+      hostTools: Object.fromEntries(Object.entries(m.hostTools).reverse()),
+      inputSrcs: m.inputSrcs,
+      inputDrvs: m.inputDrvs,
+      env: Object.fromEntries(Object.entries(m.env).reverse()),
+      args: m.args,
+      builder: m.builder,
+      system: m.system,
+      name: m.name,
+    };
+    assert.equal(hashDerivation(reordered), hashDerivation(m));
+  });
+
+  test("every hashed field changes the hash", () => {
+    const base = hashDerivation(hb.multi);
+    const edits: Array<[string, (d: Derivation) => void]> = [
+      ["name", (d) => (d.name = "multi2")],
+      ["system", (d) => (d.system = "aarch64-linux")],
+      ["builder", (d) => (d.builder = "/kiln/host/bin/gmake")],
+      ["an arg", (d) => (d.args[0] = "-j")],
+      ["arg order", (d) => d.args.reverse()],
+      ["an env value", (d) => (d.env.ALPHA = "second")],
+      ["an env key", (d) => (d.env.BETA = "first")],
+      ["an input output name", (d) => (d.inputDrvs[Object.keys(d.inputDrvs)[0]!] = ["dev"])],
+      ["an input source", (d) => (d.inputSrcs = ["1w2n1m5l6h3f0x8k4j9c7b2a0z9y8x7w-patches2"])],
+      ["a host tool digest", (d) => (d.hostTools.make!.digest = "ff".repeat(32))],
+      ["a host tool package version", (d) => (d.hostTools.make!.version = "4.4-1")],
+      ["outputs", (d) => (d.outputs = ["out"])],
+    ];
+    const seen = new Set([base]);
+    for (const [what, edit] of edits) {
+      const d = clone(hb.multi);
+      edit(d);
+      const h = hashDerivation(d);
+      assert.notEqual(h, base, what);
+      seen.add(h);
+    }
+    assert.equal(seen.size, edits.length + 1);
+  });
+
+  test("a fixed output's hash depends only on its name and sha256 (not on how it is built)", () => {
+    const base = hashDerivation(hb.fixed);
+    const other = clone(hb.fixed);
+    other.builder = "/kiln/host/bin/sh";
+    other.args = ["-c", "curl -o $out https://example.org/source.tar.gz"];
+    other.env = { out: "x", URL: "https://mirror.example/source.tar.gz" };
+    other.inputSrcs = ["1w2n1m5l6h3f0x8k4j9c7b2a0z9y8x7w-patches"];
+    other.inputDrvs = { [hashDerivation(hb.minimal)]: ["out"] };
+    other.hostTools = { curl: hb.minimal.hostTools.sh! };
+    assert.equal(hashDerivation(other), base);
+
+    const renamed = clone(hb.fixed);
+    renamed.name = "source-2.tar.gz";
+    assert.notEqual(hashDerivation(renamed), base);
+    const rehashed = clone(hb.fixed);
+    rehashed.fixed = { sha256: "0".repeat(64) };
+    assert.notEqual(hashDerivation(rehashed), base);
+  });
+});
+
+describe("resolveDerivation", () => {
+  const input = { drvHash: hashDerivation(hb.minimal), drvName: "minimal", output: "out", path: MINIMAL_PATH };
+
+  test("replaces input placeholders by realised paths and moves inputs to inputSrcs", () => {
+    const ph = inputPlaceholder(hashDerivation(hb.minimal), "minimal", "out");
+    assert.ok(hb.multi.args[1]!.startsWith(ph));
+    const { resolved } = resolveDerivation(hb.multi, [input]);
+    assert.equal(resolved.args[1], `/kiln/store/${MINIMAL_PATH}/src`);
+    assert.equal(resolved.env.DEP, `/kiln/store/${MINIMAL_PATH}`);
+    assert.deepEqual(resolved.inputDrvs, {});
+    assert.deepEqual(resolved.inputSrcs, ["0123456789abcdfghijklmnpqrsvwxyz-minimal", "1w2n1m5l6h3f0x8k4j9c7b2a0z9y8x7w-patches"]);
+    // own output placeholders are left for the builder to fill
+    assert.equal(resolved.env.out, outputPlaceholder("multi", "out"));
+    assert.ok(!JSON.stringify(resolved).includes(ph));
+    // the unresolved derivation is not modified
+    assert.deepEqual(hb.multi.inputDrvs, { [hashDerivation(hb.minimal)]: ["out"] });
+  });
+
+  test("the resolved hash changes with the realised input path", () => {
+    const a = resolveDerivation(hb.multi, [input]).hash;
+    const b = resolveDerivation(hb.multi, [{ ...input, path: "1123456789abcdfghijklmnpqrsvwxyz-minimal" as StorePathName }]).hash;
+    assert.notEqual(a, b);
+  });
+
+  test("early cutoff: dependents of two different input derivations that realised to the same path resolve identically", () => {
+    // the input derivation changed (say, a comment in its source) but produced the same output
+    const changedInput = clone(hb.minimal);
+    changedInput.args = ["-e", "-u", "-c", "echo hi > $out # comment"];
+    const h1 = hashDerivation(hb.minimal);
+    const h2 = hashDerivation(changedInput);
+    assert.notEqual(h1, h2);
+    const dependent = (h: DrvHash): Derivation => ({
+      ...clone(hb.multi),
+      args: hb.multi.args.map((a) => a.replace(inputPlaceholder(h1, "minimal", "out"), inputPlaceholder(h, "minimal", "out"))),
+      env: Object.fromEntries(Object.entries(hb.multi.env).map(([k, v]) => [k, v.replace(inputPlaceholder(h1, "minimal", "out"), inputPlaceholder(h, "minimal", "out"))])),
+      inputDrvs: { [h]: ["out"] },
+    });
+    const d1 = dependent(h1);
+    const d2 = dependent(h2);
+    assert.notEqual(hashDerivation(d1), hashDerivation(d2), "the unresolved dependents differ");
+    const r1 = resolveDerivation(d1, [{ ...input, drvHash: h1 }]);
+    const r2 = resolveDerivation(d2, [{ ...input, drvHash: h2 }]);
+    assert.equal(r1.hash, r2.hash, "the resolved dependents are the same cache key");
+    assert.deepEqual(r1.resolved, r2.resolved);
+  });
+
+  test("replaceAll replaces every occurrence and leaves strings without store paths alone", () => {
+    const m = new Map([["/kiln/store/aaaa-x", "/kiln/store/bbbb-x"]]);
+    assert.equal(replaceAll("/kiln/store/aaaa-x:/kiln/store/aaaa-x/bin", m), "/kiln/store/bbbb-x:/kiln/store/bbbb-x/bin");
+    assert.equal(replaceAll("no paths here", m), "no paths here");
+  });
+});

@@ -1,0 +1,41 @@
+// The file digest cache: an in-memory LRU in front of the store database. Keys are
+// path+size+mtime+inode+exec bit (see archive.ts), so an edited file misses and an untouched one
+// is never read again, in this process or the next.
+import type Database from "better-sqlite3";
+import { LRUCache } from "lru-cache";
+import type { FileDigestCache } from "./archive.js";
+
+export class PersistentDigestCache implements FileDigestCache {
+  private readonly lru = new LRUCache<string, string>({ max: 200_000 });
+  private readonly pending = new Map<string, string>();
+  private readonly getStmt;
+  private readonly putStmt;
+
+  constructor(private readonly db: Database.Database) {
+    this.getStmt = db.prepare<[string], { digest: string }>("SELECT digest FROM file_digests WHERE key = ?");
+    this.putStmt = db.prepare("INSERT OR REPLACE INTO file_digests (key, digest) VALUES (?, ?)");
+  }
+
+  get(key: string): string | undefined {
+    const hit = this.lru.get(key);
+    if (hit !== undefined) return hit;
+    const row = this.getStmt.get(key);
+    if (row) this.lru.set(key, row.digest);
+    return row?.digest;
+  }
+
+  set(key: string, value: string): void {
+    this.lru.set(key, value);
+    this.pending.set(key, value);
+  }
+
+  /** Write new digests in one transaction (a kernel tree is 80k of them). */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    const rows = [...this.pending];
+    this.pending.clear();
+    this.db.transaction(() => {
+      for (const [k, v] of rows) this.putStmt.run(k, v);
+    }).immediate();
+  }
+}

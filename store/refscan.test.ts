@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { hashPart } from "./digest.js";
+import { scanReferences } from "./refscan.js";
+
+const CHUNK = 1 << 20;
+const root = mkdtempSync(join(tmpdir(), "kiln-refscan-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = (): string => {
+  const d = join(root, `t${n++}`);
+  mkdirSync(d);
+  return d;
+};
+
+/** Random filler that cannot contain a base32 hash by accident (bytes outside the alphabet). */
+function filler(len: number): Buffer {
+  const b = randomBytes(len);
+  for (let i = 0; i < len; i++) b[i] = 0x80 | b[i]!;
+  return b;
+}
+
+describe("scanReferences", () => {
+  const [h1, h2, h3, h4] = ["one", "two", "three", "four"].map((s) => hashPart(s)) as [string, string, string, string];
+
+  test("finds exactly the candidates mentioned in files of a tree", () => {
+    const d = fresh();
+    mkdirSync(join(d, "a", "b"), { recursive: true });
+    writeFileSync(join(d, "top"), `prefix /kiln/store/${h1}-dep suffix`);
+    writeFileSync(join(d, "a", "b", "deep"), Buffer.concat([filler(100), Buffer.from(h2), filler(100)]));
+    writeFileSync(join(d, "a", "none"), "nothing here");
+    assert.deepEqual([...scanReferences(d, [h1, h2, h3])].sort(), [h1, h2].sort());
+  });
+
+  test("no candidates: nothing found, and a single file as root works", () => {
+    const d = fresh();
+    writeFileSync(join(d, "f"), h1);
+    assert.equal(scanReferences(join(d, "f"), []).size, 0);
+    assert.deepEqual([...scanReferences(join(d, "f"), [h1, h2])], [h1]);
+  });
+
+  test("finds a hash in a symlink target (even a dangling one)", () => {
+    const d = fresh();
+    symlinkSync(`/kiln/store/${h3}-lib/lib/libfoo.so`, join(d, "link"));
+    writeFileSync(join(d, "plain"), "x");
+    assert.deepEqual([...scanReferences(d, [h1, h3])], [h3]);
+  });
+
+  for (const delta of [-31, -16, -1, 0, 1]) {
+    test(`finds a hash split across the 1 MiB chunk boundary (starting at CHUNK${delta >= 0 ? "+" : ""}${delta})`, () => {
+      const d = fresh();
+      const buf = filler(3 * CHUNK);
+      buf.write(h4, CHUNK + delta, "latin1");
+      buf.write(h2, 2 * CHUNK - 7, "latin1"); // another one across the second boundary
+      writeFileSync(join(d, "big"), buf);
+      assert.deepEqual([...scanReferences(d, [h1, h2, h4])].sort(), [h2, h4].sort());
+    });
+  }
+
+  test("a partial hash across the boundary is not a reference", () => {
+    const d = fresh();
+    const buf = filler(2 * CHUNK);
+    buf.write(h1.slice(0, 31), CHUNK - 12, "latin1");
+    writeFileSync(join(d, "big"), buf);
+    assert.equal(scanReferences(d, [h1]).size, 0);
+  });
+});

@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, describe, test } from "node:test";
+import Database from "better-sqlite3";
+import { hashTree } from "./archive.js";
+import { hashPart } from "./digest.js";
+import { KilnError } from "./errors.js";
+import { MIGRATIONS } from "./migrations.js";
+import { makeStorePathName, parseStorePathName, removeTree, Store, validateName, type StorePathName } from "./store.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(HERE, "..");
+const roots: string[] = [];
+after(() => roots.forEach(removeTree));
+function tempStore(): Store {
+  const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
+  roots.push(r);
+  return Store.open(r);
+}
+
+/** Write a scratch output (a directory of files) and return its host path. */
+function scratchOutput(store: Store, files: Record<string, string>, name = "out"): string {
+  const out = join(store.scratchDir("test"), name);
+  mkdirSync(out, { recursive: true });
+  for (const [rel, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(out, rel)), { recursive: true });
+    writeFileSync(join(out, rel), content);
+  }
+  return out;
+}
+
+describe("Store.open and migrations", () => {
+  test("creates the layout and migrates to the latest schema version", () => {
+    const s = tempStore();
+    for (const d of ["store", "tmp", "logs"]) assert.ok(statSync(join(s.root, d)).isDirectory(), d);
+    assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    assert.equal(s.db.pragma("journal_mode", { simple: true }), "wal");
+    const tables = s.db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
+    for (const t of ["builds", "derivations", "fixed_content", "locks", "realisations", "refs", "resolutions", "roots", "valid_paths"]) {
+      assert.ok(tables.includes(t), `table ${t}`);
+    }
+    s.close();
+  });
+
+  test("reopening keeps the data and does not re-run migrations", () => {
+    const s = tempStore();
+    s.recordDerivation("h".repeat(64), "x", "{}");
+    s.close();
+    const again = Store.open(s.root);
+    assert.equal(again.derivation("h".repeat(64))?.name, "x");
+    assert.equal(again.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    again.close();
+  });
+
+  test("a database from a newer kiln is refused with STORE_CORRUPT", () => {
+    const s = tempStore();
+    s.db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    s.close();
+    assert.throws(() => Store.open(s.root), (e: unknown) => e instanceof KilnError && e.code === "STORE_CORRUPT" && /newer than this kiln/.test(e.message));
+  });
+
+  test("an old database is migrated from its version (version 0 = empty file)", () => {
+    const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
+    roots.push(r);
+    new Database(join(r, "db.sqlite")).close();
+    const s = Store.open(r);
+    assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    s.close();
+  });
+});
+
+describe("store path names", () => {
+  test("validateName accepts Nix-like names and rejects the rest", () => {
+    for (const ok of ["hello", "hello-2.12.1", "a+b_c.d?e=f", "x"]) assert.equal(validateName(ok), undefined, ok);
+    for (const bad of ["", ".hidden", "has space", "slash/name", "ünïcode", "x".repeat(181)]) assert.ok(validateName(bad), JSON.stringify(bad));
+  });
+
+  test("parseStorePathName splits hash and name, also from logical paths", () => {
+    const h = hashPart("p");
+    assert.deepEqual(parseStorePathName(`${h}-hello`), { hash: h, name: "hello" });
+    assert.deepEqual(parseStorePathName(`/kiln/store/${h}-hello/bin/hello`), { hash: h, name: "hello" });
+    assert.equal(parseStorePathName("tooshort-hello"), undefined);
+    assert.equal(parseStorePathName(`${"e".repeat(32)}-hello`), undefined, "e is not in the alphabet");
+  });
+});
+
+describe("Store.addOutput", () => {
+  test("is content-addressed: the same content from two scratch dirs is one path; the second is not fresh", () => {
+    const s = tempStore();
+    const files = { "bin/tool": "#!/bin/sh\necho tool\n", "share/doc": "docs\n" };
+    const ids: number[] = [];
+    const a = s.addOutput({ scratch: scratchOutput(s, files), name: "tool", candidates: [] }, (id, p) => {
+      ids.push(id);
+      s.insertRealisation("r1".padEnd(64, "0"), "out", id);
+      assert.equal(p.slice(33), "tool");
+    });
+    const scratch2 = scratchOutput(s, files);
+    const b = s.addOutput({ scratch: scratch2, name: "tool", candidates: [] }, (id) => {
+      ids.push(id);
+      s.insertRealisation("r2".padEnd(64, "0"), "out", id);
+    });
+    assert.equal(a.fresh, true);
+    assert.equal(b.fresh, false);
+    assert.equal(a.path, b.path);
+    assert.equal(ids[0], ids[1]);
+    assert.equal(existsSync(scratch2), false, "the duplicate scratch copy is dropped");
+    assert.equal(s.realisation("r1".padEnd(64, "0"), "out"), a.path);
+    assert.equal(s.realisation("r2".padEnd(64, "0"), "out"), a.path);
+    assert.equal(a.path, makeStorePathName(hashPart(`kiln-ca:${a.info.narDigest}:tool`), "tool"));
+    assert.equal(readFileSync(join(s.hostPath(a.path), "share/doc"), "utf8"), "docs\n");
+    // different content or name -> a different path
+    const c = s.addOutput({ scratch: scratchOutput(s, { ...files, "share/doc": "other\n" }), name: "tool", candidates: [] }, () => {});
+    const d = s.addOutput({ scratch: scratchOutput(s, files), name: "tool2", candidates: [] }, () => {});
+    assert.notEqual(c.path, a.path);
+    assert.notEqual(d.path, a.path);
+    assert.equal(s.allPaths().length, 3);
+  });
+
+  test("registers path, references and realisation in one transaction: a failing register leaves nothing valid", () => {
+    const s = tempStore();
+    const dep = s.addOutput({ scratch: scratchOutput(s, { f: "dep" }), name: "dep", candidates: [] }, () => {});
+    const r = "9".repeat(64);
+    let path: StorePathName | undefined;
+    assert.throws(() =>
+      s.addOutput({ scratch: scratchOutput(s, { f: `uses /kiln/store/${dep.path}` }), name: "user", candidates: [dep.path] }, (id, p) => {
+        path = p;
+        s.insertRealisation(r, "out", id);
+        throw new Error("crash inside the registration");
+      }),
+    /crash inside the registration/);
+    assert.ok(path);
+    assert.equal(s.isValid(path), false);
+    assert.equal(s.realisation(r, "out"), undefined);
+    assert.equal(s.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM refs").get()!.n, 0);
+    // the same registration then succeeds, replacing the unregistered leftover on disk
+    const ok = s.addOutput({ scratch: scratchOutput(s, { f: `uses /kiln/store/${dep.path}` }), name: "user", candidates: [dep.path] }, (id) => s.insertRealisation(r, "out", id));
+    assert.equal(ok.path, path);
+    assert.equal(ok.fresh, true);
+    assert.equal(s.realisation(r, "out"), path);
+    assert.deepEqual(ok.info.references, [dep.path]);
+  });
+
+  test("outputs are read-only and have mtime 1 s", () => {
+    const s = tempStore();
+    const out = scratchOutput(s, { "bin/x": "exe", "data/y": "data" });
+    chmodSync(join(out, "bin/x"), 0o755);
+    symlinkSync("bin/x", join(out, "link"));
+    const { path } = s.addOutput({ scratch: out, name: "ro", candidates: [] }, () => {});
+    const host = s.hostPath(path);
+    const modes: Record<string, number> = {};
+    const walk = (p: string, rel: string) => {
+      const st = lstatSync(p);
+      modes[rel] = st.mode & 0o7777;
+      assert.equal(st.mtimeMs, 1000, `mtime of ${rel}`);
+      if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e), rel ? `${rel}/${e}` : e);
+    };
+    walk(host, "");
+    assert.equal(modes[""], 0o555);
+    assert.equal(modes["bin"], 0o555);
+    assert.equal(modes["bin/x"], 0o555);
+    assert.equal(modes["data/y"], 0o444);
+    assert.equal(readlinkSync(join(host, "link")), "bin/x");
+  });
+
+  test("self-references are normalised for the address and rewritten to the final path", () => {
+    const s = tempStore();
+    const mk = (selfHash: string) => {
+      const out = scratchOutput(s, { self: `/kiln/store/${selfHash}-selfy\n`, plain: "x" });
+      symlinkSync(`/kiln/store/${selfHash}-selfy/plain`, join(out, "link"));
+      return s.addOutput({ scratch: out, name: "selfy", selfHash, candidates: [] }, () => {});
+    };
+    const a = mk(hashPart("scratch one"));
+    const b = mk(hashPart("scratch two"));
+    assert.equal(a.path, b.path, "two builds at different scratch paths give one content address");
+    assert.equal(b.fresh, false);
+    const host = s.hostPath(a.path);
+    assert.equal(readFileSync(join(host, "self"), "utf8"), `/kiln/store/${a.path}\n`);
+    assert.equal(readlinkSync(join(host, "link")), `/kiln/store/${a.path}/plain`);
+    assert.deepEqual(a.info.references, [a.path], "a self-reference is a reference");
+    // what `kiln verify` recomputes matches the registered digest
+    assert.equal(hashTree(host, { selfHash: a.path.slice(0, 32) }).digest, a.info.narDigest);
+  });
+
+  test("references are found among the candidates and the closure is transitive", () => {
+    const s = tempStore();
+    const add = (name: string, content: string, candidates: StorePathName[]) =>
+      s.addOutput({ scratch: scratchOutput(s, { f: content }), name, candidates }, () => {}).path;
+    const a = add("a", "leaf", []);
+    const b = add("b", `needs /kiln/store/${a}/f`, [a]);
+    const unrelated = add("u", "alone", []);
+    const c = add("c", `needs /kiln/store/${b}`, [a, b, unrelated]);
+    assert.deepEqual(s.pathInfo(c)!.references, [b]);
+    assert.deepEqual(s.pathInfo(b)!.references, [a]);
+    assert.deepEqual([...s.closure([c])].sort(), [a, b, c].sort());
+    assert.deepEqual([...s.closure([a])], [a]);
+    assert.deepEqual([...s.closure([b, unrelated])].sort(), [a, b, unrelated].sort());
+    assert.equal(s.closure([]).size, 0);
+  });
+});
+
+describe("locks", () => {
+  function holdLock(root: string, key: string): Promise<{ kill: () => Promise<void> }> {
+    const child = spawn(process.execPath, ["--import", "tsx", join(HERE, "test-helpers", "hold-lock.ts"), root, key], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<void>((r) => child.on("exit", () => r()));
+    return new Promise((resolve, reject) => {
+      let out = "";
+      let err = "";
+      child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+      child.stdout!.on("data", (c: Buffer) => {
+        out += c.toString();
+        if (out.includes("locked\n")) {
+          resolve({
+            kill: async () => {
+              child.kill("SIGKILL");
+              await exited;
+            },
+          });
+        }
+      });
+      child.on("exit", (code) => reject(new Error(`lock holder exited early (${code}): ${out}${err}`)));
+    });
+  }
+
+  test("a lock held by a live process blocks; after that process is SIGKILLed the lock is stale and can be taken", async () => {
+    const s = tempStore();
+    const holder = await holdLock(s.root, "build:abc");
+    try {
+      assert.equal(s.tryLock("build:abc"), false, "held by a live process");
+      assert.equal(s.tryLock("build:other"), true, "other keys are independent");
+    } finally {
+      await holder.kill();
+    }
+    assert.equal(s.tryLock("build:abc"), true, "the dead holder's lock is stale");
+    const row = s.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get("build:abc");
+    assert.equal(row?.pid, process.pid);
+  });
+
+  test("a lock taken here is re-entrant for this process, blocks others until unlocked", async () => {
+    const s = tempStore();
+    assert.equal(s.tryLock("k"), true);
+    assert.equal(s.tryLock("k"), true);
+    // another process cannot take it while this one lives...
+    await assert.rejects(holdLock(s.root, "k"), /lock holder exited early \(3\): busy/);
+    // ...and can after unlock
+    s.unlock("k");
+    const holder = await holdLock(s.root, "k");
+    assert.equal(s.tryLock("k"), false);
+    await holder.kill();
+  });
+
+  test("cleanStaleScratch removes scratch dirs of dead processes only", async () => {
+    const s = tempStore();
+    const mine = s.scratchDir("mine");
+    // a scratch dir named like one of a process that is gone (pid + wrong start time)
+    const dead = join(s.tmpDir, `${process.pid}-1-old-build-xyz`);
+    mkdirSync(join(dead, "store", "out"), { recursive: true });
+    writeFileSync(join(dead, "store", "out", "f"), "half-built");
+    chmodSync(join(dead, "store"), 0o555);
+    assert.equal(s.cleanStaleScratch(), 1);
+    assert.equal(existsSync(dead), false);
+    assert.equal(existsSync(mine), true);
+  });
+});
+
