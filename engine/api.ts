@@ -9,6 +9,7 @@
 //   });
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FetchSource } from "./derivation.js";
 
 export const KIND: unique symbol = Symbol.for("kiln.kind") as never;
 
@@ -74,11 +75,8 @@ export interface DerivationArgs {
   sources?: FetchSourceSpec[];
 }
 
-export type FetchSourceSpec =
-  | { url: string }
-  | { deb: { package: string; version: string; arch?: string } }
-  | { file: string }
-  | { mirror: string };
+/** Where a fixed output's bytes may come from: a URL, a Debian package, a local file or mirror folder. */
+export type FetchSourceSpec = FetchSource;
 
 export interface FetchArgs {
   name: string;

@@ -8,7 +8,7 @@ import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/store.js";
 import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import type { Context } from "./context.js";
-import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash, type FetchSource } from "./derivation.js";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
 
 export interface Node {
   hash: DrvHash;
@@ -97,7 +97,7 @@ export class Evaluator {
       name: d.name, system: SYSTEM, builder: "builtin:fetch", args: [], env: {}, inputDrvs: {}, inputSrcs: [],
       hostTools: {}, outputs: ["out"], fixed: { sha256: a.sha256 },
     };
-    return { hash: hashDerivation(drv), name: d.name, kind: "fetch", drv, meta: { sources: a.sources as FetchSource[], position: d.position }, deps: [], sources: new Map() };
+    return { hash: hashDerivation(drv), name: d.name, kind: "fetch", drv, meta: { sources: a.sources, position: d.position }, deps: [], sources: new Map() };
   }
 
   private buildDerivation(d: Drv, a: DerivationArgs, where: string): Node {
@@ -162,7 +162,7 @@ export class Evaluator {
       ...(fixed ? { fixed } : {}),
     };
     if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
-    const meta: DerivationMeta = { position: d.position, ...(a.sources ? { sources: a.sources as FetchSource[] } : {}) };
+    const meta: DerivationMeta = { position: d.position, ...(a.sources ? { sources: a.sources } : {}) };
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
   }
 

@@ -153,6 +153,7 @@ export class Realizer {
   private cached = 0;
   private readonly failed: Array<{ node: NodeRef; error: KilnError }> = [];
   private sandboxChecked = false;
+  private readonly hits: Array<{ drv: DrvHash; resolved: ResolvedHash; paths: StorePathName[] }> = [];
 
   constructor(private readonly ctx: Context) {
     this.pool = new Semaphore(ctx.config.jobs);
@@ -163,6 +164,7 @@ export class Realizer {
     const started = this.ctx.clock();
     const store = this.ctx.store;
     store.cleanStaleScratch();
+    store.reapInterruptedBuilds(started);
     const nodes = reachable(graph, roots);
     store.recordDerivations(nodes.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
     const p = plan(store, nodes);
@@ -174,6 +176,7 @@ export class Realizer {
       const r = await pr.catch(() => undefined);
       if (r) outputs.set(n.hash, r.outputs);
     }
+    this.ctx.store.recordHits(this.hits.splice(0), this.ctx.clock());
     this.ctx.events({ type: "finished", built: this.built, cached: this.cached, failed: this.failed.length, ms: this.ctx.clock() - started });
     if (this.ctx.signal.aborted) throw new KilnError("CANCELLED", "cancelled; nothing half-built was registered");
     for (const s of settled) if (s.status === "rejected" && !isKilnError(s.reason)) throw s.reason;
@@ -277,9 +280,8 @@ export class Realizer {
   }
 
   private hit(n: Node, hash: ResolvedHash, outputs: Outputs, cutoff: boolean): Outcome {
-    const now = this.ctx.clock();
-    this.ctx.store.recordResolution(n.hash, hash, now);
-    this.ctx.store.touch(Object.values(outputs), now);
+    // written in one transaction at the end: one commit per cached node would dominate a no-op
+    this.hits.push({ drv: n.hash, resolved: hash, paths: Object.values(outputs) });
     this.cached++;
     this.ctx.events({ type: "cached", node: nodeRef(n), paths: outputs, cutoff });
     return { outputs, fresh: false, cutoff };

@@ -6,7 +6,7 @@
 // re-hashing a large unchanged source tree costs one lstat per file.
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { Blake3Hasher } from "./digest.js";
+import { Blake3Hasher, feedFile } from "./digest.js";
 
 export type EntryKind = "file" | "dir" | "symlink";
 
@@ -64,38 +64,34 @@ function fileHeader(exec: boolean, size: number): Buffer {
 function hashFileNode(path: string, st: Stats, opts: HashOptions): Buffer {
   const h = new Blake3Hasher();
   h.update(fileHeader(isExecutable(st), st.size));
+  if (!opts.selfHash) {
+    if (feedFile(h, path) !== st.size) throw new Error(`file changed while hashing: ${path}`);
+    return h.digestBuffer();
+  }
   const fd = openSync(path, "r");
   let read = 0;
   try {
-    if (!opts.selfHash) {
-      for (;;) {
-        const n = readSync(fd, readBuf, 0, CHUNK, null);
-        if (n === 0) break;
-        h.update(readBuf.subarray(0, n));
-        read += n;
+    const pattern = Buffer.from(opts.selfHash);
+    const keep = pattern.length - 1;
+    let pending: Buffer = Buffer.alloc(0);
+    let base = 0; // file offset of pending[0]
+    for (;;) {
+      const n = readSync(fd, readBuf, 0, CHUNK, null);
+      read += n;
+      const data = Buffer.concat([pending, readBuf.subarray(0, n)]);
+      for (let at = data.indexOf(pattern); at !== -1; at = data.indexOf(pattern, at + pattern.length)) {
+        ZEROS.copy(data, at, 0, pattern.length);
+        opts.onSelfRef?.(path, base + at);
       }
-    } else {
-      const pattern = Buffer.from(opts.selfHash);
-      const keep = pattern.length - 1;
-      let pending: Buffer = Buffer.alloc(0);
-      let base = 0; // file offset of pending[0]
-      for (;;) {
-        const n = readSync(fd, readBuf, 0, CHUNK, null);
-        read += n;
-        const data = Buffer.concat([pending, readBuf.subarray(0, n)]);
-        for (let at = data.indexOf(pattern); at !== -1; at = data.indexOf(pattern, at + pattern.length)) {
-          ZEROS.copy(data, at, 0, pattern.length);
-          opts.onSelfRef?.(path, base + at);
-        }
-        if (n === 0) {
-          h.update(data);
-          break;
-        }
-        const cut = Math.max(0, data.length - keep);
-        h.update(data.subarray(0, cut));
-        pending = Buffer.from(data.subarray(cut));
-        base += cut;
+      if (n === 0) {
+        h.update(data);
+        break;
       }
+      // keep a tail that may hold the start of an occurrence spanning into the next chunk
+      const cut = Math.max(0, data.length - keep);
+      h.update(data.subarray(0, cut));
+      pending = Buffer.from(data.subarray(cut));
+      base += cut;
     }
   } finally {
     closeSync(fd);

@@ -277,6 +277,17 @@ export class Store {
     tx([...paths]);
   }
 
+  /** Cache hits of one run: last use of their outputs, and which resolution each derivation had. */
+  recordHits(hits: Array<{ drv: string; resolved: string; paths: StorePathName[] }>, now: number): void {
+    if (hits.length === 0) return;
+    this.db.transaction(() => {
+      for (const h of hits) {
+        this.stmts.putResolution.run(h.drv, h.resolved, now);
+        for (const p of h.paths) this.stmts.touch.run(now, p);
+      }
+    }).immediate();
+  }
+
   recordDerivation(hash: string, name: string, json: string): void {
     this.stmts.putDrv.run(hash, name, json);
   }
@@ -323,6 +334,22 @@ export class Store {
     const dir = join(this.tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
     return dir;
+  }
+
+  /**
+   * Builds recorded as running whose process is gone (SIGKILL, power loss) were interrupted:
+   * mark them cancelled so history does not show them running forever.
+   */
+  reapInterruptedBuilds(now: number): number {
+    const running = this.db.prepare<[], { id: number; resolved_hash: string }>("SELECT id, resolved_hash FROM builds WHERE status = 'running'").all();
+    let n = 0;
+    for (const b of running) {
+      const holder = this.stmts.getLock.get(`build:${b.resolved_hash}`);
+      if (holder && isProcessAlive(holder.pid, holder.pid_start)) continue;
+      this.stmts.finishBuild.run(now, "cancelled", null, null, b.id);
+      n++;
+    }
+    return n;
   }
 
   /** Remove scratch directories left by kiln processes that died (SIGKILL, power loss). */
