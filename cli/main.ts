@@ -6,11 +6,13 @@ import * as check from "./commands/check.js";
 import * as evalCmd from "./commands/eval.js";
 import * as log from "./commands/log.js";
 import * as pathInfo from "./commands/path-info.js";
+import * as planCmd from "./commands/plan.js";
 import * as realize from "./commands/realize.js";
 import * as showDerivation from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
 import * as targets from "./commands/targets.js";
 import * as verify from "./commands/verify.js";
+import * as why from "./commands/why.js";
 import type { GlobalArgs } from "./context.js";
 
 process.setSourceMapsEnabled(true);
@@ -35,6 +37,8 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(verify as never)
   .command<GlobalArgs>(store as never)
   .command<GlobalArgs>(targets as never)
+  .command<GlobalArgs>(why as never)
+  .command<GlobalArgs>(planCmd as never)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()
   .recommendCommands()

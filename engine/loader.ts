@@ -33,10 +33,17 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
   }
 }
 
+/** Bump when the bundle's shape changes (v2: source map paths name the real recipe files). */
+const BUNDLE_FORMAT = "v2";
+
+function indexFileOf(entry: string, cacheDir: string): string {
+  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${entry}`).slice(0, 32)}.json`);
+}
+
 /** Return the bundle for an entry file, rebuilding it only when one of its inputs changed. */
 async function bundle(entry: string, cacheDir: string): Promise<string> {
   mkdirSync(cacheDir, { recursive: true });
-  const indexFile = join(cacheDir, `${blake3Hex(entry).slice(0, 32)}.json`);
+  const indexFile = indexFileOf(entry, cacheDir);
   if (existsSync(indexFile)) {
     try {
       const idx = JSON.parse(readFileSync(indexFile, "utf8")) as CacheIndex;
@@ -67,6 +74,9 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
       target: "node20",
       write: false,
       sourcemap: "inline",
+      // source map paths are written relative to the output's folder: the bundle lives in the
+      // cache, so recipe positions (meta.position, stack traces) then name the real recipe files
+      outdir: cacheDir,
       metafile: true,
       logLevel: "silent",
       plugins: [
@@ -138,7 +148,7 @@ export async function loadRecipeSet(entry: string, cacheDir: string): Promise<Re
   } catch (e) {
     throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${(e as Error).stack ?? e}`, "fix the recipe code at the location above");
   }
-  const idx = JSON.parse(readFileSync(join(cacheDir, `${blake3Hex(entry).slice(0, 32)}.json`), "utf8")) as CacheIndex;
+  const idx = JSON.parse(readFileSync(indexFileOf(entry, cacheDir), "utf8")) as CacheIndex;
   return { entry, module, files: Object.keys(idx.inputs) };
 }
 

@@ -95,4 +95,20 @@ export const MIGRATIONS: readonly string[] = [
     digest  TEXT NOT NULL
   ) STRICT, WITHOUT ROWID;
   `,
+  // 3: every realisation of a named target, with the recipe set's git revision at evaluation:
+  // what 'kiln why' compares (the derivation trees themselves are in 'derivations')
+  `
+  CREATE TABLE target_realisations (
+    id            INTEGER PRIMARY KEY,
+    target        TEXT NOT NULL,             -- dotted target name as the user typed it
+    output        TEXT NOT NULL,
+    drv_hash      TEXT NOT NULL,
+    resolved_hash TEXT,                      -- null for a fixed output (keyed by drv_hash)
+    path          TEXT NOT NULL,             -- the target output's store path name
+    recipes_rev   TEXT,                      -- git HEAD of the recipe set, null outside git
+    recipes_dirty INTEGER,                   -- 1 if the work tree had uncommitted changes
+    at            INTEGER NOT NULL           -- ms since epoch
+  ) STRICT;
+  CREATE INDEX target_realisations_target ON target_realisations(target, id);
+  `,
 ];

@@ -5,6 +5,9 @@ import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { Realizer } from "../../engine/realize.js";
 import { evaluateTargets } from "../../engine/targets.js";
+import { recordTargets } from "../../engine/history.js";
+import { recipesRevision } from "../git.js";
+import { printForecast } from "./plan.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
 import { join } from "node:path";
@@ -14,6 +17,7 @@ interface Args extends GlobalArgs {
   "out-link"?: string;
   link: boolean;
   json?: boolean;
+  "dry-run"?: boolean;
 }
 
 export const command = "realize <targets..>";
@@ -24,13 +28,17 @@ export function builder(y: Argv<GlobalArgs>) {
     .positional("targets", { type: "string", array: true, demandOption: true, describe: "target names, e.g. pi4-llm-os or hello.lib" })
     .option("out-link", { alias: "o", type: "string", describe: "name of the result link (default: result)" })
     .option("link", { type: "boolean", default: true, describe: "make result links (--no-link to skip)" })
-    .option("json", { type: "boolean", describe: "print a JSON summary on stdout" }) as unknown as Argv<Args>;
+    .option("json", { type: "boolean", describe: "print a JSON summary on stdout" })
+    .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" }) as unknown as Argv<Args>;
 }
 
 export function handler(argv: Args): Promise<void> {
   return withContext(argv, async (ctx) => {
+    if (argv["dry-run"]) return printForecast(ctx, recipesEntry(argv), argv.targets, argv.json);
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
+    // history for `kiln why`: which derivation each target was, at which recipe revision
+    recordTargets(ctx.store, ev.roots, result.outputs, recipesRevision(ev.set.entry), ctx.clock());
     const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
     let n = 0;
     const base = argv["out-link"] ?? "result";

@@ -1,0 +1,117 @@
+// kiln plan <target...> (also `kiln realize --dry-run`): what a realize would build, fetch or take
+// from the store, how long that should take by recorded build durations, and why, without building.
+import { join } from "node:path";
+import type { Argv } from "yargs";
+import type { Context } from "../../engine/context.js";
+import { storeLookup } from "../../engine/history.js";
+import { plan, reachable, type PlanState } from "../../engine/realize.js";
+import { evaluateTargets } from "../../engine/targets.js";
+import { describeCause, explain, type CauseReport } from "../../engine/why.js";
+import { buildDurations, targetRealisations } from "../../store/history.js";
+import { recipesEntry, type GlobalArgs } from "../context.js";
+import { withContext } from "../run.js";
+import { refineCauses } from "./why.js";
+
+interface Args extends GlobalArgs {
+  targets: string[];
+  json?: boolean;
+}
+
+export const command = "plan <targets..>";
+export const describe = "forecast a realize without building: what would be built, fetched or reused, the estimated time, and why";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .positional("targets", { type: "string", array: true, demandOption: true })
+    .option("json", { type: "boolean", describe: "print the forecast as JSON" }) as unknown as Argv<Args>;
+}
+
+export interface ForecastRow {
+  name: string;
+  drv: string;
+  state: PlanState;
+  /** recorded duration of the last build of this derivation (exact) or of one with its name */
+  estimateMs?: number;
+  exact?: boolean;
+}
+
+export interface Forecast {
+  nodes: ForecastRow[];
+  counts: Record<PlanState, number>;
+  /** sum of estimates of what would (or may) run */
+  totalMs: number;
+  /** longest chain of estimates through the graph: the wall-clock lower bound with enough cores */
+  criticalMs: number;
+  /** nodes that would run with no recorded duration to go by */
+  unestimated: number;
+  /** per target: root causes against its latest realisation with a different derivation */
+  causes: Record<string, CauseReport[]>;
+}
+
+export async function forecast(ctx: Context & { root: string }, entry: string, targets: string[]): Promise<Forecast> {
+  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets);
+  const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
+  const p = plan(ctx.store, nodes);
+  const runs = (s: PlanState) => s !== "cached";
+  const est = buildDurations(ctx.store, nodes.filter((n) => runs(p.get(n)!.state)));
+  const counts: Record<PlanState, number> = { cached: 0, build: 0, fetch: 0, unknown: 0 };
+  const finish = new Map<string, number>();
+  let totalMs = 0;
+  let unestimated = 0;
+  const rows: ForecastRow[] = nodes.map((n) => {
+    const state = p.get(n)!.state;
+    counts[state]++;
+    const e = runs(state) ? est.get(n.hash) : undefined;
+    if (runs(state) && !e) unestimated++;
+    const own = e?.ms ?? 0;
+    totalMs += own;
+    // nodes come dependencies first, so every input's finish time is known here
+    finish.set(n.hash, own + Math.max(0, ...n.deps.map((d) => finish.get(d.hash) ?? 0)));
+    return { name: n.name, drv: n.hash, state, ...(e ? { estimateMs: e.ms, exact: e.exact } : {}) };
+  });
+  const causes: Record<string, CauseReport[]> = {};
+  const lookup = storeLookup(ctx.store, ev.evaluator.graph.byHash);
+  for (const r of ev.roots) {
+    const last = targetRealisations(ctx.store, r.target, 1)[0];
+    if (!last || last.drvHash === r.node.hash) continue;
+    const report = explain(last.drvHash, r.node.hash, lookup);
+    refineCauses(report.causes.map((c) => c.cause));
+    causes[r.target] = report.causes;
+  }
+  return { nodes: rows, counts, totalMs, criticalMs: Math.max(0, ...finish.values()), unestimated, causes };
+}
+
+const secs = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${(ms / 60_000).toFixed(1)}min`);
+
+const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unknown: "maybe", cached: "store" };
+
+export function renderForecast(f: Forecast, relativeTo: string, all: boolean): string[] {
+  const c = f.counts;
+  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store; ${c.unknown} more only if an input's output changes (early cutoff may spare them)`];
+  const shown = f.nodes.filter((n) => all || n.state !== "cached");
+  const width = Math.max(0, ...shown.map((n) => n.name.length));
+  for (const n of shown) {
+    const e = n.estimateMs === undefined ? (n.state === "cached" ? "" : "  (no build recorded)") : `  ~${secs(n.estimateMs)}${n.exact ? "" : " (by its last version)"}`;
+    out.push(`  ${LABEL[n.state].padEnd(6)} ${n.name.padEnd(width)}${e}`);
+  }
+  out.push(`estimated: ${secs(f.totalMs)} of build time, ${secs(f.criticalMs)} on the longest chain${f.unestimated ? `; ${f.unestimated} with no recorded duration` : ""}`);
+  for (const [target, causes] of Object.entries(f.causes)) {
+    out.push(`changed since the last realisation of ${target}:`);
+    for (const cr of causes) {
+      const [first, ...rest] = describeCause(cr.cause, { relativeTo });
+      out.push(`  [${cr.id}] ${first}`);
+      for (const l of rest) out.push(`      ${l}`);
+    }
+  }
+  return out;
+}
+
+export async function printForecast(ctx: Context & { root: string }, entry: string, targets: string[], json: boolean | undefined): Promise<void> {
+  const f = await forecast(ctx, entry, targets);
+  if (json) process.stdout.write(JSON.stringify(f, null, 2) + "\n");
+  else process.stdout.write(renderForecast(f, process.cwd(), false).join("\n") + "\n");
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext({ ...argv, reporter: argv.reporter ?? "quiet" }, (ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json));
+}

@@ -1,0 +1,131 @@
+// History as data: record which derivation (and output path) each realised target was, and read
+// recorded derivations back for 'why' without re-evaluating old recipes.
+import { KilnError } from "../store/errors.js";
+import { recentTargetRealisations, recordTargetRealisations, targetRealisations, type RecipesRev, type TargetRealisation } from "../store/history.js";
+import type { Store } from "../store/store.js";
+import type { Derivation, DerivationMeta } from "./derivation.js";
+import type { Node } from "./evaluate.js";
+import type { Outputs } from "./realize.js";
+import type { Realised, StoredDerivation, WhyLookup } from "./why.js";
+
+/** Record a realisation row for every root that was realised (failed roots have none). */
+export function recordTargets(
+  store: Store,
+  roots: Array<{ target: string; node: Node; output: string }>,
+  outputs: Map<string, Outputs>,
+  recipes: RecipesRev | null,
+  at: number,
+): void {
+  const rows: Array<Omit<TargetRealisation, "id">> = [];
+  for (const r of roots) {
+    const path = outputs.get(r.node.hash)?.[r.output];
+    if (!path) continue;
+    rows.push({
+      target: r.target, output: r.output, drvHash: r.node.hash,
+      resolvedHash: r.node.drv.fixed ? null : (store.resolution(r.node.hash) ?? null), path, recipes, at,
+    });
+  }
+  recordTargetRealisations(store, rows);
+}
+
+/** Derivations from the store's derivations table (and, first, from a just-evaluated graph). */
+export function storeLookup(store: Store, extra?: Map<string, Node>): WhyLookup {
+  const memo = new Map<string, StoredDerivation | undefined>();
+  const load = (hash: string): StoredDerivation | undefined => {
+    if (memo.has(hash)) return memo.get(hash);
+    let d: StoredDerivation | undefined;
+    const n = extra?.get(hash);
+    if (n) d = { drv: n.drv, meta: n.meta };
+    else {
+      const row = store.derivation(hash);
+      if (row) d = JSON.parse(row.json) as { drv: Derivation; meta: DerivationMeta };
+    }
+    memo.set(hash, d);
+    return d;
+  };
+  const realised = (hash: string): Realised | undefined => {
+    const d = load(hash);
+    if (!d) return undefined;
+    // a fixed output is keyed by its derivation hash; anything else by its latest resolution
+    const resolved = d.drv.fixed ? hash : store.resolution(hash);
+    if (!resolved) return undefined;
+    const outputs: Record<string, string> = {};
+    for (const o of d.drv.outputs) {
+      const p = store.realisation(resolved, o);
+      if (!p) return { resolved };
+      outputs[o] = p;
+    }
+    return { resolved, outputs };
+  };
+  return { load, realised };
+}
+
+/** The derivation hashes a name had in recorded target trees, newest first (distinct). */
+function hashesOfName(store: Store, lookup: WhyLookup, name: string, scan: number): Array<{ drvHash: string; row: TargetRealisation }> {
+  const out: Array<{ drvHash: string; row: TargetRealisation }> = [];
+  const seen = new Set<string>();
+  for (const row of recentTargetRealisations(store, scan)) {
+    // breadth-first through the recorded tree of this realisation
+    const visited = new Set<string>();
+    const queue = [row.drvHash];
+    while (queue.length) {
+      const h = queue.shift()!;
+      if (visited.has(h)) continue;
+      visited.add(h);
+      const d = lookup.load(h);
+      if (!d) continue;
+      if (d.drv.name === name) {
+        if (!seen.has(h)) {
+          seen.add(h);
+          out.push({ drvHash: h, row });
+        }
+        break;
+      }
+      queue.push(...Object.keys(d.drv.inputDrvs));
+    }
+  }
+  return out;
+}
+
+export interface Comparison {
+  target: string;
+  old: { drvHash: string; row?: TargetRealisation };
+  new: { drvHash: string; row?: TargetRealisation };
+}
+
+export type AgainstSpec = { kind: "previous" } | { kind: "drv"; hash: string } | { kind: "rev"; revs: string[] };
+
+/**
+ * Pick the two derivations to compare for `target`: its latest realisation, and the one before
+ * it whose derivation differs (a no-op realize in between explains nothing), or a given one.
+ * A name that was never realised as a target is looked up inside recorded target trees.
+ */
+export function pickComparison(store: Store, lookup: WhyLookup, target: string, against: AgainstSpec): Comparison {
+  let history: Array<{ drvHash: string; row: TargetRealisation }> = targetRealisations(store, target).map((row) => ({ drvHash: row.drvHash, row }));
+  if (history.length === 0) history = hashesOfName(store, lookup, target, 200);
+  if (history.length === 0) {
+    throw new KilnError("TARGET_NOT_FOUND", `no realisation of ${target} is recorded in this store`, `realize it first (kiln realize ${target}); why compares realisations`);
+  }
+  const latest = history[0]!;
+  switch (against.kind) {
+    case "drv": {
+      const full = /^[0-9a-f]{64}$/.test(against.hash) ? against.hash : history.find((h) => h.drvHash.startsWith(against.hash))?.drvHash;
+      if (!full || !lookup.load(full)) {
+        throw new KilnError("USAGE", `no derivation ${against.hash} is recorded in this store`, "give a full derivation hash from `kiln show-derivation` or history");
+      }
+      return { target, old: { drvHash: full }, new: latest };
+    }
+    case "rev": {
+      const old = history.find((h) => h.row.recipes && against.revs.some((r) => h.row.recipes!.rev.startsWith(r)));
+      if (!old) {
+        throw new KilnError("USAGE", `no realisation of ${target} was recorded at recipe revision ${against.revs[0]}`,
+          "realize the target while that revision is checked out, or compare with --against <drv-hash>");
+      }
+      return { target, old, new: latest };
+    }
+    case "previous": {
+      const old = history.find((h) => h.drvHash !== latest.drvHash);
+      return { target, old: old ?? latest, new: latest };
+    }
+  }
+}

@@ -1,0 +1,177 @@
+// `why` on plain derivation JSON: root causes found once, blast radius, early cutoff.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash, type HostToolFingerprint } from "./derivation.js";
+import { describeCause, explain, locateKey, renderWhy, type Realised, type StoredDerivation, type WhyLookup } from "./why.js";
+
+const gcc = (version: string, digest: string): HostToolFingerprint => ({
+  path: "/usr/bin/gcc", package: "gcc-12", version, digest, commands: { gcc: "/usr/bin/gcc" },
+});
+
+interface Spec {
+  name: string;
+  env?: Record<string, string>;
+  script?: string;
+  inputs?: Array<{ hash: string; name: string }>;
+  srcs?: string[];
+  tools?: Record<string, HostToolFingerprint>;
+  fixed?: string;
+  meta?: DerivationMeta;
+}
+
+/** A small in-memory history: derivations by hash, and what each one realised to. */
+class History implements WhyLookup {
+  readonly drvs = new Map<string, StoredDerivation>();
+  readonly real = new Map<string, Realised>();
+  add(s: Spec, realised?: Realised): string {
+    const refs = (s.inputs ?? []).map((i) => inputPlaceholder(i.hash as DrvHash, i.name, "out")).join(" ");
+    const drv: Derivation = {
+      name: s.name, system: SYSTEM, builder: "/kiln/host/bin/sh",
+      args: ["-e", "-u", "-c", `${s.script ?? "make"}\ncp -r ${refs} $out`],
+      env: { ...(s.env ?? {}), out: outputPlaceholder(s.name, "out") },
+      inputDrvs: Object.fromEntries((s.inputs ?? []).map((i) => [i.hash, ["out"]])),
+      inputSrcs: [...(s.srcs ?? [])].sort(),
+      hostTools: s.tools ?? {}, outputs: ["out"], ...(s.fixed ? { fixed: { sha256: s.fixed } } : {}),
+    };
+    const hash = hashDerivation(drv);
+    this.drvs.set(hash, { drv, meta: s.meta ?? { position: `/r/recipes/${s.name}.ts:3:14` } });
+    if (realised) this.real.set(hash, realised);
+    return hash;
+  }
+  load = (h: string) => this.drvs.get(h);
+  realised = (h: string) => this.real.get(h);
+}
+
+const SRC_A = "0123456789abcdfghijklmnpqrsvwxyz-greet.c";
+const SRC_B = "zyxwvsrqpnmlkjihgfdcba9876543210-greet.c";
+const MAIN = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-main.c";
+
+describe("explain", () => {
+  test("an env change in a leaf is the one root cause; its dependents make up the blast radius", () => {
+    const h = new History();
+    const lib1 = h.add({ name: "lib", env: { CFLAGS: "-O2" } }, { resolved: "r1", outputs: { out: "p1-lib" } });
+    const app1 = h.add({ name: "app", inputs: [{ hash: lib1, name: "lib" }], srcs: [MAIN] }, { resolved: "r2", outputs: { out: "p2-app" } });
+    const lib2 = h.add({ name: "lib", env: { CFLAGS: "-O0" } }, { resolved: "r3", outputs: { out: "p3-lib" } });
+    const app2 = h.add({ name: "app", inputs: [{ hash: lib2, name: "lib" }], srcs: [MAIN] }, { resolved: "r4", outputs: { out: "p4-app" } });
+
+    const r = explain(app1, app2, h);
+    assert.equal(r.changed, 2);
+    assert.equal(r.causes.length, 1, "the input placeholder in app's script is not a cause of its own");
+    const c = r.causes[0]!;
+    assert.deepEqual(c.cause, { kind: "env", drv: "lib", key: "CFLAGS", old: "-O2", new: "-O0", position: "/r/recipes/lib.ts:3:14" });
+    assert.deepEqual(c.blast.changed.sort(), ["app", "lib"]);
+    assert.deepEqual(c.blast.rebuilt.sort(), ["app", "lib"]);
+    assert.deepEqual(c.blast.identical, []);
+    assert.equal(r.root!.status, "rebuilt");
+    assert.equal(r.root!.inputs[0]!.name, "lib");
+    assert.deepEqual(describeCause(c.cause, { relativeTo: "/r" }), ['env CFLAGS of lib: "-O2" → "-O0"', "at recipes/lib.ts:3:14"]);
+  });
+
+  test("a source edit that builds bit-identical output is cut off early: dependents are cache hits", () => {
+    const h = new History();
+    const lib1 = h.add({ name: "lib", srcs: [SRC_A] }, { resolved: "r1", outputs: { out: "same-lib" } });
+    const app1 = h.add({ name: "app", inputs: [{ hash: lib1, name: "lib" }] }, { resolved: "r2", outputs: { out: "p-app" } });
+    const top1 = h.add({ name: "top", inputs: [{ hash: app1, name: "app" }] }, { resolved: "r5", outputs: { out: "p-top" } });
+    const lib2 = h.add({ name: "lib", srcs: [SRC_B] }, { resolved: "r3", outputs: { out: "same-lib" } });
+    // same resolved hash as before: the input resolved to the same store path
+    const app2 = h.add({ name: "app", inputs: [{ hash: lib2, name: "lib" }] }, { resolved: "r2", outputs: { out: "p-app" } });
+    const top2 = h.add({ name: "top", inputs: [{ hash: app2, name: "app" }] }, { resolved: "r5", outputs: { out: "p-top" } });
+
+    const r = explain(top1, top2, h);
+    assert.equal(r.causes.length, 1);
+    const c = r.causes[0]!;
+    assert.deepEqual(c.cause, { kind: "source", file: "greet.c", old: SRC_A, new: SRC_B });
+    assert.deepEqual(c.at, ["lib"]);
+    assert.deepEqual(c.blast.rebuilt, ["lib"]);
+    assert.deepEqual(c.blast.identical, ["lib"]);
+    assert.deepEqual(c.blast.cached.sort(), ["app", "top"]);
+    const text = renderWhy(r).join("\n");
+    assert.match(text, /source file greet\.c changed/);
+    assert.match(text, /early cutoff at lib/);
+    assert.match(text, /not rebuilt thanks to early cutoff: (app, top|top, app)/);
+  });
+
+  test("a host tool upgrade shared by several derivations is one root cause, with the package versions", () => {
+    const h = new History();
+    const old = { gcc: gcc("12.2.0-14", "a".repeat(64)) };
+    const now = { gcc: gcc("12.2.0-15", "b".repeat(64)) };
+    const lib1 = h.add({ name: "lib", tools: old });
+    const app1 = h.add({ name: "app", tools: old, inputs: [{ hash: lib1, name: "lib" }] });
+    const lib2 = h.add({ name: "lib", tools: now });
+    const app2 = h.add({ name: "app", tools: now, inputs: [{ hash: lib2, name: "lib" }] });
+
+    const r = explain(app1, app2, h);
+    assert.equal(r.causes.length, 1, "printed once, not once per derivation");
+    const c = r.causes[0]!;
+    assert.equal(c.cause.kind, "hostTool");
+    assert.deepEqual(c.at.sort(), ["app", "lib"]);
+    assert.equal(describeCause(c.cause)[0], `host tool gcc version: gcc-12 12.2.0-14 [aaaaaaaaaaaa] → gcc-12 12.2.0-15 [bbbbbbbbbbbb]`);
+    assert.equal(r.root!.status, "unknown", "no realisations recorded in this history");
+  });
+
+  test("a rebuilt binary with the same package version is reported by digest", () => {
+    const h = new History();
+    const a = h.add({ name: "lib", tools: { gcc: gcc("12.2.0-14", "a".repeat(64)) } });
+    const b = h.add({ name: "lib", tools: { gcc: gcc("12.2.0-14", "c".repeat(64)) } });
+    const [c] = explain(a, b, h).causes;
+    assert.match(describeCause(c!.cause)[0]!, /^host tool gcc fingerprint: .*\[aaaaaaaaaaaa\] → .*\[cccccccccccc\]$/);
+  });
+
+  test("a fixed-output hash bump is reported with its source change, not as a script change", () => {
+    const h = new History();
+    const meta = (v: string): DerivationMeta => ({ position: "/r/recipes/src.ts:5:1", sources: [{ deb: { package: "linux-source-6.1", version: v } }] });
+    const f1 = h.add({ name: "linux-src", fixed: "1".repeat(64), meta: meta("6.1.1-1") });
+    const k1 = h.add({ name: "kernel", inputs: [{ hash: f1, name: "linux-src" }] });
+    const f2 = h.add({ name: "linux-src", fixed: "2".repeat(64), meta: meta("6.1.2-1") });
+    const k2 = h.add({ name: "kernel", inputs: [{ hash: f2, name: "linux-src" }] });
+    const r = explain(k1, k2, h);
+    assert.equal(r.causes.length, 1);
+    const c = r.causes[0]!.cause;
+    assert.equal(c.kind, "fixed");
+    assert.deepEqual(describeCause(c), [
+      "fixed output linux-src: sha256 111111111111… → 222222222222…",
+      "at /r/recipes/src.ts:5:1",
+      "- deb linux-source-6.1 6.1.1-1",
+      "+ deb linux-source-6.1 6.1.2-1",
+    ]);
+  });
+
+  test("script edits, added inputs and unrecorded derivations are named", () => {
+    const h = new History();
+    const dep = h.add({ name: "dep" });
+    const a = h.add({ name: "app", script: "make\nmake install" });
+    const b = h.add({ name: "app", script: "make -j4\nmake install", inputs: [{ hash: dep, name: "dep" }] });
+    const kinds = explain(a, b, h).causes.map((c) => c.cause);
+    assert.deepEqual(kinds.map((c) => c.kind).sort(), ["input", "script"]);
+    const script = kinds.find((c) => c.kind === "script")!;
+    const lines = describeCause(script);
+    assert.ok(lines.includes("- make") && lines.includes("+ make -j4"), lines.join("\n"));
+    assert.ok(!lines.includes("- make install"), "unchanged lines are not listed");
+
+    const missing = explain("f".repeat(64), b, h);
+    assert.equal(missing.causes[0]!.cause.kind, "unrecorded");
+  });
+
+  test("the same derivation has nothing to explain", () => {
+    const h = new History();
+    const a = h.add({ name: "app" });
+    assert.deepEqual(explain(a, a, h), { root: null, causes: [], changed: 0 });
+  });
+});
+
+test("locateKey finds an env key's line inside the derivation call, not in the next one", () => {
+  const text = [
+    "export const a = derivation({", //  1
+    "  name: 'a',",
+    "  env: { CFLAGS: '-O2' },", //       3
+    "});",
+    "export const b = derivation({", //  5
+    "  env: {",
+    "    \"LDFLAGS\": '-s',", //           7
+    "  },",
+    "});",
+  ].join("\n");
+  assert.equal(locateKey(text, 1, "CFLAGS"), 3);
+  assert.equal(locateKey(text, 5, "LDFLAGS"), 7);
+  assert.equal(locateKey(text, 1, "LDFLAGS"), undefined, "stops at the next derivation");
+});

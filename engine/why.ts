@@ -1,0 +1,424 @@
+// Why did it rebuild? A pairwise walk of two recorded derivation trees (old vs new, as stored in
+// the derivations table), down to the root causes: the derivations whose own description
+// changed, not merely because an input's hash changed.
+//
+// Pure: derivations and realisations come in through a lookup, so the diff is unit-testable on
+// plain derivation JSON and works on any history, without re-evaluating old recipes.
+//
+// Inputs are matched by derivation name: input hashes always differ once anything below changed,
+// names are what a user recognises and what stays stable across edits. Strings are compared with
+// store hashes blanked, because every input placeholder and source path carries a hash that
+// changes when its target changes; those changes are attributed to the input itself (recursion)
+// or to inputSrcs (a source file whose content changed).
+import { relative } from "node:path";
+import type { Derivation, DerivationMeta, FetchSource, HostToolFingerprint } from "./derivation.js";
+
+export interface StoredDerivation {
+  drv: Derivation;
+  meta: DerivationMeta;
+}
+
+/** What the store knows about a derivation's realisation (its latest one). */
+export interface Realised {
+  resolved?: string;
+  outputs?: Record<string, string>;
+}
+
+export interface WhyLookup {
+  load(hash: string): StoredDerivation | undefined;
+  realised(hash: string): Realised | undefined;
+}
+
+export interface ToolSummary {
+  path: string;
+  package: string | null;
+  version: string | null;
+  digest: string;
+}
+
+export type Cause =
+  /** commit: which git commit last changed the line at position, as a phrase (filled in by the CLI) */
+  | { kind: "env"; drv: string; key: string; old: string | null; new: string | null; position?: string; commit?: string }
+  | { kind: "script"; drv: string; removed: string[]; added: string[]; position?: string; commit?: string }
+  | { kind: "field"; drv: string; field: "name" | "system" | "builder" | "args" | "outputs"; old: string; new: string; position?: string }
+  | { kind: "source"; file: string; old: string | null; new: string | null }
+  | { kind: "fixed"; drv: string; old: string; new: string; oldSources: string[]; newSources: string[]; position?: string; commit?: string }
+  | { kind: "hostTool"; tool: string; old: ToolSummary | null; new: ToolSummary | null }
+  | { kind: "input"; drv: string; input: string; change: "added" | "removed"; position?: string }
+  | { kind: "unrecorded"; drv: string; hash: string; side: "old" | "new" };
+
+/**
+ * rebuilt: new output; identical: rebuilt but bit-identical to before (early cutoff: dependents
+ * were cache hits); cached: not rebuilt, its inputs resolved to the same paths as before;
+ * unknown: no realisation recorded.
+ */
+export type Status = "rebuilt" | "identical" | "cached" | "unknown";
+
+export interface WhyNode {
+  name: string;
+  old: string;
+  new: string;
+  status: Status;
+  /** ids of the causes found at this derivation itself */
+  causes: number[];
+  /** inputs that changed too */
+  inputs: WhyNode[];
+}
+
+export interface BlastRadius {
+  /** derivations whose hash changed because of this cause (itself and its dependents) */
+  changed: string[];
+  rebuilt: string[];
+  /** rebuilt but identical output: where the wave stopped */
+  identical: string[];
+  /** changed derivations that were cache hits thanks to early cutoff */
+  cached: string[];
+}
+
+export interface CauseReport {
+  id: number;
+  cause: Cause;
+  /** derivations where this cause appears (a host tool or source may be shared) */
+  at: string[];
+  blast: BlastRadius;
+}
+
+export interface WhyReport {
+  /** null when the two trees are the same */
+  root: WhyNode | null;
+  causes: CauseReport[];
+  /** number of changed derivations */
+  changed: number;
+}
+
+const STORE_HASH = /\/kiln\/store\/[0-9a-z]{32}-/g;
+/** Blank the hash parts of store paths: their changes are explained by inputs and sources. */
+export function normalise(s: string): string {
+  return s.replace(STORE_HASH, "/kiln/store/…-");
+}
+
+function toolSummary(fp: HostToolFingerprint): ToolSummary {
+  return { path: fp.path, package: fp.package, version: fp.version, digest: fp.digest };
+}
+
+function describeSource(s: FetchSource): string {
+  if ("url" in s) return `url ${s.url}`;
+  if ("deb" in s) return `deb ${s.deb.package} ${s.deb.version}${s.deb.arch ? ` (${s.deb.arch})` : ""}`;
+  if ("file" in s) return `file ${s.file}`;
+  return `mirror ${s.mirror}`;
+}
+
+/** Lines of `a` missing from `b` (as a multiset), in order: a readable summary of a script edit. */
+function minus(a: string[], b: string[]): string[] {
+  const count = new Map<string, number>();
+  for (const l of b) count.set(l, (count.get(l) ?? 0) + 1);
+  const out: string[] = [];
+  for (const l of a) {
+    const c = count.get(l) ?? 0;
+    if (c > 0) count.set(l, c - 1);
+    else out.push(l);
+  }
+  return out;
+}
+
+const isScript = (d: Derivation) => d.args.length === 4 && d.args[0] === "-e" && d.args[1] === "-u" && d.args[2] === "-c";
+
+/** Compare two derivation trees; `oldHash`/`newHash` are derivation hashes of the roots. */
+export function explain(oldHash: string, newHash: string, lookup: WhyLookup): WhyReport {
+  if (oldHash === newHash) return { root: null, causes: [], changed: 0 };
+  const memo = new Map<string, WhyNode>();
+  const causes = new Map<string, { id: number; cause: Cause; at: Set<string>; nodes: Set<WhyNode> }>();
+  const parents = new Map<WhyNode, Set<WhyNode>>();
+  const nameOf = (h: string) => lookup.load(h)?.drv.name ?? `?${h.slice(0, 8)}`;
+
+  const addCause = (node: WhyNode, key: string, cause: Cause) => {
+    let c = causes.get(key);
+    if (!c) causes.set(key, (c = { id: causes.size + 1, cause, at: new Set(), nodes: new Set() }));
+    c.at.add(node.name);
+    c.nodes.add(node);
+    if (!node.causes.includes(c.id)) node.causes.push(c.id);
+  };
+
+  const visit = (o: string, n: string): WhyNode => {
+    const key = `${o}>${n}`;
+    const seen = memo.get(key);
+    if (seen) return seen;
+    const od = lookup.load(o);
+    const nd = lookup.load(n);
+    const node: WhyNode = { name: nd?.drv.name ?? od?.drv.name ?? `?${n.slice(0, 8)}`, old: o, new: n, status: status(o, n, lookup), causes: [], inputs: [] };
+    memo.set(key, node);
+    if (!od || !nd) {
+      const side = !od ? "old" : "new";
+      addCause(node, `unrecorded:${side === "old" ? o : n}`, { kind: "unrecorded", drv: node.name, hash: side === "old" ? o : n, side });
+      return node;
+    }
+    // inputs first, so the causes come out deepest first: the order in which they took effect
+    if (!nd.drv.fixed) {
+      for (const [oi, ni] of pairInputs(od.drv, nd.drv, nameOf, (input, change) =>
+        addCause(node, `input:${node.name}:${input}:${change}`, { kind: "input", drv: node.name, input, change, ...pos(nd) }))) {
+        const child = visit(oi, ni);
+        node.inputs.push(child);
+        let ps = parents.get(child);
+        if (!ps) parents.set(child, (ps = new Set()));
+        ps.add(node);
+      }
+    }
+    for (const [k, c] of ownChanges(od, nd)) addCause(node, k, c);
+    return node;
+  };
+
+  const root = visit(oldHash, newHash);
+
+  // blast radius: the cause's own derivations and every changed derivation above them
+  const reports: CauseReport[] = [...causes.values()].map((c) => {
+    const affected = new Set<WhyNode>();
+    const stack = [...c.nodes];
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (affected.has(x)) continue;
+      affected.add(x);
+      for (const p of parents.get(x) ?? []) stack.push(p);
+    }
+    const list = [...affected];
+    const names = (f: (n: WhyNode) => boolean) => [...new Set(list.filter(f).map((n) => n.name))];
+    return {
+      id: c.id, cause: c.cause, at: [...c.at],
+      blast: {
+        changed: names(() => true),
+        rebuilt: names((n) => n.status === "rebuilt" || n.status === "identical"),
+        identical: names((n) => n.status === "identical"),
+        cached: names((n) => n.status === "cached"),
+      },
+    };
+  });
+  return { root, causes: reports, changed: memo.size };
+}
+
+function pos(d: StoredDerivation): { position?: string } {
+  return d.meta.position ? { position: d.meta.position } : {};
+}
+
+function status(o: string, n: string, lookup: WhyLookup): Status {
+  const ro = lookup.realised(o);
+  const rn = lookup.realised(n);
+  if (ro?.resolved && rn?.resolved && ro.resolved === rn.resolved) return "cached";
+  if (!ro?.outputs || !rn?.outputs) return "unknown";
+  const ko = Object.keys(ro.outputs).sort();
+  const kn = Object.keys(rn.outputs).sort();
+  const same = ko.length === kn.length && ko.every((k, i) => k === kn[i] && ro.outputs![k] === rn.outputs![k]);
+  return same ? "identical" : "rebuilt";
+}
+
+/** Changed input pairs (old hash, new hash), matched by name; added/removed ones are reported. */
+function pairInputs(od: Derivation, nd: Derivation, nameOf: (h: string) => string, report: (input: string, change: "added" | "removed") => void): Array<[string, string]> {
+  const group = (d: Derivation) => {
+    const m = new Map<string, string[]>();
+    for (const h of Object.keys(d.inputDrvs)) {
+      const name = nameOf(h);
+      m.set(name, [...(m.get(name) ?? []), h]);
+    }
+    return m;
+  };
+  const og = group(od);
+  const ng = group(nd);
+  const pairs: Array<[string, string]> = [];
+  for (const name of [...new Set([...og.keys(), ...ng.keys()])].sort()) {
+    const olds = og.get(name) ?? [];
+    const news = ng.get(name) ?? [];
+    // unchanged inputs of the same name pair with themselves; the rest pair up in order
+    const o = olds.filter((h) => !news.includes(h));
+    const n = news.filter((h) => !olds.includes(h));
+    for (let i = 0; i < Math.min(o.length, n.length); i++) pairs.push([o[i]!, n[i]!]);
+    for (let i = n.length; i < o.length; i++) report(name, "removed");
+    for (let i = o.length; i < n.length; i++) report(name, "added");
+  }
+  return pairs;
+}
+
+/** The changes of a derivation itself, each with a key that identifies the same cause elsewhere. */
+function ownChanges(o: StoredDerivation, n: StoredDerivation): Array<[string, Cause]> {
+  const out: Array<[string, Cause]> = [];
+  const drv = n.drv.name;
+  const p = pos(n);
+  const od = o.drv;
+  const nd = n.drv;
+  if (od.name !== nd.name) out.push([`field:${drv}:name`, { kind: "field", drv, field: "name", old: od.name, new: nd.name, ...p }]);
+
+  // a fixed output is its pinned hash: nothing else about it matters
+  if (od.fixed || nd.fixed) {
+    const os = od.fixed?.sha256 ?? "(not fixed)";
+    const ns = nd.fixed?.sha256 ?? "(not fixed)";
+    if (os !== ns) {
+      out.push([`fixed:${drv}:${os}:${ns}`, {
+        kind: "fixed", drv, old: os, new: ns,
+        oldSources: (o.meta.sources ?? []).map(describeSource), newSources: (n.meta.sources ?? []).map(describeSource), ...p,
+      }]);
+    }
+    if (od.fixed && nd.fixed) return out;
+  }
+
+  if (od.system !== nd.system) out.push([`field:${drv}:system`, { kind: "field", drv, field: "system", old: od.system, new: nd.system, ...p }]);
+  if (normalise(od.builder) !== normalise(nd.builder)) out.push([`field:${drv}:builder`, { kind: "field", drv, field: "builder", old: od.builder, new: nd.builder, ...p }]);
+  if (od.outputs.join(",") !== nd.outputs.join(",")) out.push([`field:${drv}:outputs`, { kind: "field", drv, field: "outputs", old: od.outputs.join(" "), new: nd.outputs.join(" "), ...p }]);
+
+  if (isScript(od) && isScript(nd)) {
+    const a = normalise(od.args[3]!).split("\n");
+    const b = normalise(nd.args[3]!).split("\n");
+    const removed = minus(a, b).map((l) => l.trim()).filter(Boolean);
+    const added = minus(b, a).map((l) => l.trim()).filter(Boolean);
+    if (normalise(od.args[3]!) !== normalise(nd.args[3]!)) out.push([`script:${drv}`, { kind: "script", drv, removed, added, ...p }]);
+  } else {
+    const a = od.args.map(normalise);
+    const b = nd.args.map(normalise);
+    if (JSON.stringify(a) !== JSON.stringify(b)) out.push([`field:${drv}:args`, { kind: "field", drv, field: "args", old: JSON.stringify(od.args), new: JSON.stringify(nd.args), ...p }]);
+  }
+
+  for (const key of [...new Set([...Object.keys(od.env), ...Object.keys(nd.env)])].sort()) {
+    const a = od.env[key];
+    const b = nd.env[key];
+    if (a !== undefined && b !== undefined && normalise(a) === normalise(b)) continue;
+    if (a === undefined && b === undefined) continue;
+    out.push([`env:${drv}:${key}`, { kind: "env", drv, key, old: a ?? null, new: b ?? null, ...p }]);
+  }
+
+  // local sources: the store path's name part is the file's name, its hash part the content
+  const byName = (srcs: string[]) => new Map(srcs.map((s) => [s.slice(33), s]));
+  const os = byName(od.inputSrcs);
+  const ns = byName(nd.inputSrcs);
+  for (const file of [...new Set([...os.keys(), ...ns.keys()])].sort()) {
+    const a = os.get(file) ?? null;
+    const b = ns.get(file) ?? null;
+    if (a !== b) out.push([`source:${file}:${a}:${b}`, { kind: "source", file, old: a, new: b }]);
+  }
+
+  for (const tool of [...new Set([...Object.keys(od.hostTools), ...Object.keys(nd.hostTools)])].sort()) {
+    const a = od.hostTools[tool];
+    const b = nd.hostTools[tool];
+    if (a && b && a.digest === b.digest && a.path === b.path && a.version === b.version && a.package === b.package) continue;
+    out.push([`tool:${tool}:${a?.digest}:${a?.version}:${b?.digest}:${b?.version}`, { kind: "hostTool", tool, old: a ? toolSummary(a) : null, new: b ? toolSummary(b) : null }]);
+  }
+  return out;
+}
+
+// ---- rendering ---------------------------------------------------------------------------------
+
+export interface RenderOptions {
+  /** positions are shown relative to this folder */
+  relativeTo?: string;
+}
+
+const q = (s: string | null) => (s === null ? "(unset)" : JSON.stringify(s));
+const short = (h: string) => h.slice(0, 12);
+
+function showPosition(position: string | undefined, o: RenderOptions): string | undefined {
+  if (!position) return undefined;
+  if (!o.relativeTo || !position.startsWith("/")) return position;
+  const r = relative(o.relativeTo, position);
+  return r.startsWith("../../") ? position : r;
+}
+
+function toolText(t: ToolSummary | null): string {
+  if (!t) return "(not declared)";
+  const pkg = t.package ? `${t.package} ${t.version ?? "?"}` : t.path;
+  return `${pkg} [${short(t.digest)}]`;
+}
+
+/** One line summarising a cause, plus detail lines. */
+export function describeCause(c: Cause, o: RenderOptions = {}): string[] {
+  const where = (p: string | undefined, commit?: string) => {
+    const s = showPosition(p, o);
+    return s ? [`at ${s}${commit ? ` (${commit})` : ""}`] : [];
+  };
+  switch (c.kind) {
+    case "env":
+      return [`env ${c.key} of ${c.drv}: ${q(c.old)} → ${q(c.new)}`, ...where(c.position, c.commit)];
+    case "script":
+      return [`the build script of ${c.drv} changed`, ...where(c.position, c.commit), ...c.removed.slice(0, 6).map((l) => `- ${l}`), ...c.added.slice(0, 6).map((l) => `+ ${l}`)];
+    case "field":
+      return [`${c.field} of ${c.drv}: ${c.old} → ${c.new}`, ...where(c.position)];
+    case "source":
+      if (c.old && c.new) return [`source file ${c.file} changed (content ${c.old.slice(0, 8)}… → ${c.new.slice(0, 8)}…)`];
+      return c.new ? [`source file ${c.file} added`] : [`source file ${c.file} removed`];
+    case "fixed": {
+      const lines = [`fixed output ${c.drv}: sha256 ${short(c.old)}… → ${short(c.new)}…`, ...where(c.position, c.commit)];
+      const gone = c.oldSources.filter((s) => !c.newSources.includes(s));
+      const added = c.newSources.filter((s) => !c.oldSources.includes(s));
+      for (const s of gone) lines.push(`- ${s}`);
+      for (const s of added) lines.push(`+ ${s}`);
+      return lines;
+    }
+    case "hostTool": {
+      const what = c.old && c.new && c.old.package && c.old.version !== c.new.version ? "version" : "fingerprint";
+      return [`host tool ${c.tool} ${what}: ${toolText(c.old)} → ${toolText(c.new)}`];
+    }
+    case "input":
+      return [`input ${c.input} of ${c.drv} ${c.change}`, ...where(c.position)];
+    case "unrecorded":
+      return [`${c.drv}: the ${c.side} derivation ${short(c.hash)}… is not recorded in this store (cannot look further)`];
+  }
+}
+
+const STATUS_TEXT: Record<Status, string> = {
+  rebuilt: "rebuilt",
+  identical: "rebuilt, output identical: early cutoff",
+  cached: "not rebuilt: its inputs came out identical",
+  unknown: "changed (no realisation recorded)",
+};
+
+function blastText(b: BlastRadius): string[] {
+  const lines = [`blast radius: ${b.changed.length} derivation${b.changed.length === 1 ? "" : "s"} changed, ${b.rebuilt.length} rebuilt${b.rebuilt.length ? ` (${b.rebuilt.join(", ")})` : ""}`];
+  if (b.identical.length) lines.push(`early cutoff at ${b.identical.join(", ")}: rebuilt, came out identical`);
+  if (b.cached.length) lines.push(`not rebuilt thanks to early cutoff: ${b.cached.join(", ")}`);
+  return lines;
+}
+
+/** A readable tree of changed derivations, then each root cause once with its blast radius. */
+export function renderWhy(r: WhyReport, o: RenderOptions = {}): string[] {
+  if (!r.root) return ["nothing changed: the two derivations are the same"];
+  const out: string[] = [];
+  const byId = new Map(r.causes.map((c) => [c.id, c]));
+  const printed = new Set<WhyNode>();
+  const walk = (n: WhyNode, prefix: string, last: boolean, top: boolean) => {
+    const head = top ? "" : `${prefix}${last ? "└─ " : "├─ "}`;
+    const again = printed.has(n) && n.inputs.length > 0;
+    out.push(`${head}${n.name}  ${STATUS_TEXT[n.status]}${again ? "  (see above)" : ""}`);
+    if (again) return;
+    printed.add(n);
+    const inner = top ? "" : `${prefix}${last ? "   " : "│  "}`;
+    const items = n.causes.length + n.inputs.length;
+    n.causes.forEach((id, i) => {
+      const c = byId.get(id)!;
+      out.push(`${inner}${i === items - 1 ? "└─" : "├─"} [${id}] ${describeCause(c.cause, o)[0]}`);
+    });
+    n.inputs.forEach((child, i) => walk(child, inner, n.causes.length + i === items - 1, false));
+  };
+  walk(r.root, "", true, true);
+  out.push("", `root cause${r.causes.length === 1 ? "" : "s"}:`);
+  for (const c of r.causes) {
+    const [first, ...rest] = describeCause(c.cause, o);
+    out.push(`[${c.id}] ${first}`);
+    for (const l of rest) out.push(`    ${l}`);
+    if (c.cause.kind === "source" || c.cause.kind === "hostTool") out.push(`    used by ${c.at.join(", ")}`);
+    for (const l of blastText(c.blast)) out.push(`    ${l}`);
+  }
+  return out;
+}
+
+/**
+ * The line of an env key inside a derivation call: the recipe position names the call
+ * (`derivation({` at file:line:col); the key is usually a few lines below it.
+ */
+export function locateKey(text: string, fromLine: number, key: string): number | undefined {
+  const lines = text.split("\n");
+  const re = new RegExp(`(^|[\\s{,])(["']?)${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\2\\s*:`);
+  for (let i = Math.max(0, fromLine - 1); i < Math.min(lines.length, fromLine + 200); i++) {
+    if (i > fromLine - 1 && /\b(derivation|fetch)\(\{/.test(lines[i]!)) return undefined; // the next recipe
+    if (re.test(lines[i]!)) return i + 1;
+  }
+  return undefined;
+}
+
+export function parsePosition(position: string): { file: string; line: number; column: number } | undefined {
+  const m = /^(.*):(\d+):(\d+)$/.exec(position);
+  return m ? { file: m[1]!, line: Number(m[2]), column: Number(m[3]) } : undefined;
+}
