@@ -13,6 +13,7 @@ import * as store from "./commands/store.js";
 import * as targets from "./commands/targets.js";
 import * as verify from "./commands/verify.js";
 import * as why from "./commands/why.js";
+import * as whyDepends from "./commands/why-depends.js";
 import type { GlobalArgs } from "./context.js";
 
 process.setSourceMapsEnabled(true);
@@ -38,6 +39,7 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(store as never)
   .command<GlobalArgs>(targets as never)
   .command<GlobalArgs>(why as never)
+  .command<GlobalArgs>(whyDepends as never)
   .command<GlobalArgs>(planCmd as never)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()

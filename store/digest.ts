@@ -29,7 +29,7 @@ export function toBase32(bytes: Uint8Array): string {
 }
 
 export function blake3Hex(data: string | Uint8Array): string {
-  return blake3(typeof data === "string" ? Buffer.from(data) : data).toString("hex");
+  return blake3(typeof data === "string" ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
 }
 
 /** A 32-character base32 hash part derived from arbitrary text (truncated BLAKE3, 160 bits). */
