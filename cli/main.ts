@@ -4,6 +4,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import * as check from "./commands/check.js";
 import * as evalCmd from "./commands/eval.js";
+import * as lock from "./commands/lock.js";
 import * as log from "./commands/log.js";
 import * as pathInfo from "./commands/path-info.js";
 import * as planCmd from "./commands/plan.js";
@@ -41,6 +42,7 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(why as never)
   .command<GlobalArgs>(whyDepends as never)
   .command<GlobalArgs>(planCmd as never)
+  .command<GlobalArgs>(lock as never)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()
   .recommendCommands()

@@ -43,6 +43,7 @@ export function reportError(e: unknown): number {
       case "FIXED_OUTPUT_MISMATCH":
       case "FETCH_FAILED":
       case "STORE_CORRUPT":
+      case "LOCK_DRIFT":
         return EXIT.failed;
       default:
         return EXIT.usage;

@@ -200,3 +200,26 @@ export function listTargets(set: RecipeSet): string[] {
   const t = targetsOf(set.module);
   return Object.keys(t).sort();
 }
+
+/**
+ * Every derivation value reachable from the recipe set's targets, however deeply nested
+ * (including attributes hung on a derivation, as `pi4-llm-os.kernel`). For the lockfile.
+ */
+export function allTargetValues(set: RecipeSet): Array<Drv | OutputRef> {
+  const out: Array<Drv | OutputRef> = [];
+  const seen = new Set<unknown>();
+  const base = new Set(["name", "outputs", "args", "kind", "position", "out", "output"]);
+  const walk = (v: unknown) => {
+    if (typeof v === "function") v = (v as () => unknown)();
+    if (!v || typeof v !== "object" || seen.has(v)) return;
+    seen.add(v);
+    if (isOutputRef(v)) {
+      out.push(v);
+      return;
+    }
+    if (isDrv(v)) out.push(v);
+    for (const k of Object.keys(v)) if (!isDrv(v) || !base.has(k)) walk((v as Record<string, unknown>)[k]);
+  };
+  walk(targetsOf(set.module));
+  return out;
+}

@@ -19,6 +19,7 @@ export type ErrorCode =
   | "FIXED_OUTPUT_MISMATCH"
   | "FETCH_FAILED"
   | "CANCELLED"
+  | "LOCK_DRIFT"
   | "USAGE";
 
 export class KilnError extends Error {

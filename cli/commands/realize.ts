@@ -10,6 +10,8 @@ import { recipesRevision } from "../git.js";
 import { printForecast } from "./plan.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
+import { diffLocks, renderDiff } from "../../engine/lockfile.js";
+import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
 
 interface Args extends GlobalArgs {
@@ -18,6 +20,7 @@ interface Args extends GlobalArgs {
   link: boolean;
   json?: boolean;
   "dry-run"?: boolean;
+  locked?: boolean;
 }
 
 export const command = "realize <targets..>";
@@ -29,11 +32,13 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("out-link", { alias: "o", type: "string", describe: "name of the result link (default: result)" })
     .option("link", { type: "boolean", default: true, describe: "make result links (--no-link to skip)" })
     .option("json", { type: "boolean", describe: "print a JSON summary on stdout" })
+    .option("locked", { type: "boolean", describe: "refuse to build if kiln.lock would change (for CI); shows the drift" })
     .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" }) as unknown as Argv<Args>;
 }
 
 export function handler(argv: Args): Promise<void> {
   return withContext(argv, async (ctx) => {
+    if (argv.locked) await assertLocked(ctx, recipesEntry(argv));
     if (argv["dry-run"]) return printForecast(ctx, recipesEntry(argv), argv.targets, argv.json);
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
@@ -66,6 +71,18 @@ export function handler(argv: Args): Promise<void> {
     }
     return EXIT.ok;
   });
+}
+
+/** --locked: the recipe set's lock must be exactly kiln.lock; no silent rewrites. */
+async function assertLocked(ctx: Parameters<Parameters<typeof withContext>[1]>[0], entry: string): Promise<void> {
+  const file = lockPath(entry);
+  const old = readLock(file);
+  if (!old) throw new KilnError("LOCK_DRIFT", `--locked, but there is no ${file}`, "create it with `kiln lock` and commit it");
+  const changes = diffLocks(old, await lockOfRecipeSet(ctx, entry));
+  if (changes.length) {
+    throw new KilnError("LOCK_DRIFT", `--locked, but ${file} would change:\n${renderDiff(changes)}`,
+      "if these changes are intended, run `kiln lock` and commit kiln.lock; otherwise restore the pins (or the host tools) they name");
+  }
 }
 
 function replaceLink(link: string, target: string): void {

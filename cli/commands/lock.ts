@@ -1,0 +1,37 @@
+// kiln lock: create or update kiln.lock (fixed outputs, host tools) and show what changed.
+import { writeFileSync } from "node:fs";
+import type { Argv } from "yargs";
+import { diffLocks, renderDiff, renderLock } from "../../engine/lockfile.js";
+import { recipesEntry, type GlobalArgs } from "../context.js";
+import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
+import { EXIT, withContext } from "../run.js";
+
+interface Args extends GlobalArgs {
+  check?: boolean;
+  json?: boolean;
+}
+
+export const command = "lock";
+export const describe = "create or update kiln.lock (pinned fixed outputs and host tool fingerprints) and print what changed";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .option("check", { type: "boolean", describe: "only report drift; exit 1 if the lock would change" })
+    .option("json", { type: "boolean", describe: "the changes as JSON" }) as unknown as Argv<Args>;
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    const entry = recipesEntry(argv);
+    const file = lockPath(entry);
+    const old = readLock(file);
+    const lock = await lockOfRecipeSet(ctx, entry);
+    const changes = diffLocks(old, lock);
+    if (argv.json) process.stdout.write(JSON.stringify({ file, created: !old, changes }, null, 2) + "\n");
+    else if (changes.length === 0) process.stdout.write(`${file} is up to date\n`);
+    else process.stdout.write(`${old ? (argv.check ? "would change" : "updated") : argv.check ? "would create" : "created"} ${file}:\n${renderDiff(changes)}\n`);
+    if (argv.check) return changes.length ? EXIT.failed : EXIT.ok;
+    if (changes.length || !old) writeFileSync(file, renderLock(lock));
+    return EXIT.ok;
+  });
+}

@@ -1,0 +1,81 @@
+// kiln.lock on fixtures/fetch: `kiln lock` pins every fixed output and host tool; `--locked`
+// refuses to build on drift (a bumped sha256 in a recipe, a host tool whose version moved) and
+// names it; `kiln lock` shows the same diff and updates the file.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { buildStarts, cleanup, copyFixture, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
+
+interface LockFile {
+  recipes: { entry: string };
+  fixedOutputs: Record<string, { sha256: string; sources: string[] }>;
+  hostTools: Record<string, { package: string | null; version: string | null; digest: string }>;
+}
+
+describe("kiln lock and --locked", { timeout: 120_000 }, () => {
+  let cwd: string;
+  let store: string;
+  const lockFile = () => join(cwd, "kiln.lock");
+  const readLock = () => JSON.parse(readFileSync(lockFile(), "utf8")) as LockFile;
+
+  before(() => {
+    cwd = copyFixture("fetch");
+    store = tempDir("store");
+  });
+  after(cleanup);
+
+  test("--locked without a lockfile refuses and says how to make one", async () => {
+    const r = await kiln(["realize", "--no-link", "--locked", "useGood"], { cwd, store });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no .*kiln\.lock/);
+    assert.match(r.stderr, /kiln lock/);
+  });
+
+  test("kiln lock pins every fixed output with its sources, and the host tools", async () => {
+    const r = await kiln(["lock"], { cwd, store });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /created .*kiln\.lock/);
+    const lock = readLock();
+    assert.equal(lock.recipes.entry, "recipes/index.ts");
+    assert.equal(lock.fixedOutputs["data.txt"]!.sha256, "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4");
+    assert.ok(lock.fixedOutputs["data.txt"]!.sources[0]!.startsWith("file:"));
+    assert.ok(lock.fixedOutputs["missing.bin"], "fixed outputs of every target, built or not");
+    assert.equal(lock.hostTools.sh!.package, "dash");
+    assert.ok(lock.hostTools["pkg:coreutils"]!.version);
+    const again = await kiln(["lock"], { cwd, store });
+    assert.match(again.stdout, /is up to date/);
+  });
+
+  test("--locked builds when nothing drifted", async () => {
+    const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd, store });
+    assert.equal(buildStarts(r.events, "use-data").length, 1);
+  });
+
+  test("a bumped sha256 in a recipe: --locked refuses and shows old -> new; kiln lock updates", async () => {
+    const recipe = join(cwd, "recipes", "index.ts");
+    const bumped = "0".repeat(63) + "1";
+    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('const DATA = "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4"', `const DATA = "${bumped}"`));
+    const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd, store }, 1);
+    assert.match(r.stderr, new RegExp(`fixedOutputs\\.data\\.txt\\.sha256: fa58e939\\w+ -> ${bumped}`));
+    assert.equal(buildStarts(r.events).length, 0, "nothing is built");
+    const check = await kiln(["lock", "--check"], { cwd, store });
+    assert.equal(check.code, 1);
+    assert.match(check.stdout, /would change/);
+    assert.equal(readLock().fixedOutputs["data.txt"]!.sha256, "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4", "--check writes nothing");
+    const upd = await kiln(["lock"], { cwd, store });
+    assert.match(upd.stdout, /updated/);
+    assert.equal(readLock().fixedOutputs["data.txt"]!.sha256, bumped);
+  });
+
+  test("a host tool whose package version moved: --locked names it", async () => {
+    const lock = readLock();
+    const real = lock.hostTools.sh!.version;
+    lock.hostTools.sh!.version = "0.0.1-1";
+    writeFileSync(lockFile(), JSON.stringify(lock, null, 2) + "\n");
+    const r = await kiln(["realize", "--no-link", "--locked", "useGood"], { cwd, store });
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(`hostTools.sh.version: 0.0.1-1 -> ${real}`), r.stderr);
+    assert.ok(existsSync(lockFile()));
+  });
+});

@@ -1,0 +1,77 @@
+// The lockfile (kiln.lock): the pinned state of a recipe set, committed to git, so that what a
+// build depends on outside the recipes is reviewable and drift is caught:
+//   - every fixed output: name -> sha256 and where its bytes may come from
+//   - every host tool: package version and binary digest
+//   - the recipe set's identity: its entry file
+// Sorted, human-readable JSON. `kiln lock` writes it and shows the diff; `--locked` refuses to
+// build when it would change.
+import { canonicalJson } from "./canonical.js";
+import type { Node } from "./evaluate.js";
+import { describeSource } from "./fetch.js";
+
+export const LOCK_VERSION = 1;
+
+export interface Lock {
+  version: number;
+  recipes: { entry: string };
+  fixedOutputs: Record<string, { sha256: string; sources: string[] }>;
+  hostTools: Record<string, { package: string | null; version: string | null; digest: string }>;
+}
+
+/** The lock of every derivation in `nodes`. */
+export function computeLock(entry: string, nodes: Iterable<Node>): Lock {
+  const fixedOutputs: Lock["fixedOutputs"] = {};
+  const hostTools: Lock["hostTools"] = {};
+  for (const n of nodes) {
+    if (n.drv.fixed) {
+      fixedOutputs[n.name] = { sha256: n.drv.fixed.sha256, sources: (n.meta.sources ?? []).map(describeSource) };
+    }
+    for (const [name, fp] of Object.entries(n.drv.hostTools)) {
+      hostTools[name] = { package: fp.package, version: fp.version, digest: fp.digest };
+    }
+  }
+  return { version: LOCK_VERSION, recipes: { entry }, fixedOutputs: sortKeys(fixedOutputs), hostTools: sortKeys(hostTools) };
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]!]));
+}
+
+/** Stable text: sorted keys, two-space indent, one trailing newline. */
+export function renderLock(lock: Lock): string {
+  return JSON.stringify(JSON.parse(canonicalJson(lock)), null, 2) + "\n";
+}
+
+export interface LockChange {
+  /** e.g. "hostTools.gcc.version" */
+  path: string;
+  old?: unknown;
+  new?: unknown;
+}
+
+/** Leaf-by-leaf differences between two locks (a missing old lock shows everything as added). */
+export function diffLocks(oldLock: Lock | undefined, newLock: Lock): LockChange[] {
+  const flat = (v: unknown, prefix: string, out: Map<string, unknown>) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) flat(x, prefix ? `${prefix}.${k}` : k, out);
+    } else out.set(prefix, v);
+    return out;
+  };
+  const a = oldLock ? flat(oldLock, "", new Map()) : new Map<string, unknown>();
+  const b = flat(newLock, "", new Map());
+  const changes: LockChange[] = [];
+  for (const k of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(k);
+    const y = b.get(k);
+    if (JSON.stringify(x) === JSON.stringify(y)) continue;
+    changes.push({ path: k, ...(a.has(k) ? { old: x } : {}), ...(b.has(k) ? { new: y } : {}) });
+  }
+  return changes;
+}
+
+export function renderDiff(changes: LockChange[]): string {
+  const show = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  return changes
+    .map((c) => (c.old === undefined ? `  + ${c.path}: ${show(c.new)}` : c.new === undefined ? `  - ${c.path}: ${show(c.old)}` : `  ~ ${c.path}: ${show(c.old)} -> ${show(c.new)}`))
+    .join("\n");
+}
