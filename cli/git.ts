@@ -1,7 +1,9 @@
 // The recipe set's git state, read here (the CLI owns the process and the host) and handed to the
 // engine as plain values: history records the revision each realisation was evaluated at.
 import { spawnSync } from "node:child_process";
-import { dirname } from "node:path";
+import { mkdirSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { KilnError } from "../store/errors.js";
 import type { RecipesRev } from "../store/history.js";
 
 function git(dir: string, args: string[]): string | undefined {
@@ -32,4 +34,21 @@ export function lineCommit(file: string, line: number): string | undefined {
   if (/^0+$/.test(hash)) return "not committed yet";
   const summary = /^summary (.*)$/m.exec(out!)?.[1];
   return `last changed in ${hash.slice(0, 10)}${summary ? ` "${summary}"` : ""}`;
+}
+
+/**
+ * The recipe set as it was at a revision, unpacked into `into` (git archive; the working tree is
+ * not touched). Returns the entry file's path inside it and the full commit hash.
+ */
+export function recipesAtRevision(entry: string, rev: string, into: string): { entry: string; rev: string } {
+  const top = git(dirname(entry), ["rev-parse", "--show-toplevel"])?.trim();
+  if (!top) throw new KilnError("USAGE", `--rev needs the recipe set in a git repository; ${entry} is not in one`, "commit the recipes to git, or drop --rev");
+  const full = resolveRevision(entry, rev);
+  if (!full) throw new KilnError("USAGE", `git does not know the revision '${rev}' in ${top}`, "give a commit, branch or tag that `git rev-parse` accepts");
+  const archive = spawnSync("git", ["-C", top, "archive", "--format=tar", full], { maxBuffer: 1 << 30 });
+  if (archive.status !== 0) throw new KilnError("USAGE", `git archive ${full} failed: ${archive.stderr.toString().trim()}`, "check the repository");
+  mkdirSync(into, { recursive: true });
+  const tar = spawnSync("tar", ["-x", "-C", into], { input: archive.stdout });
+  if (tar.status !== 0) throw new KilnError("USAGE", `unpacking revision ${full} failed: ${tar.stderr.toString().trim()}`, "check free disk space");
+  return { entry: join(into, relative(top, entry)), rev: full };
 }

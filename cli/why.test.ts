@@ -142,4 +142,19 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no realisation of nothing-like-it is recorded[\s\S]*hint: realize it first/);
   });
+
+  test("realize --rev evaluates the recipes of an old commit without touching the work tree", async () => {
+    const firstPath = query<{ path: string }>(store, "SELECT path FROM target_realisations WHERE recipes_rev = ? ORDER BY id LIMIT 1", firstRev)[0]!.path;
+    const r = await kilnJson(["realize", "--no-link", "--rev", firstRev.slice(0, 8), "greeting"], o());
+    // that commit's graph was built before: all of it comes from the store
+    assert.equal(buildStarts(r.events).length, 0);
+    assert.equal(r.stdout.trim(), join(store, "store", firstPath));
+    const last = query<{ recipes_rev: string; recipes_dirty: number }>(store, "SELECT recipes_rev, recipes_dirty FROM target_realisations ORDER BY id DESC LIMIT 1")[0]!;
+    assert.equal(last.recipes_rev, firstRev);
+    assert.equal(last.recipes_dirty, 0);
+    assert.match(readFileSync(join(cwd, "recipes", "index.ts"), "utf8"), /CFLAGS: "-O0"/, "the work tree keeps HEAD's recipes");
+    const bad = await kiln(["realize", "--no-link", "--rev", "no-such-rev", "greeting"], o());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /does not know the revision 'no-such-rev'/);
+  });
 });

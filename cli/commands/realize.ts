@@ -3,10 +3,11 @@ import { lstatSync, symlinkSync, unlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
+import { removeTree } from "../../store/store.js";
 import { Realizer } from "../../engine/realize.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { recordTargets } from "../../engine/history.js";
-import { recipesRevision } from "../git.js";
+import { recipesAtRevision, recipesRevision } from "../git.js";
 import { printForecast } from "./plan.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
@@ -21,6 +22,7 @@ interface Args extends GlobalArgs {
   json?: boolean;
   "dry-run"?: boolean;
   locked?: boolean;
+  rev?: string;
 }
 
 export const command = "realize <targets..>";
@@ -32,18 +34,30 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("out-link", { alias: "o", type: "string", describe: "name of the result link (default: result)" })
     .option("link", { type: "boolean", default: true, describe: "make result links (--no-link to skip)" })
     .option("json", { type: "boolean", describe: "print a JSON summary on stdout" })
+    .option("rev", { type: "string", describe: "evaluate the recipe set as it was at this git revision (the working tree is not touched)" })
     .option("locked", { type: "boolean", describe: "refuse to build if kiln.lock would change (for CI); shows the drift" })
     .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" }) as unknown as Argv<Args>;
 }
 
 export function handler(argv: Args): Promise<void> {
   return withContext(argv, async (ctx) => {
-    if (argv.locked) await assertLocked(ctx, recipesEntry(argv));
-    if (argv["dry-run"]) return printForecast(ctx, recipesEntry(argv), argv.targets, argv.json);
-    const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
+    let entry = recipesEntry(argv);
+    let rev = recipesRevision(entry);
+    if (argv.rev) {
+      // the time machine: the recipes of that commit, unpacked in this process's scratch space
+      // (removed when the process ends or, after a crash, by the next run)
+      const dir = ctx.store.scratchDir("rev");
+      process.once("exit", () => removeTree(dir));
+      const at = recipesAtRevision(entry, argv.rev, dir);
+      entry = at.entry;
+      rev = { rev: at.rev, dirty: false };
+    }
+    if (argv.locked) await assertLocked(ctx, entry);
+    if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
+    const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets);
     const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
     // history for `kiln why`: which derivation each target was, at which recipe revision
-    recordTargets(ctx.store, ev.roots, result.outputs, recipesRevision(ev.set.entry), ctx.clock());
+    recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
     const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
     let n = 0;
     const base = argv["out-link"] ?? "result";
