@@ -1,14 +1,16 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { availableParallelism, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
 import { HostTools } from "../engine/hosttools.js";
 import { PersistentDigestCache } from "../store/digest-cache.js";
+import { buildDurations } from "../store/history.js";
 import { Store } from "../store/store.js";
 import { jsonReporter } from "./reporters/json.js";
+import { loadTui } from "./reporters/load-tui.js";
 import { plainReporter } from "./reporters/plain.js";
 
 export interface GlobalArgs {
@@ -43,12 +45,103 @@ export function recipesEntry(args: GlobalArgs): string {
   }
 }
 
+/** The reporter asked for, else the TUI on an interactive terminal and plain lines elsewhere (CI, pipes). */
+export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {
+  const k = args.reporter;
+  if (k === "tui" || k === "plain" || k === "json" || k === "quiet") return k;
+  const interactive = process.stderr.isTTY === true && !process.env.CI && process.env.TERM !== "dumb";
+  return interactive && !args["print-build-logs"] ? "tui" : "plain";
+}
+
 export function makeReporter(args: GlobalArgs): EventSink {
   const write = (s: string) => process.stderr.write(s);
   const kind = args.reporter ?? "plain";
   if (kind === "json") return jsonReporter(write, Date.now);
   if (kind === "quiet") return () => {};
   return plainReporter({ write, logs: Boolean(args["print-build-logs"]), now: Date.now });
+}
+
+/** An event sink with an end: the TUI must draw its last frame and let go of the terminal. */
+export interface Reporter {
+  events: EventSink;
+  close(): Promise<void>;
+}
+
+export interface ReporterHooks {
+  /** cancel the running command (the TUI's q) */
+  cancel: () => void;
+  /** quit at once (q twice) */
+  forceQuit: () => void;
+  /** the store, once opened: recorded build durations give the TUI its ETA */
+  store: () => Store | undefined;
+}
+
+function jobsOf(args: GlobalArgs): number {
+  return args.jobs && args.jobs > 0 ? args.jobs : availableParallelism();
+}
+
+/** The reporter for a command; the TUI (ink, react) is loaded only when it is the one. */
+export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Promise<Reporter> {
+  if (reporterKind(args) !== "tui") {
+    const events = makeReporter({ ...args, reporter: reporterKind(args) });
+    return { events, close: async () => {} };
+  }
+  let tuiReporter: Awaited<ReturnType<typeof loadTui>>["tuiReporter"];
+  try {
+    ({ tuiReporter } = await loadTui());
+  } catch (e) {
+    // e.g. a bundle shipped without dist/cli (see load-tui.ts): progress still shows, in lines
+    process.stderr.write(`kiln: the TUI could not be loaded (${(e as Error).message.split("\n")[0]}); using plain output\n`);
+    return { events: makeReporter({ ...args, reporter: "plain" }), close: async () => {} };
+  }
+  const logs = join(storeRoot(args), "logs");
+  const tui = tuiReporter({
+    stdout: process.stderr,
+    stdin: process.stdin,
+    now: Date.now,
+    jobs: jobsOf(args),
+    cancel: hooks.cancel,
+    forceQuit: hooks.forceQuit,
+    readLog: (n) => {
+      const file = n.logFile ?? (n.kind === "build" && n.resolved ? join(logs, n.resolved.slice(0, 2), `${n.resolved}.log`) : undefined);
+      return file ? readLogTail(file) : undefined;
+    },
+  });
+  return {
+    events: (e) => {
+      const store = hooks.store();
+      tui.events(e.type === "planned" && store ? withEstimates(store, e) : e);
+    },
+    close: tui.close,
+  };
+}
+
+/** The planned event with each node's recorded build duration, for the TUI's ETA. */
+export function withEstimates(store: Store, e: Extract<KilnEvent, { type: "planned" }>): KilnEvent {
+  const est = buildDurations(store, e.nodes.filter((n) => n.state !== "cached").map((n) => ({ hash: n.drv, name: n.name })));
+  return { ...e, nodes: e.nodes.map((n) => (est.has(n.drv) ? { ...n, estimateMs: est.get(n.drv)!.ms } : n)) };
+}
+
+/** The last lines of a log file (at most its last 1 MiB), or undefined when there is none. */
+export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    const lines = buf.toString("utf8").split("\n");
+    if (size > len) lines.shift(); // a partial first line
+    if (lines.at(-1) === "") lines.pop();
+    return lines;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink): Context & { root: string } {
@@ -73,7 +166,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
     signal,
     fileCache: new PersistentDigestCache(store.db),
     config: {
-      jobs: args.jobs && args.jobs > 0 ? args.jobs : cores,
+      jobs: jobsOf(args),
       // like Nix's default, each build may use every core; make's own jobserver shares them
       buildCores: args.cores && args.cores > 0 ? args.cores : cores,
       keepGoing: Boolean(args["keep-going"]),

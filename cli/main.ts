@@ -3,16 +3,22 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import * as check from "./commands/check.js";
+import * as du from "./commands/du.js";
 import * as evalCmd from "./commands/eval.js";
+import * as graph from "./commands/graph.js";
+import * as gc from "./commands/gc.js";
 import * as lock from "./commands/lock.js";
 import * as log from "./commands/log.js";
 import * as pathInfo from "./commands/path-info.js";
+import * as pin from "./commands/pin.js";
 import * as planCmd from "./commands/plan.js";
 import * as realize from "./commands/realize.js";
+import * as rootsCmd from "./commands/roots.js";
 import * as showDerivation from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
 import * as targets from "./commands/targets.js";
 import * as verify from "./commands/verify.js";
+import * as watchCmd from "./commands/watch.js";
 import * as why from "./commands/why.js";
 import * as whyDepends from "./commands/why-depends.js";
 import type { GlobalArgs } from "./context.js";
@@ -27,11 +33,13 @@ const cli = yargs(hideBin(process.argv))
   .option("jobs", { alias: "j", type: "number", global: true, describe: "parallel builds (default: number of cores)" })
   .option("cores", { type: "number", global: true, describe: "cores each build may use (default: all)" })
   .option("keep-going", { alias: "k", type: "boolean", global: true, describe: "keep building what does not depend on a failure" })
-  .option("reporter", { choices: ["plain", "json", "quiet"], global: true, describe: "progress output on stderr" })
+  .option("reporter", { choices: ["tui", "plain", "json", "quiet"], global: true, describe: "progress output on stderr (default: tui on a terminal, else plain)" })
   .option("print-build-logs", { alias: "L", type: "boolean", global: true, describe: "print build logs as they come" })
   .option("mirror", { type: "string", array: true, global: true, describe: "local folder to look in for fixed-output files (env KILN_MIRRORS)" })
   .command<GlobalArgs>(realize as never)
   .command<GlobalArgs>(evalCmd as never)
+  .command<GlobalArgs>(graph as never)
+  .command<GlobalArgs>(watchCmd as never)
   .command<GlobalArgs>(showDerivation as never)
   .command<GlobalArgs>(pathInfo as never)
   .command<GlobalArgs>(log as never)
@@ -43,6 +51,10 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(whyDepends as never)
   .command<GlobalArgs>(planCmd as never)
   .command<GlobalArgs>(lock as never)
+  .command<GlobalArgs>(gc as never)
+  .command<GlobalArgs>(pin as never)
+  .command<GlobalArgs>(rootsCmd as never)
+  .command<GlobalArgs>(du as never)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()
   .recommendCommands()

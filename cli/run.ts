@@ -1,7 +1,7 @@
 // Running a command: context creation, Ctrl-C handling, error printing and exit codes.
 import { isKilnError } from "../store/errors.js";
 import type { Context } from "../engine/context.js";
-import { makeContext, type GlobalArgs } from "./context.js";
+import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
 
@@ -18,11 +18,24 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
   let ctx: (Context & { root: string }) | undefined;
+  let reporter: Reporter | undefined;
   try {
-    ctx = makeContext(args, ac.signal);
+    reporter = await openReporter(args, {
+      // the TUI's q: it shows the cancelling itself
+      cancel: () => {
+        interrupts++;
+        ac.abort();
+      },
+      forceQuit: () => process.exit(EXIT.cancelled),
+      store: () => ctx?.store,
+    });
+    ctx = makeContext(args, ac.signal, reporter.events);
     const code = await fn(ctx);
+    await reporter.close();
     process.exitCode = code ?? EXIT.ok;
   } catch (e) {
+    // the TUI lets go of the terminal before the error is printed under it
+    await reporter?.close().catch(() => {});
     process.exitCode = reportError(e);
   } finally {
     ctx?.store.close();

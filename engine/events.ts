@@ -9,7 +9,11 @@ export interface NodeRef {
 
 export type KilnEvent =
   | { type: "evaluated"; targets: string[]; derivations: number; ms: number }
-  | { type: "planned"; nodes: Array<NodeRef & { state: "cached" | "build" | "fetch" | "unknown"; estimateMs?: number }> }
+  /**
+   * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
+   * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI)
+   */
+  | { type: "planned"; nodes: Array<NodeRef & { state: "cached" | "build" | "fetch" | "unknown"; estimateMs?: number; deps?: string[] }> }
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
   | { type: "log"; node: NodeRef; line: string }

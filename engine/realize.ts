@@ -154,6 +154,8 @@ export class Realizer {
   private readonly failed: Array<{ node: NodeRef; error: KilnError }> = [];
   private sandboxChecked = false;
   private readonly hits: Array<{ drv: DrvHash; resolved: ResolvedHash; paths: StorePathName[] }> = [];
+  /** paths temp-rooted by this run and valid when rooted: a concurrent gc keeps them (store/gc.ts) */
+  private readonly rooted = new Set<StorePathName>();
 
   constructor(private readonly ctx: Context) {
     this.pool = new Semaphore(ctx.config.jobs);
@@ -168,7 +170,11 @@ export class Realizer {
     const nodes = reachable(graph, roots);
     store.recordDerivations(nodes.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
     const p = plan(store, nodes);
-    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state })) });
+    // root every planned cache hit in one transaction, not one per node; a path collected before
+    // this is simply found missing by lookup() and built again
+    this.protect([...p.values()].flatMap((s) => Object.values(s.outputs ?? {})));
+    // with the edges, so that reporters can draw the graph and its critical path
+    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.map((d) => d.hash) })) });
 
     const settled = await Promise.allSettled(roots.map((r) => this.ensure(r)));
     const outputs = new Map<DrvHash, Outputs>();
@@ -205,7 +211,7 @@ export class Realizer {
     const ref = nodeRef(n);
     if (n.drv.fixed) {
       const have = fixedInStore(store, n);
-      if (have) {
+      if (have && this.protect([have])) {
         this.cached++;
         this.ctx.events({ type: "cached", node: ref, paths: { out: have }, cutoff: false });
         return { outputs: { out: have }, fresh: false };
@@ -268,7 +274,7 @@ export class Realizer {
   private lookup(n: Node, hash: ResolvedHash): Outputs | undefined {
     if (n.drv.fixed) {
       const p = fixedInStore(this.ctx.store, n);
-      return p ? { out: p } : undefined;
+      return p && this.protect([p]) ? { out: p } : undefined;
     }
     const outputs: Outputs = {};
     for (const o of n.drv.outputs) {
@@ -276,7 +282,19 @@ export class Realizer {
       if (!p) return undefined;
       outputs[o] = p;
     }
-    return outputs;
+    return this.protect(Object.values(outputs)) ? outputs : undefined;
+  }
+
+  /**
+   * Temp-root paths before relying on them; false if one was collected before it was rooted.
+   * Root-then-check is what makes a concurrent gc safe (the protocol is in store/gc.ts).
+   */
+  private protect(paths: StorePathName[]): boolean {
+    const fresh = paths.filter((p) => !this.rooted.has(p));
+    if (fresh.length === 0) return true;
+    const valid = this.ctx.store.addTempRoots(fresh);
+    for (const p of valid) this.rooted.add(p);
+    return fresh.every((p) => valid.has(p));
   }
 
   private hit(n: Node, hash: ResolvedHash, outputs: Outputs, cutoff: boolean): Outcome {
@@ -291,7 +309,7 @@ export class Realizer {
   private addSources(n: Node): void {
     const store = this.ctx.store;
     for (const [want, host] of n.sources) {
-      if (store.isValid(want)) continue;
+      if (this.protect([want])) continue;
       const scratch = store.scratchDir("source");
       try {
         const name = want.slice(33);
@@ -318,7 +336,7 @@ export class Realizer {
     const started = this.ctx.clock();
     this.ctx.events({ type: "started", node: ref, resolved: n.hash, kind: "fetch" });
     try {
-      const existing = store.fixedContent(n.drv.fixed!.sha256)[0];
+      const existing = store.fixedContent(n.drv.fixed!.sha256).find((p) => this.protect([p]));
       const dir = join(scratch, "fetch");
       mkdirSync(dir, { recursive: true });
       if (existing) {
@@ -447,7 +465,13 @@ export class Realizer {
     const store = this.ctx.store;
     const ref = nodeRef(n);
     this.ensureSandbox(n);
-    this.addSources(n);
+    try {
+      this.addSources(n);
+    } catch (e) {
+      // a source changed or vanished since evaluation: this node failed, say so
+      if (isKilnError(e)) this.fail(n, e);
+      throw e;
+    }
 
     const scratch = store.scratchDir(n.name);
     const logDir = join(store.logDir, hash.slice(0, 2));

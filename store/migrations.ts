@@ -111,4 +111,16 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX target_realisations_target ON target_realisations(target, id);
   `,
+  // 4: temporary roots of running kiln processes (issue 5, gc): every path a realize relies on or
+  // has just produced, keyed by pid + start time so that rows of a dead process are ignored.
+  // AUTOINCREMENT so ids only grow: a running gc re-reads the rows added since its mark by id.
+  `
+  CREATE TABLE temp_roots (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid       INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    UNIQUE (pid, pid_start, path)
+  ) STRICT;
+  `,
 ];

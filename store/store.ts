@@ -191,6 +191,8 @@ export class Store {
       finishBuild: db.prepare("UPDATE builds SET ended_at = ?, status = ?, exit_code = ?, outputs = ? WHERE id = ?"),
       lastBuild: db.prepare<[string], BuildRow>("SELECT * FROM builds WHERE drv_hash = ? ORDER BY id DESC LIMIT 1"),
       lastBuildByName: db.prepare<[string], BuildRow>("SELECT * FROM builds WHERE name = ? ORDER BY id DESC LIMIT 1"),
+      putTempRoot: db.prepare("INSERT OR IGNORE INTO temp_roots (pid, pid_start, path) VALUES (?, ?, ?)"),
+      delTempRoots: db.prepare("DELETE FROM temp_roots WHERE pid = ? AND pid_start = ?"),
     };
   }
 
@@ -213,6 +215,8 @@ export class Store {
   }
 
   close(): void {
+    // this process's temporary roots end with it (rows of a killed process are ignored as stale)
+    if (this.db.open) this.stmts.delTempRoots.run(SELF_PID, SELF_START);
     this.db.close();
   }
 
@@ -402,6 +406,25 @@ export class Store {
     }
   }
 
+  // ---- temporary roots (see store/gc.ts for the protocol with a concurrent gc) -----------------
+
+  /**
+   * Root `paths` for the life of this process, then say which of them are still valid, in one
+   * write transaction. Root first, check second: a gc's deletion transactions re-read temp roots,
+   * so a path found valid here can no longer be collected, and one found invalid was collected
+   * before it was rooted (the caller must then rebuild or refetch it, not use it).
+   */
+  addTempRoots(paths: Iterable<StorePathName>): Set<StorePathName> {
+    return this.db.transaction((ps: StorePathName[]) => {
+      const valid = new Set<StorePathName>();
+      for (const p of ps) {
+        this.stmts.putTempRoot.run(SELF_PID, SELF_START, p);
+        if (this.stmts.pathId.get(p)) valid.add(p);
+      }
+      return valid;
+    }).immediate([...paths]);
+  }
+
   // ---- registration --------------------------------------------------------------------------
 
   /**
@@ -461,6 +484,8 @@ export class Store {
       } else {
         this.stmts.touch.run(now, path);
       }
+      // what this process has just produced (or found already there) stays alive until it exits
+      this.stmts.putTempRoot.run(SELF_PID, SELF_START, path);
       register(id, path);
     });
     tx.immediate();

@@ -1,0 +1,86 @@
+// kiln gc: delete every store path not reachable from a root (result links, pins, generations,
+// running kiln processes). Policies: --max-freed, --max-size (least recently used first),
+// --older-than; --dry-run / --print-dead show what would go.
+import type { Argv } from "yargs";
+import { KilnError } from "../../store/errors.js";
+import { collectGarbage, type GcEvent } from "../../store/gc.js";
+import { type GlobalArgs } from "../context.js";
+import { withContext } from "../run.js";
+import { parseDuration, parseSize } from "../units.js";
+import { human } from "./path-info.js";
+
+interface Args extends GlobalArgs {
+  "dry-run"?: boolean;
+  "print-dead"?: boolean;
+  "max-freed"?: string;
+  "max-size"?: string;
+  "older-than"?: string;
+  "keep-build-deps"?: boolean;
+  json?: boolean;
+  "batch-size"?: number;
+}
+
+export const command = "gc";
+export const describe = "delete store paths that no root (result link, pin, generation, running kiln) needs";
+
+export function builder(y: Argv<GlobalArgs>) {
+  return y
+    .option("dry-run", { alias: "n", type: "boolean", describe: "delete nothing: print what would be deleted" })
+    .option("print-dead", { type: "boolean", describe: "print only the paths that would be deleted, one per line (a dry run)" })
+    .option("max-freed", { type: "string", describe: "stop after freeing SIZE (e.g. 2G), least recently used first" })
+    .option("max-size", { type: "string", describe: "delete least recently used unreachable paths until the store is at most SIZE" })
+    .option("older-than", { type: "string", describe: "only delete paths unused for at least DURATION (e.g. 30d, 12h)" })
+    .option("keep-build-deps", { type: "boolean", describe: "also keep the build-time inputs of every live path (to rebuild it without fetching)" })
+    .option("json", { type: "boolean", describe: "print the result as JSON" })
+    .option("batch-size", { type: "number", hidden: true, describe: "paths deleted per transaction (tests)" }) as unknown as Argv<Args>;
+}
+
+export function handler(argv: Args): Promise<void> {
+  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    const dryRun = Boolean(argv["dry-run"] || argv["print-dead"]);
+    const maxFreed = argv["max-freed"] !== undefined ? parseSize(argv["max-freed"], "--max-freed") : undefined;
+    const maxSize = argv["max-size"] !== undefined ? parseSize(argv["max-size"], "--max-size") : undefined;
+    const olderThan = argv["older-than"] !== undefined ? parseDuration(argv["older-than"], "--older-than") : undefined;
+    const text = !argv.json && !argv["print-dead"];
+    const tty = process.stderr.isTTY;
+    // fault injection for the crash tests: stop after the first batch's rows are gone but before
+    // its directories are, and wait to be killed
+    const pauseAt = process.env.KILN_TEST_GC_PAUSE;
+    const onEvent = async (e: GcEvent): Promise<void> => {
+      if (e.type === "marked" && text) {
+        process.stderr.write(`gc: ${e.roots} roots, ${e.live} live and ${e.dead} unreachable paths (loaded in ${e.loadMs} ms, marked in ${e.markMs} ms)\n`);
+      } else if (e.type === "deleted") {
+        if (text) for (const d of e.paths) process.stdout.write(`deleted ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
+        if (tty) process.stderr.write(`\rgc: ${e.done}/${e.total} deleted`);
+      } else if (e.type === pauseAt) {
+        process.stderr.write(`gc: paused after ${e.type} (KILN_TEST_GC_PAUSE)\n`);
+        await new Promise(() => {});
+      }
+    };
+    const r = await collectGarbage(ctx.store, {
+      dryRun, keepBuildDeps: Boolean(argv["keep-build-deps"]), maxFreed, maxSize, olderThan,
+      now: ctx.clock, signal: ctx.signal, onEvent, ...(argv["batch-size"] ? { batchSize: argv["batch-size"] } : {}),
+    });
+    if (tty && !dryRun) process.stderr.write("\n");
+    if (argv.json) {
+      process.stdout.write(JSON.stringify({ ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun }, null, 2) + "\n");
+      return;
+    }
+    if (argv["print-dead"]) {
+      for (const d of r.deleted) process.stdout.write(`${ctx.store.hostPath(d.path)}\n`);
+      return;
+    }
+    if (dryRun) {
+      for (const d of r.deleted) process.stdout.write(`would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
+      process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
+      return;
+    }
+    for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
+    const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
+    process.stdout.write(
+      `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
+        `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
+    );
+    if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
+  });
+}

@@ -1,0 +1,170 @@
+// kiln gc, pin, roots and du end to end: the compiled CLI on temporary stores and fixture copies.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
+import { after, describe, test } from "node:test";
+import { cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
+
+/** The closure of `paths` computed straight from the database (independent of gc's own mark). */
+function closureSql(store: string, paths: string[]): string[] {
+  if (paths.length === 0) return [];
+  return query<{ path: string }>(
+    store,
+    `WITH RECURSIVE c(id) AS (SELECT id FROM valid_paths WHERE path IN (${paths.map(() => "?").join(",")})
+       UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
+     SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id ORDER BY v.path`,
+    ...paths,
+  ).map((r) => r.path);
+}
+const allValid = (store: string) => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
+const onDisk = (store: string) => readdirSync(join(store, "store")).sort();
+const linkPath = (link: string) => basename(readlinkSync(link));
+
+async function ok(args: string[], o: { cwd: string; store: string; env?: Record<string, string> }) {
+  const r = await kiln(args, o);
+  assert.equal(r.code, 0, `kiln ${args.join(" ")}: ${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+async function verifyClean(o: { cwd: string; store: string }) {
+  const v = await kiln(["verify", "--json"], o);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  return JSON.parse(v.stdout) as { ok: boolean; unregistered: string[]; missing: string[]; corrupt: unknown[] };
+}
+
+describe("kiln gc", { timeout: 240_000 }, () => {
+  after(cleanup);
+
+  test("deletes exactly the unreachable paths; result links and pins keep their closures; a removed link is no root", async () => {
+    const cwd = copyFixture("hello");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    await kilnJson(["realize", "greeting"], o); // ./result -> greeting (references hello)
+    await kilnJson(["realize", "--no-link", "libgreet"], o);
+    const pin = await ok(["pin", "add", "keep-lib", "libgreet"], o);
+    assert.match(pin.stdout, /pinned keep-lib -> .*-libgreet\n/);
+    const greeting = linkPath(join(cwd, "result"));
+    const [lib] = validPaths(store, "libgreet");
+    const live = closureSql(store, [greeting, lib!]);
+    const dead = allValid(store).filter((p) => !live.includes(p));
+    assert.ok(dead.length >= 2, `sources are unreachable: ${dead.join(", ")}`);
+    assert.ok(live.some((p) => p.endsWith("-hello")), "greeting's closure has hello");
+
+    const roots = await ok(["roots"], o);
+    assert.match(roots.stdout, new RegExp(`link\\s+${join(cwd, "result")}\\s`));
+    assert.match(roots.stdout, /pin\s+keep-lib\s/);
+    const du = JSON.parse((await ok(["du", "--json"], o)).stdout) as { reclaimablePaths: number; livePaths: number };
+    assert.deepEqual([du.livePaths, du.reclaimablePaths], [live.length, dead.length]);
+
+    const printDead = await ok(["gc", "--print-dead"], o);
+    assert.deepEqual(printDead.stdout.trim().split("\n").map((l) => basename(l)).sort(), dead);
+    assert.deepEqual(allValid(store), [...live, ...dead].sort(), "--print-dead deletes nothing");
+
+    const gc = await ok(["gc"], o);
+    assert.match(gc.stdout, new RegExp(`${dead.length} store paths deleted`));
+    assert.deepEqual(allValid(store), live);
+    assert.deepEqual(onDisk(store), live);
+    assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
+    assert.deepEqual((await verifyClean(o)).unregistered, []);
+
+    // the result link goes: greeting and hello go with it, the pinned library stays
+    rmSync(join(cwd, "result"));
+    await ok(["gc"], o);
+    assert.deepEqual(allValid(store), [lib]);
+    assert.deepEqual(onDisk(store), [lib]);
+    assert.deepEqual(query(store, "SELECT name FROM roots WHERE kind = 'link'"), [], "the stale link root was dropped");
+
+    assert.match((await ok(["pin", "list"], o)).stdout, /^keep-lib\t.*-libgreet\t/);
+    await ok(["pin", "rm", "keep-lib"], o);
+    assert.equal((await ok(["pin", "list"], o)).stdout, "");
+    await ok(["gc"], o);
+    assert.deepEqual(allValid(store), []);
+    assert.deepEqual(onDisk(store), []);
+    const rm = await kiln(["pin", "rm", "keep-lib"], o);
+    assert.equal(rm.code, 2);
+    assert.match(rm.stderr, /no pin named "keep-lib"[\s\S]*hint: see the pins with `kiln pin list`/);
+  });
+
+  test("--max-size and --max-freed delete least recently used first; --older-than spares recent paths", async () => {
+    const cwd = copyFixture("gc");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    // separate runs, so last use is a < b < c; then a is used again (a cache hit touches it)
+    for (const t of ["a", "b", "c", "a"]) await kilnJson(["realize", "--no-link", t], o);
+    const [a] = validPaths(store, "blob-a");
+    const [b] = validPaths(store, "blob-b");
+    const [c] = validPaths(store, "blob-c");
+    const size = (p: string) => query<{ nar_size: number }>(store, "SELECT nar_size FROM valid_paths WHERE path = ?", p)[0]!.nar_size;
+    const total = size(a!) + size(b!) + size(c!);
+
+    const young = await ok(["gc", "--older-than", "1d"], o);
+    assert.match(young.stdout, /^0 store paths deleted/m);
+    assert.equal(allValid(store).length, 3);
+
+    // one byte over: the least recently used path (b) goes, nothing else
+    await ok(["gc", "--max-size", String(total - 1)], o);
+    assert.deepEqual(allValid(store), [a, c].sort());
+    await ok(["gc", "--max-freed", "1"], o);
+    assert.deepEqual(allValid(store), [a]);
+    assert.deepEqual(onDisk(store), [a]);
+    const bad = await kiln(["gc", "--max-size", "lots"], o);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--max-size: cannot read "lots" as a size/);
+  });
+
+  test("a gc while a realize is building keeps the build's inputs and lets it finish", async () => {
+    const cwd = copyFixture("gc");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    await kilnJson(["realize", "--no-link", "base", "a"], o); // both unreachable once that run ends
+    const [base] = validPaths(store, "base");
+    const [a] = validPaths(store, "blob-a");
+
+    const run = startKiln(["--reporter", "json", "realize", "--no-link", "slowUser"], o);
+    const seen = await run.waitFor((e: Ev) => e.type === "log" && e.line === "slow-user build starting");
+    assert.notEqual(seen.type, "__exited__", "the realize ended before its build started");
+    const gc = await ok(["gc"], o); // runs while slow-user sleeps, before it reads base
+    const done = await run.done;
+    assert.equal(done.code, 0, done.stderr);
+
+    const deleted = gc.stdout.split("\n").filter((l) => l.startsWith("deleted")).map((l) => basename(l.trim().split(/\s+/).pop()!));
+    assert.deepEqual(deleted, [a], "the unrelated unreachable path goes, the running build's input does not");
+    const [user] = validPaths(store, "slow-user");
+    assert.ok(user, "the build registered its output");
+    assert.deepEqual(closureSql(store, [user!]), [base, user].sort(), "its output references the input");
+    assert.equal(readFileSync(join(store, "store", user!, "copy")).length, 5 * 1024);
+    assert.ok((await verifyClean(o)).ok);
+  });
+
+  test("a gc killed with SIGKILL mid-sweep leaves a consistent store; the next gc finishes the job", async () => {
+    const cwd = copyFixture("gc");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    await kilnJson(["realize", "--no-link", "a", "b", "c"], o);
+    await kilnJson(["realize", "base"], o); // ./result keeps base
+    const [base] = validPaths(store, "base");
+    assert.equal(allValid(store).length, 4);
+
+    // stop after the first batch (one path) lost its row but not yet its directory, then kill
+    const run = startKiln(["gc", "--batch-size", "1"], { ...o, env: { KILN_TEST_GC_PAUSE: "invalidated" } });
+    await new Promise<void>((res) => {
+      const onData = (d: Buffer) => (d.toString().includes("paused after invalidated") ? res() : undefined);
+      run.child.stderr!.on("data", onData);
+      run.child.on("exit", () => res());
+    });
+    run.child.kill("SIGKILL");
+    const killed = await run.done;
+    assert.equal(killed.signal, "SIGKILL", killed.stderr);
+    assert.equal(allValid(store).length, 3, "one row went before the kill; two unreachable paths are still valid");
+    const v = await verifyClean(o);
+    assert.equal(v.unregistered.length, 1, "its directory is left as a stray");
+    assert.deepEqual([v.missing, v.corrupt], [[], []]);
+
+    const again = await ok(["gc"], o);
+    assert.match(again.stdout, /2 store paths deleted.*1 strays removed/);
+    assert.deepEqual(allValid(store), [base]);
+    assert.deepEqual(onDisk(store), [base]);
+    assert.deepEqual((await verifyClean(o)).unregistered, []);
+    assert.ok(existsSync(join(cwd, "result", "data")));
+  });
+});
