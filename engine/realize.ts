@@ -192,7 +192,9 @@ export class Realizer {
   private ensure(n: Node): Promise<Outcome> {
     let p = this.results.get(n);
     if (!p) {
-      p = this.run(n);
+      // start it in a later microtask: run() asks for its inputs synchronously, and a chain of
+      // thousands of derivations would otherwise recurse that deep and overflow the stack
+      p = Promise.resolve().then(() => this.run(n));
       this.results.set(n, p);
       p.catch(() => {}); // observed by dependents and realize()
     }
