@@ -1,0 +1,38 @@
+// What every suite gets: options, where things live, the CLI under test, the anchors found on
+// this machine, and the report.
+import type { NixEnv } from "./nix.js";
+import type { Report } from "./report.js";
+
+export interface BenchOptions {
+  quick: boolean;
+  /** synthetic graph sizes (N) for the no-op and evaluation rows */
+  sizes: number[];
+  shapes: Array<"deep" | "wide">;
+  runs: number;
+  /** -j for first builds (populating the stores) in Kiln and Nix alike */
+  populateJobs: number;
+  /** which sections to run */
+  only: Set<string> | undefined;
+  /** the tree hashed by the content-hashing rows (default: the kernel source tree) */
+  hashTree: string | undefined;
+}
+
+export interface Bench {
+  opts: BenchOptions;
+  /** the repository root */
+  repo: string;
+  /** argv prefix that runs the shipped CLI: node dist/kiln.mjs */
+  kiln: string[];
+  /** persistent cache: generated graphs, their populated stores, the unpacked kernel tree */
+  cache: string;
+  /** scratch for this run, removed at the end */
+  tmp: string;
+  nix: NixEnv | undefined;
+  /** why Nix is not available, if it is not */
+  nixMissing: string | undefined;
+  report: Report;
+  /** progress lines (stderr) */
+  log(msg: string): void;
+}
+
+export const KILN_ANCHOR_NODE = "node -e 0";

@@ -1,0 +1,159 @@
+// Rows 1 and 2: no-op realize and evaluation of the synthetic graphs, each against its anchors.
+import type { Bench } from "../lib/context.js";
+import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
+import { runUnchecked } from "../lib/proc.js";
+import { parseEvents, phases } from "../lib/kiln.js";
+import type { Goal, Ratio, Row } from "../lib/report.js";
+import { graphDir, populate, type GraphDir } from "../lib/workspace.js";
+import { fmtNum } from "../lib/report.js";
+
+const NOOP = "1. No-op realize";
+const EVAL = "2. Evaluation + hashing";
+const FIRST = "1b. First build (populating the stores)";
+
+function runsFor(b: Bench, n: number): number {
+  return n >= 100_000 ? Math.min(3, b.opts.runs) : b.opts.runs;
+}
+
+function mib(s: Series): number | undefined {
+  return s.rssKb.length ? summarize(s.rssKb).median / 1024 : undefined;
+}
+
+/** Try a command once before timing it; a failing anchor becomes a skip with its reason. */
+function works(b: Bench, c: Contender, what: string): boolean {
+  c.before?.();
+  const r = runUnchecked(c.cmd);
+  c.after?.(r);
+  if (r.status === 0) return true;
+  const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).slice(-2).join(" / ") || `exit ${r.status}`;
+  b.report.skip(what, `failed here: ${why.slice(0, 300)}`);
+  return false;
+}
+
+/** Rows 1, 1b and 2; returns the populated graphs (the gc rows collect their stores). */
+export function graphSuites(b: Bench): GraphDir[] {
+  const graphs: GraphDir[] = [];
+  for (const n of b.opts.sizes) for (const shape of b.opts.shapes) graphs.push(graphDir(b, shape, n));
+
+  const wantNoop = !b.opts.only || b.opts.only.has("noop");
+  const wantEval = !b.opts.only || b.opts.only.has("eval");
+  for (const g of graphs) populate(b, g, Boolean(b.nix));
+
+  firstBuildRows(b, graphs);
+  if (wantNoop) {
+    b.report.section(NOOP, "whole-process wall time of a realize whose every output is already in the store", "ms");
+    for (const g of graphs) noop(b, g);
+    b.report.skip("pi4-llm-os no-op", "needs a store in which pi4-llm-os is realized (a full OS build, far beyond a bench run); not measured");
+  }
+  if (wantEval) {
+    b.report.section(EVAL, "`kiln eval` (load recipes, evaluate, hash every derivation) vs `nix-instantiate` (both warm: bundle cache / .drv files present)", "ms");
+    for (const g of graphs) evaluation(b, g);
+  }
+  return graphs;
+}
+
+/**
+ * First builds happen only when a store is new, so most runs have none of their own: rows then
+ * come from the record the populating run left in the cache, marked with its date. Kiln and Nix
+ * are compared only when both builds come from the same populating run, of the whole graph.
+ */
+function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
+  const shown = graphs.filter((g) => g.recorded.some((f) => f.tool === "kiln" && f.built === g.drvs));
+  if (!shown.length) return;
+  b.report.section(FIRST, "a build of the whole graph into an empty store, measured once when the cached store was filled (not a median)", "s");
+  for (const g of shown) {
+    const k = [...g.recorded].reverse().find((f) => f.tool === "kiln" && f.built === g.drvs)!;
+    const thisRun = g.firstBuilds.includes(k);
+    const same = (tool: string) => g.recorded.find((f) => f.tool === tool && f.at === k.at);
+    const nx = same("nix-build");
+    const nj = same("ninja");
+    for (const f of [k, nx, nj]) {
+      if (!f) continue;
+      const row: Row = {
+        section: FIRST, case: `${g.label} (${g.drvs} drvs)`, tool: f.tool, unit: "s",
+        time: { median: f.ms, min: f.ms, max: f.ms, n: 1 },
+        note: `${f.built} built, ${fmtNum(f.ms / Math.max(1, f.built))} ms per derivation${f.jobs ? `, -j${f.jobs}` : ""}${f.note ? `, ${f.note}` : ""}${thisRun ? ", in this run" : `, recorded by the run of ${f.at}`}`,
+      };
+      if (f === k && nx && nx.built === k.built) {
+        row.ratios = [{ anchor: "nix-build", value: k.ms / nx.ms }];
+        if (g.n === 1000) row.goals = [{ text: "first build of 1k at most 0.3x Nix's", actual: `${(k.ms / nx.ms).toFixed(2)}x`, met: k.ms / nx.ms <= 0.3 }];
+      }
+      b.report.add(row);
+    }
+  }
+}
+
+function noop(b: Bench, g: GraphDir): void {
+  const kilnArgv = [...b.kiln, "--store", g.kilnStore, "-f", g.recipe, "realize", "root", "--no-link"];
+  const contenders: Contender[] = [
+    { key: "kiln", cmd: { argv: kilnArgv } },
+    { key: "ninja", cmd: { argv: ["ninja", "-C", g.ninjaDir] } },
+    { key: "node -e 0", cmd: { argv: ["node", "-e", "0"] } },
+  ];
+  const caseName = `${g.label} (${g.drvs} drvs)`;
+  if (g.kilnBroken) {
+    // the anchors are still measured, so the row shows what Kiln would have to match
+    b.report.skip(`kiln no-op, ${g.label}`, `KILN FAILED: ${g.kilnBroken}`);
+    contenders.shift();
+  }
+  if (b.nix && g.nixMissing) b.report.skip(`nix-build no-op, ${g.label}`, g.nixMissing);
+  else if (b.nix) {
+    const c: Contender = { key: "nix-build", cmd: { argv: [...b.nix.tool("nix-build", g.nixStore), g.nixFile, "-A", "root", "--no-out-link"], env: b.nix.env } };
+    if (works(b, c, `nix-build no-op, ${g.label}`)) contenders.push(c);
+  } else b.report.skip(`nix-build no-op, ${g.label}`, b.nixMissing ?? "Nix unavailable");
+
+  b.log(`no-op ${g.label}: ${contenders.map((c) => c.key).join(", ")} x ${runsFor(b, g.n)}`);
+  // no extra warm-up: populate() just ran kiln realize, ninja and nix-build on this graph
+  const res = measureRoundRobin(contenders, { runs: runsFor(b, g.n), warmup: 0 });
+  if (g.kilnBroken) {
+    const goals: Goal[] = g.n >= 10_000 ? [{ text: "no-op at or below ninja from 10k up", actual: "kiln failed", met: false }] : [];
+    if (g.n === 1000) goals.push({ text: "no-op within 30 ms of `node -e 0` at 1k", actual: "kiln failed", met: false });
+    b.report.add({ section: NOOP, case: caseName, tool: "kiln: FAILED", command: kilnArgv.join(" "), unit: "ms", goals });
+    for (const c of contenders) b.report.add({ section: NOOP, case: caseName, tool: c.key, command: c.cmd.argv.join(" "), unit: "ms", time: summarize(res.get(c.key)!.ms), rssMiB: mib(res.get(c.key)!) });
+    return;
+  }
+
+  // one more kiln run with the JSON reporter, untimed, to split its time into phases
+  const pr = runUnchecked({ argv: [...b.kiln, "--store", g.kilnStore, "-f", g.recipe, "--reporter", "json", "realize", "root", "--no-link"], captureStderr: true });
+  const ph = phases(parseEvents(pr.stderr), pr.startedAt, pr.endedAt);
+
+  const k = summarize(res.get("kiln")!.ms);
+  const ratios: Ratio[] = [];
+  const goals: Goal[] = [];
+  for (const c of contenders.slice(1)) ratios.push({ anchor: c.key, value: k.median / summarize(res.get(c.key)!.ms).median });
+  const ninja = summarize(res.get("ninja")!.ms).median;
+  const node = summarize(res.get("node -e 0")!.ms).median;
+  if (g.n >= 10_000) goals.push({ text: "no-op at or below ninja from 10k up", actual: `${(k.median / ninja).toFixed(2)}x ninja`, met: k.median <= ninja });
+  if (g.n === 1000) goals.push({ text: "no-op within 30 ms of `node -e 0` at 1k", actual: `+${fmtNum(k.median - node)} ms`, met: k.median - node <= 30 });
+  b.report.add({
+    section: NOOP, case: caseName, tool: "kiln", command: kilnArgv.join(" "), unit: "ms", time: k, rssMiB: mib(res.get("kiln")!), ratios, goals,
+    note: ph ? `one run split by kiln's events: start-up ${fmtNum(ph.startupMs)} ms, evaluate ${fmtNum(ph.evalMs)} ms, plan+realize ${fmtNum(ph.realizeMs)} ms, exit ${fmtNum(ph.exitMs)} ms` : undefined,
+  });
+  for (const c of contenders.slice(1)) {
+    b.report.add({ section: NOOP, case: caseName, tool: c.key, command: c.cmd.argv.join(" "), unit: "ms", time: summarize(res.get(c.key)!.ms), rssMiB: mib(res.get(c.key)!) });
+  }
+}
+
+function evaluation(b: Bench, g: GraphDir): void {
+  const kilnArgv = [...b.kiln, "--store", g.kilnStore, "-f", g.recipe, "eval", "root"];
+  const contenders: Contender[] = [{ key: "kiln", cmd: { argv: kilnArgv } }];
+  if (b.nix) {
+    const c: Contender = { key: "nix-instantiate", cmd: { argv: [...b.nix.tool("nix-instantiate", g.nixStore), g.nixFile, "-A", "root"], env: b.nix.env } };
+    if (works(b, c, `nix-instantiate, ${g.label}`)) contenders.push(c);
+  } else b.report.skip(`nix-instantiate, ${g.label}`, b.nixMissing ?? "Nix unavailable");
+
+  b.log(`eval ${g.label}: ${contenders.map((c) => c.key).join(", ")} x ${runsFor(b, g.n)}`);
+  // warm already: the bundle cache is shared with realize (populate), nix-instantiate ran in works()
+  const res = measureRoundRobin(contenders, { runs: runsFor(b, g.n), warmup: 0 });
+  const k = summarize(res.get("kiln")!.ms);
+  const caseName = `${g.label} (${g.drvs} drvs)`;
+  const row: Row = { section: EVAL, case: caseName, tool: "kiln", command: kilnArgv.join(" "), unit: "ms", time: k, rssMiB: mib(res.get("kiln")!) };
+  const nx = res.get("nix-instantiate");
+  if (nx) {
+    const r = k.median / summarize(nx.ms).median;
+    row.ratios = [{ anchor: "nix-instantiate", value: r }];
+    row.goals = [{ text: "evaluation at most half of Nix's", actual: `${r.toFixed(2)}x`, met: r <= 0.5 }];
+  }
+  b.report.add(row);
+  if (nx) b.report.add({ section: EVAL, case: caseName, tool: "nix-instantiate", command: contenders[1]!.cmd.argv.join(" "), unit: "ms", time: summarize(nx.ms), rssMiB: mib(nx) });
+}
