@@ -23,6 +23,7 @@ const HELP = `usage: npm run bench -- [options]
   --sizes 1000,10000 graph sizes for the no-op and evaluation rows (default 1000,10000;
                      --quick: 1000). 100000 is accepted; populating it takes hours here
   --shapes deep,wide graph shapes (default both)
+  --graphs LIST      exactly these graphs instead, e.g. deep-1000,wide-1000,wide-10000
   --runs N           timed runs per figure (default 5, --quick 3)
   --only LIST        sections: noop,eval,hash,sched,gc (default all); "populate" only fills
                      the cached stores for --sizes (a first build of 10k takes about an hour here)
@@ -43,6 +44,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
       quick: { type: "boolean", default: false },
       sizes: { type: "string" },
       shapes: { type: "string" },
+      graphs: { type: "string" },
       runs: { type: "string" },
       only: { type: "string" },
       out: { type: "string" },
@@ -64,11 +66,18 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
   if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--sizes: give integers >= 2, got ${values.sizes}`);
   const shapes = (list(values.shapes) ?? ["deep", "wide"]) as Array<"deep" | "wide">;
   if (shapes.some((s) => s !== "deep" && s !== "wide")) throw new Error(`--shapes: deep and/or wide, got ${values.shapes}`);
+  let graphs = sizes.flatMap((n) => shapes.map((shape) => ({ shape, n })));
+  if (values.graphs) {
+    graphs = list(values.graphs)!.map((x) => {
+      const m = /^(deep|wide)-(\d+)k?$/i.exec(x);
+      if (!m) throw new Error(`--graphs: give shape-N, e.g. deep-1000 or wide-10k, got ${x}`);
+      return { shape: m[1]!.toLowerCase() as "deep" | "wide", n: Number(m[2]) * (/k$/i.test(x) ? 1000 : 1) };
+    });
+  }
   const only = list(values.only);
   return {
     quick,
-    sizes,
-    shapes,
+    graphs,
     runs: values.runs ? Number(values.runs) : quick ? 3 : 5,
     populateJobs: values.jobs ? Number(values.jobs) : availableParallelism(),
     only: only ? new Set(only) : undefined,

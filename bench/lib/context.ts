@@ -5,9 +5,8 @@ import type { Report } from "./report.js";
 
 export interface BenchOptions {
   quick: boolean;
-  /** synthetic graph sizes (N) for the no-op and evaluation rows */
-  sizes: number[];
-  shapes: Array<"deep" | "wide">;
+  /** synthetic graphs (shape and N) for the no-op, evaluation and gc rows */
+  graphs: Array<{ shape: "deep" | "wide"; n: number }>;
   runs: number;
   /** -j for first builds (populating the stores) in Kiln and Nix alike */
   populateJobs: number;

@@ -113,15 +113,17 @@ export function populate(b: Bench, g: GraphDir, withNix: boolean): void {
 /**
  * Fill Nix's store with the graph. One `nix-build -A root` for graphs up to CHUNKED_ABOVE
  * derivations. Above that, Nix 2.8's scheduler slows down with the number of goals (a 10k-wide
- * graph advanced at ~8 s per derivation here, a 10k chain at ~1 s: hours), so a wide graph is
- * built one group (100 leaves) per invocation and then the root; the first-build row says so.
+ * graph advanced at ~8 s per derivation here, a 10k chain at ~1 s: hours), so the graph is built
+ * in stretches: a wide one group (100 leaves) per invocation, a deep one CHAIN_STRETCH nodes per
+ * invocation, then the root; the first-build row says so.
  */
 const CHUNKED_ABOVE = 2000;
+const CHAIN_STRETCH = 1000;
 
 function fillNix(b: Bench, g: GraphDir, nix: NixEnv, at: string, jobs: number): void {
-  const steps = g.shape === "wide" && g.drvs > CHUNKED_ABOVE
-    ? [...Array.from({ length: Math.ceil(g.n / FAN_IN) }, (_, i) => `groups.${i}`), "root"]
-    : ["root"];
+  const steps = g.drvs <= CHUNKED_ABOVE ? ["root"]
+    : g.shape === "wide" ? [...Array.from({ length: Math.ceil(g.n / FAN_IN) }, (_, i) => `groups.${i}`), "root"]
+    : [...Array.from({ length: Math.ceil(g.n / CHAIN_STRETCH) - 1 }, (_, i) => `nodes.${(i + 1) * CHAIN_STRETCH - 1}`), "root"];
   const dry = runUnchecked({ argv: [...nix.tool("nix-build", g.nixStore), g.nixFile, "-A", "root", "--dry-run"], env: nix.env, capture: true, captureStderr: true });
   if (dry.status === 0 && !/will be built/.test(dry.stderr)) return; // complete already
   b.log(`${g.label}: nix-build (populating the Nix store${steps.length > 1 ? `, ${steps.length} invocations` : ""})`);
@@ -143,6 +145,6 @@ function fillNix(b: Bench, g: GraphDir, nix: NixEnv, at: string, jobs: number): 
     if (m) built += Number(m[1]);
   }
   if (built > 0) {
-    g.firstBuilds.push({ tool: "nix-build", ms, built, at, jobs, ...(steps.length > 1 ? { note: `in ${steps.length} nix-build invocations (one per group, then the root)` } : {}) });
+    g.firstBuilds.push({ tool: "nix-build", ms, built, at, jobs, ...(steps.length > 1 ? { note: `in ${steps.length} nix-build invocations (${g.shape === "wide" ? "one per group" : `${CHAIN_STRETCH} nodes each`}, then the root)` } : {}) });
   }
 }

@@ -33,7 +33,7 @@ function works(b: Bench, c: Contender, what: string): boolean {
 /** Rows 1, 1b and 2; returns the populated graphs (the gc rows collect their stores). */
 export function graphSuites(b: Bench): GraphDir[] {
   const graphs: GraphDir[] = [];
-  for (const n of b.opts.sizes) for (const shape of b.opts.shapes) graphs.push(graphDir(b, shape, n));
+  for (const { shape, n } of b.opts.graphs) graphs.push(graphDir(b, shape, n));
 
   const wantNoop = !b.opts.only || b.opts.only.has("noop");
   const wantEval = !b.opts.only || b.opts.only.has("eval");
