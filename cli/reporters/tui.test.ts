@@ -66,12 +66,13 @@ describe("TUI", () => {
       { type: "finished", built: 1, cached: 1, failed: 1, ms: 4200 },
     ]);
     const { lastFrame, frames, unmount } = app(s);
+    // read the frames before unmounting: unmount may write one more (empty) frame
     const all = frames.join("\n");
+    const last = lastFrame()!;
     unmount();
     assert.match(all, /✓ built\s+libgreet {2}2\.3s/);
     assert.match(all, /≈ cut off\s+hello/);
     assert.match(all, /✗ FAILED\s+greeting/);
-    const last = lastFrame()!;
     assert.match(last, /FAILED greeting: builder for greeting exited with code 1/);
     assert.match(last, /\| sh: oops: not found/);
     assert.match(last, /done: 1 built, 1 from the store \(1 cut off early\), 1 failed in 4\.2s/);
