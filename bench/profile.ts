@@ -1,7 +1,7 @@
 // Summarise a V8 CPU profile (node --cpu-prof): self time by function and by file, and inclusive
 // time, so a slow row of the bench can be explained without opening a profiler UI.
 //
-//   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/kiln.mjs --store S -f G.ts realize root --no-link
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/kiln.cjs --store S -f G.ts realize root --no-link
 //   node --import tsx bench/profile.ts /tmp/prof/CPU.*.cpuprofile [top-N]
 import { readFileSync } from "node:fs";
 

@@ -33,7 +33,7 @@ const HELP = `usage: npm run bench -- [options]
   --jobs N           -j for the first builds that populate the stores (default: cores)
   --tree DIR         hash this tree instead of the kernel source
   --no-nix           do not use Nix even if it is installed
-  --build            run \`npm run build\` first (the CLI measured is dist/kiln.mjs)
+  --build            run \`npm run build\` first (the CLI measured is dist/kiln.cjs)
 `;
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -94,7 +94,7 @@ function git(args: string[]): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-/** Newest mtime of the engine's sources: if newer than dist/kiln.mjs, the bundle is stale. */
+/** Newest mtime of the engine's sources: if newer than dist/kiln.cjs, the bundle is stale. */
 function newestSource(): { file: string; mtime: number } {
   let best = { file: "", mtime: 0 };
   const walk = (d: string) => {
@@ -116,12 +116,12 @@ async function main(): Promise<void> {
   const started = new Date();
   const log = (msg: string) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
 
-  if (o.build || !existsSync(join(REPO, "dist", "kiln.mjs"))) {
+  if (o.build || !existsSync(join(REPO, "dist", "kiln.cjs"))) {
     log("npm run build");
     const r = spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "inherit" });
     if (r.status !== 0) throw new Error("npm run build failed");
   }
-  const dist = join(REPO, "dist", "kiln.mjs");
+  const dist = join(REPO, "dist", "kiln.cjs");
   const distMtime = statSync(dist).mtimeMs;
   const newest = newestSource();
   const stale = newest.mtime > distMtime;
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     host: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), kernel: release(), node: process.version, loadavgAtStart: loadavg() },
     kiln: {
       cli: dist, gitHead: head, engineDirty: Boolean(dirty), distBuiltAt: new Date(distMtime).toISOString(),
-      distStale: stale ? `${newest.file.slice(REPO.length + 1)} is newer than dist/kiln.mjs (pass --build)` : false,
+      distStale: stale ? `${newest.file.slice(REPO.length + 1)} is newer than dist/kiln.cjs (pass --build)` : false,
     },
     anchors: {
       ninja: version(["ninja", "--version"]),

@@ -8,7 +8,8 @@ export interface NodeRef {
 }
 
 export type KilnEvent =
-  | { type: "evaluated"; targets: string[]; derivations: number; ms: number }
+  /** unchanged: nothing the last identical realize depended on changed; the graph was not re-evaluated */
+  | { type: "evaluated"; targets: string[]; derivations: number; ms: number; unchanged?: boolean }
   /**
    * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
    * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI)
@@ -24,6 +25,7 @@ export type KilnEvent =
   | { type: "failed"; node: NodeRef; message: string; logTail: string[]; logFile?: string }
   | { type: "skipped"; node: NodeRef; because: NodeRef }
   | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
-  | { type: "finished"; built: number; cached: number; failed: number; ms: number };
+  /** unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs */
+  | { type: "finished"; built: number; cached: number; failed: number; ms: number; unchanged?: boolean };
 
 export type EventSink = (e: KilnEvent) => void;

@@ -13,7 +13,7 @@ import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
 const SELF = fileURLToPath(import.meta.url);
 /**
  * The api module matching how the engine itself runs: beside this file (compiled .js, or .ts under
- * a TS loader), or dist/engine/api.js when the CLI runs as one bundle (dist/kiln.mjs). Recipe
+ * a TS loader), or dist/engine/api.js when the CLI runs as one bundle (dist/kiln.cjs). Recipe
  * values are branded with Symbol.for, so the bundle's copy and that module recognise each other.
  */
 const API_MODULE = [join(dirname(SELF), `api${extname(SELF)}`), join(dirname(SELF), "engine", "api.js")].find((p) => existsSync(p))

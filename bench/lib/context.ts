@@ -20,7 +20,7 @@ export interface Bench {
   opts: BenchOptions;
   /** the repository root */
   repo: string;
-  /** argv prefix that runs the shipped CLI: node dist/kiln.mjs */
+  /** argv prefix that runs the shipped CLI: node dist/kiln.cjs */
   kiln: string[];
   /** persistent cache: generated graphs, their populated stores, the unpacked kernel tree */
   cache: string;

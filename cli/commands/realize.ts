@@ -1,6 +1,4 @@
 // kiln realize <target...>: build (or reuse) targets, print their store paths, link ./result.
-import { lstatSync, symlinkSync, unlinkSync } from "node:fs";
-import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { removeTree } from "../../store/store.js";
@@ -14,6 +12,12 @@ import { EXIT, withContext } from "../run.js";
 import { diffLocks, renderDiff } from "../../engine/lockfile.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
+import type { Node } from "../../engine/evaluate.js";
+import { reachable } from "../../engine/realize.js";
+import type { Evaluated } from "../../engine/targets.js";
+import { linkName, replaceLink } from "../links.js";
+import { buildId, DPKG_STATUS, gitHeadFiles, isRacy, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
+import { dirname } from "node:path";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -54,7 +58,11 @@ export function handler(argv: Args): Promise<void> {
     }
     if (argv.locked) await assertLocked(ctx, entry);
     if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
+    const t0 = Date.now();
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets);
+    const graph = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
+    // taken now, before the build: an edit during the build must not be recorded as seen
+    const noopStats = argv.rev ? undefined : inputStats(ev, graph, entry, rev !== null, t0);
     const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
     // history for `kiln why`: which derivation each target was, at which recipe revision
     recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
@@ -70,7 +78,7 @@ export function handler(argv: Args): Promise<void> {
       const row: (typeof rows)[number] = { target: r.target, output: r.output, path: host };
       if (argv.link) {
         n++;
-        const link = resolve(`${base}${n > 1 ? `-${n}` : ""}${r.output !== "out" ? `-${r.output}` : ""}`);
+        const link = linkName(base, n, r.output);
         replaceLink(link, host);
         ctx.store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, p, ctx.clock());
         row.link = link;
@@ -79,6 +87,16 @@ export function handler(argv: Args): Promise<void> {
     }
     if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })) }, null, 2) + "\n");
     else for (const r of rows) process.stdout.write(`${r.path}\n`);
+    const bid = buildId();
+    if (noopStats && bid && !result.failed.length && rows.length === ev.roots.length) {
+      // the next identical command is answered from this record (cli/fast.ts) while nothing changes
+      const roots: NoopRoot[] = ev.roots.map((r) => ({
+        target: r.target, output: r.output, drv: r.node.hash,
+        resolved: r.node.drv.fixed ? null : (ctx.store.resolution(r.node.hash) ?? null),
+        path: result.outputs.get(r.node.hash)![r.output]!,
+      }));
+      writeRecord(ctx.root, { v: 1, key: noopKey(entry, argv.targets, bid), stats: noopStats, roots, derivations: graph.length, recipes: rev });
+    }
     if (result.failed.length) {
       const names = result.failed.map((f) => f.node.name).join(", ");
       throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>`);
@@ -99,13 +117,27 @@ async function assertLocked(ctx: Parameters<Parameters<typeof withContext>[1]>[0
   }
 }
 
-function replaceLink(link: string, target: string): void {
-  try {
-    const st = lstatSync(link);
-    if (!st.isSymbolicLink()) throw new KilnError("USAGE", `${link} exists and is not a symlink; not replacing it`, "remove it or pass --out-link <name>");
-    unlinkSync(link);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+/**
+ * The stat of every file the evaluation depended on, for the no-op record (cli/noop.ts). Undefined
+ * when one of them changed since just before the evaluation began (a racy stat: it might have
+ * been read before or after the change) or git's layout is not understood.
+ */
+function inputStats(ev: Evaluated, graph: Node[], entry: string, inGit: boolean, t0: number): StatTuple[] | undefined {
+  const stats: StatTuple[] = [];
+  for (const f of ev.set.files) stats.push(statTuple(f));
+  const seen = new Set<string>();
+  for (const n of graph) {
+    for (const host of n.sources.values()) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
+    for (const fp of Object.values(n.drv.hostTools)) {
+      for (const bin of Object.values(fp.commands)) if (!seen.has(bin)) (seen.add(bin), stats.push(statTuple(bin)));
+    }
   }
-  symlinkSync(target, link);
+  stats.push(statTuple(DPKG_STATUS));
+  if (inGit) {
+    const git = gitHeadFiles(dirname(entry));
+    if (!git) return undefined;
+    for (const f of git) stats.push(statTuple(f));
+  }
+  // not recorded: the next realize evaluates again
+  return isRacy(stats, t0) ? undefined : stats;
 }

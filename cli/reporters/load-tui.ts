@@ -2,7 +2,7 @@
 // and yoga are ~1.3 MB of JavaScript that every plain, JSON or no-op run would otherwise parse
 // (about 100 ms more start-up, measured), and ink's optional devtools import does not bundle
 // without extra build flags. `tsc -p tsconfig.build.json` emits tui.js beside this file's own
-// output; from the bundle (dist/kiln.mjs) that is dist/cli/reporters/tui.js. Under tsx, the
+// output; from the bundle (dist/kiln.cjs) that is dist/cli/reporters/tui.js. Under tsx, the
 // .js name resolves to tui.tsx.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -16,7 +16,8 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
   return (e) => {
     switch (e.type) {
       case "evaluated":
-        line(`evaluated ${e.targets.join(", ")}: ${e.derivations} derivations in ${e.ms} ms`);
+        if (e.unchanged) line(`${e.targets.join(", ")}: nothing changed since the last realize (recipes, sources, host tools); ${e.derivations} derivations not re-evaluated`);
+        else line(`evaluated ${e.targets.join(", ")}: ${e.derivations} derivations in ${e.ms} ms`);
         break;
       case "planned": {
         const c = { cached: 0, build: 0, fetch: 0, unknown: 0 };
@@ -56,7 +57,8 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         line(`${e.identical ? "same    " : "DIFFERS "} ${e.node.name}${e.output !== "out" ? `.${e.output}` : ""}: ${e.identical ? "rebuilt bit-identical" : `rebuild differs in ${e.differences.length} file(s): ${e.differences.slice(0, 8).join(", ")}`}`);
         break;
       case "finished":
-        line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
+        if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
+        else line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
         break;
       default: {
         const never: never = e;

@@ -1,0 +1,38 @@
+// npm run build: the compiled modules (dist/engine, dist/store, dist/cli: recipes import
+// dist/engine/api.js; the TUI is loaded from dist/cli at run time) and two bundles:
+//   dist/kiln.cjs       the launcher (package.json "bin"): answers a no-op realize from its record
+//                       (cli/fast.ts) with node built-ins and SQLite only. CommonJS, because
+//                       Node starts a CommonJS file ~13 ms sooner than an ES module here.
+//   dist/kiln-main.mjs  the whole CLI, imported by the launcher for everything else.
+import { execFileSync } from "node:child_process";
+import { chmodSync, rmSync } from "node:fs";
+import { build } from "esbuild";
+
+execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  external: ["better-sqlite3", "@napi-rs/blake-hash", "esbuild"],
+  logLevel: "warning",
+};
+await build({
+  ...common,
+  entryPoints: ["cli/main.ts"],
+  format: "esm",
+  sourcemap: true,
+  outfile: "dist/kiln-main.mjs",
+  banner: { js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);" },
+});
+await build({
+  ...common,
+  entryPoints: ["cli/kiln.ts"],
+  format: "cjs",
+  outfile: "dist/kiln.cjs",
+  define: { "import.meta.url": "__kilnUrl" },
+  banner: { js: "#!/usr/bin/env node\nconst __kilnUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+// the single bundle of earlier versions, if a checkout still has it
+chmodSync("dist/kiln.cjs", 0o755);
+rmSync("dist/kiln.mjs", { force: true });
+rmSync("dist/kiln-fast.cjs", { force: true });

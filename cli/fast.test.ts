@@ -1,0 +1,181 @@
+// The no-op fast path (cli/fast.ts, cli/noop.ts): a repeated realize with nothing changed is
+// answered from the record without evaluating; any change to what the record names (a source, a
+// recipe file's stat, the git HEAD, the output's validity) sends it back to the full realize.
+// Which path answered is visible in the reporter's events (`unchanged: true`), and builds are
+// counted in the store's builds table.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { appendFileSync, existsSync, readlinkSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parseFast, recipesEntryOf, storeRootOf } from "./fast.js";
+import { isRacy, statTree, statTuple, type StatTuple } from "./noop.js";
+import { recipesEntry, storeRoot } from "./context.js";
+import { buildRows, cleanup, copyFixture, eventsOf, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
+
+after(cleanup);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** the record is written only for files older than the evaluation's start (racy stats are not trusted) */
+const settle = () => sleep(250);
+
+describe("parseFast: only a plain realize is answered early", () => {
+  test("globals, realize options and targets in any order", () => {
+    assert.deepEqual(parseFast(["--store", "/s", "realize", "-f", "r/index.ts", "a", "b.lib", "--no-link", "-j", "4"]), {
+      link: false, targets: ["a", "b.lib"], store: "/s", recipes: "r/index.ts",
+    });
+    assert.deepEqual(parseFast(["realize", "--out-link=out", "--reporter=json", "x"]), { link: true, targets: ["x"], outLink: "out", reporter: "json" });
+  });
+  test("anything else goes to the full CLI", () => {
+    for (const argv of [
+      ["realize"], ["eval", "x"], ["realize", "x", "--dry-run"], ["realize", "x", "--json"], ["realize", "x", "--rev", "HEAD~1"],
+      ["realize", "x", "--locked"], ["realize", "x", "-L"], ["realize", "x", "--help"], ["--no-eval-cache", "realize", "x"],
+      ["realize", "x", "--reporter", "fancy"], ["realize", "x", "--store"], ["realize", "x", "--watch"], ["realize", "x", "--profile", "p"],
+    ]) assert.equal(parseFast(argv), undefined, argv.join(" "));
+  });
+  test("the store and the recipe entry are found as the full CLI finds them", () => {
+    const saved = { ...process.env };
+    const cwd = process.cwd();
+    const dir = copyFixture("hello");
+    try {
+      process.chdir(join(dir, "src"));
+      for (const env of [{}, { KILN_STORE: "/tmp/ks" }, { XDG_DATA_HOME: "/tmp/xdg" }, { KILN_RECIPES: "other/index.ts" }]) {
+        delete process.env.KILN_STORE;
+        delete process.env.KILN_RECIPES;
+        delete process.env.XDG_DATA_HOME;
+        Object.assign(process.env, env);
+        for (const argv of [["realize", "t"], ["--store", "rel", "realize", "t", "-f", "x/index.ts"]]) {
+          const a = parseFast(argv)!;
+          const full = { store: a.store, recipes: a.recipes };
+          assert.equal(storeRootOf(a), storeRoot(full), JSON.stringify({ env, argv }));
+          // the launcher gives up (undefined) where the full CLI would report a missing recipe set
+          const e = recipesEntryOf(a);
+          if (e === undefined) assert.equal(existsSync(recipesEntry(full)), false, JSON.stringify({ env, argv }));
+          else assert.equal(e, recipesEntry(full), JSON.stringify({ env, argv }));
+        }
+      }
+    } finally {
+      process.chdir(cwd);
+      process.env = saved;
+    }
+  });
+});
+
+describe("the record's file stats", () => {
+  test("a file changed after the evaluation began (or within 100 ms before) is racy: no record", () => {
+    const f = join(tempDir("racy"), "recipe.ts");
+    writeFileSync(f, "x");
+    const st = statTuple(f);
+    assert.equal(isRacy([st], Date.now()), true, "changed just now");
+    assert.equal(isRacy([st], Math.max(st[2], st[3]) + 150), false, "changed well before t0");
+  });
+  test("every field that a change moves is compared: size, mtime, ctime, inode, mode", () => {
+    const dir = tempDir("stats");
+    const f = join(dir, "a.ts");
+    writeFileSync(f, "one");
+    const t = statTuple(f);
+    writeFileSync(join(dir, "b.ts"), "two");
+    renameSync(join(dir, "b.ts"), f); // same size, new inode
+    const u = statTuple(f);
+    assert.notEqual(u[4], t[4]);
+    assert.deepEqual(statTuple(join(dir, "missing")).slice(1), [-1, -1, -1, -1, -1]);
+    const tree: StatTuple[] = [];
+    statTree(dir, tree);
+    assert.deepEqual(tree.map((s) => s[0]), [dir, f], "a folder and everything under it");
+  });
+});
+
+describe("a repeated realize with nothing changed is answered from the record", { timeout: 180_000 }, () => {
+  let cwd: string;
+  let store: string;
+  const on = { KILN_EVAL_CACHE: "1" };
+  const o = () => ({ cwd, store, env: on });
+  const unchanged = (r: { events: Array<{ type: string; unchanged?: unknown }> }) => eventsOf(r.events as never, "finished")[0]?.unchanged === true;
+
+  before(async () => {
+    cwd = copyFixture("hello");
+    store = tempDir("store");
+    execFileSync("git", ["init", "-q"], { cwd });
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"], { cwd });
+    await settle();
+  });
+
+  test("first realize builds and records; the second answers from the record: same path, link renewed, history row", async () => {
+    const first = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(first), false);
+    assert.equal(buildRows(store).length, 3);
+    const path = first.stdout;
+    unlinkSync(join(cwd, "result"));
+    const second = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(second), true, second.stderr);
+    assert.equal(eventsOf(second.events, "started").length, 0);
+    assert.equal(eventsOf(second.events, "planned").length, 0, "no graph walk");
+    assert.equal(second.stdout, path);
+    assert.equal(readlinkSync(join(cwd, "result")) + "\n", path);
+    assert.equal(buildRows(store).length, 3, "no builder ran");
+    const roots = query<{ name: string }>(store, "SELECT name FROM roots WHERE kind = 'link'");
+    assert.deepEqual(roots.map((r) => r.name), [`link:${join(cwd, "result")}`]);
+    const hist = query<{ drv_hash: string; recipes_rev: string }>(store, "SELECT drv_hash, recipes_rev FROM target_realisations WHERE target = 'greeting' ORDER BY id");
+    assert.equal(hist.length, 2);
+    assert.equal(hist[1]!.drv_hash, hist[0]!.drv_hash);
+    assert.equal(hist[1]!.recipes_rev, hist[0]!.recipes_rev);
+    // the plain reporter says so in words
+    const plain = await kiln(["realize", "--no-link", "greeting"], o());
+    assert.equal(plain.code, 0);
+    assert.match(plain.stderr, /greeting: nothing changed since the last realize .* 3 derivations not re-evaluated/);
+    assert.match(plain.stderr, /done: up to date/);
+    // and --no-eval-cache (or KILN_EVAL_CACHE=0) walks the graph
+    const full = await kilnJson(["realize", "--no-eval-cache", "greeting"], o());
+    assert.equal(unchanged(full), false);
+    assert.equal(eventsOf(full.events, "cached").length, 3);
+  });
+
+  test("an edited source: evaluated again, exactly the dependents rebuild", async () => {
+    await kilnJson(["realize", "greeting"], o());
+    appendFileSync(join(cwd, "src", "main.c"), "\n/* changed */ int unused_symbol_for_test = 1;\n");
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(r), false);
+    assert.deepEqual(eventsOf(r.events, "started").map((e) => e.node!.name), ["hello", "greeting"]);
+    await settle();
+    await kilnJson(["realize", "greeting"], o()); // records the new state
+    assert.equal(unchanged(await kilnJson(["realize", "greeting"], o())), true);
+  });
+
+  test("a recipe file touched (same content): evaluated again, nothing built", async () => {
+    const before = buildRows(store).length;
+    const now = Date.now() / 1000;
+    utimesSync(join(cwd, "recipes", "index.ts"), now, now);
+    await settle();
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(r), false);
+    assert.equal(buildRows(store).length, before);
+    assert.equal(unchanged(await kilnJson(["realize", "greeting"], o())), true);
+  });
+
+  test("a new git commit moves HEAD: evaluated again, and history names the new revision", async () => {
+    await settle();
+    await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(await kilnJson(["realize", "greeting"], o())), true);
+    execFileSync("git", ["add", "-A"], { cwd });
+    execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "recipes"], { cwd });
+    const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd, encoding: "utf8" }).trim();
+    await settle();
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(r), false);
+    const last = query<{ recipes_rev: string }>(store, "SELECT recipes_rev FROM target_realisations ORDER BY id DESC LIMIT 1")[0]!;
+    assert.equal(last.recipes_rev, head);
+  });
+
+  test("an output that is no longer valid (collected) is built again, not reported", async () => {
+    await settle();
+    await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(await kilnJson(["realize", "--no-link", "greeting"], o())), true);
+    rmSync(join(cwd, "result"));
+    const gc = await kiln(["gc"], o());
+    assert.equal(gc.code, 0, gc.stderr);
+    const before = buildRows(store).length;
+    const r = await kilnJson(["realize", "greeting"], o());
+    assert.equal(unchanged(r), false);
+    assert.ok(buildRows(store).length > before, "rebuilt after gc");
+  });
+});
