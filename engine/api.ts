@@ -7,6 +7,7 @@
 //     hostTools: ["gcc", "pkg:coreutils"],
 //     script: sh`mkdir -p $out/bin && gcc -O2 ${source(import.meta.url, "hello.c")} -o $out/bin/hello`,
 //   });
+import { findSourceMap } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FetchSource } from "./derivation.js";
@@ -94,17 +95,63 @@ export const isSource = (v: unknown): v is Source => isKind(v, "source");
 export const isLazy = (v: unknown): v is Lazy => isKind(v, "lazy");
 export const isStr = (v: unknown): v is Str => isKind(v, "str");
 
+/**
+ * file:line:column of the recipe code that called derivation()/fetch(), in the recipe's own file
+ * (the bundle's source map applied). Structured call sites and one source-map lookup per call
+ * site (a loop making 10k derivations asks once): formatting a whole mapped stack trace per
+ * derivation cost more than the rest of the evaluation.
+ */
 function callerPosition(): string | undefined {
-  const stack = new Error().stack?.split("\n") ?? [];
-  // [0] "Error", [1] callerPosition, [2] makeDrv, [3] derivation/fetch, [4] the recipe
-  for (const line of stack.slice(3)) {
-    const m = /\(?((?:file:\/\/)?\/[^()]*?):(\d+):(\d+)\)?$/.exec(line.trim());
-    if (!m) continue;
-    const file = m[1]!.startsWith("file://") ? fileURLToPath(m[1]!) : m[1]!;
-    if (file.endsWith("/engine/api.ts") || file.endsWith("/engine/api.js")) continue;
-    return `${file}:${m[2]}:${m[3]}`;
+  const savedPrepare = Error.prepareStackTrace;
+  const savedLimit = Error.stackTraceLimit;
+  let sites: NodeJS.CallSite[] = [];
+  try {
+    Error.prepareStackTrace = (_e, s) => s;
+    Error.stackTraceLimit = 6;
+    const holder: { stack?: unknown } = {};
+    Error.captureStackTrace(holder, callerPosition);
+    sites = (holder.stack as NodeJS.CallSite[] | undefined) ?? [];
+  } finally {
+    Error.prepareStackTrace = savedPrepare;
+    Error.stackTraceLimit = savedLimit;
+  }
+  for (const site of sites) {
+    const file = site.getFileName();
+    const line = site.getLineNumber();
+    const col = site.getColumnNumber();
+    if (!file || !line || !col) continue;
+    const key = `${file}:${line}:${col}`;
+    let pos = positions.get(key);
+    if (pos === undefined) {
+      pos = mapPosition(file, line, col);
+      positions.set(key, pos);
+    }
+    if (pos === API_FRAME) continue;
+    return pos;
   }
   return undefined;
+}
+
+const API_FRAME = "";
+const positions = new Map<string, string>();
+
+/** A generated position as the original file's, or API_FRAME for frames inside this module. */
+function mapPosition(file: string, line: number, col: number): string {
+  let out = { file, line, col };
+  const entry = findSourceMap(file)?.findEntry(line - 1, col - 1) as
+    | { originalSource?: string; originalLine?: number; originalColumn?: number }
+    | undefined;
+  if (entry?.originalSource !== undefined && entry.originalLine !== undefined && entry.originalColumn !== undefined) {
+    const src = entry.originalSource;
+    const base = file.startsWith("file://") ? fileURLToPath(file) : file;
+    out = {
+      file: src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(dirname(base), src),
+      line: entry.originalLine + 1,
+      col: entry.originalColumn + 1,
+    };
+  } else if (file.startsWith("file://")) out.file = fileURLToPath(file);
+  if (out.file.endsWith("/engine/api.ts") || out.file.endsWith("/engine/api.js")) return API_FRAME;
+  return `${out.file}:${out.line}:${out.col}`;
 }
 
 function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
