@@ -1,7 +1,10 @@
 // History as data: record which derivation (and output path) each realised target was, and read
 // recorded derivations back for 'why' without re-evaluating old recipes.
 import { KilnError } from "../store/errors.js";
-import { recentTargetRealisations, recordTargetRealisations, targetRealisations, type RecipesRev, type TargetRealisation } from "../store/history.js";
+import {
+  collectHistory, recentTargetRealisations, recordedOutputs, recordTargetRealisations, targetRealisations,
+  type HistoryGcResult, type RecipesRev, type TargetRealisation,
+} from "../store/history.js";
 import type { Store } from "../store/store.js";
 import type { Derivation, DerivationMeta } from "./derivation.js";
 import type { Node } from "./evaluate.js";
@@ -52,12 +55,46 @@ export function storeLookup(store: Store, extra?: Map<string, Node>): WhyLookup 
     const outputs: Record<string, string> = {};
     for (const o of d.drv.outputs) {
       const p = store.realisation(resolved, o);
-      if (!p) return { resolved };
+      if (!p) return recorded(d, resolved);
       outputs[o] = p;
     }
     return { resolved, outputs };
   };
+  // gc deleted the realisation with its output: what was built is still in the build record, so
+  // a collected output never turns "rebuilt, identical" into "unknown"
+  const recorded = (d: StoredDerivation, resolved: string): Realised => {
+    const outs = recordedOutputs(store, resolved);
+    if (!outs || !d.drv.outputs.every((o) => outs[o] !== undefined)) return { resolved };
+    return { resolved, outputs: Object.fromEntries(d.drv.outputs.map((o) => [o, outs[o]!])) };
+  };
   return { load, realised };
+}
+
+/**
+ * The resolved derivation hashes `why` looks up for these realisations: the latest resolution of
+ * every derivation in their recorded trees (a fixed output is keyed by its derivation hash).
+ */
+export function resolvedInTrees(store: Store, rows: TargetRealisation[]): Set<string> {
+  const lookup = storeLookup(store);
+  const seen = new Set<string>();
+  const out = new Set<string>();
+  const stack = rows.map((r) => r.drvHash);
+  while (stack.length) {
+    const h = stack.pop()!;
+    if (seen.has(h)) continue;
+    seen.add(h);
+    const d = lookup.load(h);
+    if (!d) continue;
+    const resolved = d.drv.fixed ? h : store.resolution(h);
+    if (resolved) out.add(resolved);
+    stack.push(...Object.keys(d.drv.inputDrvs));
+  }
+  return out;
+}
+
+/** `kiln gc --history-older-than`: history's own policy (see store/history.ts collectHistory). */
+export function collectTargetHistory(store: Store, before: number, dryRun = false): HistoryGcResult {
+  return collectHistory(store, { before, dryRun, keepResolved: (kept) => resolvedInTrees(store, kept) });
 }
 
 /** The derivation hashes a name had in recorded target trees, newest first (distinct). */

@@ -1,9 +1,12 @@
 // kiln gc: delete every store path not reachable from a root (result links, pins, generations,
 // running kiln processes). Policies: --max-freed, --max-size (least recently used first),
-// --older-than; --dry-run / --print-dead show what would go.
+// --older-than; --dry-run / --print-dead show what would go. After the sweep, --history-older-than
+// collects the history `why` reads, by its own policy.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { collectGarbage, type GcEvent } from "../../store/gc.js";
+import { collectTargetHistory } from "../../engine/history.js";
+import type { HistoryGcResult } from "../../store/history.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { parseDuration, parseSize } from "../units.js";
@@ -16,6 +19,7 @@ interface Args extends GlobalArgs {
   "max-size"?: string;
   "older-than"?: string;
   "keep-build-deps"?: boolean;
+  "history-older-than"?: string;
   json?: boolean;
   "batch-size"?: number;
 }
@@ -31,6 +35,7 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("max-size", { type: "string", describe: "delete least recently used unreachable paths until the store is at most SIZE" })
     .option("older-than", { type: "string", describe: "only delete paths unused for at least DURATION (e.g. 30d, 12h)" })
     .option("keep-build-deps", { type: "boolean", describe: "also keep the build-time inputs of every live path (to rebuild it without fetching)" })
+    .option("history-older-than", { type: "string", describe: "also delete build history and logs older than DURATION; what `kiln why` compares for each target is kept" })
     .option("json", { type: "boolean", describe: "print the result as JSON" })
     .option("batch-size", { type: "number", hidden: true, describe: "paths deleted per transaction (tests)" }) as unknown as Argv<Args>;
 }
@@ -41,6 +46,7 @@ export function handler(argv: Args): Promise<void> {
     const maxFreed = argv["max-freed"] !== undefined ? parseSize(argv["max-freed"], "--max-freed") : undefined;
     const maxSize = argv["max-size"] !== undefined ? parseSize(argv["max-size"], "--max-size") : undefined;
     const olderThan = argv["older-than"] !== undefined ? parseDuration(argv["older-than"], "--older-than") : undefined;
+    const historyOlderThan = argv["history-older-than"] !== undefined ? parseDuration(argv["history-older-than"], "--history-older-than") : undefined;
     const text = !argv.json && !argv["print-dead"];
     const tty = process.stderr.isTTY;
     // fault injection for the crash tests: stop after the first batch's rows are gone but before
@@ -62,17 +68,27 @@ export function handler(argv: Args): Promise<void> {
       now: ctx.clock, signal: ctx.signal, onEvent, ...(argv["batch-size"] ? { batchSize: argv["batch-size"] } : {}),
     });
     if (tty && !dryRun) process.stderr.write("\n");
+    // history after the sweep: build records of outputs collected just now can go too
+    const history: HistoryGcResult | undefined = historyOlderThan !== undefined && !r.interrupted
+      ? collectTargetHistory(ctx.store, ctx.clock() - historyOlderThan, dryRun) : undefined;
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun }, null, 2) + "\n");
+      process.stdout.write(JSON.stringify({
+        ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun,
+        ...(history ? { history } : {}),
+      }, null, 2) + "\n");
       return;
     }
     if (argv["print-dead"]) {
       for (const d of r.deleted) process.stdout.write(`${ctx.store.hostPath(d.path)}\n`);
       return;
     }
+    const historyText = (h: HistoryGcResult, would: boolean) =>
+      `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
+      `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
     if (dryRun) {
       for (const d of r.deleted) process.stdout.write(`would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
       process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
+      if (history) process.stdout.write(historyText(history, true));
       return;
     }
     for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
@@ -81,6 +97,7 @@ export function handler(argv: Args): Promise<void> {
       `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
         `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
     );
+    if (history) process.stdout.write(historyText(history, false));
     if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
   });
 }
