@@ -5,11 +5,12 @@ import {
   collectHistory, recentTargetRealisations, recordedOutputs, recordTargetRealisations, targetRealisations,
   type HistoryGcResult, type RecipesRev, type TargetRealisation,
 } from "../store/history.js";
+import type { ProfileEntry } from "../store/profiles.js";
 import type { Store } from "../store/store.js";
 import type { Derivation, DerivationMeta } from "./derivation.js";
 import type { Node } from "./evaluate.js";
 import type { Outputs } from "./realize.js";
-import type { Realised, StoredDerivation, WhyLookup } from "./why.js";
+import { explain, type Cause, type Realised, type StoredDerivation, type WhyLookup } from "./why.js";
 
 /** Record a realisation row for every root that was realised (failed roots have none). */
 export function recordTargets(
@@ -165,4 +166,33 @@ export function pickComparison(store: Store, lookup: WhyLookup, target: string, 
       return { target, old: old ?? latest, new: latest };
     }
   }
+}
+
+/** How one target's link differs between two generations of a profile. */
+export interface EntryChange {
+  name: string;
+  change: "added" | "removed" | "changed";
+  old?: { drv: string; path: string };
+  new?: { drv: string; path: string };
+  /** for a changed link: how many derivations differ in the recorded trees, and the root causes */
+  derivations?: number;
+  causes?: Cause[];
+}
+
+/** What changed from one generation's links to the next's (unchanged links are left out). */
+export function diffGenerations(prev: ProfileEntry[], cur: ProfileEntry[], lookup: WhyLookup): EntryChange[] {
+  const before = new Map(prev.map((e) => [e.name, e]));
+  const after = new Map(cur.map((e) => [e.name, e]));
+  const out: EntryChange[] = [];
+  for (const name of [...new Set([...before.keys(), ...after.keys()])].sort()) {
+    const o = before.get(name);
+    const n = after.get(name);
+    if (!o) out.push({ name, change: "added", new: { drv: n!.drv, path: n!.path } });
+    else if (!n) out.push({ name, change: "removed", old: { drv: o.drv, path: o.path } });
+    else if (o.path !== n.path || o.drv !== n.drv) {
+      const r = explain(o.drv, n.drv, lookup);
+      out.push({ name, change: "changed", old: { drv: o.drv, path: o.path }, new: { drv: n.drv, path: n.path }, derivations: r.changed, causes: r.causes.map((c) => c.cause) });
+    }
+  }
+  return out;
 }
