@@ -1,9 +1,9 @@
 // kiln gc, pin, roots and du end to end: the compiled CLI on temporary stores and fixture copies.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
-import { cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
 
 /** The closure of `paths` computed straight from the database (independent of gc's own mark). */
 function closureSql(store: string, paths: string[]): string[] {
@@ -166,5 +166,66 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     assert.deepEqual(onDisk(store), [base]);
     assert.deepEqual((await verifyClean(o)).unregistered, []);
     assert.ok(existsSync(join(cwd, "result", "data")));
+  });
+});
+
+describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () => {
+  after(cleanup);
+
+  test("why still explains once gc collected the outputs; --history-older-than keeps what why compares", async () => {
+    const cwd = copyFixture("hello");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    const why = async (target = "greeting") => (await ok(["why", target], o)).stdout;
+    await kilnJson(["realize", "greeting"], o);
+    // a comment-only edit: libgreet is rebuilt and comes out identical; hello and greeting are cut off
+    const src = join(cwd, "src", "greet.c");
+    writeFileSync(src, readFileSync(src, "utf8").replace("a comment that can change", "a comment that DID change"));
+    const second = await kilnJson(["realize", "greeting"], o);
+    assert.deepEqual(buildStarts(second.events).map((e) => e.node!.name), ["libgreet"]);
+    const explained = await why();
+    assert.match(explained, /source file greet\.c changed/);
+    assert.match(explained, /libgreet  rebuilt, output identical: early cutoff/);
+    assert.match(explained, /early cutoff at libgreet/);
+
+    // every output goes; the realisations go with them, the build records stay
+    rmSync(join(cwd, "result"));
+    await ok(["gc"], o);
+    assert.deepEqual(allValid(store), []);
+    assert.equal(await why(), explained, "the same explanation, from history alone");
+
+    // a third realisation with another CFLAGS: why now compares the second and the third
+    const recipe = join(cwd, "recipes", "index.ts");
+    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O2"', 'CFLAGS: "-O0"'));
+    await kilnJson(["realize", "greeting"], o);
+    const latest = await why();
+    assert.match(latest, /env CFLAGS of libgreet: "-O2" → "-O0"/);
+    const latestLibgreet = await why("libgreet");
+    const targetRows = () => query<{ id: number }>(store, "SELECT id FROM target_realisations ORDER BY id").map((r) => r.id);
+    const logsBefore = buildRows(store).map((b) => b.log_file!);
+    assert.equal(targetRows().length, 3);
+
+    const young = await ok(["gc", "--history-older-than", "1h"], o);
+    assert.match(young.stdout, /history: 0 build records and 0 target realisations deleted, 0 log files \(0 B\) removed/);
+    const dry = await ok(["gc", "--dry-run", "--history-older-than", "0s"], o);
+    assert.match(dry.stdout, /history: 1 build records and 1 target realisations would be deleted, 1 log files \([\d.]+ \w+\) would be removed/);
+    assert.equal(targetRows().length, 3, "a dry run deletes no history");
+
+    // 0s: everything is old, but the latest realisation and the one why compares it with stay, with
+    // the build records of their trees; only the first realisation and its own libgreet build go
+    const gc = await ok(["gc", "--history-older-than", "0s"], o);
+    assert.match(gc.stdout, /history: 1 build records and 1 target realisations deleted, 1 log files \([\d.]+ \w+\) removed; 1 targets keep/);
+    assert.equal(targetRows().length, 2);
+    const logsAfter = buildRows(store).map((b) => b.log_file!);
+    const removed = logsBefore.filter((l) => !logsAfter.includes(l));
+    assert.equal(removed.length, 1);
+    assert.ok(!existsSync(removed[0]!), "its log file went with it");
+    for (const l of logsAfter) assert.ok(existsSync(l), `${l} kept`);
+    assert.equal(await why(), latest, "why explains the latest realisation as before");
+    assert.equal(await why("libgreet"), latestLibgreet);
+    assert.match((await ok(["log", "libgreet"], o)).stdout, /compiling greet\.c with CFLAGS=-O0/);
+    const bad = await kiln(["gc", "--history-older-than", "soon"], o);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--history-older-than: cannot read "soon" as a duration/);
   });
 });

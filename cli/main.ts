@@ -12,6 +12,7 @@ import * as log from "./commands/log.js";
 import * as pathInfo from "./commands/path-info.js";
 import * as pin from "./commands/pin.js";
 import * as planCmd from "./commands/plan.js";
+import * as profile from "./commands/profile.js";
 import * as realize from "./commands/realize.js";
 import * as rootsCmd from "./commands/roots.js";
 import * as showDerivation from "./commands/show-derivation.js";
@@ -54,6 +55,7 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(lock as never)
   .command<GlobalArgs>(gc as never)
   .command<GlobalArgs>(pin as never)
+  .command<GlobalArgs>(profile as never)
   .command<GlobalArgs>(rootsCmd as never)
   .command<GlobalArgs>(du as never)
   .demandCommand(1, "give a command; see kiln --help")

@@ -1,12 +1,16 @@
 // History as data: record which derivation (and output path) each realised target was, and read
 // recorded derivations back for 'why' without re-evaluating old recipes.
 import { KilnError } from "../store/errors.js";
-import { recentTargetRealisations, recordTargetRealisations, targetRealisations, type RecipesRev, type TargetRealisation } from "../store/history.js";
+import {
+  collectHistory, recentTargetRealisations, recordedOutputs, recordTargetRealisations, targetRealisations,
+  type HistoryGcResult, type RecipesRev, type TargetRealisation,
+} from "../store/history.js";
+import type { ProfileEntry } from "../store/profiles.js";
 import type { Store } from "../store/store.js";
 import type { Derivation, DerivationMeta } from "./derivation.js";
 import type { Node } from "./evaluate.js";
 import type { Outputs } from "./realize.js";
-import type { Realised, StoredDerivation, WhyLookup } from "./why.js";
+import { explain, type Cause, type Realised, type StoredDerivation, type WhyLookup } from "./why.js";
 
 /** Record a realisation row for every root that was realised (failed roots have none). */
 export function recordTargets(
@@ -52,12 +56,46 @@ export function storeLookup(store: Store, extra?: Map<string, Node>): WhyLookup 
     const outputs: Record<string, string> = {};
     for (const o of d.drv.outputs) {
       const p = store.realisation(resolved, o);
-      if (!p) return { resolved };
+      if (!p) return recorded(d, resolved);
       outputs[o] = p;
     }
     return { resolved, outputs };
   };
+  // gc deleted the realisation with its output: what was built is still in the build record, so
+  // a collected output never turns "rebuilt, identical" into "unknown"
+  const recorded = (d: StoredDerivation, resolved: string): Realised => {
+    const outs = recordedOutputs(store, resolved);
+    if (!outs || !d.drv.outputs.every((o) => outs[o] !== undefined)) return { resolved };
+    return { resolved, outputs: Object.fromEntries(d.drv.outputs.map((o) => [o, outs[o]!])) };
+  };
   return { load, realised };
+}
+
+/**
+ * The resolved derivation hashes `why` looks up for these realisations: the latest resolution of
+ * every derivation in their recorded trees (a fixed output is keyed by its derivation hash).
+ */
+export function resolvedInTrees(store: Store, rows: TargetRealisation[]): Set<string> {
+  const lookup = storeLookup(store);
+  const seen = new Set<string>();
+  const out = new Set<string>();
+  const stack = rows.map((r) => r.drvHash);
+  while (stack.length) {
+    const h = stack.pop()!;
+    if (seen.has(h)) continue;
+    seen.add(h);
+    const d = lookup.load(h);
+    if (!d) continue;
+    const resolved = d.drv.fixed ? h : store.resolution(h);
+    if (resolved) out.add(resolved);
+    stack.push(...Object.keys(d.drv.inputDrvs));
+  }
+  return out;
+}
+
+/** `kiln gc --history-older-than`: history's own policy (see store/history.ts collectHistory). */
+export function collectTargetHistory(store: Store, before: number, dryRun = false): HistoryGcResult {
+  return collectHistory(store, { before, dryRun, keepResolved: (kept) => resolvedInTrees(store, kept) });
 }
 
 /** The derivation hashes a name had in recorded target trees, newest first (distinct). */
@@ -128,4 +166,33 @@ export function pickComparison(store: Store, lookup: WhyLookup, target: string, 
       return { target, old: old ?? latest, new: latest };
     }
   }
+}
+
+/** How one target's link differs between two generations of a profile. */
+export interface EntryChange {
+  name: string;
+  change: "added" | "removed" | "changed";
+  old?: { drv: string; path: string };
+  new?: { drv: string; path: string };
+  /** for a changed link: how many derivations differ in the recorded trees, and the root causes */
+  derivations?: number;
+  causes?: Cause[];
+}
+
+/** What changed from one generation's links to the next's (unchanged links are left out). */
+export function diffGenerations(prev: ProfileEntry[], cur: ProfileEntry[], lookup: WhyLookup): EntryChange[] {
+  const before = new Map(prev.map((e) => [e.name, e]));
+  const after = new Map(cur.map((e) => [e.name, e]));
+  const out: EntryChange[] = [];
+  for (const name of [...new Set([...before.keys(), ...after.keys()])].sort()) {
+    const o = before.get(name);
+    const n = after.get(name);
+    if (!o) out.push({ name, change: "added", new: { drv: n!.drv, path: n!.path } });
+    else if (!n) out.push({ name, change: "removed", old: { drv: o.drv, path: o.path } });
+    else if (o.path !== n.path || o.drv !== n.drv) {
+      const r = explain(o.drv, n.drv, lookup);
+      out.push({ name, change: "changed", old: { drv: o.drv, path: o.path }, new: { drv: n.drv, path: n.path }, derivations: r.changed, causes: r.causes.map((c) => c.cause) });
+    }
+  }
+  return out;
 }

@@ -211,6 +211,8 @@ export interface GcOptions {
   maxSize?: number;
   /** only delete paths unused for at least this many ms */
   olderThan?: number;
+  /** roots (by roots-table name) to mark as if they were gone: a dry run of deleting generations */
+  ignoreRoots?: ReadonlySet<string>;
   /** ms since the epoch */
   now: () => number;
   batchSize?: number;
@@ -245,6 +247,8 @@ export interface GcResult {
 export const GC_LOCK = "gc";
 
 export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcResult> {
+  // a real sweep must never take paths that a root row still names
+  if (opts.ignoreRoots?.size && !opts.dryRun) throw new Error("collectGarbage: ignoreRoots is for dry runs only");
   if (!opts.dryRun && !store.tryLock(GC_LOCK)) {
     const holder = store.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get(GC_LOCK);
     throw new KilnError("STORE_LOCKED", `another kiln gc is running on this store (pid ${holder?.pid ?? "?"})`,
@@ -261,7 +265,8 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
   const t0 = opts.now();
   // ---- snapshot: roots, temp roots and the graph in one read transaction -------------------
   const snap = store.db.transaction(() => {
-    const { roots, stale } = listRoots(store);
+    const { roots: all, stale } = listRoots(store);
+    const roots = opts.ignoreRoots ? all.filter((r) => !opts.ignoreRoots!.has(r.name)) : all;
     const maxTemp = store.db.prepare<[], { m: number | null }>("SELECT max(id) AS m FROM temp_roots").get()?.m ?? 0;
     const rows = new Map(rootRows(store).map((r) => [r.name, r.path]));
     return { roots, stale, maxTemp, rows, graph: loadGraph(store) };

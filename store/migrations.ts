@@ -123,4 +123,26 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (pid, pid_start, path)
   ) STRICT;
   `,
+  // 5: profiles and their numbered generations (as Nix's profiles). A generation is one store path:
+  // a small environment with a link per target to its output. Its GC root is the roots row
+  // 'gen:<profile>:<n>' (kind 'generation'), written in the same transaction as the generation.
+  // builds_resolved: what a resolved derivation produced, once its output was collected ('why').
+  `
+  CREATE TABLE profiles (
+    name    TEXT PRIMARY KEY,
+    current INTEGER NOT NULL,                -- the generation that profiles/<name> points at
+    last    INTEGER NOT NULL                 -- the highest number given: numbers are never reused
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TABLE generations (
+    profile    TEXT NOT NULL REFERENCES profiles(name),
+    number     INTEGER NOT NULL,             -- 1, 2, ...; never reused
+    path       TEXT NOT NULL,                -- the environment's store path name
+    created_at INTEGER NOT NULL,             -- ms since epoch
+    entries    TEXT NOT NULL,                -- JSON [{name, output, drv, path}], sorted by name (the target)
+    PRIMARY KEY (profile, number)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE INDEX builds_resolved ON builds(resolved_hash, id);
+  `,
 ];

@@ -6,6 +6,7 @@
 //   db.sqlite             metadata (WAL)
 //   tmp/                  scratch directories of running builds, named by owner pid
 //   logs/                 build logs
+//   profiles/             <name> -> <name>-<n>-link -> store/<hash>-profile-<name> (store/profiles.ts)
 import Database from "better-sqlite3";
 import { chmodSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, openSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";

@@ -1,9 +1,15 @@
 // kiln gc: delete every store path not reachable from a root (result links, pins, generations,
 // running kiln processes). Policies: --max-freed, --max-size (least recently used first),
-// --older-than; --dry-run / --print-dead show what would go.
+// --older-than; --dry-run / --print-dead show what would go. Before the mark, --keep-generations
+// and --delete-older-than delete profile generations; after the sweep, --history-older-than
+// collects the history `why` reads, by its own policy.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { collectGarbage, type GcEvent } from "../../store/gc.js";
+import { collectTargetHistory } from "../../engine/history.js";
+import { deleteGenerations, rootName, syncProfileLinks, type Generation, type GenerationSpec } from "../../store/profiles.js";
+import type { HistoryGcResult } from "../../store/history.js";
+import { dateText } from "./profile.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { parseDuration, parseSize } from "../units.js";
@@ -16,12 +22,15 @@ interface Args extends GlobalArgs {
   "max-size"?: string;
   "older-than"?: string;
   "keep-build-deps"?: boolean;
+  "keep-generations"?: number;
+  "delete-older-than"?: string;
+  "history-older-than"?: string;
   json?: boolean;
   "batch-size"?: number;
 }
 
 export const command = "gc";
-export const describe = "delete store paths that no root (result link, pin, generation, running kiln) needs";
+export const describe = "delete store paths that no root (result link, pin, profile generation, running kiln) needs";
 
 export function builder(y: Argv<GlobalArgs>) {
   return y
@@ -31,6 +40,9 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("max-size", { type: "string", describe: "delete least recently used unreachable paths until the store is at most SIZE" })
     .option("older-than", { type: "string", describe: "only delete paths unused for at least DURATION (e.g. 30d, 12h)" })
     .option("keep-build-deps", { type: "boolean", describe: "also keep the build-time inputs of every live path (to rebuild it without fetching)" })
+    .option("keep-generations", { type: "number", describe: "first delete all but the newest N generations of every profile (the current one is always kept)" })
+    .option("delete-older-than", { type: "string", describe: "first delete the generations of every profile older than DURATION, as Nix does (the current one, and the newest older one, are kept)" })
+    .option("history-older-than", { type: "string", describe: "also delete build history and logs older than DURATION; what `kiln why` compares for each target is kept" })
     .option("json", { type: "boolean", describe: "print the result as JSON" })
     .option("batch-size", { type: "number", hidden: true, describe: "paths deleted per transaction (tests)" }) as unknown as Argv<Args>;
 }
@@ -41,6 +53,16 @@ export function handler(argv: Args): Promise<void> {
     const maxFreed = argv["max-freed"] !== undefined ? parseSize(argv["max-freed"], "--max-freed") : undefined;
     const maxSize = argv["max-size"] !== undefined ? parseSize(argv["max-size"], "--max-size") : undefined;
     const olderThan = argv["older-than"] !== undefined ? parseDuration(argv["older-than"], "--older-than") : undefined;
+    const historyOlderThan = argv["history-older-than"] !== undefined ? parseDuration(argv["history-older-than"], "--history-older-than") : undefined;
+    const genSpecs: GenerationSpec[] = [];
+    const keepGens = argv["keep-generations"];
+    if (keepGens !== undefined) {
+      if (!Number.isInteger(keepGens) || keepGens < 1) {
+        throw new KilnError("USAGE", `--keep-generations: cannot keep ${JSON.stringify(argv["keep-generations"])} generations`, "give a whole number, at least 1 (the current generation is always kept)");
+      }
+      genSpecs.push({ kind: "keep", newest: keepGens });
+    }
+    if (argv["delete-older-than"] !== undefined) genSpecs.push({ kind: "olderThan", ms: parseDuration(argv["delete-older-than"], "--delete-older-than") });
     const text = !argv.json && !argv["print-dead"];
     const tty = process.stderr.isTTY;
     // fault injection for the crash tests: stop after the first batch's rows are gone but before
@@ -57,22 +79,45 @@ export function handler(argv: Args): Promise<void> {
         await new Promise(() => {});
       }
     };
+    // generations first: what only they kept alive goes in this very gc (a dry run marks as if they were gone)
+    let generations: Generation[] = [];
+    if (genSpecs.length) {
+      generations = deleteGenerations(ctx.store, undefined, genSpecs, ctx.clock(), dryRun);
+      if (!dryRun) for (const p of new Set(generations.map((g) => g.profile))) syncProfileLinks(ctx.store, p);
+      if (text) {
+        for (const g of generations) {
+          process.stdout.write(`${dryRun ? "would delete" : "deleted"} generation ${g.number} of profile ${g.profile} (${dateText(g.createdAt)})\n`);
+        }
+      }
+    }
     const r = await collectGarbage(ctx.store, {
       dryRun, keepBuildDeps: Boolean(argv["keep-build-deps"]), maxFreed, maxSize, olderThan,
+      ...(dryRun && generations.length ? { ignoreRoots: new Set(generations.map((g) => rootName(g.profile, g.number))) } : {}),
       now: ctx.clock, signal: ctx.signal, onEvent, ...(argv["batch-size"] ? { batchSize: argv["batch-size"] } : {}),
     });
     if (tty && !dryRun) process.stderr.write("\n");
+    // history after the sweep: build records of outputs collected just now can go too
+    const history: HistoryGcResult | undefined = historyOlderThan !== undefined && !r.interrupted
+      ? collectTargetHistory(ctx.store, ctx.clock() - historyOlderThan, dryRun) : undefined;
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun }, null, 2) + "\n");
+      process.stdout.write(JSON.stringify({
+        ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun,
+        generations: generations.map((g) => ({ profile: g.profile, number: g.number, path: ctx.store.hostPath(g.path), createdAt: g.createdAt })),
+        ...(history ? { history } : {}),
+      }, null, 2) + "\n");
       return;
     }
     if (argv["print-dead"]) {
       for (const d of r.deleted) process.stdout.write(`${ctx.store.hostPath(d.path)}\n`);
       return;
     }
+    const historyText = (h: HistoryGcResult, would: boolean) =>
+      `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
+      `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
     if (dryRun) {
       for (const d of r.deleted) process.stdout.write(`would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
       process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
+      if (history) process.stdout.write(historyText(history, true));
       return;
     }
     for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
@@ -81,6 +126,7 @@ export function handler(argv: Args): Promise<void> {
       `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
         `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
     );
+    if (history) process.stdout.write(historyText(history, false));
     if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
   });
 }

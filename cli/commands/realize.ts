@@ -1,7 +1,9 @@
 // kiln realize <target...>: build (or reuse) targets, print their store paths, link ./result.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
-import { removeTree } from "../../store/store.js";
+import { removeTree, type StorePathName } from "../../store/store.js";
+import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type ProfileEntry } from "../../store/profiles.js";
+import type { Outputs } from "../../engine/realize.js";
 import { Realizer } from "../../engine/realize.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { recordTargets } from "../../engine/history.js";
@@ -27,6 +29,7 @@ interface Args extends GlobalArgs {
   "dry-run"?: boolean;
   locked?: boolean;
   rev?: string;
+  profile?: string;
 }
 
 export const command = "realize <targets..>";
@@ -39,6 +42,7 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("link", { type: "boolean", default: true, describe: "make result links (--no-link to skip)" })
     .option("json", { type: "boolean", describe: "print a JSON summary on stdout" })
     .option("rev", { type: "string", describe: "evaluate the recipe set as it was at this git revision (the working tree is not touched)" })
+    .option("profile", { alias: "p", type: "string", describe: "record the outputs as a new generation of this profile (<store>/profiles/NAME links to the current one)" })
     .option("locked", { type: "boolean", describe: "refuse to build if kiln.lock would change (for CI); shows the drift" })
     .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" }) as unknown as Argv<Args>;
 }
@@ -56,6 +60,7 @@ export function handler(argv: Args): Promise<void> {
       entry = at.entry;
       rev = { rev: at.rev, dirty: false };
     }
+    if (argv.profile !== undefined) validateProfileName(argv.profile);
     if (argv.locked) await assertLocked(ctx, entry);
     if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
     const t0 = Date.now();
@@ -85,8 +90,15 @@ export function handler(argv: Args): Promise<void> {
       }
       rows.push(row);
     }
-    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })) }, null, 2) + "\n");
+    // a profile gets a generation only when every target was realised
+    const profile = argv.profile !== undefined && result.failed.length === 0 ? recordProfile(ctx, argv.profile, ev.roots, result.outputs) : undefined;
+    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
     else for (const r of rows) process.stdout.write(`${r.path}\n`);
+    if (profile && !argv.json) {
+      process.stderr.write(profile.created
+        ? `profile ${profile.name}: generation ${profile.generation}${profile.previous !== undefined ? ` (was ${profile.previous})` : ""}, ${profile.link}\n`
+        : `profile ${profile.name}: unchanged, still generation ${profile.generation}, ${profile.link}\n`);
+    }
     const bid = buildId();
     if (noopStats && bid && !result.failed.length && rows.length === ev.roots.length) {
       // the next identical command is answered from this record (cli/fast.ts) while nothing changes
@@ -99,14 +111,17 @@ export function handler(argv: Args): Promise<void> {
     }
     if (result.failed.length) {
       const names = result.failed.map((f) => f.node.name).join(", ");
-      throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>`);
+      const kept = argv.profile !== undefined ? `; profile ${argv.profile} was left as it was` : "";
+      throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>${kept}`);
     }
     return EXIT.ok;
   });
 }
 
 /** --locked: the recipe set's lock must be exactly kiln.lock; no silent rewrites. */
-async function assertLocked(ctx: Parameters<Parameters<typeof withContext>[1]>[0], entry: string): Promise<void> {
+type Ctx = Parameters<Parameters<typeof withContext>[1]>[0];
+
+async function assertLocked(ctx: Ctx, entry: string): Promise<void> {
   const file = lockPath(entry);
   const old = readLock(file);
   if (!old) throw new KilnError("LOCK_DRIFT", `--locked, but there is no ${file}`, "create it with `kiln lock` and commit it");
@@ -115,6 +130,21 @@ async function assertLocked(ctx: Parameters<Parameters<typeof withContext>[1]>[0
     throw new KilnError("LOCK_DRIFT", `--locked, but ${file} would change:\n${renderDiff(changes)}`,
       "if these changes are intended, run `kiln lock` and commit kiln.lock; otherwise restore the pins (or the host tools) they name");
   }
+}
+
+/** realize --profile: the realised targets as the profile's next generation (if they changed). */
+function recordProfile(ctx: Ctx, name: string, roots: Array<{ target: string; node: Node; output: string }>, outputs: Map<string, Outputs>) {
+  const entries: ProfileEntry[] = [];
+  for (const r of roots) {
+    const p = outputs.get(r.node.hash)?.[r.output];
+    if (p) entries.push({ name: r.target, output: r.output, drv: r.node.hash, path: p as StorePathName });
+  }
+  const { generation, created, previous } = addGeneration(ctx.store, name, entries, ctx.clock());
+  syncProfileLinks(ctx.store, name);
+  return {
+    name, generation: generation.number, created, ...(previous !== undefined ? { previous } : {}),
+    link: join(profilesDir(ctx.store), name), path: ctx.store.hostPath(generation.path),
+  };
 }
 
 /**
