@@ -9,6 +9,7 @@ import { join, relative } from "node:path";
 import { hashTree, walkTree } from "../store/archive.js";
 import { sha256File } from "../store/digest.js";
 import { KilnError, isKilnError } from "../store/errors.js";
+import { buildDurations } from "../store/history.js";
 import { removeTree, Store, type StorePathName } from "../store/store.js";
 import type { Context } from "./context.js";
 import { outputPathName, replaceAll, resolveDerivation, scratchHash, outputPlaceholder, type DrvHash, type InputRealisation, type ResolvedHash } from "./derivation.js";
@@ -59,24 +60,91 @@ export interface RealizeResult {
 /** fresh: built in this run; cutoff: reused although an input further up was rebuilt in this run */
 type Outcome = { outputs: Outputs; fresh: boolean; cutoff?: boolean };
 
+/**
+ * Job slots handed out by priority (highest first, then first come): the realizer asks with each
+ * node's critical-path length, so the longest chain starts first and the short, independent work
+ * fills the other slots (HLFET list scheduling, as Bazel and BuildXL order their ready queues).
+ */
 class Semaphore {
   private free: number;
-  private readonly waiters: Array<() => void> = [];
+  private seq = 0;
+  /** binary max-heap on (priority, -seq) */
+  private readonly heap: Array<{ prio: number; seq: number; wake: () => void }> = [];
   constructor(n: number) {
     this.free = Math.max(1, n);
   }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
+  private draining = false;
+  async acquire(prio = 0): Promise<void> {
+    await new Promise<void>((wake) => {
+      this.push({ prio, seq: this.seq++, wake });
+      // free slots are handed out once the current burst of requests is in (after the pending
+      // microtasks), so the first slots go to the longest chains, not to whoever asked first
+      if (this.free > 0 && !this.draining) {
+        this.draining = true;
+        setImmediate(() => {
+          this.draining = false;
+          for (; this.free > 0 && this.heap.length > 0; this.free--) this.pop()!.wake();
+        });
+      }
+    });
   }
   release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
+    const next = this.pop();
+    if (next) next.wake();
     else this.free++;
   }
+  private before(a: { prio: number; seq: number }, b: { prio: number; seq: number }): boolean {
+    return a.prio > b.prio || (a.prio === b.prio && a.seq < b.seq);
+  }
+  private push(w: { prio: number; seq: number; wake: () => void }): void {
+    const h = this.heap;
+    h.push(w);
+    for (let i = h.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (!this.before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+  private pop(): { prio: number; seq: number; wake: () => void } | undefined {
+    const h = this.heap;
+    if (h.length === 0) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * Each node's critical-path length: its own expected duration plus the longest chain of
+ * dependents above it up to a root. Expected durations come from recorded builds (that
+ * derivation's, else the last build of the same name); unknown ones count 1 s; what the plan
+ * found in the store counts 0. `nodes` comes dependencies first.
+ */
+export function criticalPathPriorities(nodes: Node[], expectedMs: (n: Node) => number): Map<Node, number> {
+  const dependents = new Map<Node, Node[]>();
+  for (const n of nodes) for (const d of n.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(n);
+  const prio = new Map<Node, number>();
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    let above = 0;
+    for (const up of dependents.get(n) ?? []) above = Math.max(above, prio.get(up) ?? 0);
+    prio.set(n, expectedMs(n) + above);
+  }
+  return prio;
 }
 
 export function nodeRef(n: Node): NodeRef {
@@ -156,6 +224,8 @@ export class Realizer {
   private readonly hits: Array<{ drv: DrvHash; resolved: ResolvedHash; paths: StorePathName[] }> = [];
   /** paths temp-rooted by this run and valid when rooted: a concurrent gc keeps them (store/gc.ts) */
   private readonly rooted = new Set<StorePathName>();
+  /** critical-path length of each node: the order in which waiting jobs get a slot */
+  private priority = new Map<Node, number>();
 
   constructor(private readonly ctx: Context) {
     this.pool = new Semaphore(ctx.config.jobs);
@@ -175,6 +245,9 @@ export class Realizer {
     this.protect([...p.values()].flatMap((s) => Object.values(s.outputs ?? {})));
     // with the edges, so that reporters can draw the graph and its critical path
     this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.map((d) => d.hash) })) });
+    const toRun = nodes.filter((n) => p.get(n)!.state !== "cached");
+    const recorded = buildDurations(store, toRun);
+    this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));
 
     const settled = await Promise.allSettled(roots.map((r) => this.ensure(r)));
     const outputs = new Map<DrvHash, Outputs>();
@@ -223,7 +296,7 @@ export class Realizer {
     // a fixed output with a builder may also name places that have its bytes (or a mirror has
     // them): try those before building its inputs at all
     if (n.drv.fixed && n.kind === "build" && ((n.meta.sources?.length ?? 0) > 0 || this.ctx.config.mirrors.length > 0 || store.fixedContent(n.drv.fixed.sha256).length > 0)) {
-      await this.pool.acquire();
+      await this.pool.acquire(this.priority.get(n));
       try {
         const got = await this.fetchNode(n, true);
         if (got) return got;
@@ -255,7 +328,7 @@ export class Realizer {
     if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
 
     if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);
-    await this.pool.acquire();
+    await this.pool.acquire(this.priority.get(n));
     try {
       if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);
       await store.lock(`build:${hash}`, this.signal, () =>
