@@ -6,7 +6,12 @@ import { LRUCache } from "lru-cache";
 import type { FileDigestCache } from "./archive.js";
 
 export class PersistentDigestCache implements FileDigestCache {
-  private readonly lru = new LRUCache<string, string>({ max: 200_000 });
+  // made on first use: lru-cache allocates its arrays for `max` entries up front (~25 ms here),
+  // a cost an evaluation without local sources need not pay
+  private lruCache: LRUCache<string, string> | undefined;
+  private get lru(): LRUCache<string, string> {
+    return (this.lruCache ??= new LRUCache<string, string>({ max: 200_000 }));
+  }
   private readonly pending = new Map<string, string>();
   private readonly getStmt;
   private readonly putStmt;
