@@ -34,7 +34,7 @@ interface Args extends GlobalArgs {
 type Ctx = Context & { root: string };
 
 export const command = "realize <targets..>";
-export const describe = "build targets (or reuse them from the store), print their store paths and link ./result";
+export const describe = "build targets (or reuse them from the store), print their store paths and link ./result; with --watch, again on every change";
 
 export function builder(y: Argv<GlobalArgs>) {
   return y
@@ -47,7 +47,7 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" })
     .option("watch", {
       type: "boolean",
-      describe: "keep going: realize again whenever a recipe file or a local source the targets use changes, in the same view (q or Ctrl-C stops)",
+      describe: "then realize again whenever a recipe file or a local source the targets use changes, in the same view; a failed round shows its error and the watch goes on (q or Ctrl-C stops it)",
     })
     .option("debounce", { type: "number", default: 200, describe: "with --watch: wait this many ms after the last change before the next round" }) as unknown as Argv<Args>;
 }
