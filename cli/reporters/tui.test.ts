@@ -198,14 +198,27 @@ describe("TUI", () => {
       // the finished round's graph is still there to look at
       assert.match(f, /hello\s+✓ built\s+2\.5s/);
       assert.match(f, /q stop/);
+      // the full log of a node of round 1 is open when round 2 begins
+      stdin.write("l");
+      await tick();
+      assert.match(lastFrame()!, /log of greeting \(built/);
 
-      // round 2: what changed, a fresh graph; round 1's lines are not printed again
+      // round 2: what changed, a fresh graph (hello and greeting are new derivations); round 1's
+      // lines are not printed again
+      const ref2 = (name: string) => ({ drv: `h2-${name}`, name });
       for (const e of [
         { type: "round", round: 2, changed: ["src/main.c"] },
         { type: "evaluated", targets: ["greeting"], derivations: 3, ms: 5 },
-        planned,
+        {
+          type: "planned",
+          nodes: [
+            { ...ref("libgreet"), state: "cached", deps: [] },
+            { ...ref2("hello"), state: "build", deps: ["h-libgreet"] },
+            { ...ref2("greeting"), state: "unknown", deps: ["h2-hello"] },
+          ],
+        },
         { type: "cached", node: ref("libgreet"), paths: {}, cutoff: false },
-        { type: "started", node: ref("hello"), resolved: "r2", kind: "build" },
+        { type: "started", node: ref2("hello"), resolved: "r2", kind: "build" },
       ] as KilnEvent[]) applyEvent(s, e, 6000);
       rerender(createElement(App, { ...props, now: 6500 }));
       await tick();
@@ -214,13 +227,16 @@ describe("TUI", () => {
       assert.match(f, /watch · round 2 · changed: src\/main\.c/);
       assert.match(f, /1\/3 done · 1 running · 1 waiting/);
       assert.match(f, /hello\s+» running/);
+      // the view starts afresh: the log of round 1's node is closed, the cursor follows the running build
+      assert.doesNotMatch(f, /log of greeting/);
+      assert.match(f, /› .*hello/);
       assert.equal(f.split("── round 1 ──").length - 1, 1);
       assert.equal(f.split("done: 3 built").length - 1, 1);
       assert.equal([...f.matchAll(/✓ built\s+libgreet/g)].length, 1);
 
       // keys work while waiting for changes, too: q stops the watch
-      applyEvent(s, { type: "built", node: ref("hello"), paths: {}, ms: 900, identical: false }, 7000);
-      applyEvent(s, { type: "built", node: ref("greeting"), paths: {}, ms: 100, identical: false }, 7000);
+      applyEvent(s, { type: "built", node: ref2("hello"), paths: {}, ms: 900, identical: false }, 7000);
+      applyEvent(s, { type: "built", node: ref2("greeting"), paths: {}, ms: 100, identical: false }, 7000);
       applyEvent(s, { type: "finished", built: 2, cached: 1, failed: 0, ms: 1000 }, 7000);
       applyEvent(s, { type: "watching", round: 2, files: 7, outputs: ["/s/def-greeting"] }, 7000);
       rerender(createElement(App, { ...props, now: 7000 }));

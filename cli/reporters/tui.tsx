@@ -15,7 +15,7 @@
 // is being built, f follow the running build again, q or Ctrl-C cancel the build (or stop the
 // watch) and quit.
 import { Box, Static, Text, render, useInput, useStdin, type Instance } from "ink";
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import type { KilnEvent } from "../../engine/events.js";
 import { plainReporter } from "./plain.js";
 import {
@@ -231,11 +231,17 @@ export function App(props: AppProps) {
   const [ui, setUi] = useState<UiState>(initialUi);
   const { isRawModeSupported } = useStdin();
   const round = state.watch?.round;
-  // a new watch round is a new graph: the cursor follows its builds again (an open panel stays)
-  useEffect(() => setUi((u) => (u === initialUi ? u : { ...initialUi, why: u.why })), [round]);
+  // a new watch round is a new graph: the cursor follows its builds again (an open panel stays);
+  // set while rendering, so that no frame shows the new graph with the old round's cursor or log
+  const [uiRound, setUiRound] = useState(round);
+  if (uiRound !== round) {
+    setUiRound(round);
+    setUi((u) => ({ ...initialUi, why: u.why }));
+  }
   const logHeight = Math.max(3, rows - 4);
   const fullLog = (drv: string) => {
-    const n = state.nodes.get(drv)!;
+    const n = state.nodes.get(drv);
+    if (!n) return { lines: [] as string[], fromFile: false };
     const file = props.readLog?.(n);
     return { lines: file ?? n.logTail, fromFile: file !== undefined };
   };
@@ -255,7 +261,7 @@ export function App(props: AppProps) {
   const tree = treeRows(state, ui.collapsed);
   const selected = selectedRow(ui, tree, state);
   const sel = tree[selected] ? state.nodes.get(tree[selected]!.drv) : undefined;
-  const logOf = ui.logOf;
+  const logOf = ui.logOf !== undefined && state.nodes.has(ui.logOf) ? ui.logOf : undefined;
   const { lines: logLines, fromFile } = logOf ? fullLog(logOf) : { lines: [] as string[], fromFile: false };
   const logScroll = ui.logScroll;
 
