@@ -9,6 +9,7 @@ import { HostTools } from "../engine/hosttools.js";
 import { PersistentDigestCache } from "../store/digest-cache.js";
 import { buildDurations } from "../store/history.js";
 import { Store } from "../store/store.js";
+import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
 import { plainReporter } from "./reporters/plain.js";
@@ -95,6 +96,7 @@ export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Prom
     return { events: makeReporter({ ...args, reporter: "plain" }), close: async () => {} };
   }
   const logs = join(storeRoot(args), "logs");
+  const reasons = new BuildReasons({ relativeTo: process.cwd(), now: Date.now });
   const tui = tuiReporter({
     stdout: process.stderr,
     stdin: process.stdin,
@@ -106,11 +108,17 @@ export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Prom
       const file = n.logFile ?? (n.kind === "build" && n.resolved ? join(logs, n.resolved.slice(0, 2), `${n.resolved}.log`) : undefined);
       return file ? readLogTail(file) : undefined;
     },
+    reasonOf: (n) => reasons.short(n),
+    whyOf: (n) => reasons.lines(n),
   });
   return {
     events: (e) => {
       const store = hooks.store();
-      tui.events(e.type === "planned" && store ? withEstimates(store, e) : e);
+      if (e.type === "planned" && store) {
+        // before the build records anything: what each node is compared with
+        reasons.planned(store, e);
+        tui.events(withEstimates(store, e));
+      } else tui.events(e);
     },
     close: tui.close,
   };

@@ -2,6 +2,8 @@
 // no --reporter, so that the TUI is chosen because stderr is a TTY. capture-pane reads the screen.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { CLI, cleanup, copyFixture, tempDir } from "./test-helpers/kiln.js";
 
@@ -23,6 +25,11 @@ class Terminal {
 
   screen(): string {
     return this.tmux("capture-pane", "-p");
+  }
+
+  /** The screen with everything scrolled off it. */
+  history(): string {
+    return this.tmux("capture-pane", "-p", "-S", "-");
   }
 
   keys(...keys: string[]): void {
@@ -88,6 +95,68 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       assert.match(s, /KILN_EXIT=130/, s);
       assert.match(s, /cancelled: 0 built/);
       assert.match(s, /error: cancelled; nothing half-built was registered/);
+    } finally {
+      t.close();
+    }
+  });
+
+  test("realize --watch: one session; an edit rebuilds its dependents in round 2, a broken recipe shows its error and the watch goes on, w tells why", async () => {
+    const cwd = copyFixture("hello");
+    const store = tempDir("store");
+    const t = new Terminal(cwd, [process.execPath, CLI, "--store", store, "realize", "--watch", "greeting"]);
+    const finishedNodes = (text: string, round: string) => {
+      const lines = text.split("\n");
+      const start = lines.findIndex((l) => l.startsWith(`── round ${round} ──`) || l.startsWith(`── round ${round}:`));
+      assert.ok(start >= 0, `no round ${round} in:\n${text}`);
+      const end = lines.findIndex((l, i) => i > start && /^(done: |round \d+ failed: )/.test(l));
+      return lines.slice(start + 1, end).map((l) => /^. (\S+(?: \S+)?)\s+(\S+)/.exec(l)!).map((m) => `${m[1]} ${m[2]}`);
+    };
+    try {
+      let s = await t.waitFor("the first round to end", (x) => /watch · round 1 done/.test(x) || /KILN_EXIT/.test(x));
+      assert.deepEqual(finishedNodes(s, "1"), ["built libgreet", "built hello", "built greeting"], s);
+      assert.match(s, /done: 3 built, 0 from the store, 0 failed/);
+      assert.match(s, /-greeting\n/, "the round's output, shown in the view");
+      assert.match(s, /watch · round 1 done · watching \d+ files and folders · waiting for changes · q to stop/);
+      // w: why the selected node (the target) was built
+      t.keys("w");
+      s = await t.waitFor("the why panel", (x) => /── why greeting/.test(x));
+      assert.match(s, /── why greeting \(built\) ── w close\ngreeting is new: no derivation of that name was ever built in this store/);
+
+      // an edit to hello's program: round 2 in the same session, hello and greeting rebuilt, libgreet not
+      const main = join(cwd, "src", "main.c");
+      writeFileSync(main, readFileSync(main, "utf8").replace("greet(GREETING_TARGET);", 'greet(GREETING_TARGET);\n  greet("again");'));
+      s = await t.waitFor("the second round to end", (x) => /watch · round 2 done/.test(x) || /KILN_EXIT/.test(x));
+      const all = t.history();
+      assert.deepEqual(finishedNodes(all, "2: changed src/main.c"), ["built hello", "built greeting"], all);
+      assert.match(all, /── round 2: changed src\/main\.c ──[^]*done: 2 built, 1 from the store, 0 failed/);
+      assert.equal(all.split("── round 1 ──").length - 1, 1, "one session: round 1 is printed once, above round 2");
+      assert.match(s, /libgreet\s+= cached/);
+      // the panel stays open across rounds: now the target differs from its last build, through hello
+      assert.match(s, /── why greeting \(built\) ── w close\ngreeting differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file main\.c changed \(content \S+ → \S+\)\n {6}in hello/);
+      t.keys("j");
+      s = await t.waitFor("the why panel of hello", (x) => /── why hello/.test(x));
+      assert.match(s, /hello differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file main\.c changed/);
+      t.keys("w");
+
+      // a broken recipe: its error in the view, and the watch goes on
+      const recipe = join(cwd, "recipes", "index.ts");
+      const good = readFileSync(recipe, "utf8");
+      writeFileSync(recipe, `${good}\nexport const broken = (;\n`);
+      s = await t.waitFor("the broken round to end", (x) => /watch · round 3 failed/.test(x) || /KILN_EXIT/.test(x));
+      assert.match(s, /── round 3: changed recipes\/index\.ts ──\nround 3 failed: cannot compile the recipes/);
+      assert.match(s, /watch · round 3 failed \(the error is above\) · watching \d+ files and folders · waiting for changes/);
+      assert.doesNotMatch(s, /KILN_EXIT/);
+
+      // fixed: round 4, everything from the store
+      writeFileSync(recipe, good);
+      s = await t.waitFor("the round after the fix", (x) => /watch · round 4 done/.test(x) || /KILN_EXIT/.test(x));
+      assert.deepEqual(finishedNodes(s, "4: changed recipes/index.ts"), []);
+      assert.match(s, /── round 4: changed recipes\/index\.ts ──\ndone: 0 built, 3 from the store, 0 failed/);
+
+      t.keys("q");
+      s = await t.waitFor("kiln to exit", (x) => /KILN_EXIT=\d+/.test(x), 60_000);
+      assert.match(s, /watch stopped after 4 rounds\n/);
+      assert.match(s, /KILN_EXIT=130/);
     } finally {
       t.close();
     }

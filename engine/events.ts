@@ -1,5 +1,6 @@
 // Structured events: the engine emits these and never prints; reporters (plain, JSON lines,
-// the TUI) turn them into output.
+// the TUI) turn them into output. `round` and `watching` come from the CLI's watch loop
+// (realize --watch), around the engine's events of each round.
 
 export interface NodeRef {
   /** derivation hash */
@@ -26,6 +27,14 @@ export type KilnEvent =
   | { type: "skipped"; node: NodeRef; because: NodeRef }
   | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
   /** unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs */
-  | { type: "finished"; built: number; cached: number; failed: number; ms: number; unchanged?: boolean };
+  | { type: "finished"; built: number; cached: number; failed: number; ms: number; unchanged?: boolean }
+  /** a watch round begins: evaluate and realize again; changed: the files that started it (none for the first) */
+  | { type: "round"; round: number; changed: string[] }
+  /**
+   * a watch round is over and the watch waits for changes to `files` files and folders; outputs:
+   * the targets' store paths (host paths); error: why the round did not complete (a broken recipe,
+   * a failed build), as the message the CLI would print
+   */
+  | { type: "watching"; round: number; files: number; outputs: string[]; error?: { code: string; message: string } };
 
 export type EventSink = (e: KilnEvent) => void;

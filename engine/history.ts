@@ -99,7 +99,7 @@ export function collectTargetHistory(store: Store, before: number, dryRun = fals
 }
 
 /** The derivation hashes a name had in recorded target trees, newest first (distinct). */
-function hashesOfName(store: Store, lookup: WhyLookup, name: string, scan: number): Array<{ drvHash: string; row: TargetRealisation }> {
+export function hashesOfName(store: Store, lookup: WhyLookup, name: string, scan: number): Array<{ drvHash: string; row: TargetRealisation }> {
   const out: Array<{ drvHash: string; row: TargetRealisation }> = [];
   const seen = new Set<string>();
   for (const row of recentTargetRealisations(store, scan)) {

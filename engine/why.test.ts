@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash, type HostToolFingerprint } from "./derivation.js";
-import { describeCause, explain, locateKey, renderWhy, type Realised, type StoredDerivation, type WhyLookup } from "./why.js";
+import { describeCause, explain, locateKey, renderWhy, summarizeCause, type Realised, type StoredDerivation, type WhyLookup } from "./why.js";
 
 const gcc = (version: string, digest: string): HostToolFingerprint => ({
   path: "/usr/bin/gcc", package: "gcc-12", version, digest, commands: { gcc: "/usr/bin/gcc" },
@@ -174,4 +174,21 @@ test("locateKey finds an env key's line inside the derivation call, not in the n
   assert.equal(locateKey(text, 1, "CFLAGS"), 3);
   assert.equal(locateKey(text, 5, "LDFLAGS"), 7);
   assert.equal(locateKey(text, 1, "LDFLAGS"), undefined, "stops at the next derivation");
+});
+
+test("summarizeCause: a cause in a few words, for a live view's row", () => {
+  const tool = (version: string) => ({ path: "/usr/bin/gcc", package: "gcc-12", version, digest: "d" });
+  assert.deepEqual(
+    [
+      summarizeCause({ kind: "env", drv: "lib", key: "CFLAGS", old: "-O2", new: "-O1" }),
+      summarizeCause({ kind: "env", drv: "lib", key: "LDFLAGS", old: null, new: "-s" }),
+      summarizeCause({ kind: "script", drv: "lib", removed: ["make"], added: ["make -j"] }),
+      summarizeCause({ kind: "source", file: "main.c", old: "a-main.c", new: "b-main.c" }),
+      summarizeCause({ kind: "source", file: "extra.c", old: null, new: "c-extra.c" }),
+      summarizeCause({ kind: "fixed", drv: "src", old: "aa", new: "bb", oldSources: [], newSources: [] }),
+      summarizeCause({ kind: "hostTool", tool: "gcc", old: tool("12.2.0-14"), new: tool("12.2.0-15") }),
+      summarizeCause({ kind: "input", drv: "app", input: "zlib", change: "added" }),
+    ],
+    ["env CFLAGS changed", "env LDFLAGS added", "build script changed", "source main.c changed", "source extra.c added", "pinned sha256 changed", "host tool gcc upgraded", "input zlib added"],
+  );
 });

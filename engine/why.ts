@@ -358,6 +358,28 @@ export function describeCause(c: Cause, o: RenderOptions = {}): string[] {
   }
 }
 
+/** A cause in a few words, for a row of a live view: "env CFLAGS changed", "source main.c changed". */
+export function summarizeCause(c: Cause): string {
+  switch (c.kind) {
+    case "env":
+      return `env ${c.key} ${c.old === null ? "added" : c.new === null ? "removed" : "changed"}`;
+    case "script":
+      return "build script changed";
+    case "field":
+      return `${c.field} changed`;
+    case "source":
+      return `source ${c.file} ${c.old === null ? "added" : c.new === null ? "removed" : "changed"}`;
+    case "fixed":
+      return "pinned sha256 changed";
+    case "hostTool":
+      return `host tool ${c.tool} ${c.old && c.new && c.old.package && c.old.version !== c.new.version ? "upgraded" : "changed"}`;
+    case "input":
+      return `input ${c.input} ${c.change}`;
+    case "unrecorded":
+      return "earlier version not recorded";
+  }
+}
+
 const STATUS_TEXT: Record<Status, string> = {
   rebuilt: "rebuilt",
   identical: "rebuilt, output identical: early cutoff",

@@ -233,3 +233,19 @@ export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcR
   }
   return { targetRows: p.targetRows, buildRows: p.buildRows, logFiles: files, logBytes: bytes, targets: p.targets };
 }
+
+/**
+ * For each derivation, the latest successful build of another derivation with its name: the
+ * version it replaces (what `why` compares it with). One indexed query per node, as above.
+ */
+export function previousBuilds(store: Store, nodes: Array<{ hash: string; name: string }>): Map<string, { drvHash: string; at: number }> {
+  const q = store.db.prepare<[string, string], { drv_hash: string; started_at: number }>(
+    "SELECT drv_hash, started_at FROM builds WHERE name = ? AND status = 'built' AND drv_hash != ? ORDER BY id DESC LIMIT 1",
+  );
+  const out = new Map<string, { drvHash: string; at: number }>();
+  for (const n of nodes) {
+    const row = q.get(n.name, n.hash);
+    if (row) out.set(n.hash, { drvHash: row.drv_hash, at: row.started_at });
+  }
+  return out;
+}

@@ -1,22 +1,25 @@
 // kiln realize <target...>: build (or reuse) targets, print their store paths, link ./result.
+// With --watch (and as kiln watch), again on every change to what the targets were made from.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { removeTree, type StorePathName } from "../../store/store.js";
 import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type ProfileEntry } from "../../store/profiles.js";
 import type { Outputs } from "../../engine/realize.js";
 import { Realizer } from "../../engine/realize.js";
-import { evaluateTargets } from "../../engine/targets.js";
+import { evaluateTargets, type Evaluated } from "../../engine/targets.js";
+import type { Context } from "../../engine/context.js";
+import type { RecipesRev } from "../../store/history.js";
+import { watchRounds } from "../watch.js";
 import { recordTargets } from "../../engine/history.js";
 import { recipesAtRevision, recipesRevision } from "../git.js";
 import { printForecast } from "./plan.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry, reporterKind, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
 import { diffLocks, renderDiff } from "../../engine/lockfile.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
 import type { Node } from "../../engine/evaluate.js";
 import { reachable } from "../../engine/realize.js";
-import type { Evaluated } from "../../engine/targets.js";
 import { linkName, replaceLink } from "../links.js";
 import { buildId, DPKG_STATUS, gitHeadFiles, isRacy, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
 import { dirname } from "node:path";
@@ -30,10 +33,14 @@ interface Args extends GlobalArgs {
   locked?: boolean;
   rev?: string;
   profile?: string;
+  watch?: boolean;
+  debounce: number;
 }
 
+type Ctx = Context & { root: string };
+
 export const command = "realize <targets..>";
-export const describe = "build targets (or reuse them from the store), print their store paths and link ./result";
+export const describe = "build targets (or reuse them from the store), print their store paths and link ./result; with --watch, again on every change";
 
 export function builder(y: Argv<GlobalArgs>) {
   return y
@@ -44,11 +51,19 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("rev", { type: "string", describe: "evaluate the recipe set as it was at this git revision (the working tree is not touched)" })
     .option("profile", { alias: "p", type: "string", describe: "record the outputs as a new generation of this profile (<store>/profiles/NAME links to the current one)" })
     .option("locked", { type: "boolean", describe: "refuse to build if kiln.lock would change (for CI); shows the drift" })
-    .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" }) as unknown as Argv<Args>;
+    .option("dry-run", { alias: "n", type: "boolean", describe: "build nothing: print what would be built, fetched or reused, and an estimate (as kiln plan)" })
+    .option("watch", {
+      type: "boolean",
+      describe: "then realize again whenever a recipe file or a local source the targets use changes, in the same view; a failed round shows its error and the watch goes on (q or Ctrl-C stops it)",
+    })
+    .option("debounce", { type: "number", default: 200, describe: "with --watch: wait this many ms after the last change before the next round" }) as unknown as Argv<Args>;
 }
 
 export function handler(argv: Args): Promise<void> {
   return withContext(argv, async (ctx) => {
+    if (argv.watch && (argv.rev || argv["dry-run"])) {
+      throw new KilnError("USAGE", `--watch cannot go with ${argv.rev ? "--rev" : "--dry-run"}`, "a revision does not change, and a dry run builds nothing: drop one of them");
+    }
     let entry = recipesEntry(argv);
     let rev = recipesRevision(entry);
     if (argv.rev) {
@@ -61,66 +76,92 @@ export function handler(argv: Args): Promise<void> {
       rev = { rev: at.rev, dirty: false };
     }
     if (argv.profile !== undefined) validateProfileName(argv.profile);
+    if (argv.watch) {
+      // the TUI shows each round's outputs itself: lines written to its terminal between its
+      // frames would garble it
+      const print = !(reporterKind(argv) === "tui" && process.stdout.isTTY);
+      return watchRounds(ctx, {
+        entry, debounce: argv.debounce, relativeTo: process.cwd(),
+        round: async (evaluated) => {
+          if (argv.locked) await assertLocked(ctx, entry);
+          return realizeTargets(ctx, argv, entry, recipesRevision(entry), { print, evaluated, record: false });
+        },
+      });
+    }
     if (argv.locked) await assertLocked(ctx, entry);
     if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
-    const t0 = Date.now();
-    const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets);
-    const graph = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
-    // taken now, before the build: an edit during the build must not be recorded as seen
-    const noopStats = argv.rev ? undefined : inputStats(ev, graph, entry, rev !== null, t0);
-    const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
-    // history for `kiln why`: which derivation each target was, at which recipe revision
-    recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
-    const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
-    let n = 0;
-    const base = argv["out-link"] ?? "result";
-    for (const r of ev.roots) {
-      const outs = result.outputs.get(r.node.hash);
-      if (!outs) continue;
-      const p = outs[r.output];
-      if (!p) continue;
-      const host = ctx.store.hostPath(p);
-      const row: (typeof rows)[number] = { target: r.target, output: r.output, path: host };
-      if (argv.link) {
-        n++;
-        const link = linkName(base, n, r.output);
-        replaceLink(link, host);
-        ctx.store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, p, ctx.clock());
-        row.link = link;
-      }
-      rows.push(row);
-    }
-    // a profile gets a generation only when every target was realised
-    const profile = argv.profile !== undefined && result.failed.length === 0 ? recordProfile(ctx, argv.profile, ev.roots, result.outputs) : undefined;
-    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
-    else for (const r of rows) process.stdout.write(`${r.path}\n`);
-    if (profile && !argv.json) {
-      process.stderr.write(profile.created
-        ? `profile ${profile.name}: generation ${profile.generation}${profile.previous !== undefined ? ` (was ${profile.previous})` : ""}, ${profile.link}\n`
-        : `profile ${profile.name}: unchanged, still generation ${profile.generation}, ${profile.link}\n`);
-    }
-    const bid = buildId();
-    if (noopStats && bid && !result.failed.length && rows.length === ev.roots.length) {
-      // the next identical command is answered from this record (cli/fast.ts) while nothing changes
-      const roots: NoopRoot[] = ev.roots.map((r) => ({
-        target: r.target, output: r.output, drv: r.node.hash,
-        resolved: r.node.drv.fixed ? null : (ctx.store.resolution(r.node.hash) ?? null),
-        path: result.outputs.get(r.node.hash)![r.output]!,
-      }));
-      writeRecord(ctx.root, { v: 1, key: noopKey(entry, argv.targets, bid), stats: noopStats, roots, derivations: graph.length, recipes: rev });
-    }
-    if (result.failed.length) {
-      const names = result.failed.map((f) => f.node.name).join(", ");
-      const kept = argv.profile !== undefined ? `; profile ${argv.profile} was left as it was` : "";
-      throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>${kept}`);
-    }
+    await realizeTargets(ctx, argv, entry, rev, { print: true, record: !argv.rev });
     return EXIT.ok;
   });
 }
 
-/** --locked: the recipe set's lock must be exactly kiln.lock; no silent rewrites. */
-type Ctx = Parameters<Parameters<typeof withContext>[1]>[0];
+/**
+ * Evaluate, realize, record the history, link the results and print them; a failed build throws
+ * (after the rest is printed). Returns the targets' store paths. `evaluated`: told the evaluation
+ * before anything is built (the watch learns there which files to watch).
+ */
+async function realizeTargets(
+  ctx: Ctx, argv: Args, entry: string, rev: RecipesRev | null,
+  o: { print: boolean; evaluated?: (ev: Evaluated) => void; record: boolean },
+): Promise<string[]> {
+  const t0 = Date.now();
+  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets);
+  o.evaluated?.(ev);
+  const graph = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
+  // taken now, before the build: an edit during the build must not be recorded as seen
+  const noopStats = o.record ? inputStats(ev, graph, entry, rev !== null, t0) : undefined;
+  const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
+  // history for `kiln why`: which derivation each target was, at which recipe revision
+  recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
+  const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
+  let n = 0;
+  const base = argv["out-link"] ?? "result";
+  for (const r of ev.roots) {
+    const outs = result.outputs.get(r.node.hash);
+    if (!outs) continue;
+    const p = outs[r.output];
+    if (!p) continue;
+    const host = ctx.store.hostPath(p);
+    const row: (typeof rows)[number] = { target: r.target, output: r.output, path: host };
+    if (argv.link) {
+      n++;
+      const link = linkName(base, n, r.output);
+      replaceLink(link, host);
+      ctx.store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, p, ctx.clock());
+      row.link = link;
+    }
+    rows.push(row);
+  }
+  // a profile gets a generation only when every target was realised
+  const profile = argv.profile !== undefined && result.failed.length === 0 ? recordProfile(ctx, argv.profile, ev.roots, result.outputs) : undefined;
+  if (o.print) {
+    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
+    else for (const r of rows) process.stdout.write(`${r.path}\n`);
+  }
+  if (profile && !argv.json) {
+    process.stderr.write(profile.created
+      ? `profile ${profile.name}: generation ${profile.generation}${profile.previous !== undefined ? ` (was ${profile.previous})` : ""}, ${profile.link}\n`
+      : `profile ${profile.name}: unchanged, still generation ${profile.generation}, ${profile.link}\n`);
+  }
+  const bid = buildId();
+  if (noopStats && bid && !result.failed.length && rows.length === ev.roots.length) {
+    // the next identical command is answered from this record (cli/fast.ts) while nothing changes
+    const roots: NoopRoot[] = ev.roots.map((r) => ({
+      target: r.target, output: r.output, drv: r.node.hash,
+      resolved: r.node.drv.fixed ? null : (ctx.store.resolution(r.node.hash) ?? null),
+      path: result.outputs.get(r.node.hash)![r.output]!,
+    }));
+    writeRecord(ctx.root, { v: 1, key: noopKey(entry, argv.targets, bid), stats: noopStats, roots, derivations: graph.length, recipes: rev });
+  }
+  if (result.failed.length) {
+    const names = result.failed.map((f) => f.node.name).join(", ");
+    const kept = argv.profile !== undefined ? `; profile ${argv.profile} was left as it was` : "";
+    throw new KilnError("BUILD_FAILED", `${result.failed.length} derivation(s) failed: ${names}`, `see the log with: kiln log <name>${kept}`);
+  }
+  return rows.map((r) => r.path);
+}
 
+/** --locked: the recipe set's lock must be exactly kiln.lock; no silent rewrites. */
 async function assertLocked(ctx: Ctx, entry: string): Promise<void> {
   const file = lockPath(entry);
   const old = readLock(file);

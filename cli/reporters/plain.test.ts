@@ -19,6 +19,13 @@ const events: KilnEvent[] = [
   { type: "finished", built: 1, cached: 1, failed: 1, ms: 2500 },
 ];
 
+const watch: KilnEvent[] = [
+  { type: "round", round: 1, changed: [] },
+  { type: "watching", round: 1, files: 4, outputs: ["/s/abc-app"] },
+  { type: "round", round: 2, changed: ["recipes/index.ts", "src/app.c"] },
+  { type: "watching", round: 2, files: 4, outputs: [], error: { code: "RECIPE_ERROR", message: "cannot compile the recipes: index.ts:3: Expected \")\"" } },
+];
+
 function runPlain(logs: boolean): string {
   let out = "";
   let t = 0;
@@ -54,15 +61,37 @@ describe("plain reporter", () => {
     assert.match(runPlain(true), /^lib> cc lib\.c$/m);
     assert.doesNotMatch(runPlain(false), /cc lib\.c/);
   });
+
+  test("watch rounds: a line when each starts (and what changed), one when it ends (and its error)", () => {
+    let out = "";
+    let t = 0;
+    const r = plainReporter({ write: (s) => (out += s), logs: false, now: () => t });
+    for (const e of watch) {
+      t += 1000;
+      r(e);
+    }
+    assert.equal(
+      out,
+      [
+        "[   1.0s] round 1",
+        "[   2.0s] round 1 done; watching 4 files and folders for changes (Ctrl-C to stop)",
+        "[   3.0s] round 2: changed recipes/index.ts, src/app.c",
+        'error: cannot compile the recipes: index.ts:3: Expected ")"',
+        "[   4.0s] round 2 failed; watching 4 files and folders for changes (Ctrl-C to stop)",
+        "",
+      ].join("\n"),
+    );
+  });
 });
 
 describe("JSON lines reporter", () => {
-  test("every event, one JSON object per line, with its time", () => {
+  test("every event, one JSON object per line, with its time (watch rounds too)", () => {
     let out = "";
     const r = jsonReporter((s) => (out += s), () => 42);
-    for (const e of events) r(e);
+    const all = [...watch.slice(0, 1), ...events, ...watch.slice(1)];
+    for (const e of all) r(e);
     const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l) as KilnEvent & { time: number });
-    assert.equal(lines.length, events.length);
-    assert.deepEqual(lines.map(({ time, ...e }) => (assert.equal(time, 42), e)), events);
+    assert.equal(lines.length, all.length);
+    assert.deepEqual(lines.map(({ time, ...e }) => (assert.equal(time, 42), e)), all);
   });
 });

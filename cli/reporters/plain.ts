@@ -60,6 +60,13 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
         else line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
         break;
+      case "round":
+        line(`round ${e.round}${e.changed.length ? `: changed ${e.changed.join(", ")}` : ""}`);
+        break;
+      case "watching":
+        if (e.error) o.write(`error: ${e.error.message}\n`);
+        line(`round ${e.round} ${e.error ? "failed" : "done"}; watching ${e.files} files and folders for changes (Ctrl-C to stop)`);
+        break;
       default: {
         const never: never = e;
         void never;

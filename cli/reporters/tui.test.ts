@@ -120,6 +120,175 @@ describe("TUI", () => {
     }
   });
 
+  test("the why panel: w shows why the selected node is being built, follows the cursor, w closes it; rows say it in a few words", async () => {
+    const s = stateOf([planned, { type: "started", node: ref("libgreet"), resolved: "r1", kind: "build" }]);
+    const asked: string[] = [];
+    const { lastFrame, stdin, unmount } = app(s, {
+      reasonOf: (n) => ({ libgreet: "env CFLAGS changed", hello: "source main.c changed", greeting: "source main.c changed (in hello)" })[n.name],
+      whyOf: (n) => {
+        asked.push(n.name);
+        return [`why ${n.name}: it differs from its last build (3f2a9c…)`, `  [1] source file main.c changed (content 1a2b3c4d… → 5e6f7a8b…)`];
+      },
+    });
+    try {
+      // the rows of what is still to build say why in a few words
+      assert.match(lastFrame()!, /libgreet\s+» running\s+1\.0s ◆ {2}env CFLAGS changed/);
+      assert.match(lastFrame()!, /hello\s+· waiting\s+~6\.0s ◆ {2}source main\.c changed/);
+      assert.match(lastFrame()!, /greeting\s+· waiting\s+~1\.0s ◆ {2}source main\.c changed \(in hello\)/);
+      assert.deepEqual(asked, [], "the full story is asked for only when shown");
+      stdin.write("k");
+      await tick();
+      stdin.write("w");
+      await tick();
+      let f = lastFrame()!;
+      assert.match(f, /── why hello \(waiting\) ── w close/);
+      assert.match(f, /why hello: it differs from its last build/);
+      assert.match(f, /\[1\] source file main\.c changed/);
+      assert.doesNotMatch(f, /── hello: waiting/, "the panel takes the log's place");
+      // the panel follows the cursor
+      stdin.write("k");
+      await tick();
+      assert.match(lastFrame()!, /── why greeting \(waiting\) ──/);
+      assert.deepEqual([...new Set(asked)], ["hello", "greeting"]);
+      stdin.write("w");
+      await tick();
+      f = lastFrame()!;
+      assert.doesNotMatch(f, /── why/);
+      assert.match(f, /── greeting: waiting ──/);
+      assert.match(f, /w why/);
+    } finally {
+      unmount();
+    }
+  });
+
+  test("the why panel without an explainer says so", async () => {
+    const { lastFrame, stdin, unmount } = app(stateOf([planned]));
+    try {
+      stdin.write("w");
+      await tick();
+      assert.match(lastFrame()!, /── why greeting \(waiting\) ──/);
+      assert.match(lastFrame()!, /no explanation available/);
+    } finally {
+      unmount();
+    }
+  });
+
+  test("watch: each round's header, finished nodes and outcome printed once; the last round stays live while waiting", async () => {
+    const round1: KilnEvent[] = [
+      { type: "round", round: 1, changed: [] },
+      { type: "evaluated", targets: ["greeting"], derivations: 3, ms: 5 },
+      planned,
+      { type: "built", node: ref("libgreet"), paths: {}, ms: 1500, identical: false },
+      { type: "built", node: ref("hello"), paths: {}, ms: 2500, identical: false },
+      { type: "built", node: ref("greeting"), paths: {}, ms: 500, identical: false },
+      { type: "finished", built: 3, cached: 0, failed: 0, ms: 4600 },
+      { type: "watching", round: 1, files: 7, outputs: ["/s/abc-greeting"] },
+    ];
+    const s = stateOf(round1);
+    let quits = 0;
+    const props: AppProps = { state: s, now: 5000, cancelling: false, onQuit: () => quits++, rows: 30, columns: 100 };
+    const { lastFrame, stdin, rerender, unmount } = render(createElement(App, props));
+    try {
+      let f = lastFrame()!;
+      assert.match(f, /── round 1 ──/);
+      assert.match(f, /✓ built\s+libgreet {2}1\.5s/);
+      assert.match(f, /done: 3 built, 0 from the store, 0 failed in 4\.6s/);
+      assert.match(f, /\/s\/abc-greeting/);
+      assert.match(f, /watch · round 1 done · watching 7 files and folders · waiting for changes · q to stop/);
+      // the finished round's graph is still there to look at
+      assert.match(f, /hello\s+✓ built\s+2\.5s/);
+      assert.match(f, /q stop/);
+      // the full log of a node of round 1 is open when round 2 begins
+      stdin.write("l");
+      await tick();
+      assert.match(lastFrame()!, /log of greeting \(built/);
+
+      // round 2: what changed, a fresh graph (hello and greeting are new derivations); round 1's
+      // lines are not printed again
+      const ref2 = (name: string) => ({ drv: `h2-${name}`, name });
+      for (const e of [
+        { type: "round", round: 2, changed: ["src/main.c"] },
+        { type: "evaluated", targets: ["greeting"], derivations: 3, ms: 5 },
+        {
+          type: "planned",
+          nodes: [
+            { ...ref("libgreet"), state: "cached", deps: [] },
+            { ...ref2("hello"), state: "build", deps: ["h-libgreet"] },
+            { ...ref2("greeting"), state: "unknown", deps: ["h2-hello"] },
+          ],
+        },
+        { type: "cached", node: ref("libgreet"), paths: {}, cutoff: false },
+        { type: "started", node: ref2("hello"), resolved: "r2", kind: "build" },
+      ] as KilnEvent[]) applyEvent(s, e, 6000);
+      rerender(createElement(App, { ...props, now: 6500 }));
+      await tick();
+      f = lastFrame()!;
+      assert.match(f, /── round 2: changed src\/main\.c ──/);
+      assert.match(f, /watch · round 2 · changed: src\/main\.c/);
+      assert.match(f, /1\/3 done · 1 running · 1 waiting/);
+      assert.match(f, /hello\s+» running/);
+      // the view starts afresh: the log of round 1's node is closed, the cursor follows the running build
+      assert.doesNotMatch(f, /log of greeting/);
+      assert.match(f, /› .*hello/);
+      assert.equal(f.split("── round 1 ──").length - 1, 1);
+      assert.equal(f.split("done: 3 built").length - 1, 1);
+      assert.equal([...f.matchAll(/✓ built\s+libgreet/g)].length, 1);
+
+      // keys work while waiting for changes, too: q stops the watch
+      applyEvent(s, { type: "built", node: ref2("hello"), paths: {}, ms: 900, identical: false }, 7000);
+      applyEvent(s, { type: "built", node: ref2("greeting"), paths: {}, ms: 100, identical: false }, 7000);
+      applyEvent(s, { type: "finished", built: 2, cached: 1, failed: 0, ms: 1000 }, 7000);
+      applyEvent(s, { type: "watching", round: 2, files: 7, outputs: ["/s/def-greeting"] }, 7000);
+      rerender(createElement(App, { ...props, now: 7000 }));
+      await tick();
+      f = lastFrame()!;
+      assert.match(f, /done: 2 built, 1 from the store, 0 failed in 1\.0s\n\/s\/def-greeting/);
+      stdin.write("q");
+      await tick();
+      assert.equal(quits, 1);
+    } finally {
+      unmount();
+    }
+  });
+
+  test("watch: a broken recipe's error is printed under its round, and the watch waits for the fix", async () => {
+    const s = stateOf([
+      { type: "round", round: 3, changed: ["recipes/index.ts"] },
+      { type: "watching", round: 3, files: 5, outputs: [], error: { code: "RECIPE_ERROR", message: "cannot compile the recipes: recipes/index.ts:60:21: ERROR: Unexpected \";\"" } },
+    ]);
+    let quits = 0;
+    const { lastFrame, stdin, unmount } = app(s, { onQuit: () => quits++ });
+    try {
+      const f = lastFrame()!;
+      assert.match(f, /── round 3: changed recipes\/index\.ts ──\nround 3 failed: cannot compile the recipes: recipes\/index\.ts:60:21: ERROR: Unexpected ";"/);
+      assert.match(f, /watch · round 3 failed \(the error is above\) · watching 5 files and folders · waiting for changes/);
+      assert.doesNotMatch(f, /0\/0 done/);
+      stdin.write("q");
+      await tick();
+      assert.equal(quits, 1);
+    } finally {
+      unmount();
+    }
+  });
+
+  test("watch: a failed build is told by the summary, not again by the round's error", () => {
+    const s = stateOf([
+      { type: "round", round: 2, changed: ["src/main.c"] },
+      planned,
+      { type: "cached", node: ref("libgreet"), paths: {}, cutoff: false },
+      { type: "failed", node: ref("hello"), message: "builder for hello exited with code 1", logTail: ["main.c:4: error: expected ';'"] },
+      { type: "skipped", node: ref("greeting"), because: ref("hello") },
+      { type: "finished", built: 0, cached: 1, failed: 1, ms: 800 },
+      { type: "watching", round: 2, files: 7, outputs: [], error: { code: "BUILD_FAILED", message: "1 derivation(s) failed: hello" } },
+    ]);
+    const { lastFrame, unmount } = app(s);
+    const f = lastFrame()!;
+    unmount();
+    assert.match(f, /FAILED hello: builder for hello exited with code 1\n {2}\| main\.c:4: error: expected ';'/);
+    assert.doesNotMatch(f, /round 2 failed: /);
+    assert.match(f, /watch · round 2 failed · watching 7 files/);
+  });
+
   test("cancelling is shown", () => {
     const { lastFrame, unmount } = app(stateOf([planned]), { cancelling: true });
     const f = lastFrame()!;
@@ -157,5 +326,37 @@ describe("TUI", () => {
     r.events(checked);
     assert.deepEqual(later, [checked]);
     assert.equal(cancels, 0);
+  });
+
+  test("the reporter in watch mode: one session across rounds, each round's end printed before the next replaces it", async () => {
+    const out: string[] = [];
+    const stdout = Object.assign(new EventEmitter(), { columns: 100, rows: 30, isTTY: false, write: (s: string) => (out.push(s), true) }) as unknown as NodeJS.WriteStream;
+    const stdin = Object.assign(new EventEmitter(), { isTTY: false, setRawMode() {}, setEncoding() {}, resume() {}, pause() {}, ref() {}, unref() {}, read: () => null }) as unknown as NodeJS.ReadStream;
+    const later: KilnEvent[] = [];
+    const r = tuiReporter({ stdout, stdin, now: () => 0, jobs: 1, cancel: () => {}, forceQuit: () => assert.fail("no force quit"), after: (e) => later.push(e) });
+    r.events({ type: "round", round: 1, changed: [] });
+    r.events(planned);
+    for (const n of ["libgreet", "hello", "greeting"]) r.events({ type: "built", node: ref(n), paths: {}, ms: 1000, identical: false });
+    r.events({ type: "finished", built: 3, cached: 0, failed: 0, ms: 3000 });
+    r.events({ type: "watching", round: 1, files: 7, outputs: ["/s/abc-greeting"] });
+    // the next round at once (a change came during the first): no frame was drawn in between
+    r.events({ type: "round", round: 2, changed: ["src/main.c"] });
+    r.events(planned);
+    r.events({ type: "cached", node: ref("libgreet"), paths: {}, cutoff: false });
+    r.events({ type: "built", node: ref("hello"), paths: {}, ms: 700, identical: false });
+    r.events({ type: "built", node: ref("greeting"), paths: {}, ms: 300, identical: false });
+    r.events({ type: "finished", built: 2, cached: 1, failed: 0, ms: 1000 });
+    r.events({ type: "watching", round: 2, files: 7, outputs: ["/s/def-greeting"] });
+    await r.close();
+    const text = out.join("");
+    assert.deepEqual(later, [], "the session did not end at the first round's end");
+    assert.match(text, /── round 1 ──/);
+    assert.match(text, /done: 3 built, 0 from the store, 0 failed in 3\.0s/);
+    assert.match(text, /\/s\/abc-greeting/);
+    assert.match(text, /── round 2: changed src\/main\.c ──/);
+    assert.match(text, /done: 2 built, 1 from the store, 0 failed in 1\.0s/);
+    assert.equal(text.split("built    libgreet").length - 1, 1);
+    assert.equal(text.split("built    hello").length - 1, 2);
+    assert.match(text, /watch stopped after 2 rounds/);
   });
 });

@@ -153,6 +153,54 @@ describe("view state", () => {
     assert.deepEqual([850, 4200, 73_000, 750_000].map(formatMs), ["850ms", "4.2s", "73s", "12.5min"]);
   });
 
+  test("watch rounds: a round starts the picture afresh, keeps the targets, and says what started it", () => {
+    const s = fold([
+      [0, { type: "round", round: 1, changed: [] }],
+      [1, { type: "evaluated", targets: ["image"], derivations: 6, ms: 12 }],
+      [2, planned],
+      [3, { type: "started", node: ref("src"), resolved: "r-src", kind: "fetch" }],
+      [4, { type: "built", node: ref("src"), paths: {}, ms: 1, identical: false }],
+      [5, { type: "finished", built: 1, cached: 0, failed: 0, ms: 5 }],
+    ]);
+    assert.deepEqual(s.watch, { round: 1, changed: [], status: "running", outputs: [] });
+    applyEvent(s, { type: "watching", round: 1, files: 7, outputs: ["/s/abc-image"] }, 6);
+    assert.deepEqual(s.watch, { round: 1, changed: [], status: "idle", files: 7, outputs: ["/s/abc-image"] });
+    // the last round's picture stays while the watch waits
+    assert.equal(s.phase, "finished");
+    assert.equal(s.nodes.get("h-src")!.status, "built");
+
+    applyEvent(s, { type: "round", round: 2, changed: ["src/main.c"] }, 100);
+    assert.deepEqual(s.watch, { round: 2, changed: ["src/main.c"], status: "running", outputs: [] });
+    assert.equal(s.phase, "evaluating");
+    assert.deepEqual(s.targets, ["image"]);
+    assert.equal(s.nodes.size, 0);
+    assert.deepEqual(s.order, []);
+    assert.deepEqual(s.completions, []);
+    assert.equal(s.counts.total, 0);
+    assert.equal(s.finished, undefined);
+    assert.equal(s.evaluated, undefined);
+    assert.equal(s.plannedAt, undefined);
+    // elapsed time counts from the round's start
+    applyEvent(s, planned, 110);
+    assert.equal(progress(s, 130).elapsedMs, 30);
+    assert.equal(s.nodes.get("h-src")!.status, "waiting");
+    assert.equal(s.counts.waiting, 6);
+  });
+
+  test("watch: a round that could not evaluate ends with its error and no graph", () => {
+    const s = fold([
+      [0, { type: "round", round: 3, changed: ["recipes/index.ts"] }],
+      [1, { type: "watching", round: 3, files: 5, outputs: [], error: { code: "RECIPE_ERROR", message: "cannot compile the recipes" } }],
+    ]);
+    assert.deepEqual(s.watch, { round: 3, changed: ["recipes/index.ts"], status: "idle", files: 5, outputs: [], error: { code: "RECIPE_ERROR", message: "cannot compile the recipes" } });
+    assert.equal(s.phase, "evaluating");
+    assert.equal(s.nodes.size, 0);
+  });
+
+  test("no watch events, no watch state", () => {
+    assert.equal(fold([[0, planned]]).watch, undefined);
+  });
+
   test("a fresh state is evaluating with nothing in it", () => {
     const s = createViewState();
     assert.equal(s.phase, "evaluating");

@@ -2,6 +2,9 @@
 // log) shows, folded from the engine's event stream. No I/O, no clock reads: time comes in with
 // each event, so the same events always give the same state.
 //
+// In watch mode (realize --watch) a `round` event starts the picture afresh for the next round;
+// the round's number, what triggered it and how it ended stay in `watch`.
+//
 // `applyEvent` updates the state in place instead of returning a copy: a build of 100k
 // derivations sends several events per node, and copying the node table per event would make the
 // fold quadratic. It is still a reducer in every other sense (`reduce` folds a list from a fresh
@@ -69,6 +72,21 @@ export interface Completion {
   at: number;
 }
 
+/** A watch session's current round. */
+export interface WatchView {
+  round: number;
+  /** the files whose change started this round (none for the first) */
+  changed: string[];
+  /** running: evaluating or building; idle: over, waiting for changes */
+  status: "running" | "idle";
+  /** files and folders watched, once the round is over */
+  files?: number;
+  /** the targets' store paths, when the round realized them */
+  outputs: string[];
+  /** why the round did not complete (a broken recipe, a failed build) */
+  error?: { code: string; message: string };
+}
+
 export interface ViewState {
   phase: "evaluating" | "building" | "finished";
   targets: string[];
@@ -92,6 +110,8 @@ export interface ViewState {
   nameWidth: number;
   /** total events applied: a cheap change counter for views */
   version: number;
+  /** set in watch mode */
+  watch?: WatchView;
 }
 
 export function createViewState(o: { jobs?: number } = {}): ViewState {
@@ -223,6 +243,20 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     case "finished":
       s.phase = "finished";
       s.finished = { built: e.built, cached: e.cached, failed: e.failed, ms: e.ms, at: now };
+      break;
+    case "round": {
+      // a new round: a fresh graph (the targets stay: a watch keeps its targets)
+      const { targets, jobs, version } = s;
+      for (const k of Object.keys(s) as Array<keyof ViewState>) delete (s as Partial<ViewState>)[k];
+      Object.assign(s, createViewState({ jobs }), { targets, version, firstEventAt: now });
+      s.watch = { round: e.round, changed: e.changed, status: "running", outputs: [] };
+      break;
+    }
+    case "watching":
+      s.watch = {
+        round: e.round, changed: s.watch?.changed ?? [], status: "idle", files: e.files, outputs: e.outputs,
+        ...(e.error ? { error: e.error } : {}),
+      };
       break;
     default: {
       const never: never = e;
