@@ -2,7 +2,7 @@
 // in the same run on the same machine (ninja, `node -e 0`, Nix, b3sum). See bench/README.md.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { homedir, availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -32,6 +32,8 @@ const HELP = `usage: npm run bench -- [options]
                      (default $KILN_BENCH_CACHE or <tmpdir>/kiln-bench-cache)
   --jobs N           -j for the first builds that populate the stores (default: cores)
   --tree DIR         hash this tree instead of the kernel source
+  --pi4-store DIR    a store in which pi4-llm-os is realized, for its no-op row (default: the
+                     default store, where \`npm run demo\` puts it); the row is skipped otherwise
   --no-nix           do not use Nix even if it is installed
   --build            run \`npm run build\` first (the CLI measured is dist/kiln.cjs)
 `;
@@ -51,6 +53,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
       cache: { type: "string" },
       jobs: { type: "string" },
       tree: { type: "string" },
+      "pi4-store": { type: "string" },
       "no-nix": { type: "boolean", default: false },
       build: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -82,6 +85,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
     populateJobs: values.jobs ? Number(values.jobs) : availableParallelism(),
     only: only ? new Set(only) : undefined,
     hashTree: values.tree ? resolve(values.tree) : undefined,
+    pi4Store: resolve(values["pi4-store"] ?? process.env.KILN_STORE ?? join(process.env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "kiln")),
     out: values.out ? resolve(values.out) : undefined,
     cache: resolve(values.cache ?? process.env.KILN_BENCH_CACHE ?? join(tmpdir(), "kiln-bench-cache")),
     nix: !values["no-nix"],

@@ -212,6 +212,23 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
   return out;
 }
 
+/**
+ * The nodes a realize will visit: the roots and the inputs of every visited node, except the
+ * inputs of a fixed output already in the store (its pinned hash names it; nothing needs to be
+ * resolved): a source tarball in the store does not need the .deb it was unpacked from. Other
+ * nodes are named by their resolved inputs, so their inputs are visited (and found) even when
+ * they are cached. `nodes` dependencies first.
+ */
+export function neededNodes(nodes: Node[], roots: Node[], p: Map<Node, { state: PlanState }>): Node[] {
+  const need = new Set<Node>(roots);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!need.has(n) || (n.drv.fixed && p.get(n)!.state === "cached")) continue;
+    for (const d of n.deps) need.add(d);
+  }
+  return nodes.filter((n) => need.has(n));
+}
+
 export class Realizer {
   private readonly results = new Map<Node, Promise<Outcome>>();
   private readonly pool: Semaphore;
@@ -237,14 +254,16 @@ export class Realizer {
     const store = this.ctx.store;
     store.cleanStaleScratch();
     store.reapInterruptedBuilds(started);
-    const nodes = reachable(graph, roots);
-    store.recordDerivations(nodes.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
-    const p = plan(store, nodes);
+    const all = reachable(graph, roots);
+    store.recordDerivations(all.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
+    const p = plan(store, all);
+    const nodes = neededNodes(all, roots, p);
+    const visited = new Set(nodes);
     // root every planned cache hit in one transaction, not one per node; a path collected before
     // this is simply found missing by lookup() and built again
-    this.protect([...p.values()].flatMap((s) => Object.values(s.outputs ?? {})));
+    this.protect(nodes.flatMap((n) => Object.values(p.get(n)!.outputs ?? {})));
     // with the edges, so that reporters can draw the graph and its critical path
-    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.map((d) => d.hash) })) });
+    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash) })) });
     const toRun = nodes.filter((n) => p.get(n)!.state !== "cached");
     const recorded = buildDurations(store, toRun);
     this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));

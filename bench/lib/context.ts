@@ -14,6 +14,8 @@ export interface BenchOptions {
   only: Set<string> | undefined;
   /** the tree hashed by the content-hashing rows (default: the kernel source tree) */
   hashTree: string | undefined;
+  /** a store where pi4-llm-os is realized (its no-op row), if there is one */
+  pi4Store: string;
 }
 
 export interface Bench {

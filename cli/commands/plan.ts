@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
-import { plan, reachable, type PlanState } from "../../engine/realize.js";
+import { neededNodes, plan, reachable, type PlanState } from "../../engine/realize.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { describeCause, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
@@ -50,8 +50,10 @@ export interface Forecast {
 
 export async function forecast(ctx: Context & { root: string }, entry: string, targets: string[]): Promise<Forecast> {
   const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets);
-  const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
-  const p = plan(ctx.store, nodes);
+  const all = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
+  const p = plan(ctx.store, all);
+  // what a realize would visit: the inputs of outputs already in the store are not needed
+  const nodes = neededNodes(all, ev.roots.map((r) => r.node), p);
   const runs = (s: PlanState) => s !== "cached";
   const est = buildDurations(ctx.store, nodes.filter((n) => runs(p.get(n)!.state)));
   const counts: Record<PlanState, number> = { cached: 0, build: 0, fetch: 0, unknown: 0 };
