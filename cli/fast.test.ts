@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, readlinkSync, renameSync, rmSync, unlinkSyn
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseFast, recipesEntryOf, storeRootOf } from "./fast.js";
-import { isRacy, statTree, statTuple, type StatTuple } from "./noop.js";
+import { isRacy, noopIdent, noopKey, readValidRecord, statTree, statTuple, writeRecord, type StatTuple } from "./noop.js";
 import { recipesEntry, storeRoot } from "./context.js";
 import { buildRows, cleanup, copyFixture, eventsOf, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
 
@@ -82,6 +82,21 @@ describe("the record's file stats", () => {
     const tree: StatTuple[] = [];
     statTree(dir, tree);
     assert.deepEqual(tree.map((s) => s[0]), [dir, f], "a folder and everything under it");
+  });
+});
+
+describe("the record's identity", () => {
+  test("a record is used only for exactly its identity (the file name is a short, non-cryptographic hash)", () => {
+    const root = tempDir("rec");
+    const ident = noopIdent("/r/recipes/index.ts", ["a"], "build-1");
+    assert.notEqual(noopKey(ident), noopKey(noopIdent("/r/recipes/index.ts", ["b"], "build-1")));
+    assert.match(noopKey(ident), /^[0-9a-f]{16}$/);
+    const rec = { v: 1 as const, key: noopKey(ident), ident, stats: [], roots: [], derivations: 0, recipes: null };
+    writeRecord(root, rec);
+    assert.equal(readValidRecord(root, ident)?.ident, ident);
+    // the same file name claimed by another identity (a collision) is not taken
+    writeRecord(root, { ...rec, ident: "something else" });
+    assert.equal(readValidRecord(root, ident), undefined);
   });
 });
 

@@ -16,7 +16,7 @@ import type { KilnEvent } from "../engine/events.js";
 import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
 import { linkName, replaceLink } from "./links.js";
-import { buildId, noopKey, readValidRecord } from "./noop.js";
+import { buildId, noopIdent, readValidRecord } from "./noop.js";
 
 export interface FastArgs {
   store?: string;
@@ -120,7 +120,7 @@ export function tryFastRealize(argv: string[]): boolean {
   if (!entry || !bid) return false;
   const root = storeRootOf(a);
   const t0 = Date.now();
-  const rec = readValidRecord(root, noopKey(entry, a.targets, bid));
+  const rec = readValidRecord(root, noopIdent(entry, a.targets, bid));
   if (!rec) return false;
   const dbFile = join(root, "db.sqlite");
   if (!existsSync(dbFile)) return false;
@@ -128,7 +128,6 @@ export function tryFastRealize(argv: string[]): boolean {
   try {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
-    db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 10000");
     if (db.pragma("user_version", { simple: true }) !== MIGRATIONS.length) return false;
     const storeDir = join(root, "store");

@@ -11,7 +11,6 @@
 // never a wrong answer; the evaluation then finds by content that nothing changed.
 //
 // This module is loaded by the launcher: node built-ins only.
-import { createHash, randomBytes } from "node:crypto";
 import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
@@ -31,6 +30,8 @@ export interface NoopRoot {
 export interface NoopRecord {
   v: typeof RECORD_VERSION;
   key: string;
+  /** everything besides files that the key stands for (compared in full: the key is short) */
+  ident: string;
   stats: StatTuple[];
   roots: NoopRoot[];
   /** derivations in the evaluated graph, for the report */
@@ -68,28 +69,45 @@ export function buildId(): string | undefined {
 }
 
 /** Everything besides files that decides what a realize evaluates to. */
-export function noopKey(entry: string, targets: string[], build: string): string {
+export function noopIdent(entry: string, targets: string[], build: string): string {
   const env = Object.keys(process.env)
     .filter((k) => k.startsWith("KILN_") && k !== "KILN_STORE" && k !== "KILN_EVAL_CACHE")
     .sort()
     .map((k) => [k, process.env[k]]);
-  const ident = JSON.stringify([RECORD_VERSION, entry, targets, process.env.PATH ?? "", env, build]);
-  return createHash("sha256").update(ident).digest("hex").slice(0, 40);
+  return JSON.stringify([RECORD_VERSION, entry, targets, process.env.PATH ?? "", env, build]);
+}
+
+/**
+ * The record's file name for an identity: two 32-bit FNV-1a lanes, not a cryptographic hash
+ * (loading node:crypto costs the launcher ~8 ms); the record holds the identity itself, and a
+ * record whose identity differs is not used.
+ */
+export function noopKey(ident: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ ident.length;
+  for (let i = 0; i < ident.length; i++) {
+    const c = ident.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
 }
 
 export function recordFile(storeRoot: string, key: string): string {
   return join(storeRoot, "eval-cache", "noop", `${key}.json`);
 }
 
-/** The record for `key` if it exists and every file it names is as it was; else undefined. */
-export function readValidRecord(storeRoot: string, key: string): NoopRecord | undefined {
+/** The record for `ident` if it exists and every file it names is as it was; else undefined. */
+export function readValidRecord(storeRoot: string, ident: string): NoopRecord | undefined {
+  const key = noopKey(ident);
   let rec: NoopRecord;
   try {
     rec = JSON.parse(readFileSync(recordFile(storeRoot, key), "utf8")) as NoopRecord;
   } catch {
     return undefined;
   }
-  if (rec.v !== RECORD_VERSION || rec.key !== key || !Array.isArray(rec.stats) || !Array.isArray(rec.roots)) return undefined;
+  if (rec.v !== RECORD_VERSION || rec.key !== key || rec.ident !== ident || !Array.isArray(rec.stats) || !Array.isArray(rec.roots)) return undefined;
   for (const s of rec.stats) {
     const now = statTuple(s[0]);
     for (let i = 1; i < 6; i++) if (now[i] !== s[i]) return undefined;
@@ -156,7 +174,7 @@ export function isRacy(stats: StatTuple[], t0: number): boolean {
 export function writeRecord(storeRoot: string, rec: NoopRecord): void {
   const file = recordFile(storeRoot, rec.key);
   mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, JSON.stringify(rec));
   renameSync(tmp, file);
 }

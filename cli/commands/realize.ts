@@ -21,7 +21,7 @@ import { join } from "node:path";
 import type { Node } from "../../engine/evaluate.js";
 import { reachable } from "../../engine/realize.js";
 import { linkName, replaceLink } from "../links.js";
-import { buildId, DPKG_STATUS, gitHeadFiles, isRacy, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
+import { buildId, DPKG_STATUS, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
 import { dirname } from "node:path";
 
 interface Args extends GlobalArgs {
@@ -151,7 +151,8 @@ async function realizeTargets(
       resolved: r.node.drv.fixed ? null : (ctx.store.resolution(r.node.hash) ?? null),
       path: result.outputs.get(r.node.hash)![r.output]!,
     }));
-    writeRecord(ctx.root, { v: 1, key: noopKey(entry, argv.targets, bid), stats: noopStats, roots, derivations: graph.length, recipes: rev });
+    const ident = noopIdent(entry, argv.targets, bid);
+    writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev });
   }
   if (result.failed.length) {
     const names = result.failed.map((f) => f.node.name).join(", ");
