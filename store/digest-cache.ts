@@ -21,9 +21,28 @@ export class PersistentDigestCache implements FileDigestCache {
     this.putStmt = db.prepare("INSERT OR REPLACE INTO file_digests (key, digest) VALUES (?, ?)");
   }
 
+  /** folders whose digests are all in memory already: a miss under them needs no query */
+  private readonly loaded: string[] = [];
+
+  /**
+   * Load the digests of every file under `dir` with one range query (keys begin with the path;
+   * '0' is the character after '/'), instead of one query per file.
+   */
+  prefetch(dir: string): void {
+    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+    if (this.loaded.some((p) => prefix.startsWith(p))) return;
+    const upper = `${prefix.slice(0, -1)}0`;
+    const rows = this.db.prepare<[string, string], { key: string; digest: string }>("SELECT key, digest FROM file_digests WHERE key >= ? AND key < ?").all(prefix, upper);
+    // more than the LRU holds: keep asking the database for the ones it drops
+    if (rows.length >= 200_000) return;
+    for (const r of rows) this.lru.set(r.key, r.digest);
+    this.loaded.push(prefix);
+  }
+
   get(key: string): string | undefined {
     const hit = this.lru.get(key);
     if (hit !== undefined) return hit;
+    if (this.loaded.length && this.loaded.some((p) => key.startsWith(p))) return undefined;
     const row = this.getStmt.get(key);
     if (row) this.lru.set(key, row.digest);
     return row?.digest;

@@ -32,6 +32,11 @@ export function blake3Hex(data: string | Uint8Array): string {
   return blake3(typeof data === "string" ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
 }
 
+/** One-shot BLAKE3 of a buffer, as a Buffer (32 bytes). */
+export function blake3Buffer(data: Buffer): Buffer {
+  return blake3(data);
+}
+
 /** A 32-character base32 hash part derived from arbitrary text (truncated BLAKE3, 160 bits). */
 export function hashPart(text: string): string {
   return toBase32(blake3(Buffer.from(text)).subarray(0, 20));
