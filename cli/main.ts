@@ -65,4 +65,12 @@ const cli = yargs(hideBin(process.argv))
   .version(false)
   .wrap(Math.min(110, process.stdout.columns || 100));
 
+// yargs renders the whole help text after starting any command, in case the command fails later
+// and the help must be shown for the right context: ~20 ms of every run. Kiln's commands report
+// their own errors (cli/run.ts) and never hand a failure back to yargs, so the help is rendered
+// only when asked for.
+const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } })
+  .getInternalMethods?.().getUsageInstance?.();
+if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
+
 await cli.parseAsync();
