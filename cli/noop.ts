@@ -3,7 +3,7 @@
 //
 // A realize that succeeds writes one record per (recipe entry, targets, PATH, kiln build): the
 // stat of every file its result depended on (the recipe files esbuild bundled, every file and
-// folder under the local sources, the host tools' binaries and dpkg's status file, the git files
+// folder under the local sources, the host tools' binaries and their packages' dpkg file lists, the git files
 // that name HEAD) and the store paths its targets resolved to. The next identical command
 // (cli/fast.ts, before the full CLI is even loaded) takes the record only if every stat is
 // unchanged and every target path is still valid in the store; anything else, and the command runs
@@ -40,7 +40,6 @@ export interface NoopRecord {
 }
 
 const RECORD_VERSION = 1;
-export const DPKG_STATUS = "/var/lib/dpkg/status";
 
 export function statTuple(p: string): StatTuple {
   try {

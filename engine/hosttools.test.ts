@@ -67,6 +67,23 @@ describe("HostTools fingerprints", () => {
     assert.equal(fp3.digest, blake3Hex("#!/bin/sh\necho changed content\n"));
   });
 
+  test("a cached fingerprint of a packaged tool stays valid across other packages' changes, and follows its own package's file list", () => {
+    const cache = mapCache();
+    const fp = new HostTools(["/usr/bin", "/bin"], cache).fingerprint("sh");
+    assert.ok(fp.package, "sh belongs to a Debian package here");
+    const cached = JSON.parse([...cache.map.values()][0]!) as { stats: Array<[string, number, number, number]> };
+    const watched = cached.stats.map((s) => s[0]);
+    assert.ok(watched.some((p) => p.startsWith("/var/lib/dpkg/info/") && p.endsWith(".list")), `its package's file list is watched: ${watched.join(" ")}`);
+    assert.ok(!watched.includes("/var/lib/dpkg/status"), "not dpkg's status file: installing anything else would invalidate every tool");
+    // a stale list stat (as after an upgrade of that package) invalidates the entry
+    const [key, json] = [...cache.map][0]!;
+    const stale = JSON.parse(json) as { fp: { digest: string }; stats: Array<[string, number, number, number]> };
+    stale.fp.digest = "d".repeat(64);
+    for (const s of stale.stats) if (s[0].endsWith(".list")) s[1] += 1;
+    cache.map.set(key, JSON.stringify(stale));
+    assert.equal(new HostTools(["/usr/bin", "/bin"], cache).fingerprint("sh").digest, fp.digest);
+  });
+
   test("a non-executable file is not a tool; a missing tool is HOST_TOOL_MISSING naming the tool and the recipe", () => {
     const { dir, tool } = toolDir("#!/bin/sh\n");
     chmodSync(tool, 0o644);

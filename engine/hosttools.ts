@@ -3,7 +3,7 @@
 // fingerprint is part of the derivation hash, so a host upgrade changes hashes visibly (and
 // `why` can name it) instead of silently changing outputs.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Blake3Hasher, feedFile } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
@@ -16,8 +16,9 @@ export interface HostToolCache {
 
 interface Cached {
   fp: HostToolFingerprint;
-  stats: Array<[string, number, number, number]>; // path, size, mtimeMs, ino
-  dpkg: [number, number];
+  /** path, size, mtimeMs, ino of the binaries and of the owning package's dpkg file list */
+  stats: Array<[string, number, number, number]>;
+  v: 2;
 }
 
 /** Packages that provide commands recipes commonly declare, for the "how to fix" hint. */
@@ -28,7 +29,7 @@ const PACKAGE_HINTS: Record<string, string> = {
   make: "make", "dpkg-deb": "dpkg", diffoscope: "diffoscope", b3sum: "b3sum", dtc: "device-tree-compiler", perl: "perl",
 };
 
-const DPKG_STATUS = "/var/lib/dpkg/status";
+const DPKG_INFO = "/var/lib/dpkg/info";
 
 export class HostTools {
   private readonly memo = new Map<string, HostToolFingerprint>();
@@ -51,7 +52,10 @@ export class HostTools {
     const { fp, files } = entry.startsWith("pkg:") ? this.fingerprintPackage(entry.slice(4), where) : this.fingerprintCommand(entry, where);
     this.memo.set(entry, fp);
     if (this.cache) {
-      const c: Cached = { fp, stats: files.map((f) => statTuple(f)), dpkg: dpkgStamp() };
+      // valid while the binaries and the owning package's file list are untouched: dpkg rewrites
+      // the list when it installs, upgrades or removes that package (and only that package)
+      const watched = [...files, ...(fp.package ? dpkgListFiles(fp.package) : [])];
+      const c: Cached = { fp, stats: watched.map((f) => statTuple(f)), v: 2 };
       this.cache.put(key, JSON.stringify(c));
     }
     return fp;
@@ -61,8 +65,7 @@ export class HostTools {
     const raw = this.cache?.get(key);
     if (!raw) return undefined;
     const c = JSON.parse(raw) as Cached;
-    const stamp = dpkgStamp();
-    if (c.dpkg[0] !== stamp[0] || c.dpkg[1] !== stamp[1]) return undefined;
+    if (c.v !== 2) return undefined;
     for (const s of c.stats) {
       const now = statTuple(s[0]);
       if (now[1] !== s[1] || now[2] !== s[2] || now[3] !== s[3]) return undefined;
@@ -145,13 +148,17 @@ function statTuple(p: string): [string, number, number, number] {
   }
 }
 
-function dpkgStamp(): [number, number] {
+let infoNames: string[] | undefined;
+
+/** dpkg's file list(s) of a package: <pkg>.list, or <pkg>:<arch>.list for a multi-arch one. */
+export function dpkgListFiles(pkg: string): string[] {
+  const base = pkg.split(":")[0]!;
   try {
-    const s = statSync(DPKG_STATUS);
-    return [s.size, s.mtimeMs];
+    infoNames ??= readdirSync(DPKG_INFO);
   } catch {
-    return [-1, -1];
+    return [];
   }
+  return infoNames.filter((n) => n === `${base}.list` || (n.startsWith(`${base}:`) && n.endsWith(".list"))).map((n) => join(DPKG_INFO, n));
 }
 
 function dpkgOwner(path: string): { package: string; version: string | null } | undefined {

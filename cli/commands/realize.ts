@@ -20,8 +20,9 @@ import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
 import type { Node } from "../../engine/evaluate.js";
 import { reachable } from "../../engine/realize.js";
+import { dpkgListFiles } from "../../engine/hosttools.js";
 import { linkName, replaceLink } from "../links.js";
-import { buildId, DPKG_STATUS, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
+import { buildId, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
 import { dirname } from "node:path";
 
 interface Args extends GlobalArgs {
@@ -202,9 +203,10 @@ function inputStats(ev: Evaluated, graph: Node[], entry: string, inGit: boolean,
     for (const host of n.sources.values()) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
     for (const fp of Object.values(n.drv.hostTools)) {
       for (const bin of Object.values(fp.commands)) if (!seen.has(bin)) (seen.add(bin), stats.push(statTuple(bin)));
+      // dpkg rewrites a package's file list when it upgrades it (the version is in the fingerprint)
+      for (const list of fp.package ? dpkgListFiles(fp.package) : []) if (!seen.has(list)) (seen.add(list), stats.push(statTuple(list)));
     }
   }
-  stats.push(statTuple(DPKG_STATUS));
   if (inGit) {
     const git = gitHeadFiles(dirname(entry));
     if (!git) return undefined;
