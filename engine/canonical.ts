@@ -4,7 +4,60 @@
 export type Canonical = null | boolean | number | string | Canonical[] | { [k: string]: Canonical };
 
 export function canonicalJson(value: unknown): string {
-  return encode(value, "$");
+  try {
+    return fast(value);
+  } catch (e) {
+    // the careful walk below names where the offending value is
+    if (e === INVALID) return encode(value, "$");
+    throw e;
+  }
+}
+
+const INVALID = new Error("canonicalJson: invalid value");
+
+/**
+ * The encoder every hash goes through: no path bookkeeping (building "$.env.CFLAGS" for every
+ * value was a good part of evaluation's garbage) and no intermediate arrays. Anything it cannot
+ * encode is handed to encode(), which says where.
+ */
+function fast(v: unknown): string {
+  if (v === null) return "null";
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v);
+    case "boolean":
+      return v ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(v)) throw INVALID;
+      return JSON.stringify(v);
+    case "object": {
+      if (Array.isArray(v)) {
+        let s = "[";
+        for (let i = 0; i < v.length; i++) {
+          const x: unknown = v[i];
+          if (x === undefined) throw INVALID;
+          s += i === 0 ? fast(x) : "," + fast(x);
+        }
+        return s + "]";
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) throw INVALID;
+      const o = v as Record<string, unknown>;
+      // the default sort compares UTF-16 code units, as compareUtf8 does
+      const keys = Object.keys(o).sort();
+      let s = "{";
+      let first = true;
+      for (const k of keys) {
+        const x = o[k];
+        if (x === undefined) continue;
+        s += (first ? "" : ",") + JSON.stringify(k) + ":" + fast(x);
+        first = false;
+      }
+      return s + "}";
+    }
+    default:
+      throw INVALID;
+  }
 }
 
 function encode(v: unknown, at: string): string {

@@ -73,9 +73,13 @@ export function inputPlaceholder(drvHash: DrvHash, drvName: string, output: stri
   return `${LOGICAL_STORE}/${hashPart(`kiln-input:${drvHash}:${output}`)}-${outputPathName(drvName, output)}`;
 }
 
+const outputHashParts = new Map<string, string>();
+
 /** Placeholder for a derivation's own output; the same for every derivation with that output name. */
 export function outputPlaceholder(drvName: string, output: string): string {
-  return `${LOGICAL_STORE}/${hashPart(`kiln-output:${output}`)}-${outputPathName(drvName, output)}`;
+  let part = outputHashParts.get(output);
+  if (part === undefined) outputHashParts.set(output, (part = hashPart(`kiln-output:${output}`)));
+  return `${LOGICAL_STORE}/${part}-${outputPathName(drvName, output)}`;
 }
 
 /** Where a build writes an output: unique per resolved derivation, normalised away afterwards. */
