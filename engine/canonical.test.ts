@@ -69,4 +69,15 @@ describe("canonicalJson", () => {
     assert.throws(() => canonicalJson({ n: 1n }), /cannot encode bigint/);
     assert.throws(() => canonicalJson(undefined), /cannot encode undefined/);
   });
+
+  test("a wholly frozen object is encoded once; a frozen one holding a mutable object is encoded afresh", () => {
+    const fp = Object.freeze({ b: 1, a: Object.freeze({ z: "x" }) });
+    assert.equal(canonicalJson({ t: fp }), '{"t":{"a":{"z":"x"},"b":1}}');
+    assert.equal(canonicalJson([fp, fp]), '[{"a":{"z":"x"},"b":1},{"a":{"z":"x"},"b":1}]');
+    const inner = { v: 1 };
+    const shell = Object.freeze({ inner });
+    assert.equal(canonicalJson(shell), '{"inner":{"v":1}}');
+    inner.v = 2;
+    assert.equal(canonicalJson(shell), '{"inner":{"v":2}}');
+  });
 });

@@ -14,6 +14,14 @@ export function canonicalJson(value: unknown): string {
 }
 
 const INVALID = new Error("canonicalJson: invalid value");
+const frozenEncodings = new WeakMap<object, string>();
+
+function deeplyFrozen(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return true;
+  if (!Object.isFrozen(v)) return false;
+  for (const x of Object.values(v)) if (!deeplyFrozen(x)) return false;
+  return true;
+}
 
 /**
  * The encoder every hash goes through: no path bookkeeping (building "$.env.CFLAGS" for every
@@ -43,6 +51,12 @@ function fast(v: unknown): string {
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) throw INVALID;
       const o = v as Record<string, unknown>;
+      // a frozen object cannot change: encoded once (host tool fingerprints, shared by thousands)
+      const frozen = Object.isFrozen(o);
+      if (frozen) {
+        const done = frozenEncodings.get(o);
+        if (done !== undefined) return done;
+      }
       // the default sort compares UTF-16 code units, as compareUtf8 does
       const keys = Object.keys(o).sort();
       let s = "{";
@@ -53,7 +67,10 @@ function fast(v: unknown): string {
         s += (first ? "" : ",") + JSON.stringify(k) + ":" + fast(x);
         first = false;
       }
-      return s + "}";
+      s += "}";
+      // (a frozen object may still hold mutable ones: only a wholly frozen tree is remembered)
+      if (frozen && deeplyFrozen(o)) frozenEncodings.set(o, s);
+      return s;
     }
     default:
       throw INVALID;

@@ -46,11 +46,11 @@ export class HostTools {
     const key = `${entry}\0${this.searchPath.join(":")}`;
     const cached = this.fromCache(key);
     if (cached) {
-      this.memo.set(entry, cached);
+      this.memo.set(entry, freeze(cached));
       return cached;
     }
     const { fp, files } = entry.startsWith("pkg:") ? this.fingerprintPackage(entry.slice(4), where) : this.fingerprintCommand(entry, where);
-    this.memo.set(entry, fp);
+    this.memo.set(entry, freeze(fp));
     if (this.cache) {
       // valid while the binaries and the owning package's file list are untouched: dpkg rewrites
       // the list when it installs, upgrades or removes that package (and only that package)
@@ -127,6 +127,15 @@ export class HostTools {
       files: Object.values(commands),
     };
   }
+}
+
+/**
+ * Fingerprints are shared by every derivation declaring the tool: frozen, so that the canonical
+ * encoder may encode each once (engine/canonical.ts) and nobody can change one for all.
+ */
+function freeze(fp: HostToolFingerprint): HostToolFingerprint {
+  Object.freeze(fp.commands);
+  return Object.freeze(fp);
 }
 
 function isExecutable(p: string): boolean {
