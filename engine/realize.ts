@@ -243,6 +243,8 @@ export class Realizer {
   private readonly rooted = new Set<StorePathName>();
   /** critical-path length of each node: the order in which waiting jobs get a slot */
   private priority = new Map<Node, number>();
+  /** outputs the plan found valid and rooted, by resolved hash */
+  private readonly planned = new Map<ResolvedHash, Outputs>();
 
   constructor(private readonly ctx: Context) {
     this.pool = new Semaphore(ctx.config.jobs);
@@ -267,6 +269,11 @@ export class Realizer {
     const toRun = nodes.filter((n) => p.get(n)!.state !== "cached");
     const recorded = buildDurations(store, toRun);
     this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));
+    // what the plan found in the store (and rooted above), by resolved hash: run() need not ask again
+    for (const n of nodes) {
+      const s = p.get(n)!;
+      if (s.state === "cached" && s.resolved && s.outputs) this.planned.set(s.resolved, s.outputs);
+    }
 
     const settled = await Promise.allSettled(roots.map((r) => this.ensure(r)));
     const outputs = new Map<DrvHash, Outputs>();
@@ -343,7 +350,8 @@ export class Realizer {
     const r = resolveDerivation(n.drv, inputs);
     const resolved = r.resolved;
     const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : r.hash;
-    const cachedOutputs = this.lookup(n, hash);
+    const fromPlan = this.planned.get(hash);
+    const cachedOutputs = fromPlan && this.protect(Object.values(fromPlan)) ? fromPlan : this.lookup(n, hash);
     if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
 
     if (this.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);

@@ -199,9 +199,13 @@ function inputStats(ev: Evaluated, graph: Node[], entry: string, inGit: boolean,
   const stats: StatTuple[] = [];
   for (const f of ev.set.files) stats.push(statTuple(f));
   const seen = new Set<string>();
+  const seenTools = new Set<object>();
   for (const n of graph) {
     for (const host of n.sources.values()) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
     for (const fp of Object.values(n.drv.hostTools)) {
+      // thousands of derivations share a handful of fingerprints: each is looked at once
+      if (seenTools.has(fp)) continue;
+      seenTools.add(fp);
       for (const bin of Object.values(fp.commands)) if (!seen.has(bin)) (seen.add(bin), stats.push(statTuple(bin)));
       // dpkg rewrites a package's file list when it upgrades it (the version is in the fingerprint)
       for (const list of fp.package ? dpkgListFiles(fp.package) : []) if (!seen.has(list)) (seen.add(list), stats.push(statTuple(list)));
