@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -82,6 +83,16 @@ describe("HostTools fingerprints", () => {
     for (const s of stale.stats) if (s[0].endsWith(".list")) s[1] += 1;
     cache.map.set(key, JSON.stringify(stale));
     assert.equal(new HostTools(["/usr/bin", "/bin"], cache).fingerprint("sh").digest, fp.digest);
+  });
+
+  test("the owning package comes from dpkg's file lists, as dpkg-query -S names it", () => {
+    for (const tool of ["sh", "gcc", "tar"]) {
+      const fp = new HostTools(["/usr/bin", "/bin"]).fingerprint(tool);
+      const real = realpathSync(fp.path!);
+      const asked = [real, real.startsWith("/usr/") ? real.slice(4) : `/usr${real}`].map((p) => spawnSync("dpkg-query", ["-S", p], { encoding: "utf8" }))
+        .find((r) => r.status === 0)!.stdout.split(":")[0]!.split(",")[0]!.trim();
+      assert.equal(fp.package, asked, tool);
+    }
   });
 
   test("a non-executable file is not a tool; a missing tool is HOST_TOOL_MISSING naming the tool and the recipe", () => {

@@ -3,7 +3,7 @@
 // fingerprint is part of the derivation hash, so a host upgrade changes hashes visibly (and
 // `why` can name it) instead of silently changing outputs.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, readdirSync, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Blake3Hasher, feedFile } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
@@ -174,15 +174,47 @@ function dpkgOwner(path: string): { package: string; version: string | null } | 
   // dpkg knows paths as installed (merged /usr: /bin/x may be listed as /usr/bin/x or vice versa)
   const candidates = [path, path.startsWith("/usr/") ? path.slice(4) : `/usr${path}`];
   for (const c of candidates) {
-    try {
-      const out = execFileSync("dpkg-query", ["-S", c], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-      const pkg = out.split(":")[0]!.split(",")[0]!.trim();
-      if (pkg && !pkg.startsWith("diversion")) return { package: pkg, version: dpkgVersion(pkg) };
-    } catch {
-      /* not owned by a package under this name */
-    }
+    const pkg = INDEXED.test(c) ? commandOwners()?.get(c) : dpkgQueryOwner(c);
+    if (pkg) return { package: pkg, version: dpkgVersion(pkg) };
   }
   return undefined;
+}
+
+/** Paths the owner index covers: commands. Anything else is asked of dpkg-query. */
+const INDEXED = /\/s?bin\/[^/]+$/;
+let owners: Map<string, string> | undefined | null;
+
+/**
+ * Which package installed each command, from dpkg's file lists, read once per process. One
+ * `dpkg-query -S` reads every file list too (~0.3-1 s here), and a recipe set declares a dozen
+ * tools: a fresh store spent ~15 s there. Null when dpkg's lists cannot be read.
+ */
+function commandOwners(): Map<string, string> | undefined {
+  if (owners !== undefined) return owners ?? undefined;
+  try {
+    const m = new Map<string, string>();
+    for (const f of readdirSync(DPKG_INFO)) {
+      if (!f.endsWith(".list")) continue;
+      const pkg = f.slice(0, -5).split(":")[0]!;
+      for (const line of readFileSync(join(DPKG_INFO, f), "latin1").split("\n")) {
+        if (INDEXED.test(line) && !m.has(line)) m.set(line, pkg);
+      }
+    }
+    owners = m;
+  } catch {
+    owners = null;
+  }
+  return owners ?? undefined;
+}
+
+function dpkgQueryOwner(path: string): string | undefined {
+  try {
+    const out = execFileSync("dpkg-query", ["-S", path], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const pkg = out.split(":")[0]!.split(",")[0]!.trim();
+    return pkg && !pkg.startsWith("diversion") ? pkg : undefined;
+  } catch {
+    return undefined; // not owned by a package under this name
+  }
 }
 
 function dpkgVersion(pkg: string): string | null {
