@@ -1,8 +1,8 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
-import { availableParallelism, homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
 import { HostTools } from "../engine/hosttools.js";
@@ -25,26 +25,8 @@ export interface GlobalArgs {
   mirror?: string[];
 }
 
-export function storeRoot(args: GlobalArgs): string {
-  if (args.store) return resolve(args.store);
-  if (process.env.KILN_STORE) return resolve(process.env.KILN_STORE);
-  const data = process.env.XDG_DATA_HOME || join(homedir(), ".local", "share");
-  return join(data, "kiln");
-}
-
-/** recipes/index.ts in the current directory or the nearest parent that has one. */
-export function recipesEntry(args: GlobalArgs): string {
-  if (args.recipes) return resolve(args.recipes);
-  if (process.env.KILN_RECIPES) return resolve(process.env.KILN_RECIPES);
-  let dir = process.cwd();
-  for (;;) {
-    const cand = join(dir, "recipes", "index.ts");
-    if (existsSync(cand)) return cand;
-    const up = dirname(dir);
-    if (up === dir) return join(process.cwd(), "recipes", "index.ts");
-    dir = up;
-  }
-}
+export { recipesEntry, storeRoot } from "./locate.js";
+import { storeRoot } from "./locate.js";
 
 /** The reporter asked for, else the TUI on an interactive terminal and plain lines elsewhere (CI, pipes). */
 export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {

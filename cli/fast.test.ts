@@ -8,9 +8,8 @@ import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, readlinkSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parseFast, recipesEntryOf, storeRootOf } from "./fast.js";
+import { parseFast } from "./fast.js";
 import { isRacy, noopIdent, noopKey, readValidRecord, statTree, statTuple, writeRecord, type StatTuple } from "./noop.js";
-import { recipesEntry, storeRoot } from "./context.js";
 import { buildRows, cleanup, copyFixture, eventsOf, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
@@ -32,32 +31,6 @@ describe("parseFast: only a plain realize is answered early", () => {
       ["realize", "x", "--locked"], ["realize", "x", "-L"], ["realize", "x", "--help"], ["--no-eval-cache", "realize", "x"],
       ["realize", "x", "--reporter", "fancy"], ["realize", "x", "--store"], ["realize", "x", "--watch"], ["realize", "x", "--profile", "p"],
     ]) assert.equal(parseFast(argv), undefined, argv.join(" "));
-  });
-  test("the store and the recipe entry are found as the full CLI finds them", () => {
-    const saved = { ...process.env };
-    const cwd = process.cwd();
-    const dir = copyFixture("hello");
-    try {
-      process.chdir(join(dir, "src"));
-      for (const env of [{}, { KILN_STORE: "/tmp/ks" }, { XDG_DATA_HOME: "/tmp/xdg" }, { KILN_RECIPES: "other/index.ts" }]) {
-        delete process.env.KILN_STORE;
-        delete process.env.KILN_RECIPES;
-        delete process.env.XDG_DATA_HOME;
-        Object.assign(process.env, env);
-        for (const argv of [["realize", "t"], ["--store", "rel", "realize", "t", "-f", "x/index.ts"]]) {
-          const a = parseFast(argv)!;
-          const full = { store: a.store, recipes: a.recipes };
-          assert.equal(storeRootOf(a), storeRoot(full), JSON.stringify({ env, argv }));
-          // the launcher gives up (undefined) where the full CLI would report a missing recipe set
-          const e = recipesEntryOf(a);
-          if (e === undefined) assert.equal(existsSync(recipesEntry(full)), false, JSON.stringify({ env, argv }));
-          else assert.equal(e, recipesEntry(full), JSON.stringify({ env, argv }));
-        }
-      }
-    } finally {
-      process.chdir(cwd);
-      process.env = saved;
-    }
   });
 });
 

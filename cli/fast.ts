@@ -8,14 +8,14 @@
 import type Database from "better-sqlite3";
 import { existsSync, lstatSync } from "node:fs";
 import { createRequire } from "node:module";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { MIGRATIONS } from "../store/migrations.js";
 import { SELF_PID, SELF_START } from "../store/process.js";
 import type { KilnEvent } from "../engine/events.js";
 import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
 import { linkName, replaceLink } from "./links.js";
+import { recipesEntry, storeRoot } from "./locate.js";
 import { buildId, noopIdent, readValidRecord } from "./noop.js";
 
 export interface FastArgs {
@@ -69,23 +69,6 @@ export function parseFast(argv: string[]): FastArgs | undefined {
   return a;
 }
 
-// as cli/context.ts decides them (kept in step by cli/fast.test.ts)
-export function storeRootOf(a: FastArgs): string {
-  if (a.store) return resolve(a.store);
-  if (process.env.KILN_STORE) return resolve(process.env.KILN_STORE);
-  return join(process.env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "kiln");
-}
-
-export function recipesEntryOf(a: FastArgs): string | undefined {
-  if (a.recipes) return resolve(a.recipes);
-  if (process.env.KILN_RECIPES) return resolve(process.env.KILN_RECIPES);
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const cand = join(dir, "recipes", "index.ts");
-    if (existsSync(cand)) return cand;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
 function reporter(a: FastArgs): (e: KilnEvent) => void {
   const write = (s: string) => process.stderr.write(s);
   if (a.reporter === "json") return jsonReporter(write, Date.now);
@@ -115,10 +98,10 @@ export function tryFastRealize(argv: string[]): boolean {
   if (process.env.KILN_EVAL_CACHE === "0") return false;
   const a = parseFast(argv);
   if (!a) return false;
-  const entry = recipesEntryOf(a);
+  const entry = recipesEntry(a);
   const bid = buildId();
-  if (!entry || !bid) return false;
-  const root = storeRootOf(a);
+  if (!bid) return false;
+  const root = storeRoot(a);
   const t0 = Date.now();
   const rec = readValidRecord(root, noopIdent(entry, a.targets, bid));
   if (!rec) return false;
