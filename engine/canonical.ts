@@ -4,16 +4,9 @@
 export type Canonical = null | boolean | number | string | Canonical[] | { [k: string]: Canonical };
 
 export function canonicalJson(value: unknown): string {
-  try {
-    return fast(value);
-  } catch (e) {
-    // the careful walk below names where the offending value is
-    if (e === INVALID) return encode(value, "$");
-    throw e;
-  }
+  return encode(value, []);
 }
 
-const INVALID = new Error("canonicalJson: invalid value");
 const frozenEncodings = new WeakMap<object, string>();
 
 function deeplyFrozen(v: unknown): boolean {
@@ -23,12 +16,17 @@ function deeplyFrozen(v: unknown): boolean {
   return true;
 }
 
+/** "$.env.CFLAGS", "$.args[2]": where a bad value is, built only when there is one. */
+function where(path: Array<string | number>): string {
+  return "$" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
+}
+
 /**
- * The encoder every hash goes through: no path bookkeeping (building "$.env.CFLAGS" for every
- * value was a good part of evaluation's garbage) and no intermediate arrays. Anything it cannot
- * encode is handed to encode(), which says where.
+ * The encoder every hash goes through. The path to the current value is a stack, turned into
+ * text only for an error (a string per value was a good part of evaluation's garbage); strings are
+ * built by concatenation, without intermediate arrays.
  */
-function fast(v: unknown): string {
+function encode(v: unknown, path: Array<string | number>): string {
   if (v === null) return "null";
   switch (typeof v) {
     case "string":
@@ -36,20 +34,22 @@ function fast(v: unknown): string {
     case "boolean":
       return v ? "true" : "false";
     case "number":
-      if (!Number.isFinite(v)) throw INVALID;
+      if (!Number.isFinite(v)) throw new Error(`canonicalJson: non-finite number at ${where(path)}`);
       return JSON.stringify(v);
     case "object": {
       if (Array.isArray(v)) {
         let s = "[";
         for (let i = 0; i < v.length; i++) {
           const x: unknown = v[i];
-          if (x === undefined) throw INVALID;
-          s += i === 0 ? fast(x) : "," + fast(x);
+          path.push(i);
+          if (x === undefined) throw new Error(`canonicalJson: undefined in array at ${where(path)}`);
+          s += (i === 0 ? "" : ",") + encode(x, path);
+          path.pop();
         }
         return s + "]";
       }
       const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw INVALID;
+      if (proto !== Object.prototype && proto !== null) throw new Error(`canonicalJson: not a plain object at ${where(path)}`);
       const o = v as Record<string, unknown>;
       // a frozen object cannot change: encoded once (host tool fingerprints, shared by thousands)
       const frozen = Object.isFrozen(o);
@@ -64,7 +64,9 @@ function fast(v: unknown): string {
       for (const k of keys) {
         const x = o[k];
         if (x === undefined) continue;
-        s += (first ? "" : ",") + JSON.stringify(k) + ":" + fast(x);
+        path.push(k);
+        s += (first ? "" : ",") + JSON.stringify(k) + ":" + encode(x, path);
+        path.pop();
         first = false;
       }
       s += "}";
@@ -73,34 +75,7 @@ function fast(v: unknown): string {
       return s;
     }
     default:
-      throw INVALID;
-  }
-}
-
-function encode(v: unknown, at: string): string {
-  if (v === null) return "null";
-  switch (typeof v) {
-    case "string":
-      return JSON.stringify(v);
-    case "boolean":
-      return v ? "true" : "false";
-    case "number":
-      if (!Number.isFinite(v)) throw new Error(`canonicalJson: non-finite number at ${at}`);
-      return JSON.stringify(v);
-    case "object": {
-      if (Array.isArray(v)) {
-        return "[" + v.map((x, i) => {
-          if (x === undefined) throw new Error(`canonicalJson: undefined in array at ${at}[${i}]`);
-          return encode(x, `${at}[${i}]`);
-        }).join(",") + "]";
-      }
-      const proto = Object.getPrototypeOf(v);
-      if (proto !== Object.prototype && proto !== null) throw new Error(`canonicalJson: not a plain object at ${at}`);
-      const keys = Object.keys(v as object).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort(compareUtf8);
-      return "{" + keys.map((k) => JSON.stringify(k) + ":" + encode((v as Record<string, unknown>)[k], `${at}.${k}`)).join(",") + "}";
-    }
-    default:
-      throw new Error(`canonicalJson: cannot encode ${typeof v} at ${at}`);
+      throw new Error(`canonicalJson: cannot encode ${typeof v} at ${where(path)}`);
   }
 }
 
