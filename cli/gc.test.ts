@@ -3,21 +3,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
-import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 
-/** The closure of `paths` computed straight from the database (independent of gc's own mark). */
-function closureSql(store: string, paths: string[]): string[] {
-  if (paths.length === 0) return [];
-  return query<{ path: string }>(
-    store,
-    `WITH RECURSIVE c(id) AS (SELECT id FROM valid_paths WHERE path IN (${paths.map(() => "?").join(",")})
-       UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
-     SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id ORDER BY v.path`,
-    ...paths,
-  ).map((r) => r.path);
-}
-const allValid = (store: string) => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
-const onDisk = (store: string) => readdirSync(join(store, "store")).sort();
 const linkPath = (link: string) => basename(readlinkSync(link));
 
 async function ok(args: string[], o: { cwd: string; store: string; env?: Record<string, string> }) {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
-import { cleanup, copyFixture, kiln, query, tempDir } from "./test-helpers/kiln.js";
+import { cleanup, copyFixture, kiln, query, tempDir, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -23,18 +23,6 @@ async function fails(args: string[], o: O, message: RegExp) {
   return r;
 }
 
-/** The closure of `paths`, straight from the database. */
-function closureSql(store: string, paths: string[]): string[] {
-  return query<{ path: string }>(
-    store,
-    `WITH RECURSIVE c(id) AS (SELECT id FROM valid_paths WHERE path IN (${paths.map(() => "?").join(",")})
-       UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
-     SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id ORDER BY v.path`,
-    ...paths,
-  ).map((r) => r.path);
-}
-const allValid = (store: string) => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
-const onDisk = (store: string) => readdirSync(join(store, "store")).sort();
 const generations = (store: string, profile: string) =>
   query<{ number: number; path: string }>(store, "SELECT number, path FROM generations WHERE profile = ? ORDER BY number", profile);
 const envOf = (store: string, profile: string, n: number) => generations(store, profile).find((g) => g.number === n)!.path;

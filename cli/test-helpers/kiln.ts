@@ -207,3 +207,21 @@ export function validPaths(store: string, name: string): string[] {
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);
 }
+
+/** The closure of `paths` computed straight from the database (independent of gc's own mark). */
+export function closureSql(store: string, paths: string[]): string[] {
+  if (paths.length === 0) return [];
+  return query<{ path: string }>(
+    store,
+    `WITH RECURSIVE c(id) AS (SELECT id FROM valid_paths WHERE path IN (${paths.map(() => "?").join(",")})
+       UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
+     SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id ORDER BY v.path`,
+    ...paths,
+  ).map((r) => r.path);
+}
+
+/** Every valid path of the store, sorted. */
+export const allValid = (store: string): string[] => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
+
+/** What is in the store directory on disk, sorted. */
+export const onDisk = (store: string): string[] => readdirSync(join(store, "store")).sort();
