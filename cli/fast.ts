@@ -109,9 +109,11 @@ export function tryFastRealize(argv: string[]): boolean {
   if (!existsSync(dbFile)) return false;
   const db = openDb(dbFile);
   try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 10000");
+    db.pragma("synchronous = NORMAL");
+    // a store the full CLI has opened is in WAL mode (a property of the file) and migrated;
+    // anything else is left to the full CLI
+    if (db.pragma("journal_mode", { simple: true }) !== "wal") return false;
     if (db.pragma("user_version", { simple: true }) !== MIGRATIONS.length) return false;
     const storeDir = join(root, "store");
     const now = Date.now();

@@ -73,6 +73,37 @@ describe("Store.open and migrations", () => {
   });
 });
 
+describe("Store.open from several processes at once", () => {
+  test("processes opening one fresh store at the same instant all succeed (WAL switch and migrations race)", async () => {
+    // each process busy-waits until a shared instant, then opens the store: the first one switches
+    // the fresh file to WAL and migrates it while the others are opening it too
+    const script = `import { Store } from ${JSON.stringify(join(HERE, "store.ts"))};
+      const at = Number(process.argv[2]); while (Date.now() < at) {}
+      Store.open(process.argv[1]).close();`;
+    const failures: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
+      roots.push(r);
+      const at = String(Date.now() + 1500);
+      const runs = Array.from({ length: 4 }, () => new Promise<void>((resolve) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, r, at], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+        let err = "";
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        child.on("close", (code) => {
+          if (code !== 0) failures.push(`round ${round}: exit ${code}: ${err.split("\n").find((l) => /Error/.test(l)) ?? err}`);
+          resolve();
+        });
+      }));
+      await Promise.all(runs);
+      const s = Store.open(r);
+      assert.equal(s.db.pragma("journal_mode", { simple: true }), "wal");
+      assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+      s.close();
+    }
+    assert.deepEqual(failures, []);
+  });
+});
+
 describe("store path names", () => {
   test("validateName accepts Nix-like names and rejects the rest", () => {
     for (const ok of ["hello", "hello-2.12.1", "a+b_c.d?e=f", "x"]) assert.equal(validateName(ok), undefined, ok);

@@ -210,10 +210,16 @@ export class Store {
       throw new KilnError("STORE_CORRUPT", `cannot open the store database in ${root}: ${(e as Error).message}`,
         "check the permissions of the store directory, or point --store / KILN_STORE elsewhere");
     }
-    db.pragma("journal_mode = WAL");
+    db.pragma("busy_timeout = 10000");
+    // WAL is a property of the file: set once, by whichever process creates the store. Switching
+    // a fresh file into WAL needs an exclusive lock, and SQLite answers "database is locked" at
+    // once (no busy handler: it would deadlock) while another process is opening the same fresh
+    // store, so that step alone is retried.
+    retryBusy(() => {
+      if (db.pragma("journal_mode", { simple: true }) !== "wal") db.pragma("journal_mode = WAL");
+    });
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
-    db.pragma("busy_timeout = 10000");
     migrate(db);
     return new Store(root, db);
   }
@@ -553,6 +559,20 @@ function rewriteSelfRefs(refs: Array<{ file: string; offset: number }>, from: st
     } finally {
       closeSync(fd);
     }
+  }
+}
+
+/** Run `fn`, again after a short sleep while SQLite reports the database busy (about 10 s at most). */
+function retryBusy(fn: () => void): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (let delay = 2, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 100)) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "";
+      if (!code.startsWith("SQLITE_BUSY") || waited > 10_000) throw e;
+    }
+    Atomics.wait(cell, 0, 0, delay);
   }
 }
 
