@@ -29,9 +29,12 @@ export function bootTest(o: BootTestOptions): Drv {
     env: { MODE: mode, MEM_MIB: String(o.memMiB ?? 512), TIMEOUT: String(o.timeoutSeconds ?? 300), MARKER },
     script: sh`
       ${media}
-      # each console line stamped with seconds since QEMU started
-      { timeout "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -m "$MEM_MIB" -nographic -no-reboot \
-          -kernel ${o.kernel}/Image "$@" </dev/null 2>&1; echo $? > qemu.rc; } \
+      # each console line stamped with seconds since QEMU started. No network device: the image
+      # needs none, and QEMU's default NIC wants a boot ROM (efi-virtio.rom, Debian's ipxe-qemu)
+      # that a host installed without recommended packages does not have. QEMU's exit code is
+      # kept even under errexit, so a QEMU that cannot start shows its own message below.
+      { rc=0; timeout "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -m "$MEM_MIB" -nographic -no-reboot -nic none \
+          -kernel ${o.kernel}/Image "$@" </dev/null 2>&1 || rc=$?; echo $rc > qemu.rc; } \
         | perl -MTime::HiRes=time -ne 'BEGIN{$|=1;$t0=time} s/\r//g; printf "[%8.3f] %s", time-$t0, $_' > console.log
       rc=$(cat qemu.rc)
       marker=$(grep -m1 "$MARKER" console.log | sed 's/^\[ *\([0-9.]*\)\].*/\1/' || true)
