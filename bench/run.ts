@@ -21,16 +21,21 @@ const HELP = `usage: npm run bench -- [options]
   --quick            1k graphs only, a part of the kernel tree, short sleep graph: < 2 min once
                      the cached stores exist (the first run also builds them)
   --sizes 1000,10000 graph sizes for the no-op and evaluation rows (default 1000,10000;
-                     --quick: 1000). 100000 is accepted; populating it takes hours here
+                     --quick: 1000). 100000 is accepted: a first build of wide 100k takes about
+                     an hour here, so measure it apart (README: "100k")
   --shapes deep,wide graph shapes (default both)
   --graphs LIST      exactly these graphs instead, e.g. deep-1000,wide-1000,wide-10000
   --runs N           timed runs per figure (default 5, --quick 3)
   --only LIST        sections: noop,eval,hash,sched,gc (default all); "populate" only fills
-                     the cached stores for --sizes (a first build of 10k takes about an hour here)
+                     the cached stores for --sizes (a first build of 10k takes about an hour here);
+                     with eval alone no store is filled (evaluation needs none)
   --out FILE         JSON results (default bench/results/<date>.json)
   --cache DIR        keeps generated graphs, populated stores, the unpacked kernel tree
                      (default $KILN_BENCH_CACHE or <tmpdir>/kiln-bench-cache)
   --jobs N           -j for the first builds that populate the stores (default: cores)
+  --nix-build-max N  fill Nix's store by building only for graphs of at most N derivations
+                     (default 20000: Nix's first build of 100k would take about two hours here);
+                     above it the Nix no-op and gc rows are skipped, nix-instantiate still runs
   --tree DIR         hash this tree instead of the kernel source
   --pi4-store DIR    a store in which pi4-llm-os is realized, for its no-op row (default: the
                      default store, where \`npm run demo\` puts it); the row is skipped otherwise
@@ -52,6 +57,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
       out: { type: "string" },
       cache: { type: "string" },
       jobs: { type: "string" },
+      "nix-build-max": { type: "string" },
       tree: { type: "string" },
       "pi4-store": { type: "string" },
       "no-nix": { type: "boolean", default: false },
@@ -83,6 +89,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
     graphs,
     runs: values.runs ? Number(values.runs) : quick ? 3 : 5,
     populateJobs: values.jobs ? Number(values.jobs) : availableParallelism(),
+    nixBuildMax: values["nix-build-max"] ? Number(values["nix-build-max"].replace(/k$/i, "000")) : 20_000,
     only: only ? new Set(only) : undefined,
     hashTree: values.tree ? resolve(values.tree) : undefined,
     pi4Store: resolve(values["pi4-store"] ?? process.env.KILN_STORE ?? join(process.env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "kiln")),

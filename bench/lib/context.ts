@@ -10,6 +10,8 @@ export interface BenchOptions {
   runs: number;
   /** -j for first builds (populating the stores) in Kiln and Nix alike */
   populateJobs: number;
+  /** Nix's store is filled by building only for graphs of at most this many derivations */
+  nixBuildMax: number;
   /** which sections to run */
   only: Set<string> | undefined;
   /** the tree hashed by the content-hashing rows (default: the kernel source tree) */
