@@ -495,7 +495,7 @@ export class Realizer {
     this.ctx.events({ type: "started", node: ref, resolved: hash, kind: "build" });
     const res = await runSandboxed(this.ctx.config.bwrap, {
       builder: replaceAll(resolved.builder, map), args, env, inputs: closure, tools, network: Boolean(n.drv.fixed),
-      scratch, storeDir: store.storeDir, logFile, buildCores: this.ctx.config.buildCores,
+      scratch, shared: store.processDir(), storeDir: store.storeDir, logFile, buildCores: this.ctx.config.buildCores,
     }, (line) => this.ctx.events({ type: "log", node: ref, line }), this.signal);
     const produced = n.drv.outputs.map((o) => ({ o, host: join(scratch, "store", scratchNames[o]!), selfHash: scratchHash(hash, o) }));
     return { res, produced, closure };

@@ -24,6 +24,12 @@ export interface SandboxRequest {
   network: boolean;
   /** per-build scratch directory on the host */
   scratch: string;
+  /**
+   * a directory that lives as long as this process (Store.processDir): the files every sandbox
+   * sees alike (/etc/passwd, group, hosts) and the host-tool link dirs are written there once,
+   * not per build; without it they go into the build's scratch dir
+   */
+  shared?: string;
   /** host directory holding store paths */
   storeDir: string;
   logFile: string;
@@ -84,16 +90,43 @@ function hostDirLinks(): string[] {
   return args;
 }
 
-export function bwrapArgs(req: SandboxRequest): string[] {
-  const storeView = join(req.scratch, "store");
-  const build = join(req.scratch, "build");
-  const hostBin = join(req.scratch, "host-bin");
-  const etc = join(req.scratch, "etc");
-  for (const d of [storeView, build, hostBin, etc]) mkdirSync(d, { recursive: true });
-  for (const [name, path] of Object.entries(req.tools)) symlinkSync(path, join(hostBin, name));
+/** Directories already written under a process-wide `shared` dir: key -> path. */
+const written = new Map<string, string>();
+
+/** The sandbox's /etc files, once per shared dir (or in the build's scratch dir). */
+function etcDir(req: SandboxRequest): string {
+  const key = req.shared ? `${req.shared}\0etc` : undefined;
+  const done = key && written.get(key);
+  if (done) return done;
+  const etc = join(req.shared ?? req.scratch, "etc");
+  mkdirSync(etc, { recursive: true });
   writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
   writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
   writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
+  if (key) written.set(key, etc);
+  return etc;
+}
+
+/** A directory of links to the declared host tools, once per set of tools and shared dir. */
+function hostBinDir(req: SandboxRequest): string {
+  const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const key = req.shared ? `${req.shared}\0${JSON.stringify(entries)}` : undefined;
+  const done = key && written.get(key);
+  if (done) return done;
+  const dir = req.shared ? join(req.shared, `host-bin-${written.size}`) : join(req.scratch, "host-bin");
+  mkdirSync(dir, { recursive: true });
+  for (const [name, path] of entries) symlinkSync(path, join(dir, name));
+  if (key) written.set(key, dir);
+  return dir;
+}
+
+export function bwrapArgs(req: SandboxRequest): string[] {
+  const storeView = join(req.scratch, "store");
+  const build = join(req.scratch, "build");
+  mkdirSync(storeView, { recursive: true });
+  if (req.buildDirOnDisk) mkdirSync(build, { recursive: true });
+  const hostBin = hostBinDir(req);
+  const etc = etcDir(req);
 
   const a: string[] = [
     "--unshare-all",

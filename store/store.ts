@@ -153,6 +153,8 @@ export class Store {
   readonly logDir: string;
   readonly db: Database.Database;
   private readonly stmts;
+  /** this Store's process-lifetime scratch dir, once made (processDir) */
+  private shared: string | undefined;
 
   private constructor(readonly root: string, db: Database.Database) {
     this.storeDir = join(root, "store");
@@ -228,6 +230,8 @@ export class Store {
     // this process's temporary roots end with it (rows of a killed process are ignored as stale)
     if (this.db.open) this.stmts.delTempRoots.run(SELF_PID, SELF_START);
     this.db.close();
+    if (this.shared) removeTree(this.shared);
+    this.shared = undefined;
   }
 
   hostPath(p: StorePathName): string {
@@ -344,6 +348,15 @@ export class Store {
   }
 
   /** A fresh scratch directory owned by this process. */
+  /**
+   * A scratch directory for the life of this Store (files every build of this process shares,
+   * e.g. the sandbox's /etc); removed by close(), or by cleanStaleScratch once the process is gone.
+   */
+  processDir(): string {
+    if (!this.shared) this.shared = this.scratchDir("process");
+    return this.shared;
+  }
+
   scratchDir(label: string): string {
     const dir = join(this.tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
