@@ -309,7 +309,7 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
   if (opts.dryRun) {
     result.deleted = order.map((i) => ({ path: g.paths[i]!, size: g.size[i]! }));
     result.freed = result.deleted.reduce((s, d) => s + d.size, 0);
-    result.strays = findStrays(store);
+    result.strays = findStrays(store, g.index);
     return result;
   }
 
@@ -464,9 +464,11 @@ function buildDeps(store: Store, g: RefGraph): Map<number, number[]> {
 }
 
 /** Entries of the store directory that are store-path shaped but not registered. */
-function findStrays(store: Store): string[] {
-  const valid = new Set(store.db.prepare("SELECT path FROM valid_paths").raw(true).all().map((r) => (r as [string])[0]));
-  return readdirSync(store.storeDir).filter((e) => !valid.has(e) && parseStorePathName(e) !== undefined);
+function findStrays(store: Store, known?: ReadonlyMap<string, number>): string[] {
+  // with the graph a gc loaded (known), only the few entries it does not name are looked up:
+  // a second copy of 100k path names cost a dry run ~0.2 s
+  const valid = known ?? new Set(store.db.prepare("SELECT path FROM valid_paths").raw(true).all().map((r) => (r as [string])[0]));
+  return readdirSync(store.storeDir).filter((e) => !valid.has(e) && parseStorePathName(e) !== undefined && (!known || !store.isValid(e as StorePathName)));
 }
 
 /**

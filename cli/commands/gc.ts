@@ -108,14 +108,15 @@ export function handler(argv: Args): Promise<void> {
       return;
     }
     if (argv["print-dead"]) {
-      for (const d of r.deleted) process.stdout.write(`${ctx.store.hostPath(d.path)}\n`);
+      // one write: a write per path to a pipe costs more than the whole mark at 100k paths
+      process.stdout.write(r.deleted.map((d) => `${ctx.store.hostPath(d.path)}\n`).join(""));
       return;
     }
     const historyText = (h: HistoryGcResult, would: boolean) =>
       `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
       `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
     if (dryRun) {
-      for (const d of r.deleted) process.stdout.write(`would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
+      process.stdout.write(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
       process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
       if (history) process.stdout.write(historyText(history, true));
       return;
