@@ -101,7 +101,7 @@ export function populate(b: Bench, g: GraphDir, withNix: boolean): void {
     // filling Nix's store with a graph Kiln cannot realize costs an hour here and yields no ratio
     g.nixMissing = "Kiln failed on this graph, so its Nix store was not filled";
   } else if (withNix && b.nix && g.drvs > b.opts.nixBuildMax) {
-    g.nixMissing = `Nix's store was not filled by building (${g.drvs} derivations > --nix-build-max ${b.opts.nixBuildMax}; Nix's first build runs at about 70 ms per derivation here)`;
+    g.nixMissing = `Nix's store was not filled by building (${g.drvs} derivations > --nix-build-max ${b.opts.nixBuildMax}; raise it to fill Nix's store by building, a first build of every derivation)`;
   } else if (withNix && b.nix) {
     fillNix(b, g, b.nix, at, jobs);
   }
