@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Bench } from "./context.js";
 import { derivationCount, FAN_IN, kilnRecipe, ninjaFile, nixExpr, sizeLabel, type Shape } from "./graphs.js";
 import type { NixEnv } from "./nix.js";
-import { run, runUnchecked } from "./proc.js";
+import { runUnchecked } from "./proc.js";
 
 export interface FirstBuild {
   tool: string;
@@ -42,6 +42,8 @@ export interface GraphDir {
   recorded: FirstBuild[];
   /** why `kiln realize` could not produce the graph's root, if it could not */
   kilnBroken?: string;
+  /** why ninja cannot build the graph, if it cannot (no ninja anchor then) */
+  ninjaBroken?: string;
   /** why Nix's store does not hold the whole graph, if it does not (no Nix no-op row then) */
   nixMissing?: string;
 }
@@ -94,8 +96,13 @@ export function populate(b: Bench, g: GraphDir, withNix: boolean): void {
   } else if (summary.built > 0) g.firstBuilds.push({ tool: "kiln", ms: k.ms, built: summary.built, at, jobs });
 
   b.log(`${g.label}: ninja (first build if new)`);
-  const nj = run({ argv: ["ninja", "-C", g.ninjaDir], capture: true });
-  if (!/no work to do/.test(nj.stdout)) g.firstBuilds.push({ tool: "ninja", ms: nj.ms, built: g.drvs, at, jobs: 0 });
+  const nj = runUnchecked({ argv: ["ninja", "-C", g.ninjaDir], capture: true, captureStderr: true });
+  if (nj.status !== 0) {
+    // ninja 1.11 overflows its stack (SIGSEGV) scanning a 100k-deep chain: an anchor that fails
+    // is reported, and Kiln's rows still stand
+    g.ninjaBroken = `ninja exited ${nj.signal ?? (nj.status === 139 ? "139 (SIGSEGV)" : nj.status)} on this graph${nj.stderr.trim() ? `: ${nj.stderr.trim().split("\n").pop()}` : ""}`;
+    b.log(`${g.label}: ${g.ninjaBroken}`);
+  } else if (!/no work to do/.test(nj.stdout)) g.firstBuilds.push({ tool: "ninja", ms: nj.ms, built: g.drvs, at, jobs: 0 });
 
   if (withNix && b.nix && g.kilnBroken) {
     // filling Nix's store with a graph Kiln cannot realize costs an hour here and yields no ratio
