@@ -347,7 +347,6 @@ export class Store {
     return this.stmts.lastBuildByName.get(name);
   }
 
-  /** A fresh scratch directory owned by this process. */
   /**
    * A scratch directory for the life of this Store (files every build of this process shares,
    * e.g. the sandbox's /etc); removed by close(), or by cleanStaleScratch once the process is gone.
@@ -357,6 +356,7 @@ export class Store {
     return this.shared;
   }
 
+  /** A fresh scratch directory owned by this process. */
   scratchDir(label: string): string {
     const dir = join(this.tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
@@ -407,8 +407,7 @@ export class Store {
 
   /** Blocking variant for short critical sections inside synchronous code. */
   lockSync(key: string): void {
-    const cell = new Int32Array(new SharedArrayBuffer(4));
-    for (let delay = 5; !this.tryLock(key); delay = Math.min(delay * 2, 200)) Atomics.wait(cell, 0, 0, delay);
+    for (let delay = 5; !this.tryLock(key); delay = Math.min(delay * 2, 200)) sleepSync(delay);
   }
 
   unlock(key: string): void {
@@ -575,9 +574,14 @@ function rewriteSelfRefs(refs: Array<{ file: string; offset: number }>, from: st
   }
 }
 
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Block this thread for `ms` (synchronous code waiting on another process). */
+function sleepSync(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
 /** Run `fn`, again after a short sleep while SQLite reports the database busy (about 10 s at most). */
 function retryBusy(fn: () => void): void {
-  const cell = new Int32Array(new SharedArrayBuffer(4));
   for (let delay = 2, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 100)) {
     try {
       return fn();
@@ -585,7 +589,7 @@ function retryBusy(fn: () => void): void {
       const code = (e as { code?: string }).code ?? "";
       if (!code.startsWith("SQLITE_BUSY") || waited > 10_000) throw e;
     }
-    Atomics.wait(cell, 0, 0, delay);
+    sleepSync(delay);
   }
 }
 
