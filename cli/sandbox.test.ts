@@ -53,6 +53,9 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
     assert.equal(read("probe", "SOURCE_DATE_EPOCH"), "1\n");
     assert.equal(read("probe", "PATH"), "/kiln/host/bin\n");
     assert.equal(read("probe", "uid"), "1000\n");
+    // the sandbox's own /etc/passwd and /etc/hosts (written once per kiln process, shared by its builds)
+    assert.equal(read("probe", "user"), "kiln\n");
+    assert.match(read("probe", "hosts"), /^127\.0\.0\.1 localhost kiln$/m);
   });
 
   test("umask is 022 (kiln ran with 077): new files are 644 and directories 755", () => {

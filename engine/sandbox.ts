@@ -27,9 +27,9 @@ export interface SandboxRequest {
   /**
    * a directory that lives as long as this process (Store.processDir): the files every sandbox
    * sees alike (/etc/passwd, group, hosts) and the host-tool link dirs are written there once,
-   * not per build; without it they go into the build's scratch dir
+   * not per build
    */
-  shared?: string;
+  shared: string;
   /** host directory holding store paths */
   storeDir: string;
   logFile: string;
@@ -90,33 +90,33 @@ function hostDirLinks(): string[] {
   return args;
 }
 
-/** Directories already written under a process-wide `shared` dir: key -> path. */
+/** Directories already written under a `shared` dir: key -> path. */
 const written = new Map<string, string>();
 
-/** The sandbox's /etc files, once per shared dir (or in the build's scratch dir). */
-function etcDir(req: SandboxRequest): string {
-  const key = req.shared ? `${req.shared}\0etc` : undefined;
-  const done = key && written.get(key);
+/** The sandbox's /etc files, once per shared dir. */
+function etcDir(shared: string): string {
+  const key = `${shared}\0etc`;
+  const done = written.get(key);
   if (done) return done;
-  const etc = join(req.shared ?? req.scratch, "etc");
+  const etc = join(shared, "etc");
   mkdirSync(etc, { recursive: true });
   writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
   writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
   writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
-  if (key) written.set(key, etc);
+  written.set(key, etc);
   return etc;
 }
 
 /** A directory of links to the declared host tools, once per set of tools and shared dir. */
-function hostBinDir(req: SandboxRequest): string {
-  const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const key = req.shared ? `${req.shared}\0${JSON.stringify(entries)}` : undefined;
-  const done = key && written.get(key);
+function hostBinDir(shared: string, tools: Record<string, string>): string {
+  const entries = Object.entries(tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const key = `${shared}\0${JSON.stringify(entries)}`;
+  const done = written.get(key);
   if (done) return done;
-  const dir = req.shared ? join(req.shared, `host-bin-${written.size}`) : join(req.scratch, "host-bin");
+  const dir = join(shared, `host-bin-${written.size}`);
   mkdirSync(dir, { recursive: true });
   for (const [name, path] of entries) symlinkSync(path, join(dir, name));
-  if (key) written.set(key, dir);
+  written.set(key, dir);
   return dir;
 }
 
@@ -125,8 +125,8 @@ export function bwrapArgs(req: SandboxRequest): string[] {
   const build = join(req.scratch, "build");
   mkdirSync(storeView, { recursive: true });
   if (req.buildDirOnDisk) mkdirSync(build, { recursive: true });
-  const hostBin = hostBinDir(req);
-  const etc = etcDir(req);
+  const hostBin = hostBinDir(req.shared, req.tools);
+  const etc = etcDir(req.shared);
 
   const a: string[] = [
     "--unshare-all",
