@@ -21,20 +21,22 @@ const HELP = `usage: npm run bench -- [options]
   --quick            1k graphs only, a part of the kernel tree, short sleep graph: < 2 min once
                      the cached stores exist (the first run also builds them)
   --sizes 1000,10000 graph sizes for the no-op and evaluation rows (default 1000,10000;
-                     --quick: 1000). 100000 is accepted: a first build of wide 100k takes about
-                     an hour here, so measure it apart (README: "100k")
+                     --quick: 1000). 100000 is accepted: a first build of 100k takes 17-25 min
+                     on a 2-core host, so measure it apart (README: "100k")
   --shapes deep,wide graph shapes (default both)
   --graphs LIST      exactly these graphs instead, e.g. deep-1000,wide-1000,wide-10000
   --runs N           timed runs per figure (default 5, --quick 3)
   --only LIST        sections: noop,eval,hash,sched,gc (default all); "populate" only fills
-                     the cached stores for --sizes (a first build of 10k takes about an hour here);
+                     the cached stores for --sizes (a first build of 10k: 1-2 min per tool, Nix's
+                     chunked one longer; earlier, slower hosts: up to an hour);
                      with eval alone no store is filled (evaluation needs none)
   --out FILE         JSON results (default bench/results/<date>.json)
   --cache DIR        keeps generated graphs, populated stores, the unpacked kernel tree
                      (default $KILN_BENCH_CACHE or <tmpdir>/kiln-bench-cache)
   --jobs N           -j for the first builds that populate the stores (default: cores)
   --nix-build-max N  fill Nix's store by building only for graphs of at most N derivations
-                     (default 20000: Nix's first build of 100k would take about two hours here);
+                     (default 20000: Nix's first build is 10-20 ms per derivation on a fast 2-core
+                     host, ~70 ms on a slow one, and chunked above 2000);
                      above it the Nix no-op and gc rows are skipped, nix-instantiate still runs
   --tree DIR         hash this tree instead of the kernel source
   --pi4-store DIR    a store in which pi4-llm-os is realized, for its no-op row (default: the
