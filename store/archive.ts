@@ -6,7 +6,8 @@
 // re-hashing a large unchanged source tree costs one lstat per file.
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { Blake3Hasher, blake3Buffer, feedFile } from "./digest.js";
+import { Blake3Hasher, blake3Buffer } from "./digest.js";
+import { hashFiles, type FileJob } from "./hash-files.js";
 
 export type EntryKind = "file" | "dir" | "symlink";
 
@@ -34,6 +35,8 @@ export interface HashOptions {
   selfHash?: string;
   /** Called for each occurrence of selfHash: file path and byte offset. */
   onSelfRef?: (file: string, offset: number) => void;
+  /** worker threads for hashing many files (see hash-files.ts); 0 hashes on this thread only */
+  workers?: number;
 }
 
 const CHUNK = 1 << 20;
@@ -60,21 +63,16 @@ function fileHeader(exec: boolean, size: number): Buffer {
 }
 
 /**
- * Hash a regular file's node. With selfHash, every occurrence of it is hashed as '0'*32 and
+ * Hash a regular file's node with selfHash: every occurrence of it is hashed as '0'*32 and
  * reported, so outputs that mention their own path hash the same wherever they were built.
  */
-function hashFileNode(path: string, st: Stats, opts: HashOptions): Buffer {
-  if (!opts.selfHash && st.size <= CHUNK - HEADER) return hashSmallFile(path, st);
+function hashSelfRefFile(path: string, size: number, exec: boolean, selfHash: string, onSelfRef: HashOptions["onSelfRef"]): Buffer {
   const h = new Blake3Hasher();
-  h.update(fileHeader(isExecutable(st), st.size));
-  if (!opts.selfHash) {
-    if (feedFile(h, path) !== st.size) throw new Error(`file changed while hashing: ${path}`);
-    return h.digestBuffer();
-  }
+  h.update(fileHeader(exec, size));
   const fd = openSync(path, "r");
   let read = 0;
   try {
-    const pattern = Buffer.from(opts.selfHash);
+    const pattern = Buffer.from(selfHash);
     const keep = pattern.length - 1;
     let pending: Buffer = Buffer.alloc(0);
     let base = 0; // file offset of pending[0]
@@ -84,7 +82,7 @@ function hashFileNode(path: string, st: Stats, opts: HashOptions): Buffer {
       const data = Buffer.concat([pending, readBuf.subarray(0, n)]);
       for (let at = data.indexOf(pattern); at !== -1; at = data.indexOf(pattern, at + pattern.length)) {
         ZEROS.copy(data, at, 0, pattern.length);
-        opts.onSelfRef?.(path, base + at);
+        onSelfRef?.(path, base + at);
       }
       if (n === 0) {
         h.update(data);
@@ -99,76 +97,76 @@ function hashFileNode(path: string, st: Stats, opts: HashOptions): Buffer {
   } finally {
     closeSync(fd);
   }
-  if (read !== st.size) throw new Error(`file changed while hashing: ${path}`);
+  if (read !== size) throw new Error(`file changed while hashing: ${path}`);
   return h.digestBuffer();
-}
-
-const HEADER = 10; // "F-" or "Fx", then the size as u64
-
-/**
- * A file that fits the read buffer after its header: header and bytes in one buffer, one
- * one-shot BLAKE3 call (the same digest as feeding them to a hasher, without a hasher object and
- * its three calls across the native boundary per file: most of a source tree's files are small).
- */
-function hashSmallFile(path: string, st: Stats): Buffer {
-  readBuf.write(isExecutable(st) ? "Fx" : "F-", 0, "latin1");
-  readBuf.writeBigUInt64BE(BigInt(st.size), 2);
-  const fd = openSync(path, "r");
-  let len = HEADER;
-  try {
-    for (;;) {
-      const n = readSync(fd, readBuf, len, CHUNK - len, null);
-      if (n === 0) break;
-      len += n;
-      if (len === CHUNK) break;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  if (len - HEADER !== st.size) throw new Error(`file changed while hashing: ${path}`);
-  return blake3Buffer(readBuf.subarray(0, len));
 }
 
 function cacheKey(path: string, st: Stats): string {
   return `${path}\0${st.size}\0${st.mtimeMs}\0${st.ino}\0${st.mode & 0o100}`;
 }
 
-function hashNode(path: string, st: Stats, opts: HashOptions, acc: { size: number; files: number }): Buffer {
+// The tree as walked: files point at the job that hashes them (or carry a cached digest),
+// directories hold their sorted entry names and children.
+type WalkNode =
+  | { kind: "file"; digest: Buffer | undefined; job: number }
+  | { kind: "symlink"; digest: Buffer }
+  | { kind: "dir"; names: Buffer[]; children: WalkNode[] };
+
+interface Walk {
+  jobs: FileJob[];
+  /** cache keys of the jobs (when a cache is used), to store their digests under */
+  keys: string[];
+  size: number;
+  files: number;
+}
+
+/** stands in for the lstat of a directory that readdir already said is one */
+const DIR = { isSymbolicLink: () => false, isFile: () => false, isDirectory: () => true } as Stats;
+
+function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode {
   if (st.isSymbolicLink()) {
     const target = readlinkSync(path, { encoding: "buffer" });
-    acc.size += target.length;
+    w.size += target.length;
     let t = target;
     if (opts.selfHash && t.includes(opts.selfHash)) {
       t = Buffer.from(t.toString("latin1").split(opts.selfHash).join("0".repeat(32)), "latin1");
       opts.onSelfRef?.(path, -1);
     }
-    return blake3Buffer(Buffer.concat([Buffer.from("L"), t]));
+    return { kind: "symlink", digest: blake3Buffer(Buffer.concat([Buffer.from("L"), t])) };
   }
   if (st.isFile()) {
-    acc.size += st.size;
-    acc.files++;
+    w.size += st.size;
+    w.files++;
     if (opts.cache && !opts.selfHash) {
       const key = cacheKey(path, st);
       const hit = opts.cache.get(key);
-      if (hit) return Buffer.from(hit, "hex");
-      const d = hashFileNode(path, st, opts);
-      opts.cache.set(key, d.toString("hex"));
-      return d;
+      if (hit) return { kind: "file", digest: Buffer.from(hit, "hex"), job: -1 };
+      w.keys.push(key);
     }
-    return hashFileNode(path, st, opts);
+    w.jobs.push({ path, size: st.size, exec: isExecutable(st) });
+    return { kind: "file", digest: undefined, job: w.jobs.length - 1 };
   }
   if (st.isDirectory()) {
-    const names = readdirSync(path, { encoding: "buffer" }).sort(Buffer.compare);
-    // the directory's description in one buffer, hashed in one call
-    const parts: Buffer[] = [Buffer.from("D")];
-    for (const name of names) {
-      const child = join(path, name.toString());
-      const d = hashNode(child, lstatSync(child), opts, acc);
-      parts.push(u32(name.length), name, d);
-    }
-    return blake3Buffer(Buffer.concat(parts));
+    // the entry types from readdir spare an lstat per directory; files need theirs (size, exec
+    // bit, cache key), and an entry of unknown type (some filesystems) gets one too
+    const entries = readdirSync(path, { encoding: "buffer", withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
+    const names = entries.map((e) => e.name);
+    const prefix = path.endsWith("/") ? path : `${path}/`;
+    const children = entries.map((e) => {
+      const child = prefix + e.name.toString();
+      return e.isDirectory() ? walkNode(child, DIR, opts, w) : walkNode(child, lstatSync(child), opts, w);
+    });
+    return { kind: "dir", names, children };
   }
   throw new UnsupportedEntryError(path);
+}
+
+function nodeDigest(node: WalkNode, digests: Buffer[]): Buffer {
+  if (node.kind !== "dir") return node.digest ?? digests[(node as { job: number }).job]!;
+  // the directory's description in one buffer, hashed in one call
+  const parts: Buffer[] = [Buffer.from("D")];
+  node.names.forEach((name, i) => parts.push(u32(name.length), name, nodeDigest(node.children[i]!, digests)));
+  return blake3Buffer(Buffer.concat(parts));
 }
 
 export class UnsupportedEntryError extends Error {
@@ -177,13 +175,26 @@ export class UnsupportedEntryError extends Error {
   }
 }
 
-/** Content digest of a file or directory tree. */
+/**
+ * Content digest of a file or directory tree. The tree is walked first (names and lstat), then
+ * the files not in the cache are hashed, on several threads when there are many (see
+ * hash-files.ts), then the directories: walking and reading in two passes is also faster on one
+ * thread than reading each file as the walk meets it (the walk's metadata stays in cache).
+ */
 export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
-  const acc = { size: 0, files: 0 };
   const st = lstatSync(path);
   if (opts.cache && !opts.selfHash && st.isDirectory()) opts.cache.prefetch?.(path);
-  const d = hashNode(path, st, opts, acc);
-  return { digest: d.toString("hex"), size: acc.size, files: acc.files };
+  const w: Walk = { jobs: [], keys: [], size: 0, files: 0 };
+  const root = walkNode(path, st, opts, w);
+  let digests: Buffer[];
+  if (opts.selfHash) {
+    const { selfHash, onSelfRef } = opts;
+    digests = w.jobs.map((j) => hashSelfRefFile(j.path, j.size, j.exec, selfHash, onSelfRef));
+  } else {
+    digests = hashFiles(w.jobs, readBuf, opts.workers === undefined ? {} : { workers: opts.workers });
+    if (opts.cache) w.keys.forEach((k, i) => opts.cache!.set(k, digests[i]!.toString("hex")));
+  }
+  return { digest: nodeDigest(root, digests).toString("hex"), size: w.size, files: w.files };
 }
 
 /** Walk a tree depth-first (sorted), calling fn for every entry including the root. */

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { hashTree } from "./archive.js";
+import { hashFiles, type FileJob } from "./hash-files.js";
+
+const root = mkdtempSync(join(tmpdir(), "kiln-hashfiles-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+const buf = Buffer.allocUnsafe(1 << 20);
+
+// enough files that hashFiles shares them with workers: 2,400 small files in 24 directories,
+// every one different, some executable, and a few larger than the 1 MiB read buffer
+const tree = join(root, "tree");
+const jobs: FileJob[] = [];
+before(() => {
+  for (let d = 0; d < 24; d++) {
+    mkdirSync(join(tree, `d${d}`), { recursive: true });
+    for (let f = 0; f < 100; f++) {
+      const path = join(tree, `d${d}`, `f${f}`);
+      const big = f === 0 && d % 8 === 0;
+      const body = big ? Buffer.alloc((1 << 20) + 4096 * d + 7, `big ${d}`) : Buffer.from(`file ${d}/${f}\n`.repeat(1 + ((d * f) % 50)));
+      writeFileSync(path, body);
+      const exec = f % 7 === 0;
+      if (exec) chmodSync(path, 0o755);
+      jobs.push({ path, size: body.length, exec });
+    }
+  }
+});
+
+describe("hashFiles", () => {
+  test("workers give the same digests, in the same order, as the calling thread alone", () => {
+    const serial = hashFiles(jobs, buf, { workers: 0 });
+    const stats = { workerFiles: 0 };
+    // the calling thread only waits: every digest below comes from a worker
+    const byWorkers = hashFiles(jobs, buf, { workers: 2, callerHashes: false, stats });
+    assert.equal(stats.workerFiles, jobs.length);
+    assert.deepEqual(byWorkers.map((d) => d.toString("hex")), serial.map((d) => d.toString("hex")));
+    // and the digests are of the files: two different files never share one
+    assert.equal(new Set(serial.map((d) => d.toString("hex"))).size, jobs.length);
+    const shared = hashFiles(jobs, buf, { workers: 1 });
+    assert.deepEqual(shared.map((d) => d.toString("hex")), serial.map((d) => d.toString("hex")));
+  });
+
+  test("the exec bit and the size are part of a file's digest on every thread", () => {
+    const flipped = jobs.map((j, i) => (i === 5 ? { ...j, exec: !j.exec } : j));
+    const a = hashFiles(jobs, buf, { workers: 1, callerHashes: false });
+    const b = hashFiles(flipped, buf, { workers: 1, callerHashes: false });
+    assert.notEqual(a[5]!.toString("hex"), b[5]!.toString("hex"));
+    assert.equal(a[6]!.toString("hex"), b[6]!.toString("hex"));
+  });
+
+  test("a file a worker cannot hash fails with the same error as on the calling thread", () => {
+    const missing = [...jobs];
+    missing[1234] = { path: join(tree, "no-such-file"), size: 3, exec: false };
+    assert.throws(() => hashFiles(missing, buf, { workers: 1, callerHashes: false }), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes("no-such-file"));
+    const changed = [...jobs];
+    changed[2000] = { ...jobs[2000]!, size: jobs[2000]!.size + 1 };
+    assert.throws(() => hashFiles(changed, buf, { workers: 1, callerHashes: false }), new RegExp(`file changed while hashing: ${jobs[2000]!.path}$`));
+    const bigChanged = [...jobs];
+    bigChanged[800] = { ...jobs[800]!, size: jobs[800]!.size - 1 };
+    assert.ok(jobs[800]!.size > 1 << 20);
+    assert.throws(() => hashFiles(bigChanged, buf, { workers: 1, callerHashes: false }), /file changed while hashing/);
+  });
+
+  test("hashTree of a tree large enough for workers equals its digest on one thread", () => {
+    const one = hashTree(tree, { workers: 0 });
+    const many = hashTree(tree, { workers: 2 });
+    assert.deepEqual(many, one);
+    assert.equal(one.files, jobs.length);
+  });
+});
