@@ -7,7 +7,7 @@
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { Blake3Hasher, blake3Buffer } from "./digest.js";
-import { hashFiles, type FileJob } from "./hash-files.js";
+import { FileHasher } from "./hash-files.js";
 
 export type EntryKind = "file" | "dir" | "symlink";
 
@@ -113,7 +113,8 @@ type WalkNode =
   | { kind: "dir"; names: Buffer[]; children: WalkNode[] };
 
 interface Walk {
-  jobs: FileJob[];
+  /** the files to hash, fed as the walk finds them (workers hash them while the walk goes on) */
+  hasher: FileHasher;
   /** cache keys of the jobs (when a cache is used), to store their digests under */
   keys: string[];
   size: number;
@@ -143,8 +144,7 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
       if (hit) return { kind: "file", digest: Buffer.from(hit, "hex"), job: -1 };
       w.keys.push(key);
     }
-    w.jobs.push({ path, size: st.size, exec: isExecutable(st) });
-    return { kind: "file", digest: undefined, job: w.jobs.length - 1 };
+    return { kind: "file", digest: undefined, job: w.hasher.add({ path, size: st.size, exec: isExecutable(st) }) };
   }
   if (st.isDirectory()) {
     // the entry types from readdir spare an lstat per directory; files need theirs (size, exec
@@ -184,14 +184,16 @@ export class UnsupportedEntryError extends Error {
 export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
   const st = lstatSync(path);
   if (opts.cache && !opts.selfHash && st.isDirectory()) opts.cache.prefetch?.(path);
-  const w: Walk = { jobs: [], keys: [], size: 0, files: 0 };
+  // selfHash: the files are hashed after the walk, on this thread (see hashSelfRefFile)
+  const workers = opts.selfHash ? 0 : opts.workers;
+  const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], size: 0, files: 0 };
   const root = walkNode(path, st, opts, w);
   let digests: Buffer[];
   if (opts.selfHash) {
     const { selfHash, onSelfRef } = opts;
-    digests = w.jobs.map((j) => hashSelfRefFile(j.path, j.size, j.exec, selfHash, onSelfRef));
+    digests = w.hasher.jobs.map((j) => hashSelfRefFile(j.path, j.size, j.exec, selfHash, onSelfRef));
   } else {
-    digests = hashFiles(w.jobs, readBuf, opts.workers === undefined ? {} : { workers: opts.workers });
+    digests = w.hasher.finish();
     if (opts.cache) w.keys.forEach((k, i) => opts.cache!.set(k, digests[i]!.toString("hex")));
   }
   return { digest: nodeDigest(root, digests).toString("hex"), size: w.size, files: w.files };

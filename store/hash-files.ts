@@ -1,17 +1,22 @@
 // Hashing many files at once, on every core. A large source tree (a kernel: 78k files, 1.3 GB)
 // costs one open/read/close and one BLAKE3 per file; one thread spends most of that waiting in
-// syscalls. The files are split into small chunks that the calling thread and a few worker
-// threads claim from a shared counter, so the work balances itself and a worker that starts late
-// (a worker costs tens of ms to start) just takes fewer chunks.
+// syscalls.
 //
-// The call stays synchronous, like the rest of hashing: the calling thread hashes chunks itself
-// and then waits on the shared counters with Atomics.wait. A file a worker could not hash (it
-// vanished, changed size, cannot be read) is hashed again on the calling thread, so the error a
-// caller sees is the same as without workers.
+// A FileHasher is fed the files as a tree walk finds them. Once there are enough to be worth a
+// worker (a worker costs tens of ms to start), it starts worker threads and posts them the files
+// in batches while the walk goes on, so hashing overlaps the walk. When the walk ends, the calling
+// thread takes the batches no worker has begun, newest first, and hashes them itself; every batch
+// is claimed once through a shared flag (compare-and-swap), so the work balances itself whichever
+// thread is faster. The calls stay synchronous, like the rest of hashing: results come back over
+// a MessagePort read with receiveMessageOnPort, and the calling thread sleeps in Atomics.wait
+// while it has nothing left to do.
+//
+// A file a worker could not hash (it vanished, changed size, cannot be read) is hashed again on
+// the calling thread, so the error a caller sees is the same as without workers.
 import { closeSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "node:worker_threads";
 import { Blake3Hasher, blake3Buffer } from "./digest.js";
 
 /** One file to hash: its path, the size seen when the tree was walked, and its exec bit. */
@@ -25,25 +30,23 @@ const CHUNK = 1 << 20;
 /** "F-" or "Fx", then the size as a big-endian u64: the start of a file node's description */
 export const FILE_HEADER_LEN = 10;
 
-/** Below this many files, or this many bytes, starting a worker costs more than it saves. */
+/** Workers start once this many files, or this many bytes, are waiting to be hashed. */
 const MIN_FILES = 2000;
 const MIN_BYTES = 64 << 20;
-/** Files a thread claims at a time: small enough to balance, large enough that claims are rare. */
-const CLAIM = 16;
-
-// control words in the shared buffer
-const NEXT = 0; // index of the next unclaimed file
-const DONE = 1; // files finished (hashed or failed) by workers
-const CTRL_WORDS = 2;
-/** no worker progress for this long: the calling thread finishes the rest itself */
+/** Files per batch: small enough to balance, large enough that messages are few. */
+const BATCH = 64;
+/** Batches that can be handed to workers (more are hashed on the calling thread): 16M files. */
+const MAX_BATCHES = 1 << 18;
+/** no worker progress for this long: the calling thread hashes what is missing itself */
 const QUIET_MS = 30_000;
-// per-file status bytes
-const OK = 1;
-const FAILED = 2;
+
+// shared words: [0] batches finished by workers, then one claim flag per batch
+const DONE = 0;
+const FLAGS = 1;
 
 /**
  * The digest of a file node (header + bytes), read with `buf` (at least 1 MiB). Throws if the
- * file's size is not the size it had when the tree was walked. Used by every thread.
+ * file's size is not the size it had when the tree was walked.
  */
 export function hashFileJob(job: FileJob, buf: Buffer): Buffer {
   buf.write(job.exec ? "Fx" : "F-", 0, "latin1");
@@ -78,24 +81,21 @@ export function hashFileJob(job: FileJob, buf: Buffer): Buffer {
   }
 }
 
-// The worker: the same loop as the calling thread's, over the same shared buffer. Plain
-// CommonJS given as source text, so it runs the same from the TypeScript sources and from the
-// compiled bundle; it loads the BLAKE3 addon from the path the calling thread resolved.
+// The worker: claims each batch it is sent (unless the calling thread took it first), hashes it
+// with the same steps as hashFileJob, and sends back the digests. Plain CommonJS given as
+// source text, so it runs the same from the TypeScript sources and from the compiled bundle; it
+// loads the BLAKE3 addon from the path the calling thread resolved.
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { openSync, readSync, closeSync } = require("node:fs");
 const { blake3, Blake3Hasher } = require(workerData.blake);
-const { paths: joined, sizes, execs, shared, claim } = workerData;
-const paths = joined.split("\\0");
-const ctrl = new Int32Array(shared, 0, ${CTRL_WORDS});
-const status = new Uint8Array(shared, ${CTRL_WORDS * 4}, paths.length);
-const digests = new Uint8Array(shared, ${CTRL_WORDS * 4} + paths.length, paths.length * 32);
+const { port, shared } = workerData;
+const words = new Int32Array(shared);
 const buf = Buffer.allocUnsafe(${CHUNK});
-function hash(i) {
-  const size = sizes[i];
-  buf.write(execs[i] ? "Fx" : "F-", 0, "latin1");
+function hash(path, size, exec) {
+  buf.write(exec ? "Fx" : "F-", 0, "latin1");
   buf.writeBigUInt64BE(BigInt(size), 2);
-  const fd = openSync(paths[i], "r");
+  const fd = openSync(path, "r");
   try {
     if (size <= buf.length - ${FILE_HEADER_LEN}) {
       let len = ${FILE_HEADER_LEN};
@@ -105,8 +105,7 @@ function hash(i) {
         len += n;
         if (len === buf.length) break;
       }
-      if (len - ${FILE_HEADER_LEN} !== size) return null;
-      return blake3(buf.subarray(0, len));
+      return len - ${FILE_HEADER_LEN} === size ? blake3(buf.subarray(0, len)) : null;
     }
     const h = new Blake3Hasher();
     h.update(buf.subarray(0, ${FILE_HEADER_LEN}));
@@ -122,18 +121,20 @@ function hash(i) {
     closeSync(fd);
   }
 }
-for (;;) {
-  const start = Atomics.add(ctrl, ${NEXT}, claim);
-  if (start >= paths.length) break;
-  const end = Math.min(start + claim, paths.length);
-  for (let i = start; i < end; i++) {
+port.on("message", ({ batch, paths, sizes, execs }) => {
+  if (Atomics.compareExchange(words, ${FLAGS} + batch, 0, 1) !== 0) return;
+  const list = paths.split("\\0");
+  const digests = Buffer.alloc(list.length * 32);
+  const failed = [];
+  for (let i = 0; i < list.length; i++) {
     let d = null;
-    try { d = hash(i); } catch {}
-    if (d) { digests.set(d, i * 32); status[i] = ${OK}; } else status[i] = ${FAILED};
+    try { d = hash(list[i], sizes[i], execs[i] === 1); } catch {}
+    if (d) d.copy(digests, i * 32); else failed.push(i);
   }
-  Atomics.add(ctrl, ${DONE}, end - start);
-  Atomics.notify(ctrl, ${DONE});
-}
+  port.postMessage({ batch, digests, failed });
+  Atomics.add(words, ${DONE}, 1);
+  Atomics.notify(words, ${DONE});
+});
 `;
 
 let blakePath: string | undefined;
@@ -144,81 +145,156 @@ function blakeModulePath(): string {
 export interface HashFilesOptions {
   /** worker threads to use besides the calling one; default: cores - 1, at most 3 */
   workers?: number;
-  /** false: the calling thread only waits while the workers hash everything (tests) */
+  /** false: the calling thread takes no batch while a worker can (tests) */
   callerHashes?: boolean;
   /** filled in with how many files the workers hashed */
   stats?: { workerFiles: number };
 }
 
-/**
- * The file-node digests of `jobs`, in order. Large batches are shared with worker threads;
- * small ones are hashed on the calling thread. Throws the first file's error (missing, changed
- * size, unreadable) exactly as hashing it alone would.
- */
-export function hashFiles(jobs: readonly FileJob[], buf: Buffer, opts: HashFilesOptions = {}): Buffer[] {
-  const wanted = opts.workers ?? Math.min(3, availableParallelism() - 1);
-  let bytes = 0;
-  for (const j of jobs) bytes += j.size;
-  const workers = jobs.length < CLAIM * 4 || (jobs.length < MIN_FILES && bytes < MIN_BYTES) ? 0 : Math.max(0, wanted);
-  if (workers === 0) return jobs.map((j) => hashFileJob(j, buf));
-  return hashShared(jobs, buf, workers, opts);
+interface Pool {
+  workers: Worker[];
+  ports: MessagePort[];
+  words: Int32Array;
+  /** batches posted to workers, by number: [first job, job count] */
+  posted: Array<[number, number]>;
+  next: number;
 }
 
-function hashShared(jobs: readonly FileJob[], buf: Buffer, workerCount: number, opts: HashFilesOptions): Buffer[] {
-  const n = jobs.length;
-  const shared = new SharedArrayBuffer(CTRL_WORDS * 4 + n + n * 32);
-  const ctrl = new Int32Array(shared, 0, CTRL_WORDS);
-  const status = new Uint8Array(shared, CTRL_WORDS * 4, n);
-  const digests = new Uint8Array(shared, CTRL_WORDS * 4 + n, n * 32);
-  const sizes = new Float64Array(n);
-  const execs = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    sizes[i] = jobs[i]!.size;
-    execs[i] = jobs[i]!.exec ? 1 : 0;
+/** Hashes files fed to it one by one, on worker threads too once there are many. */
+export class FileHasher {
+  readonly jobs: FileJob[] = [];
+  private bytes = 0;
+  /** jobs below this index are in a posted batch (or the calling thread hashed them) */
+  private queued = 0;
+  private pool: Pool | undefined;
+  private readonly workerCount: number;
+
+  constructor(private readonly buf: Buffer, private readonly opts: HashFilesOptions = {}) {
+    this.workerCount = Math.max(0, opts.workers ?? Math.min(3, availableParallelism() - 1));
   }
-  const workerData = { blake: blakeModulePath(), paths: jobs.map((j) => j.path).join("\0"), sizes, execs, shared, claim: CLAIM };
-  const started: Worker[] = [];
-  for (let w = 0; w < workerCount; w++) {
-    // execArgv []: none of the process's own flags (an --input-type=module would make the source
-    // an ES module, a loader hook would slow the start)
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData, execArgv: [], stdout: true, stderr: true });
-    worker.unref();
-    // a worker that fails to start claims nothing; its error is not ours to report
-    worker.on("error", () => {});
-    started.push(worker);
-  }
-  const out: Buffer[] = new Array(n);
-  let mine = 0;
-  try {
-    while (opts.callerHashes !== false) {
-      const start = Atomics.add(ctrl, NEXT, CLAIM);
-      if (start >= n) break;
-      const end = Math.min(start + CLAIM, n);
-      for (let i = start; i < end; i++) out[i] = hashFileJob(jobs[i]!, buf);
-      mine += end - start;
+
+  /** Queue a file; returns its index in the digests that finish() returns. */
+  add(job: FileJob): number {
+    this.jobs.push(job);
+    this.bytes += job.size;
+    if (this.workerCount > 0) {
+      if (!this.pool && (this.jobs.length >= MIN_FILES || this.bytes >= MIN_BYTES)) this.pool = this.startPool();
+      if (this.pool && this.jobs.length - this.queued >= BATCH) this.post(this.pool);
     }
-    // every file is claimed: wait for the workers to finish theirs. A worker that dies in the
-    // middle of a chunk (it cannot, short of the process ending) would stall progress: after
-    // a long quiet spell the calling thread hashes whatever is still missing itself.
-    const theirs = n - mine;
+    return this.jobs.length - 1;
+  }
+
+  private startPool(): Pool {
+    const shared = new SharedArrayBuffer((FLAGS + MAX_BATCHES) * 4);
+    const pool: Pool = { workers: [], ports: [], words: new Int32Array(shared), posted: [], next: 0 };
+    for (let w = 0; w < this.workerCount; w++) {
+      const { port1, port2 } = new MessageChannel();
+      // execArgv []: none of the process's own flags (an --input-type=module would make the
+      // source an ES module, a loader hook would slow the start)
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true, execArgv: [], stdout: true, stderr: true,
+        workerData: { blake: blakeModulePath(), port: port2, shared }, transferList: [port2],
+      });
+      worker.unref();
+      port1.unref();
+      // a worker that fails to start claims nothing; the calling thread hashes its batches
+      worker.on("error", () => {});
+      pool.workers.push(worker);
+      pool.ports.push(port1);
+    }
+    return pool;
+  }
+
+  /** Post the queued jobs to the workers in batches of BATCH (`all`: the last, smaller one too). */
+  private post(pool: Pool, all = false): void {
+    while (this.jobs.length - this.queued >= (all ? 1 : BATCH)) {
+      if (pool.posted.length >= MAX_BATCHES) return; // the calling thread hashes the rest
+      const start = this.queued;
+      const end = Math.min(start + BATCH, this.jobs.length);
+      const list = this.jobs.slice(start, end);
+      const sizes = new Float64Array(list.length);
+      const execs = new Uint8Array(list.length);
+      list.forEach((j, i) => {
+        sizes[i] = j.size;
+        execs[i] = j.exec ? 1 : 0;
+      });
+      const batch = pool.posted.length;
+      pool.posted.push([start, end - start]);
+      pool.ports[pool.next]!.postMessage({ batch, paths: list.map((j) => j.path).join("\0"), sizes, execs }, [sizes.buffer, execs.buffer]);
+      pool.next = (pool.next + 1) % pool.ports.length;
+      this.queued = end;
+    }
+  }
+
+  /** The digests of every file added, in order. Throws the first file's error as hashFileJob would. */
+  finish(): Buffer[] {
+    const out: Buffer[] = new Array(this.jobs.length);
+    const pool = this.pool;
+    if (!pool) {
+      for (let i = 0; i < this.jobs.length; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
+      return out;
+    }
+    try {
+      this.post(pool, true);
+      // files never posted (beyond MAX_BATCHES) are the calling thread's
+      for (let i = this.queued; i < this.jobs.length; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
+      // take the batches no worker has begun, newest first (the workers work from the oldest)
+      let mine = 0;
+      if (this.opts.callerHashes !== false) {
+        for (let b = pool.posted.length - 1; b >= 0; b--) {
+          if (Atomics.compareExchange(pool.words, FLAGS + b, 0, 1) !== 0) continue;
+          const [start, count] = pool.posted[b]!;
+          for (let i = start; i < start + count; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
+          mine++;
+        }
+      }
+      this.collect(pool, pool.posted.length - mine, out);
+    } finally {
+      for (const w of pool.workers) void w.terminate();
+      for (const p of pool.ports) p.close();
+    }
+    return out;
+  }
+
+  /** Wait for the workers' batches and place their digests; hash what they could not. */
+  private collect(pool: Pool, theirs: number, out: Buffer[]): void {
+    let received = 0;
+    let workerFiles = 0;
     let quietSince = Date.now();
-    for (let last = Atomics.load(ctrl, DONE); last < theirs; ) {
-      Atomics.wait(ctrl, DONE, last, 200);
-      const now = Atomics.load(ctrl, DONE);
-      if (now !== last) {
-        last = now;
+    while (received < theirs) {
+      let got = false;
+      for (const port of pool.ports) {
+        for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+          const { batch, digests, failed } = m.message as { batch: number; digests: Uint8Array; failed: number[] };
+          const [start, count] = pool.posted[batch]!;
+          const bad = new Set(failed);
+          for (let i = 0; i < count; i++) {
+            // a file the worker could not hash: hashing it here throws the real error
+            out[start + i] = bad.has(i) ? hashFileJob(this.jobs[start + i]!, this.buf) : Buffer.from(digests.buffer, digests.byteOffset + i * 32, 32);
+          }
+          workerFiles += count;
+          received++;
+          got = true;
+        }
+      }
+      if (got) {
         quietSince = Date.now();
-      } else if (Date.now() - quietSince > QUIET_MS) break;
+        continue;
+      }
+      if (Date.now() - quietSince > QUIET_MS) break;
+      const done = Atomics.load(pool.words, DONE);
+      // a batch finishes (DONE grows) only after its message is sent: wait for the next one
+      if (done <= received) Atomics.wait(pool.words, DONE, done, 200);
     }
-  } finally {
-    for (const w of started) void w.terminate();
+    if (this.opts.stats) this.opts.stats.workerFiles = workerFiles;
+    // a worker gone quiet (it cannot, short of the process ending): finish its batches here
+    for (let i = 0; i < out.length; i++) out[i] ??= hashFileJob(this.jobs[i]!, this.buf);
   }
-  if (opts.stats) opts.stats.workerFiles = Atomics.load(ctrl, DONE);
-  for (let i = 0; i < n; i++) {
-    if (out[i]) continue;
-    // a worker's file: its digest, or, when the worker failed or never got to it, the calling
-    // thread's own attempt, which throws the real error
-    out[i] = Atomics.load(status, i) === OK ? Buffer.from(digests.subarray(i * 32, i * 32 + 32)) : hashFileJob(jobs[i]!, buf);
-  }
-  return out;
+}
+
+/** The file-node digests of `jobs`, in order (large batches shared with worker threads). */
+export function hashFiles(jobs: readonly FileJob[], buf: Buffer, opts: HashFilesOptions = {}): Buffer[] {
+  const h = new FileHasher(buf, opts);
+  for (const j of jobs) h.add(j);
+  return h.finish();
 }
