@@ -163,6 +163,12 @@ export class Store {
     this.db = db;
     this.stmts = {
       pathId: db.prepare<[string], { id: number }>("SELECT id FROM valid_paths WHERE path = ?"),
+      closure: db.prepare<[string], { path: string }>(
+        `WITH RECURSIVE c(id) AS (
+           SELECT id FROM valid_paths WHERE path IN (SELECT value FROM json_each(?))
+           UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
+         SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id`,
+      ),
       pathInfo: db.prepare<[string], { id: number; path: string; nar_digest: string; nar_size: number; deriver: string | null; ca: string | null; registered_at: number; last_used: number }>(
         "SELECT * FROM valid_paths WHERE path = ?",
       ),
@@ -269,14 +275,8 @@ export class Store {
   closure(paths: Iterable<StorePathName>): Set<StorePathName> {
     const list = [...paths];
     if (list.length === 0) return new Set();
-    const rows = this.db
-      .prepare<string[], { path: string }>(
-        `WITH RECURSIVE c(id) AS (
-           SELECT id FROM valid_paths WHERE path IN (${list.map(() => "?").join(",")})
-           UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
-         SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id`,
-      )
-      .all(...list);
+    // one statement for any number of paths (a statement per list length cost a prepare per build)
+    const rows = this.stmts.closure.all(JSON.stringify(list));
     return new Set(rows.map((r) => r.path as StorePathName));
   }
 
