@@ -1,9 +1,11 @@
 // Rows 1 and 2: no-op realize and evaluation of the synthetic graphs, each against its anchors.
-import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { bwrapArgs } from "../../engine/sandbox.js";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
-import { runUnchecked } from "../lib/proc.js";
+import { removeTree, runUnchecked, which } from "../lib/proc.js";
 import { parseEvents, phases } from "../lib/kiln.js";
 import type { Goal, Ratio, Row } from "../lib/report.js";
 import { graphDir, populate, type GraphDir } from "../lib/workspace.js";
@@ -84,7 +86,56 @@ function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
       }
       b.report.add(row);
     }
+    const floor = sandboxFloor(b);
+    if (floor) {
+      const kilnPer = k.ms / Math.max(1, k.built);
+      b.report.add({
+        section: FIRST, case: `${g.label} (${g.drvs} drvs)`, tool: "sandbox alone", unit: "s",
+        time: { median: floor * g.drvs, min: floor * g.drvs, max: floor * g.drvs, n: 1 },
+        note: `bubblewrap started as Kiln starts it, ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
+          `x ${g.drvs} derivations; Kiln's first build took ${fmtNum(kilnPer)} ms per derivation${k.jobs ? ` at -j${k.jobs}` : ""}`,
+      });
+    }
   }
+}
+
+const SANDBOX_STARTS = 200;
+let floorMs: number | null | undefined;
+
+/**
+ * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it: the
+ * bubblewrap command line Kiln itself makes (engine/sandbox.ts) for `echo 1 > $out`, started in
+ * sequence. The floor under any first build that sandboxes each derivation, measured once per run.
+ */
+function sandboxFloor(b: Bench): number | undefined {
+  if (floorMs !== undefined) return floorMs ?? undefined;
+  floorMs = null;
+  const bwrap = which("bwrap");
+  const sh = which("sh");
+  if (!bwrap || !sh) return undefined;
+  const dir = join(b.tmp, "sandbox-floor");
+  const shared = join(dir, "shared");
+  mkdirSync(shared, { recursive: true });
+  let total = 0;
+  for (let i = 0; i < SANDBOX_STARTS; i++) {
+    const scratch = join(dir, `b${i}`);
+    const out = "/kiln/store/00000000000000000000000000000000-floor";
+    const started = process.hrtime.bigint();
+    const args = bwrapArgs({
+      builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
+      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, logFile: join(dir, "log"), buildCores: 1,
+    });
+    const r = spawnSync(bwrap, args, { stdio: ["ignore", "pipe", "pipe"] });
+    total += Number(process.hrtime.bigint() - started) / 1e6;
+    removeTree(scratch);
+    if (r.status !== 0) {
+      b.report.skip("sandbox alone", `bubblewrap failed here: ${String(r.stderr).trim().slice(0, 200)}`);
+      return undefined;
+    }
+  }
+  removeTree(dir);
+  floorMs = total / SANDBOX_STARTS;
+  return floorMs;
 }
 
 function noop(b: Bench, g: GraphDir): void {
