@@ -245,6 +245,8 @@ export class Realizer {
   private priority = new Map<Node, number>();
   /** outputs the plan found valid and rooted, by resolved hash */
   private readonly planned = new Map<ResolvedHash, Outputs>();
+  /** the outputs (and resolved hash, unless fixed) the plan found for each node it found cached */
+  private readonly plannedOf = new Map<Node, { resolved?: ResolvedHash; outputs: Outputs }>();
 
   constructor(private readonly ctx: Context) {
     this.pool = new Semaphore(ctx.config.jobs);
@@ -257,7 +259,7 @@ export class Realizer {
     store.cleanStaleScratch();
     store.reapInterruptedBuilds(started);
     const all = reachable(graph, roots);
-    store.recordDerivations(all.map((n) => ({ hash: n.hash, name: n.name, json: JSON.stringify({ drv: n.drv, meta: n.meta }) })));
+    store.recordDerivations(all, (n) => JSON.stringify({ drv: n.drv, meta: n.meta }));
     const p = plan(store, all);
     const nodes = neededNodes(all, roots, p);
     const visited = new Set(nodes);
@@ -272,6 +274,7 @@ export class Realizer {
     // what the plan found in the store (and rooted above), by resolved hash: run() need not ask again
     for (const n of nodes) {
       const s = p.get(n)!;
+      if (s.state === "cached" && s.outputs) this.plannedOf.set(n, { resolved: s.resolved, outputs: s.outputs });
       if (s.state === "cached" && s.resolved && s.outputs) this.planned.set(s.resolved, s.outputs);
     }
 
@@ -335,6 +338,8 @@ export class Realizer {
     const deps = await Promise.allSettled(n.deps.map((d) => this.ensure(d)));
     const inputs: InputRealisation[] = [];
     let anyFresh = false;
+    const samePlan = n.drv.fixed ? undefined : this.plannedOf.get(n)?.resolved;
+    let asPlanned = samePlan !== undefined;
     for (const [i, d] of n.deps.entries()) {
       const r = deps[i]!;
       if (r.status === "rejected") {
@@ -343,13 +348,20 @@ export class Realizer {
       }
       // a cut-off input counts too: the rebuild wave stopped above this node, not at it
       anyFresh ||= r.value.fresh || r.value.cutoff === true;
-      for (const o of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: o, path: r.value.outputs[o]! });
+      const planOfInput = this.plannedOf.get(d);
+      for (const o of n.drv.inputDrvs[d.hash] ?? []) {
+        const path = r.value.outputs[o]!;
+        inputs.push({ drvHash: d.hash, drvName: d.name, output: o, path });
+        asPlanned &&= planOfInput?.outputs[o] === path;
+      }
     }
 
-    // a fixed output is keyed by its pinned hash alone, but its builder still needs resolved inputs
-    const r = resolveDerivation(n.drv, inputs);
-    const resolved = r.resolved;
-    const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : r.hash;
+    // a fixed output is keyed by its pinned hash alone, but its builder still needs resolved inputs.
+    // When every input came out where the plan found it, so does the resolved hash: the plan's is
+    // used, and the derivation is resolved again only if it must be built after all
+    let r: ReturnType<typeof resolveDerivation> | undefined;
+    const resolve = () => (r ??= resolveDerivation(n.drv, inputs));
+    const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : asPlanned && samePlan ? samePlan : resolve().hash;
     const fromPlan = this.planned.get(hash);
     const cachedOutputs = fromPlan && this.protect(Object.values(fromPlan)) ? fromPlan : this.lookup(n, hash);
     if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
@@ -364,7 +376,7 @@ export class Realizer {
       try {
         const again = this.lookup(n, hash);
         if (again) return this.hit(n, hash, again, anyFresh);
-        return n.kind === "fetch" ? await this.fetchNode(n) : await this.buildNode(n, resolved, hash, inputs);
+        return n.kind === "fetch" ? await this.fetchNode(n) : await this.buildNode(n, resolve().resolved, hash, inputs);
       } finally {
         store.unlock(`build:${hash}`);
       }

@@ -145,4 +145,9 @@ export const MIGRATIONS: readonly string[] = [
 
   CREATE INDEX builds_resolved ON builds(resolved_hash, id);
   `,
+  // 6: the builds still marked running, found without reading every build ever recorded (every
+  // realize looks for those a killed process left behind)
+  `
+  CREATE INDEX builds_running ON builds(id) WHERE status = 'running';
+  `,
 ];

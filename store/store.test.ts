@@ -300,3 +300,58 @@ describe("locks", () => {
   });
 });
 
+
+describe("batched bookkeeping of a run", () => {
+  test("recordHits sets the resolution of every hit and last_used of exactly their paths", () => {
+    const s = tempStore();
+    const add = (name: string) => s.addOutput({ scratch: scratchOutput(s, { f: name }), name, candidates: [] }, () => {}).path;
+    const [a, b, c] = [add("a"), add("b"), add("c")];
+    const before = s.pathInfo(c)!.lastUsed;
+    s.recordHits([{ drv: "d1", resolved: "r1", paths: [a] }, { drv: "d2", resolved: "r2", paths: [a, b] }], before + 5000);
+    assert.equal(s.resolution("d1"), "r1");
+    assert.equal(s.resolution("d2"), "r2");
+    assert.equal(s.pathInfo(a)!.lastUsed, before + 5000);
+    assert.equal(s.pathInfo(b)!.lastUsed, before + 5000);
+    assert.equal(s.pathInfo(c)!.lastUsed, before);
+    // a later hit replaces the resolution
+    s.recordHits([{ drv: "d1", resolved: "r9", paths: [] }], before + 6000);
+    assert.equal(s.resolution("d1"), "r9");
+    s.close();
+  });
+
+  test("addTempRoots roots every path given and answers which of them are valid", () => {
+    const s = tempStore();
+    const a = s.addOutput({ scratch: scratchOutput(s, { f: "a" }), name: "a", candidates: [] }, () => {}).path;
+    const gone = makeStorePathName(hashPart("never built"), "gone");
+    const valid = s.addTempRoots([a, gone, a]);
+    assert.deepEqual([...valid], [a]);
+    const rooted = s.db.prepare<[], { path: string }>("SELECT path FROM temp_roots ORDER BY path").all().map((r) => r.path);
+    assert.deepEqual(rooted, [a, gone].sort());
+    assert.equal(s.addTempRoots([]).size, 0);
+    s.close();
+  });
+
+  test("recordDerivations encodes and stores only the derivations the store does not have", () => {
+    const s = tempStore();
+    const rows = Array.from({ length: 5 }, (_, i) => ({ hash: `${i}`.repeat(64), name: `d${i}` }));
+    const encoded: string[] = [];
+    const json = (r: { hash: string; name: string }) => (encoded.push(r.name), JSON.stringify({ n: r.name }));
+    s.recordDerivations(rows.slice(0, 2), json);
+    assert.deepEqual(encoded, ["d0", "d1"]);
+    encoded.length = 0;
+    s.recordDerivations(rows, json);
+    assert.deepEqual(encoded, ["d2", "d3", "d4"]);
+    for (const r of rows) assert.equal(s.derivation(r.hash)?.json, JSON.stringify({ n: r.name }));
+    encoded.length = 0;
+    s.recordDerivations(rows, json);
+    assert.deepEqual(encoded, []);
+    s.close();
+  });
+
+  test("the builds still marked running are found through their index", () => {
+    const s = tempStore();
+    const plan = s.db.prepare("EXPLAIN QUERY PLAN SELECT id, resolved_hash FROM builds WHERE status = 'running'").all() as Array<{ detail: string }>;
+    assert.match(plan.map((p) => p.detail).join("\n"), /builds_running/);
+    s.close();
+  });
+});

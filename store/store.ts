@@ -204,6 +204,13 @@ export class Store {
       lastBuild: db.prepare<[string], BuildRow>("SELECT * FROM builds WHERE drv_hash = ? ORDER BY id DESC LIMIT 1"),
       lastBuildByName: db.prepare<[string], BuildRow>("SELECT * FROM builds WHERE name = ? ORDER BY id DESC LIMIT 1"),
       putTempRoot: db.prepare("INSERT OR IGNORE INTO temp_roots (pid, pid_start, path) VALUES (?, ?, ?)"),
+      putTempRoots: db.prepare<[number, string, string]>("INSERT OR IGNORE INTO temp_roots (pid, pid_start, path) SELECT ?, ?, value FROM json_each(?)"),
+      validOf: db.prepare<[string], { path: string }>("SELECT v.path FROM json_each(?) j JOIN valid_paths v ON v.path = j.value"),
+      missingDrvs: db.prepare<[string], { value: string }>("SELECT value FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM derivations d WHERE d.hash = j.value)"),
+      putResolutions: db.prepare<[number, string]>(
+        "INSERT OR REPLACE INTO resolutions (drv_hash, resolved_hash, updated_at) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?)",
+      ),
+      touchMany: db.prepare<[number, string]>("UPDATE valid_paths SET last_used = ? WHERE path IN (SELECT value FROM json_each(?))"),
       delTempRoots: db.prepare("DELETE FROM temp_roots WHERE pid = ? AND pid_start = ?"),
     };
   }
@@ -295,14 +302,18 @@ export class Store {
     tx([...paths]);
   }
 
-  /** Cache hits of one run: last use of their outputs, and which resolution each derivation had. */
+  /**
+   * Cache hits of one run: last use of their outputs, and which resolution each derivation had.
+   * Two statements over JSON arrays, whatever the count (a no-op of 100k derivations made 200k
+   * statement calls, most of a second).
+   */
   recordHits(hits: Array<{ drv: string; resolved: string; paths: StorePathName[] }>, now: number): void {
     if (hits.length === 0) return;
+    const pairs = JSON.stringify(hits.map((h) => [h.drv, h.resolved]));
+    const paths = JSON.stringify(hits.flatMap((h) => h.paths));
     this.db.transaction(() => {
-      for (const h of hits) {
-        this.stmts.putResolution.run(h.drv, h.resolved, now);
-        for (const p of h.paths) this.stmts.touch.run(now, p);
-      }
+      this.stmts.putResolutions.run(now, pairs);
+      this.stmts.touchMany.run(now, paths);
     }).immediate();
   }
 
@@ -310,11 +321,18 @@ export class Store {
     this.stmts.putDrv.run(hash, name, json);
   }
 
-  recordDerivations(rows: Array<{ hash: string; name: string; json: string }>): void {
-    const tx = this.db.transaction((rs: typeof rows) => {
-      for (const r of rs) this.stmts.putDrv.run(r.hash, r.name, r.json);
+  /**
+   * Record derivations not recorded yet; `json` is asked for only for those (encoding every
+   * derivation of a large graph that the store already holds was most of the cost).
+   */
+  recordDerivations<T extends { hash: string; name: string }>(rows: T[], json: (row: T) => string): void {
+    if (rows.length === 0) return;
+    const missing = new Set(this.stmts.missingDrvs.all(JSON.stringify(rows.map((r) => r.hash))).map((r) => r.value));
+    if (missing.size === 0) return;
+    const tx = this.db.transaction((rs: T[]) => {
+      for (const r of rs) this.stmts.putDrv.run(r.hash, r.name, json(r));
     });
-    tx(rows);
+    tx(rows.filter((r) => missing.has(r.hash)));
   }
 
   derivation(hash: string): { hash: string; name: string; json: string } | undefined {
@@ -437,14 +455,15 @@ export class Store {
    * before it was rooted (the caller must then rebuild or refetch it, not use it).
    */
   addTempRoots(paths: Iterable<StorePathName>): Set<StorePathName> {
-    return this.db.transaction((ps: StorePathName[]) => {
-      const valid = new Set<StorePathName>();
-      for (const p of ps) {
-        this.stmts.putTempRoot.run(SELF_PID, SELF_START, p);
-        if (this.stmts.pathId.get(p)) valid.add(p);
-      }
-      return valid;
-    }).immediate([...paths]);
+    const list = [...paths];
+    if (list.length === 0) return new Set();
+    // one statement each for the rows and the check, over a JSON array (a plan of 100k cached
+    // paths roots them all at once)
+    const json = JSON.stringify(list);
+    return this.db.transaction(() => {
+      this.stmts.putTempRoots.run(SELF_PID, SELF_START, json);
+      return new Set(this.stmts.validOf.all(json).map((r) => r.path as StorePathName));
+    }).immediate();
   }
 
   // ---- registration --------------------------------------------------------------------------
