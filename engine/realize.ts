@@ -177,39 +177,68 @@ export type PlanState = "cached" | "build" | "fetch" | "unknown";
 /** Which nodes are known to be in the store already; the rest will be built or may be cut off. */
 export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState; outputs?: Outputs; resolved?: ResolvedHash }> {
   const out = new Map<Node, { state: PlanState; outputs?: Outputs; resolved?: ResolvedHash }>();
+  // Waves: a node's wave is one more than its deepest input's, so a wave's nodes depend only on
+  // earlier waves. Each wave's realisations are looked up in one query (a wide graph is a few
+  // waves of thousands; a chain is one node per wave, looked up alone).
+  const waveOf = new Map<Node, number>();
+  const waves: Node[][] = [];
   for (const n of nodes) {
-    if (n.drv.fixed) {
-      const p = fixedInStore(store, n);
-      out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
-      continue;
-    }
-    const inputs: InputRealisation[] = [];
-    let known = true;
-    for (const d of n.deps) {
-      const o = out.get(d)?.outputs;
-      if (!o) {
-        known = false;
-        break;
+    let w = 0;
+    for (const d of n.deps) w = Math.max(w, (waveOf.get(d) ?? -1) + 1);
+    waveOf.set(n, w);
+    (waves[w] ??= []).push(n);
+  }
+  for (const wave of waves) {
+    const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
+    for (const n of wave ?? []) {
+      if (n.drv.fixed) {
+        const p = fixedInStore(store, n);
+        out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
+        continue;
       }
-      for (const name of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: name, path: o[name]! });
-    }
-    if (!known) {
-      out.set(n, { state: "unknown" });
-      continue;
-    }
-    const { hash } = resolveDerivation(n.drv, inputs);
-    const outputs: Outputs = {};
-    for (const o of n.drv.outputs) {
-      const p = store.realisation(hash, o);
-      if (!p) {
-        known = false;
-        break;
+      const inputs: InputRealisation[] = [];
+      let known = true;
+      for (const d of n.deps) {
+        const o = out.get(d)?.outputs;
+        if (!o) {
+          known = false;
+          break;
+        }
+        for (const name of n.drv.inputDrvs[d.hash] ?? []) inputs.push({ drvHash: d.hash, drvName: d.name, output: name, path: o[name]! });
       }
-      outputs[o] = p;
+      if (!known) {
+        out.set(n, { state: "unknown" });
+        continue;
+      }
+      asked.push({ n, hash: resolveDerivation(n.drv, inputs).hash });
     }
-    out.set(n, known ? { state: "cached", outputs, resolved: hash } : { state: "build", resolved: hash });
+    const found = asked.length === 1
+      ? realisationsOne(store, asked[0]!.n, asked[0]!.hash)
+      : store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
+    for (const { n, hash } of asked) {
+      const outputs: Outputs = {};
+      let known = true;
+      for (const o of n.drv.outputs) {
+        const p = found.get(`${hash}\0${o}`);
+        if (!p) {
+          known = false;
+          break;
+        }
+        outputs[o] = p;
+      }
+      out.set(n, known ? { state: "cached", outputs, resolved: hash } : { state: "build", resolved: hash });
+    }
   }
   return out;
+}
+
+function realisationsOne(store: Store, n: Node, hash: ResolvedHash): Map<string, StorePathName> {
+  const m = new Map<string, StorePathName>();
+  for (const o of n.drv.outputs) {
+    const p = store.realisation(hash, o);
+    if (p) m.set(`${hash}\0${o}`, p);
+  }
+  return m;
 }
 
 /**

@@ -348,6 +348,26 @@ describe("batched bookkeeping of a run", () => {
     s.close();
   });
 
+  test("realisations answers many (resolved hash, output) pairs at once, as realisation does one by one", () => {
+    const s = tempStore();
+    const add = (name: string) => {
+      let id = 0;
+      const path = s.addOutput({ scratch: scratchOutput(s, { f: name }), name, candidates: [] }, (i) => (id = i)).path;
+      return { id, path };
+    };
+    const a = add("a");
+    const b = add("b");
+    s.insertRealisation("r1", "out", a.id);
+    s.insertRealisation("r1", "dev", b.id);
+    s.insertRealisation("r2", "out", b.id);
+    const pairs: Array<[string, string]> = [["r1", "out"], ["r1", "dev"], ["r2", "out"], ["r2", "dev"], ["r3", "out"]];
+    const m = s.realisations(pairs);
+    assert.deepEqual([...m].sort(), [["r1\0dev", b.path], ["r1\0out", a.path], ["r2\0out", b.path]].sort());
+    for (const [h, o] of pairs) assert.equal(m.get(`${h}\0${o}`), s.realisation(h, o));
+    assert.equal(s.realisations([]).size, 0);
+    s.close();
+  });
+
   test("the builds still marked running are found through their index", () => {
     const s = tempStore();
     const plan = s.db.prepare("EXPLAIN QUERY PLAN SELECT id, resolved_hash FROM builds WHERE status = 'running'").all() as Array<{ detail: string }>;

@@ -178,6 +178,11 @@ export class Store {
       realisation: db.prepare<[string, string], { path: string }>(
         "SELECT v.path FROM realisations r JOIN valid_paths v ON v.id = r.path_id WHERE r.resolved_hash = ? AND r.output = ?",
       ),
+      realisationsOf: db.prepare<[string], { h: string; o: string; path: string }>(
+        `SELECT r.resolved_hash AS h, r.output AS o, v.path FROM json_each(?) j
+         JOIN realisations r ON r.resolved_hash = json_extract(j.value, '$[0]') AND r.output = json_extract(j.value, '$[1]')
+         JOIN valid_paths v ON v.id = r.path_id`,
+      ),
       insertPath: db.prepare(
         "INSERT INTO valid_paths (path, nar_digest, nar_size, deriver, ca, registered_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
@@ -285,6 +290,14 @@ export class Store {
     // one statement for any number of paths (a statement per list length cost a prepare per build)
     const rows = this.stmts.closure.all(JSON.stringify(list));
     return new Set(rows.map((r) => r.path as StorePathName));
+  }
+
+  /** Realisations of many (resolved hash, output) pairs in one query: "hash\0output" -> path. */
+  realisations(pairs: Array<[string, string]>): Map<string, StorePathName> {
+    const m = new Map<string, StorePathName>();
+    if (pairs.length === 0) return m;
+    for (const r of this.stmts.realisationsOf.all(JSON.stringify(pairs))) m.set(`${r.h}\0${r.o}`, r.path as StorePathName);
+    return m;
   }
 
   realisation(resolvedHash: string, output: string): StorePathName | undefined {
