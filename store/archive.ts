@@ -187,7 +187,13 @@ export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
   // selfHash: the files are hashed after the walk, on this thread (see hashSelfRefFile)
   const workers = opts.selfHash ? 0 : opts.workers;
   const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], size: 0, files: 0 };
-  const root = walkNode(path, st, opts, w);
+  let root: WalkNode;
+  try {
+    root = walkNode(path, st, opts, w);
+  } catch (e) {
+    w.hasher.dispose(); // workers already hashing what the walk found so far
+    throw e;
+  }
   let digests: Buffer[];
   if (opts.selfHash) {
     const { selfHash, onSelfRef } = opts;

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { hashTree } from "./archive.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { hashTree, UnsupportedEntryError } from "./archive.js";
 import { hashFiles, type FileJob } from "./hash-files.js";
 
 const root = mkdtempSync(join(tmpdir(), "kiln-hashfiles-"));
@@ -69,5 +71,29 @@ describe("hashFiles", () => {
     const many = hashTree(tree, { workers: 2 });
     assert.deepEqual(many, one);
     assert.equal(one.files, jobs.length);
+  });
+
+  test("with several files that cannot be hashed, the first of them in order is the error, on any thread", () => {
+    const bad = [...jobs];
+    bad[100] = { path: join(tree, "gone-first"), size: 1, exec: false };
+    bad[2200] = { ...jobs[2200]!, size: jobs[2200]!.size + 3 };
+    bad[2300] = { path: join(tree, "gone-last"), size: 1, exec: false };
+    for (const opts of [{ workers: 0 }, { workers: 1 }, { workers: 2, callerHashes: false }, { workers: 1 }]) {
+      assert.throws(() => hashFiles(bad, buf, opts), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && e.message.includes("gone-first"), JSON.stringify(opts));
+    }
+  });
+
+  test("a walk that fails after workers started leaves no thread behind", async () => {
+    const threads = () => readdirSync("/proc/self/task").length;
+    const dir = join(root, "with-fifo");
+    mkdirSync(dir);
+    for (let f = 0; f < 2500; f++) writeFileSync(join(dir, `a${String(f).padStart(4, "0")}`), `${f}\n`);
+    execFileSync("mkfifo", [join(dir, "z-fifo")]); // sorts after the files: met when workers run
+    await sleep(300);
+    const before = threads();
+    for (let i = 0; i < 3; i++) assert.throws(() => hashTree(dir, { workers: 2 }), UnsupportedEntryError);
+    // terminated workers take a moment to exit
+    for (let t = 0; t < 50 && threads() > before; t++) await sleep(100);
+    assert.equal(threads(), before);
   });
 });

@@ -167,6 +167,8 @@ export class FileHasher {
   /** jobs below this index are in a posted batch (or the calling thread hashed them) */
   private queued = 0;
   private pool: Pool | undefined;
+  /** set when workers could not be started: this hasher hashes on the calling thread */
+  private noPool = false;
   private readonly workerCount: number;
 
   constructor(private readonly buf: Buffer, private readonly opts: HashFilesOptions = {}) {
@@ -178,31 +180,53 @@ export class FileHasher {
     this.jobs.push(job);
     this.bytes += job.size;
     if (this.workerCount > 0) {
-      if (!this.pool && (this.jobs.length >= MIN_FILES || this.bytes >= MIN_BYTES)) this.pool = this.startPool();
+      // (bytes alone do not count: a few large files gain nothing from workers that each read one)
+      if (!this.pool && !this.noPool && (this.jobs.length >= MIN_FILES || (this.bytes >= MIN_BYTES && this.jobs.length >= 2 * BATCH))) this.pool = this.startPool();
       if (this.pool && this.jobs.length - this.queued >= BATCH) this.post(this.pool);
     }
     return this.jobs.length - 1;
   }
 
-  private startPool(): Pool {
+  private startPool(): Pool | undefined {
     const shared = new SharedArrayBuffer((FLAGS + MAX_BATCHES) * 4);
     const pool: Pool = { workers: [], ports: [], words: new Int32Array(shared), posted: [], next: 0 };
-    for (let w = 0; w < this.workerCount; w++) {
-      const { port1, port2 } = new MessageChannel();
-      // execArgv []: none of the process's own flags (an --input-type=module would make the
-      // source an ES module, a loader hook would slow the start)
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true, execArgv: [], stdout: true, stderr: true,
-        workerData: { blake: blakeModulePath(), port: port2, shared }, transferList: [port2],
-      });
-      worker.unref();
-      port1.unref();
-      // a worker that fails to start claims nothing; the calling thread hashes its batches
-      worker.on("error", () => {});
-      pool.workers.push(worker);
-      pool.ports.push(port1);
+    try {
+      for (let w = 0; w < this.workerCount; w++) {
+        const { port1, port2 } = new MessageChannel();
+        // execArgv []: none of the process's own flags (an --input-type=module would make the
+        // source an ES module, a loader hook would slow the start)
+        const worker = new Worker(WORKER_SOURCE, {
+          eval: true, execArgv: [], stdout: true, stderr: true,
+          workerData: { blake: blakeModulePath(), port: port2, shared }, transferList: [port2],
+        });
+        worker.unref();
+        port1.unref();
+        // a worker that fails to start claims nothing; the calling thread hashes its batches
+        worker.on("error", () => {});
+        pool.workers.push(worker);
+        pool.ports.push(port1);
+      }
+    } catch {
+      // no thread to be had (a process or thread limit): hash on this thread, as without workers
+      this.release(pool);
+      this.noPool = true;
+      return undefined;
     }
     return pool;
+  }
+
+  private release(pool: Pool): void {
+    for (const w of pool.workers) void w.terminate();
+    for (const p of pool.ports) p.close();
+  }
+
+  /**
+   * Stop the workers without waiting for their results: for a caller that will not call finish()
+   * (the tree walk feeding this hasher failed). Safe to call more than once, or after finish().
+   */
+  dispose(): void {
+    if (this.pool) this.release(this.pool);
+    this.pool = undefined;
   }
 
   /** Post the queued jobs to the workers in batches of BATCH (`all`: the last, smaller one too). */
@@ -226,7 +250,10 @@ export class FileHasher {
     }
   }
 
-  /** The digests of every file added, in order. Throws the first file's error as hashFileJob would. */
+  /**
+   * The digests of every file added, in order. If files cannot be hashed, throws the error of
+   * the first of them in the order they were added, as hashing them one by one would.
+   */
   finish(): Buffer[] {
     const out: Buffer[] = new Array(this.jobs.length);
     const pool = this.pool;
@@ -234,24 +261,39 @@ export class FileHasher {
       for (let i = 0; i < this.jobs.length; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
       return out;
     }
+    // the calling thread's failures, by job index: the first one in job order is thrown at the end
+    const failed = new Map<number, unknown>();
+    const mine = (i: number) => {
+      try {
+        out[i] = hashFileJob(this.jobs[i]!, this.buf);
+      } catch (e) {
+        failed.set(i, e);
+      }
+    };
     try {
       this.post(pool, true);
       // files never posted (beyond MAX_BATCHES) are the calling thread's
-      for (let i = this.queued; i < this.jobs.length; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
+      for (let i = this.queued; i < this.jobs.length; i++) mine(i);
       // take the batches no worker has begun, newest first (the workers work from the oldest)
-      let mine = 0;
+      let taken = 0;
       if (this.opts.callerHashes !== false) {
         for (let b = pool.posted.length - 1; b >= 0; b--) {
           if (Atomics.compareExchange(pool.words, FLAGS + b, 0, 1) !== 0) continue;
           const [start, count] = pool.posted[b]!;
-          for (let i = start; i < start + count; i++) out[i] = hashFileJob(this.jobs[i]!, this.buf);
-          mine++;
+          for (let i = start; i < start + count; i++) mine(i);
+          taken++;
         }
       }
-      this.collect(pool, pool.posted.length - mine, out);
+      this.collect(pool, pool.posted.length - taken, out);
     } finally {
-      for (const w of pool.workers) void w.terminate();
-      for (const p of pool.ports) p.close();
+      this.dispose();
+    }
+    // what no thread could hash: hashed again here, in job order, so the first error is the one
+    // a one-by-one hash would have met first
+    for (let i = 0; i < out.length; i++) {
+      if (out[i]) continue;
+      if (failed.has(i)) throw failed.get(i);
+      out[i] = hashFileJob(this.jobs[i]!, this.buf);
     }
     return out;
   }
@@ -268,10 +310,8 @@ export class FileHasher {
           const { batch, digests, failed } = m.message as { batch: number; digests: Uint8Array; failed: number[] };
           const [start, count] = pool.posted[batch]!;
           const bad = new Set(failed);
-          for (let i = 0; i < count; i++) {
-            // a file the worker could not hash: hashing it here throws the real error
-            out[start + i] = bad.has(i) ? hashFileJob(this.jobs[start + i]!, this.buf) : Buffer.from(digests.buffer, digests.byteOffset + i * 32, 32);
-          }
+          // a file the worker could not hash stays empty: finish() hashes it again for its error
+          for (let i = 0; i < count; i++) if (!bad.has(i)) out[start + i] = Buffer.from(digests.buffer, digests.byteOffset + i * 32, 32);
           workerFiles += count;
           received++;
           got = true;
@@ -287,8 +327,8 @@ export class FileHasher {
       if (done <= received) Atomics.wait(pool.words, DONE, done, 200);
     }
     if (this.opts.stats) this.opts.stats.workerFiles = workerFiles;
-    // a worker gone quiet (it cannot, short of the process ending): finish its batches here
-    for (let i = 0; i < out.length; i++) out[i] ??= hashFileJob(this.jobs[i]!, this.buf);
+    // a worker gone quiet (it cannot, short of the process ending) leaves its files empty:
+    // finish() hashes them
   }
 }
 
