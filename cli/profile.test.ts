@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { after, describe, test } from "node:test";
-import { cleanup, copyFixture, kiln, query, tempDir, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
+import { spawn } from "node:child_process";
+import { cleanup, copyFixture, kiln, query, tempDir, closureSql, allValid, onDisk, REPO } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -153,6 +154,20 @@ describe("kiln realize --profile and kiln profile", { timeout: 300_000 }, () => 
     assert.deepEqual(generations(store, "p").map((g) => g.number), [3, 5]);
     const [blobA] = query<{ path: string }>(store, "SELECT path FROM valid_paths WHERE path LIKE '%-blob-a'");
     assert.ok(blobA, "generation 3 keeps blob-a");
+    // with another gc running (a process holding the store's gc lock), a gc that would delete
+    // generations fails before deleting any
+    const holder = spawn(process.execPath, ["--import", "tsx", join(REPO, "store", "test-helpers", "hold-lock.ts"), store, "gc"], { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((res, rej) => {
+      holder.stdout!.once("data", (d: Buffer) => (String(d).includes("locked") ? res() : rej(new Error(String(d)))));
+      holder.once("exit", (c) => rej(new Error(`hold-lock exited with ${c}`)));
+    });
+    try {
+      await fails(["gc", "--delete-older-than", "0s"], o, /another kiln gc is running on this store/);
+      assert.deepEqual(generations(store, "p").map((g) => g.number), [3, 5], "no generation deleted while another gc runs");
+    } finally {
+      holder.kill("SIGKILL");
+      await new Promise((res) => holder.once("exit", res));
+    }
     // 0s: all are older; the newest of them (5, the current) stays, as Nix keeps it
     const old = await ok(["gc", "--delete-older-than", "0s"], o);
     assert.match(old.stdout, /deleted generation 3 of profile p/);

@@ -213,6 +213,8 @@ export interface GcOptions {
   olderThan?: number;
   /** roots (by roots-table name) to mark as if they were gone: a dry run of deleting generations */
   ignoreRoots?: ReadonlySet<string>;
+  /** the caller holds the gc lock already (takeGcLock), for work it does before the collection */
+  lockHeld?: boolean;
   /** ms since the epoch */
   now: () => number;
   batchSize?: number;
@@ -246,18 +248,23 @@ export interface GcResult {
 
 export const GC_LOCK = "gc";
 
+/** Take the store's gc lock, or fail with STORE_LOCKED naming the gc that holds it. */
+export function takeGcLock(store: Store): void {
+  if (store.tryLock(GC_LOCK)) return;
+  const holder = store.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get(GC_LOCK);
+  throw new KilnError("STORE_LOCKED", `another kiln gc is running on this store (pid ${holder?.pid ?? "?"})`,
+    "wait for it to finish; if that process is gone, run gc again (a dead holder's lock is ignored)");
+}
+
 export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcResult> {
   // a real sweep must never take paths that a root row still names
   if (opts.ignoreRoots?.size && !opts.dryRun) throw new Error("collectGarbage: ignoreRoots is for dry runs only");
-  if (!opts.dryRun && !store.tryLock(GC_LOCK)) {
-    const holder = store.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get(GC_LOCK);
-    throw new KilnError("STORE_LOCKED", `another kiln gc is running on this store (pid ${holder?.pid ?? "?"})`,
-      "wait for it to finish; if that process is gone, run gc again (a dead holder's lock is ignored)");
-  }
+  const lock = !opts.dryRun && !opts.lockHeld;
+  if (lock) takeGcLock(store);
   try {
     return await run(store, opts);
   } finally {
-    if (!opts.dryRun) store.unlock(GC_LOCK);
+    if (lock) store.unlock(GC_LOCK);
   }
 }
 

@@ -5,7 +5,7 @@
 // collects the history `why` reads, by its own policy.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
-import { collectGarbage, type GcEvent } from "../../store/gc.js";
+import { collectGarbage, GC_LOCK, takeGcLock, type GcEvent } from "../../store/gc.js";
 import { collectTargetHistory } from "../../engine/history.js";
 import { deleteGenerations, rootName, syncProfileLinks, type Generation, type GenerationSpec } from "../../store/profiles.js";
 import type { HistoryGcResult } from "../../store/history.js";
@@ -79,55 +79,62 @@ export function handler(argv: Args): Promise<void> {
         await new Promise(() => {});
       }
     };
-    // generations first: what only they kept alive goes in this very gc (a dry run marks as if they were gone)
-    let generations: Generation[] = [];
-    if (genSpecs.length) {
-      generations = deleteGenerations(ctx.store, undefined, genSpecs, ctx.clock(), dryRun);
-      if (!dryRun) for (const p of new Set(generations.map((g) => g.profile))) syncProfileLinks(ctx.store, p);
-      if (text) {
-        for (const g of generations) {
-          process.stdout.write(`${dryRun ? "would delete" : "deleted"} generation ${g.number} of profile ${g.profile} (${dateText(g.createdAt)})\n`);
+    // generations first: what only they kept alive goes in this very gc (a dry run marks as if they were gone).
+    // A real gc takes its lock before deleting any: with another gc running, nothing is deleted.
+    const lockHeld = !dryRun && genSpecs.length > 0;
+    if (lockHeld) takeGcLock(ctx.store);
+    try {
+      let generations: Generation[] = [];
+      if (genSpecs.length) {
+        generations = deleteGenerations(ctx.store, undefined, genSpecs, ctx.clock(), dryRun);
+        if (!dryRun) for (const p of new Set(generations.map((g) => g.profile))) syncProfileLinks(ctx.store, p);
+        if (text) {
+          for (const g of generations) {
+            process.stdout.write(`${dryRun ? "would delete" : "deleted"} generation ${g.number} of profile ${g.profile} (${dateText(g.createdAt)})\n`);
+          }
         }
       }
+      const r = await collectGarbage(ctx.store, {
+        dryRun, keepBuildDeps: Boolean(argv["keep-build-deps"]), maxFreed, maxSize, olderThan, lockHeld,
+        ...(dryRun && generations.length ? { ignoreRoots: new Set(generations.map((g) => rootName(g.profile, g.number))) } : {}),
+        now: ctx.clock, signal: ctx.signal, onEvent, ...(argv["batch-size"] ? { batchSize: argv["batch-size"] } : {}),
+      });
+      if (tty && !dryRun) process.stderr.write("\n");
+      // history after the sweep: build records of outputs collected just now can go too
+      const history: HistoryGcResult | undefined = historyOlderThan !== undefined && !r.interrupted
+        ? collectTargetHistory(ctx.store, ctx.clock() - historyOlderThan, dryRun) : undefined;
+      if (argv.json) {
+        process.stdout.write(JSON.stringify({
+          ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun,
+          generations: generations.map((g) => ({ profile: g.profile, number: g.number, path: ctx.store.hostPath(g.path), createdAt: g.createdAt })),
+          ...(history ? { history } : {}),
+        }, null, 2) + "\n");
+        return;
+      }
+      if (argv["print-dead"]) {
+        // one write: a write per path to a pipe costs more than the whole mark at 100k paths
+        process.stdout.write(r.deleted.map((d) => `${ctx.store.hostPath(d.path)}\n`).join(""));
+        return;
+      }
+      const historyText = (h: HistoryGcResult, would: boolean) =>
+        `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
+        `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
+      if (dryRun) {
+        process.stdout.write(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
+        process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
+        if (history) process.stdout.write(historyText(history, true));
+        return;
+      }
+      for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
+      const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
+      process.stdout.write(
+        `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
+          `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
+      );
+      if (history) process.stdout.write(historyText(history, false));
+      if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
+    } finally {
+      if (lockHeld) ctx.store.unlock(GC_LOCK);
     }
-    const r = await collectGarbage(ctx.store, {
-      dryRun, keepBuildDeps: Boolean(argv["keep-build-deps"]), maxFreed, maxSize, olderThan,
-      ...(dryRun && generations.length ? { ignoreRoots: new Set(generations.map((g) => rootName(g.profile, g.number))) } : {}),
-      now: ctx.clock, signal: ctx.signal, onEvent, ...(argv["batch-size"] ? { batchSize: argv["batch-size"] } : {}),
-    });
-    if (tty && !dryRun) process.stderr.write("\n");
-    // history after the sweep: build records of outputs collected just now can go too
-    const history: HistoryGcResult | undefined = historyOlderThan !== undefined && !r.interrupted
-      ? collectTargetHistory(ctx.store, ctx.clock() - historyOlderThan, dryRun) : undefined;
-    if (argv.json) {
-      process.stdout.write(JSON.stringify({
-        ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun,
-        generations: generations.map((g) => ({ profile: g.profile, number: g.number, path: ctx.store.hostPath(g.path), createdAt: g.createdAt })),
-        ...(history ? { history } : {}),
-      }, null, 2) + "\n");
-      return;
-    }
-    if (argv["print-dead"]) {
-      // one write: a write per path to a pipe costs more than the whole mark at 100k paths
-      process.stdout.write(r.deleted.map((d) => `${ctx.store.hostPath(d.path)}\n`).join(""));
-      return;
-    }
-    const historyText = (h: HistoryGcResult, would: boolean) =>
-      `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
-      `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
-    if (dryRun) {
-      process.stdout.write(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
-      process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
-      if (history) process.stdout.write(historyText(history, true));
-      return;
-    }
-    for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
-    const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
-    process.stdout.write(
-      `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
-        `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
-    );
-    if (history) process.stdout.write(historyText(history, false));
-    if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
   });
 }
