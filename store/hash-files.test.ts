@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hashTree, UnsupportedEntryError } from "./archive.js";
@@ -43,6 +44,20 @@ describe("hashFiles", () => {
     assert.equal(new Set(serial.map((d) => d.toString("hex"))).size, jobs.length);
     const shared = hashFiles(jobs, buf, { workers: 1 });
     assert.deepEqual(shared.map((d) => d.toString("hex")), serial.map((d) => d.toString("hex")));
+  });
+
+  test("the compiled module's workers (what the shipped CLI runs) give the same digests", () => {
+    // the worker runs hashFileJob from its source text: check that text as the build emits it
+    const compiled = fileURLToPath(new URL("../dist/store/hash-files.js", import.meta.url));
+    const script = `
+      const { hashFiles } = await import(${JSON.stringify(compiled)});
+      const jobs = JSON.parse((await import("node:fs")).readFileSync(0, "utf8"));
+      const stats = { workerFiles: 0 };
+      const d = hashFiles(jobs, Buffer.allocUnsafe(1 << 20), { workers: 1, callerHashes: false, stats });
+      process.stdout.write(JSON.stringify({ workerFiles: stats.workerFiles, digests: d.map((x) => x.toString("hex")) }));`;
+    const r = JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { input: JSON.stringify(jobs), encoding: "utf8" }));
+    assert.equal(r.workerFiles, jobs.length);
+    assert.deepEqual(r.digests, hashFiles(jobs, buf, { workers: 0 }).map((d) => d.toString("hex")));
   });
 
   test("the exec bit and the size are part of a file's digest on every thread", () => {

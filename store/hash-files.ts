@@ -27,8 +27,6 @@ export interface FileJob {
 }
 
 const CHUNK = 1 << 20;
-/** "F-" or "Fx", then the size as a big-endian u64: the start of a file node's description */
-export const FILE_HEADER_LEN = 10;
 
 /** Workers start once this many files, or this many bytes, are waiting to be hashed. */
 const MIN_FILES = 2000;
@@ -44,32 +42,45 @@ const QUIET_MS = 30_000;
 const DONE = 0;
 const FLAGS = 1;
 
+/** What hashFileJob takes from outside, passed in: the workers run the very same function. */
+export interface HashIo {
+  openSync: typeof openSync;
+  readSync: typeof readSync;
+  closeSync: typeof closeSync;
+  blake3: (data: Buffer) => Buffer;
+  Blake3Hasher: typeof Blake3Hasher;
+}
+const IO: HashIo = { openSync, readSync, closeSync, blake3: blake3Buffer, Blake3Hasher };
+
 /**
- * The digest of a file node (header + bytes), read with `buf` (at least 1 MiB). Throws if the
- * file's size is not the size it had when the tree was walked.
+ * The digest of a file node ("F-" or "Fx", the size as a big-endian u64, then the bytes), read
+ * with `buf` (at least 1 MiB). Throws if the file's size is not the size it had when the tree was
+ * walked. Self-contained (everything it uses is a parameter or a global): its source text is the
+ * workers' hash function too.
  */
-export function hashFileJob(job: FileJob, buf: Buffer): Buffer {
+export function hashFileJob(job: FileJob, buf: Buffer, io: HashIo = IO): Buffer {
+  const HEADER = 10;
   buf.write(job.exec ? "Fx" : "F-", 0, "latin1");
   buf.writeBigUInt64BE(BigInt(job.size), 2);
-  const fd = openSync(job.path, "r");
+  const fd = io.openSync(job.path, "r");
   try {
-    if (job.size <= buf.length - FILE_HEADER_LEN) {
+    if (job.size <= buf.length - HEADER) {
       // header and bytes in one buffer, one one-shot BLAKE3 call (most source files are small)
-      let len = FILE_HEADER_LEN;
+      let len = HEADER;
       for (;;) {
-        const n = readSync(fd, buf, len, buf.length - len, null);
+        const n = io.readSync(fd, buf, len, buf.length - len, null);
         if (n === 0) break;
         len += n;
         if (len === buf.length) break;
       }
-      if (len - FILE_HEADER_LEN !== job.size) throw new Error(`file changed while hashing: ${job.path}`);
-      return blake3Buffer(buf.subarray(0, len));
+      if (len - HEADER !== job.size) throw new Error(`file changed while hashing: ${job.path}`);
+      return io.blake3(buf.subarray(0, len));
     }
-    const h = new Blake3Hasher();
-    h.update(buf.subarray(0, FILE_HEADER_LEN));
+    const h = new io.Blake3Hasher();
+    h.update(buf.subarray(0, HEADER));
     let total = 0;
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      const n = io.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       h.update(buf.subarray(0, n));
       total += n;
@@ -77,14 +88,14 @@ export function hashFileJob(job: FileJob, buf: Buffer): Buffer {
     if (total !== job.size) throw new Error(`file changed while hashing: ${job.path}`);
     return h.digestBuffer();
   } finally {
-    closeSync(fd);
+    io.closeSync(fd);
   }
 }
 
 // The worker: claims each batch it is sent (unless the calling thread took it first), hashes it
-// with the same steps as hashFileJob, and sends back the digests. Plain CommonJS given as
-// source text, so it runs the same from the TypeScript sources and from the compiled bundle; it
-// loads the BLAKE3 addon from the path the calling thread resolved.
+// with hashFileJob (its source text, given the worker's own fs and BLAKE3), and sends back the
+// digests. Plain CommonJS given as source text, so it runs the same from the TypeScript sources
+// and from the compiled bundle; it loads the BLAKE3 addon from the path the calling thread resolved.
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { openSync, readSync, closeSync } = require("node:fs");
@@ -92,44 +103,19 @@ const { blake3, Blake3Hasher } = require(workerData.blake);
 const { port, shared } = workerData;
 const words = new Int32Array(shared);
 const buf = Buffer.allocUnsafe(${CHUNK});
-function hash(path, size, exec) {
-  buf.write(exec ? "Fx" : "F-", 0, "latin1");
-  buf.writeBigUInt64BE(BigInt(size), 2);
-  const fd = openSync(path, "r");
-  try {
-    if (size <= buf.length - ${FILE_HEADER_LEN}) {
-      let len = ${FILE_HEADER_LEN};
-      for (;;) {
-        const n = readSync(fd, buf, len, buf.length - len, null);
-        if (n === 0) break;
-        len += n;
-        if (len === buf.length) break;
-      }
-      return len - ${FILE_HEADER_LEN} === size ? blake3(buf.subarray(0, len)) : null;
-    }
-    const h = new Blake3Hasher();
-    h.update(buf.subarray(0, ${FILE_HEADER_LEN}));
-    let total = 0;
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      total += n;
-    }
-    return total === size ? h.digestBuffer() : null;
-  } finally {
-    closeSync(fd);
-  }
-}
+const io = { openSync, readSync, closeSync, blake3, Blake3Hasher };
+const hashFileJob = ${hashFileJob.toString()};
 port.on("message", ({ batch, paths, sizes, execs }) => {
   if (Atomics.compareExchange(words, ${FLAGS} + batch, 0, 1) !== 0) return;
   const list = paths.split("\\0");
   const digests = Buffer.alloc(list.length * 32);
   const failed = [];
   for (let i = 0; i < list.length; i++) {
-    let d = null;
-    try { d = hash(list[i], sizes[i], execs[i] === 1); } catch {}
-    if (d) d.copy(digests, i * 32); else failed.push(i);
+    try {
+      hashFileJob({ path: list[i], size: sizes[i], exec: execs[i] === 1 }, buf, io).copy(digests, i * 32);
+    } catch {
+      failed.push(i);
+    }
   }
   port.postMessage({ batch, digests, failed });
   Atomics.add(words, ${DONE}, 1);
@@ -147,7 +133,7 @@ export interface HashFilesOptions {
   workers?: number;
   /** false: the calling thread takes no batch while a worker can (tests) */
   callerHashes?: boolean;
-  /** filled in with how many files the workers hashed */
+  /** filled in with how many files the workers hashed (not counting those they failed on) */
   stats?: { workerFiles: number };
 }
 
@@ -312,7 +298,7 @@ export class FileHasher {
           const bad = new Set(failed);
           // a file the worker could not hash stays empty: finish() hashes it again for its error
           for (let i = 0; i < count; i++) if (!bad.has(i)) out[start + i] = Buffer.from(digests.buffer, digests.byteOffset + i * 32, 32);
-          workerFiles += count;
+          workerFiles += count - bad.size;
           received++;
           got = true;
         }
