@@ -7,7 +7,7 @@
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { Blake3Hasher, blake3Buffer } from "./digest.js";
-import { FileHasher } from "./hash-files.js";
+import { FileHasher, type FileJob } from "./hash-files.js";
 
 export type EntryKind = "file" | "dir" | "symlink";
 
@@ -66,7 +66,7 @@ function fileHeader(exec: boolean, size: number): Buffer {
  * Hash a regular file's node with selfHash: every occurrence of it is hashed as '0'*32 and
  * reported, so outputs that mention their own path hash the same wherever they were built.
  */
-function hashSelfRefFile(path: string, size: number, exec: boolean, selfHash: string, onSelfRef: HashOptions["onSelfRef"]): Buffer {
+function hashSelfRefFile({ path, size, exec }: FileJob, selfHash: string, onSelfRef: HashOptions["onSelfRef"]): Buffer {
   const h = new Blake3Hasher();
   h.update(fileHeader(exec, size));
   const fd = openSync(path, "r");
@@ -121,10 +121,8 @@ interface Walk {
   files: number;
 }
 
-/** stands in for the lstat of a directory that readdir already said is one */
-const DIR = { isSymbolicLink: () => false, isFile: () => false, isDirectory: () => true } as Stats;
-
 function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode {
+  if (st.isDirectory()) return walkDir(path, opts, w);
   if (st.isSymbolicLink()) {
     const target = readlinkSync(path, { encoding: "buffer" });
     w.size += target.length;
@@ -146,19 +144,22 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
     }
     return { kind: "file", digest: undefined, job: w.hasher.add({ path, size: st.size, exec: isExecutable(st) }) };
   }
-  if (st.isDirectory()) {
-    // the entry types from readdir spare an lstat per directory; files need theirs (size, exec
-    // bit, cache key), and an entry of unknown type (some filesystems) gets one too
-    const entries = readdirSync(path, { encoding: "buffer", withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
-    const names = entries.map((e) => e.name);
-    const prefix = path.endsWith("/") ? path : `${path}/`;
-    const children = entries.map((e) => {
-      const child = prefix + e.name.toString();
-      return e.isDirectory() ? walkNode(child, DIR, opts, w) : walkNode(child, lstatSync(child), opts, w);
-    });
-    return { kind: "dir", names, children };
-  }
   throw new UnsupportedEntryError(path);
+}
+
+/**
+ * A directory's entries, sorted bytewise. The entry types from readdir spare an lstat per
+ * subdirectory; files need theirs (size, exec bit, cache key), and an entry of unknown type
+ * (some filesystems) gets one too.
+ */
+function walkDir(path: string, opts: HashOptions, w: Walk): WalkNode {
+  const entries = readdirSync(path, { encoding: "buffer", withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
+  const prefix = path.endsWith("/") ? path : `${path}/`;
+  const children = entries.map((e) => {
+    const child = prefix + e.name.toString();
+    return e.isDirectory() ? walkDir(child, opts, w) : walkNode(child, lstatSync(child), opts, w);
+  });
+  return { kind: "dir", names: entries.map((e) => e.name), children };
 }
 
 function nodeDigest(node: WalkNode, digests: Buffer[]): Buffer {
@@ -197,7 +198,7 @@ export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
   let digests: Buffer[];
   if (opts.selfHash) {
     const { selfHash, onSelfRef } = opts;
-    digests = w.hasher.jobs.map((j) => hashSelfRefFile(j.path, j.size, j.exec, selfHash, onSelfRef));
+    digests = w.hasher.jobs.map((j) => hashSelfRefFile(j, selfHash, onSelfRef));
   } else {
     digests = w.hasher.finish();
     if (opts.cache) w.keys.forEach((k, i) => opts.cache!.set(k, digests[i]!.toString("hex")));
