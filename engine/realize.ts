@@ -179,7 +179,7 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
   const out = new Map<Node, { state: PlanState; outputs?: Outputs; resolved?: ResolvedHash }>();
   // Waves: a node's wave is one more than its deepest input's, so a wave's nodes depend only on
   // earlier waves. Each wave's realisations are looked up in one query (a wide graph is a few
-  // waves of thousands; a chain is one node per wave, looked up alone).
+  // waves of thousands; a chain is one node per wave).
   const waveOf = new Map<Node, number>();
   const waves: Node[][] = [];
   for (const n of nodes) {
@@ -190,7 +190,7 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
   }
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
-    for (const n of wave ?? []) {
+    for (const n of wave) {
       if (n.drv.fixed) {
         const p = fixedInStore(store, n);
         out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
@@ -212,9 +212,7 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
       }
       asked.push({ n, hash: resolveDerivation(n.drv, inputs).hash });
     }
-    const found = asked.length === 1
-      ? realisationsOne(store, asked[0]!.n, asked[0]!.hash)
-      : store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
+    const found = store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
     for (const { n, hash } of asked) {
       const outputs: Outputs = {};
       let known = true;
@@ -230,15 +228,6 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
     }
   }
   return out;
-}
-
-function realisationsOne(store: Store, n: Node, hash: ResolvedHash): Map<string, StorePathName> {
-  const m = new Map<string, StorePathName>();
-  for (const o of n.drv.outputs) {
-    const p = store.realisation(hash, o);
-    if (p) m.set(`${hash}\0${o}`, p);
-  }
-  return m;
 }
 
 /**
@@ -272,9 +261,7 @@ export class Realizer {
   private readonly rooted = new Set<StorePathName>();
   /** critical-path length of each node: the order in which waiting jobs get a slot */
   private priority = new Map<Node, number>();
-  /** outputs the plan found valid and rooted, by resolved hash */
-  private readonly planned = new Map<ResolvedHash, Outputs>();
-  /** the outputs (and resolved hash, unless fixed) the plan found for each node it found cached */
+  /** the outputs (rooted above) and resolved hash (unless fixed) the plan found for each node it found cached */
   private readonly plannedOf = new Map<Node, { resolved?: ResolvedHash; outputs: Outputs }>();
 
   constructor(private readonly ctx: Context) {
@@ -300,11 +287,10 @@ export class Realizer {
     const toRun = nodes.filter((n) => p.get(n)!.state !== "cached");
     const recorded = buildDurations(store, toRun);
     this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));
-    // what the plan found in the store (and rooted above), by resolved hash: run() need not ask again
+    // what the plan found in the store (and rooted above): run() need not ask again
     for (const n of nodes) {
       const s = p.get(n)!;
       if (s.state === "cached" && s.outputs) this.plannedOf.set(n, { resolved: s.resolved, outputs: s.outputs });
-      if (s.state === "cached" && s.resolved && s.outputs) this.planned.set(s.resolved, s.outputs);
     }
 
     const settled = await Promise.allSettled(roots.map((r) => this.ensure(r)));
@@ -367,8 +353,8 @@ export class Realizer {
     const deps = await Promise.allSettled(n.deps.map((d) => this.ensure(d)));
     const inputs: InputRealisation[] = [];
     let anyFresh = false;
-    const samePlan = n.drv.fixed ? undefined : this.plannedOf.get(n)?.resolved;
-    let asPlanned = samePlan !== undefined;
+    const planned = n.drv.fixed ? undefined : this.plannedOf.get(n);
+    let asPlanned = planned?.resolved !== undefined;
     for (const [i, d] of n.deps.entries()) {
       const r = deps[i]!;
       if (r.status === "rejected") {
@@ -386,12 +372,12 @@ export class Realizer {
     }
 
     // a fixed output is keyed by its pinned hash alone, but its builder still needs resolved inputs.
-    // When every input came out where the plan found it, so does the resolved hash: the plan's is
-    // used, and the derivation is resolved again only if it must be built after all
+    // When every input came out where the plan found it, so do the resolved hash and the outputs:
+    // the plan's are used, and the derivation is resolved again only if it must be built after all
     let r: ReturnType<typeof resolveDerivation> | undefined;
     const resolve = () => (r ??= resolveDerivation(n.drv, inputs));
-    const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : asPlanned && samePlan ? samePlan : resolve().hash;
-    const fromPlan = this.planned.get(hash);
+    const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : asPlanned ? planned!.resolved! : resolve().hash;
+    const fromPlan = asPlanned ? planned!.outputs : undefined;
     const cachedOutputs = fromPlan && this.protect(Object.values(fromPlan)) ? fromPlan : this.lookup(n, hash);
     if (cachedOutputs) return this.hit(n, hash, cachedOutputs, anyFresh);
 
