@@ -309,10 +309,7 @@ export class Store {
   }
 
   touch(paths: Iterable<StorePathName>, now: number): void {
-    const tx = this.db.transaction((ps: StorePathName[]) => {
-      for (const p of ps) this.stmts.touch.run(now, p);
-    });
-    tx([...paths]);
+    this.stmts.touchMany.run(now, JSON.stringify([...paths]));
   }
 
   /**
