@@ -2,10 +2,10 @@
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../store/errors.js";
-import { parseStorePathName, type StorePathName } from "../store/store.js";
+import { parseStorePathName, type StorePathName } from "../store/paths.js";
 import type { Context } from "../engine/context.js";
-import { plan } from "../engine/realize.js";
-import { reachable } from "../engine/realize.js";
+import { plan } from "../engine/plan.js";
+import { reachable } from "../engine/graph.js";
 import { evaluateTargets } from "../engine/targets.js";
 
 export async function toStorePaths(ctx: Context & { root: string }, entry: string, items: string[]): Promise<StorePathName[]> {
@@ -21,7 +21,7 @@ export async function toStorePaths(ctx: Context & { root: string }, entry: strin
       continue;
     }
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), [item]);
-    const p = plan(ctx.store, reachable(ev.evaluator.graph, ev.roots.map((r) => r.node)));
+    const p = await plan(ctx.store, reachable(ev.evaluator.graph, ev.roots.map((r) => r.node)));
     for (const r of ev.roots) {
       const o = p.get(r.node)?.outputs?.[r.output];
       if (!o) throw new KilnError("STORE_PATH_INVALID", `target ${r.target} is not realized in this store`, `run: kiln realize ${item}`);

@@ -1,12 +1,12 @@
 // kiln why <target>: why the latest realisation of a target differs from the one before it (or
 // from the one at a git revision, or from a given derivation): root causes and blast radius.
-import { existsSync, readFileSync } from "node:fs";
 import type { Argv } from "yargs";
 import { pickComparison, storeLookup, type AgainstSpec, type Comparison } from "../../engine/history.js";
-import { explain, locateKey, parsePosition, renderWhy, type Cause, type WhyReport } from "../../engine/why.js";
+import { explain, renderWhy, type WhyReport } from "../../engine/why.js";
 import type { TargetRealisation } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
-import { lineCommit, resolveRevision } from "../git.js";
+import { refineCauses } from "../causes.js";
+import { resolveRevision } from "../git.js";
 import { withContext } from "../run.js";
 
 interface Args extends GlobalArgs {
@@ -26,35 +26,6 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("against", { type: "string", describe: "compare against this derivation hash" })
     .conflicts("since", "against")
     .option("json", { type: "boolean", describe: "print the report as JSON" }) as unknown as Argv<Args>;
-}
-
-/**
- * Make positions exact where the recipe file can tell: an env key's own line rather than the
- * derivation call's, and the commit that last changed that line when the recipes are in git.
- */
-export function refineCauses(causes: Cause[]): void {
-  const texts = new Map<string, string | undefined>();
-  const read = (f: string) => {
-    if (!texts.has(f)) texts.set(f, existsSync(f) ? readFileSync(f, "utf8") : undefined);
-    return texts.get(f);
-  };
-  for (const c of causes) {
-    if (c.kind !== "env" && c.kind !== "script" && c.kind !== "fixed") continue;
-    const p = c.position ? parsePosition(c.position) : undefined;
-    if (!p) continue;
-    const text = read(p.file);
-    if (text === undefined) continue;
-    let line = p.line;
-    if (c.kind === "env") {
-      const at = locateKey(text, p.line, c.key);
-      if (at !== undefined) {
-        line = at;
-        c.position = `${p.file}:${at}`;
-      }
-    }
-    const commit = lineCommit(p.file, line);
-    if (commit) c.commit = commit;
-  }
 }
 
 function side(target: string, s: Comparison["old"]) {

@@ -11,7 +11,8 @@
 // state); the TUI keeps one state and re-renders from it.
 import type { KilnEvent } from "../../engine/events.js";
 
-export type PlanState = "cached" | "build" | "fetch" | "unknown";
+export type { PlanState } from "../../engine/events.js";
+import type { PlanState } from "../../engine/events.js";
 
 /** waiting: not started (reason set when another kiln process holds its lock) */
 export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "skipped";
