@@ -57,6 +57,7 @@ export function reportError(e: unknown): number {
       case "FETCH_FAILED":
       case "STORE_CORRUPT":
       case "LOCK_DRIFT":
+      case "DEB_INVALID":
         return EXIT.failed;
       default:
         return EXIT.usage;

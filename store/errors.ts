@@ -20,6 +20,7 @@ export type ErrorCode =
   | "FETCH_FAILED"
   | "CANCELLED"
   | "LOCK_DRIFT"
+  | "DEB_INVALID"
   | "USAGE";
 
 export class KilnError extends Error {
