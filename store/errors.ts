@@ -21,6 +21,8 @@ export type ErrorCode =
   | "CANCELLED"
   | "LOCK_DRIFT"
   | "DEB_INVALID"
+  | "SEED_INVALID"
+  | "SEED_CONFLICT"
   | "USAGE";
 
 export class KilnError extends Error {
