@@ -58,6 +58,7 @@ export function reportError(e: unknown): number {
       case "STORE_CORRUPT":
       case "LOCK_DRIFT":
       case "DEB_INVALID":
+      case "SEED_RESOLVE_FAILED":
         return EXIT.failed;
       default:
         return EXIT.usage;

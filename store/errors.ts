@@ -23,6 +23,7 @@ export type ErrorCode =
   | "DEB_INVALID"
   | "SEED_INVALID"
   | "SEED_CONFLICT"
+  | "SEED_RESOLVE_FAILED"
   | "USAGE";
 
 export class KilnError extends Error {
