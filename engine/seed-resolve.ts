@@ -38,12 +38,12 @@ export async function resolveSeed(sets: SeedSets, opts: ResolveOptions): Promise
   } else apt.requireLists();
 
   const lock: SeedLock = { lockVersion: SEED_LOCK_VERSION, suite: sets.suite, sets: {}, packages: {} };
-  const wanted = new Map<string, Map<string, { name: string; version: string; arch: string }>>();
+  const wanted = new Map<string, Map<string, Resolved>>();
   for (const name of Object.keys(sets.sets).sort()) {
     const s = sets.sets[name]!;
     opts.onLine?.(`resolving set ${name} (${s.arch}): ${s.packages.length} packages asked`);
     const closure = await apt.closure(name, s.arch, s.packages);
-    const forArch = wanted.get(s.arch) ?? new Map();
+    const forArch = wanted.get(s.arch) ?? new Map<string, Resolved>();
     for (const p of closure) forArch.set(packageKey(p.name, p.arch), p);
     wanted.set(s.arch, forArch);
     lock.sets[name] = { arch: s.arch, request: [...s.packages].sort(), packages: closure.map((p) => packageKey(p.name, p.arch)).sort() };
@@ -54,9 +54,11 @@ export async function resolveSeed(sets: SeedSets, opts: ResolveOptions): Promise
     for (const p of await apt.metadata(arch, pkgs)) {
       const key = packageKey(p.name, p.arch);
       const had = lock.packages[key];
-      // an arch-all package in sets of two architectures is one package; two versions of it would
-      // mean the lists changed during the run
-      if (had && had.version !== p.version) throw new KilnError("SEED_RESOLVE_FAILED", `${key} resolved to ${had.version} and ${p.version} in one run`, "run kiln seed lock again");
+      // an arch-all package in sets of two architectures is one package, so it needs one version
+      if (had && had.version !== p.version) {
+        throw new KilnError("SEED_RESOLVE_FAILED", `${key} resolved to ${had.version} in one architecture's sets and to ${p.version} in another's`,
+          "the archive is between two uploads of it: run kiln seed lock again later, or pin it as name=version in the sets");
+      }
       lock.packages[key] = p;
     }
   }
