@@ -7,6 +7,7 @@ import { hashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
 import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
 
@@ -126,7 +127,13 @@ export class Evaluator {
     } else {
       if (a.builder === undefined) throw new KilnError("RECIPE_INVALID", `derivation ${where} has neither script nor builder`, "add script: sh`...`");
       builder = toStr(a.builder);
-      if (!builder.includes("/") && !builder.startsWith("builtin:")) {
+      if (builder.startsWith("builtin:")) {
+        // runs inside kiln: no sandbox, so no host tools either
+        if (!isBuiltinBuilder(builder)) {
+          throw new KilnError("RECIPE_INVALID", `derivation ${where} names an unknown builtin builder ${builder} (there are ${BUILTIN_BUILDERS.join(", ")})`, "fix the builder's name, or use script: sh`...` for a sandboxed build", { position: d.position });
+        }
+        if (tools.size > 0) throw new KilnError("RECIPE_INVALID", `derivation ${where}: the builtin builder ${builder} runs no host tools (${[...tools].join(", ")})`, "remove hostTools", { position: d.position });
+      } else if (!builder.includes("/")) {
         if (usr !== undefined) {
           throw new KilnError("RECIPE_INVALID", `derivation ${where}: builder '${builder}' is a host command, but the build runs on a usr tree`, `give the builder's path in the tree, e.g. /usr/bin/${builder}`, { position: d.position });
         }

@@ -42,6 +42,10 @@ export interface FailureFields {
   FETCH_FAILED: { expected?: string; attempts?: unknown[] };
   CANCELLED: NoFields;
   LOCK_DRIFT: { file?: string };
+  DEB_INVALID: { deb?: string };
+  SEED_INVALID: { file?: string };
+  SEED_CONFLICT: { conflicts?: Record<string, string[]> };
+  SEED_RESOLVE_FAILED: NoFields;
   USAGE: NoFields;
 }
 
