@@ -41,7 +41,9 @@ export async function fetchFixed(req: FetchRequest): Promise<Attempt[]> {
   mkdirSync(req.dir, { recursive: true });
   const out = join(req.dir, "out");
   const attempts: Attempt[] = [];
-  const all = [...req.sources, ...req.mirrors.map((m) => ({ mirror: m }))];
+  // the configured mirrors first, as Nix tries its hashed mirrors before the URLs: a local folder
+  // answers at once and spares the network
+  const all = [...req.mirrors.map((m) => ({ mirror: m })), ...req.sources];
   for (const [i, s] of all.entries()) {
     if (req.signal.aborted) throw new KilnError("CANCELLED", `fetch of ${req.name} cancelled`);
     const tmp = join(req.dir, `try-${i}`);
