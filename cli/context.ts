@@ -5,6 +5,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
+import { LocalBuilder } from "../engine/builders/local.js";
 import { SandboxBuilder } from "../engine/builders/sandbox.js";
 import { hostSystem } from "../engine/derivation.js";
 import { HostTools } from "../engine/hosttools.js";
@@ -148,10 +149,10 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   return {
     root,
     store,
-    builder: new SandboxBuilder({
+    builder: new LocalBuilder(new SandboxBuilder({
       bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
       scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
-    }),
+    }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) }),
     substituters: [],
     hostTools,
     events: events ?? makeReporter(args),
