@@ -50,12 +50,16 @@ export const fragments: Record<string, Fragment> = {
   network: { NET: "y", INET: "y", IPV6: "y", UNIX: "y", IP_PNP: "y", IP_PNP_DHCP: "y" },
   // transparent huge pages (32 MiB with 16K pages) on request, and hugetlbfs
   hugepages: { TRANSPARENT_HUGEPAGE: "y", TRANSPARENT_HUGEPAGE_MADVISE: "y", HUGETLBFS: "y", HUGETLB_PAGE: "y" },
-  // what the ZFS modules need: loadable modules, and the kernel's zlib (selected by deflate)
-  zfs: { MODULES: "y", MODULE_UNLOAD: "y", CRYPTO_DEFLATE: "y", ZLIB_DEFLATE: "y", ZLIB_INFLATE: "y" },
+  // what the ZFS modules need: loadable modules, the kernel's zlib (selected by deflate), and
+  // POSIX ACLs (acltype=posixacl; without them ZFS says "Posix ACLs disabled by kernel")
+  zfs: { MODULES: "y", MODULE_UNLOAD: "y", CRYPTO_DEFLATE: "y", ZLIB_DEFLATE: "y", ZLIB_INFLATE: "y", FS_POSIX_ACL: "y", EXT4_FS_POSIX_ACL: "y" },
   // a serial/ssh system: no virtual terminals, input devices or legacy ptys
   trim: { VT: "n", INPUT: "n", LEGACY_PTYS: "n" },
-  // built for speed, not size (tinyconfig's defaults are -Os and SLOB)
-  performance: { CC_OPTIMIZE_FOR_PERFORMANCE: "y", SLUB: "y" },
+  // built for speed, not size (tinyconfig's defaults are -Os, SLOB and small core tables: 4096 pids, 16 futex buckets)
+  performance: { CC_OPTIMIZE_FOR_PERFORMANCE: "y", SLUB: "y", BASE_FULL: "y" },
+  // the speculation mitigations a general kernel has; each checks the CPU at boot and costs
+  // nothing where it is not affected
+  mitigations: { UNMAP_KERNEL_AT_EL0: "y", MITIGATE_SPECTRE_BRANCH_HISTORY: "y", RODATA_FULL_DEFAULT_ENABLED: "y" },
   // no debug code: no debug info, tracers, probes, symbol tables, verbose BUG()s or debug checks
   // (BUG() itself stays: a kernel that stops on a detected bug rather than running on corrupted)
   nodebug: {

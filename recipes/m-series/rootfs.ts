@@ -105,6 +105,7 @@ export function rootfs(o: RootfsOptions): Drv {
       mkdir -p etc/init.d etc/ssh root tmp var/log var/empty run proc sys dev mnt
       cp ${f("inittab")} etc/inittab
       cp ${f("rcS")} etc/init.d/rcS; cp ${f("rcK")} etc/init.d/rcK; chmod 0755 etc/init.d/rcS etc/init.d/rcK
+      mkdir -p usr/lib/m-series; cp ${f("uevent")} usr/lib/m-series/uevent; chmod 0755 usr/lib/m-series/uevent
       cp ${f("sshd_config")} etc/ssh/sshd_config
       printf 'root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' > etc/passwd
       printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > etc/group

@@ -49,8 +49,10 @@ export function bootTest(o: BootTestOptions): Drv {
       ready=$(stamp "M-SERIES SSHD READY")
       ssh_() { ssh -F /dev/null -i id -p "$PORT" -o BatchMode=yes -o ConnectTimeout=60 -o HostKeyAlgorithms=ssh-ed25519 \
         -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/build/known_hosts root@127.0.0.1 "$@"; }
+      # QEMU accepts on the forwarded port before the VM's sshd answers: retry the first login a little
+      tries=0; until ssh_ true 2>>ssh.log; do tries=$((tries + 1)); [ $tries -lt 10 ] || break; sleep 3; done
       t0=$(date +%s.%N)
-      src=0; ssh_ sh -s < ${source(import.meta.url, "files/ssh-session.sh")} > ssh.log 2>&1 || src=$?
+      src=0; ssh_ sh -s < ${source(import.meta.url, "files/ssh-session.sh")} >> ssh.log 2>&1 || src=$?
       t1=$(date +%s.%N)
       ssh_ poweroff >> ssh.log 2>&1 || true
       wait $qemu || true

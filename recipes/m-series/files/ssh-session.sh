@@ -7,7 +7,8 @@ m-series-info
 # the pool's disk is the NVMe controller with the test's serial number (no udev, no by-id links)
 dev=
 for c in /sys/class/nvme/nvme*; do
-  if [ "$(cat "$c/serial")" = m-series-tank ]; then dev=/dev/$(basename "$c")n1; fi
+  # NVMe serial numbers are space-padded to 20 characters
+  if [ "$(sed 's/ *$//' "$c/serial")" = m-series-tank ]; then dev=/dev/$(basename "$c")n1; fi
 done
 [ -n "$dev" ] || { echo "no NVMe disk with serial m-series-tank"; exit 1; }
 zpool create -f tank "$dev"
