@@ -41,7 +41,7 @@ export function mSeries(o: MSeriesOptions = {}) {
         echo "  root files      $(mib $(tree ${root})), of which kernel modules $(mib $(tree ${root}/usr/lib/modules)) (ZFS $(mib $(tree ${zfs})))"
         echo "  kernel Image    $(mib $(stat -c %s ${k}/Image))"
         echo "  boot test       passed=$(j $t passed): page size $(j $t pageSize), sshd up $(j $t sshReadySeconds) s after QEMU started (TCG, -cpu max), SSH session with ZFS $(j $t sshSessionSeconds) s, zfs=$(j $t zfs), host key made at boot=$(j $t hostKeyFromBoot)"
-        echo "  CPU features    $(j $t hwcaps)"
+        echo "  CPU features    $(sed -n 's/.*"hwcaps":"\([^"]*\)".*/\1/p' $t)"
       } > $out/report.txt
       cat $out/report.txt
     `,
