@@ -13,7 +13,7 @@ const common = {
   bundle: true,
   platform: "node",
   target: "node20",
-  external: ["better-sqlite3", "@napi-rs/blake-hash", "esbuild"],
+  external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild"],
   logLevel: "warning",
 };
 await build({

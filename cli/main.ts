@@ -14,6 +14,7 @@ import * as pin from "./commands/pin.js";
 import * as planCmd from "./commands/plan.js";
 import * as profile from "./commands/profile.js";
 import * as realize from "./commands/realize.js";
+import * as seed from "./commands/seed.js";
 import * as rootsCmd from "./commands/roots.js";
 import * as showDerivation from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
@@ -53,6 +54,7 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(whyDepends as never)
   .command<GlobalArgs>(planCmd as never)
   .command<GlobalArgs>(lock as never)
+  .command<GlobalArgs>(seed as never)
   .command<GlobalArgs>(gc as never)
   .command<GlobalArgs>(pin as never)
   .command<GlobalArgs>(profile as never)

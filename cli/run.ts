@@ -57,6 +57,8 @@ export function reportError(e: unknown): number {
       case "FETCH_FAILED":
       case "STORE_CORRUPT":
       case "LOCK_DRIFT":
+      case "DEB_INVALID":
+      case "SEED_RESOLVE_FAILED":
         return EXIT.failed;
       default:
         return EXIT.usage;

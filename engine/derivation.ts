@@ -41,7 +41,7 @@ export type FetchSource =
 export interface Derivation {
   name: string;
   system: string;
-  /** 'builtin:fetch' or a logical path / host command run inside the sandbox */
+  /** 'builtin:fetch', another builtin (engine/builtins/builders.ts), or a logical path / host command run inside the sandbox */
   builder: string;
   args: string[];
   env: Record<string, string>;

@@ -204,3 +204,25 @@ describe("Evaluator: errors", () => {
     assert.throws(() => evaluator().ev.evaluate(derivation({ name: "empty" })), kilnError("RECIPE_INVALID", "neither script nor builder"));
   });
 });
+
+describe("Evaluator: builtin builders", () => {
+  const deb = fetch({ name: "hello_1.0_amd64.deb", sha256: "a".repeat(64), sources: [{ url: "http://example.invalid/hello.deb" }] });
+
+  test("a builtin: builder runs inside kiln: no host tool, its inputs referenced like any other", () => {
+    const { ev, asked } = evaluator();
+    const { node } = ev.evaluate(derivation({ name: "hello-unpacked", builder: "builtin:unpack-deb", args: [deb] }));
+    assert.equal(node.drv.builder, "builtin:unpack-deb");
+    assert.deepEqual(node.drv.hostTools, {});
+    assert.deepEqual(asked, [], "no host tool was fingerprinted");
+    const fetched = byName(ev, "hello_1.0_amd64.deb");
+    assert.deepEqual(node.drv.args, [inputPlaceholder(fetched.hash, fetched.name, "out")]);
+    assert.deepEqual(node.drv.inputDrvs, { [fetched.hash]: ["out"] });
+  });
+
+  test("an unknown builtin, or host tools for a builtin, are RECIPE_INVALID", () => {
+    const { ev } = evaluator();
+    assert.throws(() => ev.evaluate(derivation({ name: "x", builder: "builtin:unpack-rpm", args: [deb] })), kilnError("RECIPE_INVALID", "builtin:unpack-rpm", "builtin:unpack-deb"));
+    assert.throws(() => ev.evaluate(derivation({ name: "y", builder: "builtin:fetch", args: [] })), kilnError("RECIPE_INVALID", "builtin:fetch"));
+    assert.throws(() => ev.evaluate(derivation({ name: "z", builder: "builtin:seed-root", args: [], hostTools: ["sh"] })), kilnError("RECIPE_INVALID", "host tools"));
+  });
+});

@@ -7,6 +7,7 @@ import { hashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/store.js";
 import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
 
@@ -120,7 +121,13 @@ export class Evaluator {
     } else {
       if (a.builder === undefined) throw new KilnError("RECIPE_INVALID", `derivation ${where} has neither script nor builder`, "add script: sh`...`");
       builder = toStr(a.builder);
-      if (!builder.includes("/")) {
+      if (builder.startsWith("builtin:")) {
+        // runs inside kiln: no sandbox, so no host tools either
+        if (!isBuiltinBuilder(builder)) {
+          throw new KilnError("RECIPE_INVALID", `derivation ${where} names an unknown builtin builder ${builder} (there are ${BUILTIN_BUILDERS.join(", ")})`, "fix the builder's name, or use script: sh`...` for a sandboxed build");
+        }
+        if (tools.size > 0) throw new KilnError("RECIPE_INVALID", `derivation ${where}: the builtin builder ${builder} runs no host tools (${[...tools].join(", ")})`, "remove hostTools");
+      } else if (!builder.includes("/")) {
         tools.add(builder);
         builder = `${HOST_BIN}/${builder}`;
       }

@@ -20,6 +20,10 @@ export type ErrorCode =
   | "FETCH_FAILED"
   | "CANCELLED"
   | "LOCK_DRIFT"
+  | "DEB_INVALID"
+  | "SEED_INVALID"
+  | "SEED_CONFLICT"
+  | "SEED_RESOLVE_FAILED"
   | "USAGE";
 
 export class KilnError extends Error {
