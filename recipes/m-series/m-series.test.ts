@@ -32,9 +32,9 @@ describe("m-series recipes", () => {
     assert.deepEqual(got, want, "an m-series derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
   });
 
-  test("the rootfs lock is the closure of its request: every set package pinned, the request as in the sets file", () => {
+  test("the rootfs lock holds together: every set package pinned, request and exclusions as in the sets file", () => {
     const lock = JSON.parse(readFileSync(join(RECIPES, "m-series", "rootfs.lock.json"), "utf8")) as {
-      sets: Record<string, { arch: string; request: string[]; packages: string[] }>;
+      sets: Record<string, { arch: string; request: string[]; exclude: string[]; packages: string[] }>;
       packages: Record<string, { name: string; version: string; arch: string; sha256: string; url: string }>;
     };
     const sets = JSON.parse(readFileSync(join(RECIPES, "m-series", "rootfs.sets.json"), "utf8")) as { sets: Record<string, { arch: string; packages: string[]; exclude: string[] }> };
@@ -42,6 +42,7 @@ describe("m-series recipes", () => {
     const spec = sets.sets["m-series-rootfs"]!;
     assert.equal(set.arch, "arm64");
     assert.deepEqual(set.request, [...spec.packages].sort());
+    assert.deepEqual(set.exclude, [...spec.exclude].sort());
     assert.deepEqual(set.packages, [...set.packages].sort());
     assert.deepEqual(Object.keys(lock.packages).sort(), set.packages);
     const names = new Set(set.packages.map((k) => lock.packages[k]!.name));

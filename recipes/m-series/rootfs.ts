@@ -3,12 +3,15 @@
 // init system use), BusyBox init and applets, the kernel's modules with ZFS's, and a few files of
 // our own. No package manager, compiler, docs, translations or host keys.
 //
-// The package set is rootfs.lock.json: the Depends closure of rootfs.sets.json's packages for
-// arm64, resolved by apt from Debian's metadata with the packages listed under "exclude" taken as
-// already present (they are only needed by maintainer scripts, PAM, systemd or Python tools).
+// The package set is rootfs.lock.json, written by
+//   kiln seed lock --sets recipes/m-series/rootfs.sets.json --lock recipes/m-series/rootfs.lock.json
+// the Depends closure of the set's packages for arm64 (main and contrib), resolved by apt from
+// Debian's metadata with the packages listed under "exclude" taken as already present: they are
+// only needed by maintainer scripts, PAM or Python tools, and the image is unpacked, not installed.
 import { sh, source, type Drv } from "kiln";
 import { build, CROSS_AARCH64, fetchDeb } from "../std/index.js";
 import lock from "./rootfs.lock.json" with { type: "json" };
+import sets from "./rootfs.sets.json" with { type: "json" };
 
 interface LockedPackage {
   name: string;
@@ -19,6 +22,16 @@ interface LockedPackage {
 }
 
 const SET = "m-series-rootfs";
+
+// a lock written for another request would pin the wrong packages without anyone noticing
+{
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const want = sets.sets[SET];
+  const got = lock.sets[SET] as { arch: string; request: string[]; exclude?: string[] };
+  if (got.arch !== want.arch || !same(got.request, [...want.packages].sort()) || !same(got.exclude ?? [], [...want.exclude].sort())) {
+    throw new Error("recipes/m-series/rootfs.lock.json does not match rootfs.sets.json: run `kiln seed lock --sets recipes/m-series/rootfs.sets.json --lock recipes/m-series/rootfs.lock.json` and commit both files");
+  }
+}
 
 /** Every package of the set by name, fetched by its pinned sha256 (apt first, then the archive's pool URL). */
 export const packages: Record<string, Drv> = Object.fromEntries(lock.sets[SET].packages.map((key) => {
