@@ -1,7 +1,7 @@
 // kiln seed lock against Debian's real archive (network to deb.debian.org): the closure of each
-// set from apt's solver on a private apt state, the same bytes on a second run, a readable diff
-// when a set changes, --check, an arm64 set that stays arm64, and a clear error for a package
-// that does not exist.
+// set from apt's solver on a private apt state, exclusions, contrib, the same bytes on a second
+// run, a readable diff when a set changes, --check, an arm64 set that stays arm64, and a clear
+// error for a package that does not exist.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
   let aptDir: string;
   const setsFile = () => join(dir, "sets.json");
   const lockFile = () => join(dir, "seed.lock.json");
-  const writeSets = (sets: Record<string, unknown>) => writeFileSync(setsFile(), JSON.stringify({ suite: "bookworm", sets }, null, 2));
+  const writeSets = (sets: Record<string, unknown>) => writeFileSync(setsFile(), JSON.stringify({ suite: "bookworm", components: ["main", "contrib"], sets }, null, 2));
   const seedLock = (...extra: string[]) => kiln(["seed", "lock", "--sets", setsFile(), "--apt-dir", aptDir, ...extra], { cwd: dir, store });
   let first: string;
 
@@ -31,6 +31,9 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
     writeSets({
       shell: { arch: "amd64", packages: ["dash"] },
       "arm-shell": { arch: "arm64", packages: ["dash", "musl"] },
+      "arm-ssh": { arch: "arm64", packages: ["openssh-client"] },
+      "arm-ssh-lean": { arch: "arm64", packages: ["openssh-client"], exclude: ["adduser", "passwd"] },
+      "arm-contrib": { arch: "arm64", packages: ["b43-fwcutter"], exclude: ["debconf"] },
     });
     const r = await seedLock();
     assert.equal(r.code, 0, r.stderr);
@@ -59,6 +62,28 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
     assert.equal(arm.arch, "arm64");
     assert.ok(arm.packages.includes("dash:arm64") && arm.packages.includes("musl:arm64"), arm.packages.join(" "));
     for (const k of arm.packages) assert.match(k, /:(arm64|all)$/, k);
+  });
+
+  test("excluded packages, and what only they need, stay out of a set's closure; the lock records the exclusions", () => {
+    const lock = JSON.parse(first) as Lock & { sets: Record<string, { exclude?: string[] }> };
+    const full = lock.sets["arm-ssh"]!.packages;
+    const lean = lock.sets["arm-ssh-lean"]!.packages;
+    // passwd is the only one of these to need libsemanage2
+    for (const k of ["adduser:all", "passwd:arm64", "libsemanage2:arm64"]) {
+      assert.ok(full.includes(k), `${k} is in openssh-client's closure`);
+      assert.ok(!lean.includes(k), `${k} is excluded (or needed only by what is)`);
+    }
+    assert.ok(lean.includes("openssh-client:arm64") && lean.includes("libssl3:arm64"), lean.join(" "));
+    assert.deepEqual(lock.sets["arm-ssh-lean"]!.exclude, ["adduser", "passwd"]);
+    assert.equal(lock.sets["arm-ssh"]!.exclude, undefined);
+  });
+
+  test("a set may take packages from the components the sets file names (contrib)", () => {
+    const lock = JSON.parse(first) as Lock;
+    const set = lock.sets["arm-contrib"]!.packages;
+    assert.ok(set.includes("b43-fwcutter:arm64"), set.join(" "));
+    assert.match(lock.packages["b43-fwcutter:arm64"]!.url, /\/pool\/contrib\//);
+    assert.ok(!set.includes("debconf:all"), "debconf is excluded");
   });
 
   test("a second run writes the same bytes and says the lock is up to date", async () => {

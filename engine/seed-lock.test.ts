@@ -52,7 +52,35 @@ describe("parseSeedSets", () => {
   });
 });
 
+describe("parseSeedSets: components and exclusions", () => {
+  test("components and a set's exclude list are kept", () => {
+    const s = parseSeedSets(JSON.stringify({ suite: "bookworm", components: ["main", "contrib"], sets: { img: { arch: "arm64", packages: ["openssh-server"], exclude: ["adduser", "debconf"] } } }), FILE);
+    assert.deepEqual(s.components, ["main", "contrib"]);
+    assert.deepEqual(s.sets.img!.exclude, ["adduser", "debconf"]);
+    assert.equal(parseSeedSets(sets({ base: { arch: "amd64", packages: ["gawk"], exclude: [] } }), FILE).sets.base!.exclude, undefined);
+  });
+
+  test("a bad component or exclude list is SEED_INVALID naming the field", () => {
+    assert.throws(() => parseSeedSets(JSON.stringify({ suite: "bookworm", components: "contrib", sets: { a: { arch: "amd64", packages: ["gawk"] } } }), FILE), invalid('"components"'));
+    assert.throws(() => parseSeedSets(JSON.stringify({ suite: "bookworm", components: ["main", "main"], sets: { a: { arch: "amd64", packages: ["gawk"] } } }), FILE), invalid('"components"'));
+    assert.throws(() => parseSeedSets(sets({ a: { arch: "amd64", packages: ["gawk"], exclude: "debconf" } }), FILE), invalid('set "a"', '"exclude"'));
+    assert.throws(() => parseSeedSets(sets({ a: { arch: "amd64", packages: ["gawk"], exclude: ["Debconf"] } }), FILE), invalid('"exclude"', '"Debconf"'));
+    assert.throws(() => parseSeedSets(sets({ a: { arch: "amd64", packages: ["gawk=1:5.2.1-2"], exclude: ["gawk"] } }), FILE), invalid("gawk is both asked for and excluded"));
+    assert.throws(() => parseSeedSets(sets({ a: { arch: "amd64", packages: ["gawk"], exclude: ["x", "x"] } }), FILE), invalid("x is listed twice"));
+  });
+});
+
 describe("renderSeedLock", () => {
+  test("a set's exclusions get a line of their own after its request; a set without them none", () => {
+    const lock = lockOf({ img: [pkg("openssh-server", "1:9.2p1-2", "arm64")], plain: [pkg("gawk", "1:5.2.1-2", "arm64")] }, "arm64");
+    lock.sets.img!.exclude = ["debconf", "adduser"];
+    const text = renderSeedLock(lock);
+    assert.match(text, /"request": \["openssh-server"\],\n {6}"exclude": \["adduser", "debconf"\],\n {6}"packages": \[/);
+    assert.equal(text.match(/"exclude"/g)!.length, 1);
+    assert.deepEqual(parseSeedLock(text, "lock.json").sets.img!.exclude, ["adduser", "debconf"]);
+  });
+
+
   test("a fixed layout: sorted, one package per line, the same bytes whatever order the lock was built in", () => {
     const a = lockOf({ base: [pkg("zlib1g", "1:1.2.13"), pkg("gawk", "1:5.2.1-2"), pkg("debconf", "1.5.82", "all")] });
     const text = renderSeedLock(a);

@@ -16,6 +16,12 @@ export interface SeedSetSpec {
   arch: string;
   /** package names (or name=version) whose closure makes the set; Essential ones must be listed too */
   packages: string[];
+  /**
+   * package names taken as already present while resolving: neither they nor what only they need
+   * enter the closure (for an image that is unpacked, not installed, what only maintainer scripts,
+   * PAM or Python tools use)
+   */
+  exclude?: string[];
   /** symlinks installation would make (update-alternatives): path in the tree -> target */
   links?: Record<string, string>;
   /** a path two packages ship differently -> the package that wins it */
@@ -31,6 +37,8 @@ export interface SeedSets {
   security?: string;
   /** the keyring apt checks the archive's signatures with */
   keyring?: string;
+  /** archive components (default ["main"]; e.g. ["main", "contrib"]) */
+  components?: string[];
   sets: Record<string, SeedSetSpec>;
 }
 
@@ -52,6 +60,8 @@ export interface LockedSet {
   arch: string;
   /** the set's package list from sets.json when the lock was written, sorted (a changed list means a stale lock) */
   request: string[];
+  /** the set's exclude list when the lock was written, sorted; absent when empty */
+  exclude?: string[];
   /** keys of `packages`: "name:arch", sorted */
   packages: string[];
 }
@@ -72,6 +82,7 @@ const SPEC_RE = /^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/;
 const ARCH_RE = /^[a-z0-9]+$/;
 const SET_RE = /^[a-z0-9][a-z0-9-]*$/;
 const SUITE_RE = /^[a-z][a-z0-9-]*$/;
+const COMPONENT_RE = /^[a-z][a-z-]*$/;
 
 export function packageKey(name: string, arch: string): string {
   return `${name}:${arch}`;
@@ -87,14 +98,18 @@ export function parseSeedSets(text: string, file: string): SeedSets {
     throw bad(`not valid JSON: ${(e as Error).message}`);
   }
   if (!isObject(raw)) throw bad("must be a JSON object");
-  const { suite, archive, security, keyring, sets } = raw;
+  const { suite, archive, security, keyring, components, sets } = raw;
   if (typeof suite !== "string" || !SUITE_RE.test(suite)) throw bad(`"suite" must be a Debian suite name such as "bookworm", got ${JSON.stringify(suite)}`);
   for (const [k, v] of [["archive", archive], ["security", security]] as const) {
     if (v !== undefined && (typeof v !== "string" || !/^https?:\/\/\S+[^/]$/.test(v))) throw bad(`"${k}" must be an http(s) URL without a trailing slash, got ${JSON.stringify(v)}`);
   }
   if (keyring !== undefined && (typeof keyring !== "string" || !keyring.startsWith("/"))) throw bad(`"keyring" must be an absolute path, got ${JSON.stringify(keyring)}`);
+  if (components !== undefined && (!Array.isArray(components) || components.length === 0 || !components.every((c) => typeof c === "string" && COMPONENT_RE.test(c)) || new Set(components).size !== components.length)) {
+    throw bad(`"components" must be a list of distinct archive components such as ["main", "contrib"], got ${JSON.stringify(components)}`);
+  }
   if (!isObject(sets) || Object.keys(sets).length === 0) throw bad(`"sets" must be an object with at least one set`);
   const out: SeedSets = { suite, sets: {} };
+  if (components !== undefined) out.components = [...(components as string[])];
   if (archive !== undefined) out.archive = archive as string;
   if (security !== undefined) out.security = security as string;
   if (keyring !== undefined) out.keyring = keyring as string;
@@ -103,7 +118,7 @@ export function parseSeedSets(text: string, file: string): SeedSets {
     const at = `set "${name}"`;
     if (!SET_RE.test(name)) throw bad(`${at}: a set name is lowercase letters, digits and '-'`);
     if (!isObject(s)) throw bad(`${at} must be an object`);
-    const known = new Set(["description", "arch", "packages", "links", "prefer"]);
+    const known = new Set(["description", "arch", "packages", "exclude", "links", "prefer"]);
     for (const k of Object.keys(s)) if (!known.has(k)) throw bad(`${at}: unknown field "${k}"`, `the fields are ${[...known].join(", ")}`);
     if (typeof s.arch !== "string" || !ARCH_RE.test(s.arch)) throw bad(`${at}: "arch" must be a Debian architecture such as "amd64" or "arm64"`);
     if (!Array.isArray(s.packages) || s.packages.length === 0) throw bad(`${at}: "packages" must be a non-empty list of package names`);
@@ -114,6 +129,18 @@ export function parseSeedSets(text: string, file: string): SeedSets {
       seen.add(p);
     }
     const spec: SeedSetSpec = { arch: s.arch, packages: [...(s.packages as string[])] };
+    if (s.exclude !== undefined) {
+      if (!Array.isArray(s.exclude)) throw bad(`${at}: "exclude" must be a list of package names`);
+      const asked = new Set((s.packages as string[]).map((p) => p.split("=")[0]));
+      const ex = new Set<string>();
+      for (const p of s.exclude) {
+        if (typeof p !== "string" || !NAME_RE.test(p)) throw bad(`${at}: "exclude": ${JSON.stringify(p)} is not a Debian package name`);
+        if (asked.has(p)) throw bad(`${at}: ${p} is both asked for and excluded`);
+        if (ex.has(p)) throw bad(`${at}: "exclude": ${p} is listed twice`);
+        ex.add(p);
+      }
+      if (ex.size) spec.exclude = [...ex];
+    }
     if (s.description !== undefined) {
       if (typeof s.description !== "string") throw bad(`${at}: "description" must be a string`);
       spec.description = s.description;
@@ -168,7 +195,7 @@ export function parseSeedLock(text: string, file: string): SeedLock {
     }
   }
   for (const [name, s] of Object.entries(raw.sets as Record<string, LockedSet>)) {
-    if (!isObject(s) || typeof s.arch !== "string" || !Array.isArray(s.request) || !Array.isArray(s.packages)) throw bad(`set ${name} is malformed`);
+    if (!isObject(s) || typeof s.arch !== "string" || !Array.isArray(s.request) || !Array.isArray(s.packages) || !(s.exclude === undefined || Array.isArray(s.exclude))) throw bad(`set ${name} is malformed`);
     for (const k of s.packages) if (!packages[k]) throw bad(`set ${name} names package ${k}, which the lock does not have`);
   }
   return raw as unknown as SeedLock;
@@ -186,6 +213,7 @@ export function renderSeedLock(lock: SeedLock): string {
     const s = lock.sets[name]!;
     lines.push(`    ${j(name)}: {`, `      "arch": ${j(s.arch)},`);
     lines.push(`      "request": [${[...s.request].sort().map(j).join(", ")}],`);
+    if (s.exclude?.length) lines.push(`      "exclude": [${[...s.exclude].sort().map(j).join(", ")}],`);
     lines.push(`      "packages": [`);
     const pk = [...s.packages].sort();
     pk.forEach((k, n) => lines.push(`        ${j(k)}${n < pk.length - 1 ? "," : ""}`));

@@ -6,6 +6,8 @@
 // and the day the package lists were fetched do. Per set:
 //   apt-get -s install --no-install-recommends <packages>   the closure (Essential packages are
 //                                                            not pulled in implicitly: sets list them)
+//                                                            from a dpkg status that has the set's
+//                                                            excluded packages, if any, as installed
 //   apt-get download --print-uris name:arch=version...      url, size and sha256 of each .deb
 //   apt-cache show name:arch=version...                     Installed-Size (where the archive gives it)
 // Each set is resolved with its own architecture as apt's only one, so an amd64 set never pulls
@@ -42,11 +44,16 @@ export async function resolveSeed(sets: SeedSets, opts: ResolveOptions): Promise
   for (const name of Object.keys(sets.sets).sort()) {
     const s = sets.sets[name]!;
     opts.onLine?.(`resolving set ${name} (${s.arch}): ${s.packages.length} packages asked`);
-    const closure = await apt.closure(name, s.arch, s.packages);
+    const closure = await apt.closure(name, s.arch, s.packages, s.exclude ?? []);
     const forArch = wanted.get(s.arch) ?? new Map<string, Resolved>();
     for (const p of closure) forArch.set(packageKey(p.name, p.arch), p);
     wanted.set(s.arch, forArch);
-    lock.sets[name] = { arch: s.arch, request: [...s.packages].sort(), packages: closure.map((p) => packageKey(p.name, p.arch)).sort() };
+    lock.sets[name] = {
+      arch: s.arch,
+      request: [...s.packages].sort(),
+      ...(s.exclude?.length ? { exclude: [...s.exclude].sort() } : {}),
+      packages: closure.map((p) => packageKey(p.name, p.arch)).sort(),
+    };
   }
   for (const arch of [...wanted.keys()].sort()) {
     const pkgs = [...wanted.get(arch)!.values()];
@@ -84,7 +91,8 @@ class PrivateApt {
     for (const d of ["lists/partial", "empty", "etc"]) mkdirSync(join(this.dir, d), { recursive: true });
     const archive = sets.archive ?? DEFAULT_ARCHIVE;
     const security = sets.security ?? DEFAULT_SECURITY;
-    const src = (url: string, suite: string) => `deb [signed-by=${keyring}] ${url} ${suite} main`;
+    const components = (sets.components ?? ["main"]).join(" ");
+    const src = (url: string, suite: string) => `deb [signed-by=${keyring}] ${url} ${suite} ${components}`;
     writeFileSync(join(this.dir, "etc", "sources.list"),
       [src(archive, sets.suite), src(archive, `${sets.suite}-updates`), src(security, `${sets.suite}-security`)].join("\n") + "\n");
     this.writeConfig("update", archs[0]!, archs);
@@ -142,9 +150,17 @@ class PrivateApt {
     }
   }
 
-  /** The closure of `packages` from an empty system, as apt's solver installs it. */
-  async closure(set: string, arch: string, packages: string[]): Promise<Resolved[]> {
-    const r = await this.run(arch, "apt-get", ["-s", "-q", "install", ...packages]);
+  /**
+   * The closure of `packages` from an empty system, as apt's solver installs it; `exclude`d
+   * packages count as installed (so what only they need stays out too).
+   */
+  async closure(set: string, arch: string, packages: string[], exclude: string[]): Promise<Resolved[]> {
+    // apt 2 upgrades the packages of one source together: an excluded package (installed, as apt
+    // sees it) would be "upgraded" into the closure when a sibling is installed (openssl with libssl3)
+    const status = exclude.length
+      ? ["-o", `Dir::State::status=${await this.excludedStatus(set, arch, exclude)}`, "-o", "APT::Get::Upgrade-By-Source-Package=false"]
+      : [];
+    const r = await this.run(arch, "apt-get", [...status, "-s", "-q", "install", ...packages]);
     if (r.code !== 0) {
       const text = r.stdout + r.stderr;
       const unknown = [
@@ -173,6 +189,28 @@ class PrivateApt {
     }
     if (out.length === 0) throw new Error(`apt-get -s install printed no Inst lines for set ${set}:\n${tail(r.stdout)}`);
     return out;
+  }
+
+  /**
+   * A dpkg status file in which the excluded packages are installed: their archive stanzas,
+   * without the relations (an installed package with unmet dependencies would make apt fix them).
+   */
+  private async excludedStatus(set: string, arch: string, exclude: string[]): Promise<string> {
+    const r = await this.run(arch, "apt-cache", ["show", "--no-all-versions", ...exclude]);
+    const stanzas = r.stdout.split(/\n\n+/).filter((st) => /^Package: /m.test(st));
+    const found = new Set(stanzas.map((st) => /^Package: (\S+)$/m.exec(st)![1]!));
+    const missing = exclude.filter((p) => !found.has(p));
+    if (r.code !== 0 || missing.length) {
+      throw new KilnError("SEED_INVALID", `set ${set} (${arch}): excluded ${missing.join(", ") || "packages"} not found in ${this.sets.suite}:\n${tail(r.stderr)}`, "fix the name in the set's \"exclude\" list");
+    }
+    const keep = new Set(["Package", "Version", "Architecture", "Multi-Arch", "Provides", "Essential"]);
+    const text = stanzas.map((st) => {
+      const fields = st.split("\n").filter((l) => /^[A-Za-z-]+: /.test(l) && keep.has(l.slice(0, l.indexOf(":"))));
+      return ["Status: install ok installed", ...fields, "Maintainer: excluded", "Description: excluded from the set"].join("\n");
+    }).join("\n\n") + "\n";
+    const file = join(this.dir, `status-${set}`);
+    writeFileSync(file, text);
+    return file;
   }
 
   /** url, size, sha256 and installed size of each package, exactly as the archive lists them. */

@@ -1,7 +1,9 @@
 // The Kiln recipe set: `kiln targets` lists these, `kiln realize pi4-llm-os` builds the image.
+import { mSeries } from "./m-series/index.js";
 import { pi4LlmOs, sources, sysinfo, muslToolchain, busyboxApplets } from "./pi4-llm-os/index.js";
 
 const pi4 = pi4LlmOs();
+const ms = mSeries();
 
 export default {
   "pi4-llm-os": Object.assign(pi4.image, {
@@ -18,5 +20,14 @@ export default {
     sysinfo,
     muslToolchain,
     busyboxApplets,
+  }),
+  "m-series": Object.assign(ms.disk, {
+    report: ms.report,
+    kernel: ms.kernel,
+    zfs: ms.zfs,
+    rootfs: ms.rootfs,
+    info: ms.info,
+    tests: ms.tests,
+    sources: ms.sources,
   }),
 };

@@ -17,6 +17,7 @@ import setsJson from "./seed/sets.json" with { type: "json" };
 interface SetSpec {
   arch: string;
   packages: string[];
+  exclude?: string[];
   links?: Record<string, string>;
   prefer?: Record<string, string>;
 }
@@ -30,7 +31,7 @@ interface LockedPackage {
 }
 
 const sets = setsJson as { suite: string; archive?: string; security?: string; sets: Record<string, SetSpec> };
-const lock = lockJson as { suite: string; sets: Record<string, { arch: string; request: string[]; packages: string[] }>; packages: Record<string, LockedPackage> };
+const lock = lockJson as { suite: string; sets: Record<string, { arch: string; request: string[]; exclude?: string[]; packages: string[] }>; packages: Record<string, LockedPackage> };
 
 const ARCHIVE = sets.archive ?? "http://deb.debian.org/debian";
 const SECURITY = sets.security ?? "http://deb.debian.org/debian-security";
@@ -43,7 +44,8 @@ export const seedSets: readonly string[] = Object.keys(sets.sets).sort();
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   const stale = [
     ...(lock.suite !== sets.suite ? [`suite ${lock.suite} -> ${sets.suite}`] : []),
-    ...seedSets.filter((s) => !lock.sets[s] || lock.sets[s].arch !== sets.sets[s]!.arch || !same(lock.sets[s].request, [...sets.sets[s]!.packages].sort())).map((s) => `set ${s}`),
+    ...seedSets.filter((s) => !lock.sets[s] || lock.sets[s].arch !== sets.sets[s]!.arch || !same(lock.sets[s].request, [...sets.sets[s]!.packages].sort())
+      || !same(lock.sets[s].exclude ?? [], [...(sets.sets[s]!.exclude ?? [])].sort())).map((s) => `set ${s}`),
     ...Object.keys(lock.sets).filter((s) => !sets.sets[s]).map((s) => `set ${s} (removed)`),
   ];
   if (stale.length) throw new Error(`recipes/std/seed/seed.lock.json does not match sets.json (${stale.join(", ")}): run \`kiln seed lock\` and commit both files`);
