@@ -189,6 +189,12 @@ export function query<T>(store: string, sql: string, ...params: unknown[]): T[] 
   }
 }
 
+/** Every valid path of a store with its content digest. */
+export function storeContents(store: string): Map<string, { path: string; digest: string }> {
+  const rows = query<{ path: string; nar_digest: string }>(store, "SELECT path, nar_digest FROM valid_paths");
+  return new Map(rows.map((r) => [r.path, { path: r.path, digest: r.nar_digest }]));
+}
+
 export interface BuildRowLite {
   id: number;
   name: string;

@@ -73,7 +73,27 @@ export interface RootExt4Options {
   uuid?: string;
 }
 
-/** ext4 root partition via mke2fs -d, then every inode's owner and times fixed with debugfs. */
+/**
+ * mke2fs -d of ./root into ./fs.ext4 ($SIZE_MIB, $FS_UUID, label and extra options given), then
+ * every inode's owner and times fixed with debugfs: mke2fs copies them from the staged files.
+ */
+const ext4FromRoot = (label: string, options = "") => sh`
+  # a pinned mke2fs.conf: the host's defaults must not change the filesystem
+  export MKE2FS_CONFIG=${source(import.meta.url, "files/mke2fs.conf")} E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+  mke2fs -q -F -t ext4 -b 4096 -L ${label} -U "$FS_UUID" ${options} \
+    -E "hash_seed=$FS_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" \
+    -d root fs.ext4 "\${SIZE_MIB}M"
+  { echo /; echo /lost+found; (cd root && find . -mindepth 1 -printf '/%P\n'); } | LC_ALL=C sort -u | while IFS= read -r p; do
+    for f in atime ctime mtime crtime; do echo "set_inode_field \"$p\" $f @$SOURCE_DATE_EPOCH"; done
+    echo "set_inode_field \"$p\" uid 0"
+    echo "set_inode_field \"$p\" gid 0"
+  done > debugfs.cmds
+  debugfs -w -f debugfs.cmds fs.ext4 > debugfs.log 2>&1
+  if grep -v '^debugfs [0-9]\|^debugfs: set_inode_field' debugfs.log | grep -q .; then cat debugfs.log; exit 1; fi
+  e2fsck -fn fs.ext4 >/dev/null 2>&1 || { e2fsck -fn fs.ext4; exit 1; }
+`;
+
+/** ext4 root partition. */
 export function rootExt4(o: RootExt4Options): Drv {
   return build({
     name: "pi4-llm-os-root.ext4",
@@ -81,27 +101,36 @@ export function rootExt4(o: RootExt4Options): Drv {
     env: { SIZE_MIB: String(o.sizeMiB ?? 64), FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000002" },
     script: sh`
       ${stageRoot(o.rootfs)}
-      # a pinned mke2fs.conf: the host's defaults must not change the filesystem
-      export MKE2FS_CONFIG=${source(import.meta.url, "files/mke2fs.conf")} E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
-      mke2fs -q -F -t ext4 -b 4096 -L pi4root -U "$FS_UUID" \
-        -E "hash_seed=$FS_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" \
-        -d root root.ext4 "\${SIZE_MIB}M"
-      # mke2fs copies owners and ctime/atime from the staged files: normalise every inode
-      { echo /; echo /lost+found; (cd root && find . -mindepth 1 -printf '/%P\n'); } | LC_ALL=C sort -u | while IFS= read -r p; do
-        for f in atime ctime mtime crtime; do echo "set_inode_field \"$p\" $f @$SOURCE_DATE_EPOCH"; done
-        echo "set_inode_field \"$p\" uid 0"
-        echo "set_inode_field \"$p\" gid 0"
-      done > debugfs.cmds
-      debugfs -w -f debugfs.cmds root.ext4 > debugfs.log 2>&1
-      if grep -v '^debugfs [0-9]\|^debugfs: set_inode_field' debugfs.log | grep -q .; then cat debugfs.log; exit 1; fi
-      e2fsck -fn root.ext4 >/dev/null 2>&1 || { e2fsck -fn root.ext4; exit 1; }
-      mv root.ext4 $out
+      ${ext4FromRoot("pi4root")}
+      mv fs.ext4 $out
     `,
   });
 }
 
-/** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root]. */
-export function diskImage(o: { boot: Drv; root: Drv; labelId?: string; name?: string }): Drv {
+/**
+ * The model partition (label pi4models, found by init with findfs): model.gguf and its original
+ * name in model.name. Sized to the model (plus 4% and 4 MiB for the filesystem's own blocks); no
+ * journal, since nothing writes to it on the device.
+ */
+export function modelsExt4(o: { model: Drv; uuid?: string }): Drv {
+  return build({
+    name: "pi4-llm-os-models.ext4",
+    tools: ["mke2fs", "debugfs", "e2fsck", "stat"],
+    env: { FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000003", MODEL_NAME: o.model.name },
+    script: sh`
+      mkdir root
+      cp ${o.model} root/model.gguf
+      printf '%s\n' "$MODEL_NAME" > root/model.name
+      chmod 0755 root; chmod 0644 root/model.gguf root/model.name
+      SIZE_MIB=$(( $(stat -c %s root/model.gguf) * 104 / 100 / 1048576 + 4 ))
+      ${ext4FromRoot("pi4models", "-O ^has_journal -m 0")}
+      mv fs.ext4 $out
+    `,
+  });
+}
+
+/** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root][p3 ext4 models]. */
+export function diskImage(o: { boot: Drv; root: Drv; models?: Drv; labelId?: string; name?: string }): Drv {
   return build({
     name: o.name ?? "pi4-llm-os-disk.img",
     tools: ["sfdisk", "dd", "truncate", "stat"],
@@ -109,11 +138,16 @@ export function diskImage(o: { boot: Drv; root: Drv; labelId?: string; name?: st
     script: sh`
       bsz=$(( $(stat -c %s ${o.boot}) / 512 )); rsz=$(( $(stat -c %s ${o.root}) / 512 ))
       p1=2048; p2=$(( p1 + bsz )); total=$(( p2 + rsz ))
-      truncate -s $(( total * 512 )) disk.img
       printf 'label: dos\nlabel-id: %s\nunit: sectors\n\nstart=%s, size=%s, type=c, bootable\nstart=%s, size=%s, type=83\n' \
-        "$LABEL_ID" $p1 $bsz $p2 $rsz | sfdisk --quiet --no-reread --no-tell-kernel disk.img
+        "$LABEL_ID" $p1 $bsz $p2 $rsz > table
+      ${o.models ? sh`
+      msz=$(( $(stat -c %s ${o.models}) / 512 )); p3=$total; total=$(( p3 + msz ))
+      printf 'start=%s, size=%s, type=83\n' $p3 $msz >> table` : ""}
+      truncate -s $(( total * 512 )) disk.img
+      sfdisk --quiet --no-reread --no-tell-kernel disk.img < table
       dd if=${o.boot} of=disk.img bs=512 seek=$p1 conv=notrunc,sparse status=none
       dd if=${o.root} of=disk.img bs=512 seek=$p2 conv=notrunc,sparse status=none
+      ${o.models ? sh`dd if=${o.models} of=disk.img bs=512 seek=$p3 conv=notrunc,sparse status=none` : ""}
       mv disk.img $out
     `,
   });
