@@ -5,6 +5,7 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
 import { sha256File } from "../store/digest.js";
 import { buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, query, tempDir, validPaths } from "./test-helpers/kiln.js";
@@ -129,5 +130,91 @@ describe("fixed outputs", { timeout: 120_000 }, () => {
     const r = await kilnJson(["realize", "unreachable"], { cwd, store: store3 });
     assert.deepEqual(eventsOf(r.events, "started").map((e) => e.kind), ["fetch"]);
     assert.equal(sha256File(join(cwd, "result")), MISSING_SHA);
+  });
+});
+
+describe("npm registry sources", { timeout: 120_000 }, () => {
+  const IS_NUMBER_SHA = "7b75c1057198cf97696909a9bee176c9c5e9bcb5b03bf3ecef2f484defadd51e";
+  let cwd: string;
+  let store: string;
+  let registry: Server;
+  let registryUrl: string;
+  const requests: string[] = [];
+
+  before(async () => {
+    cwd = copyFixture("fetch");
+    store = tempDir("store");
+    const served = readFileSync(join(cwd, "files", "served.txt"));
+    // a registry of one package version: metadata naming a tarball URL on another path, as npm's does
+    registry = createServer((req, res) => {
+      requests.push(req.url ?? "");
+      if (req.url === "/@kiln-test%2ftiny/1.0.0") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ name: "@kiln-test/tiny", version: "1.0.0", dist: { tarball: `${registryUrl}/files/tiny-1.0.0.tgz` } }));
+      } else if (req.url === "/files/tiny-1.0.0.tgz") res.end(served);
+      else res.writeHead(404).end('{"error":"Not found"}');
+    });
+    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
+    registryUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    registry.closeAllConnections();
+    await new Promise((r) => registry.close(r));
+    cleanup();
+  });
+
+  test("a real package comes from the npm registry with its pinned sha256, once", async () => {
+    const r = await kilnJson(["realize", "npmReal"], { cwd, store });
+    assert.deepEqual(eventsOf(r.events, "started").map((e) => [e.node!.name, e.kind]), [["is-number-7.0.0.tgz", "fetch"]]);
+    assert.ok(eventsOf(r.events, "log").some((e) => e.line === "trying npm:is-number@7.0.0"));
+    const tgz = readFileSync(join(cwd, "result"));
+    assert.equal(sha256File(join(cwd, "result")), IS_NUMBER_SHA);
+    // the registry's tarball itself: gzip, with the package under package/
+    assert.ok(gunzipSync(tgz).includes("package/package.json"));
+    const again = await kilnJson(["realize", "npmReal"], { cwd, store });
+    assert.equal(eventsOf(again.events, "started").length, 0);
+  });
+
+  test("a wrong pin on an npm package fails with the expected and the actual hash", async () => {
+    const r = await kiln(["realize", "npmWrong"], { cwd, store });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /npm:is-number@7\.0\.0: hash mismatch/);
+    assert.match(r.stderr, /expected sha256 3be72a12321fc10d3e018ebf130582e91c1b1abf5eefee73b9b009fff8556cc1/);
+    assert.match(r.stderr, new RegExp(`actual +sha256 ${IS_NUMBER_SHA}`));
+    assert.deepEqual(validPaths(store, "is-number-7.0.0-wrong.tgz"), []);
+  });
+
+  test("offline, the error names the registry source and the way to add the tarball by hand, which then suffices", async () => {
+    const offline = tempDir("store");
+    const r = await kiln(["realize", "npmReal"], { cwd, store: offline, offline: true });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /fixed output is-number-7\.0\.0\.tgz: unreachable/);
+    assert.match(r.stderr, /npm:is-number@7\.0\.0: fetch failed: getaddrinfo \S+ registry\.npmjs\.org/);
+    assert.match(r.stderr, /npm pack is-number@7\.0\.0/);
+    assert.match(r.stderr, /kiln store add-fixed <file>/);
+    // the same bytes from anywhere satisfy the pin: where they came from is not part of the hash
+    const copy = join(tempDir("tgz"), "is-number-7.0.0.tgz");
+    copyFileSync(join(cwd, "result"), copy);
+    const add = await kiln(["store", "add-fixed", copy], { cwd, store: offline });
+    assert.equal(add.code, 0, add.stderr);
+    const ok = await kilnJson(["realize", "--no-link", "npmReal"], { cwd, store: offline, offline: true });
+    assert.equal(eventsOf(ok.events, "started").length, 0, "nothing fetched");
+    assert.equal(ok.stdout, `${add.stdout.split("\n")[0]}\n`);
+  });
+
+  test("npm_config_registry names the registry: a scoped package's metadata, then the tarball it names", async () => {
+    const own = tempDir("store");
+    const before = requests.length;
+    const r = await kilnJson(["realize", "--no-link", "npmScoped"], { cwd, store: own, env: { npm_config_registry: `${registryUrl}/` } });
+    assert.deepEqual(requests.slice(before), ["/@kiln-test%2ftiny/1.0.0", "/files/tiny-1.0.0.tgz"]);
+    assert.equal(sha256File(hostStorePath(own, r.stdout.trim().split("/").pop()!)), "5a89b253837d1e7f717a6e0a5a903dee93e74eb0f1cc351ad0d04a0b64a74991");
+  });
+
+  test("a version the registry does not have is reported as not found there", async () => {
+    const own = tempDir("store");
+    const r = await kiln(["realize", "npmReal"], { cwd, store: own, env: { npm_config_registry: registryUrl } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /npm:is-number@7\.0\.0: not found there/);
+    assert.ok(requests.includes("/is-number/7.0.0"));
   });
 });

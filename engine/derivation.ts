@@ -35,6 +35,8 @@ export interface FixedOutput {
 export type FetchSource =
   | { url: string }
   | { deb: { package: string; version: string; arch?: string } }
+  /** a package tarball from the npm registry (npm_config_registry, else registry.npmjs.org) */
+  | { npm: { name: string; version: string } }
   | { file: string }
   | { mirror: string };
 

@@ -142,7 +142,9 @@ describe("Evaluator: graph structure", () => {
     const b = hash(fetch({ name: "f.txt", sha256: sha, sources: [{ file: "/somewhere/f.txt" }, { mirror: "/srv/mirror" }] }));
     const c = hash(fetch({ name: "f.txt", sha256: "0".repeat(64), sources: [{ file: "/somewhere/f.txt" }] }));
     const d = hash(fetch({ name: "g.txt", sha256: sha, sources: [{ file: "/somewhere/f.txt" }] }));
+    const e = hash(fetch({ name: "f.txt", sha256: sha, sources: [{ npm: { name: "@scope/f", version: "1.0.0" } }] }));
     assert.equal(a, b);
+    assert.equal(a, e);
     assert.notEqual(a, c);
     assert.notEqual(a, d);
   });
@@ -187,6 +189,27 @@ describe("Evaluator: errors", () => {
       assert.throws(() => evaluator().ev.evaluate(fetch({ name: "f", sha256: sha, sources: [] })), kilnError("RECIPE_INVALID", "64 lowercase hex digits"), sha);
       assert.throws(() => evaluator().ev.evaluate(derivation({ name: "d", sha256: sha, script: "true" })), kilnError("RECIPE_INVALID", "64 lowercase hex digits"), sha);
     }
+  });
+
+  test("a malformed fetch source is RECIPE_INVALID saying what is wrong with it", () => {
+    const sha = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    const cases: Array<[unknown, string]> = [
+      [{ npm: { name: "left-pad", version: "latest" } }, "not an exact version"],
+      [{ npm: { name: "left-pad", version: "^1.3.0" } }, "not an exact version"],
+      [{ npm: { name: "Left Pad", version: "1.3.0" } }, "not an npm package name"],
+      [{ npm: { version: "1.3.0" } }, "not an npm package name"],
+      [{ deb: { package: "hello" } }, "deb needs package and version"],
+      [{ url: "" }, "url must be a non-empty string"],
+      [{ url: "http://x", file: "/y" }, "exactly one of"],
+      [{ git: "https://x" }, "unknown kind 'git'"],
+    ];
+    for (const [src, why] of cases) {
+      const sources = [{ file: "/fine" }, src] as never;
+      assert.throws(() => evaluator().ev.evaluate(fetch({ name: "f", sha256: sha, sources })), kilnError("RECIPE_INVALID", "source 2", why), JSON.stringify(src));
+      assert.throws(() => evaluator().ev.evaluate(derivation({ name: "d", sha256: sha, sources, script: "true" })), kilnError("RECIPE_INVALID", why), JSON.stringify(src));
+    }
+    // a scoped name and a prerelease version are fine
+    evaluator().ev.evaluate(fetch({ name: "f", sha256: sha, sources: [{ npm: { name: "@types/node", version: "20.0.0-rc.1" } }] }));
   });
 
   test("a missing source file is SOURCE_MISSING naming the path and the user", () => {

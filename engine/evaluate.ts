@@ -93,7 +93,8 @@ export class Evaluator {
 
   private buildFetch(d: Drv, a: FetchArgs, where: string): Node {
     checkSha256(a.sha256, where);
-    if (!Array.isArray(a.sources)) throw new KilnError("RECIPE_INVALID", `fetch ${where} has no sources list`, "give sources: [{ url }, { deb }, { file }, { mirror }]");
+    if (!Array.isArray(a.sources)) throw new KilnError("RECIPE_INVALID", `fetch ${where} has no sources list`, "give sources: [{ url }, { deb }, { npm }, { file }, { mirror }]");
+    checkSources(a.sources, where);
     const drv: Derivation = {
       name: d.name, system: SYSTEM, builder: "builtin:fetch", args: [], env: {}, inputDrvs: {}, inputSrcs: [],
       hostTools: {}, outputs: ["out"], fixed: { sha256: a.sha256 },
@@ -182,6 +183,7 @@ export class Evaluator {
       outputs,
       ...(fixed ? { fixed } : {}),
     };
+    if (a.sources) checkSources(a.sources, where);
     if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
     const meta: DerivationMeta = { position: d.position, ...(a.sources ? { sources: a.sources } : {}) };
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
@@ -271,4 +273,30 @@ function checkSha256(h: unknown, where: string): void {
     throw new KilnError("RECIPE_INVALID", `fixed output ${where} needs sha256 as 64 lowercase hex digits, got ${JSON.stringify(h)}`,
       "compute it with: sha256sum <file>");
   }
+}
+
+const NPM_NAME_RE = /^(@[a-z0-9~-][a-z0-9._~-]*\/)?[a-z0-9~-][a-z0-9._~-]*$/;
+/** an exact version: a range or a dist-tag ("latest") would name different bytes over time */
+const NPM_VERSION_RE = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
+
+/** Each place a fixed output's bytes may come from must be one of the known kinds, well formed. */
+function checkSources(sources: readonly unknown[], where: string): void {
+  const str = (v: unknown) => typeof v === "string" && v.length > 0;
+  sources.forEach((s, i) => {
+    const o = (typeof s === "object" && s !== null ? s : {}) as Record<string, Record<string, unknown> | undefined>;
+    const keys = Object.keys(o);
+    let bad: string | undefined;
+    if (keys.length !== 1) bad = "must have exactly one of url, deb, npm, file, mirror";
+    else if (keys[0] === "url" || keys[0] === "file" || keys[0] === "mirror") bad = str(o[keys[0]]) ? undefined : `${keys[0]} must be a non-empty string`;
+    else if (keys[0] === "deb") bad = str(o.deb?.package) && str(o.deb?.version) && (o.deb?.arch === undefined || str(o.deb.arch)) ? undefined : "deb needs package and version (and optionally arch) as strings";
+    else if (keys[0] === "npm") {
+      const { name, version } = o.npm ?? {};
+      if (typeof name !== "string" || !NPM_NAME_RE.test(name)) bad = `npm.name ${JSON.stringify(name)} is not an npm package name`;
+      else if (typeof version !== "string" || !NPM_VERSION_RE.test(version)) bad = `npm.version ${JSON.stringify(version)} is not an exact version (ranges and tags such as "latest" are not pinned)`;
+    } else bad = `unknown kind '${keys[0]}'`;
+    if (bad) {
+      throw new KilnError("RECIPE_INVALID", `fixed output ${where}: source ${i + 1} (${JSON.stringify(s)}) ${bad}`,
+        'a source is { url }, { deb: { package, version, arch? } }, { npm: { name, version } }, { file } or { mirror }');
+    }
+  });
 }

@@ -32,6 +32,7 @@ export interface FetchRequest {
 export function describeSource(s: FetchSource): string {
   if ("url" in s) return s.url;
   if ("deb" in s) return `debian:${s.deb.package}${s.deb.arch ? `:${s.deb.arch}` : ""}=${s.deb.version}`;
+  if ("npm" in s) return `npm:${s.npm.name}@${s.npm.version}`;
   if ("file" in s) return `file:${s.file}`;
   return `mirror:${s.mirror}`;
 }
@@ -87,9 +88,11 @@ function fetchError(req: FetchRequest, attempts: Attempt[]): KilnError {
   const head = mismatch
     ? `fixed output ${req.name}: no source gave the pinned bytes (expected sha256 ${req.sha256})`
     : `fixed output ${req.name}: unreachable (sha256 ${req.sha256})`;
+  // where the bytes are an npm package, npm itself can download them (with its cache and config)
+  const npm = req.sources.flatMap((s) => ("npm" in s ? [`npm pack ${s.npm.name}@${s.npm.version}`] : []));
   const hint = mismatch
     ? "if the new bytes are right (a new upstream version), update sha256 in the recipe to the actual hash; otherwise the source was tampered with or changed"
-    : `download the file yourself and add it with: kiln store add-fixed <file>   (it must have sha256 ${req.sha256})`;
+    : `download the file yourself${npm.length ? ` (e.g. ${npm[0]})` : ""} and add it with: kiln store add-fixed <file>   (it must have sha256 ${req.sha256})`;
   return new KilnError(mismatch ? "FIXED_OUTPUT_MISMATCH" : "FETCH_FAILED", `${head}; tried:\n${lines.join("\n")}`, hint, {
     expected: req.sha256,
     attempts,
@@ -113,13 +116,8 @@ async function obtain(s: FetchSource, tmp: string, req: FetchRequest): Promise<s
     }
     return undefined;
   }
-  if ("url" in s) {
-    const res = await fetch(s.url, { signal: AbortSignal.any([req.signal, AbortSignal.timeout(15 * 60_000)]), redirect: "follow" });
-    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-    const dst = join(tmp, "download");
-    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dst));
-    return dst;
-  }
+  if ("url" in s) return download(s.url, tmp, req);
+  if ("npm" in s) return obtainNpm(s.npm, tmp, req);
   // a Debian package, exactly as the archive serves it
   const spec = `${s.deb.package}${s.deb.arch ? `:${s.deb.arch}` : ""}=${s.deb.version}`;
   const r = spawnSync("apt-get", ["download", "-q", spec], { cwd: tmp, encoding: "utf8", env: req.env, timeout: 30 * 60_000 });
@@ -130,4 +128,48 @@ async function obtain(s: FetchSource, tmp: string, req: FetchRequest): Promise<s
   }
   const deb = readdirSync(tmp).find((f) => f.endsWith(".deb"));
   return deb ? join(tmp, deb) : undefined;
+}
+
+/** Where npm itself would look, unless the environment names another registry (as npm does). */
+export const NPM_REGISTRY = "https://registry.npmjs.org/";
+
+/**
+ * A package tarball exactly as the npm registry serves it: the version's metadata names the
+ * tarball (dist.tarball), which is then downloaded. A version the registry does not have is "not
+ * found there", like a missing Debian package.
+ */
+async function obtainNpm(p: { name: string; version: string }, tmp: string, req: FetchRequest): Promise<string | undefined> {
+  const registry = (req.env.npm_config_registry || NPM_REGISTRY).replace(/\/+$/, "");
+  // a scoped name keeps its @ and escapes its slash, as the registry's own URLs do
+  const metaUrl = `${registry}/${p.name.replace("/", "%2f")}/${encodeURIComponent(p.version)}`;
+  const res = await httpGet(metaUrl, req.signal, { accept: "application/json" });
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText} from ${metaUrl}`);
+  const meta = (await res.json().catch(() => undefined)) as { dist?: { tarball?: unknown } } | undefined;
+  const tarball = meta?.dist?.tarball;
+  if (typeof tarball !== "string") throw new Error(`${metaUrl} gave no dist.tarball (not an npm registry?)`);
+  try {
+    return await download(tarball, tmp, req);
+  } catch (e) {
+    throw new Error(`${(e as Error).message} from ${tarball}`);
+  }
+}
+
+async function download(url: string, tmp: string, req: FetchRequest): Promise<string> {
+  const res = await httpGet(url, req.signal);
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  const dst = join(tmp, "download");
+  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dst));
+  return dst;
+}
+
+/** fetch(), with the network's reason (refused, no DNS, ...) in the message instead of only "fetch failed". */
+async function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Response> {
+  try {
+    return await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), redirect: "follow", headers });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.message ?? cause?.code;
+    throw new Error(why ? `${(e as Error).message}: ${why}` : (e as Error).message);
+  }
 }

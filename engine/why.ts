@@ -104,6 +104,7 @@ function toolSummary(fp: HostToolFingerprint): ToolSummary {
 function describeSource(s: FetchSource): string {
   if ("url" in s) return `url ${s.url}`;
   if ("deb" in s) return `deb ${s.deb.package} ${s.deb.version}${s.deb.arch ? ` (${s.deb.arch})` : ""}`;
+  if ("npm" in s) return `npm ${s.npm.name}@${s.npm.version}`;
   if ("file" in s) return `file ${s.file}`;
   return `mirror ${s.mirror}`;
 }

@@ -42,6 +42,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** run kiln under this umask (e.g. "077"), to show that builds do not inherit it */
   umask?: string;
+  /** run kiln without network: in its own network namespace (unshare), as on a machine that is offline */
+  offline?: boolean;
 }
 
 const created: string[] = [];
@@ -102,9 +104,12 @@ export interface Running {
 export function startKiln(args: string[], o: RunOptions): Running {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   const argv = [CLI, "--store", o.store, ...args];
+  const opts = { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] };
   const child = o.umask
-    ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] })
-    : spawn(process.execPath, argv, { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] });
+    ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], opts)
+    : o.offline
+      ? spawn("unshare", ["--net", "--map-root-user", process.execPath, ...argv], opts)
+      : spawn(process.execPath, argv, opts);
   let stdout = "";
   let stderr = "";
   let partial = "";
@@ -170,7 +175,7 @@ export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
   return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
 }
 
-export { allValid, buildRows, closureSql, query, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
+export { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);

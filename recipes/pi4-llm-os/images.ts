@@ -1,9 +1,9 @@
 // Images, each its own derivation and each bit-reproducible: the initramfs, the FAT32 boot
-// partition, the ext4 root partition (std's) and the whole MBR disk image, all made without loop
-// devices or mounts (so they build unprivileged, in the sandbox).
+// partition, the ext4 root partition (std's), the model partition and the whole MBR disk image,
+// all made without loop devices or mounts (so they build unprivileged, in the sandbox).
 import { sh, source, type Drv } from "kiln";
 import { build } from "../std/index.js";
-import { rootExt4 as ext4Image, stageRoot, type RootExt4Options } from "../std/images.js";
+import { ext4FromRoot, rootExt4 as ext4Image, stageRoot, type RootExt4Options } from "../std/images.js";
 
 /** gzip'ed newc initramfs: sorted file list, fixed times and owners. */
 export function initramfs(rootfs: Drv): Drv {
@@ -58,8 +58,30 @@ export function rootExt4(o: Omit<RootExt4Options, "name" | "label">): Drv {
   return ext4Image({ ...o, name: "pi4-llm-os-root.ext4", label: "pi4root" });
 }
 
-/** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root]. */
-export function diskImage(o: { boot: Drv; root: Drv; labelId?: string; name?: string }): Drv {
+/**
+ * The model partition (label pi4models, found by init with findfs): model.gguf and its original
+ * name in model.name. Sized to the model (plus 4% and 4 MiB for the filesystem's own blocks); no
+ * journal, since nothing writes to it on the device.
+ */
+export function modelsExt4(o: { model: Drv; uuid?: string }): Drv {
+  return build({
+    name: "pi4-llm-os-models.ext4",
+    tools: ["mke2fs", "debugfs", "e2fsck", "stat"],
+    env: { FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000003", MODEL_NAME: o.model.name },
+    script: sh`
+      mkdir root
+      cp ${o.model} root/model.gguf
+      printf '%s\n' "$MODEL_NAME" > root/model.name
+      chmod 0755 root; chmod 0644 root/model.gguf root/model.name
+      SIZE_MIB=$(( $(stat -c %s root/model.gguf) * 104 / 100 / 1048576 + 4 ))
+      ${ext4FromRoot({ label: "pi4models", file: "models.ext4", options: "-O ^has_journal -m 0" })}
+      mv models.ext4 $out
+    `,
+  });
+}
+
+/** The whole disk: MBR with a fixed label id, [1 MiB gap][p1 FAT32 boot][p2 ext4 root][p3 ext4 models]. */
+export function diskImage(o: { boot: Drv; root: Drv; models?: Drv; labelId?: string; name?: string }): Drv {
   return build({
     name: o.name ?? "pi4-llm-os-disk.img",
     tools: ["sfdisk", "dd", "truncate", "stat"],
@@ -67,11 +89,16 @@ export function diskImage(o: { boot: Drv; root: Drv; labelId?: string; name?: st
     script: sh`
       bsz=$(( $(stat -c %s ${o.boot}) / 512 )); rsz=$(( $(stat -c %s ${o.root}) / 512 ))
       p1=2048; p2=$(( p1 + bsz )); total=$(( p2 + rsz ))
-      truncate -s $(( total * 512 )) disk.img
       printf 'label: dos\nlabel-id: %s\nunit: sectors\n\nstart=%s, size=%s, type=c, bootable\nstart=%s, size=%s, type=83\n' \
-        "$LABEL_ID" $p1 $bsz $p2 $rsz | sfdisk --quiet --no-reread --no-tell-kernel disk.img
+        "$LABEL_ID" $p1 $bsz $p2 $rsz > table
+      ${o.models ? sh`
+      msz=$(( $(stat -c %s ${o.models}) / 512 )); p3=$total; total=$(( p3 + msz ))
+      printf 'start=%s, size=%s, type=83\n' $p3 $msz >> table` : ""}
+      truncate -s $(( total * 512 )) disk.img
+      sfdisk --quiet --no-reread --no-tell-kernel disk.img < table
       dd if=${o.boot} of=disk.img bs=512 seek=$p1 conv=notrunc,sparse status=none
       dd if=${o.root} of=disk.img bs=512 seek=$p2 conv=notrunc,sparse status=none
+      ${o.models ? sh`dd if=${o.models} of=disk.img bs=512 seek=$p3 conv=notrunc,sparse status=none` : ""}
       mv disk.img $out
     `,
   });

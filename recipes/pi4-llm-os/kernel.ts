@@ -21,6 +21,8 @@ export const fragments: Record<string, Fragment> = {
     SERIAL_8250_SHARE_IRQ: "y", SERIAL_8250_BCM2835AUX: "y", MAILBOX: "y", BCM2835_MBOX: "y", RASPBERRYPI_FIRMWARE: "y",
     CLK_RASPBERRYPI: "y", CLK_BCM2835: "y",
   },
+  // the SD card (the BCM2711's EMMC2 controller, sdhci-iproc): the model partition lives there
+  sdcard: { MMC: "y", MMC_BLOCK: "y", MMC_SDHCI: "y", MMC_SDHCI_PLTFM: "y", MMC_SDHCI_IPROC: "y" },
   // what the userspace needs: tmpfs for /tmp /var /mnt/models, and what a threaded LLM runner uses
   userspace: userspaceBasics,
   // size trims: a serial-only system with a gzip initramfs

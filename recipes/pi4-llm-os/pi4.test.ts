@@ -1,10 +1,14 @@
-// pi4-llm-os, end to end: evaluation goldens, the real build in a temporary store, both boot
-// tests under QEMU, reproducibility (a second store at another host path, and `kiln check`),
-// early cutoff after a comment-only change, and a kernel fragment change that rebuilds the
-// kernel and what is above it but nothing below.
+// pi4-llm-os, end to end: evaluation goldens, a model of one's own, the real build in a
+// temporary store, the boot tests and the LLM test under QEMU, reproducibility (a second store at
+// another host path for everything below the llama.cpp runtime, and `kiln check`), early cutoff
+// after a comment-only change, and a kernel fragment change that rebuilds the kernel and what is
+// above it but nothing below.
 //
-// The full build takes ~10 minutes per store on a 2-core machine (the kernel is most of it).
+// The full build takes ~10-25 minutes per store on a 2-core machine (the kernel and llama.cpp are
+// most of it). The runtime is built once here; pi4.slow.test.ts (npm run test:slow) builds the
+// whole image in two more stores and checks the runtime itself.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -12,24 +16,23 @@ import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
-import { buildStarts, cleanup, eventsOf, kilnJson, query, REPO, tempDir } from "../../cli/test-helpers/kiln.js";
+import { buildStarts, cleanup, eventsOf, kiln, kilnJson, REPO, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
+import { sha256File } from "../../store/digest.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
+import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
 
 const RECIPES = join(REPO, "recipes");
 const GOLDEN = join(REPO, "fixtures", "golden", "pi4-llm-os.json");
-const TARGETS = ["pi4-llm-os", "pi4-llm-os.tests.boot", "pi4-llm-os.tests.bootDisk", "pi4-llm-os.report"];
+const TARGETS = ["pi4-llm-os", "pi4-llm-os.tests.boot", "pi4-llm-os.tests.bootDisk", "pi4-llm-os.tests.llm", "pi4-llm-os.report"];
+/** Everything the image is made of except the llama.cpp runtime and what contains it. */
+const BELOW_RUNTIME = ["pi4-llm-os.kernel", "pi4-llm-os.sysinfo", "pi4-llm-os.peakRss", "pi4-llm-os.busyboxApplets", "pi4-llm-os.muslToolchain",
+  "pi4-llm-os.models.tiny", "pi4-llm-os.modelsExt4", "pi4-llm-os.sources.llamaCpp"];
 
 /** A private copy of the recipe set, for tests that edit it. */
 function copyRecipes(): string {
   const dir = join(tempDir("recipes"), "recipes");
   cpSync(RECIPES, dir, { recursive: true, filter: (p) => !p.endsWith(".test.ts") });
   return dir;
-}
-
-/** Every valid path of a store with its content digest. */
-function storeContents(store: string): Map<string, { path: string; digest: string }> {
-  const rows = query<{ path: string; nar_digest: string }>(store, "SELECT path, nar_digest FROM valid_paths");
-  return new Map(rows.map((r) => [r.path, { path: r.path, digest: r.nar_digest }]));
 }
 
 describe("pi4-llm-os recipes", () => {
@@ -43,6 +46,41 @@ describe("pi4-llm-os recipes", () => {
     if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
     const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
     assert.deepEqual(got, want, "a pi4-llm-os derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+  });
+});
+
+describe("pi4-llm-os with a model of one's own", { timeout: 5 * 60_000 }, () => {
+  after(cleanup);
+
+  test("a model named by sha256 is never downloaded: it fails until `kiln store add-fixed`, then goes onto the model partition", async () => {
+    const dir = tempDir("own-model");
+    const file = join(dir, "downloaded.gguf");
+    // any bytes do for the partition: the runtime is not involved here
+    writeFileSync(file, Buffer.concat([Buffer.from("GGUF"), Buffer.alloc(3 * 1024 * 1024, "not a real model ")]));
+    const sha = sha256File(file);
+    const recipes = copyRecipes();
+    const index = join(recipes, "index.ts");
+    writeFileSync(index, readFileSync(index, "utf8").replace("const pi4 = pi4LlmOs();", `const pi4 = pi4LlmOs({ model: { name: "my-model.gguf", sha256: "${sha}" } });`));
+    const store = join(tempDir("store"), "kiln-store");
+    const o = { cwd: REPO, store };
+    const missing = await kiln(["realize", "--no-link", "-f", index, "pi4-llm-os.modelsExt4"], o);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /fixed output my-model\.gguf: unreachable/);
+    assert.match(missing.stderr, new RegExp(`kiln store add-fixed <file> +\\(it must have sha256 ${sha}\\)`));
+
+    const add = await kiln(["store", "add-fixed", file], o);
+    assert.equal(add.code, 0, add.stderr);
+    const r = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os.modelsExt4"], o);
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["pi4-llm-os-models.ext4"]);
+    assert.ok(!eventsOf(r.events, "log").some((e) => String(e.line).startsWith("trying")), "nothing was fetched");
+    const img = r.stdout.trim();
+    const dump = join(dir, "model.gguf");
+    execFileSync("debugfs", ["-R", `dump /model.gguf ${dump}`, img], { stdio: "ignore" });
+    assert.equal(sha256File(dump), sha);
+    assert.equal(execFileSync("debugfs", ["-R", "cat /model.name", img], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }), "my-model.gguf\n");
+    // and the LLM test of that image checks the token count, not a text only the test model gives
+    const drv = JSON.parse((await kilnJson(["show-derivation", "-f", index, "pi4-llm-os.tests.llm"], o)).stdout) as Record<string, { env: Record<string, string> }>;
+    assert.equal(Object.values(drv)[0]!.env.EXPECT_SHA256, "");
   });
 });
 
@@ -72,11 +110,38 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     const report = readFileSync(join(byTarget.get("pi4-llm-os.report")!, "report.txt"), "utf8");
     assert.match(report, /boot test \(initramfs\): passed=true/);
     assert.match(report, /boot test \(disk\): passed=true/);
+    assert.match(report, /LLM runtime +llama\.cpp de3ff81 llama-simple .*static glibc 2\.\d+/);
+    assert.match(report, /LLM test: passed=true, 32 tokens at [\d.]+ tokens\/s/);
   });
 
-  test("a second store at another host path gives the same digest for every output", async () => {
+  test("the LLM boot test: the model loaded into tmpfs, 32 tokens of the pinned text, within the seed's RAM budget", () => {
+    const out = JSON.parse(first.stdout) as { outputs: Array<{ target: string; path: string }> };
+    const dir = out.outputs.find((o) => o.target === "pi4-llm-os.tests.llm")!.path;
+    const r = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as Record<string, unknown>;
+    assert.equal(r.passed, true, JSON.stringify(r));
+    assert.equal(r.poweredOff, true);
+    assert.equal(r.tokens, 32);
+    assert.equal(r.textSha256, TINY_MODEL_TEXT_SHA256);
+    assert.equal(r.model, "kiln-tiny-llama-q4_0.gguf");
+    assert.equal(r.modelIn, "tmpfs");
+    assert.ok(Number(r.tokensPerSecond) > 0, `tokens/s ${r.tokensPerSecond}`);
+    // the model's pages are in the runtime's RSS (it maps the file and reads all of it), and all
+    // of its RSS is memory in use, which the lowest MemAvailable while it ran tells (in kB both)
+    assert.ok(Number(r.peakRssKb) > Number(r.modelKb), `peak RSS ${r.peakRssKb} kB, model ${r.modelKb} kB`);
+    assert.ok(Number(r.peakRssKb) < Number(r.peakUsedKb), `peak RSS ${r.peakRssKb} kB, peak in use ${r.peakUsedKb} kB`);
+    assert.ok(Number(r.peakUsedKb) > Number(r.osOverheadKb), `peak in use ${r.peakUsedKb} kB`);
+    assert.ok(Number(r.osOverheadWithModelKb) > 0 && Number(r.osOverheadWithModelKb) < 30 * 1024, `OS overhead with the model ${r.osOverheadWithModelKb} kB`);
+    const log = readFileSync(join(dir, "console.log"), "utf8");
+    assert.match(log, /PI4-LLM-OS MODEL name=kiln-tiny-llama-q4_0\.gguf size_kb=\d+ from=\/dev\/vda3 in=tmpfs/);
+    // what the text digest covers: the prompt as llama-simple echoes it, then the generated text
+    assert.match(readFileSync(join(dir, "text.txt"), "utf8"), /^<s> Once upon a time\S* \S/);
+  });
+
+  test("a second store at another host path gives the same digest for every output below the runtime", async () => {
+    // the llama.cpp runtime (and everything above it: the rootfs and the images) is built twice
+    // more in the slow tier (pi4.slow.test.ts), where the whole image is compared
     const storeB = join(tempDir("elsewhere"), "deeper", "store-b");
-    await kilnJson(["realize", "--no-link", "pi4-llm-os"], { cwd: REPO, store: storeB });
+    await kilnJson(["realize", "--no-link", ...BELOW_RUNTIME], { cwd: REPO, store: storeB });
     const a = storeContents(store);
     const b = storeContents(storeB);
     assert.ok(b.size >= 15, `store B has ${b.size} paths`);
@@ -87,11 +152,13 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
   });
 
   test("kiln check rebuilds the images bit-identically", async () => {
-    const r = await kilnJson(["check", "--json", "pi4-llm-os.initramfs", "pi4-llm-os.rootExt4", "pi4-llm-os.bootfs", "pi4-llm-os.disk", "pi4-llm-os.sysinfo", "pi4-llm-os.rootfs"], { cwd: REPO, store });
+    const targets = ["pi4-llm-os.initramfs", "pi4-llm-os.rootExt4", "pi4-llm-os.modelsExt4", "pi4-llm-os.bootfs", "pi4-llm-os.disk", "pi4-llm-os.sysinfo",
+      "pi4-llm-os.peakRss", "pi4-llm-os.rootfs", "pi4-llm-os.models.tiny", "pi4-llm-os.sources.llamaCpp"];
+    const r = await kilnJson(["check", "--json", ...targets], { cwd: REPO, store });
     const res = JSON.parse(r.stdout) as { checked: number; identical: number };
-    assert.equal(res.checked, 6);
-    assert.equal(res.identical, 6);
-    assert.equal(eventsOf(r.events, "checked").length, 6);
+    assert.equal(res.checked, targets.length);
+    assert.equal(res.identical, targets.length);
+    assert.equal(eventsOf(r.events, "checked").length, targets.length);
   });
 
   test("a comment-only change to sysinfo.c rebuilds sysinfo and cuts off everything above it", async () => {
@@ -115,7 +182,7 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     for (const above of ["linux-pi4-llm-os", "pi4-llm-os-boot.vfat", "pi4-llm-os-disk.img", "pi4-llm-os-boot-test-initramfs"]) {
       assert.ok(built.has(above), `${above} should be rebuilt; built: ${[...built].join(", ")}`);
     }
-    for (const below of ["sysinfo", "pi4-llm-os-rootfs", "pi4-llm-os-initramfs.cpio.gz", "pi4-llm-os-root.ext4", "busybox-static-arm64", "aarch64-linux-musl-toolchain"]) {
+    for (const below of ["sysinfo", "pi4-llm-os-rootfs", "pi4-llm-os-initramfs.cpio.gz", "pi4-llm-os-root.ext4", "busybox-static-arm64", "aarch64-linux-musl-toolchain", "llama.cpp-de3ff81-aarch64", "pi4-llm-os-models.ext4"]) {
       assert.ok(!built.has(below), `${below} should not be rebuilt`);
     }
     const fetched = eventsOf(r.events, "started").filter((e) => e.kind === "fetch");

@@ -1,7 +1,7 @@
 // Every input of pi4-llm-os from outside, pinned by sha256 of the exact bytes. The kernel source
 // (Debian's linux-source-6.1) is std's, shared with the other systems.
 import { fetch, sh } from "kiln";
-import { build, fetchDeb, unpackDeb } from "../std/index.js";
+import { build, fetchDeb, fetchNpm, unpackDeb } from "../std/index.js";
 import { linuxSourceDeb, linuxSourceTarball } from "../std/linux.js";
 
 export { linuxSourceTarball };
@@ -63,3 +63,41 @@ export const firmware = {
   start4: firmwareFile("start4.elf", "36d12ae9eda1a508430e65d7877aada4d6c8dbe61a6dd3bbf20da1ed6ca58f70"),
   fixup4: firmwareFile("fixup4.dat", "55aeb4d842356c655f230fdd0c08dfad8a0412abdf97e421d420ccd09861a233"),
 };
+
+/**
+ * llama.cpp, as pinned by node-llama-cpp 3.22.1: its npm tarball carries the llama.cpp source as
+ * a git bundle of one commit (llama/gitRelease.bundle). The npm registry is where this machine
+ * can reach it; a user who has the tarball or the bundle can `kiln store add-fixed` either.
+ */
+export const LLAMA_CPP_COMMIT = "de3ff815ea7d559ee917f063901b8986f038abc6";
+
+export const nodeLlamaCpp = fetchNpm({
+  name: "node-llama-cpp", version: "3.22.1",
+  sha256: "a0d9dd80eacd2ab1cfe71aee57ac8a806487fd70b3d2a38fbec637752d9e5c5f",
+});
+
+/** The git bundle inside the npm tarball: a fixed output of its own. */
+export const llamaCppBundle = build({
+  name: `llama.cpp-${LLAMA_CPP_COMMIT.slice(0, 7)}.bundle`,
+  sha256: "5f5d1105d5df040738d87b8290e5d17e7362131cdcfdb0831618e0ea528b4a51",
+  script: sh`tar -xzOf ${nodeLlamaCpp} package/llama/gitRelease.bundle > $out`,
+});
+
+/**
+ * The source tree of the pinned commit: cloned from the bundle (git checks every object's hash
+ * as it unpacks), the commit id verified, then exported with git archive, so no .git and no
+ * clone-time state; the store fixes modes and times.
+ */
+export const llamaCppSource = build({
+  name: `llama.cpp-${LLAMA_CPP_COMMIT.slice(0, 7)}-src`,
+  tools: ["git"],
+  env: { COMMIT: LLAMA_CPP_COMMIT },
+  script: sh`
+    git clone --quiet --bare ${llamaCppBundle} repo.git
+    got=$(git --git-dir=repo.git rev-parse --verify "HEAD^{commit}")
+    if [ "$got" != "$COMMIT" ]; then echo "the bundle's HEAD is $got, expected $COMMIT"; exit 1; fi
+    git --git-dir=repo.git fsck --no-dangling --no-progress
+    mkdir $out
+    git --git-dir=repo.git archive --format=tar "$COMMIT" | tar -x -C $out
+  `,
+});

@@ -1,7 +1,8 @@
 // Userspace: a musl cross toolchain (the host's aarch64 gcc + a specs file pointing at Debian's
-// musl for arm64), a real C program built with it, BusyBox with its applet links, and the rootfs.
-import { sh, source } from "kiln";
+// musl for arm64), small C programs built with it, BusyBox with its applet links, and the rootfs.
+import { sh, source, type Drv } from "kiln";
 import { build, CROSS_AARCH64 } from "../std/index.js";
+import { llama } from "./llm.js";
 import { busybox, musl, muslDev } from "./sources.js";
 
 /**
@@ -28,19 +29,27 @@ export const muslToolchain = build({
   `,
 });
 
+/** A small static musl program from one C file in files/, stripped. */
+function staticC(name: string): Drv {
+  return build({
+    name,
+    tools: CROSS_AARCH64,
+    env: { CFLAGS: "-Os -Wall -Wextra -Werror" },
+    script: sh`
+      cp ${source(import.meta.url, `files/${name}.c`)} ${name}.c
+      ${muslToolchain}/bin/aarch64-linux-musl-gcc -static $CFLAGS -o ${name} ${name}.c
+      aarch64-linux-gnu-strip --strip-all ${name}
+      mkdir -p $out/bin
+      cp ${name} $out/bin/${name}
+    `,
+  });
+}
+
 /** sysinfo: prints the kernel, MemTotal/MemAvailable, the OS overhead and the model budget. */
-export const sysinfo = build({
-  name: "sysinfo",
-  tools: CROSS_AARCH64,
-  env: { CFLAGS: "-Os -Wall -Wextra -Werror" },
-  script: sh`
-    cp ${source(import.meta.url, "files/sysinfo.c")} sysinfo.c
-    ${muslToolchain}/bin/aarch64-linux-musl-gcc -static $CFLAGS -o sysinfo sysinfo.c
-    aarch64-linux-gnu-strip --strip-all sysinfo
-    mkdir -p $out/bin
-    cp sysinfo $out/bin/sysinfo
-  `,
-});
+export const sysinfo = staticC("sysinfo");
+
+/** peak-rss: runs a command and writes its peak RSS (llm-run measures the runtime with it). */
+export const peakRss = staticC("peak-rss");
 
 /** BusyBox's applet list, asked from the pinned binary itself under qemu-user. */
 export const busyboxApplets = build({
@@ -49,12 +58,16 @@ export const busyboxApplets = build({
   script: sh`qemu-aarch64-static ${busybox}/bin/busybox --list-full | LC_ALL=C sort -u > $out`,
 });
 
-/** The root filesystem tree, as the seed lays it out; every binary static, so no /lib/ld-musl. */
+/**
+ * The root filesystem tree, as the seed lays it out; every binary static, so no /lib/ld-musl.
+ * The LLM runtime is llama-simple (static glibc, see llm.ts) with llm-run around it; the model
+ * itself is not here but on its own partition (images.ts), loaded into /mnt/models at boot.
+ */
 export const rootfs = build({
   name: "pi4-llm-os-rootfs",
   script: sh`
     r=$out
-    for d in bin sbin lib etc dev proc sys tmp var mnt mnt/models root usr usr/bin usr/sbin; do mkdir -p $r/$d; chmod 0755 $r/$d; done
+    for d in bin sbin lib etc dev proc sys tmp var mnt mnt/models mnt/modelstore root usr usr/bin usr/sbin; do mkdir -p $r/$d; chmod 0755 $r/$d; done
     chmod 1777 $r/tmp; chmod 0700 $r/root
     cp ${busybox}/bin/busybox $r/bin/busybox; chmod 0755 $r/bin/busybox
     grep / ${busyboxApplets} | while IFS= read -r a; do
@@ -62,7 +75,10 @@ export const rootfs = build({
       [ -e "$r/$a" ] || [ -L "$r/$a" ] || ln -s /bin/busybox "$r/$a"
     done
     cp ${sysinfo}/bin/sysinfo $r/bin/sysinfo; chmod 0755 $r/bin/sysinfo
+    cp ${peakRss}/bin/peak-rss $r/usr/bin/peak-rss; chmod 0755 $r/usr/bin/peak-rss
     cp ${source(import.meta.url, "files/init")} $r/sbin/init; chmod 0755 $r/sbin/init
+    cp ${llama}/bin/llama-simple $r/usr/bin/llama-simple; chmod 0755 $r/usr/bin/llama-simple
+    cp ${source(import.meta.url, "files/llm-run")} $r/usr/bin/llm-run; chmod 0755 $r/usr/bin/llm-run
     ln -s sbin/init $r/init
     printf 'root:x:0:0:root:/root:/bin/sh\n' > $r/etc/passwd
     printf 'root:x:0:\n' > $r/etc/group

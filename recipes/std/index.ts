@@ -14,6 +14,14 @@ export const HOST_CC: readonly string[] = ["gcc", "cc", "cpp", "pkg:binutils", "
 /** The aarch64 cross toolchain (glibc triplet; musl comes from a specs file, see pi4-llm-os). */
 export const CROSS_AARCH64: readonly string[] = ["pkg:gcc-aarch64-linux-gnu", "pkg:gcc-12-aarch64-linux-gnu", "pkg:binutils-aarch64-linux-gnu", "pkg:cpp-12-aarch64-linux-gnu"];
 
+/**
+ * The same with C++ and the static glibc and libstdc++ it links against. The library packages
+ * have no commands: declaring them puts their versions into the hash.
+ */
+export const CROSS_AARCH64_CXX: readonly string[] = [
+  ...CROSS_AARCH64, "pkg:g++-aarch64-linux-gnu", "pkg:g++-12-aarch64-linux-gnu", "pkg:libstdc++-12-dev-arm64-cross", "pkg:libc6-dev-arm64-cross",
+];
+
 export interface BuildArgs extends Omit<DerivationArgs, "script" | "builder" | "args"> {
   /** the build script (sh -e -u), run in /build with $out set */
   script: Value;
@@ -51,6 +59,23 @@ export function fetchDeb(d: DebSpec): Drv {
     name: debName(d),
     sha256: d.sha256,
     sources: [{ deb: { package: d.package, version: d.version, ...(d.arch ? { arch: d.arch } : {}) } }, ...(d.urls ?? []).map((url) => ({ url }))],
+  });
+}
+
+export interface NpmSpec {
+  name: string;
+  /** an exact version */
+  version: string;
+  /** sha256 of the tarball exactly as the registry serves it (`npm pack NAME@VERSION; sha256sum *.tgz`) */
+  sha256: string;
+}
+
+/** A pinned npm package tarball, from the npm registry (or `kiln store add-fixed`, or a mirror). */
+export function fetchNpm(p: NpmSpec): Drv {
+  return fetch({
+    name: `${p.name.replace(/^@/, "").replace("/", "-")}-${p.version}.tgz`,
+    sha256: p.sha256,
+    sources: [{ npm: { name: p.name, version: p.version } }],
   });
 }
 

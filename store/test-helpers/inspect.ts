@@ -51,3 +51,9 @@ export function closureSql(store: string, paths: string[]): string[] {
 /** Every valid path of the store, sorted. */
 export const allValid = (store: string): string[] => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
 
+
+/** Every valid path of a store with its content digest. */
+export function storeContents(store: string): Map<string, { path: string; digest: string }> {
+  const rows = query<{ path: string; nar_digest: string }>(store, "SELECT path, nar_digest FROM valid_paths");
+  return new Map(rows.map((r) => [r.path, { path: r.path, digest: r.nar_digest }]));
+}
