@@ -246,7 +246,7 @@ describe("Evaluator: errors", () => {
 });
 
 describe("Evaluator: builds on a usr tree", () => {
-  const tree = () => derivation({ name: "seed-tree", builder: "builtin:test-tree" });
+  const tree = () => derivation({ name: "seed-tree", builder: "builtin:seed-root", args: [] });
 
   test("a script runs with the tree's /bin/sh, no host tool is declared, and the tree is an input", () => {
     const { ev, asked } = evaluator();
@@ -258,7 +258,7 @@ describe("Evaluator: builds on a usr tree", () => {
     const seedNode = byName(ev, "seed-tree");
     assert.equal(n.drv.usr, inputPlaceholder(seedNode.hash, "seed-tree", "out"));
     assert.deepEqual(Object.keys(n.drv.inputDrvs), [seedNode.hash]);
-    assert.equal(seedNode.drv.builder, "builtin:test-tree", "a builtin builder is not a host tool");
+    assert.equal(seedNode.drv.builder, "builtin:seed-root", "a builtin builder is not a host tool");
     assert.deepEqual(seedNode.drv.hostTools, {});
     const resolved = resolveDerivation(n.drv, [{ drvHash: seedNode.hash, drvName: "seed-tree", output: "out", path: "00000000000000000000000000000000-seed-tree" as StorePathName }]);
     assert.equal(resolved.resolved.usr, "/kiln/store/00000000000000000000000000000000-seed-tree");
