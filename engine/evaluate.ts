@@ -43,6 +43,8 @@ export class Evaluator {
   private readonly done = new Map<Drv, Node>();
   readonly graph: Graph = { nodes: [], byHash: new Map() };
   private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
+  /** input placeholders by derivation hash and output: a seed tree names a few hundred inputs, each a hash to compute */
+  private readonly placeholders = new Map<string, string>();
 
   constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
 
@@ -199,7 +201,10 @@ export class Evaluator {
       set.add(p.output);
       inputDrvs.set(node.hash, set);
       deps.set(node.hash, node);
-      return inputPlaceholder(node.hash, node.name, p.output);
+      const key = `${node.hash}:${p.output}`;
+      let text = this.placeholders.get(key);
+      if (text === undefined) this.placeholders.set(key, (text = inputPlaceholder(node.hash, node.name, p.output)));
+      return text;
     }
     const src = this.source(p as Source, where);
     sources.set(src.store, src.host);

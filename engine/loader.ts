@@ -33,8 +33,11 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
   }
 }
 
-/** Bump when the bundle's shape changes (v2: source map paths name the real recipe files). */
-const BUNDLE_FORMAT = "v2";
+/**
+ * Bump when the bundle's shape changes (v2: source map paths name the real recipe files; v3: no
+ * sources in the map).
+ */
+const BUNDLE_FORMAT = "v3";
 
 function indexFileOf(entry: string, cacheDir: string): string {
   return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${entry}`).slice(0, 32)}.json`);
@@ -74,6 +77,9 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
       target: "node20",
       write: false,
       sourcemap: "inline",
+      // positions need only the mappings; the sources' text (the seed's lock is 100 kB of JSON)
+      // would be parsed again by every process that loads the bundle
+      sourcesContent: false,
       // source map paths are written relative to the output's folder: the bundle lives in the
       // cache, so recipe positions (meta.position, stack traces) then name the real recipe files
       outdir: cacheDir,
