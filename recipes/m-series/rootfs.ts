@@ -9,7 +9,7 @@
 // Debian's metadata with the packages listed under "exclude" taken as already present: they are
 // only needed by maintainer scripts, PAM or Python tools, and the image is unpacked, not installed.
 import { sh, source, type Drv } from "kiln";
-import { build, CROSS_AARCH64, fetchDeb } from "../std/index.js";
+import { build, fetchDebFromPool } from "../std/index.js";
 import lock from "./rootfs.lock.json" with { type: "json" };
 import sets from "./rootfs.sets.json" with { type: "json" };
 
@@ -33,16 +33,16 @@ const SET = "m-series-rootfs";
   }
 }
 
-/** Every package of the set by name, fetched by its pinned sha256 (apt first, then the archive's pool URL). */
+/** Every package of the set by name, fetched by its pinned sha256 (the archive's pool URL the lock names, then apt). */
 export const packages: Record<string, Drv> = Object.fromEntries(lock.sets[SET].packages.map((key) => {
   const p = (lock.packages as Record<string, LockedPackage>)[key]!;
-  return [p.name, fetchDeb({ package: p.name, version: p.version, arch: p.arch, sha256: p.sha256, urls: [p.url] })];
+  return [p.name, fetchDebFromPool({ package: p.name, version: p.version, arch: p.arch, sha256: p.sha256, urls: [p.url] })];
 }));
 
 /** Prints page size, kernel, memory and the CPU features the kernel enabled (AT_HWCAP). */
 export const info = build({
   name: "m-series-info",
-  tools: CROSS_AARCH64,
+  seed: ["cross-aarch64"],
   env: { CFLAGS: "-O2 -Wall -Wextra -Werror" },
   script: sh`
     aarch64-linux-gnu-gcc $CFLAGS -o m-series-info ${source(import.meta.url, "files/m-series-info.c")}
@@ -80,7 +80,8 @@ export function rootfs(o: RootfsOptions): Drv {
   const f = (name: string) => source(import.meta.url, `files/${name}`);
   return build({
     name: "m-series-rootfs",
-    tools: ["dpkg-deb", "qemu-aarch64-static", "pkg:kmod"],
+    // dpkg-deb is base's, qemu-aarch64-static qemu-user's, depmod (kmod) the kernel set's
+    seed: ["kernel", "qemu-user"],
     env: { PRUNE: PRUNE.join(" "), ABSENT: ABSENT.join(" ") },
     script: sh`
       r=$out

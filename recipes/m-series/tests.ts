@@ -1,6 +1,6 @@
 // The boot test, a derivation: qemu-system-aarch64 -M virt -cpu max boots the kernel with the
 // root on NVMe and a second, empty NVMe disk for ZFS; a key made by the test (never in the image)
-// reaches the VM on the kernel command line; once sshd is up the host's ssh client logs in through
+// reaches the VM on the kernel command line; once sshd is up the seed's ssh client logs in through
 // QEMU's user-mode network (a port of 127.0.0.1 forwarded to the VM's 22), runs the session
 // (ZFS on the second disk) and powers the VM off.
 //
@@ -23,7 +23,7 @@ export interface BootTestOptions {
 export function bootTest(o: BootTestOptions): Drv {
   return build({
     name: o.name,
-    tools: ["qemu-system-aarch64", "timeout", "perl", "pkg:openssh-client", "truncate"],
+    seed: ["qemu-system-arm", "ssh"],
     env: { MEM_MIB: String(o.memMiB ?? 1024), CPUS: String(o.cpus ?? 2), TIMEOUT: String(o.timeoutSeconds ?? 900), PORT: "2222" },
     script: sh`
       ssh-keygen -q -t ed25519 -N "" -C m-series-test -f id

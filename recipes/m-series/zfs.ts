@@ -2,7 +2,7 @@
 // source Debian ships in zfs-dkms (contrib): the same 2.1.11 as the zfsutils-linux userspace in
 // the rootfs. DKMS itself is not used: its dkms.conf only runs configure and make, done here.
 import { sh, type Drv } from "kiln";
-import { build, CROSS_AARCH64, fetchDeb, HOST_CC } from "../std/index.js";
+import { build, fetchDeb } from "../std/index.js";
 
 export const ZFS_VERSION = "2.1.11";
 
@@ -20,7 +20,7 @@ export const zfsDkmsDeb = fetchDeb({
 export function zfsModules(kernel: Drv): Drv {
   return build({
     name: "zfs-modules-m-series",
-    tools: [...HOST_CC, ...CROSS_AARCH64, "dpkg-deb", "perl", "pkg:kmod"],
+    seed: ["cross-aarch64", "kernel"],
     env: { ARCH: "arm64", CROSS_COMPILE: "aarch64-linux-gnu-" },
     script: sh`
       dpkg-deb --fsys-tarfile ${zfsDkmsDeb} | tar -x --no-same-owner ./usr/src/zfs-${ZFS_VERSION}

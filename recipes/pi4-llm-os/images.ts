@@ -9,7 +9,6 @@ import { ext4FromRoot, rootExt4 as ext4Image, stageRoot, type RootExt4Options } 
 export function initramfs(rootfs: Drv): Drv {
   return build({
     name: "pi4-llm-os-initramfs.cpio.gz",
-    tools: ["pkg:cpio"],
     script: sh`
       ${stageRoot(rootfs)}
       (cd root && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet) | gzip -n -9 > $out
@@ -34,7 +33,7 @@ export function bootfs(o: BootfsOptions): Drv {
   const extra = Object.keys(o.extra ?? {}).sort().map((n) => sh`${o.extra![n]!}:${n}`);
   return build({
     name: o.extra ? "pi4-llm-os-board-boot.vfat" : "pi4-llm-os-boot.vfat",
-    tools: ["mkfs.vfat", "fsck.vfat", "mcopy"],
+    seed: ["images"],
     env: { CMDLINE: o.cmdline, SIZE_MIB: String(o.sizeMiB ?? 64), HIDDEN: String(o.offsetSectors ?? 2048), VOLID: o.volumeId ?? "50493442" },
     script: sh`
       # --invariant must come before -i, or it overrides the volume id
@@ -66,7 +65,7 @@ export function rootExt4(o: Omit<RootExt4Options, "name" | "label">): Drv {
 export function modelsExt4(o: { model: Drv; uuid?: string }): Drv {
   return build({
     name: "pi4-llm-os-models.ext4",
-    tools: ["mke2fs", "debugfs", "e2fsck", "stat"],
+    seed: ["images"],
     env: { FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000003", MODEL_NAME: o.model.name },
     script: sh`
       mkdir root
@@ -84,7 +83,7 @@ export function modelsExt4(o: { model: Drv; uuid?: string }): Drv {
 export function diskImage(o: { boot: Drv; root: Drv; models?: Drv; labelId?: string; name?: string }): Drv {
   return build({
     name: o.name ?? "pi4-llm-os-disk.img",
-    tools: ["sfdisk", "dd", "truncate", "stat"],
+    seed: ["images"],
     env: { LABEL_ID: o.labelId ?? "0x50493445" },
     script: sh`
       bsz=$(( $(stat -c %s ${o.boot}) / 512 )); rsz=$(( $(stat -c %s ${o.root}) / 512 ))

@@ -1,7 +1,7 @@
 // The LLM side of pi4-llm-os: the llama.cpp runtime cross-built for the Pi 4, the test model
 // generated from source, and the slot for a real model that the user adds to the store by hand.
 import { fetch, sh, source, type Drv } from "kiln";
-import { build, CROSS_AARCH64_CXX } from "../std/index.js";
+import { build } from "../std/index.js";
 import { LLAMA_CPP_COMMIT, llamaCppSource } from "./sources.js";
 
 /**
@@ -15,7 +15,7 @@ import { LLAMA_CPP_COMMIT, llamaCppSource } from "./sources.js";
  */
 export const llama = build({
   name: `llama.cpp-${LLAMA_CPP_COMMIT.slice(0, 7)}-aarch64`,
-  tools: ["pkg:cmake", "ninja", "patch", ...CROSS_AARCH64_CXX],
+  seed: ["cross-aarch64", "dev"],
   env: { COMMIT: LLAMA_CPP_COMMIT.slice(0, 7), ARM_ARCH: "armv8-a+crc" },
   script: sh`
     cp -a ${llamaCppSource} src
@@ -53,8 +53,7 @@ export const llama = build({
  */
 export const tinyModel = build({
   name: "kiln-tiny-llama-q4_0.gguf",
-  // by package, not by PATH lookup: the Debian interpreter, whatever else is first on PATH
-  tools: ["pkg:python3-minimal", "pkg:python3.11-minimal", "pkg:python3-numpy", "pkg:python3-yaml"],
+  seed: ["python"],
   env: { PYTHONDONTWRITEBYTECODE: "1" },
   script: sh`
     PYTHONPATH=${llamaCppSource}/gguf-py python3 ${source(import.meta.url, "files/tiny-model.py")} \

@@ -1,14 +1,14 @@
 // Every input of pi4-llm-os from outside, pinned by sha256 of the exact bytes. The kernel source
 // (Debian's linux-source-6.1) is std's, shared with the other systems.
 import { fetch, sh } from "kiln";
-import { build, fetchDeb, fetchNpm, unpackDeb } from "../std/index.js";
+import { build, fetchDebFromPool, fetchNpm, unpackDeb } from "../std/index.js";
 import { linuxSourceDeb, linuxSourceTarball } from "../std/linux.js";
 
 export { linuxSourceTarball };
 
 export const debs = {
   linuxSource: linuxSourceDeb,
-  busyboxStatic: fetchDeb({
+  busyboxStatic: fetchDebFromPool({
     package: "busybox-static", version: "1:1.35.0-4+deb12u1+b1", arch: "arm64",
     sha256: "732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5",
     urls: [
@@ -16,12 +16,12 @@ export const debs = {
       "https://snapshot.debian.org/file/87bf504541e6583e6fef6ec0bc67537f53c327f2",
     ],
   }),
-  musl: fetchDeb({
+  musl: fetchDebFromPool({
     package: "musl", version: "1.2.3-1", arch: "arm64",
     sha256: "6ccf2bf0f479b00411cb8e1eeb048e648718170db5d63bbb4bf4a89350b81468",
     urls: ["http://deb.debian.org/debian/pool/main/m/musl/musl_1.2.3-1_arm64.deb", "https://snapshot.debian.org/file/4007a673c529401a01b67c13708edc223453a947"],
   }),
-  muslDev: fetchDeb({
+  muslDev: fetchDebFromPool({
     package: "musl-dev", version: "1.2.3-1", arch: "arm64",
     sha256: "55c2ca4bc3041c8ed8ac7dc3ef6080d9551a21650568b2fd7610b59eaf98a4f4",
     urls: ["http://deb.debian.org/debian/pool/main/m/musl/musl-dev_1.2.3-1_arm64.deb", "https://snapshot.debian.org/file/1099cd062dcc35e0bf334ae32f40f390a14d116e"],
@@ -54,7 +54,6 @@ function firmwareFile(file: string, sha256: string) {
   return build({
     name: file,
     sha256,
-    tools: ["dpkg-deb"],
     script: sh`dpkg-deb --fsys-tarfile ${raspiFirmwareDeb} | tar -xO ./usr/lib/raspi-firmware/${file} > $out`,
   });
 }
@@ -90,7 +89,7 @@ export const llamaCppBundle = build({
  */
 export const llamaCppSource = build({
   name: `llama.cpp-${LLAMA_CPP_COMMIT.slice(0, 7)}-src`,
-  tools: ["git"],
+  seed: ["dev"],
   env: { COMMIT: LLAMA_CPP_COMMIT },
   script: sh`
     git clone --quiet --bare ${llamaCppBundle} repo.git

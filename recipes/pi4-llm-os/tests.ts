@@ -25,14 +25,14 @@ export function bootTest(o: BootTestOptions): Drv {
     : sh`set -- -initrd ${o.initramfs!} -append "console=ttyAMA0 kiln.test=1"`;
   return build({
     name: o.name,
-    tools: ["qemu-system-aarch64", "timeout", "perl"],
+    seed: ["qemu-system-arm"],
     env: { MODE: mode, MEM_MIB: String(o.memMiB ?? 512), TIMEOUT: String(o.timeoutSeconds ?? 300), MARKER },
     script: sh`
       ${media}
       # each console line stamped with seconds since QEMU started. No network device: the image
       # needs none, and QEMU's default NIC wants a boot ROM (efi-virtio.rom, Debian's ipxe-qemu)
-      # that a host installed without recommended packages does not have. QEMU's exit code is
-      # kept even under errexit, so a QEMU that cannot start shows its own message below.
+      # that the seed's qemu-system-arm, without recommended packages, does not have. QEMU's exit
+      # code is kept even under errexit, so a QEMU that cannot start shows its own message below.
       { rc=0; timeout "$TIMEOUT" qemu-system-aarch64 -M virt -cpu cortex-a72 -m "$MEM_MIB" -nographic -no-reboot -nic none \
           -kernel ${o.kernel}/Image "$@" </dev/null 2>&1 || rc=$?; echo $rc > qemu.rc; } \
         | perl -MTime::HiRes=time -ne 'BEGIN{$|=1;$t0=time} s/\r//g; printf "[%8.3f] %s", time-$t0, $_' > console.log
@@ -91,7 +91,7 @@ export function llmTest(o: LlmTestOptions): Drv {
   if (/["\\\n]/.test(o.prompt)) throw new Error(`llmTest ${o.name}: the prompt may not contain double quotes, backslashes or newlines`);
   return build({
     name: o.name,
-    tools: ["qemu-system-aarch64", "timeout", "perl"],
+    seed: ["qemu-system-arm"],
     env: {
       MEM_MIB: String(o.memMiB ?? 512), CPUS: String(o.cpus ?? 1), TIMEOUT: String(o.timeoutSeconds ?? 900), MARKER,
       PROMPT: o.prompt, TOKENS: String(o.tokens), EXPECT_SHA256: o.expectTextSha256 ?? "",

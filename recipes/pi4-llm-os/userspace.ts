@@ -1,7 +1,7 @@
-// Userspace: a musl cross toolchain (the host's aarch64 gcc + a specs file pointing at Debian's
+// Userspace: a musl cross toolchain (the seed's aarch64 gcc + a specs file pointing at Debian's
 // musl for arm64), small C programs built with it, BusyBox with its applet links, and the rootfs.
 import { sh, source, type Drv } from "kiln";
-import { build, CROSS_AARCH64 } from "../std/index.js";
+import { build } from "../std/index.js";
 import { llama } from "./llm.js";
 import { busybox, musl, muslDev } from "./sources.js";
 
@@ -33,7 +33,7 @@ export const muslToolchain = build({
 function staticC(name: string): Drv {
   return build({
     name,
-    tools: CROSS_AARCH64,
+    seed: ["cross-aarch64"],
     env: { CFLAGS: "-Os -Wall -Wextra -Werror" },
     script: sh`
       cp ${source(import.meta.url, `files/${name}.c`)} ${name}.c
@@ -54,7 +54,7 @@ export const peakRss = staticC("peak-rss");
 /** BusyBox's applet list, asked from the pinned binary itself under qemu-user. */
 export const busyboxApplets = build({
   name: "busybox-applets",
-  tools: ["qemu-aarch64-static"],
+  seed: ["qemu-user"],
   script: sh`qemu-aarch64-static ${busybox}/bin/busybox --list-full | LC_ALL=C sort -u > $out`,
 });
 

@@ -33,7 +33,7 @@ export interface RootExt4Options {
  * given), then every inode's owner and times fixed with debugfs: mke2fs copies them from the
  * staged files. The text is part of each image's derivation: change it and every image rebuilds.
  */
-export const ext4FromRoot = (o: { label: string; file: string; options?: string }) => sh`# a pinned mke2fs.conf: the host's defaults must not change the filesystem
+export const ext4FromRoot = (o: { label: string; file: string; options?: string }) => sh`# a pinned mke2fs.conf: e2fsprogs' built-in defaults must not change the filesystem
       export MKE2FS_CONFIG=${source(import.meta.url, "files/mke2fs.conf")} E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
       mke2fs -q -F -t ext4 -b 4096 -L ${o.label} -U "$FS_UUID"${o.options ? ` ${o.options}` : ""} \
         -E "hash_seed=$FS_UUID,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0" \
@@ -52,7 +52,7 @@ export const ext4FromRoot = (o: { label: string; file: string; options?: string 
 export function rootExt4(o: RootExt4Options): Drv {
   return build({
     name: o.name,
-    tools: ["mke2fs", "debugfs", "e2fsck"],
+    seed: ["images"],
     env: { SIZE_MIB: String(o.sizeMiB ?? 64), FS_UUID: o.uuid ?? "5049344c-4c4d-4f53-8000-000000000002" },
     script: sh`
       ${stageRoot(o.rootfs)}

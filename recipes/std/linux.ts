@@ -6,7 +6,7 @@
 // and names the symbol, so a fragment never silently does nothing. A symbol asked off that another
 // one selects back on is a warning, or a failure with `strictOff`.
 import { fetch, sh, type Drv } from "kiln";
-import { build, CROSS_AARCH64, fetchDeb, HOST_CC } from "./index.js";
+import { build, fetchDeb } from "./index.js";
 
 /**
  * Debian's linux-source-6.1: Debian's variant of Linux 6.1 (Debian patches applied, non-free bits
@@ -31,7 +31,6 @@ export const linuxSourceTarball = build({
   sha256: "4d415b3d364834fd818270e88813e90323bbfce4f519a0e6bd4940ddcd7df693",
   // where linux-source-6.1 is installed, the tarball is already on disk
   sources: [{ file: "/usr/src/linux-source-6.1.tar.xz" }],
-  tools: ["dpkg-deb"],
   script: sh`dpkg-deb --fsys-tarfile ${linuxSourceDeb} | tar -xO ./usr/src/linux-source-6.1.tar.xz > $out`,
 });
 
@@ -87,7 +86,8 @@ export interface KernelOptions extends KernelConfigOptions {
   modules?: boolean;
 }
 
-const TOOLS = [...HOST_CC, ...CROSS_AARCH64, "bc", "bison", "flex", "perl", "pkg:kmod", "cmp", "pkg:cpio"];
+/** the native compiler (base) for the kernel's own host programs, the cross compiler, bc, kmod, the libelf and OpenSSL headers */
+const SEED = ["cross-aarch64", "kernel"] as const;
 const ENV = { ARCH: "arm64", CROSS_COMPILE: "aarch64-linux-gnu-" };
 
 /** The fragment files, written to /build by the script. */
@@ -131,7 +131,7 @@ function configure(o: KernelConfigOptions) {
 export function kernelConfig(name: string, o: KernelConfigOptions): Drv {
   return build({
     name,
-    tools: TOOLS,
+    seed: SEED,
     env: { ...kbuildEnv(o.buildHost), ...ENV },
     script: sh`${configure(o)}
       cp _build/.config $out
@@ -159,7 +159,7 @@ export function kernel(o: KernelOptions): Drv {
     : "";
   return build({
     name: o.name,
-    tools: TOOLS,
+    seed: SEED,
     env: { ...kbuildEnv(o.buildHost), ...ENV },
     ...(o.modules ? { outputs: ["out", "headers"] } : {}),
     script: sh`${configure(o)}

@@ -10,7 +10,7 @@
 // its usr/ as /usr runs unmodified Debian binaries. A package shared by several sets is fetched
 // and unpacked once.
 import { derivation, type Drv } from "kiln";
-import { fetchDeb } from "./index.js";
+import { fetchDebFromPool } from "./fetch.js";
 import lockJson from "./seed/seed.lock.json" with { type: "json" };
 import setsJson from "./seed/sets.json" with { type: "json" };
 
@@ -38,6 +38,9 @@ const SECURITY = sets.security ?? "http://deb.debian.org/debian-security";
 
 /** The names of the seed's sets. */
 export const seedSets: readonly string[] = Object.keys(sets.sets).sort();
+
+/** A set of sets.json, by name: a typo is a type error in the recipe. */
+export type SeedSet = keyof typeof setsJson.sets;
 
 // a lock written for other sets would pin the wrong packages without anyone noticing
 {
@@ -70,7 +73,7 @@ export function seedPackage(key: string): Drv {
   // a security update moves to the main archive's pool at the next point release, and the
   // security pool drops it once superseded: the main pool is the fallback for the same bytes
   const urls = [p.url, ...(p.url.startsWith(`${SECURITY}/pool/updates/`) ? [p.url.replace(`${SECURITY}/pool/updates/`, `${ARCHIVE}/pool/`)] : [])];
-  const deb = fetchDeb({ package: p.name, version: p.version, ...(p.arch !== "all" ? { arch: p.arch } : {}), sha256: p.sha256, urls });
+  const deb = fetchDebFromPool({ package: p.name, version: p.version, ...(p.arch !== "all" ? { arch: p.arch } : {}), sha256: p.sha256, urls });
   tree = derivation({ name: storeName(p), builder: "builtin:unpack-deb", args: [deb] });
   unpacked.set(key, tree);
   return tree;
