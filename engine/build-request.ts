@@ -4,7 +4,7 @@
 // BuildService takes a BuildRequest. toBuildRequest is pure.
 import type { StorePathName } from "../store/paths.js";
 import { LOGICAL_STORE } from "../store/paths.js";
-import { outputPathName, outputPlaceholder, replaceAll, scratchHash, type Derivation, type ResolvedHash } from "./derivation.js";
+import { outputPathName, outputPlaceholder, scratchHash, storePathReplacer, type Derivation, type ResolvedHash } from "./derivation.js";
 
 export interface BuildRequest {
   /** the resolved derivation being built (what its outputs will be registered under) */
@@ -46,7 +46,8 @@ export function toBuildRequest(resolved: Derivation, hash: ResolvedHash, inputCl
     map.set(outputPlaceholder(resolved.name, o), `${LOGICAL_STORE}/${outputs[o]}`);
   }
   const env: Record<string, string> = {};
-  for (const k of Object.keys(resolved.env).sort()) env[k] = replaceAll(resolved.env[k]!, map);
+  const rewrite = storePathReplacer(map);
+  for (const k of Object.keys(resolved.env).sort()) env[k] = rewrite(resolved.env[k]!);
   const hostTools: Record<string, string> = {};
   const tools: Array<[string, string]> = [];
   for (const fp of Object.values(resolved.hostTools)) tools.push(...Object.entries(fp.commands));
@@ -55,8 +56,8 @@ export function toBuildRequest(resolved: Derivation, hash: ResolvedHash, inputCl
     resolved: hash,
     name: resolved.name,
     system: resolved.system,
-    builder: replaceAll(resolved.builder, map),
-    args: resolved.args.map((a) => replaceAll(a, map)),
+    builder: rewrite(resolved.builder),
+    args: resolved.args.map(rewrite),
     env,
     inputs: [...new Set(inputClosure)].sort(),
     ...(resolved.usr !== undefined ? { usr: resolved.usr.slice(LOGICAL_STORE.length + 1) as StorePathName } : {}),

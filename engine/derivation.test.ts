@@ -7,9 +7,9 @@ import {
   hashDerivation,
   inputPlaceholder,
   outputPlaceholder,
-  replaceAll,
   resolveDerivation,
   scratchHash,
+  storePathReplacer,
   type Derivation,
   type DrvHash,
   type ResolvedHash,
@@ -161,9 +161,13 @@ describe("resolveDerivation", () => {
     assert.deepEqual(r1.resolved, r2.resolved);
   });
 
-  test("replaceAll replaces every occurrence and leaves strings without store paths alone", () => {
+  test("storePathReplacer replaces every occurrence, the longest key first, and leaves strings without store paths alone", () => {
     const m = new Map([["/kiln/store/aaaa-x", "/kiln/store/bbbb-x"]]);
-    assert.equal(replaceAll("/kiln/store/aaaa-x:/kiln/store/aaaa-x/bin", m), "/kiln/store/bbbb-x:/kiln/store/bbbb-x/bin");
-    assert.equal(replaceAll("no paths here", m), "no paths here");
+    assert.equal(storePathReplacer(m)("/kiln/store/aaaa-x:/kiln/store/aaaa-x/bin"), "/kiln/store/bbbb-x:/kiln/store/bbbb-x/bin");
+    assert.equal(storePathReplacer(m)("no paths here"), "no paths here");
+    // one pass: a path next to another, a longer name sharing the hash part, a path not in the map
+    const m2 = new Map([["/kiln/store/aaaa-x", "/kiln/store/bbbb-x"], ["/kiln/store/aaaa-xy", "/kiln/store/cccc-xy"], ["/kiln/store/dddd-z", "/kiln/store/eeee-z"]]);
+    assert.equal(storePathReplacer(m2)("/kiln/store/dddd-z/kiln/store/aaaa-xy /kiln/store/ffff-x /kiln/store/aaaa-x"), "/kiln/store/eeee-z/kiln/store/cccc-xy /kiln/store/ffff-x /kiln/store/bbbb-x");
+    assert.equal(storePathReplacer(m2)("/kiln/store/"), "/kiln/store/");
   });
 });

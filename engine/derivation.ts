@@ -128,7 +128,7 @@ export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { 
     map.set(inputPlaceholder(i.drvHash, i.drvName, i.output), `${LOGICAL_STORE}/${i.path}`);
     srcs.add(i.path);
   }
-  const rewrite = (s: string) => replaceAll(s, map);
+  const rewrite = storePathReplacer(map);
   const resolved: Derivation = {
     ...d,
     ...(d.usr !== undefined ? { usr: rewrite(d.usr) } : {}),
@@ -140,10 +140,44 @@ export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { 
   return { resolved, hash: blake3Hex(encodeDerivation(resolved)) as ResolvedHash };
 }
 
-/** Replace every occurrence of each key by its value (keys are fixed-length store paths). */
-export function replaceAll(s: string, map: Map<string, string>): string {
-  if (map.size === 0 || !s.includes(LOGICAL_STORE)) return s;
-  let out = s;
-  for (const [from, to] of map) if (out.includes(from)) out = out.split(from).join(to);
-  return out;
+const STORE_PREFIX = `${LOGICAL_STORE}/`;
+
+/**
+ * A function replacing every occurrence of each key of `map` (a store path,
+ * `/kiln/store/<hash>-<name>`) by its value, in one pass over its argument: keys are found by
+ * their hash part. A seed tree's derivation names a few hundred inputs in as many arguments, and
+ * trying every key on every argument cost more than the rest of planning.
+ */
+export function storePathReplacer(map: Map<string, string>): (s: string) => string {
+  if (map.size === 0) return (s) => s;
+  const index = new Map<string, Array<[string, string]>>();
+  for (const [from, to] of map) {
+    const dash = from.indexOf("-", STORE_PREFIX.length);
+    if (!from.startsWith(STORE_PREFIX) || dash < 0) throw new Error(`internal: replacement key ${from} is not a store path`);
+    const part = from.slice(STORE_PREFIX.length, dash);
+    const list = index.get(part) ?? [];
+    list.push([from, to]);
+    // the longest name first, should two keys share a hash part
+    list.sort(([x], [y]) => y.length - x.length);
+    index.set(part, list);
+  }
+  return (s) => {
+    let i = s.indexOf(STORE_PREFIX);
+    if (i < 0) return s;
+    let out = "";
+    let last = 0;
+    while (i >= 0) {
+      const start = i + STORE_PREFIX.length;
+      const dash = s.indexOf("-", start);
+      const hit = dash < 0 ? undefined : index.get(s.slice(start, dash))?.find(([from]) => s.startsWith(from, i));
+      if (hit) {
+        out += s.slice(last, i) + hit[1];
+        last = i + hit[0].length;
+        i = s.indexOf(STORE_PREFIX, last);
+      } else {
+        i = s.indexOf(STORE_PREFIX, start);
+      }
+    }
+    return last === 0 ? s : out + s.slice(last);
+  };
 }
