@@ -28,7 +28,6 @@ import { closeSync, copyFileSync, linkSync, mkdirSync, openSync, readSync, fstat
 import { join, posix } from "node:path";
 import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { xz } from "@napi-rs/lzma";
 import tar, { type Header } from "tar-stream";
 import { KilnError } from "../../store/errors.js";
 
@@ -135,6 +134,9 @@ async function decompress(name: string, data: Buffer, debFile: string): Promise<
     case "data.tar.gz":
       return Readable.from([data]).pipe(createGunzip());
     case "data.tar.xz": {
+      // loaded when first needed: its loader asks process.report for the libc (tens of ms), a
+      // cost every kiln command would pay at start-up
+      const { xz } = await import("@napi-rs/lzma");
       let plain: Buffer;
       try {
         plain = await xz.decompress(data);
