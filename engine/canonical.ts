@@ -38,6 +38,9 @@ function encode(v: unknown, path: Array<string | number>): string {
       return JSON.stringify(v);
     case "object": {
       if (Array.isArray(v)) {
+        // an array of strings (a builder's arguments: a seed tree's are a few hundred) is what
+        // JSON.stringify writes, natively and in one call
+        if (v.every((x) => typeof x === "string")) return JSON.stringify(v);
         let s = "[";
         for (let i = 0; i < v.length; i++) {
           const x: unknown = v[i];

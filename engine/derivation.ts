@@ -81,9 +81,19 @@ export function outputPathName(drvName: string, output: string): string {
   return output === "out" ? drvName : `${drvName}-${output}`;
 }
 
+/**
+ * Input placeholders' hash parts by derivation hash and output, once per process: evaluation,
+ * planning and realizing each name every input (a seed tree a few hundred), and each name is a
+ * hash to compute. Grows with the distinct derivations a process sees.
+ */
+const inputHashParts = new Map<string, string>();
+
 /** Placeholder for an input derivation's output, replaced when the derivation is resolved. */
 export function inputPlaceholder(drvHash: DrvHash, drvName: string, output: string): string {
-  return `${LOGICAL_STORE}/${hashPart(`kiln-input:${drvHash}:${output}`)}-${outputPathName(drvName, output)}`;
+  const key = `${drvHash}:${output}`;
+  let part = inputHashParts.get(key);
+  if (part === undefined) inputHashParts.set(key, (part = hashPart(`kiln-input:${key}`)));
+  return `${LOGICAL_STORE}/${part}-${outputPathName(drvName, output)}`;
 }
 
 const outputHashParts = new Map<string, string>();

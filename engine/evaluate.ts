@@ -43,8 +43,6 @@ export class Evaluator {
   private readonly done = new Map<Drv, Node>();
   readonly graph: Graph = { nodes: [], byHash: new Map() };
   private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
-  /** input placeholders by derivation hash and output: a seed tree names a few hundred inputs, each a hash to compute */
-  private readonly placeholders = new Map<string, string>();
 
   constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
 
@@ -109,6 +107,8 @@ export class Evaluator {
     const deps = new Map<DrvHash, Node>();
     const sources = new Map<StorePathName, string>();
     const toStr = (v: Value): string => {
+      // most arguments are plain text (two of a seed tree's three per package)
+      if (typeof v === "string") return v;
       let s = "";
       for (const p of toParts(v)) s += this.partText(p, inputDrvs, deps, sources, where);
       return s;
@@ -201,10 +201,7 @@ export class Evaluator {
       set.add(p.output);
       inputDrvs.set(node.hash, set);
       deps.set(node.hash, node);
-      const key = `${node.hash}:${p.output}`;
-      let text = this.placeholders.get(key);
-      if (text === undefined) this.placeholders.set(key, (text = inputPlaceholder(node.hash, node.name, p.output)));
-      return text;
+      return inputPlaceholder(node.hash, node.name, p.output);
     }
     const src = this.source(p as Source, where);
     sources.set(src.store, src.host);
