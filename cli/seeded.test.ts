@@ -7,22 +7,20 @@
 // holds them, else from Debian's archive.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseSeedLock } from "../engine/seed-lock.js";
-import { buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, REPO, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, REPO, SEED_DEB_CACHE, tempDir } from "./test-helpers/kiln.js";
 
 // dash and coreutils and the libraries they load: the smallest tree a shell script runs on
 const KEYS = ["coreutils:amd64", "dash:amd64", "gcc-12-base:amd64", "libacl1:amd64", "libattr1:amd64", "libc6:amd64", "libgcc-s1:amd64", "libgmp10:amd64", "libpcre2-8-0:amd64", "libselinux1:amd64"];
-const CACHE = process.env.KILN_SEED_DEB_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kiln-test", "seed-debs");
 
 describe("a build on a seed", { timeout: 600_000 }, () => {
   let cwd: string;
   let store: string;
   let out: string;
   const read = (file: string) => readFileSync(join(hostStorePath(store, out), file), "utf8");
-  const env = { KILN_MIRRORS: CACHE };
+  const env = { KILN_MIRRORS: SEED_DEB_CACHE };
 
   before(async () => {
     cwd = copyFixture("seeded");

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cleanup, eventsOf, kilnJson, query, REPO, tempDir } from "../../cli/test-helpers/kiln.js";
+import { cleanup, eventsOf, kilnJson, query, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
 import { fragments } from "./kernel.js";
 
 const TARGETS = ["m-series", "m-series.kernel", "m-series.zfs", "m-series.rootfs", "m-series.tests.boot", "m-series.report"];
@@ -26,7 +26,7 @@ describe("m-series build, boot and reproducibility", { timeout: 4 * 60 * 60_000 
   const out = new Map<string, string>();
 
   before(async () => {
-    const r = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store });
+    const r = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store, env: { KILN_MIRRORS: SEED_DEB_CACHE } });
     for (const o of (JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> }).outputs) out.set(o.target, o.path);
   });
   after(cleanup);
@@ -78,7 +78,7 @@ describe("m-series build, boot and reproducibility", { timeout: 4 * 60 * 60_000 
 
   test("a second store at another host path gives the same digest for every output", async () => {
     const storeB = join(tempDir("elsewhere"), "deeper", "store-b");
-    await kilnJson(["realize", "--no-link", "m-series", "m-series.kernel", "m-series.zfs"], { cwd: REPO, store: storeB });
+    await kilnJson(["realize", "--no-link", "m-series", "m-series.kernel", "m-series.zfs"], { cwd: REPO, store: storeB, env: { KILN_MIRRORS: SEED_DEB_CACHE } });
     const a = storeContents(store);
     const b = storeContents(storeB);
     assert.ok(b.size >= 85, `store B has ${b.size} paths`);

@@ -11,7 +11,7 @@ import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
-import { buildRows, cleanup, kilnJson, REPO, tempDir } from "../../cli/test-helpers/kiln.js";
+import { buildRows, cleanup, kilnJson, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
 import { fragments } from "./kernel.js";
 
@@ -62,7 +62,7 @@ describe("m-series kernel configuration", { timeout: 30 * 60_000 }, () => {
   after(cleanup);
 
   test("every option the fragments ask for is in the checked .config", async () => {
-    const r = await kilnJson(["realize", "--no-link", "--json", "m-series.kernel.config"], { cwd: REPO, store });
+    const r = await kilnJson(["realize", "--no-link", "--json", "m-series.kernel.config"], { cwd: REPO, store, env: { KILN_MIRRORS: SEED_DEB_CACHE } });
     const out = JSON.parse(r.stdout) as { outputs: Array<{ path: string }> };
     const config = readFileSync(out.outputs[0]!.path, "utf8").split("\n");
     const set = new Map<string, string>();
@@ -95,7 +95,7 @@ describe("m-series kernel configuration", { timeout: 30 * 60_000 }, () => {
     writeFileSync(index, readFileSync(index, "utf8")
       .replace('import { mSeries } from "./m-series/index.js";', 'import { mSeries } from "./m-series/index.js";\nimport { fragments as msFragments } from "./m-series/kernel.js";')
       .replace("const ms = mSeries();", 'const ms = mSeries({ fragments: { ...msFragments, impossible: { DEBUG_KERNEL: "n", ARM64_VA_BITS_52: "y" } } });'));
-    const r = await kilnJson(["realize", "--no-link", "-f", index, "m-series.kernel.config"], { cwd: REPO, store }, 1);
+    const r = await kilnJson(["realize", "--no-link", "-f", index, "m-series.kernel.config"], { cwd: REPO, store, env: { KILN_MIRRORS: SEED_DEB_CACHE } }, 1);
     assert.ok(r.events.some((e) => e.type === "failed" && e.node?.name === "linux-m-series.config"), "the configuration failed");
     const row = buildRows(store, "linux-m-series.config").find((b) => b.status === "failed");
     assert.ok(row?.log_file, "the failed build has a log");

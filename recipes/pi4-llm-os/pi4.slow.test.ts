@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cleanup, eventsOf, kilnJson, REPO, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
+import { cleanup, eventsOf, kilnJson, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
 import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
 
 const TARGETS = ["pi4-llm-os", "pi4-llm-os.board", "pi4-llm-os.tests.llm"];
@@ -18,7 +18,7 @@ describe("pi4-llm-os, the whole image reproducible", { timeout: 3 * 60 * 60_000 
 
   before(async () => {
     for (const store of [storeA, storeB]) {
-      const r = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store });
+      const r = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store, env: { KILN_MIRRORS: SEED_DEB_CACHE } });
       const out = JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> };
       const dir = out.outputs.find((o) => o.target === "pi4-llm-os.tests.llm")!.path;
       llmReport[store] = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as Record<string, unknown>;

@@ -16,7 +16,7 @@ import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
-import { buildStarts, cleanup, eventsOf, kiln, kilnJson, REPO, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
+import { buildStarts, cleanup, eventsOf, kiln, kilnJson, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
 import { sha256File } from "../../store/digest.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
 import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
@@ -28,6 +28,9 @@ const TARGETS = ["pi4-llm-os", "pi4-llm-os.tests.boot", "pi4-llm-os.tests.bootDi
 const BELOW_RUNTIME = ["pi4-llm-os.kernel", "pi4-llm-os.sysinfo", "pi4-llm-os.peakRss", "pi4-llm-os.busyboxApplets", "pi4-llm-os.muslToolchain",
   "pi4-llm-os.models.tiny", "pi4-llm-os.modelsExt4", "pi4-llm-os.sources.llamaCpp"];
 
+/** The seed's .debs from the test cache where it has them (the first build of a store fetches ~270). */
+const env = { KILN_MIRRORS: SEED_DEB_CACHE };
+
 /** A private copy of the recipe set, for tests that edit it. */
 function copyRecipes(): string {
   const dir = join(tempDir("recipes"), "recipes");
@@ -36,6 +39,8 @@ function copyRecipes(): string {
 }
 
 describe("pi4-llm-os recipes", () => {
+  after(cleanup);
+
   test("evaluation goldens: the derivation hashes of every pi4-llm-os node are pinned", async () => {
     // host tools stubbed: the hashes must not depend on this machine's package versions
     const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
@@ -46,6 +51,34 @@ describe("pi4-llm-os recipes", () => {
     if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
     const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
     assert.deepEqual(got, want, "a pi4-llm-os derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+  });
+
+  test("host-independent keys: another PATH, other host tools and other package versions give the same derivation hashes", { timeout: 120_000 }, async () => {
+    // a host where every tool a build of pi4-llm-os runs (or once declared) is another program,
+    // and dpkg reports other versions of every package; and a host with no tools at all
+    const fake = tempDir("fake-host-bin");
+    const tools = ["sh", "bash", "dash", "awk", "sed", "grep", "tar", "gzip", "xz", "cp", "make", "gcc", "cc", "cpp", "as", "ld", "perl",
+      "bison", "flex", "bc", "cpio", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++", "aarch64-linux-gnu-ld", "cmake", "ninja", "git", "patch",
+      "python3", "mke2fs", "debugfs", "e2fsck", "mkfs.vfat", "fsck.vfat", "mcopy", "sfdisk", "qemu-system-aarch64", "qemu-aarch64-static",
+      "timeout", "dpkg-deb", "kmod"];
+    for (const t of tools) writeFileSync(join(fake, t), `#!/bin/sh\necho "${t} (a faked host tool) 99.0"\n`, { mode: 0o755 });
+    writeFileSync(join(fake, "dpkg-query"), "#!/bin/sh\ncase \"$1\" in -S) echo \"fakepkg: $2\" ;; -L) echo /usr/bin/fake ;; *) echo 99.0-faked ;; esac\n", { mode: 0o755 });
+    const store = join(tempDir("store"), "kiln-store");
+    const hashes = async (host: Record<string, string>) => {
+      const r = await kiln(["eval", "--json", ...TARGETS], { cwd: REPO, store, env: host });
+      assert.equal(r.code, 0, `kiln eval with ${JSON.stringify(host)}: ${r.stderr}`);
+      const drvs = (JSON.parse(r.stdout) as { derivations: Record<string, { name: string; builder: string; hostTools: Record<string, unknown>; usr?: string }> }).derivations;
+      for (const d of Object.values(drvs)) {
+        assert.deepEqual(d.hostTools, {}, `${d.name} uses host tools`);
+        if (!d.builder.startsWith("builtin:")) assert.ok(d.usr && d.builder === "/bin/sh", `${d.name} runs on a seed tree: builder ${d.builder}, usr ${d.usr}`);
+      }
+      return Object.fromEntries(Object.entries(drvs).map(([h, d]) => [d.name, h]));
+    };
+    const golden = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
+    // the goldens were taken with every host tool stubbed: the real host gives the same hashes
+    assert.deepEqual(await hashes({}), golden);
+    assert.deepEqual(await hashes({ PATH: fake }), golden);
+    assert.deepEqual(await hashes({ PATH: tempDir("no-tools") }), golden);
   });
 });
 
@@ -62,8 +95,9 @@ describe("pi4-llm-os with a model of one's own", { timeout: 5 * 60_000 }, () => 
     const index = join(recipes, "index.ts");
     writeFileSync(index, readFileSync(index, "utf8").replace("const pi4 = pi4LlmOs();", `const pi4 = pi4LlmOs({ model: { name: "my-model.gguf", sha256: "${sha}" } });`));
     const store = join(tempDir("store"), "kiln-store");
-    const o = { cwd: REPO, store };
-    const missing = await kiln(["realize", "--no-link", "-f", index, "pi4-llm-os.modelsExt4"], o);
+    const o = { cwd: REPO, store, env };
+    // -k: the seed tree the partition is made on is realized meanwhile
+    const missing = await kiln(["realize", "--no-link", "-k", "-f", index, "pi4-llm-os.modelsExt4"], o);
     assert.equal(missing.code, 1, missing.stderr);
     assert.match(missing.stderr, /fixed output my-model\.gguf: unreachable/);
     assert.match(missing.stderr, new RegExp(`kiln store add-fixed <file> +\\(it must have sha256 ${sha}\\)`));
@@ -89,7 +123,7 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
   let first: Awaited<ReturnType<typeof kilnJson>>;
 
   before(async () => {
-    first = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store });
+    first = await kilnJson(["realize", "--no-link", "--json", ...TARGETS], { cwd: REPO, store, env });
   });
   after(cleanup);
 
@@ -141,7 +175,7 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     // the llama.cpp runtime (and everything above it: the rootfs and the images) is built twice
     // more in the slow tier (pi4.slow.test.ts), where the whole image is compared
     const storeB = join(tempDir("elsewhere"), "deeper", "store-b");
-    await kilnJson(["realize", "--no-link", ...BELOW_RUNTIME], { cwd: REPO, store: storeB });
+    await kilnJson(["realize", "--no-link", ...BELOW_RUNTIME], { cwd: REPO, store: storeB, env });
     const a = storeContents(store);
     const b = storeContents(storeB);
     assert.ok(b.size >= 15, `store B has ${b.size} paths`);

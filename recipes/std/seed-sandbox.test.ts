@@ -1,4 +1,4 @@
-// The seed, proved before the realizer uses it: the locked .debs of the pi4-llm-os sets are
+// The seed's tools, proved in a sandbox of their own: the locked .debs of the pi4-llm-os and m-series sets are
 // fetched (into a cache outside the repo, reused between runs), unpacked with builtin:unpack-deb,
 // merged with builtin:seed-root, and bubblewrap runs programs with ONLY that tree as /usr (/bin,
 // /sbin, /lib, /lib64 linking into it), a private /proc, /dev and /tmp, and no /etc at all. The
@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cleanup, REPO, tempDir } from "../../cli/test-helpers/kiln.js";
+import { cleanup, REPO, SEED_DEB_CACHE as CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
 import { seedRoot } from "../../engine/builtins/seed-root.js";
 import { unpackDeb } from "../../engine/builtins/unpack-deb.js";
 import { fetchFixed } from "../../engine/fetch.js";
@@ -22,9 +21,9 @@ import { sha256File } from "../../store/digest.js";
 const SEED_DIR = join(REPO, "recipes", "std", "seed");
 const lock = parseSeedLock(readFileSync(join(SEED_DIR, "seed.lock.json"), "utf8"), "seed.lock.json");
 const sets = parseSeedSets(readFileSync(join(SEED_DIR, "sets.json"), "utf8"), "sets.json");
-const CACHE = process.env.KILN_SEED_DEB_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kiln-test", "seed-debs");
 const BASE = ["base"];
-const PI4 = ["base", "cross-aarch64", "kernel", "images", "qemu-system-arm", "qemu-user"];
+/** the sets pi4-llm-os and m-series build on, in one tree */
+const PI4 = ["base", "cross-aarch64", "kernel", "images", "qemu-system-arm", "qemu-user", "dev", "python", "ssh"];
 const bwrapMissing = spawnSync("bwrap", ["--version"]).status !== 0;
 
 function debFile(p: LockedPackage): string {
@@ -253,6 +252,17 @@ EOF
       kmod --version | head -1 | cut -d' ' -f1
     `);
     assert.equal(out, "data\nfsck.vfat ok\ndata\ne2fsck ok\n2\nf.txt\nkmod\n");
+  });
+
+  test("the dev, python and ssh sets: git, cmake, ninja, python3 with numpy and yaml (BLAS through the set's links), and ssh's libraries resolve (it wants a passwd entry to run, which this sandbox has not)", () => {
+    const out = ok(pi4, String.raw`
+      git --version | cut -d' ' -f1-2
+      cmake --version | head -1 | cut -d' ' -f1-2
+      ninja --version | cut -d. -f1
+      python3 -c 'import numpy, yaml; print("numpy", numpy.dot(numpy.arange(3.0), numpy.arange(3.0)), yaml.safe_load("a: 1")["a"])'
+      ldd /usr/bin/ssh /usr/bin/ssh-keygen | grep -c "not found" || true
+    `);
+    assert.equal(out, "git version\ncmake version\n1\nnumpy 5.0 1\n0\n");
   });
 
   test("unpacking is deterministic: the same package gives the same tree twice", async () => {
