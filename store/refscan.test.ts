@@ -61,6 +61,23 @@ describe("scanReferences", () => {
     });
   }
 
+  test("many candidates (a seed tree's packages): one pass finds exactly those mentioned, across chunk boundaries, in text and symlinks", () => {
+    const d = fresh();
+    const many = Array.from({ length: 200 }, (_, i) => hashPart(`candidate ${i}`));
+    const buf = filler(3 * CHUNK);
+    buf.write(many[7]!, CHUNK - 5, "latin1");
+    // base32 characters around a hash: the windows that overlap it are not candidates
+    buf.write(`0123456789abcd${many[42]!}zyxw`, 2 * CHUNK + 100, "latin1");
+    buf.write(many[43]!.slice(0, 31), 2 * CHUNK + 900, "latin1");
+    writeFileSync(join(d, "big"), buf);
+    writeFileSync(join(d, "text"), `/kiln/store/${many[199]!}-lib/lib/x.so\n/kiln/store/${many[0]!}-y`);
+    symlinkSync(`/kiln/store/${many[100]!}-z/bin/z`, join(d, "link"));
+    assert.deepEqual([...scanReferences(d, many)].sort(), [many[0]!, many[7]!, many[42]!, many[100]!, many[199]!].sort());
+    // and a candidate that is not a hash part is still searched for
+    writeFileSync(join(d, "odd"), "an-odd-candidate");
+    assert.deepEqual([...scanReferences(d, [...many.slice(1, 6), "an-odd-candidate", "another-odd-one", "x-y", "x-z"])].sort(), ["an-odd-candidate"]);
+  });
+
   test("a partial hash across the boundary is not a reference", () => {
     const d = fresh();
     const buf = filler(2 * CHUNK);
