@@ -22,9 +22,11 @@ export interface PlanEntry {
   substitute?: { from: Substituter; infos: Record<string, SubstitutableInfo> };
 }
 
-/** What a fixed output's content would already be in the store under, if anything. */
-export function fixedInStore(store: LocalStore, n: Node): StorePathName | undefined {
-  const byKey = store.realisation(n.hash, "out");
+/**
+ * What a fixed output's content would already be in the store under, if anything. `byKey`: its
+ * realisation, when already looked up with others.
+ */
+export function fixedInStore(store: LocalStore, n: Node, byKey: StorePathName | undefined = store.realisation(n.hash, "out")): StorePathName | undefined {
   if (byKey) return byKey;
   const want = outputPathName(n.name, "out");
   return store.fixedContent(n.drv.fixed!.sha256).find((p) => p.slice(33) === want);
@@ -60,9 +62,11 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
   const ac = signal ?? new AbortController().signal;
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
+    // fixed outputs by their own hash, the wave's in one query (a seed has hundreds of .debs)
+    const fixedFound = store.realisations(wave.filter((n) => n.drv.fixed).map((n) => [n.hash, "out"] as [string, string]));
     for (const n of wave) {
       if (n.drv.fixed) {
-        const p = fixedInStore(store, n);
+        const p = fixedInStore(store, n, fixedFound.get(substitutionKey(n.hash, "out")));
         out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
         continue;
       }

@@ -116,7 +116,9 @@ export class Realizer {
   private async run(n: Node): Promise<Outcome> {
     const env = this.stepEnv();
     if (n.drv.fixed) {
-      const have = fixedInStore(this.ctx.store, n);
+      // the plan looked it up already: asked again only if it was missing then
+      const planned = this.planned.get(n);
+      const have = planned?.state === "cached" ? planned.outputs!.out : fixedInStore(this.ctx.store, n);
       if (have && this.protect([have])) return this.hit(n, n.hash as string as ResolvedHash, { out: have }, false, false);
       // a fixed output with a builder may be found before building its inputs at all
       if (mayFetchFirst(env, n)) {
