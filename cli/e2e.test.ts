@@ -1,11 +1,13 @@
 // End to end on fixtures/hello: the compiled CLI, a temporary store, a temporary copy of the
 // recipe set. Caching is proved by counting builder invocations (`started` build events and rows
-// of the store's builds table), not by timing.
+// of the store's builds table), not by timing. The recipes build on the fixtures' C seed
+// (fixtures/lib/seed.ts: BusyBox, tcc, musl), which a fresh store fetches, unpacks and merges
+// first; the assertions about the recipe set's own derivations leave those out.
 import assert from "node:assert/strict";
 import { chmodSync, lstatSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, query, tempDir, type Ev } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, ownBuildRows, cleanup, copyFixture, eventsOf, hostStorePath, isSeedNode, kiln, kilnJson, query, seedBuildCount, tempDir, withoutSeed, type Ev } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -32,7 +34,10 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
 
   test("realize greeting builds three derivations, prints the store path and links ./result", async () => {
     const r = await kilnJson(["realize", "greeting"], o());
-    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
+    assert.deepEqual(buildStarts(withoutSeed(r.events)).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
+    const seedBuilds = buildStarts(r.events).filter((e) => isSeedNode(e.node!.name));
+    assert.equal(seedBuilds.length, seedBuildCount("seed-tcc"), "the seed: one unpack per package, one merge");
+    assert.ok(buildStarts(r.events).indexOf(seedBuilds.at(-1)!) < buildStarts(r.events).findIndex((e) => e.node!.name === "libgreet"), "the seed first");
     first = outPaths(r.events);
     drvOf = Object.fromEntries(eventsOf(r.events, "built").map((e) => [e.node!.name, e.node!.drv]));
     greetingPath = hostStorePath(store, first.greeting!);
@@ -40,9 +45,11 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     assert.match(first.greeting!, /^[0-9a-df-np-sv-z]{32}-greeting$/);
     assert.equal(readlinkSync(join(cwd, "result")), greetingPath);
     assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
-    assert.deepEqual(buildRows(store).map((b) => [b.name, b.status]), [["libgreet", "built"], ["hello", "built"], ["greeting", "built"]]);
+    assert.deepEqual(ownBuildRows(store).map((b) => [b.name, b.status]), [["libgreet", "built"], ["hello", "built"], ["greeting", "built"]]);
     const fin = eventsOf(r.events, "finished")[0]!;
-    assert.equal(fin.built, 3);
+    const seedFetches = eventsOf(r.events, "started").filter((e) => e.kind === "fetch");
+    assert.ok(seedFetches.every((e) => isSeedNode(e.node!.name)), "only the seed's .debs are fetched");
+    assert.equal(fin.built, 3 + seedBuilds.length + seedFetches.length);
     assert.equal(fin.failed, 0);
   });
 
@@ -50,11 +57,12 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     // the plain reporter's summary too (independent runs: started together)
     const [r, plain] = await Promise.all([kilnJson(["realize", "greeting"], o()), kiln(["realize", "--no-link", "greeting"], o())]);
     assert.equal(buildStarts(r.events).length, 0);
-    assert.deepEqual(eventsOf(r.events, "cached").map((e) => [e.node!.name, e.cutoff]), [["libgreet", false], ["hello", false], ["greeting", false]]);
+    assert.equal(eventsOf(r.events, "started").length, 0, "nothing fetched either");
+    assert.deepEqual(eventsOf(withoutSeed(r.events), "cached").map((e) => [e.node!.name, e.cutoff]), [["libgreet", false], ["hello", false], ["greeting", false]]);
     assert.equal(r.stdout, `${greetingPath}\n`);
-    assert.equal(buildRows(store).length, 3, "no new builder invocation recorded");
+    assert.equal(buildRows(store).length, 3 + seedBuildCount("seed-tcc"), "no new builder invocation recorded");
     assert.equal(plain.code, 0);
-    assert.match(plain.stderr, /done: 0 built, 3 from the store, 0 failed/);
+    assert.match(plain.stderr, new RegExp(`done: 0 built, ${eventsOf(r.events, "cached").length} from the store, 0 failed`));
   });
 
   test("hello's self-reference holds its final store path; references are recorded", () => {
@@ -118,16 +126,19 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     assert.equal(ev.code, 0, ev.stderr);
     const g = JSON.parse(ev.stdout) as { roots: Array<{ target: string; drv: string; output: string }>; derivations: Record<string, { name: string; inputDrvs: Record<string, string[]> }> };
     assert.deepEqual(g.roots, [{ target: "greeting", drv: drvOf.greeting, output: "out" }]);
-    assert.deepEqual(Object.values(g.derivations).map((d) => d.name).sort(), ["greeting", "hello", "libgreet"]);
-    assert.deepEqual(g.derivations[drvOf.hello!]!.inputDrvs, { [drvOf.libgreet!]: ["out"] });
-    assert.deepEqual(g.derivations[drvOf.greeting!]!.inputDrvs, { [drvOf.hello!]: ["out"] });
+    assert.deepEqual(Object.values(g.derivations).map((d) => d.name).filter((n) => !isSeedNode(n)).sort(), ["greeting", "hello", "libgreet"]);
+    const seed = drvOf["seed-tcc"]!;
+    assert.deepEqual(g.derivations[drvOf.hello!]!.inputDrvs, { [drvOf.libgreet!]: ["out"], [seed]: ["out"] });
+    assert.deepEqual(g.derivations[drvOf.greeting!]!.inputDrvs, { [drvOf.hello!]: ["out"], [seed]: ["out"] });
 
-    assert.match(plain.stdout, new RegExp(`^${drvOf.hello}  hello  <- libgreet$`, "m"));
+    assert.match(plain.stdout, new RegExp(`^${drvOf.hello}  hello  <- seed-tcc, libgreet$`, "m"));
 
     assert.equal(sd.code, 0, sd.stderr);
     const shown = JSON.parse(sd.stdout) as Record<string, { name: string; env: Record<string, string> }>;
     assert.deepEqual(Object.keys(shown), [drvOf.hello]);
     assert.equal(shown[drvOf.hello!]!.env.TARGET, '"world"');
+    assert.equal((shown[drvOf.hello!] as { impure?: unknown }).impure, undefined, "a build on the seed uses nothing of the host");
+    assert.equal(sd.stderr, "");
 
     assert.equal(byHash.code, 0, byHash.stderr);
     const stored = JSON.parse(byHash.stdout) as Record<string, { drv: { name: string; env: Record<string, string> } }>;
@@ -153,18 +164,19 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     assert.equal(built.identical, true, "the rebuilt library is bit-identical");
     assert.equal(built.paths!.out, first.libgreet);
     const cached = Object.fromEntries(eventsOf(r.events, "cached").map((e) => [e.node!.name, e.cutoff]));
-    assert.deepEqual(cached, { hello: true, greeting: true });
+    assert.deepEqual(Object.fromEntries(Object.entries(cached).filter(([n]) => !isSeedNode(n))), { hello: true, greeting: true });
     // hello's derivation did change (its input's derivation changed), yet it was not rebuilt
     assert.notEqual(eventsOf(r.events, "cached", "hello")[0]!.node!.drv, drvOf.hello);
     assert.equal(r.stdout, `${greetingPath}\n`);
-    assert.deepEqual(buildRows(store).map((b) => b.name), ["libgreet", "hello", "greeting", "libgreet"]);
+    assert.deepEqual(ownBuildRows(store).map((b) => b.name), ["libgreet", "hello", "greeting", "libgreet"]);
   });
 
   test("changing CFLAGS in the recipe rebuilds libgreet and its dependents", async () => {
     const recipe = join(cwd, "recipes", "index.ts");
     const text = readFileSync(recipe, "utf8");
     assert.ok(text.includes('CFLAGS: "-O2"'));
-    writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-O0"'));
+    // greet.c's assert compiled out: other object code (tcc makes the same code at -O0 and -O2)
+    writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-DNDEBUG"'));
     const r = await kilnJson(["realize", "greeting"], o());
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
     const now = outPaths(r.events);
@@ -174,7 +186,7 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
     assert.equal(realpathSync(join(cwd, "result")), hostStorePath(store, now.greeting!));
     const log = await kiln(["log", "libgreet"], o());
-    assert.equal(log.stdout, "compiling greet.c with CFLAGS=-O0\n");
+    assert.equal(log.stdout, "compiling greet.c with CFLAGS=-DNDEBUG\n");
   });
 
   test("kiln verify detects a corrupted output", async () => {

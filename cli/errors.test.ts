@@ -1,10 +1,10 @@
 // Failures end to end (fixtures/failing): exit codes, what the user is told, and what does or
 // does not get built around a failure.
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { chmodSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, kiln, query, tempDir } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, isSeedNode, kiln, query, tempDir, withoutSeed } from "./test-helpers/kiln.js";
 
 describe("failures", { timeout: 120_000 }, () => {
   let cwd: string;
@@ -26,10 +26,13 @@ describe("failures", { timeout: 120_000 }, () => {
     assert.match(r.stderr, /bubblewrap \(\/nonexistent\/bwrap\) is not installed; kiln never builds without a sandbox/);
     assert.match(r.stderr, /apt-get install bubblewrap/);
     const summary = JSON.parse(r.stdout) as { built: number; failed: Array<{ code: string }> };
-    assert.equal(summary.built, 0);
     assert.deepEqual(summary.failed.map((f) => f.code), ["SANDBOX_UNAVAILABLE"]);
-    assert.deepEqual(buildRows(store), [], "no builder was started");
-    assert.deepEqual(query(store, "SELECT path FROM valid_paths"), []);
+    assert.deepEqual(buildRows(store), [], "no builder was started, not even a builtin one");
+    // only the seed's .deb came in: a fixed-output fetch runs inside kiln and needs no sandbox
+    const fetched = query<{ path: string }>(store, "SELECT path FROM valid_paths").map((p) => p.path.slice(33));
+    assert.equal(fetched.length, 1);
+    assert.ok(isSeedNode(fetched[0]!) && fetched[0]!.startsWith("busybox-static_") && fetched[0]!.endsWith(".deb"), fetched[0]);
+    assert.equal(summary.built, fetched.length);
   });
 
   test("a missing host tool: exit 2, and the message names the tool", async () => {
@@ -38,6 +41,19 @@ describe("failures", { timeout: 120_000 }, () => {
     assert.match(r.stderr, /host tool 'definitely-not-a-tool' is not installed/);
     assert.match(r.stderr, /declared by missing-tool/);
     assert.deepEqual(buildRows(store, "missing-tool"), []);
+  });
+
+  test("a host tool found where the sandbox shows nothing (not under /usr): exit 2 at evaluation, naming it and where", async () => {
+    const bin = tempDir("hidden-bin");
+    const tool = join(bin, "kiln-test-hidden-tool");
+    writeFileSync(tool, "#!/bin/sh\necho made by a hidden tool\n");
+    chmodSync(tool, 0o755);
+    const r = await kiln(["realize", "hiddenTool"], o({ PATH: `${bin}:${process.env.PATH}` }));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`host tool 'kiln-test-hidden-tool' was found at ${tool}, which a build cannot see`));
+    assert.match(r.stderr, /declared by hidden-tool/);
+    assert.match(r.stderr, /hint: take the tool from the build's usr tree/);
+    assert.deepEqual(buildRows(store), [], "refused before anything was built");
   });
 
   test("a failing build: exit 1, the log tail on stderr, the build recorded as failed with its exit code", async () => {
@@ -71,7 +87,7 @@ describe("failures", { timeout: 120_000 }, () => {
   test("with --keep-going an independent derivation still gets built, the dependent one is skipped", async () => {
     const r = await kiln(["--reporter", "json", "realize", "-j", "1", "--keep-going", "--json", "fails", "dependent", "independent"], o());
     assert.equal(r.code, 1);
-    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).sort(), ["fails", "indep-base", "independent"]);
+    assert.deepEqual(buildStarts(withoutSeed(r.events)).map((e) => e.node!.name).sort(), ["fails", "indep-base", "independent"]);
     assert.deepEqual(buildRows(store, "indep-base").map((b) => b.status), ["built"]);
     assert.deepEqual(eventsOf(r.events, "skipped").map((e) => [e.node!.name, (e.because as { name: string }).name]), [["dependent", "fails"]]);
     assert.deepEqual(buildRows(store, "independent").map((b) => b.status), ["built"]);

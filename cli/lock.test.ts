@@ -1,11 +1,12 @@
-// kiln.lock on fixtures/fetch: `kiln lock` pins every fixed output and host tool; `--locked`
-// refuses to build on drift (a bumped sha256 in a recipe, a host tool whose version moved) and
-// names it; `kiln lock` shows the same diff and updates the file.
+// kiln.lock on fixtures/fetch: `kiln lock` pins every fixed output (the seed's .debs too) and host
+// tool (the fixture's one derivation that declares host tools on purpose); `--locked` refuses to
+// build on drift (a bumped sha256 in a recipe, a host tool whose version moved) and names it;
+// `kiln lock` shows the same diff and updates the file.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildStarts, cleanup, copyFixture, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
 
 interface LockFile {
   recipes: { entry: string };
@@ -41,6 +42,7 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
     assert.equal(lock.fixedOutputs["data.txt"]!.sha256, "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4");
     assert.ok(lock.fixedOutputs["data.txt"]!.sources[0]!.startsWith("file:"));
     assert.ok(lock.fixedOutputs["missing.bin"], "fixed outputs of every target, built or not");
+    assert.ok(Object.keys(lock.fixedOutputs).some((k) => isSeedNode(k) && k.endsWith(".deb")), "the seed's .deb");
     assert.equal(lock.hostTools.sh!.package, "dash");
     assert.ok(lock.hostTools["pkg:coreutils"]!.version);
     const again = await kiln(["lock"], { cwd, store });
@@ -73,7 +75,7 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
     const real = lock.hostTools.sh!.version;
     lock.hostTools.sh!.version = "0.0.1-1";
     writeFileSync(lockFile(), JSON.stringify(lock, null, 2) + "\n");
-    const r = await kiln(["realize", "--no-link", "--locked", "useGood"], { cwd, store });
+    const r = await kiln(["realize", "--no-link", "--locked", "useHost"], { cwd, store });
     assert.equal(r.code, 1);
     assert.ok(r.stderr.includes(`hostTools.sh.version: 0.0.1-1 -> ${real}`), r.stderr);
     assert.ok(existsSync(lockFile()));

@@ -1,5 +1,6 @@
 // The build sandbox, probed from inside (fixtures/sandbox): what a build can see and reach, and
-// the fixed environment it runs in. The probes write what they find to $out.
+// the fixed environment it runs in. The probes write what they find to $out. They build on the
+// fixtures' seed, except the one that probes the host-tools escape.
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -7,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cleanup, copyFixture, eventsOf, hostStorePath, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { cleanup, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, tempDir, type Ev } from "./test-helpers/kiln.js";
+import { SEED_PATH } from "../engine/builders/sandbox.js";
 
 const PROBE_BODY = "kiln sandbox network probe\n";
 
@@ -17,6 +19,7 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
   let server: Server;
   let requests = 0;
   let marker: string;
+  let built: Ev[];
   const out: Record<string, string> = {};
   const read = (name: string, file: string) => readFileSync(join(hostStorePath(store, out[name]!), file), "utf8");
 
@@ -38,8 +41,9 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
 
     await kilnJson(["realize", "--no-link", "unrelated"], { cwd, store });
     // kiln itself runs with a strict umask: the build must still get 022
-    const r = await kilnJson(["realize", "--no-link", "probe", "netprobe", "netfixed"], { cwd, store, umask: "077" });
-    for (const e of eventsOf(r.events, "built")) out[e.node!.name] = e.paths!.out!;
+    const r = await kilnJson(["realize", "--no-link", "probe", "hostProbe", "netprobe", "netfixed"], { cwd, store, umask: "077" });
+    built = r.events;
+    for (const e of [...eventsOf(r.events, "built"), ...eventsOf(r.events, "cached")]) out[e.node!.name] = e.paths!.out!;
   });
   after(async () => {
     await new Promise((r) => server.close(r));
@@ -51,7 +55,8 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
     assert.equal(read("probe", "TZ"), "UTC\n");
     assert.equal(read("probe", "LC_ALL"), "C\n");
     assert.equal(read("probe", "SOURCE_DATE_EPOCH"), "1\n");
-    assert.equal(read("probe", "PATH"), "/kiln/host/bin\n");
+    assert.equal(read("probe", "PATH"), `${SEED_PATH}\n`);
+    assert.equal(read("host-probe", "PATH"), "/kiln/host/bin\n", "the host-tools escape: the declared tools alone");
     assert.equal(read("probe", "uid"), "1000\n");
     // the sandbox's own /etc/passwd and /etc/hosts (written once per kiln process, shared by its builds)
     assert.equal(read("probe", "user"), "kiln\n");
@@ -73,13 +78,39 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
     const listing = read("probe", "store-listing").trim().split("\n").sort();
     const dep = Object.entries(out).find(([n]) => n === "probe-dep");
     assert.ok(dep, "probe-dep was built in the same run");
-    assert.deepEqual(listing, [out["probe-dep"], out.probe].sort());
+    assert.ok(out["seed-busybox"], "the seed is part of the run");
+    // the seed tree is an input too (it is the build's /usr); its unpacked packages are not
+    assert.deepEqual(listing, [out["probe-dep"], out["seed-busybox"], out.probe].sort());
     assert.ok(readdirSync(join(store, "store")).some((p) => p.endsWith("-unrelated")), "unrelated is in the host store");
     assert.equal(read("probe", "dep"), "dep\n");
   });
 
-  test("undeclared host tools cannot be run by name (curl, python3, gcc)", () => {
-    assert.equal(read("probe", "tools"), "no curl\ncannot run curl\nno python3\ncannot run python3\nno gcc\ncannot run gcc\n");
+  test("a build on the seed sees none of the host's tools, headers or package database", () => {
+    assert.equal(read("probe", "host-only"), ["/usr/bin/curl", "/usr/bin/python3", "/usr/bin/gcc", "/usr/bin/dpkg", "/usr/include/stdio.h", "/etc/debian_version", "/var/lib/dpkg"].map((p) => `hidden ${p}\n`).join(""));
+  });
+
+  test("with host tools, undeclared ones cannot be run by name (curl, python3, gcc)", () => {
+    assert.equal(read("host-probe", "tools"), "no curl\ncannot run curl\nno python3\ncannot run python3\nno gcc\ncannot run gcc\n");
+  });
+
+  test("show-derivation names each host tool a build uses as impure; a build on the seed has none", async () => {
+    const hostDrv = eventsOf(built, "built", "host-probe")[0]!.node!.drv;
+    const [host, byHash, pure] = await Promise.all([
+      kiln(["show-derivation", "hostProbe"], { cwd, store }),
+      kiln(["show-derivation", hostDrv], { cwd, store }),
+      kiln(["show-derivation", "probe"], { cwd, store }),
+    ]);
+    for (const r of [host, byHash]) {
+      assert.equal(r.code, 0, r.stderr);
+      const [shown] = Object.values(JSON.parse(r.stdout) as Record<string, { impure?: string[] }>);
+      assert.equal(shown!.impure?.length, 2, r.stdout);
+      assert.match(shown!.impure![0]!, /^host tool pkg:coreutils: \d+ commands of the host's package coreutils \S+$/);
+      assert.match(shown!.impure![1]!, /^host tool sh: \/usr\/bin\/sh \(dash \S+\)$/);
+      assert.match(r.stderr, /^impure: host-probe uses the host, outside its inputs:\n  host tool pkg:coreutils: .*\n  host tool sh: \/usr\/bin\/sh/);
+    }
+    assert.equal(pure.code, 0, pure.stderr);
+    assert.equal(Object.values(JSON.parse(pure.stdout) as Record<string, { impure?: string[] }>)[0]!.impure, undefined);
+    assert.equal(pure.stderr, "");
   });
 
   test("a normal build has no network: only loopback, and the test's server is unreachable", () => {
@@ -87,7 +118,7 @@ describe("the build sandbox", { timeout: 120_000 }, () => {
     const ifaces = netdev.split("\n").slice(2).filter(Boolean).map((l) => l.trim().split(":")[0]);
     assert.deepEqual(ifaces, ["lo"]);
     assert.match(read("netprobe", "result"), /^unreachable \d+\n$/);
-    assert.match(read("netprobe", "curl-err"), /Failed to connect|Couldn't connect/);
+    assert.match(read("netprobe", "wget-err"), /can't connect to remote host/);
   });
 
   test("a fixed-output build does get the network (the control for the test above)", () => {

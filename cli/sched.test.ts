@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { criticalPathPriorities } from "../engine/graph.js";
 import type { Node } from "../engine/evaluate.js";
-import { cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { cleanup, copyFixture, eventsOf, kilnJson, realizeSeed, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -23,6 +23,8 @@ describe("scheduler", { timeout: 120_000 }, () => {
   test("-j2: the chain starts in the first two slots although the independent jobs asked first", async () => {
     const cwd = copyFixture("sched");
     const store = tempDir("store");
+    // the seed first: then all the jobs that need nothing else are ready at once
+    await realizeSeed("busybox", { cwd, store });
     const r = await kilnJson(["-j", "2", "realize", "--no-link", "all"], { cwd, store });
     const order = eventsOf(r.events, "started").map((e) => e.node!.name);
     assert.equal(order.length, 8);

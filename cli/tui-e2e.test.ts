@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { CLI, cleanup, copyFixture, tempDir } from "./test-helpers/kiln.js";
+import { CLI, cleanup, copyFixture, realizeSeed, SEED_DEB_CACHE, seedNodeCount, tempDir } from "./test-helpers/kiln.js";
 
 const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
 
@@ -13,7 +13,8 @@ class Terminal {
   private readonly socket = `kiln-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
   constructor(cwd: string, command: string[]) {
-    const env = ["env", "-u", "KILN_STORE", "-u", "KILN_RECIPES", "-u", "KILN_MIRRORS", "-u", "KILN_BWRAP", "-u", "NODE_OPTIONS", "-u", "CI", "TERM=xterm-256color"];
+    // the fixtures' seed .debs from the tests' cache, as test-helpers/kiln.ts gives every kiln
+    const env = ["env", "-u", "KILN_STORE", "-u", "KILN_RECIPES", "-u", "KILN_BWRAP", "-u", "NODE_OPTIONS", "-u", "CI", "TERM=xterm-256color", `KILN_MIRRORS=${SEED_DEB_CACHE}`];
     const line = [...env, ...command].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
     // the shell stays after kiln exits, so that the last screen and the exit code can be read
     this.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", cwd, `${line}; echo KILN_EXIT=$?; sleep 600`);
@@ -59,10 +60,14 @@ class Terminal {
 
 describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false : "tmux is not installed" }, () => {
   after(cleanup);
+  // the stores below get the fixtures' seed first (realizeSeed), so that the screens show the
+  // fixture's own builds; the seed's derivations count as "from the store"
+  const seedNodes = seedNodeCount("seed-tcc");
 
   test("realize greeting: the nodes as they finish, the summary, the store path; exit 0", async () => {
     const cwd = copyFixture("hello");
     const store = tempDir("store");
+    await realizeSeed("tcc", { cwd, store });
     const t = new Terminal(cwd, [process.execPath, CLI, "--store", store, "realize", "greeting"]);
     try {
       const s = await t.waitFor("kiln to exit", (x) => /KILN_EXIT=\d+/.test(x));
@@ -70,7 +75,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       // each finished node printed once, in build order, with its duration
       const built = [...s.matchAll(/✓ built\s+(\S+)\s+\S+/g)].map((m) => m[1]);
       assert.deepEqual(built, ["libgreet", "hello", "greeting"], s);
-      assert.match(s, /done: 3 built, 0 from the store, 0 failed in /);
+      assert.match(s, new RegExp(`done: 3 built, ${seedNodes} from the store, 0 failed in `));
       assert.match(s, /-greeting\n/);
       // not the plain reporter's lines
       assert.doesNotMatch(s, /planned 3 derivations/);
@@ -82,10 +87,12 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
   test("the live view: the running builds, progress and the log tail; q cancels and quits (exit 130)", async () => {
     const cwd = copyFixture("slow");
     const store = tempDir("store");
+    await realizeSeed("busybox", { cwd, store });
     const t = new Terminal(cwd, [process.execPath, CLI, "--store", store, "realize", "slow", "slowToo"]);
     try {
       const live = await t.waitFor("both builds running", (x) => /2 running/.test(x) && /build starting/.test(x));
-      assert.match(live, /kiln slow, slowToo\s+0\/2 done · 2 running · 0 waiting/);
+      const cached = seedNodeCount("seed-busybox");
+      assert.match(live, new RegExp(`kiln slow, slowToo\\s+${cached}/${2 + cached} done · 2 running · 0 waiting`), "the seed's derivations done (from the store), both builds running");
       assert.match(live, /slow\s+» running/);
       assert.match(live, /slow-too\s+» running/);
       assert.match(live, /── slow(-too)?: running, 1 log lines ──/);
@@ -103,6 +110,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
   test("realize --watch: one session; an edit rebuilds its dependents in round 2, a broken recipe shows its error and the watch goes on, w tells why", async () => {
     const cwd = copyFixture("hello");
     const store = tempDir("store");
+    await realizeSeed("tcc", { cwd, store });
     const t = new Terminal(cwd, [process.execPath, CLI, "--store", store, "realize", "--watch", "greeting"]);
     const finishedNodes = (text: string, round: string) => {
       const lines = text.split("\n");
@@ -114,7 +122,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
     try {
       let s = await t.waitFor("the first round to end", (x) => /watch · round 1 done/.test(x) || /KILN_EXIT/.test(x));
       assert.deepEqual(finishedNodes(s, "1"), ["built libgreet", "built hello", "built greeting"], s);
-      assert.match(s, /done: 3 built, 0 from the store, 0 failed/);
+      assert.match(s, new RegExp(`done: 3 built, ${seedNodes} from the store, 0 failed`));
       assert.match(s, /-greeting\n/, "the round's output, shown in the view");
       assert.match(s, /watch · round 1 done · watching \d+ files and folders · waiting for changes · q to stop/);
       // w: why the selected node (the target) was built
@@ -128,11 +136,17 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       s = await t.waitFor("the second round to end", (x) => /watch · round 2 done/.test(x) || /KILN_EXIT/.test(x));
       const all = t.history();
       assert.deepEqual(finishedNodes(all, "2: changed src/main.c"), ["built hello", "built greeting"], all);
-      assert.match(all, /── round 2: changed src\/main\.c ──[^]*done: 2 built, 1 from the store, 0 failed/);
+      assert.match(all, new RegExp(`── round 2: changed src/main\\.c ──[^]*done: 2 built, ${1 + seedNodes} from the store, 0 failed`));
       assert.equal(all.split("── round 1 ──").length - 1, 1, "one session: round 1 is printed once, above round 2");
       assert.match(s, /libgreet\s+= cached/);
       // the panel stays open across rounds: now the target differs from its last build, through hello
       assert.match(s, /── why greeting \(built\) ── w close\ngreeting differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file main\.c changed \(content \S+ → \S+\)\n {6}in hello/);
+      // greeting's first input is its seed (collapsed here), the next one hello
+      t.keys("j");
+      await t.waitFor("the seed selected", (x) => /── why seed-tcc/.test(x));
+      t.keys("Space");
+      // one key at a time: keys sent together may reach the view as one chunk of input
+      await t.waitFor("the seed collapsed", (x) => !/busybox-static-unpacked/.test(x));
       t.keys("j");
       s = await t.waitFor("the why panel of hello", (x) => /── why hello/.test(x));
       assert.match(s, /hello differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file main\.c changed/);
@@ -151,7 +165,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       writeFileSync(recipe, good);
       s = await t.waitFor("the round after the fix", (x) => /watch · round 4 done/.test(x) || /KILN_EXIT/.test(x));
       assert.deepEqual(finishedNodes(s, "4: changed recipes/index.ts"), []);
-      assert.match(s, /── round 4: changed recipes\/index\.ts ──\ndone: 0 built, 3 from the store, 0 failed/);
+      assert.match(s, new RegExp(`── round 4: changed recipes/index\\.ts ──\ndone: 0 built, ${3 + seedNodes} from the store, 0 failed`));
 
       t.keys("q");
       s = await t.waitFor("kiln to exit", (x) => /KILN_EXIT=\d+/.test(x), 60_000);

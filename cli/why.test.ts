@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildStarts, cleanup, copyFixture, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -42,8 +42,9 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
   before(() => {
     cwd = copyFixture("hello");
     store = tempDir("why-store");
-    git(cwd, "init", "-q");
-    git(cwd, "add", "recipes", "src");
+    // the repository holds the fixture and the seed it imports (../lib), as kiln's own does
+    git(dirname(cwd), "init", "-q");
+    git(dirname(cwd), "add", "hello/recipes", "hello/src", "lib");
     git(cwd, "commit", "-q", "-m", "hello as it was");
     firstRev = git(cwd, "rev-parse", "HEAD");
   });
@@ -89,7 +90,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     const text = readFileSync(recipe, "utf8");
     const line = text.split("\n").findIndex((l) => l.includes('CFLAGS: "-O2"')) + 1;
     assert.ok(line > 0);
-    writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-O0"'));
+    writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-DNDEBUG"'));
     git(cwd, "commit", "-q", "-am", "debug build of libgreet");
     const r = await kilnJson(["realize", "greeting"], o());
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
@@ -97,7 +98,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     for (const target of ["greeting", "libgreet"]) {
       const plain = await kiln(["why", target], o());
       assert.equal(plain.code, 0, plain.stderr);
-      assert.match(plain.stdout, /env CFLAGS of libgreet: "-O2" → "-O0"/);
+      assert.match(plain.stdout, /env CFLAGS of libgreet: "-O2" → "-DNDEBUG"/);
       assert.match(plain.stdout, new RegExp(`at recipes/index\\.ts:${line} \\(last changed in [0-9a-f]{10} "debug build of libgreet"\\)`));
     }
     const w = await whyJson("greeting");
@@ -117,7 +118,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
 
   test("realize --dry-run and plan forecast without building: what would run, estimates, and why", async () => {
     const recipe = join(cwd, "recipes", "index.ts");
-    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O0"', 'CFLAGS: "-O1"'));
+    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-DNDEBUG"', 'CFLAGS: "-O1"'));
     const builds = query<{ n: number }>(store, "SELECT count(*) AS n FROM builds")[0]!.n;
     const [dry, plain] = await Promise.all([kilnJson(["realize", "--dry-run", "--json", "greeting"], o()), kiln(["plan", "greeting"], o())]);
     assert.equal(buildStarts(dry.events).length, 0);
@@ -127,14 +128,16 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
       counts: Record<string, number>;
       causes: Record<string, WhyJson["causes"]>;
     };
-    assert.deepEqual(f.nodes.map((n) => [n.name, n.state]), [["libgreet", "build"], ["hello", "unknown"], ["greeting", "unknown"]]);
-    assert.deepEqual(f.counts, { cached: 0, substitutable: 0, build: 1, fetch: 0, unknown: 2 });
-    for (const n of f.nodes) assert.equal(typeof n.estimateMs, "number", `${n.name} has an estimate from its recorded builds`);
-    assert.deepEqual(f.causes.greeting!.map((c) => [c.cause.key, c.cause.old, c.cause.new]), [["CFLAGS", "-O0", "-O1"]]);
+    const seedNodes = f.nodes.filter((n) => isSeedNode(n.name));
+    assert.deepEqual(f.nodes.filter((n) => !isSeedNode(n.name)).map((n) => [n.name, n.state]), [["libgreet", "build"], ["hello", "unknown"], ["greeting", "unknown"]]);
+    assert.ok(seedNodes.length > 0 && seedNodes.every((n) => n.state === "cached"), "the seed is in the store");
+    assert.deepEqual(f.counts, { cached: seedNodes.length, substitutable: 0, build: 1, fetch: 0, unknown: 2 });
+    for (const n of f.nodes.filter((n) => n.state !== "cached")) assert.equal(typeof n.estimateMs, "number", `${n.name} has an estimate from its recorded builds`);
+    assert.deepEqual(f.causes.greeting!.map((c) => [c.cause.key, c.cause.old, c.cause.new]), [["CFLAGS", "-DNDEBUG", "-O1"]]);
     assert.equal(plain.code, 0, plain.stderr);
-    assert.match(plain.stdout, /would build 1, fetch 0, take 0 from the store; 2 more only if/);
-    assert.match(plain.stdout, /env CFLAGS of libgreet: "-O0" → "-O1"[\s\S]*not committed yet/);
-    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O1"', 'CFLAGS: "-O0"'));
+    assert.match(plain.stdout, new RegExp(`would build 1, fetch 0, take ${seedNodes.length} from the store; 2 more only if`));
+    assert.match(plain.stdout, /env CFLAGS of libgreet: "-DNDEBUG" → "-O1"[\s\S]*not committed yet/);
+    writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O1"', 'CFLAGS: "-DNDEBUG"'));
   });
 
   test("a target never realised is a usage error with a hint", async () => {
@@ -152,7 +155,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     const last = query<{ recipes_rev: string; recipes_dirty: number }>(store, "SELECT recipes_rev, recipes_dirty FROM target_realisations ORDER BY id DESC LIMIT 1")[0]!;
     assert.equal(last.recipes_rev, firstRev);
     assert.equal(last.recipes_dirty, 0);
-    assert.match(readFileSync(join(cwd, "recipes", "index.ts"), "utf8"), /CFLAGS: "-O0"/, "the work tree keeps HEAD's recipes");
+    assert.match(readFileSync(join(cwd, "recipes", "index.ts"), "utf8"), /CFLAGS: "-DNDEBUG"/, "the work tree keeps HEAD's recipes");
     const bad = await kiln(["realize", "--no-link", "--rev", "no-such-rev", "greeting"], o());
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /does not know the revision 'no-such-rev'/);

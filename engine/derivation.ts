@@ -66,6 +66,20 @@ export interface DerivationMeta {
   position?: string;
 }
 
+/**
+ * What of the host a derivation uses, one line per use: its declared host tools (the impure
+ * escape), each with where it was found and the package it came from. Empty for a pure build.
+ */
+export function impurities(d: Pick<Derivation, "hostTools">): string[] {
+  return Object.entries(d.hostTools).map(([tool, fp]) => {
+    const pkg = fp.package ? `${fp.package}${fp.version ? ` ${fp.version}` : ""}` : undefined;
+    const what = tool.startsWith("pkg:")
+      ? `${Object.keys(fp.commands).length} commands of the host's package ${pkg ?? tool.slice(4)}`
+      : `${fp.path}${pkg ? ` (${pkg})` : ""}`;
+    return `host tool ${tool}: ${what}`;
+  });
+}
+
 export const SYSTEM = "x86_64-linux";
 
 /** The systems a derivation may name. */

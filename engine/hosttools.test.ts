@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -13,6 +13,8 @@ import { HostTools, type HostToolCache } from "./hosttools.js";
 const root = mkdtempSync(join(tmpdir(), "kiln-hosttools-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
+/** the tools these tests write live in a temporary directory: let the checks see it as the sandbox sees /usr */
+const VISIBLE = [root];
 
 function toolDir(script: string): { dir: string; tool: string } {
   const dir = join(root, `bin${n++}`);
@@ -32,7 +34,7 @@ describe("HostTools fingerprints", () => {
   test("a command is found on the search path (first directory wins) and fingerprinted by its content", () => {
     const { dir, tool } = toolDir("#!/bin/sh\necho one\n");
     const later = toolDir("#!/bin/sh\necho shadowed\n");
-    const fp = new HostTools([join(root, "nonexistent"), dir, later.dir]).fingerprint("mytool");
+    const fp = new HostTools([join(root, "nonexistent"), dir, later.dir], undefined, VISIBLE).fingerprint("mytool");
     assert.equal(fp.path, tool);
     assert.equal(fp.digest, blake3Hex("#!/bin/sh\necho one\n"));
     assert.deepEqual(fp.commands, { mytool: tool });
@@ -43,7 +45,7 @@ describe("HostTools fingerprints", () => {
     const { dir, tool } = toolDir("#!/bin/sh\necho one\n");
     // builder (not script) so that mytool is the only declared tool
     const recipe = () => derivation({ name: "uses-mytool", builder: "mytool", args: ["--out"] });
-    const evaluate = () => new Evaluator({ hostTools: new HostTools([dir]), fileCache: new Map() }).evaluate(recipe()).node;
+    const evaluate = () => new Evaluator({ hostTools: new HostTools([dir], undefined, VISIBLE), fileCache: new Map() }).evaluate(recipe()).node;
     const n1 = evaluate();
     writeFileSync(tool, "#!/bin/sh\necho two, a different tool\n");
     const n2 = evaluate();
@@ -56,15 +58,15 @@ describe("HostTools fingerprints", () => {
   test("a persistent fingerprint cache is reused while the binary is unchanged and invalidated when it changes", () => {
     const { dir, tool } = toolDir("#!/bin/sh\necho cached\n");
     const cache = mapCache();
-    const fp1 = new HostTools([dir], cache).fingerprint("mytool");
+    const fp1 = new HostTools([dir], cache, VISIBLE).fingerprint("mytool");
     assert.equal(cache.map.size, 1);
     // poison the cached digest: a second HostTools must serve it from the cache (proves the cache is read)
     const [key, json] = [...cache.map][0]!;
     cache.map.set(key, json.replace(fp1.digest, "c".repeat(64)));
-    assert.equal(new HostTools([dir], cache).fingerprint("mytool").digest, "c".repeat(64));
+    assert.equal(new HostTools([dir], cache, VISIBLE).fingerprint("mytool").digest, "c".repeat(64));
     // a changed binary (size and mtime differ) is fingerprinted again
     writeFileSync(tool, "#!/bin/sh\necho changed content\n");
-    const fp3 = new HostTools([dir], cache).fingerprint("mytool");
+    const fp3 = new HostTools([dir], cache, VISIBLE).fingerprint("mytool");
     assert.equal(fp3.digest, blake3Hex("#!/bin/sh\necho changed content\n"));
   });
 
@@ -99,13 +101,35 @@ describe("HostTools fingerprints", () => {
     const { dir, tool } = toolDir("#!/bin/sh\n");
     chmodSync(tool, 0o644);
     assert.throws(
-      () => new HostTools([dir]).fingerprint("mytool", "some-recipe (recipes/x.ts:1:1)"),
+      () => new HostTools([dir], undefined, VISIBLE).fingerprint("mytool", "some-recipe (recipes/x.ts:1:1)"),
       (e: unknown) => e instanceof KilnError && e.code === "HOST_TOOL_MISSING" && e.message.includes("'mytool'") && e.message.includes("some-recipe"),
     );
     assert.throws(
-      () => new HostTools([dir]).fingerprint("definitely-not-a-tool"),
+      () => new HostTools([dir], undefined, VISIBLE).fingerprint("definitely-not-a-tool"),
       (e: unknown) => e instanceof KilnError && e.code === "HOST_TOOL_MISSING" && e.message.includes("definitely-not-a-tool") && /apt-file search bin\/definitely-not-a-tool/.test(e.hint ?? ""),
     );
+  });
+
+  test("a tool the sandbox cannot see (not under the host's /usr, /bin...) is refused, naming it and where it was found", () => {
+    const { dir, tool } = toolDir("#!/bin/sh\necho hidden\n");
+    assert.throws(
+      () => new HostTools([dir]).fingerprint("mytool", "some-recipe (recipes/x.ts:1:1)"),
+      (e: unknown) => e instanceof KilnError && e.code === "HOST_TOOL_MISSING" && e.message.includes(`host tool 'mytool' was found at ${tool}`)
+        && e.message.includes("cannot see") && e.message.includes("some-recipe") && /install it under \/usr/.test(e.hint ?? ""),
+    );
+    // also when the fingerprint comes from the persistent cache (taken before the tool was refused)
+    const cache = mapCache();
+    new HostTools([dir], cache, VISIBLE).fingerprint("mytool");
+    assert.throws(() => new HostTools([dir], cache).fingerprint("mytool"), (e: unknown) => e instanceof KilnError && e.code === "HOST_TOOL_MISSING");
+    // a link under /usr... is not enough: the file it names must be visible too
+    const linkDir = toolDir("").dir;
+    rmSync(join(linkDir, "mytool"));
+    symlinkSync(tool, join(linkDir, "mytool"));
+    assert.throws(() => new HostTools([linkDir], undefined, [linkDir]).fingerprint("mytool"),
+      (e: unknown) => e instanceof KilnError && e.code === "HOST_TOOL_MISSING" && e.message.includes(`(-> ${tool})`));
+    // the host's own tools are visible, through /etc/alternatives too
+    assert.equal(new HostTools(["/usr/bin", "/bin"]).fingerprint("sh").commands.sh, "/usr/bin/sh");
+    assert.equal(new HostTools(["/usr/bin"]).fingerprint("cc").commands.cc, "/usr/bin/cc", "cc -> /etc/alternatives/cc -> gcc");
   });
 
   test("pkg: entries fingerprint a Debian package's commands", () => {

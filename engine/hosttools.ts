@@ -3,8 +3,8 @@
 // fingerprint is part of the derivation hash, so a host upgrade changes hashes visibly (and
 // `why` can name it) instead of silently changing outputs.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { accessSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { Blake3Hasher, feedFile } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import type { HostToolFingerprint } from "./derivation.js";
@@ -31,14 +31,28 @@ const PACKAGE_HINTS: Record<string, string> = {
 
 const DPKG_INFO = "/var/lib/dpkg/info";
 
+/**
+ * What the sandbox shows of the host to a build that declares host tools (the impure escape),
+ * read-only: the host's /usr with the merged-/usr top-level directories, and the /etc files that
+ * programs resolve their alternatives and libraries through. Nothing else of the host is there,
+ * so a tool anywhere else (/opt, /root/bin, a home directory) is refused at evaluation.
+ */
+export const HOST_TOOL_DIRS: readonly string[] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+export const HOST_TOOL_ETC: readonly string[] = ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"];
+
 export class HostTools {
   /** fingerprints taken by this process, with the stat of the files they were taken from */
   private readonly memo = new Map<string, HostToolFingerprint>();
   private readonly watched = new Map<string, Array<[string, number, number, number]>>();
 
+  /**
+   * @param visible the host directories a build with host tools sees (HOST_TOOL_DIRS and
+   *   HOST_TOOL_ETC); a declared tool that resolves outside them is refused
+   */
   constructor(
     private readonly searchPath: string[],
     private readonly cache?: HostToolCache,
+    private readonly visible: readonly string[] = [...HOST_TOOL_DIRS, ...HOST_TOOL_ETC],
   ) {}
 
   /** Fingerprint a declared tool: a command name, or `pkg:<debian package>` for all its commands. */
@@ -48,11 +62,13 @@ export class HostTools {
     const key = `${entry}\0${this.searchPath.join(":")}`;
     const cached = this.fromCache(key);
     if (cached) {
+      this.checkVisible(entry, cached.fp, where);
       this.memo.set(entry, freeze(cached.fp));
       this.watched.set(entry, cached.stats);
       return cached.fp;
     }
     const { fp, files } = entry.startsWith("pkg:") ? this.fingerprintPackage(entry.slice(4), where) : this.fingerprintCommand(entry, where);
+    this.checkVisible(entry, fp, where);
     this.memo.set(entry, freeze(fp));
     // valid while the binaries and the owning package's file list are untouched: dpkg rewrites
     // the list when it installs, upgrades or removes that package (and only that package)
@@ -86,6 +102,18 @@ export class HostTools {
       }
     }
     return undefined;
+  }
+
+  /** Refuse a tool whose binary (or a link on the way to it) lies where the sandbox shows nothing. */
+  private checkVisible(entry: string, fp: HostToolFingerprint, where?: string): void {
+    for (const [cmd, path] of Object.entries(fp.commands)) {
+      const hidden = hiddenHop(path, this.visible);
+      if (hidden === undefined) continue;
+      throw new KilnError("HOST_TOOL_MISSING",
+        `host tool '${cmd}'${entry !== cmd ? ` (of ${entry})` : ""} was found at ${path}${hidden !== path ? ` (-> ${hidden})` : ""}, which a build cannot see: the sandbox shows a build only the host's ${HOST_TOOL_DIRS.join(", ")}${where ? `; declared by ${where}` : ""}`,
+        "take the tool from the build's usr tree (the seed), install it under /usr (e.g. /usr/local/bin), or remove it from hostTools",
+        { tool: cmd, path, where });
+    }
   }
 
   private fromCache(key: string): Cached | undefined {
@@ -163,6 +191,35 @@ export class HostTools {
 function freeze(fp: HostToolFingerprint): HostToolFingerprint {
   Object.freeze(fp.commands);
   return Object.freeze(fp);
+}
+
+const under = (p: string, dirs: readonly string[]) => dirs.some((d) => p === d || p.startsWith(`${d}/`));
+
+/**
+ * The first place on the way from `path` to the file it names (each symlink followed, then the
+ * real path) that is not under `visible`; undefined when the whole way is visible.
+ */
+function hiddenHop(path: string, visible: readonly string[]): string | undefined {
+  let p = path;
+  for (let hops = 0; hops < 40; hops++) {
+    if (!under(p, visible)) return p;
+    let link: string;
+    try {
+      if (!lstatSync(p).isSymbolicLink()) break;
+      link = readlinkSync(p);
+    } catch {
+      return p;
+    }
+    p = resolve(dirname(p), link);
+  }
+  // a symlinked directory on the way (/usr/local -> /opt/local) shows in the real path
+  let real: string;
+  try {
+    real = realpathSync(p);
+  } catch {
+    return p;
+  }
+  return under(real, visible) ? undefined : real;
 }
 
 function isExecutable(p: string): boolean {

@@ -2,7 +2,7 @@
 // and a real store: caching, early cutoff, keep-going and cancellation are proved by counting
 // builder invocations, substitution by counting what was built (none) and what was imported.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -13,6 +13,7 @@ import { derivation, sh, type Drv } from "./api.js";
 import type { Context } from "./context.js";
 import type { ResolvedHash } from "./derivation.js";
 import { Evaluator } from "./evaluate.js";
+import { HostTools } from "./hosttools.js";
 import type { KilnEvent } from "./events.js";
 import { Realizer } from "./realize.js";
 import { substitutionKey, type SubstitutableInfo, type Substituter } from "./substituter.js";
@@ -27,7 +28,7 @@ interface Harness {
   store: LocalStore;
   builder: FakeBuilder;
   events: KilnEvent[];
-  realize(targets: Drv[], o?: { keepGoing?: boolean; jobs?: number; signal?: AbortSignal; substituters?: Substituter[] }): ReturnType<Realizer["realize"]>;
+  realize(targets: Drv[], o?: { keepGoing?: boolean; jobs?: number; signal?: AbortSignal; substituters?: Substituter[]; hostTools?: HostTools }): ReturnType<Realizer["realize"]>;
 }
 
 function harness(systems?: string[]): Harness {
@@ -39,7 +40,7 @@ function harness(systems?: string[]): Harness {
     store, builder, events,
     realize(targets, o = {}) {
       const ctx: Context = {
-        store, builder, substituters: o.substituters ?? [], hostTools: stubHostTools().hostTools, events: (e) => events.push(e),
+        store, builder, substituters: o.substituters ?? [], hostTools: o.hostTools ?? stubHostTools().hostTools, events: (e) => events.push(e),
         clock: Date.now, signal: o.signal ?? new AbortController().signal, fileCache: new Map(),
         config: { jobs: o.jobs ?? 4, buildCores: 1, keepGoing: o.keepGoing ?? false, mirrors: [], fetchEnv: {} },
       };
@@ -133,6 +134,31 @@ describe("Realizer with a fake builder", () => {
     assert.equal(h.builder.count("top"), 0);
     const paths = h.store.allPaths().map((p) => p.path.slice(33));
     assert.deepEqual(paths, ["lib"], "only the finished build was registered");
+  });
+
+  test("a host tool that changes while a build runs it fails the build: its output is not registered; the next evaluation builds", async () => {
+    const dir = join(tmp, "host-bin");
+    mkdirSync(dir);
+    const tool = join(dir, "mytool");
+    writeFileSync(tool, "#!/bin/sh\necho one\n");
+    chmodSync(tool, 0o755);
+    // each evaluation looks at the host afresh, as each kiln run does
+    const host = () => new HostTools([dir], undefined, [tmp]);
+    const uses = () => derivation({ name: "uses-tool", builder: "/fake/builder", hostTools: ["mytool"], env: { CONTENT: "made with mytool" } });
+    const h = harness();
+    h.builder.onBuild = () => writeFileSync(tool, "#!/bin/sh\necho two, upgraded meanwhile\n");
+    const r = await h.realize([uses()], { hostTools: host() });
+    assert.equal(h.builder.count("uses-tool"), 1, "the build ran");
+    assert.equal(r.failed[0]?.error.code, "BUILD_FAILED");
+    assert.match(r.failed[0]!.error.message, new RegExp(`host tool mytool \\(${tool}\\) changed while uses-tool was building; its output is not registered`));
+    assert.deepEqual(h.store.allPaths(), [], "nothing registered");
+    assert.equal(h.store.lastBuildByName("uses-tool")!.status, "failed");
+
+    h.builder.onBuild = undefined;
+    const again = await h.realize([uses()], { hostTools: host() });
+    assert.deepEqual(again.failed, []);
+    assert.equal(h.builder.count("uses-tool"), 2, "built again, against the tool as it is now");
+    assert.deepEqual(h.store.allPaths().map((p) => p.path.slice(33)), ["uses-tool"]);
   });
 
   test("a build that produces no output fails with OUTPUT_MISSING, and its build record says failed", async () => {

@@ -91,7 +91,7 @@ describe("explain", () => {
     assert.match(text, /not rebuilt thanks to early cutoff: (app, top|top, app)/);
   });
 
-  test("a host tool upgrade shared by several derivations is one root cause, with the package versions", () => {
+  test("a host tool upgrade shared by several derivations is one root cause, with the package versions, named a host change (impure)", () => {
     const h = new History();
     const old = { gcc: gcc("12.2.0-14", "a".repeat(64)) };
     const now = { gcc: gcc("12.2.0-15", "b".repeat(64)) };
@@ -104,8 +104,12 @@ describe("explain", () => {
     assert.equal(r.causes.length, 1, "printed once, not once per derivation");
     const c = r.causes[0]!;
     assert.equal(c.cause.kind, "hostTool");
+    assert.equal(c.cause.kind === "hostTool" && c.cause.impure, true, "the JSON form says so too");
     assert.deepEqual(c.at.sort(), ["app", "lib"]);
-    assert.equal(describeCause(c.cause)[0], `host tool gcc version: gcc-12 12.2.0-14 [aaaaaaaaaaaa] → gcc-12 12.2.0-15 [bbbbbbbbbbbb]`);
+    assert.equal(describeCause(c.cause)[0], `host change (impure): host tool gcc version: gcc-12 12.2.0-14 [aaaaaaaaaaaa] → gcc-12 12.2.0-15 [bbbbbbbbbbbb]`);
+    const text = renderWhy(r).join("\n");
+    assert.match(text, /\[1\] host change \(impure\): host tool gcc version/);
+    assert.match(text, /runs this tool from the host, outside its inputs/);
     assert.equal(r.root!.status, "unknown", "no realisations recorded in this history");
   });
 
@@ -114,7 +118,7 @@ describe("explain", () => {
     const a = h.add({ name: "lib", tools: { gcc: gcc("12.2.0-14", "a".repeat(64)) } });
     const b = h.add({ name: "lib", tools: { gcc: gcc("12.2.0-14", "c".repeat(64)) } });
     const [c] = explain(a, b, h).causes;
-    assert.match(describeCause(c!.cause)[0]!, /^host tool gcc fingerprint: .*\[aaaaaaaaaaaa\] → .*\[cccccccccccc\]$/);
+    assert.match(describeCause(c!.cause)[0]!, /^host change \(impure\): host tool gcc fingerprint: .*\[aaaaaaaaaaaa\] → .*\[cccccccccccc\]$/);
   });
 
   test("a fixed-output hash bump is reported with its source change, not as a script change", () => {
@@ -186,9 +190,9 @@ test("summarizeCause: a cause in a few words, for a live view's row", () => {
       summarizeCause({ kind: "source", file: "main.c", old: "a-main.c", new: "b-main.c" }),
       summarizeCause({ kind: "source", file: "extra.c", old: null, new: "c-extra.c" }),
       summarizeCause({ kind: "fixed", drv: "src", old: "aa", new: "bb", oldSources: [], newSources: [] }),
-      summarizeCause({ kind: "hostTool", tool: "gcc", old: tool("12.2.0-14"), new: tool("12.2.0-15") }),
+      summarizeCause({ kind: "hostTool", impure: true, tool: "gcc", old: tool("12.2.0-14"), new: tool("12.2.0-15") }),
       summarizeCause({ kind: "input", drv: "app", input: "zlib", change: "added" }),
     ],
-    ["env CFLAGS changed", "env LDFLAGS added", "build script changed", "source main.c changed", "source extra.c added", "pinned sha256 changed", "host tool gcc upgraded", "input zlib added"],
+    ["env CFLAGS changed", "env LDFLAGS added", "build script changed", "source main.c changed", "source extra.c added", "pinned sha256 changed", "host tool gcc upgraded (impure)", "input zlib added"],
   );
 });

@@ -43,7 +43,8 @@ export type Cause =
   | { kind: "field"; drv: string; field: "name" | "system" | "builder" | "args" | "outputs"; old: string; new: string; position?: string }
   | { kind: "source"; file: string; old: string | null; new: string | null }
   | { kind: "fixed"; drv: string; old: string; new: string; oldSources: string[]; newSources: string[]; position?: string; commit?: string }
-  | { kind: "hostTool"; tool: string; old: ToolSummary | null; new: ToolSummary | null }
+  /** a change on the host, not in the recipes: host tools are the impure escape */
+  | { kind: "hostTool"; impure: true; tool: string; old: ToolSummary | null; new: ToolSummary | null }
   | { kind: "input"; drv: string; input: string; change: "added" | "removed"; position?: string }
   | { kind: "unrecorded"; drv: string; hash: string; side: "old" | "new" };
 
@@ -296,7 +297,7 @@ function ownChanges(o: StoredDerivation, n: StoredDerivation): Array<[string, Ca
     const a = od.hostTools[tool];
     const b = nd.hostTools[tool];
     if (a && b && a.digest === b.digest && a.path === b.path && a.version === b.version && a.package === b.package) continue;
-    out.push([`tool:${tool}:${a?.digest}:${a?.version}:${b?.digest}:${b?.version}`, { kind: "hostTool", tool, old: a ? toolSummary(a) : null, new: b ? toolSummary(b) : null }]);
+    out.push([`tool:${tool}:${a?.digest}:${a?.version}:${b?.digest}:${b?.version}`, { kind: "hostTool", impure: true, tool, old: a ? toolSummary(a) : null, new: b ? toolSummary(b) : null }]);
   }
   return out;
 }
@@ -350,7 +351,8 @@ export function describeCause(c: Cause, o: RenderOptions = {}): string[] {
     }
     case "hostTool": {
       const what = c.old && c.new && c.old.package && c.old.version !== c.new.version ? "version" : "fingerprint";
-      return [`host tool ${c.tool} ${what}: ${toolText(c.old)} → ${toolText(c.new)}`];
+      return [`host change (impure): host tool ${c.tool} ${what}: ${toolText(c.old)} → ${toolText(c.new)}`,
+        "the build runs this tool from the host, outside its inputs: take it from the seed (usr) to make the build pure"];
     }
     case "input":
       return [`input ${c.input} of ${c.drv} ${c.change}`, ...where(c.position)];
@@ -373,7 +375,7 @@ export function summarizeCause(c: Cause): string {
     case "fixed":
       return "pinned sha256 changed";
     case "hostTool":
-      return `host tool ${c.tool} ${c.old && c.new && c.old.package && c.old.version !== c.new.version ? "upgraded" : "changed"}`;
+      return `host tool ${c.tool} ${c.old && c.new && c.old.package && c.old.version !== c.new.version ? "upgraded" : "changed"} (impure)`;
     case "input":
       return `input ${c.input} ${c.change}`;
     case "unrecorded":

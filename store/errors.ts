@@ -32,7 +32,7 @@ export interface FailureFields {
   TARGET_NOT_FOUND: { target?: string };
   CYCLE: { cycle?: string[] };
   SOURCE_MISSING: { path?: string };
-  HOST_TOOL_MISSING: { tool?: string; package?: string; where?: string };
+  HOST_TOOL_MISSING: { tool?: string; package?: string; where?: string; path?: string };
   SANDBOX_UNAVAILABLE: NoFields;
   SYSTEM_UNSUPPORTED: { system?: string };
   BUILD_FAILED: { exitCode?: number | null };

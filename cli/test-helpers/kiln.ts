@@ -7,6 +7,8 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { removeTree } from "../../store/paths.js";
+import { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
+import { ensureSeedDebs, SEED_DEB_CACHE, SEED_NODES } from "./fixture-seed.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** the compiled CLI (the shipped bundle; KILN_TEST_CLI=dist/cli/main.js runs the same tests unbundled) */
@@ -66,10 +68,17 @@ export function cleanup(): void {
   for (const d of created.splice(0)) removeTree(d);
 }
 
-/** A private copy of fixtures/<name>, so a test may edit its sources and recipes. */
+/**
+ * A private copy of fixtures/<name>, so a test may edit its sources and recipes, with the shared
+ * fixtures/lib beside it (the fixtures import their seed as ../../lib/seed.js), and the seed's
+ * .debs in the cache kiln is pointed at.
+ */
 export function copyFixture(name: string): string {
-  const dst = join(tempDir(`fx-${name}`), name);
+  const dir = tempDir(`fx-${name}`);
+  const dst = join(dir, name);
   cpSync(join(FIXTURES, name), dst, { recursive: true, verbatimSymlinks: true });
+  cpSync(join(FIXTURES, "lib"), join(dir, "lib"), { recursive: true, verbatimSymlinks: true });
+  ensureSeedDebs();
   for (const e of readdirSync(dst)) if (e.startsWith("result")) rmSync(join(dst, e), { force: true });
   return dst;
 }
@@ -81,6 +90,8 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   // tests look at what the graph walk does: the no-op record (cli/noop.ts) answers a repeated
   // realize without it, depending on file times; cli/fast.test.ts turns it on
   env.KILN_EVAL_CACHE = "0";
+  // the fixtures' seed .debs come from the cache, not from the network (a test may override it)
+  env.KILN_MIRRORS = SEED_DEB_CACHE;
   return { ...env, ...extra };
 }
 
@@ -177,11 +188,34 @@ export function buildStarts(events: Ev[], name?: string): Ev[] {
   return events.filter((e) => e.type === "started" && e.kind === "build" && (name === undefined || e.node?.name === name));
 }
 
+/** Whether a derivation is the fixtures' seed's (fixtures/lib/seed.ts): a .deb, its unpack, a merged tree. */
+export const isSeedNode = (name: string): boolean => SEED_NODES.has(name);
+
+/** The events of the fixture's own derivations: the seed's left out. */
+export function withoutSeed(events: Ev[]): Ev[] {
+  return events.filter((e) => !e.node || !isSeedNode(e.node.name));
+}
+
+export { SEED_DEB_CACHE, seedBuildCount, seedNodeCount } from "./fixture-seed.js";
+
+/** Rows of the store's builds table for the fixture's own derivations (the seed's left out). */
+export function ownBuildRows(store: string): BuildRowLite[] {
+  return buildRows(store).filter((b) => !isSeedNode(b.name));
+}
+
+/**
+ * Realize one of the fixtures' seeds (an export of fixtures/lib/seed.ts: "busybox", "tcc") into
+ * the store on its own, for a test that wants it there before it looks at the fixture's states.
+ */
+export async function realizeSeed(seed: "busybox" | "tcc", o: RunOptions): Promise<void> {
+  await kilnJson(["--recipes", join(dirname(o.cwd), "lib", "seed.ts"), "realize", "--no-link", seed], o);
+}
+
 export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
   return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
 }
 
-export { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
+export { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite };
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);

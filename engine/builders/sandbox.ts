@@ -17,6 +17,7 @@ import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
 import type { BuildRequest } from "../build-request.js";
 import { HOST_BIN } from "../evaluate.js";
+import { HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
 
 /** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
 export interface SandboxRequest {
@@ -79,14 +80,13 @@ export function checkSandbox(bwrap: string): void {
   if (err) throw err;
 }
 
-function hostDirLinks(): string[] {
-  // merged-/usr hosts have /bin -> usr/bin etc.; mirror what the host has
+/** The host's /usr and its top-level companions, as HOST_TOOL_DIRS names them (what evaluation checked tools against). */
+function hostDirArgs(): string[] {
   const args: string[] = [];
-  for (const d of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
-    const p = `/${d}`;
+  for (const p of HOST_TOOL_DIRS) {
     if (!existsSync(p)) continue;
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) args.push("--symlink", `usr/${d}`, p);
+    // merged-/usr hosts have /bin -> usr/bin etc.; mirror what the host has
+    if (lstatSync(p).isSymbolicLink()) args.push("--symlink", `usr${p}`, p);
     else args.push("--ro-bind", p, p);
   }
   return args;
@@ -140,7 +140,7 @@ function rootArgs(req: SandboxRequest): string[] {
     for (const d of MERGED) if (existsSync(join(usr, d))) a.push("--symlink", `usr/${d}`, `/${d}`);
     return a;
   }
-  if (Object.keys(req.tools).length > 0) return ["--ro-bind", "/usr", "/usr", ...hostDirLinks()];
+  if (Object.keys(req.tools).length > 0) return hostDirArgs();
   return [];
 }
 
@@ -168,7 +168,7 @@ export function bwrapArgs(req: SandboxRequest): string[] {
     "--ro-bind", join(etc, "hosts"), "/etc/hosts",
   ];
   if (req.usr === undefined && Object.keys(req.tools).length > 0) {
-    for (const f of ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"]) {
+    for (const f of HOST_TOOL_ETC) {
       if (existsSync(f)) a.push("--ro-bind", f, f);
     }
   }

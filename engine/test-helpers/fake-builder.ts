@@ -20,6 +20,8 @@ export class FakeBuilder implements Builder {
   readonly started: string[] = [];
   running = 0;
   maxRunning = 0;
+  /** called as each build starts, for a test to change the world under it */
+  onBuild?: (req: BuildRequest) => void;
 
   constructor(
     private readonly store: LocalStore,
@@ -38,6 +40,7 @@ export class FakeBuilder implements Builder {
     this.started.push(req.name);
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
+    this.onBuild?.(req);
     const scratch = this.store.scratchDir(`fake-${req.name}`);
     try {
       io.onOutput(Buffer.from(`building ${req.name}\n`));
