@@ -14,12 +14,6 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** the compiled CLI (the shipped bundle; KILN_TEST_CLI=dist/cli/main.js runs the same tests unbundled) */
 export const CLI = process.env.KILN_TEST_CLI ? resolve(REPO, process.env.KILN_TEST_CLI) : join(REPO, "dist", "kiln.cjs");
 export const FIXTURES = join(REPO, "fixtures");
-/**
- * The seed's .debs kept between test runs, used as a mirror (files by name) by tests that realize
- * on the seed: $KILN_SEED_DEB_CACHE, else ~/.cache/kiln-test/seed-debs. recipes/std/seed-sandbox.test.ts
- * fills it with the pi4-llm-os sets; what it lacks is fetched from Debian's archive.
- */
-export const SEED_DEB_CACHE = process.env.KILN_SEED_DEB_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kiln-test", "seed-debs");
 
 /** One line of `--reporter json` output. */
 export interface Ev {
