@@ -15,8 +15,12 @@ import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
 import { plainReporter } from "./reporters/plain.js";
+import { settingsOf, type CacheArgs } from "./settings.js";
+import { BinaryCache } from "../engine/cache/binary-cache.js";
+import { openBackend } from "../engine/cache/backend.js";
+import { parsePublicKey } from "../engine/cache/signing.js";
 
-export interface GlobalArgs {
+export interface GlobalArgs extends CacheArgs {
   store?: string;
   recipes?: string;
   jobs?: number;
@@ -146,6 +150,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
     if (process.env[k]) fetchEnv[k] = process.env[k]!;
   }
   const mirrors = [...(args.mirror ?? []), ...(process.env.KILN_MIRRORS ?? "").split(":").filter(Boolean)].map((m) => resolve(m));
+  const sink = events ?? makeReporter(args);
   return {
     root,
     store,
@@ -153,9 +158,9 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
       bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
       scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
     }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) }),
-    substituters: [],
+    substituters: substitutersOf(args, sink),
     hostTools,
-    events: events ?? makeReporter(args),
+    events: sink,
     clock: Date.now,
     signal,
     fileCache: store.fileDigests(),
@@ -168,6 +173,14 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
       fetchEnv,
     },
   };
+}
+
+/** The binary caches to substitute from, in the order given, each believing the trusted keys. */
+export function substitutersOf(args: GlobalArgs, events: EventSink): BinaryCache[] {
+  const s = settingsOf(args);
+  const trusted = s.trustedPublicKeys.map((k, i) => parsePublicKey(k, `trusted public key ${i + 1}`));
+  const warn = (message: string) => events({ type: "warning", message });
+  return s.substituters.map((url) => new BinaryCache(openBackend(url, { timeoutMs: s.cacheTimeoutMs }), { trusted, warn }));
 }
 
 export type { KilnEvent };

@@ -16,6 +16,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   OUTPUT_MISSING: EXIT.failed,
   FIXED_OUTPUT_MISMATCH: EXIT.failed,
   FETCH_FAILED: EXIT.failed,
+  CACHE_FAILED: EXIT.failed,
   STORE_CORRUPT: EXIT.failed,
   LOCK_DRIFT: EXIT.failed,
   DEB_INVALID: EXIT.failed,

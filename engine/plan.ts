@@ -14,7 +14,11 @@ export type { PlanState };
 
 export interface PlanEntry {
   state: PlanState;
-  /** known outputs: in the store (cached) or offered by a substituter (substitutable) */
+  /**
+   * known outputs: in the store (cached), offered by a substituter (substitutable), or named by a
+   * substituter's realisation although it cannot provide them (build or fetch: then the nodes
+   * that depend on this one can still be resolved, and perhaps substituted)
+   */
   outputs?: Outputs;
   /** the resolved derivation hash, when its inputs are known (not for fixed outputs) */
   resolved?: ResolvedHash;
@@ -60,10 +64,16 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
   const ac = signal ?? new AbortController().signal;
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
+    let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
     for (const n of wave) {
       if (n.drv.fixed) {
         const p = fixedInStore(store, n);
-        out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
+        if (p) out.set(n, { state: "cached", outputs: { out: p } });
+        else {
+          out.set(n, { state: n.kind === "fetch" ? "fetch" : "build" });
+          // a fixed output is keyed by its derivation hash, and a cache may have it
+          missing.push({ n, hash: n.hash as string as ResolvedHash });
+        }
         continue;
       }
       const inputs = inputsOf(n, (d) => out.get(d)?.outputs);
@@ -71,7 +81,6 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       else asked.push({ n, hash: resolveDerivation(n.drv, inputs).hash });
     }
     const found = store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
-    let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
     for (const { n, hash } of asked) {
       const outputs = allOutputs(n, (o) => found.get(substitutionKey(hash, o)));
       if (outputs) out.set(n, { state: "cached", outputs, resolved: hash });
@@ -87,17 +96,35 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       for (const m of missing) {
         const infos: Record<string, SubstitutableInfo> = {};
         const outputs = allOutputs(m.n, (o) => {
-          const info = offered.get(substitutionKey(m.hash, o));
-          if (info) infos[o] = info;
-          return info?.path;
+          const r = offered.get(substitutionKey(m.hash, o));
+          if (r?.info) infos[o] = r.info;
+          return r?.path;
         });
-        if (outputs) out.set(m.n, { state: "substitutable", outputs, resolved: m.hash, substitute: { from: sub, infos } });
-        else still.push(m);
+        const entry = out.get(m.n)!;
+        const resolved = m.n.drv.fixed ? {} : { resolved: m.hash };
+        if (outputs && Object.keys(infos).length === m.n.drv.outputs.length) {
+          out.set(m.n, { state: "substitutable", outputs, ...resolved, substitute: { from: sub, infos } });
+          continue;
+        }
+        // known but not offered here: what depends on it can be resolved; another may offer it
+        if (outputs && !entry.outputs) out.set(m.n, { ...entry, outputs });
+        still.push(m);
       }
       missing = still;
     }
   }
   return out;
+}
+
+/** What substituting a planned node downloads, when its substituter says (its own outputs' archives). */
+export function downloadBytes(e: PlanEntry): number | undefined {
+  if (!e.substitute) return undefined;
+  let total = 0;
+  for (const i of Object.values(e.substitute.infos)) {
+    if (i.downloadSize === undefined) return undefined;
+    total += i.downloadSize;
+  }
+  return total;
 }
 
 function allOutputs(n: Node, find: (output: string) => StorePathName | undefined): Outputs | undefined {
@@ -111,17 +138,26 @@ function allOutputs(n: Node, find: (output: string) => StorePathName | undefined
 }
 
 /**
- * The nodes a realize will visit: the roots and the inputs of every visited node, except the
- * inputs of a fixed output already in the store (its pinned hash names it; nothing needs to be
- * resolved): a source tarball in the store does not need the .deb it was unpacked from. Other
- * nodes are named by their resolved inputs, so their inputs are visited (and found) even when
- * they are cached. `nodes` dependencies first.
+ * Whether realizing `n` visits its inputs. Not for a fixed output in the store (its pinned hash
+ * names it: a source tarball in the store does not need the .deb it was unpacked from), nor for
+ * what a substituter offers (its closure is fetched, not its build inputs), nor for a node in
+ * the store some of whose inputs are not (they would be fetched or built only to find again what
+ * the plan found). Other nodes are named by their resolved inputs, so their inputs are visited
+ * (and found) even when they are cached.
  */
+export function visitsInputs(n: Node, p: Map<Node, { state: PlanState }>): boolean {
+  const state = p.get(n)!.state;
+  if (state === "substitutable") return false;
+  if (state === "cached") return !n.drv.fixed && n.deps.every((d) => p.get(d)?.state === "cached");
+  return true;
+}
+
+/** The nodes a realize will visit: the roots and the inputs of every visited node that visits them. `nodes` dependencies first. */
 export function neededNodes(nodes: Node[], roots: Node[], p: Map<Node, { state: PlanState }>): Node[] {
   const need = new Set<Node>(roots);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
-    if (!need.has(n) || (n.drv.fixed && p.get(n)!.state === "cached")) continue;
+    if (!need.has(n) || !visitsInputs(n, p)) continue;
     for (const d of n.deps) need.add(d);
   }
   return nodes.filter((n) => need.has(n));

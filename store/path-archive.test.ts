@@ -31,11 +31,11 @@ function makeTree(dir: string, order: "a" | "b"): string {
   return dir;
 }
 
-async function hostileArchive(entries: Array<{ header: tar.Headers; body?: string }>): Promise<string> {
+async function hostileArchive(entries: Array<{ header: Partial<tar.Header> & { name: string }; body?: string }>): Promise<string> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on("data", (c: Buffer) => chunks.push(c));
-  const end = new Promise((r) => pack.on("end", r));
+  pack.on("data", (c) => void chunks.push(c as Buffer));
+  const end = new Promise<void>((r) => pack.on("end", () => r()));
   for (const e of entries) pack.entry(e.header, e.body ?? "");
   pack.finalize();
   await end;
@@ -82,7 +82,7 @@ describe("packPath / unpackPath", () => {
   });
 
   test("hostile archives are refused and leave nothing behind", async () => {
-    const cases: Array<[string, Array<{ header: tar.Headers; body?: string }>]> = [
+    const cases: Array<[string, Array<{ header: Partial<tar.Header> & { name: string }; body?: string }>]> = [
       ["outside", [{ header: { name: "r", type: "directory" } }, { header: { name: "other/x", type: "file" }, body: "x" }]],
       ["dotdot", [{ header: { name: "r", type: "directory" } }, { header: { name: "r/../x", type: "file" }, body: "x" }]],
       ["through a symlink", [

@@ -77,7 +77,7 @@ async function addEntries(pack: tar.Pack, path: string, name: string): Promise<v
       await addEntries(pack, join(path, s), `${name}/${s}`);
     }
   } else if (st.isFile()) {
-    const header: tar.Headers = { ...base, type: "file", mode: isExecutable(st) ? 0o555 : 0o444, size: st.size };
+    const header: Partial<tar.Header> & { name: string } = { ...base, type: "file", mode: isExecutable(st) ? 0o555 : 0o444, size: st.size };
     if (st.size <= SMALL_FILE) await entry(pack, header, readFileSync(path));
     else {
       await new Promise<void>((resolve, reject) => {
@@ -92,7 +92,7 @@ async function addEntries(pack: tar.Pack, path: string, name: string): Promise<v
   }
 }
 
-function entry(pack: tar.Pack, header: tar.Headers, body?: Buffer): Promise<void> {
+function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (body) pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
     else pack.entry(header, (err) => (err ? reject(err) : resolve()));
