@@ -58,7 +58,7 @@ export class Pusher {
 
   /** Push the closure of `paths` and then the realisation records. */
   async push(paths: Iterable<StorePathName>, realisations: PushRealisation[] = []): Promise<void> {
-    await (this.ready ??= this.prepare());
+    await (this.ready ??= this.ensureCacheInfo());
     const closure = this.store.closure(paths);
     await Promise.all([...closure].map((p) => this.pushPath(p)));
     await Promise.all(realisations.map((r) => this.small.run(0, async () => {
@@ -70,7 +70,7 @@ export class Pusher {
   }
 
   /** A cache is made by its first push; one for another store directory is refused. */
-  private async prepare(): Promise<void> {
+  private async ensureCacheInfo(): Promise<void> {
     const bytes = await this.backend.get(CACHE_INFO, this.o.signal);
     if (!bytes) return this.backend.put(CACHE_INFO, encode(defaultCacheInfo()), this.o.signal);
     let storeDir: string;
