@@ -17,7 +17,7 @@ export type KilnEvent =
   /**
    * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
    * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI);
- * downloadBytes: what substituting it downloads (its own archives, not its closure's)
+ * downloadBytes: what substituting it downloads (the archives of its closure that the store lacks)
    */
   | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[]; downloadBytes?: number }> }
   /** something went wrong that does not stop the run (a binary cache down or untrusted) */

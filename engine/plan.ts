@@ -116,15 +116,38 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
   return out;
 }
 
-/** What substituting a planned node downloads, when its substituter says (its own outputs' archives). */
-export function downloadBytes(e: PlanEntry): number | undefined {
-  if (!e.substitute) return undefined;
-  let total = 0;
-  for (const i of Object.values(e.substitute.infos)) {
-    if (i.downloadSize === undefined) return undefined;
-    total += i.downloadSize;
+/**
+ * What substituting each planned node downloads: its outputs' archives and those of their
+ * references that the store lacks (asked of the same substituter, which keeps what it learns
+ * for the fetch), each path counted once, with the first node that needs it. A substituter
+ * that fails to answer leaves the sum at what was known.
+ */
+export async function downloadSizes(store: LocalStore, nodes: Node[], p: Map<Node, PlanEntry>, signal: AbortSignal): Promise<Map<Node, number>> {
+  const counted = new Set<StorePathName>();
+  const out = new Map<Node, number>();
+  const skip = (path: StorePathName) => counted.has(path) || store.isValid(path);
+  for (const n of nodes) {
+    const offer = p.get(n)?.substitute;
+    if (!offer) continue;
+    let bytes = 0;
+    let frontier = Object.values(offer.infos);
+    while (frontier.length > 0) {
+      const next = new Set<StorePathName>();
+      for (const i of frontier) {
+        if (skip(i.path)) continue;
+        counted.add(i.path);
+        bytes += i.downloadSize ?? 0;
+        for (const r of i.references) if (r !== i.path && !skip(r)) next.add(r);
+      }
+      try {
+        frontier = next.size ? [...(await offer.from.pathInfos([...next], signal)).values()] : [];
+      } catch {
+        frontier = [];
+      }
+    }
+    out.set(n, bytes);
   }
-  return total;
+  return out;
 }
 
 function allOutputs(n: Node, find: (output: string) => StorePathName | undefined): Outputs | undefined {

@@ -16,7 +16,7 @@ import type { NodeRef } from "./events.js";
 import type { Graph, Node } from "./evaluate.js";
 import { cancelled, fetchStep, mayFetchFirst } from "./fetch-step.js";
 import { criticalPathPriorities, nodeRef, reachable } from "./graph.js";
-import { downloadBytes, fixedInStore, neededNodes, plan, visitsInputs, type Outputs, type PlanEntry } from "./plan.js";
+import { downloadSizes, fixedInStore, neededNodes, plan, visitsInputs, type Outputs, type PlanEntry } from "./plan.js";
 import { JobPool } from "./scheduler.js";
 import type { StepEnv, StepOutcome } from "./steps.js";
 import { findSubstitute, substituteStep } from "./substitute-step.js";
@@ -96,12 +96,12 @@ export class Realizer {
     // this is simply found missing by lookup() and built again
     this.protect(nodes.flatMap((n) => (p.get(n)!.state === "cached" ? Object.values(p.get(n)!.outputs!) : [])));
     // with the edges, so that reporters can draw the graph and its critical path
+    const downloads = await downloadSizes(store, nodes, p, this.signal);
     this.ctx.events({
       type: "planned",
       nodes: nodes.map((n) => {
-        const e = p.get(n)!;
-        const download = downloadBytes(e);
-        return { ...nodeRef(n), state: e.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash), ...(download !== undefined ? { downloadBytes: download } : {}) };
+        const download = downloads.get(n);
+        return { ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash), ...(download !== undefined ? { downloadBytes: download } : {}) };
       }),
     });
     const recorded = buildDurations(store, nodes.filter((n) => p.get(n)!.state !== "cached"));

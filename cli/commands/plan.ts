@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
-import { downloadBytes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
+import { downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { describeCause, explain, type CauseReport } from "../../engine/why.js";
@@ -48,7 +48,7 @@ export interface Forecast {
   criticalMs: number;
   /** nodes that would run with no recorded duration to go by */
   unestimated: number;
-  /** bytes the substitutions download (the targets' archives; references they lack come on top) */
+  /** bytes the substitutions download: the archives of their closures, less what the store has */
   downloadBytes: number;
   /** per target: root causes against its latest realisation with a different derivation */
   causes: Record<string, CauseReport[]>;
@@ -63,16 +63,16 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
   // a substitution downloads; its build time does not count
   const runs = (s: PlanState) => s !== "cached" && s !== "substitutable";
   const est = buildDurations(ctx.store, nodes.filter((n) => runs(p.get(n)!.state)));
+  const downloads = await downloadSizes(ctx.store, nodes, p, ctx.signal);
   const counts: Record<PlanState, number> = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
   const finish = new Map<string, number>();
   let totalMs = 0;
   let unestimated = 0;
   let download = 0;
   const rows: ForecastRow[] = nodes.map((n) => {
-    const entry = p.get(n)!;
-    const state = entry.state;
+    const state = p.get(n)!.state;
     counts[state]++;
-    const bytes = downloadBytes(entry);
+    const bytes = downloads.get(n);
     download += bytes ?? 0;
     const e = runs(state) ? est.get(n.hash) : undefined;
     if (runs(state) && !e) unestimated++;

@@ -71,7 +71,9 @@ export function copyFixture(name: string): string {
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // the test decides these, never the developer's shell
-  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS"]) delete env[k];
+  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS"]) delete env[k];
+  // nor the developer's kiln.conf (binary caches, builders)
+  env.KILN_CONFIG = "/nonexistent/kiln.conf";
   // tests look at what the graph walk does: the no-op record (cli/noop.ts) answers a repeated
   // realize without it, depending on file times; cli/fast.test.ts turns it on
   env.KILN_EVAL_CACHE = "0";
