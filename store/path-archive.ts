@@ -48,7 +48,8 @@ class Digesting extends Transform {
 export async function packPath(host: string, root: string, dest: string, o: { level?: number; signal?: AbortSignal } = {}): Promise<PackedFile> {
   const pack = tar.pack();
   const digest = new Digesting();
-  const done = pipeline(pack, new CompressStream({ compressionLevel: o.level ?? 3 }), digest, createWriteStream(dest), o.signal ? { signal: o.signal } : {});
+  // one zstd worker thread: compression runs beside the reading, tarring and hashing here
+  const done = pipeline(pack, new CompressStream({ compressionLevel: o.level ?? 3, nbWorkers: 1 }), digest, createWriteStream(dest), o.signal ? { signal: o.signal } : {});
   try {
     await addEntries(pack, host, root);
     pack.finalize();
@@ -82,7 +83,7 @@ async function addEntries(pack: tar.Pack, path: string, name: string): Promise<v
     else {
       await new Promise<void>((resolve, reject) => {
         const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-        const src = createReadStream(path);
+        const src = createReadStream(path, { highWaterMark: SMALL_FILE });
         src.on("error", reject);
         src.pipe(sink);
       });
@@ -105,7 +106,7 @@ function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, b
  */
 export async function unpackPath(file: string, root: string, dest: string, signal?: AbortSignal): Promise<void> {
   try {
-    await unpackStream(createReadStream(file), root, dest, signal);
+    await unpackStream(createReadStream(file, { highWaterMark: SMALL_FILE }), root, dest, signal);
   } catch (e) {
     removeTree(dest);
     if (signal?.aborted) throw e;
