@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
@@ -18,6 +18,10 @@ import { plainReporter } from "./reporters/plain.js";
 import { settingsOf, type CacheArgs } from "./settings.js";
 import { BinaryCache } from "../engine/cache/binary-cache.js";
 import { openBackend } from "../engine/cache/backend.js";
+import type { Builder } from "../engine/builder.js";
+import { RemoteBuilders } from "../engine/builders/remote.js";
+import { parseMachine, SshMachine, type MachineSpec } from "../engine/builders/ssh.js";
+import { KilnError } from "../store/errors.js";
 import { parsePublicKey } from "../engine/cache/signing.js";
 
 export interface GlobalArgs extends CacheArgs {
@@ -154,10 +158,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   return {
     root,
     store,
-    builder: new LocalBuilder(new SandboxBuilder({
-      bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
-      scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
-    }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) }),
+    builder: builderOf(args, store),
     substituters: substitutersOf(args, sink),
     hostTools,
     events: sink,
@@ -173,6 +174,42 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
       fetchEnv,
     },
   };
+}
+
+/** This machine's builder: the builtins in-process, the rest in the bubblewrap sandbox. */
+export function localBuilder(store: LocalStore): LocalBuilder {
+  return new LocalBuilder(new SandboxBuilder({
+    bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
+    scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
+  }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) });
+}
+
+/** The local builder, with the remote builders (--builders, KILN_BUILDERS, kiln.conf) around it if there are any. */
+function builderOf(args: GlobalArgs, store: LocalStore): Builder {
+  const local = localBuilder(store);
+  const specs = machineSpecs(settingsOf(args).builders);
+  if (specs.length === 0) return local;
+  const machines = specs.map((spec) => new SshMachine(spec, { store, processDir: () => store.processDir() }));
+  return new RemoteBuilders(machines, local, Date.now);
+}
+
+/** Builder URLs, and the machines files named as @FILE (a URL a line, # comments). */
+function machineSpecs(entries: string[]): MachineSpec[] {
+  const uris: string[] = [];
+  for (const e of entries) {
+    if (!e.startsWith("@")) {
+      uris.push(e);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(e.slice(1), "utf8");
+    } catch (err) {
+      throw new KilnError("USAGE", `cannot read the machines file ${e.slice(1)}: ${(err as Error).message}`, "give --builders @FILE with one builder URL a line");
+    }
+    for (const line of text.split("\n")) if (line.replace(/#.*/, "").trim()) uris.push(line.replace(/#.*/, "").trim());
+  }
+  return uris.map((u) => parseMachine(u, hostSystem()));
 }
 
 /** The binary caches to substitute from, in the order given, each believing the trusted keys. */

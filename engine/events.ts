@@ -27,6 +27,8 @@ export type KilnEvent =
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" | "substitute" }
   | { type: "log"; node: NodeRef; line: string }
+  /** where a build runs, when there are remote builders: 'local' or a builder's URL */
+  | { type: "dispatched"; node: NodeRef; machine: string }
   /** cutoff: an input (directly or further up) was rebuilt in this run, yet this node was reused */
   | { type: "cached"; node: NodeRef; paths: Record<string, string>; cutoff: boolean }
   | { type: "substituted"; node: NodeRef; paths: Record<string, string>; from: string }

@@ -62,6 +62,9 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
         else line(`done: ${e.built} built, ${e.cached} from the store, ${e.substituted ? `${e.substituted} substituted, ` : ""}${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
         break;
+      case "dispatched":
+        line(`building ${e.node.name} on ${e.machine === "local" ? "this machine" : e.machine}`);
+        break;
       case "pushed":
         line(`pushed   ${e.path} to ${e.to} (${(e.bytes / (1 << 20)).toFixed(1)} MiB)`);
         break;

@@ -359,6 +359,7 @@ export function App(props: AppProps) {
               {isSel ? "›" : " "} {label.padEnd(nameWidth + 2)} <Text color={COLOR[n.status]}>{ICON[n.status]} {STATUS_LABEL[n.status].padEnd(8)}</Text>
               {t !== undefined ? ` ${formatMs(t).padStart(6)}` : n.estimateMs !== undefined && n.status === "waiting" ? ` ~${formatMs(n.estimateMs)}` : ""}
               {cp.has(r.drv) ? <Text color="magenta"> ◆</Text> : null}
+              {n.machine && n.machine !== "local" && n.status === "running" ? <Text color="blue">  on {n.machine}</Text> : null}
               {extra}
               {why ? <Text dimColor>  {why}</Text> : null}
             </Text>

@@ -34,6 +34,8 @@ export interface NodeView {
   dependents: string[];
   status: NodeStatus;
   kind?: "build" | "fetch" | "substitute";
+  /** where it is built, when there are remote builders ('local' or a builder's URL) */
+  machine?: string;
   /** bytes substituting it downloads (planned substitutable) */
   downloadBytes?: number;
   /** resolved derivation hash, once started (names the log file) */
@@ -279,6 +281,9 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
       break;
     case "pushed":
       s.pushed++;
+      break;
+    case "dispatched":
+      nodeOf(s, e.node).machine = e.machine;
       break;
     default: {
       const never: never = e;

@@ -2,7 +2,7 @@
 // 127.0.0.1 with free ports, unprivileged where the server allows, and stopped by them: nginx
 // with its WebDAV module (Debian's nginx package), an S3 server (s3rver from npm), a server that
 // accepts and never answers, and OpenSSH's sshd.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
@@ -110,4 +110,49 @@ export async function startSilent(): Promise<Running & { connections: () => numb
       server.close(() => r());
     }),
   };
+}
+
+export interface Sshd extends Running {
+  user: string;
+  /** the client's private key, to log in with */
+  clientKey: string;
+  /** the server's ed25519 host key, base64 (what a builder URL's host-key= takes) */
+  hostKey: string;
+  /** a directory the user owns, e.g. for its store */
+  home: string;
+}
+
+/**
+ * OpenSSH's sshd on 127.0.0.1, run as `user` (a system user made for the test if there is none:
+ * the caller must be root), so it needs no privilege and logs in only that user, with a key of
+ * its own. Everything it uses is under `dir`, which the user can read.
+ */
+export async function startSshd(dir: string, user: string): Promise<Sshd> {
+  const home = join(dir, "home");
+  mkdirSync(join(home, ".ssh"), { recursive: true });
+  if (spawnSync("id", ["-u", user]).status !== 0) {
+    const r = spawnSync("useradd", ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", user], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`useradd ${user}: ${r.stderr}`);
+  }
+  // its home is this run's (the user may have been made by an earlier run)
+  spawnSync("usermod", ["--home", home, user]);
+  const uid = Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout.trim());
+  const gid = Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout.trim());
+  for (const k of ["client", "hostkey"]) spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", join(dir, k)]);
+  writeFileSync(join(home, ".ssh", "authorized_keys"), readFileSync(join(dir, "client.pub")));
+  const port = await freePort();
+  const conf = join(dir, "sshd_config");
+  writeFileSync(conf, [
+    `Port ${port}`, "ListenAddress 127.0.0.1", `HostKey ${join(dir, "hostkey")}`, `AuthorizedKeysFile ${join(home, ".ssh", "authorized_keys")}`,
+    `PidFile ${join(dir, "sshd.pid")}`, "UsePAM no", "StrictModes no", "PasswordAuthentication no", "KbdInteractiveAuthentication no", "LogLevel ERROR", "",
+  ].join("\n"));
+  spawnSync("chown", ["-R", `${uid}:${gid}`, dir]);
+  spawnSync("chown", ["0:0", join(dir, "client")]);
+  spawnSync("chmod", ["755", dir]);
+  let log = "";
+  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", conf], { uid, gid, stdio: ["ignore", "ignore", "pipe"], env: { PATH: "/usr/bin:/bin" } });
+  child.stderr!.on("data", (c: Buffer) => (log += c.toString()));
+  await listening(port, child, "sshd", () => log);
+  const hostKey = readFileSync(join(dir, "hostkey.pub"), "utf8").split(" ")[1]!;
+  return { url: `ssh://${user}@127.0.0.1:${port}`, port, user, clientKey: join(dir, "client"), hostKey, home, stop: stopper(child) };
 }

@@ -1,0 +1,68 @@
+// Remote builders over SSH, against a real OpenSSH server the test starts on 127.0.0.1, running as
+// a user of its own (made for the test), with its own key and its own store. The builds of
+// fixtures/hello go there and come back with the digests a local build gives; a builder that
+// cannot be reached sends the builds home.
+import assert from "node:assert/strict";
+import { getuid } from "node:process";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { LocalStore } from "../store/local-store.js";
+import { CLI, buildStarts, cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { freePort, startSshd, type Sshd } from "./test-helpers/servers.js";
+
+after(cleanup);
+
+function digests(root: string): Map<string, string> {
+  const store = LocalStore.open(root);
+  try {
+    return new Map(store.allPaths().map((p) => [p.path, p.nar_digest] as [string, string]));
+  } finally {
+    store.close();
+  }
+}
+
+// sshd runs as a user made for the test: that takes root (as CI and the development machines are)
+describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to make the builder's user" : false }, () => {
+  let sshd: Sshd;
+  let project: string;
+  let builderUrl: string;
+  before(async () => {
+    sshd = await startSshd(tempDir("sshd"), "kiln-test-builder");
+    project = copyFixture("hello");
+    const q = new URLSearchParams({ system: "x86_64-linux", jobs: "2", key: sshd.clientKey, "host-key": sshd.hostKey, store: join(sshd.home, "store"), kiln: CLI });
+    builderUrl = `${sshd.url}?${q}`;
+  });
+  after(async () => sshd?.stop());
+
+  test("builds run on the SSH builder, in its own store, and give the digests of a local build", async () => {
+    const local = tempDir("store-local");
+    await kilnJson(["realize", "greeting", "--no-link"], { cwd: project, store: local });
+    const store = tempDir("store-remote-client");
+    const r = await kilnJson(["realize", "greeting", "--no-link", "--builders", builderUrl], { cwd: project, store });
+    assert.equal(buildStarts(r.events).length, 3);
+    const where = eventsOf(r.events, "dispatched").map((e) => `${e.node!.name}@${e.machine as string}`).sort();
+    assert.deepEqual(where, ["greeting", "hello", "libgreet"].map((n) => `${n}@ssh://kiln-test-builder@127.0.0.1:${sshd.port}`));
+    const mine = digests(store);
+    assert.deepEqual(mine, digests(local), "the same paths with the same content as a local build");
+    // the builder's store got the inputs it needed (the sources, libgreet for hello), not the outputs
+    const theirs = [...digests(join(sshd.home, "store")).keys()].map((p) => p.slice(33)).sort();
+    assert.ok(theirs.includes("main.c") && theirs.includes("libgreet"), theirs.join(", "));
+    assert.ok(!theirs.includes("greeting"), "outputs are registered where they are used");
+  });
+
+  test("a builder that cannot be reached sends the builds home", async () => {
+    const dead = builderUrl.replace(`:${sshd.port}`, `:${await freePort()}`);
+    const store = tempDir("store-fallback");
+    const r = await kilnJson(["realize", "greeting", "--no-link", "--builders", dead], { cwd: project, store });
+    assert.equal(buildStarts(r.events).length, 3);
+    const last = new Map(eventsOf(r.events, "dispatched").map((e) => [e.node!.name, e.machine as string]));
+    assert.deepEqual([...last.values()], ["local", "local", "local"]);
+    const logs = eventsOf(r.events, "log").map((e) => e.line as string).join("\n");
+    assert.match(logs, /builder ssh:\/\/kiln-test-builder@127\.0\.0\.1:\d+: builder-serve missing exited with 255: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused; building elsewhere/);
+  });
+
+  test("a bad builder URL is a usage error", async () => {
+    const r = await kilnJson(["realize", "greeting", "--builders", "ssh://host?jobs=zero"], { cwd: project, store: tempDir("store-bad") }, 2);
+    assert.match(r.stderr, /builder ssh:\/\/host\?jobs=zero: jobs=zero is not a positive whole number/);
+  });
+});
