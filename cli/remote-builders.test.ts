@@ -3,6 +3,7 @@
 // fixtures/hello go there and come back with the digests a local build gives; a builder that
 // cannot be reached sends the builds home.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { getuid } from "node:process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -50,10 +51,13 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
     assert.ok(!theirs.includes("greeting"), "outputs are registered where they are used");
   });
 
-  test("a builder that cannot be reached sends the builds home", async () => {
+  test("a builder that cannot be reached sends the builds home (builders from a machines file named in kiln.conf)", async () => {
     const dead = builderUrl.replace(`:${sshd.port}`, `:${await freePort()}`);
+    const conf = tempDir("conf");
+    writeFileSync(join(conf, "machines"), `# the team's builders\n${dead}\n`);
+    writeFileSync(join(conf, "kiln.conf"), "builders = @machines\n");
     const store = tempDir("store-fallback");
-    const r = await kilnJson(["realize", "greeting", "--no-link", "--builders", dead], { cwd: project, store });
+    const r = await kilnJson(["realize", "greeting", "--no-link"], { cwd: project, store, env: { KILN_CONFIG: join(conf, "kiln.conf") } });
     assert.equal(buildStarts(r.events).length, 3);
     const last = new Map(eventsOf(r.events, "dispatched").map((e) => [e.node!.name, e.machine as string]));
     assert.deepEqual([...last.values()], ["local", "local", "local"]);

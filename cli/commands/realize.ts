@@ -140,7 +140,7 @@ async function realizeTargets(
   // a profile gets a generation only when every target was realised
   const profile = argv.profile !== undefined && result.failed.length === 0 ? recordProfile(ctx, argv.profile, ev.roots, result.outputs) : undefined;
   if (o.print) {
-    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
+    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, substituted: result.substituted, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
     else for (const r of rows) process.stdout.write(`${r.path}\n`);
   }
   if (profile && !argv.json) {
