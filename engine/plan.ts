@@ -26,6 +26,13 @@ export interface PlanEntry {
   substitute?: { from: Substituter; infos: Record<string, SubstitutableInfo> };
 }
 
+/** The substituters by their priority, lower first; equal ones (and those without) in the order given. */
+export async function byPriority(substituters: readonly Substituter[], signal: AbortSignal): Promise<readonly Substituter[]> {
+  if (substituters.length < 2) return substituters;
+  const prio = await Promise.all(substituters.map((s) => s.priority?.(signal) ?? Promise.resolve(Number.MAX_SAFE_INTEGER)));
+  return substituters.map((s, i) => ({ s, p: prio[i]!, i })).sort((a, b) => a.p - b.p || a.i - b.i).map((x) => x.s);
+}
+
 /** What a fixed output's content would already be in the store under, if anything. */
 export function fixedInStore(store: LocalStore, n: Node): StorePathName | undefined {
   const byKey = store.realisation(n.hash, "out");
@@ -62,6 +69,7 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
     (waves[w] ??= []).push(n);
   }
   const ac = signal ?? new AbortController().signal;
+  substituters = await byPriority(substituters, ac);
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
     let missing: Array<{ n: Node; hash: ResolvedHash }> = [];

@@ -7,7 +7,7 @@ import { KilnError } from "../store/errors.js";
 import { removeTree, type StorePathName } from "../store/paths.js";
 import type { ResolvedHash } from "./derivation.js";
 import type { Node } from "./evaluate.js";
-import type { Outputs, PlanEntry } from "./plan.js";
+import { byPriority, type Outputs, type PlanEntry } from "./plan.js";
 import { JobPool } from "./scheduler.js";
 import type { StepEnv, StepOutcome } from "./steps.js";
 import { substitutionKey, type SubstitutableInfo, type Substituter } from "./substituter.js";
@@ -19,7 +19,7 @@ const PARALLEL_DOWNLOADS = 4;
 
 /** Ask the substituters, in order, for every output of `n` under `hash`; the first that has them all. */
 export async function findSubstitute(substituters: readonly Substituter[], n: Node, hash: ResolvedHash, signal: AbortSignal): Promise<Offer | undefined> {
-  for (const from of substituters) {
+  for (const from of await byPriority(substituters, signal)) {
     const offered = await from.query(n.drv.outputs.map((output) => ({ resolved: hash, output })), signal);
     const infos: Offer["infos"] = {};
     for (const o of n.drv.outputs) {

@@ -41,6 +41,8 @@ export interface Substituter {
   query(keys: Array<{ resolved: ResolvedHash; output: string }>, signal: AbortSignal): Promise<Map<string, Realisation>>;
   /** The infos of these store paths, those it has (the references of what it offers, to fetch first). */
   pathInfos(paths: StorePathName[], signal: AbortSignal): Promise<Map<StorePathName, SubstitutableInfo>>;
+  /** Lower is asked first (a cache says its own, as Nix's do); absent: in the order given. */
+  priority?(signal: AbortSignal): Promise<number>;
   /** Fetch one path's tree to `dest` (which must not exist yet); onProgress: bytes so far. */
   fetch(info: SubstitutableInfo, dest: string, signal: AbortSignal, onProgress?: (bytes: number) => void): Promise<void>;
 }

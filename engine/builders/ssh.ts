@@ -60,7 +60,13 @@ export function parseMachine(uri: string, defaultSystem: string): MachineSpec {
   };
   if (u.username) spec.user = decodeURIComponent(u.username);
   if (u.port) spec.port = Number(u.port);
-  for (const [k, f] of [["key", "key"], ["host-key", "hostKey"], ["store", "store"]] as const) if (get(k) !== undefined) spec[f] = get(k)!;
+  for (const [k, f] of [["key", "key"], ["store", "store"]] as const) if (get(k) !== undefined) spec[f] = get(k)!;
+  // base64 has '+', which a query string reads as a space when it is not escaped
+  const hostKey = get("host-key")?.replace(/ /g, "+");
+  if (hostKey !== undefined) {
+    if (!/^[A-Za-z0-9+/]+=*$/.test(hostKey)) throw bad("host-key is not base64 (the second field of `ssh-keyscan -t ed25519 HOST`)");
+    spec.hostKey = hostKey;
+  }
   return spec;
 }
 

@@ -165,6 +165,19 @@ describe("binary cache on a directory", () => {
     assert.equal(b.store.allPaths().length, 0);
   });
 
+  test("caches are asked by the priority in their kiln-cache-info, lower first, whatever the order given", async () => {
+    const key = keys("test-1");
+    const first = await pushedCache(key);
+    const second = await pushedCache(key);
+    const info = JSON.parse(readFileSync(join(second.dir, "kiln-cache-info"), "utf8")) as { priority: number };
+    assert.equal(info.priority, 40, "the default");
+    writeFileSync(join(second.dir, "kiln-cache-info"), JSON.stringify({ ...info, priority: 10 }));
+    const b = harness();
+    await b.realize([graph()], [cacheOf(first.dir, [key.public]), cacheOf(second.dir, [key.public])]);
+    const from = b.events.flatMap((e) => (e.type === "substituted" ? [e.from] : []));
+    assert.deepEqual(from, [`file://${second.dir}`]);
+  });
+
   test("a directory that is no cache is skipped with one warning and the build goes on", async () => {
     const b = harness();
     const warnings: string[] = [];

@@ -44,6 +44,11 @@ export class BinaryCache implements Substituter {
     return (this.info ??= this.readInfo(signal));
   }
 
+  /** Its cache-info's priority; a cache that cannot be used comes last. */
+  async priority(signal: AbortSignal): Promise<number> {
+    return (await this.cacheInfo(signal))?.priority ?? Number.MAX_SAFE_INTEGER;
+  }
+
   private async readInfo(signal: AbortSignal): Promise<CacheInfo | undefined> {
     try {
       const bytes = await this.backend.get(CACHE_INFO, signal);
