@@ -8,8 +8,8 @@ import { getuid } from "node:process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { LocalStore } from "../store/local-store.js";
-import { CLI, buildStarts, cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
-import { freePort, startSshd, type Sshd } from "./test-helpers/servers.js";
+import { CLI, REPO, buildStarts, cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { ensureUser, freePort, startSshd, userCanRead, type Sshd } from "./test-helpers/servers.js";
 
 after(cleanup);
 
@@ -28,7 +28,13 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
   let project: string;
   let builderUrl: string;
   before(async () => {
-    sshd = await startSshd(tempDir("sshd"), "kiln-test-builder");
+    // the builder's own user runs kiln from this checkout: it must be able to read it (a checkout
+    // under a private home cannot be); then the builder logs in as root, still with its own
+    // sshd, keys and store
+    ensureUser("kiln-test-builder");
+    const user = userCanRead("kiln-test-builder", [CLI, join(REPO, "node_modules", "better-sqlite3", "package.json")]) ? "kiln-test-builder" : "root";
+    if (user === "root") process.stderr.write(`note: kiln-test-builder cannot read ${REPO}; the SSH builder logs in as root\n`);
+    sshd = await startSshd(tempDir("sshd"), user);
     project = copyFixture("hello");
     const q = new URLSearchParams({ system: "x86_64-linux", jobs: "2", key: sshd.clientKey, "host-key": sshd.hostKey, store: join(sshd.home, "store"), kiln: CLI });
     builderUrl = `${sshd.url}?${q}`;
@@ -42,7 +48,7 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
     const r = await kilnJson(["realize", "greeting", "--no-link", "--builders", builderUrl], { cwd: project, store });
     assert.equal(buildStarts(r.events).length, 3);
     const where = eventsOf(r.events, "dispatched").map((e) => `${e.node!.name}@${e.machine as string}`).sort();
-    assert.deepEqual(where, ["greeting", "hello", "libgreet"].map((n) => `${n}@ssh://kiln-test-builder@127.0.0.1:${sshd.port}`));
+    assert.deepEqual(where, ["greeting", "hello", "libgreet"].map((n) => `${n}@ssh://${sshd.user}@127.0.0.1:${sshd.port}`));
     const mine = digests(store);
     assert.deepEqual(mine, digests(local), "the same paths with the same content as a local build");
     // the builder's store got the inputs it needed (the sources, libgreet for hello), not the outputs
@@ -62,7 +68,7 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
     const last = new Map(eventsOf(r.events, "dispatched").map((e) => [e.node!.name, e.machine as string]));
     assert.deepEqual([...last.values()], ["local", "local", "local"]);
     const logs = eventsOf(r.events, "log").map((e) => e.line as string).join("\n");
-    assert.match(logs, /builder ssh:\/\/kiln-test-builder@127\.0\.0\.1:\d+: builder-serve missing exited with 255: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused; building elsewhere/);
+    assert.match(logs, /builder ssh:\/\/[a-z-]+@127\.0\.0\.1:\d+: builder-serve missing exited with 255: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused; building elsewhere/);
   });
 
   test("a bad builder URL is a usage error", async () => {

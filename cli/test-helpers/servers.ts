@@ -122,6 +122,18 @@ export interface Sshd extends Running {
   home: string;
 }
 
+/** A system user for the test, made if there is none (the caller must be root). */
+export function ensureUser(user: string): void {
+  if (spawnSync("id", ["-u", user]).status === 0) return;
+  const r = spawnSync("useradd", ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", user], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`useradd ${user}: ${r.stderr}`);
+}
+
+/** Whether `user` can read (and reach) every one of `paths`. */
+export function userCanRead(user: string, paths: string[]): boolean {
+  return paths.every((p) => spawnSync("runuser", ["-u", user, "--", "test", "-r", p]).status === 0);
+}
+
 /**
  * OpenSSH's sshd on 127.0.0.1, run as `user` (a system user made for the test if there is none:
  * the caller must be root), so it needs no privilege and logs in only that user, with a key of
@@ -130,12 +142,11 @@ export interface Sshd extends Running {
 export async function startSshd(dir: string, user: string): Promise<Sshd> {
   const home = join(dir, "home");
   mkdirSync(join(home, ".ssh"), { recursive: true });
-  if (spawnSync("id", ["-u", user]).status !== 0) {
-    const r = spawnSync("useradd", ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", user], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`useradd ${user}: ${r.stderr}`);
-  }
-  // its home is this run's (the user may have been made by an earlier run)
-  spawnSync("usermod", ["--home", home, user]);
+  ensureUser(user);
+  // its home is this run's (the user may have been made by an earlier run); root's stays
+  if (user !== "root") spawnSync("usermod", ["--home", home, user]);
+  // sshd run by root checks for its privilege separation directory
+  else mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const uid = Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout.trim());
   const gid = Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout.trim());
   for (const k of ["client", "hostkey"]) spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", join(dir, k)]);
