@@ -5,21 +5,11 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { LocalStore } from "../store/local-store.js";
-import { buildStarts, cleanup, copyFixture, eventsOf, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, eventsOf, kiln, kilnJson, tempDir, storeDigests } from "./test-helpers/kiln.js";
 import { freePort, startNginx, startS3, startSilent, type Running } from "./test-helpers/servers.js";
 
 after(cleanup);
 
-/** What a store holds: path -> content digest. */
-function digests(root: string): Map<string, string> {
-  const store = LocalStore.open(root);
-  try {
-    return new Map(store.allPaths().map((p) => [p.path, p.nar_digest] as [string, string]));
-  } finally {
-    store.close();
-  }
-}
 
 describe("binary caches on real servers", () => {
   let project: string;
@@ -71,14 +61,14 @@ describe("binary caches on real servers", () => {
     assert.equal(buildStarts(b.events).length, 0, "nothing built");
     assert.deepEqual(eventsOf(b.events, "substituted").map((e) => e.node!.name), ["greeting"]);
     assert.equal(b.stdout.trim().split("/").pop(), a.stdout.trim().split("/").pop(), "the same store path");
-    const da = digests(storeA);
-    for (const [p, d] of digests(storeB)) assert.equal(d, da.get(p), p);
+    const da = storeDigests(storeA);
+    for (const [p, d] of storeDigests(storeB)) assert.equal(d, da.get(p), p);
     const verify = await kiln(["verify"], { cwd: project, store: storeB });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     // the target is known through the cache's records (its build inputs are not in store B)
     const info = await kiln(["path-info", "-r", "greeting", "--substituters", url, "--trusted-public-keys", pub], { cwd: project, store: storeB });
     assert.equal(info.code, 0, info.stderr);
-    assert.equal(info.stdout.trim().split("\n").length, digests(storeB).size, "the closure is complete");
+    assert.equal(info.stdout.trim().split("\n").length, storeDigests(storeB).size, "the closure is complete");
     const again = await kilnJson(["realize", "greeting", "--no-link", "--substituters", url, "--trusted-public-keys", pub], { cwd: project, store: storeB });
     assert.equal(eventsOf(again.events, "substituted").length + buildStarts(again.events).length, 0, "the second time, nothing is fetched or built");
   });
@@ -108,7 +98,7 @@ describe("binary caches on real servers", () => {
     const r = await kiln(["realize", "greeting", "--no-link", "--substituters", url, "--trusted-public-keys", pub], { cwd: project, store: storeD });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /has sha256 [0-9a-f]{64}, not the signed/);
-    assert.equal(digests(storeD).size, 0);
+    assert.equal(storeDigests(storeD).size, 0);
   });
 
   test("a dead cache and one that never answers are skipped after the timeout, and the build goes on", async () => {
@@ -141,8 +131,8 @@ describe("binary caches on real servers", () => {
     const r = await kilnJson(["realize", "greeting", "--no-link"], { cwd: project, store: storeF, env: { ...env, KILN_CONFIG: conf } });
     assert.equal(buildStarts(r.events).length, 0);
     assert.deepEqual(eventsOf(r.events, "substituted").map((e) => e.node!.name), ["greeting"]);
-    const da = digests(storeA);
-    for (const [p, d] of digests(storeF)) assert.equal(d, da.get(p), p);
+    const da = storeDigests(storeA);
+    for (const [p, d] of storeDigests(storeF)) assert.equal(d, da.get(p), p);
   });
 
   test("bad settings are usage errors (exit 2) that say what to fix", async () => {

@@ -7,20 +7,11 @@ import { writeFileSync } from "node:fs";
 import { getuid } from "node:process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { LocalStore } from "../store/local-store.js";
-import { CLI, REPO, buildStarts, cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
+import { CLI, REPO, buildStarts, cleanup, copyFixture, eventsOf, kilnJson, tempDir, storeDigests } from "./test-helpers/kiln.js";
 import { ensureUser, freePort, startSshd, userCanRead, type Sshd } from "./test-helpers/servers.js";
 
 after(cleanup);
 
-function digests(root: string): Map<string, string> {
-  const store = LocalStore.open(root);
-  try {
-    return new Map(store.allPaths().map((p) => [p.path, p.nar_digest] as [string, string]));
-  } finally {
-    store.close();
-  }
-}
 
 // sshd runs as a user made for the test: that takes root (as CI and the development machines are)
 describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to make the builder's user" : false }, () => {
@@ -49,10 +40,10 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
     assert.equal(buildStarts(r.events).length, 3);
     const where = eventsOf(r.events, "dispatched").map((e) => `${e.node!.name}@${e.machine as string}`).sort();
     assert.deepEqual(where, ["greeting", "hello", "libgreet"].map((n) => `${n}@ssh://${sshd.user}@127.0.0.1:${sshd.port}`));
-    const mine = digests(store);
-    assert.deepEqual(mine, digests(local), "the same paths with the same content as a local build");
+    const mine = storeDigests(store);
+    assert.deepEqual(mine, storeDigests(local), "the same paths with the same content as a local build");
     // the builder's store got the inputs it needed (the sources, libgreet for hello), not the outputs
-    const theirs = [...digests(join(sshd.home, "store")).keys()].map((p) => p.slice(33)).sort();
+    const theirs = [...storeDigests(join(sshd.home, "store")).keys()].map((p) => p.slice(33)).sort();
     assert.ok(theirs.includes("main.c") && theirs.includes("libgreet"), theirs.join(", "));
     assert.ok(!theirs.includes("greeting"), "outputs are registered where they are used");
   });

@@ -6,6 +6,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LocalStore } from "../../store/local-store.js";
 import { removeTree } from "../../store/paths.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -181,6 +182,16 @@ export { allValid, buildRows, closureSql, query, storeContents, validPaths, type
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);
+}
+
+/** What a store holds, by its database: store path name -> content digest. */
+export function storeDigests(root: string): Map<string, string> {
+  const store = LocalStore.open(root);
+  try {
+    return new Map(store.allPaths().map((p) => [p.path, p.nar_digest] as [string, string]));
+  } finally {
+    store.close();
+  }
 }
 
 /** What is in the store directory on disk, sorted. */
