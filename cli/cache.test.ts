@@ -135,6 +135,17 @@ describe("binary caches on real servers", () => {
     for (const [p, d] of storeDigests(storeF)) assert.equal(d, da.get(p), p);
   });
 
+  test("kiln copy takes a store path too: its closure goes to a file:// cache, with no realisation records", async () => {
+    const r = await kiln(["path-info", "greeting"], { cwd: project, store: storeA });
+    const path = r.stdout.split("\t")[0]!.trim();
+    const dir = tempDir("file-cache");
+    const c = await kiln(["copy", path, "--to", `file://${dir}`, "--secret-key", join(keys, "test-cache-1.sec")], { cwd: project, store: storeA });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /copied 3 path\(s\) .*; 0 realisation record\(s\) written/);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith(".manifest")).length, 3);
+    assert.ok(readFileSync(join(dir, "kiln-cache-info"), "utf8").includes('"storeDir": "/kiln/store"'));
+  });
+
   test("bad settings are usage errors (exit 2) that say what to fix", async () => {
     const store = tempDir("store-g");
     const url = await kiln(["realize", "greeting", "--substituters", "ftp://example/cache"], { cwd: project, store });
