@@ -6,6 +6,7 @@
 // found substitutable is fetched with its closure, without its inputs) → else take a job
 // slot and a per-derivation lock (shared by every kiln process on this store), look again, and
 // fetch or build (engine/fetch-step.ts, engine/build-step.ts).
+import { setMaxListeners } from "node:events";
 import { isKilnError, KilnError } from "../store/errors.js";
 import { buildDurations } from "../store/history.js";
 import type { StorePathName } from "../store/paths.js";
@@ -52,6 +53,8 @@ export class Realizer {
   constructor(private readonly ctx: Context) {
     this.pool = new JobPool(ctx.config.jobs);
     this.signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+    // every build, download and cache request in flight listens to it: many at once is normal
+    setMaxListeners(0, this.signal);
   }
 
   async realize(graph: Graph, roots: Node[]): Promise<RealizeResult> {

@@ -14,6 +14,9 @@ import { substitutionKey, type SubstitutableInfo, type Substituter } from "./sub
 
 type Offer = NonNullable<PlanEntry["substitute"]>;
 
+/** A download this large says how far it is. */
+const PROGRESS_FROM = 8 << 20;
+
 /** Downloads at once within one node's closure (nodes themselves run in parallel job slots). */
 const PARALLEL_DOWNLOADS = 4;
 
@@ -125,7 +128,16 @@ class Downloads {
       const t0 = this.s.ctx.clock();
       const size = info.downloadSize !== undefined ? ` (${mib(info.downloadSize)} to download)` : "";
       this.s.log(this.n, `fetching ${info.path} from ${this.from.name}${size}`);
-      await this.from.fetch(info, tree, this.s.signal);
+      // progress in the node's log (the live view shows its tail): at each quarter of a large download
+      const total = info.downloadSize ?? 0;
+      let shown = 0;
+      const progress = total >= PROGRESS_FROM
+        ? (bytes: number) => {
+          const quarter = Math.floor((bytes / total) * 4);
+          if (quarter > shown && quarter < 4) this.s.log(this.n, `fetching ${info.path}: ${mib((shown = quarter) * (total / 4))} of ${mib(total)}`);
+        }
+        : undefined;
+      await this.from.fetch(info, tree, this.s.signal, progress);
       this.s.log(this.n, `fetched ${info.path}: ${mib(info.narSize)} in ${((this.s.ctx.clock() - t0) / 1000).toFixed(1)}s`);
       return tree;
     });
