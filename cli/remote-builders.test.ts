@@ -62,6 +62,20 @@ describe("remote builders over SSH", { skip: getuid?.() !== 0 ? "needs root to m
     assert.match(logs, /builder ssh:\/\/[a-z-]+@127\.0\.0\.1:\d+: builder-serve missing exited with 255: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused; building elsewhere/);
   });
 
+  test("a builder whose connection drops during the build sends it home, and the build succeeds", async () => {
+    // kiln there, except that the build exchange ends as a dropped SSH connection does (255)
+    const wrapper = join(sshd.home, "kiln-drops");
+    writeFileSync(wrapper, `#!/bin/sh\ncase "$*" in *" build") echo "connection reset" >&2; exit 255;; esac\nexec ${CLI} "$@"\n`, { mode: 0o755 });
+    const url = builderUrl.replace(`kiln=${encodeURIComponent(CLI)}`, `kiln=${encodeURIComponent(wrapper)}`);
+    assert.notEqual(url, builderUrl);
+    const store = tempDir("store-drop");
+    const r = await kilnJson(["realize", "greeting", "--no-link", "--builders", url], { cwd: project, store });
+    const libgreet = eventsOf(r.events, "dispatched", "libgreet").map((e) => e.machine as string);
+    assert.deepEqual(libgreet, [`ssh://${sshd.user}@127.0.0.1:${sshd.port}`, "local"], "tried there, then built here");
+    assert.match(eventsOf(r.events, "log", "libgreet").map((e) => e.line as string).join("\n"), /builder-serve build exited with 255.*building elsewhere/);
+    assert.equal(eventsOf(r.events, "built").length, 3);
+  });
+
   test("a bad builder URL is a usage error", async () => {
     const r = await kilnJson(["realize", "greeting", "--builders", "ssh://host?jobs=zero"], { cwd: project, store: tempDir("store-bad") }, 2);
     assert.match(r.stderr, /builder ssh:\/\/host\?jobs=zero: jobs=zero is not a positive whole number/);

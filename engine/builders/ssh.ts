@@ -125,10 +125,10 @@ export class SshMachine {
       return value;
     } catch (e) {
       if (signal.aborted) throw signal.reason;
-      if (e instanceof MachineFailed) throw e;
       // what went wrong on this side usually follows from the far side's end: its exit says more
       const code = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
       if (code === undefined) child.kill();
+      if ((code === undefined || code === 0) && e instanceof MachineFailed) throw e;
       const why = code !== undefined && code !== 0 ? `exited with ${code}` : `failed: ${(e as Error).message}`;
       throw new MachineFailed(`${this.spec.name}: builder-serve ${op} ${why}${stderr ? `: ${lastLines(stderr)}` : ""}`);
     }
