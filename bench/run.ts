@@ -14,6 +14,7 @@ import { gcSuite } from "./suites/gc.js";
 import { graphSuites } from "./suites/graphs.js";
 import { hashSuite } from "./suites/hash.js";
 import { schedSuite } from "./suites/sched.js";
+import { cacheSuite } from "./suites/cache.js";
 import type { GraphDir } from "./lib/workspace.js";
 
 const HELP = `usage: npm run bench -- [options]
@@ -26,7 +27,7 @@ const HELP = `usage: npm run bench -- [options]
   --shapes deep,wide graph shapes (default both)
   --graphs LIST      exactly these graphs instead, e.g. deep-1000,wide-1000,wide-10000
   --runs N           timed runs per figure (default 5, --quick 3)
-  --only LIST        sections: noop,eval,hash,sched,gc (default all); "populate" only fills
+  --only LIST        sections: noop,eval,hash,sched,gc,cache (default all); "populate" only fills
                      the cached stores for --sizes (a first build of 10k: 1-2 min per tool, Nix's
                      chunked one longer; earlier, slower hosts: up to an hour);
                      with eval alone no store is filled (evaluation needs none)
@@ -184,18 +185,19 @@ async function main(): Promise<void> {
 
   const want = (s: string) => !o.only || o.only.has(s);
   let graphs: GraphDir[] = [];
-  const sections: Array<[string[], () => void]> = [
+  const sections: Array<[string[], () => void | Promise<void>]> = [
     [["noop", "eval", "populate", "gc"], () => (graphs = graphSuites(b))],
     [["hash"], () => hashSuite(b)],
     [["sched"], () => schedSuite(b)],
     [["gc"], () => gcSuite(b, graphs)],
+    [["cache"], () => cacheSuite(b)],
   ];
   const failures: string[] = [];
   try {
     for (const [names, fn] of sections) {
       if (!names.some(want)) continue;
       try {
-        fn();
+        await fn();
       } catch (e) {
         // one broken section should not lose the others' figures
         const msg = `${names.join("/")}: ${(e as Error).message}`;

@@ -13,7 +13,8 @@ const common = {
   bundle: true,
   platform: "node",
   target: "node20",
-  external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild"],
+  // native bindings, and the S3 client (loaded only for s3:// caches)
+  external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "zstd-napi", "@aws-sdk/client-s3"],
   logLevel: "warning",
 };
 await build({

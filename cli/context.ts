@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
@@ -15,8 +15,16 @@ import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
 import { plainReporter } from "./reporters/plain.js";
+import { settingsOf, type CacheArgs } from "./settings.js";
+import { BinaryCache } from "../engine/cache/binary-cache.js";
+import { openBackend } from "../engine/cache/backend.js";
+import type { Builder } from "../engine/builder.js";
+import { RemoteBuilders } from "../engine/builders/remote.js";
+import { parseMachine, SshMachine, type MachineSpec } from "../engine/builders/ssh.js";
+import { KilnError } from "../store/errors.js";
+import { parsePublicKey } from "../engine/cache/signing.js";
 
-export interface GlobalArgs {
+export interface GlobalArgs extends CacheArgs {
   store?: string;
   recipes?: string;
   jobs?: number;
@@ -146,16 +154,14 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
     if (process.env[k]) fetchEnv[k] = process.env[k]!;
   }
   const mirrors = [...(args.mirror ?? []), ...(process.env.KILN_MIRRORS ?? "").split(":").filter(Boolean)].map((m) => resolve(m));
+  const sink = events ?? makeReporter(args);
   return {
     root,
     store,
-    builder: new LocalBuilder(new SandboxBuilder({
-      bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
-      scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
-    }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) }),
-    substituters: [],
+    builder: builderOf(args, store),
+    substituters: substitutersOf(args, sink),
     hostTools,
-    events: events ?? makeReporter(args),
+    events: sink,
     clock: Date.now,
     signal,
     fileCache: store.fileDigests(),
@@ -168,6 +174,50 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
       fetchEnv,
     },
   };
+}
+
+/** This machine's builder: the builtins in-process, the rest in the bubblewrap sandbox. */
+export function localBuilder(store: LocalStore): LocalBuilder {
+  return new LocalBuilder(new SandboxBuilder({
+    bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
+    scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
+  }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) });
+}
+
+/** The local builder, with the remote builders (--builders, KILN_BUILDERS, kiln.conf) around it if there are any. */
+function builderOf(args: GlobalArgs, store: LocalStore): Builder {
+  const local = localBuilder(store);
+  const specs = machineSpecs(settingsOf(args).builders);
+  if (specs.length === 0) return local;
+  const machines = specs.map((spec) => new SshMachine(spec, { store, processDir: () => store.processDir() }));
+  return new RemoteBuilders(machines, local, Date.now);
+}
+
+/** Builder URLs, and the machines files named as @FILE (a URL a line, # comments). */
+function machineSpecs(entries: string[]): MachineSpec[] {
+  const uris: string[] = [];
+  for (const e of entries) {
+    if (!e.startsWith("@")) {
+      uris.push(e);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(e.slice(1), "utf8");
+    } catch (err) {
+      throw new KilnError("USAGE", `cannot read the machines file ${e.slice(1)}: ${(err as Error).message}`, "give --builders @FILE with one builder URL a line");
+    }
+    for (const line of text.split("\n")) if (line.replace(/#.*/, "").trim()) uris.push(line.replace(/#.*/, "").trim());
+  }
+  return uris.map((u) => parseMachine(u, hostSystem()));
+}
+
+/** The binary caches to substitute from, in the order given, each believing the trusted keys. */
+export function substitutersOf(args: GlobalArgs, events: EventSink): BinaryCache[] {
+  const s = settingsOf(args);
+  const trusted = s.trustedPublicKeys.map((k, i) => parsePublicKey(k, `trusted public key ${i + 1}`));
+  const warn = (message: string) => events({ type: "warning", message });
+  return s.substituters.map((url) => new BinaryCache(openBackend(url, { timeoutMs: s.cacheTimeoutMs }), { trusted, warn }));
 }
 
 export type { KilnEvent };

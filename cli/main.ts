@@ -2,7 +2,10 @@
 // kiln: the command line. Composition root; one file per verb under commands/.
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import * as cache from "./commands/cache.js";
 import * as check from "./commands/check.js";
+import * as copy from "./commands/copy.js";
+import * as builderServe from "./commands/builder-serve.js";
 import * as du from "./commands/du.js";
 import * as evalCmd from "./commands/eval.js";
 import * as graph from "./commands/graph.js";
@@ -39,6 +42,11 @@ const cli = yargs(hideBin(process.argv))
   .option("print-build-logs", { alias: "L", type: "boolean", global: true, describe: "print build logs as they come" })
   .option("eval-cache", { type: "boolean", default: true, global: true, describe: "answer a realize whose recipes, sources and host tools are unchanged from the record of the last identical one (--no-eval-cache, or env KILN_EVAL_CACHE=0: always evaluate)" })
   .option("mirror", { type: "string", array: true, global: true, describe: "local folder to look in for fixed-output files (env KILN_MIRRORS)" })
+  .option("substituters", { type: "string", array: true, global: true, describe: "binary caches to fetch from before building: file:///DIR, http(s)://..., s3://BUCKET?endpoint=... (env KILN_SUBSTITUTERS; config substituters)" })
+  .option("trusted-public-keys", { type: "string", array: true, global: true, describe: "keys (NAME:BASE64) whose signatures on cached paths are believed (env KILN_TRUSTED_PUBLIC_KEYS; config trusted-public-keys)" })
+  .option("secret-key", { type: "string", global: true, describe: "secret key file that signs what is pushed to a cache (env KILN_SECRET_KEY_FILE; config secret-key-file)" })
+  .option("builders", { type: "string", array: true, global: true, describe: "remote builders: ssh://[USER@]HOST[:PORT]?system=SYSTEM&jobs=N&key=FILE..., or @FILE with one a line (env KILN_BUILDERS; config builders)" })
+  .option("cache-timeout", { type: "number", global: true, describe: "seconds without an answer after which a binary cache is given up (default 10; env KILN_CACHE_TIMEOUT)" })
   .command<GlobalArgs>(realize as never)
   .command<GlobalArgs>(evalCmd as never)
   .command<GlobalArgs>(graph as never)
@@ -60,6 +68,9 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(profile as never)
   .command<GlobalArgs>(rootsCmd as never)
   .command<GlobalArgs>(du as never)
+  .command<GlobalArgs>(copy as never)
+  .command<GlobalArgs>(cache as never)
+  .command<GlobalArgs>(builderServe as never)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()
   .recommendCommands()

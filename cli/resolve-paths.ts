@@ -21,9 +21,12 @@ export async function toStorePaths(ctx: Context & { root: string }, entry: strin
       continue;
     }
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), [item]);
-    const p = await plan(ctx.store, reachable(ev.evaluator.graph, ev.roots.map((r) => r.node)));
+    // with the substituters' realisation records, as a realize plans: a store that substituted a
+    // target may not hold its build inputs, whose outputs name it
+    const p = await plan(ctx.store, reachable(ev.evaluator.graph, ev.roots.map((r) => r.node)), ctx.substituters, ctx.signal);
     for (const r of ev.roots) {
-      const o = p.get(r.node)?.outputs?.[r.output];
+      const e = p.get(r.node);
+      const o = e?.state === "cached" ? e.outputs?.[r.output] : undefined;
       if (!o) throw new KilnError("STORE_PATH_INVALID", `target ${r.target} is not realized in this store`, `run: kiln realize ${item}`);
       out.push(o);
     }

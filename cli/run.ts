@@ -1,4 +1,5 @@
 // Running a command: context creation, Ctrl-C handling, error printing and exit codes.
+import { setMaxListeners } from "node:events";
 import { isKilnError, type ErrorCode } from "../store/errors.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
@@ -16,6 +17,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   OUTPUT_MISSING: EXIT.failed,
   FIXED_OUTPUT_MISMATCH: EXIT.failed,
   FETCH_FAILED: EXIT.failed,
+  CACHE_FAILED: EXIT.failed,
   STORE_CORRUPT: EXIT.failed,
   LOCK_DRIFT: EXIT.failed,
   DEB_INVALID: EXIT.failed,
@@ -39,6 +41,8 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
 
 export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
   const ac = new AbortController();
+  // cache requests and builds in flight each listen to it (kiln copy uploads many at once)
+  setMaxListeners(0, ac.signal);
   let interrupts = 0;
   const onSigint = () => {
     interrupts++;

@@ -14,6 +14,7 @@ import { outputPathName, type Derivation, type InputRealisation, type ResolvedHa
 import type { Node } from "./evaluate.js";
 import type { Outputs } from "./plan.js";
 import type { StepEnv, StepOutcome } from "./steps.js";
+import { nodeRef } from "./graph.js";
 
 /** A failed step's error, with the log lines a reporter shows. */
 export function withLog(e: KilnError, log: BuildLog): KilnError {
@@ -75,7 +76,7 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
   let result: BuildResult | undefined;
   try {
     try {
-      result = await s.ctx.builder.build(req, { signal: s.signal, onOutput: log.write });
+      result = await s.ctx.builder.build(req, { signal: s.signal, onOutput: log.write, where: (machine) => s.ctx.events({ type: "dispatched", node: nodeRef(n), machine }) });
     } finally {
       log.close();
     }

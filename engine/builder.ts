@@ -8,6 +8,8 @@ export interface BuildIO {
   signal: AbortSignal;
   /** what the build prints, stdout and stderr interleaved, as it comes */
   onOutput(chunk: Buffer): void;
+  /** told where the build runs, by a builder that chooses among machines ('local' or a URL) */
+  where?(machine: string): void;
 }
 
 export interface BuildResult {

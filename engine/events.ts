@@ -16,12 +16,19 @@ export type KilnEvent =
   | { type: "evaluated"; targets: string[]; derivations: number; ms: number; unchanged?: boolean }
   /**
    * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
-   * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI)
+   * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI);
+ * downloadBytes: what substituting it downloads (the archives of its closure that the store lacks)
    */
-  | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[] }> }
+  | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[]; downloadBytes?: number }> }
+  /** something went wrong that does not stop the run (a binary cache down or untrusted) */
+  | { type: "warning"; message: string }
+  /** a store path was uploaded to a binary cache (realize --push-to, kiln copy); bytes: its archive */
+  | { type: "pushed"; path: string; bytes: number; to: string }
   | { type: "waiting"; node: NodeRef; reason: string }
-  | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
+  | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" | "substitute" }
   | { type: "log"; node: NodeRef; line: string }
+  /** where a build runs, when there are remote builders: 'local' or a builder's URL */
+  | { type: "dispatched"; node: NodeRef; machine: string }
   /** cutoff: an input (directly or further up) was rebuilt in this run, yet this node was reused */
   | { type: "cached"; node: NodeRef; paths: Record<string, string>; cutoff: boolean }
   | { type: "substituted"; node: NodeRef; paths: Record<string, string>; from: string }

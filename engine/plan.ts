@@ -14,12 +14,23 @@ export type { PlanState };
 
 export interface PlanEntry {
   state: PlanState;
-  /** known outputs: in the store (cached) or offered by a substituter (substitutable) */
+  /**
+   * known outputs: in the store (cached), offered by a substituter (substitutable), or named by a
+   * substituter's realisation although it cannot provide them (build or fetch: then the nodes
+   * that depend on this one can still be resolved, and perhaps substituted)
+   */
   outputs?: Outputs;
   /** the resolved derivation hash, when its inputs are known (not for fixed outputs) */
   resolved?: ResolvedHash;
   /** substitutable: who offers it, and what */
   substitute?: { from: Substituter; infos: Record<string, SubstitutableInfo> };
+}
+
+/** The substituters by their priority, lower first; equal ones (and those without) in the order given. */
+export async function byPriority(substituters: readonly Substituter[], signal: AbortSignal): Promise<readonly Substituter[]> {
+  if (substituters.length < 2) return substituters;
+  const prio = await Promise.all(substituters.map((s) => s.priority?.(signal) ?? Promise.resolve(Number.MAX_SAFE_INTEGER)));
+  return substituters.map((s, i) => ({ s, p: prio[i]!, i })).sort((a, b) => a.p - b.p || a.i - b.i).map((x) => x.s);
 }
 
 /**
@@ -60,14 +71,21 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
     (waves[w] ??= []).push(n);
   }
   const ac = signal ?? new AbortController().signal;
+  substituters = await byPriority(substituters, ac);
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
+    let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
     // fixed outputs by their own hash, the wave's in one query (a seed has hundreds of .debs)
     const fixedFound = store.realisations(wave.filter((n) => n.drv.fixed).map((n) => [n.hash, "out"] as [string, string]));
     for (const n of wave) {
       if (n.drv.fixed) {
         const p = fixedInStore(store, n, fixedFound.get(substitutionKey(n.hash, "out")));
-        out.set(n, p ? { state: "cached", outputs: { out: p } } : { state: n.kind === "fetch" ? "fetch" : "build" });
+        if (p) out.set(n, { state: "cached", outputs: { out: p } });
+        else {
+          out.set(n, { state: n.kind === "fetch" ? "fetch" : "build" });
+          // a fixed output is keyed by its derivation hash, and a cache may have it
+          missing.push({ n, hash: n.hash as string as ResolvedHash });
+        }
         continue;
       }
       const inputs = inputsOf(n, (d) => out.get(d)?.outputs);
@@ -75,7 +93,6 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       else asked.push({ n, hash: resolveDerivation(n.drv, inputs).hash });
     }
     const found = store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
-    let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
     for (const { n, hash } of asked) {
       const outputs = allOutputs(n, (o) => found.get(substitutionKey(hash, o)));
       if (outputs) out.set(n, { state: "cached", outputs, resolved: hash });
@@ -91,15 +108,56 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       for (const m of missing) {
         const infos: Record<string, SubstitutableInfo> = {};
         const outputs = allOutputs(m.n, (o) => {
-          const info = offered.get(substitutionKey(m.hash, o));
-          if (info) infos[o] = info;
-          return info?.path;
+          const r = offered.get(substitutionKey(m.hash, o));
+          if (r?.info) infos[o] = r.info;
+          return r?.path;
         });
-        if (outputs) out.set(m.n, { state: "substitutable", outputs, resolved: m.hash, substitute: { from: sub, infos } });
-        else still.push(m);
+        const entry = out.get(m.n)!;
+        const resolved = m.n.drv.fixed ? {} : { resolved: m.hash };
+        if (outputs && Object.keys(infos).length === m.n.drv.outputs.length) {
+          out.set(m.n, { state: "substitutable", outputs, ...resolved, substitute: { from: sub, infos } });
+          continue;
+        }
+        // known but not offered here: what depends on it can be resolved; another may offer it
+        if (outputs && !entry.outputs) out.set(m.n, { ...entry, outputs });
+        still.push(m);
       }
       missing = still;
     }
+  }
+  return out;
+}
+
+/**
+ * What substituting each planned node downloads: its outputs' archives and those of their
+ * references that the store lacks (asked of the same substituter, which keeps what it learns
+ * for the fetch), each path counted once, with the first node that needs it. A substituter
+ * that fails to answer leaves the sum at what was known.
+ */
+export async function downloadSizes(store: LocalStore, nodes: Node[], p: Map<Node, PlanEntry>, signal: AbortSignal): Promise<Map<Node, number>> {
+  const counted = new Set<StorePathName>();
+  const out = new Map<Node, number>();
+  const skip = (path: StorePathName) => counted.has(path) || store.isValid(path);
+  for (const n of nodes) {
+    const offer = p.get(n)?.substitute;
+    if (!offer) continue;
+    let bytes = 0;
+    let frontier = Object.values(offer.infos);
+    while (frontier.length > 0) {
+      const next = new Set<StorePathName>();
+      for (const i of frontier) {
+        if (skip(i.path)) continue;
+        counted.add(i.path);
+        bytes += i.downloadSize ?? 0;
+        for (const r of i.references) if (r !== i.path && !skip(r)) next.add(r);
+      }
+      try {
+        frontier = next.size ? [...(await offer.from.pathInfos([...next], signal)).values()] : [];
+      } catch {
+        frontier = [];
+      }
+    }
+    out.set(n, bytes);
   }
   return out;
 }
@@ -115,17 +173,26 @@ function allOutputs(n: Node, find: (output: string) => StorePathName | undefined
 }
 
 /**
- * The nodes a realize will visit: the roots and the inputs of every visited node, except the
- * inputs of a fixed output already in the store (its pinned hash names it; nothing needs to be
- * resolved): a source tarball in the store does not need the .deb it was unpacked from. Other
- * nodes are named by their resolved inputs, so their inputs are visited (and found) even when
- * they are cached. `nodes` dependencies first.
+ * Whether realizing `n` visits its inputs. Not for a fixed output in the store (its pinned hash
+ * names it: a source tarball in the store does not need the .deb it was unpacked from), nor for
+ * what a substituter offers (its closure is fetched, not its build inputs), nor for a node in
+ * the store some of whose inputs are not (they would be fetched or built only to find again what
+ * the plan found). Other nodes are named by their resolved inputs, so their inputs are visited
+ * (and found) even when they are cached.
  */
+export function visitsInputs(n: Node, p: Map<Node, { state: PlanState }>): boolean {
+  const state = p.get(n)!.state;
+  if (state === "substitutable") return false;
+  if (state === "cached") return !n.drv.fixed && n.deps.every((d) => p.get(d)?.state === "cached");
+  return true;
+}
+
+/** The nodes a realize will visit: the roots and the inputs of every visited node that visits them. `nodes` dependencies first. */
 export function neededNodes(nodes: Node[], roots: Node[], p: Map<Node, { state: PlanState }>): Node[] {
   const need = new Set<Node>(roots);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
-    if (!need.has(n) || (n.drv.fixed && p.get(n)!.state === "cached")) continue;
+    if (!need.has(n) || !visitsInputs(n, p)) continue;
     for (const d of n.deps) need.add(d);
   }
   return nodes.filter((n) => need.has(n));

@@ -2,6 +2,7 @@
 // and a real store: caching, early cutoff, keep-going and cancellation are proved by counting
 // builder invocations, substitution by counting what was built (none) and what was imported.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { Evaluator } from "./evaluate.js";
 import { HostTools } from "./hosttools.js";
 import type { KilnEvent } from "./events.js";
 import { Realizer } from "./realize.js";
-import { substitutionKey, type SubstitutableInfo, type Substituter } from "./substituter.js";
+import { substitutionKey, type Realisation, type SubstitutableInfo, type Substituter } from "./substituter.js";
 import { FakeBuilder } from "./test-helpers/fake-builder.js";
 import { stubHostTools } from "./test-helpers/golden.js";
 
@@ -206,17 +207,26 @@ class StoreSubstituter implements Substituter {
   queries = 0;
   fetched: string[] = [];
   tamper = false;
+  /** answer realisations but offer no path: a cache that holds only records */
+  recordsOnly = false;
+  /** answer only for outputs of these names */
+  only: Set<string> | undefined;
   constructor(private readonly from: LocalStore) {}
-  async query(keys: Array<{ resolved: ResolvedHash; output: string }>): Promise<Map<string, SubstitutableInfo>> {
+  private info(p: StorePathName): SubstitutableInfo {
+    const info = this.from.pathInfo(p)!;
+    return { path: p, narDigest: info.narDigest, narSize: info.narSize, references: info.references, ...(info.ca ? { ca: info.ca } : {}) };
+  }
+  async query(keys: Array<{ resolved: ResolvedHash; output: string }>): Promise<Map<string, Realisation>> {
     this.queries++;
-    const m = new Map<string, SubstitutableInfo>();
+    const m = new Map<string, Realisation>();
     for (const k of keys) {
       const p = this.from.realisation(k.resolved, k.output);
-      if (!p) continue;
-      const info = this.from.pathInfo(p)!;
-      m.set(substitutionKey(k.resolved, k.output), { path: p, narDigest: info.narDigest, narSize: info.narSize, references: info.references });
+      if (p && (!this.only || this.only.has(p.slice(33)))) m.set(substitutionKey(k.resolved, k.output), this.recordsOnly ? { path: p } : { path: p, info: this.info(p) });
     }
     return m;
+  }
+  async pathInfos(paths: StorePathName[]): Promise<Map<StorePathName, SubstitutableInfo>> {
+    return new Map(paths.filter((p) => this.from.isValid(p)).map((p) => [p, this.info(p)]));
   }
   async fetch(info: SubstitutableInfo, dest: string): Promise<void> {
     this.fetched.push(info.path);
@@ -227,23 +237,68 @@ class StoreSubstituter implements Substituter {
 
 describe("Realizer with a substituter", () => {
   const graph = () => step("app", "app", [step("lib", "lib")]);
+  /** app refers to lib at run time (its path is in app's output) and was built with tool, which it does not refer to */
+  const withClosure = () => {
+    const lib = step("lib", "lib");
+    return derivation({ name: "app", builder: "/fake/builder", env: { CONTENT: sh`app uses ${lib}`, READ: sh`${step("tool", "tool")}` } });
+  };
 
-  test("what a substituter has is imported, not built; the plan says substitutable", async () => {
+  test("a substitutable target is fetched with its closure, not its build inputs; the plan says substitutable", async () => {
+    const a = harness();
+    await a.realize([withClosure()]);
+    const b = harness();
+    const sub = new StoreSubstituter(a.store);
+    const r = await b.realize([withClosure()], { substituters: [sub] });
+    assert.equal(b.builder.requests.length, 0, "nothing is built");
+    assert.equal(r.substituted, 1);
+    assert.deepEqual(names(b.events, "substituted"), ["app"]);
+    const planned = b.events.find((e) => e.type === "planned") as Extract<KilnEvent, { type: "planned" }>;
+    assert.deepEqual(planned.nodes.map((n) => `${n.name}:${n.state}`), ["app:substitutable"], "tool and lib are not visited");
+    assert.deepEqual(sub.fetched.map((p) => p.slice(33)).sort(), ["app", "lib"], "lib came as app's reference; tool did not come");
+    for (const p of sub.fetched) assert.equal(b.store.pathInfo(p as StorePathName)!.narDigest, a.store.pathInfo(p as StorePathName)!.narDigest);
+    // now local: the next realize asks nobody
+    const again = await b.realize([withClosure()], { substituters: [sub] });
+    assert.equal(again.cached, 1);
+    assert.equal(sub.fetched.length, 2);
+  });
+
+  test("a realisation the substituter knows but cannot provide still resolves what depends on it", async () => {
     const a = harness();
     await a.realize([graph()]);
     const b = harness();
-    const sub = new StoreSubstituter(a.store);
-    const r = await b.realize([graph()], { substituters: [sub] });
-    assert.equal(b.builder.requests.length, 0, "nothing is built");
-    assert.equal(r.substituted, 2);
-    assert.deepEqual(names(b.events, "substituted"), ["app", "lib"]);
+    const records = new StoreSubstituter(a.store);
+    records.recordsOnly = true;
+    const full = new StoreSubstituter(a.store);
+    full.only = new Set(["app"]);
+    // lib is known only by its record: its dependent app is resolved from it and substituted
+    const r = await b.realize([graph()], { substituters: [records, full] });
+    assert.equal(b.builder.requests.length, 0, "lib was not built: app does not refer to it");
+    assert.equal(r.substituted, 1);
+    assert.deepEqual(full.fetched.map((p) => p.slice(33)), ["app"]);
+  });
+
+  test("a substituted output is a cache hit for early cutoff: a rebuilt input that comes out the same lets its dependent be substituted", async () => {
+    const a = harness();
+    const lib = (flag: string) => step("lib", "lib", [], { FLAG: flag });
+    await a.realize([step("app", "app", [lib("1")])]);
+    const b = harness();
+    const r = await b.realize([step("app", "app", [lib("2")])], { substituters: [new StoreSubstituter(a.store)] });
+    assert.deepEqual(b.builder.requests.map((q) => q.name), ["lib"], "lib (another derivation) is built, app is not");
+    assert.deepEqual(names(b.events, "substituted"), ["app"]);
+    assert.equal(r.built, 1);
+  });
+
+  test("a fixed output is substituted by its derivation hash, so that what depends on it can be planned", async () => {
+    const content = "pinned bytes";
+    const src = () => derivation({ name: "src.tar", builder: "/fake/builder", env: { CONTENT: content }, sha256: createHash("sha256").update(content).digest("hex") });
+    const a = harness();
+    await a.realize([step("app", "app", [src()])]);
+    const b = harness();
+    const r = await b.realize([step("app", "app", [src()])], { substituters: [new StoreSubstituter(a.store)] });
+    assert.equal(b.builder.requests.length, 0, "neither fetched nor built");
     const planned = b.events.find((e) => e.type === "planned") as Extract<KilnEvent, { type: "planned" }>;
-    assert.deepEqual(planned.nodes.map((n) => n.state).sort(), ["substitutable", "substitutable"]);
-    for (const p of sub.fetched) assert.equal(b.store.pathInfo(p as StorePathName)!.narDigest, a.store.pathInfo(p as StorePathName)!.narDigest);
-    // now local: the next realize asks nobody
-    const again = await b.realize([graph()], { substituters: [sub] });
-    assert.equal(again.cached, 2);
-    assert.equal(sub.fetched.length, 2);
+    assert.deepEqual(planned.nodes.map((n) => `${n.name}:${n.state}`), ["app:substitutable"]);
+    assert.equal(r.substituted, 1);
   });
 
   test("a tampered substitute fails its hash on import and is not registered", async () => {

@@ -2,9 +2,11 @@
 //
 // For each node: wait for its inputs → resolve (inputs replaced by their content-addressed
 // paths) → cached if that resolved hash has a realisation (early cutoff when an input was just
-// rebuilt and came out identical) → else substituted if a substituter has it → else take a job
+// rebuilt and came out identical) → else substituted if a substituter has it (a node the plan
+// found substitutable is fetched with its closure, without its inputs) → else take a job
 // slot and a per-derivation lock (shared by every kiln process on this store), look again, and
 // fetch or build (engine/fetch-step.ts, engine/build-step.ts).
+import { setMaxListeners } from "node:events";
 import { isKilnError, KilnError } from "../store/errors.js";
 import { buildDurations } from "../store/history.js";
 import type { StorePathName } from "../store/paths.js";
@@ -15,7 +17,7 @@ import type { NodeRef } from "./events.js";
 import type { Graph, Node } from "./evaluate.js";
 import { cancelled, fetchStep, mayFetchFirst } from "./fetch-step.js";
 import { criticalPathPriorities, nodeRef, reachable } from "./graph.js";
-import { fixedInStore, neededNodes, plan, type Outputs, type PlanEntry } from "./plan.js";
+import { downloadSizes, fixedInStore, neededNodes, plan, visitsInputs, type Outputs, type PlanEntry } from "./plan.js";
 import { JobPool } from "./scheduler.js";
 import type { StepEnv, StepOutcome } from "./steps.js";
 import { findSubstitute, substituteStep } from "./substitute-step.js";
@@ -51,6 +53,8 @@ export class Realizer {
   constructor(private readonly ctx: Context) {
     this.pool = new JobPool(ctx.config.jobs);
     this.signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+    // every build, download and cache request in flight listens to it: many at once is normal
+    setMaxListeners(0, this.signal);
   }
 
   async realize(graph: Graph, roots: Node[]): Promise<RealizeResult> {
@@ -95,7 +99,14 @@ export class Realizer {
     // this is simply found missing by lookup() and built again
     this.protect(nodes.flatMap((n) => (p.get(n)!.state === "cached" ? Object.values(p.get(n)!.outputs!) : [])));
     // with the edges, so that reporters can draw the graph and its critical path
-    this.ctx.events({ type: "planned", nodes: nodes.map((n) => ({ ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash) })) });
+    const downloads = await downloadSizes(store, nodes, p, this.signal);
+    this.ctx.events({
+      type: "planned",
+      nodes: nodes.map((n) => {
+        const download = downloads.get(n);
+        return { ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash), ...(download !== undefined ? { downloadBytes: download } : {}) };
+      }),
+    });
     const recorded = buildDurations(store, nodes.filter((n) => p.get(n)!.state !== "cached"));
     this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));
   }
@@ -115,11 +126,21 @@ export class Realizer {
   /** One node, start to end: the orchestration. */
   private async run(n: Node): Promise<Outcome> {
     const env = this.stepEnv();
+    const planned = this.planned.get(n);
     if (n.drv.fixed) {
       // the plan looked it up already: asked again only if it was missing then
       const planned = this.planned.get(n);
       const have = planned?.state === "cached" ? planned.outputs!.out : fixedInStore(this.ctx.store, n);
       if (have && this.protect([have])) return this.hit(n, n.hash as string as ResolvedHash, { out: have }, false, false);
+    }
+    if (planned && !visitsInputs(n, this.planned)) {
+      // what the plan found in a substituter is fetched with its closure, and what it found in
+      // the store is used: their inputs are not needed (see visitsInputs)
+      const hash = planned.resolved ?? (n.hash as string as ResolvedHash);
+      if (planned.state === "substitutable") return this.substituted(n, hash, planned.substitute!, env);
+      if (planned.state === "cached" && !n.drv.fixed && this.protect(Object.values(planned.outputs!))) return this.hit(n, hash, planned.outputs!, false);
+    }
+    if (n.drv.fixed) {
       // a fixed output with a builder may be found before building its inputs at all
       if (mayFetchFirst(env, n)) {
         const got = await this.slot(n, () => this.timed(n, "fetch", () => fetchStep(env, n, true)));
@@ -237,7 +258,10 @@ export class Realizer {
   }
 
   private async substituted(n: Node, hash: ResolvedHash, offer: NonNullable<PlanEntry["substitute"]>, env: StepEnv): Promise<Outcome> {
-    const r = await this.slot(n, () => substituteStep(env, n, hash, offer));
+    const r = await this.slot(n, () => {
+      this.ctx.events({ type: "started", node: nodeRef(n), resolved: hash, kind: "substitute" });
+      return substituteStep(env, n, hash, offer);
+    });
     this.counts.substituted++;
     this.ctx.events({ type: "substituted", node: nodeRef(n), paths: r.outputs, from: offer.from.name });
     return r;

@@ -6,7 +6,7 @@
 import type { StorePathName } from "../store/paths.js";
 import type { ResolvedHash } from "./derivation.js";
 
-/** What a substituter says about one output it has. */
+/** What a substituter says about one store path it has. */
 export interface SubstitutableInfo {
   path: StorePathName;
   /** the tree digest the store will check on import */
@@ -19,16 +19,31 @@ export interface SubstitutableInfo {
   ca?: string;
 }
 
+/**
+ * What a substituter knows of one (resolved derivation, output): the store path it is and, when
+ * it can provide that path, its info. A realisation without info still lets the plan resolve the
+ * derivations that depend on it (their keys are made of their inputs' paths), so a cache that
+ * holds only a target's closure can answer for the target without holding its build inputs.
+ */
+export interface Realisation {
+  path: StorePathName;
+  info?: SubstitutableInfo;
+}
+
 export interface Substituter {
   /** how events and messages name it (a URL) */
   readonly name: string;
   /**
-   * Which of these (resolved derivation, output) pairs it can provide, in one round trip where
-   * it can. Keys of the result: `${resolved}\0${output}`. A substituter that cannot be reached
-   * answers with an empty map (and the build goes on), not an error.
+   * What it knows of these (resolved derivation, output) pairs, in as few round trips as it can.
+   * Keys of the result: `${resolved}\0${output}`. A substituter that cannot be reached answers
+   * with an empty map (and the build goes on), not an error.
    */
-  query(keys: Array<{ resolved: ResolvedHash; output: string }>, signal: AbortSignal): Promise<Map<string, SubstitutableInfo>>;
-  /** Fetch one path's tree to `dest` (which must not exist yet). */
+  query(keys: Array<{ resolved: ResolvedHash; output: string }>, signal: AbortSignal): Promise<Map<string, Realisation>>;
+  /** The infos of these store paths, those it has (the references of what it offers, to fetch first). */
+  pathInfos(paths: StorePathName[], signal: AbortSignal): Promise<Map<StorePathName, SubstitutableInfo>>;
+  /** Lower is asked first (a cache says its own, as Nix's do); absent: in the order given. */
+  priority?(signal: AbortSignal): Promise<number>;
+  /** Fetch one path's tree to `dest` (which must not exist yet); onProgress: bytes so far. */
   fetch(info: SubstitutableInfo, dest: string, signal: AbortSignal, onProgress?: (bytes: number) => void): Promise<void>;
 }
 

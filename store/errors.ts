@@ -40,6 +40,7 @@ export interface FailureFields {
   OUTPUT_MISSING: { output?: string };
   FIXED_OUTPUT_MISMATCH: { expected?: string; attempts?: unknown[] };
   FETCH_FAILED: { expected?: string; attempts?: unknown[] };
+  CACHE_FAILED: { url?: string };
   CANCELLED: NoFields;
   LOCK_DRIFT: { file?: string };
   DEB_INVALID: { deb?: string };

@@ -126,8 +126,10 @@ function place(
     if (s.paths.id(p.path) === undefined) {
       // a path on disk but not in the database is a remnant of a crash: replace it
       if (existsOrLink(dest)) removeTree(dest);
-      canonicalise(p.tree);
+      // moved first, made read-only after: a directory without write permission cannot be
+      // moved to another parent by anyone but root (its '..' entry changes)
       renameSync(p.tree, dest);
+      canonicalise(dest);
       fresh = true;
     } else {
       removeTree(p.tree);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
-import { neededNodes, plan, type PlanState } from "../../engine/plan.js";
+import { downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { describeCause, explain, type CauseReport } from "../../engine/why.js";
@@ -12,6 +12,7 @@ import { buildDurations, targetRealisations } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { refineCauses } from "../causes.js";
+import { human } from "./path-info.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -34,6 +35,8 @@ export interface ForecastRow {
   /** recorded duration of the last build of this derivation (exact) or of one with its name */
   estimateMs?: number;
   exact?: boolean;
+  /** substitutable: bytes its archives download */
+  downloadBytes?: number;
 }
 
 export interface Forecast {
@@ -45,6 +48,8 @@ export interface Forecast {
   criticalMs: number;
   /** nodes that would run with no recorded duration to go by */
   unestimated: number;
+  /** bytes the substitutions download: the archives of their closures, less what the store has */
+  downloadBytes: number;
   /** per target: root causes against its latest realisation with a different derivation */
   causes: Record<string, CauseReport[]>;
 }
@@ -55,22 +60,27 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
   const p = await plan(ctx.store, all, ctx.substituters, ctx.signal);
   // what a realize would visit: the inputs of outputs already in the store are not needed
   const nodes = neededNodes(all, ev.roots.map((r) => r.node), p);
-  const runs = (s: PlanState) => s !== "cached";
+  // a substitution downloads; its build time does not count
+  const runs = (s: PlanState) => s !== "cached" && s !== "substitutable";
   const est = buildDurations(ctx.store, nodes.filter((n) => runs(p.get(n)!.state)));
+  const downloads = await downloadSizes(ctx.store, nodes, p, ctx.signal);
   const counts: Record<PlanState, number> = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
   const finish = new Map<string, number>();
   let totalMs = 0;
   let unestimated = 0;
+  let download = 0;
   const rows: ForecastRow[] = nodes.map((n) => {
     const state = p.get(n)!.state;
     counts[state]++;
+    const bytes = downloads.get(n);
+    download += bytes ?? 0;
     const e = runs(state) ? est.get(n.hash) : undefined;
     if (runs(state) && !e) unestimated++;
     const own = e?.ms ?? 0;
     totalMs += own;
     // nodes come dependencies first, so every input's finish time is known here
     finish.set(n.hash, own + Math.max(0, ...n.deps.map((d) => finish.get(d.hash) ?? 0)));
-    return { name: n.name, drv: n.hash, state, ...(e ? { estimateMs: e.ms, exact: e.exact } : {}) };
+    return { name: n.name, drv: n.hash, state, ...(e ? { estimateMs: e.ms, exact: e.exact } : {}), ...(bytes !== undefined ? { downloadBytes: bytes } : {}) };
   });
   const causes: Record<string, CauseReport[]> = {};
   const lookup = storeLookup(ctx.store, ev.evaluator.graph.byHash);
@@ -81,7 +91,7 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
     refineCauses(report.causes.map((c) => c.cause));
     causes[r.target] = report.causes;
   }
-  return { nodes: rows, counts, totalMs, criticalMs: Math.max(0, ...finish.values()), unestimated, causes };
+  return { nodes: rows, counts, totalMs, criticalMs: Math.max(0, ...finish.values()), unestimated, downloadBytes: download, causes };
 }
 
 const secs = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${(ms / 60_000).toFixed(1)}min`);
@@ -90,11 +100,13 @@ const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unkno
 
 export function renderForecast(f: Forecast, relativeTo: string, all: boolean): string[] {
   const c = f.counts;
-  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${c.substitutable ? `, ${c.substitutable} from substituters` : ""}; ${c.unknown} more only if an input's output changes (early cutoff may spare them)`];
+  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${c.substitutable ? `, ${c.substitutable} from substituters (${human(f.downloadBytes)} to download)` : ""}; ${c.unknown} more only if an input's output changes (early cutoff may spare them)`];
   const shown = f.nodes.filter((n) => all || n.state !== "cached");
   const width = Math.max(0, ...shown.map((n) => n.name.length));
   for (const n of shown) {
-    const e = n.estimateMs === undefined ? (n.state === "cached" ? "" : "  (no build recorded)") : `  ~${secs(n.estimateMs)}${n.exact ? "" : " (by its last version)"}`;
+    const e = n.state === "substitutable"
+      ? (n.downloadBytes !== undefined ? `  ↓ ${human(n.downloadBytes)}` : "")
+      : n.estimateMs === undefined ? (n.state === "cached" ? "" : "  (no build recorded)") : `  ~${secs(n.estimateMs)}${n.exact ? "" : " (by its last version)"}`;
     out.push(`  ${LABEL[n.state].padEnd(6)} ${n.name.padEnd(width)}${e}`);
   }
   out.push(`estimated: ${secs(f.totalMs)} of build time, ${secs(f.criticalMs)} on the longest chain${f.unestimated ? `; ${f.unestimated} with no recorded duration` : ""}`);

@@ -24,6 +24,7 @@ import { dpkgListFiles } from "../../engine/hosttools.js";
 import { linkName, replaceLink } from "../links.js";
 import { buildId, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
 import { dirname } from "node:path";
+import { PushAfterBuild, pusherFor, realisationsOf } from "../push.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -36,6 +37,7 @@ interface Args extends GlobalArgs {
   profile?: string;
   watch?: boolean;
   debounce: number;
+  "push-to"?: string;
 }
 
 type Ctx = Context & { root: string };
@@ -57,7 +59,8 @@ export function builder(y: Argv<GlobalArgs>) {
       type: "boolean",
       describe: "then realize again whenever a recipe file or a local source the targets use changes, in the same view; a failed round shows its error and the watch goes on (q or Ctrl-C stops it)",
     })
-    .option("debounce", { type: "number", default: 200, describe: "with --watch: wait this many ms after the last change before the next round" }) as unknown as Argv<Args>;
+    .option("debounce", { type: "number", default: 200, describe: "with --watch: wait this many ms after the last change before the next round" })
+    .option("push-to", { type: "string", describe: "push each build's output (with its closure) to this binary cache as soon as it is built, signed with --secret-key" }) as unknown as Argv<Args>;
 }
 
 export function handler(argv: Args): Promise<void> {
@@ -111,7 +114,8 @@ async function realizeTargets(
   const graph = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
   // taken now, before the build: an edit during the build must not be recorded as seen
   const noopStats = o.record ? inputStats(ev, graph, entry, rev !== null, t0) : undefined;
-  const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
+  const pushing = argv["push-to"] !== undefined ? new PushAfterBuild(pusherFor(ctx, argv, argv["push-to"], "realize --push-to")) : undefined;
+  const result = await new Realizer(pushing ? { ...ctx, events: pushing.watch(ctx.events) } : ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
   // history for `kiln why`: which derivation each target was, at which recipe revision
   recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
   const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
@@ -136,7 +140,7 @@ async function realizeTargets(
   // a profile gets a generation only when every target was realised
   const profile = argv.profile !== undefined && result.failed.length === 0 ? recordProfile(ctx, argv.profile, ev.roots, result.outputs) : undefined;
   if (o.print) {
-    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
+    if (argv.json) process.stdout.write(JSON.stringify({ outputs: rows, built: result.built, cached: result.cached, substituted: result.substituted, failed: result.failed.map((f) => ({ ...f.node, code: f.error.code, message: f.error.message })), ...(profile ? { profile } : {}) }, null, 2) + "\n");
     else for (const r of rows) process.stdout.write(`${r.path}\n`);
   }
   if (profile && !argv.json) {
@@ -155,6 +159,8 @@ async function realizeTargets(
     const ident = noopIdent(entry, argv.targets, bid);
     writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev });
   }
+  // what was built is pushed even when something else failed
+  await pushing?.finish(realisationsOf(ctx, ev.evaluator.graph, result.outputs));
   if (result.failed.length) {
     const names = result.failed.map((f) => f.node.name).join(", ");
     const kept = argv.profile !== undefined ? `; profile ${argv.profile} was left as it was` : "";

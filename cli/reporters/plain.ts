@@ -22,14 +22,16 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
       case "planned": {
         const c = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
         for (const n of e.nodes) c[n.state]++;
-        line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${c.substitutable ? `${c.substitutable} to substitute, ` : ""}${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
+        const download = e.nodes.reduce((t, n) => t + (n.downloadBytes ?? 0), 0);
+        const subst = c.substitutable ? `${c.substitutable} to substitute (${(download / (1 << 20)).toFixed(1)} MiB to download), ` : "";
+        line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${subst}${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
         break;
       }
       case "waiting":
         line(`waiting  ${e.node.name}: ${e.reason}`);
         break;
       case "started":
-        line(`${e.kind === "fetch" ? "fetching" : "building"} ${e.node.name}`);
+        line(`${e.kind === "fetch" ? "fetching" : e.kind === "substitute" ? "substituting" : "building"} ${e.node.name}`);
         break;
       case "log":
         if (o.logs) o.write(`${e.node.name}> ${e.line}\n`);
@@ -59,6 +61,15 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
       case "finished":
         if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
         else line(`done: ${e.built} built, ${e.cached} from the store, ${e.substituted ? `${e.substituted} substituted, ` : ""}${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
+        break;
+      case "dispatched":
+        line(`building ${e.node.name} on ${e.machine === "local" ? "this machine" : e.machine}`);
+        break;
+      case "pushed":
+        line(`pushed   ${e.path} to ${e.to} (${(e.bytes / (1 << 20)).toFixed(1)} MiB)`);
+        break;
+      case "warning":
+        o.write(`warning: ${e.message}\n`);
         break;
       case "round":
         line(`round ${e.round}${e.changed.length ? `: changed ${e.changed.join(", ")}` : ""}`);

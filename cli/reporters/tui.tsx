@@ -93,7 +93,9 @@ export function Header({ state, now, cancelling, columns }: Pick<AppProps, "stat
     <Box flexDirection="column">
       {state.watch ? <WatchLine state={state} cancelling={cancelling} /> : null}
       <Text>
-        <Text bold>kiln</Text> {state.targets.join(", ")}  <Text bold>{p.done}/{p.total} done</Text> · {p.running} running · {p.remaining} waiting · {eta} · {formatMs(p.elapsedMs)}
+        <Text bold>kiln</Text> {state.targets.join(", ")}  <Text bold>{p.done}/{p.total} done</Text> · {p.running} running · {p.remaining} waiting · {eta}
+        {state.downloadBytes > 0 ? ` · ↓ ${(state.downloadBytes / (1 << 20)).toFixed(1)} MiB from caches` : ""}
+        {state.pushed > 0 ? ` · ↑ ${state.pushed} pushed` : ""} · {formatMs(p.elapsedMs)}
       </Text>
       <Text>
         <Text color="green">{bar(p.done, p.total, width)}</Text> {p.total ? Math.floor((p.done / p.total) * 100) : 0}%
@@ -140,12 +142,13 @@ function RoundEnd({ state }: { state: ViewState }) {
 }
 
 /** What is printed once above the live area: finished nodes, and in watch mode each round's start and end. */
-type Printed = { kind: "round"; round: number; changed: string[] } | { kind: "node"; c: Completion } | { kind: "end" };
+type Printed = { kind: "round"; round: number; changed: string[] } | { kind: "warning"; message: string } | { kind: "node"; c: Completion } | { kind: "end" };
 
 function printedItems(state: ViewState): Printed[] {
   const items: Printed[] = [];
   const w = state.watch;
   if (w) items.push({ kind: "round", round: w.round, changed: w.changed });
+  for (const message of state.warnings) items.push({ kind: "warning", message });
   for (const c of state.completions) if (c.status !== "cached") items.push({ kind: "node", c });
   if (w?.status === "idle") items.push({ kind: "end" });
   return items;
@@ -273,6 +276,7 @@ export function App(props: AppProps) {
         const key = `${round ?? 0}-${i}`;
         if (p.kind === "node") return <Finished key={key} c={p.c} width={width} />;
         if (p.kind === "end") return <RoundEnd key={key} state={state} />;
+        if (p.kind === "warning") return <Text key={key} color="yellow">warning: {p.message}</Text>;
         const what = p.changed.length ? `: changed ${p.changed.join(", ")}` : "";
         return <Text key={key} bold>── round {p.round}{what} ──</Text>;
       }}
@@ -355,6 +359,7 @@ export function App(props: AppProps) {
               {isSel ? "›" : " "} {label.padEnd(nameWidth + 2)} <Text color={COLOR[n.status]}>{ICON[n.status]} {STATUS_LABEL[n.status].padEnd(8)}</Text>
               {t !== undefined ? ` ${formatMs(t).padStart(6)}` : n.estimateMs !== undefined && n.status === "waiting" ? ` ~${formatMs(n.estimateMs)}` : ""}
               {cp.has(r.drv) ? <Text color="magenta"> ◆</Text> : null}
+              {n.machine && n.machine !== "local" && n.status === "running" ? <Text color="blue">  on {n.machine}</Text> : null}
               {extra}
               {why ? <Text dimColor>  {why}</Text> : null}
             </Text>

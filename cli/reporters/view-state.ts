@@ -33,7 +33,11 @@ export interface NodeView {
   /** drv hashes of the nodes that use it */
   dependents: string[];
   status: NodeStatus;
-  kind?: "build" | "fetch";
+  kind?: "build" | "fetch" | "substitute";
+  /** where it is built, when there are remote builders ('local' or a builder's URL) */
+  machine?: string;
+  /** bytes substituting it downloads (planned substitutable) */
+  downloadBytes?: number;
   /** resolved derivation hash, once started (names the log file) */
   resolved?: string;
   startedAt?: number;
@@ -113,6 +117,12 @@ export interface ViewState {
   version: number;
   /** set in watch mode */
   watch?: WatchView;
+  /** what went wrong without stopping the run (a binary cache down or untrusted), in order */
+  warnings: string[];
+  /** bytes the planned substitutions download */
+  downloadBytes: number;
+  /** paths pushed to a binary cache (realize --push-to) */
+  pushed: number;
 }
 
 export function createViewState(o: { jobs?: number } = {}): ViewState {
@@ -125,6 +135,9 @@ export function createViewState(o: { jobs?: number } = {}): ViewState {
     counts: { total: 0, waiting: 0, running: 0, cached: 0, cutoff: 0, substituted: 0, built: 0, failed: 0, skipped: 0 },
     completions: [],
     failures: [],
+    warnings: [],
+    downloadBytes: 0,
+    pushed: 0,
     jobs: Math.max(1, o.jobs ?? 1),
     nameWidth: 0,
     version: 0,
@@ -176,6 +189,10 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
         n.plan = p.state;
         n.deps = p.deps ?? [];
         if (p.estimateMs !== undefined) n.estimateMs = p.estimateMs;
+        if (p.downloadBytes !== undefined) {
+          n.downloadBytes = p.downloadBytes;
+          s.downloadBytes += p.downloadBytes;
+        }
       }
       for (const p of e.nodes) for (const d of p.deps ?? []) s.nodes.get(d)?.dependents.push(p.drv);
       s.roots = s.order.filter((h) => s.nodes.get(h)!.dependents.length === 0);
@@ -258,6 +275,15 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
         round: e.round, changed: s.watch?.changed ?? [], status: "idle", files: e.files, outputs: e.outputs,
         ...(e.error ? { error: e.error } : {}),
       };
+      break;
+    case "warning":
+      s.warnings.push(e.message);
+      break;
+    case "pushed":
+      s.pushed++;
+      break;
+    case "dispatched":
+      nodeOf(s, e.node).machine = e.machine;
       break;
     default: {
       const never: never = e;

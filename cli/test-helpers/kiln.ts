@@ -6,6 +6,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LocalStore } from "../../store/local-store.js";
 import { removeTree } from "../../store/paths.js";
 import { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
 import { ensureSeedDebs, SEED_DEB_CACHE, SEED_NODES } from "./fixture-seed.js";
@@ -80,7 +81,9 @@ export function copyFixture(name: string): string {
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // the test decides these, never the developer's shell
-  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS"]) delete env[k];
+  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS"]) delete env[k];
+  // nor the developer's kiln.conf (binary caches, builders)
+  env.KILN_CONFIG = "/nonexistent/kiln.conf";
   // tests look at what the graph walk does: the no-op record (cli/noop.ts) answers a repeated
   // realize without it, depending on file times; cli/fast.test.ts turns it on
   env.KILN_EVAL_CACHE = "0";
@@ -213,6 +216,16 @@ export { allValid, buildRows, closureSql, query, storeContents, validPaths, type
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);
+}
+
+/** What a store holds, by its database: store path name -> content digest. */
+export function storeDigests(root: string): Map<string, string> {
+  const store = LocalStore.open(root);
+  try {
+    return new Map(store.allPaths().map((p) => [p.path, p.nar_digest] as [string, string]));
+  } finally {
+    store.close();
+  }
 }
 
 /** What is in the store directory on disk, sorted. */
