@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
 import { HostTools } from "../engine/hosttools.js";
+import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 import { PersistentDigestCache } from "../store/digest-cache.js";
 import { buildDurations } from "../store/history.js";
 import { Store } from "../store/store.js";
@@ -26,7 +27,7 @@ export interface GlobalArgs {
 }
 
 export { recipesEntry, storeRoot } from "./locate.js";
-import { storeRoot } from "./locate.js";
+import { recipesEntry, storeRoot } from "./locate.js";
 
 /** The reporter asked for, else the TUI on an interactive terminal and plain lines elsewhere (CI, pipes). */
 export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {
@@ -78,7 +79,7 @@ export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Prom
     return { events: makeReporter({ ...args, reporter: "plain" }), close: async () => {} };
   }
   const logs = join(storeRoot(args), "logs");
-  const reasons = new BuildReasons({ relativeTo: process.cwd(), now: Date.now });
+  const reasons = new BuildReasons({ relativeTo: process.cwd(), now: Date.now, root: recipeSetRoot(recipesEntry(args)) });
   const tui = tuiReporter({
     stdout: process.stderr,
     stdin: process.stdin,

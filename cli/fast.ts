@@ -126,7 +126,7 @@ export function tryFastRealize(argv: string[]): boolean {
     const touch = db.prepare("UPDATE valid_paths SET last_used = ? WHERE path = ?");
     const putRoot = db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)");
     const putHistory = db.prepare(
-      "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, recipes_snapshot, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     // one write transaction: root first, then check validity (the gc protocol, store/gc.ts)
     const ok = db.transaction(() => {
@@ -135,7 +135,7 @@ export function tryFastRealize(argv: string[]): boolean {
       for (const l of links) putRoot.run(`link:${l.link}`, l.path, now);
       for (const r of rec.roots) {
         touch.run(now, r.path);
-        putHistory.run(r.target, r.output, r.drv, r.resolved, r.path, rec.recipes?.rev ?? null, rec.recipes ? (rec.recipes.dirty ? 1 : 0) : null, now);
+        putHistory.run(r.target, r.output, r.drv, r.resolved, r.path, rec.recipes?.rev ?? null, rec.recipes ? (rec.recipes.dirty ? 1 : 0) : null, rec.snapshot ?? null, now);
       }
       return true;
     }).immediate();

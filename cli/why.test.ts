@@ -22,7 +22,9 @@ interface WhyJson {
   changed: number;
   causes: Array<{
     id: number;
-    cause: { kind: string; drv?: string; key?: string; old?: string | null; new?: string | null; file?: string; position?: string; commit?: string };
+    cause: { kind: string; drv?: string; key?: string; old?: string | null; new?: string | null; file?: string; path?: string; position?: string; commit?: string };
+    effects: Array<{ kind: string; drv?: string; key?: string }>;
+    edit?: { file: string; line: number; context?: string; removed: string[]; added: string[]; commit?: string };
     at: string[];
     blast: { changed: string[]; rebuilt: string[]; identical: string[]; cached: string[] };
   }>;
@@ -72,14 +74,14 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     assert.equal(w.causes.length, 1);
     const [c] = w.causes;
     assert.equal(c!.cause.kind, "source");
-    assert.equal(c!.cause.file, "greet.c");
+    assert.equal(c!.cause.file, "src/greet.c", "named by its path in the recipe set");
     assert.deepEqual(c!.at, ["libgreet"]);
     assert.deepEqual(c!.blast.identical, ["libgreet"], "libgreet was rebuilt and came out identical");
     assert.deepEqual([...c!.blast.cached].sort(), ["greeting", "hello"], "hello and greeting were not rebuilt");
     assert.equal(w.old.recipes?.rev, firstRev);
 
     const plain = await kiln(["why", "greeting"], o());
-    assert.match(plain.stdout, /source file greet\.c changed/);
+    assert.match(plain.stdout, /source file src\/greet\.c changed \(content \w+… → \w+…\)\n {4}last changed in [0-9a-f]{10} "reword a comment"/);
     assert.match(plain.stdout, /early cutoff at libgreet/);
     assert.match(plain.stdout, /not rebuilt thanks to early cutoff: (hello, greeting|greeting, hello)/);
   });
@@ -97,8 +99,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     for (const target of ["greeting", "libgreet"]) {
       const plain = await kiln(["why", target], o());
       assert.equal(plain.code, 0, plain.stderr);
-      assert.match(plain.stdout, /env CFLAGS of libgreet: "-O2" → "-O0"/);
-      assert.match(plain.stdout, new RegExp(`at recipes/index\\.ts:${line} \\(last changed in [0-9a-f]{10} "debug build of libgreet"\\)`));
+      assert.match(plain.stdout, new RegExp(`\\[1\\] recipes/index\\.ts:${line}, in libgreet \\(last changed in [0-9a-f]{10} "debug build of libgreet"\\)\n {4}- env: \\{ CFLAGS: "-O2" \\},\n {4}\\+ env: \\{ CFLAGS: "-O0" \\},\n {4}→ env CFLAGS of libgreet: "-O2" → "-O0"`));
     }
     const w = await whyJson("greeting");
     assert.equal(w.causes.length, 1);
@@ -133,7 +134,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     assert.deepEqual(f.causes.greeting!.map((c) => [c.cause.key, c.cause.old, c.cause.new]), [["CFLAGS", "-O0", "-O1"]]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /would build 1, fetch 0, take 0 from the store; 2 more only if/);
-    assert.match(plain.stdout, /env CFLAGS of libgreet: "-O0" → "-O1"[\s\S]*not committed yet/);
+    assert.match(plain.stdout, /recipes\/index\.ts:\d+, in libgreet \(not committed yet\)\n.*\n.*\n {6}→ env CFLAGS of libgreet: "-O0" → "-O1"/);
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O1"', 'CFLAGS: "-O0"'));
   });
 
@@ -156,5 +157,64 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     const bad = await kiln(["realize", "--no-link", "--rev", "no-such-rev", "greeting"], o());
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /does not know the revision 'no-such-rev'/);
+  });
+});
+
+describe("kiln why on fixtures/apps: the edit behind a value, through a constant, a helper and another module", { timeout: 180_000 }, () => {
+  let cwd: string;
+  let store: string;
+  const o = () => ({ cwd, store });
+  const commit = (msg: string) => git(cwd, "commit", "-q", "-am", msg);
+  const why = async (...args: string[]) => {
+    const r = await kiln(["why", ...args], o());
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+
+  before(async () => {
+    cwd = copyFixture("apps");
+    store = tempDir("why-apps");
+    git(cwd, "init", "-q");
+    git(cwd, "add", "recipes", "src");
+    git(cwd, "commit", "-q", "-m", "two apps");
+    await kilnJson(["realize", "all"], o());
+  });
+
+  test("a shared constant in another module: one root cause at its line, with the commit that made the edit", async () => {
+    const flags = join(cwd, "recipes", "flags.ts");
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O1"', 'OPT = "-O2"'));
+    commit("optimise every app harder");
+    const r = await kilnJson(["realize", "all"], o());
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).sort(), ["all", "app1", "app2"]);
+
+    const text = await why("all");
+    assert.match(text, /^why all changed: 3 derivations differ, 1 root cause\n/);
+    assert.match(text, /\n\[1\] recipes\/flags\.ts:2 \(last changed in [0-9a-f]{10} "optimise every app harder"\)\n {4}- export const OPT = "-O1";\n {4}\+ export const OPT = "-O2";\n {4}→ env CFLAGS of app1, app2: "-O1" → "-O2"\n {4}blast radius: 3 derivations changed, 3 rebuilt \(app1, app2, all\)\n/);
+    assert.doesNotMatch(text, /index\.ts/, "the helper's derivation() call is not the cause");
+    assert.doesNotMatch(text, /early cutoff/, "nothing was cut off: every app was rebuilt for its own CFLAGS");
+
+    const j = JSON.parse(await why("--json", "all")) as WhyJson;
+    assert.equal(j.causes.length, 1);
+    assert.deepEqual({ file: j.causes[0]!.edit?.file, line: j.causes[0]!.edit?.line }, { file: join(cwd, "recipes", "flags.ts"), line: 2 });
+    assert.deepEqual(j.causes[0]!.effects.map((e) => [e.drv, e.key]), [["app1", "CFLAGS"], ["app2", "CFLAGS"]]);
+    assert.deepEqual(j.causes[0]!.at, ["app1", "app2"]);
+  });
+
+  test("one of two main.c changed: named by its path, with its last commit", async () => {
+    const main = join(cwd, "src", "app2", "main.c");
+    writeFileSync(main, readFileSync(main, "utf8").replace('puts("app2");', 'puts("app2, now louder");'));
+    commit("app2 says more");
+    await kilnJson(["realize", "all"], o());
+    const text = await why("all");
+    assert.match(text, /\[1\] source file src\/app2\/main\.c changed \(content \w+… → \w+…\)\n {4}last changed in [0-9a-f]{10} "app2 says more"\n {4}used by app2\n/);
+    const j = JSON.parse(await why("--json", "all")) as WhyJson;
+    assert.deepEqual(j.causes.map((c) => [c.cause.kind, c.cause.file, c.cause.path]), [["source", "src/app2/main.c", main]]);
+  });
+
+  test("an edit not committed yet is named as such, at its line", async () => {
+    const flags = join(cwd, "recipes", "flags.ts");
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O2"', 'OPT = "-Os"'));
+    await kilnJson(["realize", "all"], o());
+    assert.match(await why("all"), /\[1\] recipes\/flags\.ts:2 \(not committed yet\)\n {4}- export const OPT = "-O2";\n {4}\+ export const OPT = "-Os";\n/);
   });
 });

@@ -3,6 +3,7 @@
 // forecasts only, never on the build path; and history's own collection policy.
 import { readdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { collectRecipeSnapshots } from "./recipe-snapshots.js";
 import type { Store } from "./store.js";
 
 export interface RecipesRev {
@@ -20,6 +21,8 @@ export interface TargetRealisation {
   resolvedHash: string | null;
   path: string;
   recipes: RecipesRev | null;
+  /** the recipe files the evaluation read (store/recipe-snapshots.ts), when recorded */
+  snapshot: string | null;
   at: number;
 }
 
@@ -32,23 +35,24 @@ interface Row {
   path: string;
   recipes_rev: string | null;
   recipes_dirty: number | null;
+  recipes_snapshot: string | null;
   at: number;
 }
 
 function fromRow(r: Row): TargetRealisation {
   return {
     id: r.id, target: r.target, output: r.output, drvHash: r.drv_hash, resolvedHash: r.resolved_hash, path: r.path,
-    recipes: r.recipes_rev ? { rev: r.recipes_rev, dirty: r.recipes_dirty === 1 } : null, at: r.at,
+    recipes: r.recipes_rev ? { rev: r.recipes_rev, dirty: r.recipes_dirty === 1 } : null, snapshot: r.recipes_snapshot, at: r.at,
   };
 }
 
 export function recordTargetRealisations(store: Store, rows: Array<Omit<TargetRealisation, "id">>): void {
   if (rows.length === 0) return;
   const ins = store.db.prepare(
-    "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, recipes_snapshot, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
   );
   store.db.transaction(() => {
-    for (const r of rows) ins.run(r.target, r.output, r.drvHash, r.resolvedHash, r.path, r.recipes?.rev ?? null, r.recipes ? (r.recipes.dirty ? 1 : 0) : null, r.at);
+    for (const r of rows) ins.run(r.target, r.output, r.drvHash, r.resolvedHash, r.path, r.recipes?.rev ?? null, r.recipes ? (r.recipes.dirty ? 1 : 0) : null, r.snapshot, r.at);
   }).immediate();
 }
 
@@ -203,6 +207,7 @@ export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcR
     if (!opts.dryRun) {
       store.db.prepare("DELETE FROM target_realisations WHERE id IN (SELECT value FROM json_each(?))").run(JSON.stringify(doomedTargets));
       store.db.prepare("DELETE FROM builds WHERE id IN (SELECT value FROM json_each(?))").run(JSON.stringify(doomedBuilds));
+      collectRecipeSnapshots(store, opts.before);
     }
     return { targetRows: doomedTargets.length, buildRows: doomedBuilds.length, doomedBuilds, targets };
   };

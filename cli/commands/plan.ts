@@ -6,11 +6,13 @@ import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
 import { neededNodes, plan, reachable, type PlanState } from "../../engine/realize.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { describeCause, explain, type CauseReport } from "../../engine/why.js";
+import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
+import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
-import { refineCauses } from "./why.js";
+import { recipesRevision } from "../git.js";
+import { recipesOf, refineReports } from "../why-sides.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -73,11 +75,13 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
   });
   const causes: Record<string, CauseReport[]> = {};
   const lookup = storeLookup(ctx.store, ev.evaluator.graph.byHash);
+  const rev = recipesRevision(entry);
   for (const r of ev.roots) {
     const last = targetRealisations(ctx.store, r.target, 1)[0];
     if (!last || last.drvHash === r.node.hash) continue;
-    const report = explain(last.drvHash, r.node.hash, lookup);
-    refineCauses(report.causes.map((c) => c.cause));
+    const now = { drvHash: r.node.hash, ...(ev.snapshot ? { snapshot: ev.snapshot } : {}) };
+    const report = explain(last.drvHash, r.node.hash, lookup, recipesOf(ctx.store, lookup, { drvHash: last.drvHash, row: last }, now, recipeSetRoot(entry)));
+    refineReports(report.causes, rev);
     causes[r.target] = report.causes;
   }
   return { nodes: rows, counts, totalMs, criticalMs: Math.max(0, ...finish.values()), unestimated, causes };
@@ -100,7 +104,7 @@ export function renderForecast(f: Forecast, relativeTo: string, all: boolean): s
   for (const [target, causes] of Object.entries(f.causes)) {
     out.push(`changed since the last realisation of ${target}:`);
     for (const cr of causes) {
-      const [first, ...rest] = describeCause(cr.cause, { relativeTo });
+      const [first, ...rest] = describeReport(cr, { relativeTo });
       out.push(`  [${cr.id}] ${first}`);
       for (const l of rest) out.push(`      ${l}`);
     }

@@ -113,7 +113,7 @@ async function realizeTargets(
   const noopStats = o.record ? inputStats(ev, graph, entry, rev !== null, t0) : undefined;
   const result = await new Realizer(ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
   // history for `kiln why`: which derivation each target was, at which recipe revision
-  recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
+  recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock(), ev.snapshot);
   const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
   let n = 0;
   const base = argv["out-link"] ?? "result";
@@ -153,7 +153,7 @@ async function realizeTargets(
       path: result.outputs.get(r.node.hash)![r.output]!,
     }));
     const ident = noopIdent(entry, argv.targets, bid);
-    writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev });
+    writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev, snapshot: ev.snapshot ?? null });
   }
   if (result.failed.length) {
     const names = result.failed.map((f) => f.node.name).join(", ");

@@ -1,13 +1,14 @@
 // kiln why <target>: why the latest realisation of a target differs from the one before it (or
 // from the one at a git revision, or from a given derivation): root causes and blast radius.
-import { existsSync, readFileSync } from "node:fs";
 import type { Argv } from "yargs";
 import { pickComparison, storeLookup, type AgainstSpec, type Comparison } from "../../engine/history.js";
-import { explain, locateKey, parsePosition, renderWhy, type Cause, type WhyReport } from "../../engine/why.js";
+import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
+import { explain, renderWhy, type WhyReport } from "../../engine/why.js";
 import type { TargetRealisation } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
-import { lineCommit, resolveRevision } from "../git.js";
+import { resolveRevision } from "../git.js";
 import { withContext } from "../run.js";
+import { recipesOf, refineReports } from "../why-sides.js";
 
 interface Args extends GlobalArgs {
   target: string;
@@ -26,35 +27,6 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("against", { type: "string", describe: "compare against this derivation hash" })
     .conflicts("since", "against")
     .option("json", { type: "boolean", describe: "print the report as JSON" }) as unknown as Argv<Args>;
-}
-
-/**
- * Make positions exact where the recipe file can tell: an env key's own line rather than the
- * derivation call's, and the commit that last changed that line when the recipes are in git.
- */
-export function refineCauses(causes: Cause[]): void {
-  const texts = new Map<string, string | undefined>();
-  const read = (f: string) => {
-    if (!texts.has(f)) texts.set(f, existsSync(f) ? readFileSync(f, "utf8") : undefined);
-    return texts.get(f);
-  };
-  for (const c of causes) {
-    if (c.kind !== "env" && c.kind !== "script" && c.kind !== "fixed") continue;
-    const p = c.position ? parsePosition(c.position) : undefined;
-    if (!p) continue;
-    const text = read(p.file);
-    if (text === undefined) continue;
-    let line = p.line;
-    if (c.kind === "env") {
-      const at = locateKey(text, p.line, c.key);
-      if (at !== undefined) {
-        line = at;
-        c.position = `${p.file}:${at}`;
-      }
-    }
-    const commit = lineCommit(p.file, line);
-    if (commit) c.commit = commit;
-  }
 }
 
 function side(target: string, s: Comparison["old"]) {
@@ -82,8 +54,8 @@ export function handler(argv: Args): Promise<void> {
       against = { kind: "rev", revs: full ? [full] : [argv.since] };
     }
     const cmp = pickComparison(ctx.store, lookup, argv.target, against);
-    const report: WhyReport = explain(cmp.old.drvHash, cmp.new.drvHash, lookup);
-    refineCauses(report.causes.map((c) => c.cause));
+    const report: WhyReport = explain(cmp.old.drvHash, cmp.new.drvHash, lookup, recipesOf(ctx.store, lookup, cmp.old, cmp.new, recipeSetRoot(recipesEntry(argv))));
+    refineReports(report.causes, cmp.new.row?.recipes);
     if (argv.json) {
       process.stdout.write(JSON.stringify({ target: cmp.target, old: side(cmp.target, cmp.old), new: side(cmp.target, cmp.new), changed: report.changed, causes: report.causes, tree: report.root }, null, 2) + "\n");
       return;
