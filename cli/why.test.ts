@@ -138,6 +138,32 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O1"', 'CFLAGS: "-O0"'));
   });
 
+  test("plan: a node changed in its own right will build; only what waits on rebuilt inputs is a maybe", async () => {
+    type Plan = { nodes: Array<{ name: string; state: string }>; counts: Record<string, number> };
+    const states = (stdout: string) => (JSON.parse(stdout) as Plan).nodes.map((n) => [n.name, n.state]);
+    // an empty store: nothing can be cut off, everything builds
+    const empty = tempDir("plan-empty");
+    const fresh = await kiln(["plan", "--json", "greeting"], { cwd, store: empty });
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.deepEqual(states(fresh.stdout), [["libgreet", "build"], ["hello", "build"], ["greeting", "build"]]);
+    const text = await kiln(["plan", "greeting"], { cwd, store: empty });
+    assert.match(text.stdout, /^would build 3, fetch 0, take 0 from the store\n/);
+    const graph = await kiln(["graph", "--states", "greeting"], { cwd, store: empty });
+    assert.equal((graph.stdout.match(/\\nto build\\n|\\nto build"/g) ?? []).length, 3, graph.stdout);
+    assert.doesNotMatch(graph.stdout, /unless cut off/);
+
+    // libgreet's CFLAGS and hello's own TARGET changed: hello builds whatever libgreet comes out as
+    const recipe = join(cwd, "recipes", "index.ts");
+    const before = readFileSync(recipe, "utf8");
+    writeFileSync(recipe, before.replace('CFLAGS: "-O0"', 'CFLAGS: "-O1"').replace(`TARGET: '"world"'`, `TARGET: '"planet"'`));
+    try {
+      const p = await kiln(["plan", "--json", "greeting"], o());
+      assert.deepEqual(states(p.stdout), [["libgreet", "build"], ["hello", "build"], ["greeting", "unknown"]]);
+    } finally {
+      writeFileSync(recipe, before);
+    }
+  });
+
   test("a target never realised is a usage error with a hint", async () => {
     const r = await kiln(["why", "nothing-like-it"], o());
     assert.equal(r.code, 2);

@@ -16,6 +16,7 @@ import { outputPathName, replaceAll, resolveDerivation, scratchHash, outputPlace
 import type { NodeRef } from "./events.js";
 import type { Graph, Node } from "./evaluate.js";
 import { fetchFixed } from "./fetch.js";
+import { certainBuilds } from "./plan-states.js";
 import { checkSandbox, runSandboxed } from "./sandbox.js";
 import { LOGICAL_STORE } from "../store/store.js";
 
@@ -227,6 +228,8 @@ export function plan(store: Store, nodes: Node[]): Map<Node, { state: PlanState;
       out.set(n, known ? { state: "cached", outputs, resolved: hash } : { state: "build", resolved: hash });
     }
   }
+  // "unknown" is for what early cutoff may spare; a node changed in its own right will build
+  for (const n of certainBuilds(store, nodes.filter((n) => out.get(n)!.state === "unknown"))) out.set(n, { state: "build" });
   return out;
 }
 

@@ -297,6 +297,17 @@ function status(o: string, n: string, lookup: WhyLookup): Status {
   return same ? "identical" : "rebuilt";
 }
 
+/**
+ * Whether a derivation differs from another in its own description (env, script, builder, host
+ * tools, sources, pinned hash, the names of its inputs), not merely in what its inputs hash to:
+ * if it does, no realisation of the other can ever serve it, whatever its inputs come out as.
+ */
+export function differsOnItsOwn(o: StoredDerivation, n: StoredDerivation, nameOf: (h: string) => string): boolean {
+  let inputs = false;
+  pairInputs(o.drv, n.drv, nameOf, () => (inputs = true));
+  return inputs || ownChanges(o, n, undefined).length > 0;
+}
+
 /** Changed input pairs (old hash, new hash), matched by name; added/removed ones are reported. */
 function pairInputs(od: Derivation, nd: Derivation, nameOf: (h: string) => string, report: (input: string, change: "added" | "removed") => void): Array<[string, string]> {
   const group = (d: Derivation) => {

@@ -239,6 +239,16 @@ export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcR
   return { targetRows: p.targetRows, buildRows: p.buildRows, logFiles: files, logBytes: bytes, targets: p.targets };
 }
 
+/** The derivations of each name that were built successfully, newest first (at most `limit` per name). */
+export function builtVersions(store: Store, names: string[], limit: number): Map<string, string[]> {
+  const q = store.db.prepare<[string, number], { drv_hash: string }>(
+    "SELECT drv_hash FROM builds WHERE name = ? AND status = 'built' GROUP BY drv_hash ORDER BY max(id) DESC LIMIT ?",
+  );
+  const out = new Map<string, string[]>();
+  for (const name of new Set(names)) out.set(name, q.all(name, limit).map((r) => r.drv_hash));
+  return out;
+}
+
 /**
  * For each derivation, the latest successful build of another derivation with its name: the
  * version it replaces (what `why` compares it with). One indexed query per node, as above.

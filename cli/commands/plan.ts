@@ -93,7 +93,8 @@ const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unkno
 
 export function renderForecast(f: Forecast, relativeTo: string, all: boolean): string[] {
   const c = f.counts;
-  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store; ${c.unknown} more only if an input's output changes (early cutoff may spare them)`];
+  const maybe = c.unknown ? `; ${c.unknown} more only if an input's output changes (early cutoff may spare them)` : "";
+  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${maybe}`];
   const shown = f.nodes.filter((n) => all || n.state !== "cached");
   const width = Math.max(0, ...shown.map((n) => n.name.length));
   for (const n of shown) {
