@@ -3,7 +3,8 @@ import { isKilnError } from "../store/errors.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
+/** lockDrift: `realize --locked` refused, or `lock --check` found drift; nothing was built */
+export const EXIT = { ok: 0, failed: 1, usage: 2, lockDrift: 3, cancelled: 130 } as const;
 
 export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
   const ac = new AbortController();
@@ -56,8 +57,9 @@ export function reportError(e: unknown): number {
       case "FIXED_OUTPUT_MISMATCH":
       case "FETCH_FAILED":
       case "STORE_CORRUPT":
-      case "LOCK_DRIFT":
         return EXIT.failed;
+      case "LOCK_DRIFT":
+        return EXIT.lockDrift;
       default:
         return EXIT.usage;
     }
