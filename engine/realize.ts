@@ -257,6 +257,8 @@ export class Realizer {
   private readonly signal: AbortSignal;
   private built = 0;
   private cached = 0;
+  private cancelled = 0;
+  private skipped = 0;
   private readonly failed: Array<{ node: NodeRef; error: KilnError }> = [];
   private sandboxChecked = false;
   private readonly hits: Array<{ drv: DrvHash; resolved: ResolvedHash; paths: StorePathName[] }> = [];
@@ -303,7 +305,7 @@ export class Realizer {
       if (r) outputs.set(n.hash, r.outputs);
     }
     this.ctx.store.recordHits(this.hits.splice(0), this.ctx.clock());
-    this.ctx.events({ type: "finished", built: this.built, cached: this.cached, failed: this.failed.length, ms: this.ctx.clock() - started });
+    this.ctx.events({ type: "finished", built: this.built, cached: this.cached, failed: this.failed.length, cancelled: this.cancelled, skipped: this.skipped, ms: this.ctx.clock() - started });
     if (this.ctx.signal.aborted) throw new KilnError("CANCELLED", "cancelled; nothing half-built was registered");
     for (const s of settled) if (s.status === "rejected" && !isKilnError(s.reason)) throw s.reason;
     return { outputs, built: this.built, cached: this.cached, failed: this.failed };
@@ -314,7 +316,14 @@ export class Realizer {
     if (!p) {
       // start it in a later microtask: run() asks for its inputs synchronously, and a chain of
       // thousands of derivations would otherwise recurse that deep and overflow the stack
-      p = Promise.resolve().then(() => this.run(n));
+      p = Promise.resolve().then(() => this.run(n)).catch((e: unknown) => {
+        // each node settles once: a cancellation is counted here, failures and skips where they happen
+        if (isKilnError(e) && e.code === "CANCELLED") {
+          this.cancelled++;
+          this.ctx.events({ type: "cancelled", node: nodeRef(n) });
+        }
+        throw e;
+      });
       this.results.set(n, p);
       p.catch(() => {}); // observed by dependents and realize()
     }
@@ -361,8 +370,12 @@ export class Realizer {
     for (const [i, d] of n.deps.entries()) {
       const r = deps[i]!;
       if (r.status === "rejected") {
-        this.ctx.events({ type: "skipped", node: ref, because: nodeRef(d) });
-        throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} failed`, undefined, { because: d.hash });
+        // an input stopped by the cancellation: so is this node; else name the failure behind the skip
+        if (isKilnError(r.reason) && r.reason.code === "CANCELLED") throw new KilnError("CANCELLED", `${n.name}: cancelled`);
+        const failed = (isKilnError(r.reason) && (r.reason.context.failed as NodeRef | undefined)) || nodeRef(d);
+        this.skipped++;
+        this.ctx.events({ type: "skipped", node: ref, because: nodeRef(d), failed });
+        throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} ${failed.drv === d.hash ? "failed" : `was skipped: ${failed.name} failed`}`, undefined, { because: d.hash, failed });
       }
       // a cut-off input counts too: the rebuild wave stopped above this node, not at it
       anyFresh ||= r.value.fresh || r.value.cutoff === true;

@@ -277,7 +277,7 @@ describe("TUI", () => {
       planned,
       { type: "cached", node: ref("libgreet"), paths: {}, cutoff: false },
       { type: "failed", node: ref("hello"), message: "builder for hello exited with code 1", logTail: ["main.c:4: error: expected ';'"] },
-      { type: "skipped", node: ref("greeting"), because: ref("hello") },
+      { type: "skipped", node: ref("greeting"), because: ref("hello"), failed: ref("hello") },
       { type: "finished", built: 0, cached: 1, failed: 1, ms: 800 },
       { type: "watching", round: 2, files: 7, outputs: [], error: { code: "BUILD_FAILED", message: "1 derivation(s) failed: hello" } },
     ]);

@@ -14,9 +14,9 @@ import type { KilnEvent } from "../../engine/events.js";
 export type PlanState = "cached" | "build" | "fetch" | "unknown";
 
 /** waiting: not started (reason set when another kiln process holds its lock) */
-export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "skipped";
+export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "cancelled" | "skipped";
 
-export const DONE_STATUSES: ReadonlySet<NodeStatus> = new Set(["cached", "cutoff", "substituted", "built", "failed", "skipped"]);
+export const DONE_STATUSES: ReadonlySet<NodeStatus> = new Set(["cached", "cutoff", "substituted", "built", "failed", "cancelled", "skipped"]);
 
 /** Lines of each node's log kept in memory (the full log is in the store's log file). */
 export const LOG_TAIL_LINES = 200;
@@ -60,6 +60,7 @@ export interface Counts {
   substituted: number;
   built: number;
   failed: number;
+  cancelled: number;
   skipped: number;
 }
 
@@ -103,7 +104,7 @@ export interface ViewState {
   completions: Completion[];
   /** drv hashes of failed nodes, in order */
   failures: string[];
-  finished?: { built: number; cached: number; failed: number; ms: number; at: number };
+  finished?: { built: number; cached: number; failed: number; cancelled: number; skipped: number; ms: number; at: number };
   /** parallel builds, for the ETA */
   jobs: number;
   /** the longest node name, for aligned columns */
@@ -121,7 +122,7 @@ export function createViewState(o: { jobs?: number } = {}): ViewState {
     nodes: new Map(),
     order: [],
     roots: [],
-    counts: { total: 0, waiting: 0, running: 0, cached: 0, cutoff: 0, substituted: 0, built: 0, failed: 0, skipped: 0 },
+    counts: { total: 0, waiting: 0, running: 0, cached: 0, cutoff: 0, substituted: 0, built: 0, failed: 0, cancelled: 0, skipped: 0 },
     completions: [],
     failures: [],
     jobs: Math.max(1, o.jobs ?? 1),
@@ -156,6 +157,11 @@ function nodeOf(s: ViewState, ref: { drv: string; name: string }): NodeView {
     s.nameWidth = Math.max(s.nameWidth, ref.name.length);
   }
   return n;
+}
+
+/** Why a node was skipped: the input that did not come and, when that was skipped too, the failure behind it. */
+export function skipReason(e: Extract<KilnEvent, { type: "skipped" }>): string {
+  return e.failed.drv === e.because.drv ? `input ${e.because.name} failed` : `input ${e.because.name} was skipped (${e.failed.name} failed)`;
 }
 
 /** Fold one event into the state. `now`: when it was seen. */
@@ -231,8 +237,14 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     }
     case "skipped": {
       const n = nodeOf(s, e.node);
-      n.reason = `input ${e.because.name} failed`;
+      n.reason = skipReason(e);
       setStatus(s, n, "skipped", now);
+      break;
+    }
+    case "cancelled": {
+      const n = nodeOf(s, e.node);
+      if (n.startedAt !== undefined) n.ms = now - n.startedAt;
+      setStatus(s, n, "cancelled", now);
       break;
     }
     case "checked": {
@@ -242,7 +254,7 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     }
     case "finished":
       s.phase = "finished";
-      s.finished = { built: e.built, cached: e.cached, failed: e.failed, ms: e.ms, at: now };
+      s.finished = { built: e.built, cached: e.cached, failed: e.failed, cancelled: e.cancelled ?? s.counts.cancelled, skipped: e.skipped ?? s.counts.skipped, ms: e.ms, at: now };
       break;
     case "round": {
       // a new round: a fresh graph (the targets stay: a watch keeps its targets)
@@ -350,7 +362,7 @@ export interface Progress {
 
 export function progress(s: ViewState, now: number): Progress {
   const c = s.counts;
-  const done = c.cached + c.cutoff + c.substituted + c.built + c.failed + c.skipped;
+  const done = c.cached + c.cutoff + c.substituted + c.built + c.failed + c.cancelled + c.skipped;
   let work = 0;
   let unestimated = 0;
   let toRun = 0;
@@ -420,5 +432,6 @@ export const STATUS_LABEL: Record<NodeStatus, string> = {
   substituted: "fetched",
   built: "built",
   failed: "FAILED",
+  cancelled: "cancelled",
   skipped: "skipped",
 };
