@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { human } from "./commands/path-info.js";
 import { after, describe, test } from "node:test";
 import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 
@@ -83,14 +84,18 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     const [c] = validPaths(store, "blob-c");
     const size = (p: string) => query<{ nar_size: number }>(store, "SELECT nar_size FROM valid_paths WHERE path = ?", p)[0]!.nar_size;
     const total = size(a!) + size(b!) + size(c!);
+    const [bBytes, acBytes] = [human(size(b!)), human(size(a!) + size(c!))];
 
     const young = await ok(["gc", "--older-than", "1d"], o);
-    assert.match(young.stdout, /^0 store paths deleted/m);
+    assert.match(young.stdout, /^0 store paths deleted, 0 B freed; 0 live paths kept \(0 B\); 3 unreachable paths kept \([^)]+\): used within --older-than 1d\n/m);
     assert.equal(allValid(store).length, 3);
 
-    // one byte over: the least recently used path (b) goes, nothing else
-    await ok(["gc", "--max-size", String(total - 1)], o);
+    // one byte over: the least recently used path (b) goes, nothing else; the summary says what it kept and why
+    const sized = await ok(["gc", "--max-size", String(total - 1)], o);
     assert.deepEqual(allValid(store), [a, c].sort());
+    assert.ok(sized.stdout.includes(`1 store paths deleted, ${bBytes} freed; 0 live paths kept (0 B); 2 unreachable paths kept (${acBytes}): the store is within --max-size ${total - 1} (least recently used went first)\n`), sized.stdout);
+    const dry = await ok(["gc", "--dry-run", "--max-freed", "1"], o);
+    assert.match(dry.stdout, /1 store paths would be deleted, .*; 1 unreachable paths would be kept \([^)]+\): --max-freed 1 was reached \(least recently used went first\)\n/);
     await ok(["gc", "--max-freed", "1"], o);
     assert.deepEqual(allValid(store), [a]);
     assert.deepEqual(onDisk(store), [a]);
@@ -171,7 +176,7 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     const second = await kilnJson(["realize", "greeting"], o);
     assert.deepEqual(buildStarts(second.events).map((e) => e.node!.name), ["libgreet"]);
     const explained = await why();
-    assert.match(explained, /source file greet\.c changed/);
+    assert.match(explained, /source file src\/greet\.c changed/);
     assert.match(explained, /libgreet  rebuilt, output identical: early cutoff/);
     assert.match(explained, /early cutoff at libgreet/);
 
