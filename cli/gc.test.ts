@@ -104,6 +104,26 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     assert.match(bad.stderr, /--max-size: cannot read "lots" as a size/);
   });
 
+  test("pin add on a target not realized yet: refused with the way to do it; --realize builds it, pins it, and gc keeps it", async () => {
+    const cwd = copyFixture("gc");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    const refused = await kiln(["pin", "add", "keep-b", "b"], o);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /target b is not realized in this store\n {2}hint: pin it once it is built: kiln pin add --realize keep-b b/);
+    const r = await kiln(["--reporter", "json", "pin", "add", "--realize", "keep-b", "b"], o);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["blob-b"]);
+    const [b] = validPaths(store, "blob-b");
+    assert.equal(r.stdout, `pinned keep-b -> ${join(store, "store", b!)}\n`);
+    await ok(["gc"], o);
+    assert.deepEqual(allValid(store), [b]);
+    // already realized: --realize builds nothing
+    const again = await kiln(["--reporter", "json", "pin", "add", "--realize", "keep-b-too", "b"], o);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(buildStarts(again.events), []);
+  });
+
   test("a gc while a realize is building keeps the build's inputs and lets it finish", async () => {
     const cwd = copyFixture("gc");
     const store = tempDir("store");
