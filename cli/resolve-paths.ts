@@ -37,7 +37,7 @@ export async function toStorePaths(
       }
       built = result.outputs;
     } else if (missing.length) {
-      throw new KilnError("STORE_PATH_INVALID", `target ${missing[0]!.target} is not realized in this store`, o.hint?.(item) ?? `run: kiln realize ${item}`);
+      throw new KilnError("STORE_PATH_INVALID", `target ${missing[0]!.target} is not realized in this store`, o.hint?.(item) ?? `run: kiln realize ${item}`, { notRealized: true });
     }
     for (const r of ev.roots) out.push((built?.get(r.node.hash)?.[r.output] ?? p.get(r.node)!.outputs![r.output])!);
   }
