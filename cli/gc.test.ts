@@ -211,7 +211,14 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O2"', 'CFLAGS: "-O0"'));
     await kilnJson(["realize", "greeting"], o);
     const latest = await why();
-    assert.match(latest, /env CFLAGS of libgreet: "-O2" → "-O0"/);
+    assert.match(latest, /\[1\] recipes\/index\.ts:\d+, in libgreet\n[\s\S]*→ env CFLAGS of libgreet: "-O2" → "-O0"/);
+    // an evaluation that no realisation records (a recipe edited and put back) leaves a snapshot only history gc takes
+    const edited = readFileSync(recipe, "utf8");
+    writeFileSync(recipe, `// a passing comment\n${edited}`);
+    await ok(["eval", "greeting"], o);
+    writeFileSync(recipe, edited);
+    const snapshots = () => query<{ n: number }>(store, "SELECT count(*) AS n FROM recipe_snapshots")[0]!.n;
+    assert.equal(snapshots(), 3);
     const latestLibgreet = await why("libgreet");
     const targetRows = () => query<{ id: number }>(store, "SELECT id FROM target_realisations ORDER BY id").map((r) => r.id);
     const logsBefore = buildRows(store).map((b) => b.log_file!);
@@ -233,6 +240,7 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     assert.equal(removed.length, 1);
     assert.ok(!existsSync(removed[0]!), "its log file went with it");
     for (const l of logsAfter) assert.ok(existsSync(l), `${l} kept`);
+    assert.equal(snapshots(), 2, "the recipe files of the kept realisations stay; the unrecorded evaluation's go");
     assert.equal(await why(), latest, "why explains the latest realisation as before");
     assert.equal(await why("libgreet"), latestLibgreet);
     assert.match((await ok(["log", "libgreet"], o)).stdout, /compiling greet\.c with CFLAGS=-O0/);

@@ -68,6 +68,8 @@ export function refineReports(reports: CauseReport[], rev?: RecipesRev | null): 
         const cur = lines(e.file)?.[e.line - 1]?.trim();
         if (cur !== undefined && e.added.includes(cur)) e.commit = lineCommit(e.file, e.line);
       }
+      // a recipe file git does not track yet has no commit
+      if (e.commit === undefined && uncommitted(e.file)) e.commit = "not committed yet";
       if (e.commit === undefined) delete e.commit;
       continue;
     }
