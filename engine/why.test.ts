@@ -150,6 +150,7 @@ describe("explain", () => {
 
     const missing = explain("f".repeat(64), b, h);
     assert.equal(missing.causes[0]!.cause.kind, "unrecorded");
+    assert.deepEqual(missing.causes[0]!.blast.changed, ["app"]);
   });
 
   test("one constant shared by several derivations is one root cause: the recipe edit, with each derivation's change", () => {

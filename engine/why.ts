@@ -158,7 +158,7 @@ function minus(a: string[], b: string[]): string[] {
 const isScript = (d: Derivation) => d.args.length === 4 && d.args[0] === "-e" && d.args[1] === "-u" && d.args[2] === "-c";
 
 /** Compare two derivation trees; `oldHash`/`newHash` are derivation hashes of the roots. */
-export function explain(oldHash: string, newHash: string, lookup: WhyLookup, o: ExplainOptions = {}): WhyReport {
+export function explain(oldHash: string, newHash: string, lookup: WhyLookup, opts: ExplainOptions = {}): WhyReport {
   if (oldHash === newHash) return { root: null, causes: [], changed: 0 };
   const memo = new Map<string, WhyNode>();
   /** nodes after their inputs: blast radius lists come out in build order */
@@ -167,7 +167,7 @@ export function explain(oldHash: string, newHash: string, lookup: WhyLookup, o: 
   const effects = new Map<string, { cause: Cause; nodes: Set<WhyNode> }>();
   const parents = new Map<WhyNode, Set<WhyNode>>();
   const nameOf = (h: string) => lookup.load(h)?.drv.name ?? `?${h.slice(0, 8)}`;
-  const root = o.root ?? o.recipes?.new?.root;
+  const root = opts.root ?? opts.recipes?.new?.root;
 
   const addEffect = (node: WhyNode, key: string, cause: Cause) => {
     let e = effects.get(key);
@@ -175,17 +175,18 @@ export function explain(oldHash: string, newHash: string, lookup: WhyLookup, o: 
     e.nodes.add(node);
   };
 
-  const visit = (o_: string, n: string): WhyNode => {
-    const key = `${o_}>${n}`;
+  const visit = (o: string, n: string): WhyNode => {
+    const key = `${o}>${n}`;
     const seen = memo.get(key);
     if (seen) return seen;
-    const od = lookup.load(o_);
+    const od = lookup.load(o);
     const nd = lookup.load(n);
-    const node: WhyNode = { name: nd?.drv.name ?? od?.drv.name ?? `?${n.slice(0, 8)}`, old: o_, new: n, status: status(o_, n, lookup), causes: [], inputs: [] };
+    const node: WhyNode = { name: nd?.drv.name ?? od?.drv.name ?? `?${n.slice(0, 8)}`, old: o, new: n, status: status(o, n, lookup), causes: [], inputs: [] };
     memo.set(key, node);
     if (!od || !nd) {
       const side = !od ? "old" : "new";
-      addEffect(node, `unrecorded:${side === "old" ? o_ : n}`, { kind: "unrecorded", drv: node.name, hash: side === "old" ? o_ : n, side });
+      addEffect(node, `unrecorded:${side === "old" ? o : n}`, { kind: "unrecorded", drv: node.name, hash: side === "old" ? o : n, side });
+      order.push(node);
       return node;
     }
     // inputs first, so the causes come out deepest first: the order in which they took effect
@@ -208,8 +209,8 @@ export function explain(oldHash: string, newHash: string, lookup: WhyLookup, o: 
 
   // root causes: the recipe edit each effect comes from, or the effect itself
   const causes = new Map<string, { id: number; cause: Cause; effects: Cause[]; edit?: RecipeEdit; nodes: Set<WhyNode> }>();
-  const hunks = o.recipes?.old && o.recipes.new ? indexHunks(diffRecipes(o.recipes.old, o.recipes.new)) : [];
-  const newTexts = o.recipes?.new;
+  const hunks = opts.recipes?.old && opts.recipes.new ? indexHunks(diffRecipes(opts.recipes.old, opts.recipes.new)) : [];
+  const newTexts = opts.recipes?.new;
   for (const [key, e] of effects) {
     const change = hunks.length ? changeOf(e.cause) : undefined;
     const found = change ? locate(change, hunks) : [];
