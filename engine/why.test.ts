@@ -207,6 +207,18 @@ describe("explain", () => {
     assert.match(renderWhy(r).join("\n"), /source file src\/app2\/main\.c changed/);
   });
 
+  test("a source from another clone of the same recipes is no change; one edited there is one changed file", () => {
+    const h = new History();
+    const m = (c: string) => `${c.repeat(32)}-main.c`;
+    const app = (src: string, clone: string, opt: string) =>
+      h.add({ name: "app", env: { CFLAGS: opt }, srcs: [src], meta: { position: `${clone}/recipes/index.ts:3:1`, srcs: { [src]: `${clone}/src/main.c` } } });
+    const here = app(m("a"), "/home/me/app", "-O1");
+    const same = explain(here, app(m("a"), "/tmp/clone", "-O2"), h, { root: "/tmp/clone" });
+    assert.deepEqual(same.causes.map((c) => c.cause.kind), ["env"], "the unchanged main.c copied from elsewhere is not a cause");
+    const edited = explain(here, app(m("b"), "/tmp/clone", "-O1"), h, { root: "/tmp/clone" });
+    assert.deepEqual(edited.causes.map((c) => c.cause), [{ kind: "source", file: "src/main.c", path: "/tmp/clone/src/main.c", old: m("a"), new: m("b") }]);
+  });
+
   test("the same derivation has nothing to explain", () => {
     const h = new History();
     const a = h.add({ name: "app" });

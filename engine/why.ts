@@ -381,21 +381,10 @@ function ownChanges(o: StoredDerivation, n: StoredDerivation, root: string | und
     out.push([`env:${drv}:${key}`, { kind: "env", drv, key, old: a ?? null, new: b ?? null, ...p }]);
   }
 
-  // local sources, paired by the host path they were copied from (two main.c in two folders are
-  // two files); derivations recorded without those paths pair by the store path's name part.
-  // The store path's hash part is the content.
-  const knows = (d: StoredDerivation) => d.meta.srcs !== undefined || d.drv.inputSrcs.length === 0;
-  const byPath = knows(o) && knows(n);
-  const keyed = (d: StoredDerivation) => new Map(d.drv.inputSrcs.map((s) => [byPath ? (d.meta.srcs?.[s] ?? s) : s.slice(33), s]));
-  const os = keyed(o);
-  const ns = keyed(n);
-  for (const k of [...new Set([...os.keys(), ...ns.keys()])].sort()) {
-    const a = os.get(k) ?? null;
-    const b = ns.get(k) ?? null;
-    if (a === b) continue;
-    const path = byPath ? k : undefined;
-    const file = path && root ? underRoot(root, path) : k;
-    out.push([`source:${k}:${a}:${b}`, { kind: "source", file, ...(path ? { path } : {}), old: a, new: b }]);
+  for (const [a, b] of pairSources(o, n)) {
+    const path = (b && n.meta.srcs?.[b]) ?? (a && o.meta.srcs?.[a]) ?? undefined;
+    const file = path ? (root ? underRoot(root, path) : path) : (b ?? a)!.slice(33);
+    out.push([`source:${file}:${a}:${b}`, { kind: "source", file, ...(path ? { path } : {}), old: a, new: b }]);
   }
 
   for (const tool of [...new Set([...Object.keys(od.hostTools), ...Object.keys(nd.hostTools)])].sort()) {
@@ -405,6 +394,45 @@ function ownChanges(o: StoredDerivation, n: StoredDerivation, root: string | und
     out.push([`tool:${tool}:${a?.digest}:${a?.version}:${b?.digest}:${b?.version}`, { kind: "hostTool", tool, old: a ? toolSummary(a) : null, new: b ? toolSummary(b) : null }]);
   }
   return out;
+}
+
+/**
+ * Local sources that changed, as (old, new) store paths, null for one added or removed. A store
+ * path is name + content, so one on both sides did not change, wherever it was copied from (the
+ * same recipes in another clone). The rest pair by the host path they were copied from (two
+ * main.c in two folders are two files), then by name, the host paths sharing the longest tail
+ * winning (one file edited in a clone at another path; derivations recorded without host paths).
+ */
+function pairSources(o: StoredDerivation, n: StoredDerivation): Array<[string | null, string | null]> {
+  const inNew = new Set(n.drv.inputSrcs);
+  const inOld = new Set(o.drv.inputSrcs);
+  const gone = o.drv.inputSrcs.filter((s) => !inNew.has(s));
+  const come = n.drv.inputSrcs.filter((s) => !inOld.has(s));
+  const hostOld = (s: string) => o.meta.srcs?.[s];
+  const hostNew = (s: string) => n.meta.srcs?.[s];
+  const tail = (a: string | undefined, b: string | undefined) => {
+    if (!a || !b) return 0;
+    const x = a.split("/").reverse();
+    const y = b.split("/").reverse();
+    let k = 0;
+    while (k < x.length && k < y.length && x[k] === y[k]) k++;
+    return k;
+  };
+  const pairs: Array<[string | null, string | null]> = [];
+  const left = new Set(come);
+  for (const g of gone) {
+    let best: string | undefined;
+    let bestTail = -1;
+    for (const c of left) {
+      if (c.slice(33) !== g.slice(33) && (hostOld(g) === undefined || hostOld(g) !== hostNew(c))) continue;
+      const t = hostOld(g) !== undefined && hostOld(g) === hostNew(c) ? Infinity : tail(hostOld(g), hostNew(c));
+      if (t > bestTail) (best = c), (bestTail = t);
+    }
+    if (best) left.delete(best);
+    pairs.push([g, best ?? null]);
+  }
+  for (const c of left) pairs.push([null, c]);
+  return pairs.sort(([a, b], [c, d]) => ((b ?? a)!.slice(33) < (d ?? c)!.slice(33) ? -1 : 1));
 }
 
 // ---- rendering ---------------------------------------------------------------------------------
