@@ -25,11 +25,30 @@ function stateOf(events: KilnEvent[], at = 0): ViewState {
   return s;
 }
 
-const tick = () => new Promise((r) => setImmediate(r));
+/** The frame of the app rendered last, for tick(). */
+let currentFrame: (() => string | undefined) | undefined;
+
+/**
+ * Let a key press take effect: React renders in time slices and yields to the event loop when a
+ * render runs long (a loaded machine), so one turn of the loop is not always enough. Waits until
+ * the frame changes (at most 0.4 s: some keys change nothing on screen), then one more turn.
+ */
+async function tick(): Promise<void> {
+  const turn = () => new Promise((r) => setImmediate(r));
+  const before = currentFrame?.();
+  for (let waited = 0; waited < 400 && currentFrame?.() === before; waited += 5) {
+    await turn();
+    if (currentFrame?.() !== before) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await turn();
+}
 
 function app(state: ViewState, extra: Partial<AppProps> = {}) {
   const props: AppProps = { state, now: 1000, cancelling: false, onQuit: () => {}, rows: 30, columns: 100, ...extra };
-  return render(createElement(App, props));
+  const r = render(createElement(App, props));
+  currentFrame = r.lastFrame;
+  return r;
 }
 
 describe("TUI", () => {
