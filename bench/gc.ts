@@ -4,36 +4,34 @@
 // its 100 leaves) and one top path referencing every group; the top is not rooted, half of the
 // groups are pinned, so half of the store is live and half is deleted. Every path is a small file
 // on disk, registered by direct inserts (building 100k derivations would take hours).
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { collectGarbage } from "../store/gc.js";
 import { hashPart } from "../store/digest.js";
-import { removeTree, Store } from "../store/store.js";
+import { removeTree } from "../store/paths.js";
+import { LocalStore } from "../store/local-store.js";
+import { fillSynthetic, type SyntheticPath } from "../store/test-helpers/direct.js";
 
 const arg = process.argv.indexOf("--sizes");
 const sizes = arg > 0 ? process.argv[arg + 1]!.split(",").map(Number) : [10_000, 100_000];
 
-function populate(n: number): Store {
+function populate(n: number): LocalStore {
   const root = mkdtempSync(join(tmpdir(), "kiln-bench-gc-"));
-  const store = Store.open(root);
+  const store = LocalStore.open(root);
   const groups = Math.ceil(n / 100);
   const name = (i: number) => `${hashPart(`bench-${i}`)}-p${i}`;
   const total = n + groups + 1;
-  const ins = store.db.prepare("INSERT INTO valid_paths (id, path, nar_digest, nar_size, registered_at, last_used) VALUES (?, ?, 'x', 100, 0, ?)");
-  const ref = store.db.prepare("INSERT INTO refs (referrer, reference) VALUES (?, ?)");
-  const pin = store.db.prepare("INSERT INTO roots (name, kind, path, created_at) VALUES (?, 'pin', ?, 0)");
-  store.db.transaction(() => {
-    for (let i = 1; i <= total; i++) {
-      ins.run(i, name(i), i);
-      if (!process.env.NOFILES) writeFileSync(join(store.storeDir, name(i)), "x".repeat(100));
-    }
-    for (let l = 1; l <= n; l++) ref.run(n + 1 + Math.floor((l - 1) / 100), l);
-    for (let gi = 0; gi < groups; gi++) {
-      ref.run(total, n + 1 + gi);
-      if (gi % 2 === 0) pin.run(`pin:g${gi}`, name(n + 1 + gi));
-    }
-  })();
+  const paths: SyntheticPath[] = [];
+  for (let i = 1; i <= total; i++) paths.push({ id: i, path: name(i), lastUsed: i, ...(process.env.NOFILES ? {} : { content: "x".repeat(100) }) });
+  const edges: Array<[number, number]> = [];
+  const pins: Array<[string, string]> = [];
+  for (let l = 1; l <= n; l++) edges.push([n + 1 + Math.floor((l - 1) / 100), l]);
+  for (let gi = 0; gi < groups; gi++) {
+    edges.push([total, n + 1 + gi]);
+    if (gi % 2 === 0) pins.push([`g${gi}`, name(n + 1 + gi)]);
+  }
+  fillSynthetic(store, paths, edges, pins);
   return store;
 }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DrvHash } from "../engine/derivation.js";
 import type { KilnEvent } from "../engine/events.js";
-import { Store } from "../store/store.js";
+import { LocalStore } from "../store/local-store.js";
 import { BuildReasons } from "./build-reasons.js";
 import type { NodeView, PlanState } from "./reporters/view-state.js";
 import { cleanup, tempDir } from "./test-helpers/kiln.js";
@@ -15,7 +15,7 @@ after(cleanup);
 const MAIN_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-main.c";
 const MAIN_B = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-main.c";
 
-function drv(store: Store, name: string, o: { env?: Record<string, string>; inputs?: Array<{ hash: string; name: string }>; srcs?: string[] } = {}): string {
+function drv(store: LocalStore, name: string, o: { env?: Record<string, string>; inputs?: Array<{ hash: string; name: string }>; srcs?: string[] } = {}): string {
   const refs = (o.inputs ?? []).map((i) => inputPlaceholder(i.hash as DrvHash, i.name, "out")).join(" ");
   const d: Derivation = {
     name, system: SYSTEM, builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `make\ncp -r ${refs} $out`],
@@ -27,7 +27,7 @@ function drv(store: Store, name: string, o: { env?: Record<string, string>; inpu
   return hash;
 }
 
-function build(store: Store, hash: string, name: string, status: "built" | "failed", at: number): void {
+function build(store: LocalStore, hash: string, name: string, status: "built" | "failed", at: number): void {
   const id = store.startBuild({ drvHash: hash, resolvedHash: `r-${hash}`, name, inputs: {}, logFile: "/dev/null", startedAt: at });
   if (status === "built") store.completeBuild(id, { out: `p-${name}` }, at + 100);
   else store.finishBuild(id, "failed", 1, at + 100);
@@ -43,7 +43,7 @@ describe("why a node is being built", () => {
   const NOW = 1_000_000_000;
 
   test("new, changed itself, changed through an input, and early cutoff still possible", () => {
-    const store = Store.open(tempDir("reasons"));
+    const store = LocalStore.open(tempDir("reasons"));
     try {
       const lib1 = drv(store, "libgreet", { env: { CFLAGS: "-O2" } });
       const hello1 = drv(store, "hello", { inputs: [{ hash: lib1, name: "libgreet" }], srcs: [MAIN_A] });
@@ -87,7 +87,7 @@ describe("why a node is being built", () => {
   });
 
   test("a source file changed; built before but no longer in the store; failed last time; in the store", () => {
-    const store = Store.open(tempDir("reasons"));
+    const store = LocalStore.open(tempDir("reasons"));
     try {
       const a = drv(store, "hello", { srcs: [MAIN_A] });
       build(store, a, "hello", "built", NOW - 3_600_000);

@@ -11,8 +11,8 @@ import type { KilnEvent } from "../engine/events.js";
 import { hashesOfName, storeLookup } from "../engine/history.js";
 import { describeReport, explain, summarizeCause, type CauseReport, type WhyLookup } from "../engine/why.js";
 import { previousBuilds } from "../store/history.js";
-import type { BuildRow, Store } from "../store/store.js";
-import { recipesOf, refineReports } from "./why-sides.js";
+import type { BuildRow, LocalStore } from "../store/local-store.js";
+import { recipesOf, refineReports } from "./causes.js";
 import type { NodeView, PlanState } from "./reporters/view-state.js";
 
 interface Baseline {
@@ -39,7 +39,7 @@ export function ago(ms: number): string {
 }
 
 export class BuildReasons {
-  private store: Store | undefined;
+  private store: LocalStore | undefined;
   private lookup: WhyLookup | undefined;
   private readonly baselines = new Map<string, Baseline>();
   private readonly explained = new Map<string, Explained>();
@@ -48,7 +48,7 @@ export class BuildReasons {
   constructor(private readonly o: { relativeTo: string; now: () => number; root?: string }) {}
 
   /** Take each node's baseline: call with the planned event, before the build records anything. */
-  planned(store: Store, e: Extract<KilnEvent, { type: "planned" }>): void {
+  planned(store: LocalStore, e: Extract<KilnEvent, { type: "planned" }>): void {
     this.store = store;
     this.lookup = storeLookup(store);
     const runs = e.nodes.filter((n) => n.state !== "cached");
@@ -104,7 +104,7 @@ export class BuildReasons {
     return x;
   }
 
-  private compute(n: NodeView, b: Baseline, store: Store, lookup: WhyLookup): Explained {
+  private compute(n: NodeView, b: Baseline, store: LocalStore, lookup: WhyLookup): Explained {
     const now = this.o.now();
     if (b.plan === "cached") {
       const line = n.status === "cutoff"

@@ -5,11 +5,12 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
+import { SandboxBuilder } from "../engine/builders/sandbox.js";
+import { hostSystem } from "../engine/derivation.js";
 import { HostTools } from "../engine/hosttools.js";
 import { recipeSetRoot } from "../engine/recipe-snapshot.js";
-import { PersistentDigestCache } from "../store/digest-cache.js";
 import { buildDurations } from "../store/history.js";
-import { Store } from "../store/store.js";
+import { LocalStore } from "../store/local-store.js";
 import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
@@ -57,7 +58,7 @@ export interface ReporterHooks {
   /** quit at once (q twice) */
   forceQuit: () => void;
   /** the store, once opened: recorded build durations give the TUI its ETA */
-  store: () => Store | undefined;
+  store: () => LocalStore | undefined;
 }
 
 function jobsOf(args: GlobalArgs): number {
@@ -108,7 +109,7 @@ export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Prom
 }
 
 /** The planned event with each node's recorded build duration, for the TUI's ETA. */
-export function withEstimates(store: Store, e: Extract<KilnEvent, { type: "planned" }>): KilnEvent {
+export function withEstimates(store: LocalStore, e: Extract<KilnEvent, { type: "planned" }>): KilnEvent {
   const est = buildDurations(store, e.nodes.filter((n) => n.state !== "cached").map((n) => ({ hash: n.drv, name: n.name })));
   return { ...e, nodes: e.nodes.map((n) => (est.has(n.drv) ? { ...n, estimateMs: est.get(n.drv)!.ms } : n)) };
 }
@@ -135,13 +136,15 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
+/** The bubblewrap binary, for builds (engine/builders/sandbox.ts) and for kiln run and shell (cli/launch.ts). */
+export function bwrapBinary(): string {
+  return process.env.KILN_BWRAP || "bwrap";
+}
+
 export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink): Context & { root: string } {
   const root = storeRoot(args);
-  const store = Store.open(root);
-  const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), {
-    get: (k) => store.db.prepare<[string], { json: string }>("SELECT json FROM host_tool_cache WHERE key = ?").get(k)?.json,
-    put: (k, j) => store.db.prepare("INSERT OR REPLACE INTO host_tool_cache (key, json) VALUES (?, ?)").run(k, j),
-  });
+  const store = LocalStore.open(root);
+  const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), store.hostToolCache());
   const cores = availableParallelism();
   const fetchEnv: Record<string, string> = {};
   for (const k of ["PATH", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "HOME"]) {
@@ -151,18 +154,22 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   return {
     root,
     store,
+    builder: new SandboxBuilder({
+      bwrap: bwrapBinary(), storeDir: store.storeDir, systems: [hostSystem()],
+      scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
+    }),
+    substituters: [],
     hostTools,
     events: events ?? makeReporter(args),
     clock: Date.now,
     signal,
-    fileCache: new PersistentDigestCache(store.db),
+    fileCache: store.fileDigests(),
     config: {
       jobs: jobsOf(args),
       // like Nix's default, each build may use every core; make's own jobserver shares them
       buildCores: args.cores && args.cores > 0 ? args.cores : cores,
       keepGoing: Boolean(args["keep-going"]),
       mirrors,
-      bwrap: process.env.KILN_BWRAP || "bwrap",
       fetchEnv,
     },
   };

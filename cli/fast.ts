@@ -5,12 +5,12 @@
 // a changed file, a missing output, a newer store schema) returns false and the full CLI runs.
 //
 // Loaded by the launcher before anything else: node built-ins, better-sqlite3 and small modules.
-import type Database from "better-sqlite3";
 import { existsSync, lstatSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-import { MIGRATIONS } from "../store/migrations.js";
-import { SELF_PID, SELF_START } from "../store/process.js";
+import { openCurrentDatabase } from "../store/database.js";
+import type { StorePathName } from "../store/paths.js";
+import { Tables } from "../store/tables.js";
+import { toTargetRow } from "../store/target-table.js";
 import type { KilnEvent } from "../engine/events.js";
 import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
@@ -77,22 +77,6 @@ function reporter(a: FastArgs): (e: KilnEvent) => void {
   return plainReporter({ write, logs: false, now: Date.now });
 }
 
-/**
- * better-sqlite3, loaded the quick way: require (no ESM-from-CommonJS export scan) and the addon
- * by its path (no search by the 'bindings' package); ~25 ms less start-up here.
- */
-function openDb(file: string): Database.Database {
-  const require = createRequire(import.meta.url);
-  const Db = require("better-sqlite3") as typeof Database;
-  let nativeBinding: string | undefined;
-  try {
-    nativeBinding = require.resolve("better-sqlite3/build/Release/better_sqlite3.node");
-  } catch {
-    /* built elsewhere: let it search */
-  }
-  return new Db(file, nativeBinding ? { nativeBinding } : {});
-}
-
 /** Answer a no-op realize from its record; false when the full CLI must run. */
 export function tryFastRealize(argv: string[]): boolean {
   if (process.env.KILN_EVAL_CACHE === "0") return false;
@@ -107,44 +91,33 @@ export function tryFastRealize(argv: string[]): boolean {
   if (!rec) return false;
   const dbFile = join(root, "db.sqlite");
   if (!existsSync(dbFile)) return false;
-  const db = openDb(dbFile);
+  // a store the full CLI has opened is in WAL mode (a property of the file) and migrated;
+  // anything else is left to the full CLI
+  const db = openCurrentDatabase(dbFile);
+  if (!db) return false;
+  const t = new Tables(db);
   try {
-    db.pragma("busy_timeout = 10000");
-    db.pragma("synchronous = NORMAL");
-    // a store the full CLI has opened is in WAL mode (a property of the file) and migrated;
-    // anything else is left to the full CLI
-    if (db.pragma("journal_mode", { simple: true }) !== "wal") return false;
-    if (db.pragma("user_version", { simple: true }) !== MIGRATIONS.length) return false;
     const storeDir = join(root, "store");
     const now = Date.now();
     const base = a.outLink ?? "result";
     const links = a.link ? rec.roots.map((r, i) => ({ link: linkName(base, i + 1, r.output), path: r.path })) : [];
     // something in the way of a link: the full CLI says what
     for (const l of links) if (existsSync(l.link) && !lstatSync(l.link).isSymbolicLink()) return false;
-    const pathId = db.prepare<[string], { id: number }>("SELECT id FROM valid_paths WHERE path = ?");
-    const putTemp = db.prepare("INSERT OR IGNORE INTO temp_roots (pid, pid_start, path) VALUES (?, ?, ?)");
-    const touch = db.prepare("UPDATE valid_paths SET last_used = ? WHERE path = ?");
-    const putRoot = db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)");
-    const putHistory = db.prepare(
-      "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, recipes_snapshot, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
     // one write transaction: root first, then check validity (the gc protocol, store/gc.ts)
-    const ok = db.transaction(() => {
-      for (const r of rec.roots) putTemp.run(SELF_PID, SELF_START, r.path);
-      for (const r of rec.roots) if (!pathId.get(r.path) || !existsSync(join(storeDir, r.path))) return false;
-      for (const l of links) putRoot.run(`link:${l.link}`, l.path, now);
-      for (const r of rec.roots) {
-        touch.run(now, r.path);
-        putHistory.run(r.target, r.output, r.drv, r.resolved, r.path, rec.recipes?.rev ?? null, rec.recipes ? (rec.recipes.dirty ? 1 : 0) : null, rec.snapshot ?? null, now);
-      }
+    const ok = t.transaction(() => {
+      t.tempRoots.addMany(rec.roots.map((r) => r.path));
+      for (const r of rec.roots) if (t.paths.id(r.path as StorePathName) === undefined || !existsSync(join(storeDir, r.path))) return false;
+      for (const l of links) t.roots.put(`link:${l.link}`, "link", l.path, now);
+      t.paths.touchMany(rec.roots.map((r) => r.path), now);
+      t.targets.insert(rec.roots.map((r) => toTargetRow({ target: r.target, output: r.output, drvHash: r.drv, resolvedHash: r.resolved, path: r.path, recipes: rec.recipes, snapshot: rec.snapshot, at: now })));
       return true;
-    }).immediate();
+    });
     if (!ok) {
-      db.prepare("DELETE FROM temp_roots WHERE pid = ? AND pid_start = ?").run(SELF_PID, SELF_START);
+      t.tempRoots.dropOwn();
       return false;
     }
     for (const l of links) replaceLink(l.link, join(storeDir, l.path));
-    db.prepare("DELETE FROM temp_roots WHERE pid = ? AND pid_start = ?").run(SELF_PID, SELF_START);
+    t.tempRoots.dropOwn();
     const events = reporter(a);
     const targets = [...new Set(rec.roots.map((r) => r.target))];
     events({ type: "evaluated", targets, derivations: rec.derivations, ms: Date.now() - t0, unchanged: true });

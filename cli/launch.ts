@@ -8,8 +8,8 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import { hostView } from "../engine/host-view.js";
 import { KilnError, isKilnError } from "../store/errors.js";
-import { LOGICAL_STORE, type StorePathName } from "../store/store.js";
-import { recipesEntry, type GlobalArgs } from "./context.js";
+import { LOGICAL_STORE, type StorePathName } from "../store/paths.js";
+import { bwrapBinary, recipesEntry, type GlobalArgs } from "./context.js";
 import { toStorePaths } from "./resolve-paths.js";
 import { withContext } from "./run.js";
 
@@ -30,7 +30,7 @@ export async function outputsOf(argv: GlobalArgs, targets: string[]): Promise<Ou
     try {
       got = { storeDir: ctx.store.storeDir, paths: await toStorePaths(ctx, recipesEntry(argv), targets) };
     } catch (e) {
-      if (!(isKilnError(e) && e.context.notRealized)) throw e;
+      if (!(isKilnError(e) && e.code === "STORE_PATH_INVALID" && e.context.notRealized)) throw e;
       missing = true;
     }
   });
@@ -63,7 +63,7 @@ export function mainProgram(o: Outputs, path: StorePathName, target: string): st
 export function launch(o: Outputs, command: string[]): Promise<number> {
   const bins = o.paths.filter((p) => existsSync(join(o.storeDir, p, "bin"))).map((p) => `${LOGICAL_STORE}/${p}/bin`);
   const env = { ...process.env, PATH: [...bins, process.env.PATH ?? "/usr/bin:/bin"].join(":") };
-  const view = hostView({ bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: o.storeDir, cwd: process.cwd(), command });
+  const view = hostView({ bwrap: bwrapBinary(), storeDir: o.storeDir, cwd: process.cwd(), command });
   return new Promise((resolve, reject) => {
     const child = spawn(view.argv[0]!, view.argv.slice(1), { stdio: "inherit", env });
     // the terminal's Ctrl-C is the command's to handle (a shell ignores it): kiln waits for it

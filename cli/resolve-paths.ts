@@ -2,9 +2,11 @@
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../store/errors.js";
-import { parseStorePathName, type StorePathName } from "../store/store.js";
+import { parseStorePathName, type StorePathName } from "../store/paths.js";
 import type { Context } from "../engine/context.js";
-import { plan, reachable, Realizer } from "../engine/realize.js";
+import { plan } from "../engine/plan.js";
+import { reachable } from "../engine/graph.js";
+import { Realizer } from "../engine/realize.js";
 import { evaluateTargets } from "../engine/targets.js";
 
 /**
@@ -27,8 +29,8 @@ export async function toStorePaths(
     }
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), [item]);
     const roots = ev.roots.map((r) => r.node);
-    const p = plan(ctx.store, reachable(ev.evaluator.graph, roots));
-    const missing = ev.roots.filter((r) => !p.get(r.node)?.outputs?.[r.output]);
+    const p = await plan(ctx.store, reachable(ev.evaluator.graph, roots));
+    const missing = ev.roots.filter((r) => p.get(r.node)?.state !== "cached");
     let built: Map<string, Record<string, StorePathName>> | undefined;
     if (missing.length && o.realize) {
       const result = await new Realizer(ctx).realize(ev.evaluator.graph, roots);

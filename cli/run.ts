@@ -1,10 +1,39 @@
 // Running a command: context creation, Ctrl-C handling, error printing and exit codes.
-import { isKilnError } from "../store/errors.js";
+import { isKilnError, type ErrorCode } from "../store/errors.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
 
 /** lockDrift: `realize --locked` refused, or `lock --check` found drift; nothing was built */
-export const EXIT = { ok: 0, failed: 1, usage: 2, lockDrift: 3, cancelled: 130 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, lockDrift: 3, cancelled: 130, internal: 70 } as const;
+
+/**
+ * The exit code of each kind of failure (README, "Exit codes"): 1 a build, fetch or the store
+ * failed; 2 the input was wrong (recipe, target, option, missing tool, no sandbox); 3 the lock
+ * refused a run (nothing was built); 130 cancelled.
+ * A Record over every kind: a new kind that is not mapped here does not compile.
+ */
+export const EXIT_CODE: Record<ErrorCode, number> = {
+  BUILD_FAILED: EXIT.failed,
+  DEPENDENCY_FAILED: EXIT.failed,
+  OUTPUT_MISSING: EXIT.failed,
+  FIXED_OUTPUT_MISMATCH: EXIT.failed,
+  FETCH_FAILED: EXIT.failed,
+  STORE_CORRUPT: EXIT.failed,
+  LOCK_DRIFT: EXIT.lockDrift,
+  STORE_LOCKED: EXIT.usage,
+  STORE_PATH_INVALID: EXIT.usage,
+  RECIPE_NOT_FOUND: EXIT.usage,
+  RECIPE_LOAD: EXIT.usage,
+  RECIPE_INVALID: EXIT.usage,
+  TARGET_NOT_FOUND: EXIT.usage,
+  CYCLE: EXIT.usage,
+  SOURCE_MISSING: EXIT.usage,
+  HOST_TOOL_MISSING: EXIT.usage,
+  SANDBOX_UNAVAILABLE: EXIT.usage,
+  SYSTEM_UNSUPPORTED: EXIT.usage,
+  USAGE: EXIT.usage,
+  CANCELLED: EXIT.cancelled,
+};
 
 export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
   const ac = new AbortController();
@@ -48,22 +77,8 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
 export function reportError(e: unknown): number {
   if (isKilnError(e)) {
     process.stderr.write(`error: ${e.describe()}\n`);
-    switch (e.code) {
-      case "CANCELLED":
-        return EXIT.cancelled;
-      case "BUILD_FAILED":
-      case "DEPENDENCY_FAILED":
-      case "OUTPUT_MISSING":
-      case "FIXED_OUTPUT_MISMATCH":
-      case "FETCH_FAILED":
-      case "STORE_CORRUPT":
-        return EXIT.failed;
-      case "LOCK_DRIFT":
-        return EXIT.lockDrift;
-      default:
-        return EXIT.usage;
-    }
+    return EXIT_CODE[e.code];
   }
   process.stderr.write(`internal error (a bug in kiln, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
-  return 70;
+  return EXIT.internal;
 }

@@ -2,7 +2,7 @@
 // first and independent work fills the other slots (engine/realize.ts, criticalPathPriorities).
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { criticalPathPriorities } from "../engine/realize.js";
+import { criticalPathPriorities } from "../engine/graph.js";
 import type { Node } from "../engine/evaluate.js";
 import { cleanup, copyFixture, eventsOf, kilnJson, tempDir } from "./test-helpers/kiln.js";
 

@@ -11,7 +11,7 @@ import { dirname, relative } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Context } from "../engine/context.js";
 import type { Evaluated } from "../engine/targets.js";
-import { reachable } from "../engine/realize.js";
+import { reachable } from "../engine/graph.js";
 import { isKilnError } from "../store/errors.js";
 import { EXIT } from "./run.js";
 
@@ -67,6 +67,8 @@ export async function watchRounds(ctx: Context, o: WatchOptions): Promise<number
   try {
     for (let round = 1; ; round++) {
       ctx.events({ type: "round", round, changed: [...changed].map((f) => relative(o.relativeTo, f) || f).sort() });
+      // each round looks at the host again: a tool upgraded during the watch gets its new fingerprint
+      ctx.hostTools.forget();
       changed.clear();
       dirty = false;
       let outputs: string[] = [];

@@ -129,7 +129,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
       causes: Record<string, WhyJson["causes"]>;
     };
     assert.deepEqual(f.nodes.map((n) => [n.name, n.state]), [["libgreet", "build"], ["hello", "unknown"], ["greeting", "unknown"]]);
-    assert.deepEqual(f.counts, { cached: 0, build: 1, fetch: 0, unknown: 2 });
+    assert.deepEqual(f.counts, { cached: 0, substitutable: 0, build: 1, fetch: 0, unknown: 2 });
     for (const n of f.nodes) assert.equal(typeof n.estimateMs, "number", `${n.name} has an estimate from its recorded builds`);
     assert.deepEqual(f.causes.greeting!.map((c) => [c.cause.key, c.cause.old, c.cause.new]), [["CFLAGS", "-O0", "-O1"]]);
     assert.equal(plain.code, 0, plain.stderr);

@@ -10,6 +10,7 @@
 import { findSourceMap } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { KilnError } from "../store/errors.js";
 import type { FetchSource } from "./derivation.js";
 
 export const KIND: unique symbol = Symbol.for("kiln.kind") as never;
@@ -58,7 +59,19 @@ export type Value = string | number | boolean | Drv | OutputRef | Source | Lazy 
 
 export interface DerivationArgs {
   name: string;
-  /** shell script run by the host's sh with -e -u; mutually exclusive with builder/args */
+  /**
+   * the platform the build runs on, in Nix's spelling ('x86_64-linux', 'aarch64-linux'); part of
+   * the hash. Default 'x86_64-linux'. Cross compilation keeps the build's own system and names
+   * the target in the build (a cross compiler, --host=...).
+   */
+  system?: string;
+  /**
+   * a tree laid out as the sandbox's /usr (its bin, sbin, lib, lib64 also linked from /): the
+   * build's shell, tools and libraries, e.g. the bootstrap seed (recipes/std/seed.ts). Nothing of
+   * the host is visible to such a build; it cannot declare host tools.
+   */
+  usr?: Drv | OutputRef;
+  /** shell script run with -e -u by /bin/sh of `usr` (or, without usr, by the host's sh); mutually exclusive with builder/args */
   script?: Value;
   builder?: Value;
   args?: Value[];
@@ -169,7 +182,8 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
     },
     output(name: string): OutputRef {
       if (!outputs.includes(name)) {
-        throw new Error(`derivation '${args.name}' has no output '${name}' (outputs: ${outputs.join(", ")})`);
+        throw new KilnError("RECIPE_INVALID", `derivation '${args.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
+          `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
       }
       let r = refs.get(name);
       if (!r) refs.set(name, (r = { [KIND]: "output", drv, output: name }));
@@ -182,7 +196,7 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
 /** A build step. */
 export function derivation(args: DerivationArgs): Drv {
   if (args.script !== undefined && (args.builder !== undefined || args.args !== undefined)) {
-    throw new Error(`derivation '${args.name}': give either script or builder/args, not both`);
+    throw new KilnError("RECIPE_INVALID", `derivation '${args.name}': give either script or builder/args, not both`, "remove script, or remove builder and args");
   }
   return makeDrv("build", args, args.outputs ?? ["out"]);
 }
@@ -240,11 +254,17 @@ function pushValue(parts: Part[], v: Value): void {
   } else if (isDrv(v)) parts.push(v.out);
   else if (isStr(v)) parts.push(...v.parts);
   else if (isOutputRef(v) || isSource(v) || isLazy(v)) parts.push(v);
-  else throw new Error(`cannot interpolate ${String(v)} into a recipe string`);
+  else throw new KilnError("RECIPE_INVALID", `cannot interpolate ${describeValue(v)} into a recipe string`, "interpolate strings, numbers, booleans, derivations, outputs, sources or arrays of them");
 }
 
 export function toParts(v: Value): Part[] {
   const parts: Part[] = [];
   pushValue(parts, v);
   return parts;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === "object") return `an object (${JSON.stringify(v).slice(0, 60)})`;
+  return `${typeof v} ${String(v)}`;
 }

@@ -1,12 +1,18 @@
 // The one context object: built by the CLI (the composition root) and passed down. Nothing in
 // engine/ or store/ reads process.env, process.cwd() or the console.
 import type { FileDigestCache } from "../store/archive.js";
-import type { Store } from "../store/store.js";
+import type { LocalStore } from "../store/local-store.js";
+import type { Builder } from "./builder.js";
 import type { EventSink } from "./events.js";
 import type { HostTools } from "./hosttools.js";
+import type { Substituter } from "./substituter.js";
 
 export interface Context {
-  store: Store;
+  store: LocalStore;
+  /** runs builds (engine/builder.ts): the local sandbox, or a builder elsewhere */
+  builder: Builder;
+  /** asked, in order, for what the store lacks before it is built (engine/substituter.ts) */
+  substituters: readonly Substituter[];
   hostTools: HostTools;
   events: EventSink;
   /** ms since the epoch */
@@ -25,8 +31,6 @@ export interface Config {
   keepGoing: boolean;
   /** local folders searched for fixed-output files by name or sha256 */
   mirrors: string[];
-  /** the bubblewrap binary */
-  bwrap: string;
   /** host environment a fetch may need (proxy settings) */
   fetchEnv: Record<string, string>;
 }

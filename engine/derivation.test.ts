@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { blake3Hex } from "../store/digest.js";
-import type { StorePathName } from "../store/store.js";
+import type { StorePathName } from "../store/paths.js";
 import {
   encodeDerivation,
   hashDerivation,

@@ -9,7 +9,7 @@
 // the hash of that resolved form is what realisations are keyed by. A rebuilt input that comes
 // out bit-identical resolves to the same store path, hence the same key: early cutoff.
 import { blake3Hex, hashPart } from "../store/digest.js";
-import { LOGICAL_STORE, type StorePathName } from "../store/store.js";
+import { LOGICAL_STORE, type StorePathName } from "../store/paths.js";
 import { canonicalJson } from "./canonical.js";
 
 export type DrvHash = string & { readonly __brand: "DrvHash" };
@@ -51,6 +51,8 @@ export interface Derivation {
   inputSrcs: string[];
   /** declared host tools, fingerprinted so a host upgrade changes the hash */
   hostTools: Record<string, HostToolFingerprint>;
+  /** a store path (an input's output) laid out as the sandbox's /usr; absent: none (or the host's, for host tools) */
+  usr?: string;
   outputs: string[];
   /** present for fixed-output derivations: the only kind allowed network access */
   fixed?: FixedOutput;
@@ -67,6 +69,15 @@ export interface DerivationMeta {
 }
 
 export const SYSTEM = "x86_64-linux";
+
+/** The systems a derivation may name. */
+export const SYSTEMS: readonly string[] = ["x86_64-linux", "aarch64-linux", "i686-linux", "riscv64-linux"];
+
+/** The system this machine builds for natively, in Nix's spelling. */
+export function hostSystem(arch: string = process.arch): string {
+  const cpu: Record<string, string> = { x64: "x86_64", arm64: "aarch64", ia32: "i686", riscv64: "riscv64" };
+  return `${cpu[arch] ?? arch}-linux`;
+}
 
 export function outputPathName(drvName: string, output: string): string {
   return output === "out" ? drvName : `${drvName}-${output}`;
@@ -122,6 +133,7 @@ export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { 
   const rewrite = (s: string) => replaceAll(s, map);
   const resolved: Derivation = {
     ...d,
+    ...(d.usr !== undefined ? { usr: rewrite(d.usr) } : {}),
     args: d.args.map(rewrite),
     env: Object.fromEntries(Object.entries(d.env).map(([k, v]) => [k, rewrite(v)])),
     inputDrvs: {},

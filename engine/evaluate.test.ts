@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { KilnError } from "../store/errors.js";
-import type { StorePathName } from "../store/store.js";
+import type { StorePathName } from "../store/paths.js";
 import { derivation, fetch, lazy, sh, source, type Drv } from "./api.js";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, resolveDerivation } from "./derivation.js";
 import { Evaluator, HOST_BIN, type Node } from "./evaluate.js";
@@ -158,9 +158,9 @@ describe("Evaluator: errors", () => {
     const entry = derivation({ name: "entry-root", script: sh`cat ${gamma}` });
     assert.throws(() => ev.evaluate(entry), (e: unknown) => {
       kilnError("CYCLE", "cyc-alpha", "cyc-beta", "cyc-gamma")(e);
-      const err = e as KilnError;
+      const err = e as KilnError<"CYCLE">;
       assert.ok(!err.message.includes("entry-root"), "the entry point is not part of the cycle");
-      const cycle = err.context.cycle as string[];
+      const cycle = err.context.cycle!;
       assert.equal(cycle.length, 4);
       assert.equal(cycle[0], cycle[3], "the cycle closes");
       assert.deepEqual(new Set(cycle), new Set(["cyc-alpha", "cyc-beta", "cyc-gamma"]));
@@ -202,5 +202,47 @@ describe("Evaluator: errors", () => {
 
   test("a derivation with neither script nor builder is RECIPE_INVALID", () => {
     assert.throws(() => evaluator().ev.evaluate(derivation({ name: "empty" })), kilnError("RECIPE_INVALID", "neither script nor builder"));
+  });
+
+  test("a mistake caught by the recipe API is RECIPE_INVALID, not a plain error", () => {
+    const d = derivation({ name: "one-output", script: "true" });
+    assert.throws(() => d.output("dev"), kilnError("RECIPE_INVALID", "has no output 'dev'"));
+    assert.throws(() => derivation({ name: "both", script: "true", builder: "/x" }), kilnError("RECIPE_INVALID", "not both"));
+    assert.throws(() => sh`${{ not: "a value" } as never}`, kilnError("RECIPE_INVALID", "cannot interpolate an object"));
+  });
+
+  test("system: part of the hash, x86_64-linux by default, an unknown one is RECIPE_INVALID", () => {
+    const { ev } = evaluator();
+    const x = ev.evaluate(derivation({ name: "s", builder: "/b" })).node;
+    const a = ev.evaluate(derivation({ name: "s", builder: "/b", system: "aarch64-linux" })).node;
+    assert.equal(x.drv.system, "x86_64-linux");
+    assert.equal(a.drv.system, "aarch64-linux");
+    assert.notEqual(x.hash, a.hash);
+    assert.throws(() => evaluator().ev.evaluate(derivation({ name: "s", builder: "/b", system: "x86_64-darwin" })), kilnError("RECIPE_INVALID", "x86_64-darwin"));
+  });
+});
+
+describe("Evaluator: builds on a usr tree", () => {
+  const tree = () => derivation({ name: "seed-tree", builder: "builtin:test-tree" });
+
+  test("a script runs with the tree's /bin/sh, no host tool is declared, and the tree is an input", () => {
+    const { ev, asked } = evaluator();
+    const seed = tree();
+    const n = ev.evaluate(derivation({ name: "on-seed", usr: seed, script: "echo hi > $out" })).node;
+    assert.equal(n.drv.builder, "/bin/sh");
+    assert.deepEqual(n.drv.hostTools, {});
+    assert.deepEqual(asked, [], "no host tool was fingerprinted");
+    const seedNode = byName(ev, "seed-tree");
+    assert.equal(n.drv.usr, inputPlaceholder(seedNode.hash, "seed-tree", "out"));
+    assert.deepEqual(Object.keys(n.drv.inputDrvs), [seedNode.hash]);
+    assert.equal(seedNode.drv.builder, "builtin:test-tree", "a builtin builder is not a host tool");
+    assert.deepEqual(seedNode.drv.hostTools, {});
+    const resolved = resolveDerivation(n.drv, [{ drvHash: seedNode.hash, drvName: "seed-tree", output: "out", path: "00000000000000000000000000000000-seed-tree" as StorePathName }]);
+    assert.equal(resolved.resolved.usr, "/kiln/store/00000000000000000000000000000000-seed-tree");
+  });
+
+  test("a usr tree and host tools together are refused: the build could not see the tools", () => {
+    assert.throws(() => evaluator().ev.evaluate(derivation({ name: "mixed", usr: tree(), hostTools: ["gcc"], script: "gcc" })), kilnError("RECIPE_INVALID", "declares host tools (gcc)"));
+    assert.throws(() => evaluator().ev.evaluate(derivation({ name: "cmd", usr: tree(), builder: "make" })), kilnError("RECIPE_INVALID", "is a host command, but the build runs on a usr tree"));
   });
 });

@@ -5,10 +5,10 @@
 import { hashTree } from "../store/archive.js";
 import { hashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
-import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/store.js";
+import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
 import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import type { Context } from "./context.js";
-import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
 
 export interface Node {
   hash: DrvHash;
@@ -113,16 +113,25 @@ export class Evaluator {
     };
 
     const tools = new Set(a.hostTools ?? []);
+    // the sandbox's /usr: its shell runs the script, and nothing of the host is visible
+    const usr = a.usr !== undefined ? toStr(a.usr) : undefined;
+    if (usr !== undefined && tools.size > 0) {
+      throw new KilnError("RECIPE_INVALID", `derivation ${where} has a usr tree and declares host tools (${[...tools].join(", ")}); a build on usr sees nothing of the host, so it could not run them`,
+        "take the tools from the usr tree (add their Debian packages to the seed set), or drop usr to run on the host (impure)", { position: d.position });
+    }
     let builder: string;
     let args: string[];
     if (a.script !== undefined) {
-      tools.add("sh");
-      builder = `${HOST_BIN}/sh`;
+      if (usr === undefined) tools.add("sh");
+      builder = usr === undefined ? `${HOST_BIN}/sh` : "/bin/sh";
       args = ["-e", "-u", "-c", toStr(a.script)];
     } else {
       if (a.builder === undefined) throw new KilnError("RECIPE_INVALID", `derivation ${where} has neither script nor builder`, "add script: sh`...`");
       builder = toStr(a.builder);
-      if (!builder.includes("/")) {
+      if (!builder.includes("/") && !builder.startsWith("builtin:")) {
+        if (usr !== undefined) {
+          throw new KilnError("RECIPE_INVALID", `derivation ${where}: builder '${builder}' is a host command, but the build runs on a usr tree`, `give the builder's path in the tree, e.g. /usr/bin/${builder}`, { position: d.position });
+        }
         tools.add(builder);
         builder = `${HOST_BIN}/${builder}`;
       }
@@ -151,15 +160,20 @@ export class Evaluator {
       fixed = { sha256: a.sha256 };
     }
 
+    const system = a.system ?? SYSTEM;
+    if (!SYSTEMS.includes(system)) {
+      throw new KilnError("RECIPE_INVALID", `derivation ${where} has system ${JSON.stringify(system)}, which kiln does not know`, `use one of ${SYSTEMS.join(", ")}`, { position: d.position });
+    }
     const drv: Derivation = {
       name: d.name,
-      system: SYSTEM,
+      system,
       builder,
       args,
       env,
       inputDrvs: Object.fromEntries([...inputDrvs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, os]) => [h, [...os].sort()])),
       inputSrcs: [...sources.keys()].sort(),
       hostTools,
+      ...(usr !== undefined ? { usr } : {}),
       outputs,
       ...(fixed ? { fixed } : {}),
     };
@@ -200,6 +214,12 @@ export class Evaluator {
       if (err.code === "ENOENT") {
         throw new KilnError("SOURCE_MISSING", `source ${s.path} does not exist (used by ${where})`, "create the file, or fix the path given to source()", { path: s.path });
       }
+      if (err.code === "EACCES") {
+        throw new KilnError("SOURCE_MISSING", `source ${s.path} cannot be read (used by ${where}): ${err.message}`, "make it readable by the user running kiln", { path: s.path });
+      }
+      if (/^file changed while hashing/.test(err.message ?? "")) {
+        throw new KilnError("SOURCE_MISSING", `source ${s.path} changed while kiln was reading it (used by ${where}): ${err.message}`, "run the command again once the file is written", { path: s.path });
+      }
       throw e;
     }
     const bad = validateName(s.name);
@@ -228,6 +248,7 @@ function directDeps(d: Drv): Drv[] {
       if (isOutputRef(p)) out.add(p.drv);
     }
   };
+  scan(a.usr);
   scan(a.script);
   scan(a.builder);
   a.args?.forEach(scan);

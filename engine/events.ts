@@ -2,6 +2,9 @@
 // the TUI) turn them into output. `round` and `watching` come from the CLI's watch loop
 // (realize --watch), around the engine's events of each round.
 
+/** What the plan says of a node before anything runs (engine/plan.ts). */
+export type PlanState = "cached" | "substitutable" | "build" | "fetch" | "unknown";
+
 export interface NodeRef {
   /** derivation hash */
   drv: string;
@@ -15,7 +18,7 @@ export type KilnEvent =
    * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
    * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI)
    */
-  | { type: "planned"; nodes: Array<NodeRef & { state: "cached" | "build" | "fetch" | "unknown"; estimateMs?: number; deps?: string[] }> }
+  | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[] }> }
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
   | { type: "log"; node: NodeRef; line: string }
@@ -31,9 +34,9 @@ export type KilnEvent =
   | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
   /**
    * unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs.
-   * Every planned node is counted once: built + cached + failed + cancelled + skipped.
+   * Every planned node is counted once: built + cached + substituted + failed + cancelled + skipped.
    */
-  | { type: "finished"; built: number; cached: number; failed: number; cancelled?: number; skipped?: number; ms: number; unchanged?: boolean }
+  | { type: "finished"; built: number; cached: number; substituted?: number; failed: number; cancelled?: number; skipped?: number; ms: number; unchanged?: boolean }
   /** a watch round begins: evaluate and realize again; changed: the files that started it (none for the first) */
   | { type: "round"; round: number; changed: string[] }
   /**

@@ -6,7 +6,7 @@ import {
   type HistoryGcResult, type RecipesRev, type TargetRealisation,
 } from "../store/history.js";
 import type { ProfileEntry } from "../store/profiles.js";
-import type { Store } from "../store/store.js";
+import type { LocalStore } from "../store/local-store.js";
 import type { Derivation, DerivationMeta } from "./derivation.js";
 import type { Node } from "./evaluate.js";
 import type { Outputs } from "./realize.js";
@@ -14,7 +14,7 @@ import { explain, type Cause, type Realised, type StoredDerivation, type WhyLook
 
 /** Record a realisation row for every root that was realised (failed roots have none). */
 export function recordTargets(
-  store: Store,
+  store: LocalStore,
   roots: Array<{ target: string; node: Node; output: string }>,
   outputs: Map<string, Outputs>,
   recipes: RecipesRev | null,
@@ -34,7 +34,7 @@ export function recordTargets(
 }
 
 /** Derivations from the store's derivations table (and, first, from a just-evaluated graph). */
-export function storeLookup(store: Store, extra?: Map<string, Node>): WhyLookup {
+export function storeLookup(store: LocalStore, extra?: Map<string, Node>): WhyLookup {
   const memo = new Map<string, StoredDerivation | undefined>();
   const load = (hash: string): StoredDerivation | undefined => {
     if (memo.has(hash)) return memo.get(hash);
@@ -76,7 +76,7 @@ export function storeLookup(store: Store, extra?: Map<string, Node>): WhyLookup 
  * The resolved derivation hashes `why` looks up for these realisations: the latest resolution of
  * every derivation in their recorded trees (a fixed output is keyed by its derivation hash).
  */
-export function resolvedInTrees(store: Store, rows: TargetRealisation[]): Set<string> {
+export function resolvedInTrees(store: LocalStore, rows: TargetRealisation[]): Set<string> {
   const lookup = storeLookup(store);
   const seen = new Set<string>();
   const out = new Set<string>();
@@ -95,12 +95,12 @@ export function resolvedInTrees(store: Store, rows: TargetRealisation[]): Set<st
 }
 
 /** `kiln gc --history-older-than`: history's own policy (see store/history.ts collectHistory). */
-export function collectTargetHistory(store: Store, before: number, dryRun = false): HistoryGcResult {
+export function collectTargetHistory(store: LocalStore, before: number, dryRun = false): HistoryGcResult {
   return collectHistory(store, { before, dryRun, keepResolved: (kept) => resolvedInTrees(store, kept) });
 }
 
 /** The derivation hashes a name had in recorded target trees, newest first (distinct). */
-export function hashesOfName(store: Store, lookup: WhyLookup, name: string, scan: number): Array<{ drvHash: string; row: TargetRealisation }> {
+export function hashesOfName(store: LocalStore, lookup: WhyLookup, name: string, scan: number): Array<{ drvHash: string; row: TargetRealisation }> {
   const out: Array<{ drvHash: string; row: TargetRealisation }> = [];
   const seen = new Set<string>();
   for (const row of recentTargetRealisations(store, scan)) {
@@ -139,7 +139,7 @@ export type AgainstSpec = { kind: "previous" } | { kind: "drv"; hash: string } |
  * it whose derivation differs (a no-op realize in between explains nothing), or a given one.
  * A name that was never realised as a target is looked up inside recorded target trees.
  */
-export function pickComparison(store: Store, lookup: WhyLookup, target: string, against: AgainstSpec): Comparison {
+export function pickComparison(store: LocalStore, lookup: WhyLookup, target: string, against: AgainstSpec): Comparison {
   let history: Array<{ drvHash: string; row: TargetRealisation }> = targetRealisations(store, target).map((row) => ({ drvHash: row.drvHash, row }));
   if (history.length === 0) history = hashesOfName(store, lookup, target, 200);
   if (history.length === 0) {

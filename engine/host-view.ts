@@ -5,7 +5,7 @@
 // are all there) plus the store, read-only, at /kiln/store. A store whose real location is
 // /kiln/store needs none of this: its outputs run directly.
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
-import { LOGICAL_STORE } from "../store/store.js";
+import { LOGICAL_STORE } from "../store/paths.js";
 
 export interface HostView {
   /** the command line to run: bwrap and its arguments, or the command itself */

@@ -32,7 +32,9 @@ const PACKAGE_HINTS: Record<string, string> = {
 const DPKG_INFO = "/var/lib/dpkg/info";
 
 export class HostTools {
+  /** fingerprints taken by this process, with the stat of the files they were taken from */
   private readonly memo = new Map<string, HostToolFingerprint>();
+  private readonly watched = new Map<string, Array<[string, number, number, number]>>();
 
   constructor(
     private readonly searchPath: string[],
@@ -46,22 +48,47 @@ export class HostTools {
     const key = `${entry}\0${this.searchPath.join(":")}`;
     const cached = this.fromCache(key);
     if (cached) {
-      this.memo.set(entry, freeze(cached));
-      return cached;
+      this.memo.set(entry, freeze(cached.fp));
+      this.watched.set(entry, cached.stats);
+      return cached.fp;
     }
     const { fp, files } = entry.startsWith("pkg:") ? this.fingerprintPackage(entry.slice(4), where) : this.fingerprintCommand(entry, where);
     this.memo.set(entry, freeze(fp));
-    if (this.cache) {
-      // valid while the binaries and the owning package's file list are untouched: dpkg rewrites
-      // the list when it installs, upgrades or removes that package (and only that package)
-      const watched = [...files, ...(fp.package ? dpkgListFiles(fp.package) : [])];
-      const c: Cached = { fp, stats: watched.map((f) => statTuple(f)), v: 2 };
-      this.cache.put(key, JSON.stringify(c));
-    }
+    // valid while the binaries and the owning package's file list are untouched: dpkg rewrites
+    // the list when it installs, upgrades or removes that package (and only that package)
+    const stats = [...files, ...(fp.package ? dpkgListFiles(fp.package) : [])].map((f) => statTuple(f));
+    this.watched.set(entry, stats);
+    if (this.cache) this.cache.put(key, JSON.stringify({ fp, stats, v: 2 } satisfies Cached));
     return fp;
   }
 
-  private fromCache(key: string): HostToolFingerprint | undefined {
+  /**
+   * Forget what this process fingerprinted, so that the next evaluation (a watch round) looks at
+   * the host again: a tool upgraded meanwhile gets its new fingerprint. The stat-validated
+   * persistent cache still spares re-hashing what did not change.
+   */
+  forget(): void {
+    this.memo.clear();
+    this.watched.clear();
+    infoNames = undefined;
+    owners = undefined;
+  }
+
+  /**
+   * Whether the files a fingerprint was taken from are untouched since (their stat): asked after a
+   * build that ran these tools, before its output is registered. A changed one names the tool.
+   */
+  changedSince(entries: Iterable<string>): string | undefined {
+    for (const entry of entries) {
+      for (const s of this.watched.get(entry) ?? []) {
+        const now = statTuple(s[0]);
+        if (now[1] !== s[1] || now[2] !== s[2] || now[3] !== s[3]) return `${entry} (${s[0]})`;
+      }
+    }
+    return undefined;
+  }
+
+  private fromCache(key: string): Cached | undefined {
     const raw = this.cache?.get(key);
     if (!raw) return undefined;
     const c = JSON.parse(raw) as Cached;
@@ -70,7 +97,7 @@ export class HostTools {
       const now = statTuple(s[0]);
       if (now[1] !== s[1] || now[2] !== s[2] || now[3] !== s[3]) return undefined;
     }
-    return c.fp;
+    return c;
   }
 
   /** Find a command on the host PATH. */

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSyn
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
-import { KilnError } from "../store/errors.js";
+import { isKilnError, KilnError } from "../store/errors.js";
 import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
 
 const SELF = fileURLToPath(import.meta.url);
@@ -148,6 +148,8 @@ export async function loadRecipeSet(entry: string, cacheDir: string): Promise<Re
   try {
     module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
+    // a mistake the recipe API caught says so itself (what, where, how to fix)
+    if (isKilnError(e)) throw e;
     throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${(e as Error).stack ?? e}`, "fix the recipe code at the location above");
   }
   const idx = JSON.parse(readFileSync(indexFileOf(entry, cacheDir), "utf8")) as CacheIndex;

@@ -4,14 +4,14 @@
 // other inputs: if no earlier build of its name has the same env, script, tools, sources and
 // input names (or it was never built at all), no output of its inputs can make it a cache hit.
 import { builtVersions } from "../store/history.js";
-import type { Store } from "../store/store.js";
+import type { LocalStore } from "../store/local-store.js";
 import type { Node } from "./evaluate.js";
 import { differsOnItsOwn, type StoredDerivation } from "./why.js";
 
 /** Earlier versions compared per name: enough to find a reverted edit, bounded for long histories. */
 const VERSIONS = 20;
 
-export function certainBuilds(store: Store, unknown: Node[]): Set<Node> {
+export function certainBuilds(store: LocalStore, unknown: Node[]): Set<Node> {
   const sure = new Set<Node>();
   if (unknown.length === 0) return sure;
   const versions = builtVersions(store, unknown.map((n) => n.name), VERSIONS);

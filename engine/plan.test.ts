@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Node } from "./evaluate.js";
-import { neededNodes, type PlanState } from "./realize.js";
+import { neededNodes, type PlanState } from "./plan.js";
 
 const node = (name: string, deps: Node[] = [], fixed = false) => ({ name, hash: name, deps, drv: { fixed: fixed ? { sha256: "0" } : undefined } }) as unknown as Node;
 

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, relative } from "node:path";
 import { blake3Hex } from "../store/digest.js";
 import { hasRecipeSnapshot, loadRecipeSnapshot, saveRecipeSnapshot, storedTexts, type RecipeSnapshotRow } from "../store/recipe-snapshots.js";
-import type { Store } from "../store/store.js";
+import type { LocalStore } from "../store/local-store.js";
 import { canonicalJson } from "./canonical.js";
 import type { RecipeSet } from "./loader.js";
 
@@ -32,7 +32,7 @@ export function underRoot(root: string, p: string): string {
  * Record the snapshot of a loaded recipe set; returns its id, or undefined when a file changed
  * after it was bundled (the texts would not be what was evaluated).
  */
-export function recordRecipeSnapshot(store: Store, set: RecipeSet, root: string, now: number): string | undefined {
+export function recordRecipeSnapshot(store: LocalStore, set: RecipeSet, root: string, now: number): string | undefined {
   const files: Record<string, string> = {};
   for (const f of [...set.files].sort()) {
     if (f.includes("/node_modules/")) continue;
@@ -60,6 +60,6 @@ export function recordRecipeSnapshot(store: Store, set: RecipeSet, root: string,
   return id;
 }
 
-export function recipeTexts(store: Store, id: string | null | undefined): RecipeTexts | undefined {
+export function recipeTexts(store: LocalStore, id: string | null | undefined): RecipeTexts | undefined {
   return id ? loadRecipeSnapshot(store, id) : undefined;
 }

@@ -1,7 +1,8 @@
 // why-depends: the shortest chain by which `from` depends on `to`, like `nix why-depends`.
 // Runtime edges are store references (the refs table, loaded once); build edges are a
 // derivation's inputs in the evaluated graph.
-import type { Store, StorePathName } from "../store/store.js";
+import type { StorePathName } from "../store/paths.js";
+import type { LocalStore } from "../store/local-store.js";
 import type { Node } from "./evaluate.js";
 
 /** Breadth-first search; returns the chain from `from` to the first node `isTarget` accepts. */
@@ -25,7 +26,7 @@ export function shortestChain<T>(from: T, next: (n: T) => Iterable<T>, isTarget:
 }
 
 /** Runtime: the chain of store references from one path to another. */
-export function runtimeChain(store: Store, from: StorePathName, to: StorePathName): StorePathName[] | undefined {
+export function runtimeChain(store: LocalStore, from: StorePathName, to: StorePathName): StorePathName[] | undefined {
   const closure = [...store.closure([from])];
   const edges = new Map<StorePathName, StorePathName[]>();
   for (const p of closure) edges.set(p, store.pathInfo(p)!.references.filter((r) => r !== p));

@@ -1,7 +1,7 @@
 // The file digest cache: an in-memory LRU in front of the store database. Keys are
 // path+size+mtime+inode+exec bit (see archive.ts), so an edited file misses and an untouched one
 // is never read again, in this process or the next.
-import type Database from "better-sqlite3";
+import type { Db } from "./database.js";
 import { LRUCache } from "lru-cache";
 import type { FileDigestCache } from "./archive.js";
 
@@ -16,7 +16,7 @@ export class PersistentDigestCache implements FileDigestCache {
   private readonly getStmt;
   private readonly putStmt;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: Db) {
     this.getStmt = db.prepare<[string], { digest: string }>("SELECT digest FROM file_digests WHERE key = ?");
     this.putStmt = db.prepare("INSERT OR REPLACE INTO file_digests (key, digest) VALUES (?, ?)");
   }

@@ -10,7 +10,8 @@ import { after, describe, test } from "node:test";
 import { KilnError } from "./errors.js";
 import { collectGarbage, deletionOrder, graphFromEdges, loadGraph, mark, type GcEvent } from "./gc.js";
 import { addPin, listRoots } from "./roots.js";
-import { removeTree, Store, type StorePathName } from "./store.js";
+import { logicalPath, removeTree, type StorePathName } from "./paths.js";
+import { tablesOf, LocalStore } from "./local-store.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, "..");
@@ -86,29 +87,29 @@ after(() => {
   for (const c of children) c.kill("SIGKILL");
   temps.forEach(removeTree);
 });
-function tempStore(): Store {
+function tempStore(): LocalStore {
   const r = mkdtempSync(join(tmpdir(), "kiln-gc-"));
   temps.push(r);
-  return Store.open(r);
+  return LocalStore.open(r);
 }
 
 /** Add a directory output whose file mentions the logical paths of `refs` (so they are references). */
-function add(store: Store, name: string, refs: StorePathName[] = [], bytes = 100): StorePathName {
+function add(store: LocalStore, name: string, refs: StorePathName[] = [], bytes = 100): StorePathName {
   const dir = join(store.scratchDir("t"), name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "f"), refs.map((r) => `${Store.logicalPath(r)}\n`).join("") + "x".repeat(bytes) + name);
+  writeFileSync(join(dir, "f"), refs.map((r) => `${logicalPath(r)}\n`).join("") + "x".repeat(bytes) + name);
   return store.addOutput({ scratch: dir, name, candidates: refs }, (id) => store.insertRealisation(`r-${name}`, "out", id)).path;
 }
 
 /** Forget this process's temp roots, as if the kiln that made the paths had exited. */
-function exitProducer(store: Store): void {
-  store.db.exec("DELETE FROM temp_roots");
+function exitProducer(store: LocalStore): void {
+  tablesOf(store).db.exec("DELETE FROM temp_roots");
 }
 
-function validSet(store: Store): string[] {
+function validSet(store: LocalStore): string[] {
   return store.allPaths().map((p) => p.path).sort();
 }
-function onDisk(store: Store): string[] {
+function onDisk(store: LocalStore): string[] {
   return readdirSync(store.storeDir).sort();
 }
 const now = () => Date.now();
@@ -141,10 +142,10 @@ describe("collectGarbage on a store", () => {
     addPin(s, "app", app, now());
     const link = join(s.root, "result");
     symlinkSync(s.hostPath(linked), link);
-    s.db.prepare("INSERT INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, linked, now());
+    tablesOf(s).db.prepare("INSERT INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, linked, now());
     s.addTempRoots([tempOnly]);
     // a temp root of a process that is gone (same pid, another start time): ignored
-    s.db.prepare("INSERT INTO temp_roots (pid, pid_start, path) VALUES (?, 'not-the-start', ?)").run(process.pid, staleTemp);
+    tablesOf(s).db.prepare("INSERT INTO temp_roots (pid, pid_start, path) VALUES (?, 'not-the-start', ?)").run(process.pid, staleTemp);
 
     const dry = await collectGarbage(s, { dryRun: true, now });
     assert.deepEqual(dry.deleted.map((d) => d.path).sort(), [dead1, dead2, dead3, staleTemp].sort());
@@ -159,7 +160,7 @@ describe("collectGarbage on a store", () => {
     assert.deepEqual(onDisk(s), live);
     assert.equal(s.realisation("r-dead1", "out"), undefined, "realisations of deleted paths go with them");
     assert.equal(s.realisation("r-app", "out"), app);
-    const staleRows = s.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM temp_roots WHERE pid_start = 'not-the-start'").get()!.n;
+    const staleRows = tablesOf(s).db.prepare<[], { n: number }>("SELECT count(*) AS n FROM temp_roots WHERE pid_start = 'not-the-start'").get()!.n;
     assert.equal(staleRows, 0, "stale temp roots are dropped");
   });
 
@@ -172,7 +173,7 @@ describe("collectGarbage on a store", () => {
     const l2 = join(s.root, "result-2");
     symlinkSync(s.hostPath(p), l1);
     symlinkSync("/etc", l2);
-    const ins = s.db.prepare("INSERT INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)");
+    const ins = tablesOf(s).db.prepare("INSERT INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)");
     ins.run(`link:${l1}`, p, now());
     ins.run(`link:${l2}`, q, now());
     assert.deepEqual(listRoots(s).roots.map((r) => r.path), [p]);
@@ -180,7 +181,7 @@ describe("collectGarbage on a store", () => {
     const r = await collectGarbage(s, { now });
     assert.deepEqual(r.deleted.map((d) => d.path).sort(), [p, q].sort());
     assert.equal(r.staleRoots.length, 2);
-    assert.deepEqual(s.db.prepare("SELECT name FROM roots").all(), [], "their rows are dropped");
+    assert.deepEqual(tablesOf(s).db.prepare("SELECT name FROM roots").all(), [], "their rows are dropped");
   });
 
   test("what this process registered stays rooted until it ends", async () => {
@@ -189,7 +190,7 @@ describe("collectGarbage on a store", () => {
     await collectGarbage(s, { now });
     assert.deepEqual(validSet(s), [p], "addOutput temp-roots its result");
     s.close();
-    const again = Store.open(s.root); // close() ended this 'process's' roots
+    const again = LocalStore.open(s.root); // close() ended this 'process's' roots
     const r = await collectGarbage(again, { now });
     assert.deepEqual(r.deleted.map((d) => d.path), [p]);
     again.close();

@@ -31,8 +31,8 @@ import { spawnSync } from "node:child_process";
 import { KilnError } from "./errors.js";
 import { HASH_PART_LEN } from "./digest.js";
 import { dropStaleLinkRoots, dropStaleTempRoots, listRoots, rootRows, type StaleRoot } from "./roots.js";
-import { isProcessAlive, SELF_PID, SELF_START } from "./process.js";
-import { parseStorePathName, removeTree, type Store, type StorePathName } from "./store.js";
+import { tablesOf, type LocalStore, type Tables } from "./local-store.js";
+import { parseStorePathName, removeTree, type StorePathName } from "./paths.js";
 
 /** The reference graph, indexed densely 0..n-1; references of i are refs[refStart[i] .. refStart[i+1]). */
 export interface RefGraph {
@@ -93,16 +93,8 @@ function fillCsr(g: RefGraph, from: Uint32Array, to: Uint32Array): void {
  * The whole graph in two queries. Each column comes back as one JSON array (aggregated in SQLite,
  * parsed by V8): several times faster than 100k row objects crossing into JS one by one.
  */
-export function loadGraph(store: Store): RefGraph {
-  const v = store.db
-    .prepare<[], { i: string; p: string; s: string; l: string }>(
-      "SELECT json_group_array(id) AS i, json_group_array(path) AS p, json_group_array(nar_size) AS s, json_group_array(last_used) AS l FROM valid_paths",
-    )
-    .get()!;
-  const ids = JSON.parse(v.i) as number[];
-  const paths = JSON.parse(v.p) as string[];
-  const sizes = JSON.parse(v.s) as number[];
-  const used = JSON.parse(v.l) as number[];
+export function loadGraph(store: LocalStore): RefGraph {
+  const { ids, paths, sizes, lastUsed: used, referrers, references } = tablesOf(store).paths.loadAll();
   let maxId = 0;
   for (const id of ids) if (id > maxId) maxId = id;
   const byId = new Int32Array(maxId + 1).fill(-1);
@@ -110,9 +102,6 @@ export function loadGraph(store: Store): RefGraph {
     byId[id] = i;
     return { id, path: paths[i]!, size: sizes[i]!, lastUsed: used[i]! };
   });
-  const e = store.db.prepare<[], { a: string; b: string }>("SELECT json_group_array(referrer) AS a, json_group_array(reference) AS b FROM refs").get()!;
-  const referrers = JSON.parse(e.a) as number[];
-  const references = JSON.parse(e.b) as number[];
   const from = new Uint32Array(referrers.length);
   const to = new Uint32Array(referrers.length);
   let m = 0;
@@ -251,14 +240,14 @@ export interface GcResult {
 export const GC_LOCK = "gc";
 
 /** Take the store's gc lock, or fail with STORE_LOCKED naming the gc that holds it. */
-export function takeGcLock(store: Store): void {
+export function takeGcLock(store: LocalStore): void {
   if (store.tryLock(GC_LOCK)) return;
-  const holder = store.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get(GC_LOCK);
+  const holder = tablesOf(store).locks.holder(GC_LOCK);
   throw new KilnError("STORE_LOCKED", `another kiln gc is running on this store (pid ${holder?.pid ?? "?"})`,
     "wait for it to finish; if that process is gone, run gc again (a dead holder's lock is ignored)");
 }
 
-export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcResult> {
+export async function collectGarbage(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   // a real sweep must never take paths that a root row still names
   if (opts.ignoreRoots?.size && !opts.dryRun) throw new Error("collectGarbage: ignoreRoots is for dry runs only");
   const lock = !opts.dryRun && !opts.lockHeld;
@@ -270,16 +259,16 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
   }
 }
 
-async function run(store: Store, opts: GcOptions): Promise<GcResult> {
+async function run(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   const t0 = opts.now();
   // ---- snapshot: roots, temp roots and the graph in one read transaction -------------------
-  const snap = store.db.transaction(() => {
+  const snap = tablesOf(store).snapshot(() => {
     const { roots: all, stale } = listRoots(store);
     const roots = opts.ignoreRoots ? all.filter((r) => !opts.ignoreRoots!.has(r.name)) : all;
-    const maxTemp = store.db.prepare<[], { m: number | null }>("SELECT max(id) AS m FROM temp_roots").get()?.m ?? 0;
+    const maxTemp = tablesOf(store).tempRoots.maxId();
     const rows = new Map(rootRows(store).map((r) => [r.name, r.path]));
     return { roots, stale, maxTemp, rows, graph: loadGraph(store) };
-  })();
+  });
   const g = snap.graph;
   const t1 = opts.now();
 
@@ -356,17 +345,11 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
 /** Batched, protocol-keeping deletion of rows (see the header). */
 class Sweeper {
   private readonly keep: Uint8Array;
-  private readonly refsOf;
-  private readonly newTemp;
-  private readonly delRefs;
-  private readonly delPaths;
-  private readonly heldLocks;
-  private readonly takeLocks;
-  private readonly dropLocks;
+  private readonly t: Tables;
   keptLate = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: LocalStore,
     private readonly g: RefGraph,
     live: Uint8Array,
     private lastTemp: number,
@@ -374,19 +357,7 @@ class Sweeper {
     private readonly now: () => number,
   ) {
     this.keep = live.slice();
-    const db = store.db;
-    this.refsOf = db.prepare<[string], { path: string }>(
-      "SELECT v.path FROM refs r JOIN valid_paths v ON v.id = r.reference WHERE r.referrer = (SELECT id FROM valid_paths WHERE path = ?)",
-    );
-    this.newTemp = db.prepare<[number], { id: number; path: string }>("SELECT id, path FROM temp_roots WHERE id > ? ORDER BY id");
-    this.delRefs = db.prepare("DELETE FROM refs WHERE referrer IN (SELECT value FROM json_each(?))");
-    this.delPaths = db.prepare("DELETE FROM valid_paths WHERE id IN (SELECT value FROM json_each(?))");
-    // the per-path locks of Store.tryLock, taken and released for a whole batch at once
-    this.heldLocks = db.prepare<[string], { key: string; pid: number; pid_start: string }>(
-      "SELECT key, pid, pid_start FROM locks WHERE key IN (SELECT value FROM json_each(?))",
-    );
-    this.takeLocks = db.prepare("INSERT OR REPLACE INTO locks (key, pid, pid_start, taken_at) SELECT value, ?, ?, ? FROM json_each(?)");
-    this.dropLocks = db.prepare("DELETE FROM locks WHERE key IN (SELECT value FROM json_each(?)) AND pid = ? AND pid_start = ?");
+    this.t = tablesOf(store);
   }
 
   /** Keep the closure of these paths; paths registered after the snapshot are followed in the DB. */
@@ -403,7 +374,7 @@ class Sweeper {
         for (let e = this.g.refStart[i]!, end = this.g.refStart[i + 1]!; e < end; e++) stack.push(this.g.refs[e]!);
       } else if (typeof x === "string" && !seen.has(x)) {
         seen.add(x);
-        for (const r of this.refsOf.all(x)) stack.push(r.path);
+        for (const r of this.t.paths.referencesOf(x)) stack.push(r);
       }
     }
   }
@@ -411,7 +382,7 @@ class Sweeper {
   /** Roots that appeared since the mark (any temp root, even of a process gone since: conservative). */
   private protectNewRoots(): void {
     const late: string[] = [];
-    for (const t of this.newTemp.all(this.lastTemp)) {
+    for (const t of this.t.tempRoots.since(this.lastTemp)) {
       late.push(t.path);
       this.lastTemp = t.id;
     }
@@ -421,38 +392,28 @@ class Sweeper {
 
   /** One write transaction: re-check roots, take path locks, delete the rows of what is still dead. */
   invalidate(batch: number[]): { deleted: Array<{ path: StorePathName; size: number }>; locks: string[] } {
-    return this.store.db.transaction(() => {
+    return this.t.transaction(() => {
       this.protectNewRoots();
       const key = (i: number) => `path:${this.g.paths[i]!.slice(0, HASH_PART_LEN)}`;
-      const held = new Set<string>();
-      for (const l of this.heldLocks.all(JSON.stringify(batch.filter((i) => !this.keep[i]).map(key)))) {
-        if (!(l.pid === SELF_PID && l.pid_start === SELF_START) && isProcessAlive(l.pid, l.pid_start)) held.add(l.key);
-      }
-      // held by a live process: Store.addOutput is registering this very content right now
-      for (const i of batch) if (!this.keep[i] && held.has(key(i))) this.keepClosure([i]);
+      // held by a live process: registration is adding this very content right now
+      const busy = this.t.locks.busyOf(batch.filter((i) => !this.keep[i]).map(key));
+      for (const i of batch) if (!this.keep[i] && busy.has(key(i))) this.keepClosure([i]);
       const doomed = batch.filter((i) => !this.keep[i]);
       const locks = doomed.map(key);
-      this.takeLocks.run(SELF_PID, SELF_START, this.now(), JSON.stringify(locks));
-      const ids = JSON.stringify(doomed.map((i) => this.g.ids[i]));
-      this.delRefs.run(ids);
-      this.delPaths.run(ids); // cascades to realisations and fixed_content
+      this.t.locks.takeMany(locks, this.now());
+      this.t.paths.deleteIds(doomed.map((i) => this.g.ids[i]!)); // cascades to realisations and fixed_content
       return { deleted: doomed.map((i) => ({ path: this.g.paths[i]!, size: this.g.size[i]! })), locks };
-    }).immediate();
+    });
   }
 
   release(locks: string[]): void {
-    if (locks.length === 0) return;
-    this.dropLocks.run(JSON.stringify(locks), SELF_PID, SELF_START);
+    this.t.locks.dropMany(locks);
   }
 }
 
 /** Build-time inputs of each path: the inputs and sources of the builds that produced it. */
-function buildDeps(store: Store, g: RefGraph): Map<number, number[]> {
-  const rows = store.db
-    .prepare<[], { inputs: string; outputs: string | null; json: string | null }>(
-      "SELECT b.inputs, b.outputs, d.json FROM builds b LEFT JOIN derivations d ON d.hash = b.drv_hash WHERE b.status = 'built'",
-    )
-    .all();
+function buildDeps(store: LocalStore, g: RefGraph): Map<number, number[]> {
+  const rows = tablesOf(store).builds.builtWithDerivations();
   const out = new Map<number, number[]>();
   for (const r of rows) {
     const deps: number[] = [];
@@ -474,10 +435,10 @@ function buildDeps(store: Store, g: RefGraph): Map<number, number[]> {
 }
 
 /** Entries of the store directory that are store-path shaped but not registered. */
-function findStrays(store: Store, known?: ReadonlyMap<string, number>): string[] {
+function findStrays(store: LocalStore, known?: ReadonlyMap<string, number>): string[] {
   // with the graph a gc loaded (known), only the few entries it does not name are looked up:
   // a second copy of 100k path names cost a dry run ~0.2 s
-  const valid = known ?? new Set(store.db.prepare("SELECT path FROM valid_paths").raw(true).all().map((r) => (r as [string])[0]));
+  const valid = known ?? tablesOf(store).paths.names();
   return readdirSync(store.storeDir).filter((e) => !valid.has(e) && parseStorePathName(e) !== undefined && (!known || !store.isValid(e as StorePathName)));
 }
 
@@ -486,7 +447,7 @@ function findStrays(store: Store, known?: ReadonlyMap<string, number>): string[]
  * interrupted registration). Under the path lock and re-checked: Store.addOutput moves a new
  * output into place before its registration commits, holding that lock.
  */
-function removeStrays(store: Store): string[] {
+function removeStrays(store: LocalStore): string[] {
   const removed: string[] = [];
   for (const e of findStrays(store)) {
     const key = `path:${e.slice(0, HASH_PART_LEN)}`;

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { collectHistory, recordedOutputs, type TargetRealisation } from "./history.js";
-import { removeTree, Store, type StorePathName } from "./store.js";
+import { removeTree, type StorePathName } from "./paths.js";
+import { tablesOf, LocalStore } from "./local-store.js";
 
 const temps: string[] = [];
 after(() => temps.forEach(removeTree));
@@ -14,7 +15,7 @@ after(() => temps.forEach(removeTree));
 function setUp() {
   const root = mkdtempSync(join(tmpdir(), "kiln-history-"));
   temps.push(root);
-  const s = Store.open(root);
+  const s = LocalStore.open(root);
   const dir = join(s.scratchDir("t"), "live");
   mkdirSync(dir);
   writeFileSync(join(dir, "f"), "live");
@@ -27,7 +28,7 @@ function setUp() {
     return join(s.logDir, key);
   };
   const build = (resolved: string, status: string, at: number, outputs: Record<string, string> | null, logFile: string | null) =>
-    s.db.prepare("INSERT INTO builds (drv_hash, resolved_hash, name, started_at, ended_at, status, log_file, inputs, outputs) VALUES (?, ?, 'x', ?, ?, ?, ?, '{}', ?)")
+    tablesOf(s).db.prepare("INSERT INTO builds (drv_hash, resolved_hash, name, started_at, ended_at, status, log_file, inputs, outputs) VALUES (?, ?, 'x', ?, ?, ?, ?, '{}', ?)")
       .run(`drv-${resolved}`, resolved, at - 1, status === "running" ? null : at, status, logFile, outputs ? JSON.stringify(outputs) : null);
   build("aa01", "built", 100, { out: gone }, log("aa/aa01.log", "one\n")); // old, output gone: goes with its log
   build("bb02", "built", 100, { out: live }, log("bb/bb02.log", "two\n")); // its output is in the store: kept
@@ -39,7 +40,7 @@ function setUp() {
   writeFileSync(join(s.logDir, "README"), "not a build log");
 
   const tr = (target: string, drv: string, at: number) =>
-    s.db.prepare("INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, at) VALUES (?, 'out', ?, NULL, ?, NULL, NULL, ?)")
+    tablesOf(s).db.prepare("INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, at) VALUES (?, 'out', ?, NULL, ?, NULL, NULL, ?)")
       .run(target, drv, live, at);
   tr("t", "X", 10);
   tr("t", "X", 20);
@@ -62,8 +63,8 @@ describe("collectHistory", () => {
         return new Set(["cc03"]);
       },
     };
-    const rows = () => s.db.prepare("SELECT target, drv_hash AS drv FROM target_realisations ORDER BY id").all();
-    const builds = () => s.db.prepare("SELECT resolved_hash AS r, status FROM builds ORDER BY id").all();
+    const rows = () => tablesOf(s).db.prepare("SELECT target, drv_hash AS drv FROM target_realisations ORDER BY id").all();
+    const builds = () => tablesOf(s).db.prepare("SELECT resolved_hash AS r, status FROM builds ORDER BY id").all();
     const before = { rows: rows(), builds: builds() };
 
     const dry = collectHistory(s, { ...opts, dryRun: true });

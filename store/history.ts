@@ -3,8 +3,8 @@
 // forecasts only, never on the build path; and history's own collection policy.
 import { readdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { collectRecipeSnapshots } from "./recipe-snapshots.js";
-import type { Store } from "./store.js";
+import { tablesOf, type LocalStore } from "./local-store.js";
+import { toTargetRow, type TargetRow } from "./target-table.js";
 
 export interface RecipesRev {
   /** full git commit hash of HEAD */
@@ -26,18 +26,7 @@ export interface TargetRealisation {
   at: number;
 }
 
-interface Row {
-  id: number;
-  target: string;
-  output: string;
-  drv_hash: string;
-  resolved_hash: string | null;
-  path: string;
-  recipes_rev: string | null;
-  recipes_dirty: number | null;
-  recipes_snapshot: string | null;
-  at: number;
-}
+type Row = TargetRow;
 
 function fromRow(r: Row): TargetRealisation {
   return {
@@ -46,49 +35,32 @@ function fromRow(r: Row): TargetRealisation {
   };
 }
 
-export function recordTargetRealisations(store: Store, rows: Array<Omit<TargetRealisation, "id">>): void {
+export function recordTargetRealisations(store: LocalStore, rows: Array<Omit<TargetRealisation, "id">>): void {
   if (rows.length === 0) return;
-  const ins = store.db.prepare(
-    "INSERT INTO target_realisations (target, output, drv_hash, resolved_hash, path, recipes_rev, recipes_dirty, recipes_snapshot, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-  );
-  store.db.transaction(() => {
-    for (const r of rows) ins.run(r.target, r.output, r.drvHash, r.resolvedHash, r.path, r.recipes?.rev ?? null, r.recipes ? (r.recipes.dirty ? 1 : 0) : null, r.snapshot, r.at);
-  }).immediate();
+  const t = tablesOf(store);
+  t.transaction(() => t.targets.insert(rows.map(toTargetRow)));
 }
 
 /** Realisations of one target, newest first. */
-export function targetRealisations(store: Store, target: string, limit = 1000): TargetRealisation[] {
-  return store.db
-    .prepare<[string, number], Row>("SELECT * FROM target_realisations WHERE target = ? ORDER BY id DESC LIMIT ?")
-    .all(target, limit)
-    .map(fromRow);
+export function targetRealisations(store: LocalStore, target: string, limit = 1000): TargetRealisation[] {
+  return tablesOf(store).targets.ofTarget(target, limit).map(fromRow);
 }
 
 /** The newest realisations of any target, newest first. */
-export function recentTargetRealisations(store: Store, limit: number): TargetRealisation[] {
-  return store.db.prepare<[number], Row>("SELECT * FROM target_realisations ORDER BY id DESC LIMIT ?").all(limit).map(fromRow);
+export function recentTargetRealisations(store: LocalStore, limit: number): TargetRealisation[] {
+  return tablesOf(store).targets.recent(limit).map(fromRow);
 }
 
 /**
  * How long the last successful build of each derivation took (ms); for a derivation never built,
  * the last successful build of a derivation with the same name: a good guess for "the next version".
  */
-export function buildDurations(store: Store, nodes: Array<{ hash: string; name: string }>): Map<string, { ms: number; exact: boolean }> {
-  const byDrv = store.db.prepare<[string], { ms: number }>(
-    "SELECT ended_at - started_at AS ms FROM builds WHERE drv_hash = ? AND status = 'built' ORDER BY id DESC LIMIT 1",
-  );
-  const byName = store.db.prepare<[string], { ms: number }>(
-    "SELECT ended_at - started_at AS ms FROM builds WHERE name = ? AND status = 'built' ORDER BY id DESC LIMIT 1",
-  );
+export function buildDurations(store: LocalStore, nodes: Array<{ hash: string; name: string }>): Map<string, { ms: number; exact: boolean }> {
+  const builds = tablesOf(store).builds;
   const out = new Map<string, { ms: number; exact: boolean }>();
   for (const n of nodes) {
-    const exact = byDrv.get(n.hash);
-    if (exact) {
-      out.set(n.hash, { ms: exact.ms, exact: true });
-      continue;
-    }
-    const guess = byName.get(n.name);
-    if (guess) out.set(n.hash, { ms: guess.ms, exact: false });
+    const d = builds.duration(n.hash, n.name);
+    if (d) out.set(n.hash, d);
   }
   return out;
 }
@@ -98,11 +70,8 @@ export function buildDurations(store: Store, nodes: Array<{ hash: string; name: 
  * when gc has collected the outputs (and with them their realisation rows), so `why` can tell
  * "rebuilt" from "rebuilt, identical" for history whose outputs are gone.
  */
-export function recordedOutputs(store: Store, resolvedHash: string): Record<string, string> | undefined {
-  const row = store.db
-    .prepare<[string], { outputs: string | null }>("SELECT outputs FROM builds WHERE resolved_hash = ? AND status = 'built' ORDER BY id DESC LIMIT 1")
-    .get(resolvedHash);
-  return row?.outputs ? (JSON.parse(row.outputs) as Record<string, string>) : undefined;
+export function recordedOutputs(store: LocalStore, resolvedHash: string): Record<string, string> | undefined {
+  return tablesOf(store).builds.recordedOutputs(resolvedHash);
 }
 
 export interface HistoryGcOptions {
@@ -132,7 +101,7 @@ function logKey(file: string): string | undefined {
 }
 
 /** Build logs under logs/: their keys and sizes. */
-function logFiles(store: Store): Map<string, number> {
+function logFiles(store: LocalStore): Map<string, number> {
   const out = new Map<string, number>();
   let dirs: string[];
   try {
@@ -175,10 +144,11 @@ function logFiles(store: Store): Map<string, number> {
  * records itself before it writes its log), so a crash at any point leaves at worst log files
  * without records, which the next run removes.
  */
-export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcResult {
+export function collectHistory(store: LocalStore, opts: HistoryGcOptions): HistoryGcResult {
+  const t = tablesOf(store);
   const filesBefore = logFiles(store);
   const plan = () => {
-    const rows = store.db.prepare<[], Row>("SELECT * FROM target_realisations ORDER BY target, id DESC").all().map(fromRow);
+    const rows = t.targets.allByTarget().map(fromRow);
     const kept: TargetRealisation[] = [];
     const doomedTargets: number[] = [];
     let targets = 0;
@@ -196,28 +166,21 @@ export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcR
       i = j;
     }
     const keepRes = opts.keepResolved(kept);
-    const candidates = store.db
-      .prepare<[number], { id: number; resolved_hash: string }>(
-        `SELECT b.id, b.resolved_hash FROM builds b
-         WHERE b.status != 'running' AND coalesce(b.ended_at, b.started_at) < ?
-           AND NOT EXISTS (SELECT 1 FROM json_each(coalesce(b.outputs, '{}')) o JOIN valid_paths v ON v.path = o.value)`,
-      )
-      .all(opts.before);
+    const candidates = t.builds.collectable(opts.before);
     const doomedBuilds = candidates.filter((b) => !keepRes.has(b.resolved_hash)).map((b) => b.id);
     if (!opts.dryRun) {
-      store.db.prepare("DELETE FROM target_realisations WHERE id IN (SELECT value FROM json_each(?))").run(JSON.stringify(doomedTargets));
-      store.db.prepare("DELETE FROM builds WHERE id IN (SELECT value FROM json_each(?))").run(JSON.stringify(doomedBuilds));
-      collectRecipeSnapshots(store, opts.before);
+      t.targets.deleteIds(doomedTargets);
+      t.builds.deleteIds(doomedBuilds);
+      t.recipeSnapshots.collect(opts.before);
     }
     return { targetRows: doomedTargets.length, buildRows: doomedBuilds.length, doomedBuilds, targets };
   };
-  const tx = store.db.transaction(plan);
-  const p = opts.dryRun ? tx() : tx.immediate();
+  const p = opts.dryRun ? t.snapshot(plan) : t.transaction(plan);
 
   // logs: those no (remaining) build record refers to
   const doomed = new Set(p.doomedBuilds);
   const referenced = new Set<string>();
-  for (const r of store.db.prepare<[], { id: number; log_file: string }>("SELECT id, log_file FROM builds WHERE log_file IS NOT NULL").all()) {
+  for (const r of t.builds.logFiles()) {
     if (opts.dryRun && doomed.has(r.id)) continue;
     const k = logKey(r.log_file);
     if (k) referenced.add(k);
@@ -240,12 +203,10 @@ export function collectHistory(store: Store, opts: HistoryGcOptions): HistoryGcR
 }
 
 /** The derivations of each name that were built successfully, newest first (at most `limit` per name). */
-export function builtVersions(store: Store, names: string[], limit: number): Map<string, string[]> {
-  const q = store.db.prepare<[string, number], { drv_hash: string }>(
-    "SELECT drv_hash FROM builds WHERE name = ? AND status = 'built' GROUP BY drv_hash ORDER BY max(id) DESC LIMIT ?",
-  );
+export function builtVersions(store: LocalStore, names: string[], limit: number): Map<string, string[]> {
+  const builds = tablesOf(store).builds;
   const out = new Map<string, string[]>();
-  for (const name of new Set(names)) out.set(name, q.all(name, limit).map((r) => r.drv_hash));
+  for (const name of new Set(names)) out.set(name, builds.builtVersions(name, limit));
   return out;
 }
 
@@ -253,14 +214,12 @@ export function builtVersions(store: Store, names: string[], limit: number): Map
  * For each derivation, the latest successful build of another derivation with its name: the
  * version it replaces (what `why` compares it with). One indexed query per node, as above.
  */
-export function previousBuilds(store: Store, nodes: Array<{ hash: string; name: string }>): Map<string, { drvHash: string; at: number }> {
-  const q = store.db.prepare<[string, string], { drv_hash: string; started_at: number }>(
-    "SELECT drv_hash, started_at FROM builds WHERE name = ? AND status = 'built' AND drv_hash != ? ORDER BY id DESC LIMIT 1",
-  );
+export function previousBuilds(store: LocalStore, nodes: Array<{ hash: string; name: string }>): Map<string, { drvHash: string; at: number }> {
+  const builds = tablesOf(store).builds;
   const out = new Map<string, { drvHash: string; at: number }>();
   for (const n of nodes) {
-    const row = q.get(n.name, n.hash);
-    if (row) out.set(n.hash, { drvHash: row.drv_hash, at: row.started_at });
+    const prev = builds.previousBuild(n.name, n.hash);
+    if (prev) out.set(n.hash, prev);
   }
   return out;
 }

@@ -11,7 +11,8 @@ import {
   addGeneration, deleteGenerations, listProfiles, profileGenerations, profilesDir, selectGenerations, switchGeneration, syncProfileLinks,
   validateProfileName, type ProfileEntry,
 } from "./profiles.js";
-import { removeTree, Store, type StorePathName } from "./store.js";
+import { removeTree, type StorePathName } from "./paths.js";
+import { tablesOf, LocalStore } from "./local-store.js";
 
 const DAY = 86_400_000;
 const usage = (re: RegExp) => (e: unknown) => e instanceof KilnError && e.code === "USAGE" && re.test(e.message);
@@ -61,20 +62,20 @@ describe("selectGenerations", () => {
 
 const temps: string[] = [];
 after(() => temps.forEach(removeTree));
-function tempStore(): Store {
+function tempStore(): LocalStore {
   const r = mkdtempSync(join(tmpdir(), "kiln-profiles-"));
   temps.push(r);
-  return Store.open(r);
+  return LocalStore.open(r);
 }
 
-function add(store: Store, name: string, text = name): StorePathName {
+function add(store: LocalStore, name: string, text = name): StorePathName {
   const dir = join(store.scratchDir("t"), name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "f"), text);
   return store.addOutput({ scratch: dir, name, candidates: [] }, () => {}).path;
 }
 const entry = (name: string, path: StorePathName): ProfileEntry => ({ name, output: "out", drv: `drv-${name}`, path });
-const roots = (s: Store) => s.db.prepare("SELECT name, path FROM roots WHERE kind = 'generation' ORDER BY name").all() as Array<{ name: string; path: string }>;
+const roots = (s: LocalStore) => tablesOf(s).db.prepare("SELECT name, path FROM roots WHERE kind = 'generation' ORDER BY name").all() as Array<{ name: string; path: string }>;
 
 describe("generations on a store", () => {
   test("an environment per generation, rooted in the same transaction; the same outputs make none", () => {
@@ -123,7 +124,7 @@ describe("generations on a store", () => {
     const c = add(s, "c");
     const g1 = addGeneration(s, "dev", [entry("x", a)], 1000).generation;
     const g2 = addGeneration(s, "dev", [entry("x", b)], 2000).generation;
-    s.db.exec("DELETE FROM temp_roots"); // as if the kiln that made them had exited
+    tablesOf(s).db.exec("DELETE FROM temp_roots"); // as if the kiln that made them had exited
     const r = await collectGarbage(s, { now: Date.now });
     assert.deepEqual(r.deleted.map((d) => d.path), [c]);
     deleteGenerations(s, "dev", [{ kind: "number", n: 1 }], 3000);

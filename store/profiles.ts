@@ -17,7 +17,9 @@ import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, sy
 import { join, relative } from "node:path";
 import { KilnError } from "./errors.js";
 import { SELF_PID } from "./process.js";
-import { removeTree, type Store, type StorePathName } from "./store.js";
+import { tablesOf, type LocalStore } from "./local-store.js";
+import { removeTree, type StorePathName } from "./paths.js";
+import type { GenRow } from "./profile-table.js";
 
 /** One link in a generation's environment: a target and the output it was realised to. */
 export interface ProfileEntry {
@@ -63,42 +65,29 @@ export function validateProfileName(name: string): void {
 
 export const rootName = (profile: string, n: number) => `gen:${profile}:${n}`;
 
-export function profilesDir(store: Store): string {
+export function profilesDir(store: LocalStore): string {
   return join(store.root, "profiles");
-}
-
-interface GenRow {
-  profile: string;
-  number: number;
-  path: string;
-  created_at: number;
-  entries: string;
 }
 
 function fromRow(r: GenRow): Generation {
   return { profile: r.profile, number: r.number, path: r.path as StorePathName, createdAt: r.created_at, entries: JSON.parse(r.entries) as ProfileEntry[] };
 }
 
-export function listProfiles(store: Store): ProfileSummary[] {
-  const rows = store.db
-    .prepare<[], { name: string; current: number; numbers: string }>(
-      "SELECT p.name, p.current, json_group_array(g.number) AS numbers FROM profiles p JOIN generations g ON g.profile = p.name GROUP BY p.name ORDER BY p.name",
-    )
-    .all();
-  return rows.map((r) => ({ name: r.name, current: r.current, generations: (JSON.parse(r.numbers) as number[]).sort((a, b) => a - b) }));
+export function listProfiles(store: LocalStore): ProfileSummary[] {
+  return tablesOf(store).profiles.summaries().map((r) => ({ name: r.name, current: r.current, generations: r.numbers.sort((a, b) => a - b) }));
 }
 
 /** A profile's generations, oldest first, and its current one. */
-export function profileGenerations(store: Store, profile: string): { current: number; generations: Generation[] } {
-  const cur = store.db.prepare<[string], { current: number }>("SELECT current FROM profiles WHERE name = ?").get(profile);
-  if (!cur) {
+export function profileGenerations(store: LocalStore, profile: string): { current: number; generations: Generation[] } {
+  const t = tablesOf(store).profiles;
+  const cur = t.current(profile);
+  if (cur === undefined) {
     const known = listProfiles(store).map((p) => p.name);
     throw new KilnError("USAGE", `there is no profile named ${JSON.stringify(profile)} in the store ${store.root}`,
       known.length ? `the profiles are: ${known.join(", ")} (kiln profile list); make one with kiln realize --profile ${profile} <target...>`
         : `make one with kiln realize --profile ${profile} <target...>`);
   }
-  const gens = store.db.prepare<[string], GenRow>("SELECT * FROM generations WHERE profile = ? ORDER BY number").all(profile).map(fromRow);
-  return { current: cur.current, generations: gens };
+  return { current: cur, generations: t.generations(profile).map(fromRow) };
 }
 
 /**
@@ -106,7 +95,7 @@ export function profileGenerations(store: Store, profile: string): { current: nu
  * generation's already. The environment is registered, the generation row and its GC root written
  * in ONE transaction (Store.addOutput's), so a crash leaves either all of it or none.
  */
-export function addGeneration(store: Store, profile: string, entries: ProfileEntry[], now: number): { generation: Generation; created: boolean; previous?: number } {
+export function addGeneration(store: LocalStore, profile: string, entries: ProfileEntry[], now: number): { generation: Generation; created: boolean; previous?: number } {
   validateProfileName(profile);
   const sorted = checkEntries(entries);
   // rooted before use, as everything a kiln process relies on (see store/gc.ts)
@@ -147,26 +136,24 @@ function checkEntries(entries: ProfileEntry[]): ProfileEntry[] {
 }
 
 /** Inside the registration transaction: a new generation, or none when the current one is the same. */
-function recordGeneration(store: Store, profile: string, path: StorePathName, entries: ProfileEntry[], now: number): { generation: Generation; created: boolean; previous?: number } {
-  const db = store.db;
-  const cur = db.prepare<[string], { current: number }>("SELECT current FROM profiles WHERE name = ?").get(profile)?.current;
+function recordGeneration(store: LocalStore, profile: string, path: StorePathName, entries: ProfileEntry[], now: number): { generation: Generation; created: boolean; previous?: number } {
+  const t = tablesOf(store);
+  const cur = t.profiles.current(profile);
   if (cur !== undefined) {
-    const row = db.prepare<[string, number], GenRow>("SELECT * FROM generations WHERE profile = ? AND number = ?").get(profile, cur);
+    const row = t.profiles.generation(profile, cur);
     if (row && row.path === path) return { generation: fromRow(row), created: false };
   }
   // after a rollback and a deletion the newest generations may be gone: their numbers stay used
-  const last = db.prepare<[string], { last: number }>("SELECT last FROM profiles WHERE name = ?").get(profile)?.last ?? 0;
-  const n = last + 1;
-  db.prepare("INSERT INTO profiles (name, current, last) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET current = excluded.current, last = excluded.last")
-    .run(profile, n, n);
-  db.prepare("INSERT INTO generations (profile, number, path, created_at, entries) VALUES (?, ?, ?, ?, ?)").run(profile, n, path, now, JSON.stringify(entries));
-  db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'generation', ?, ?)").run(rootName(profile, n), path, now);
+  const n = t.profiles.last(profile) + 1;
+  t.profiles.insertGeneration({ profile, number: n, path, created_at: now, entries: JSON.stringify(entries) });
+  t.roots.put(rootName(profile, n), "generation", path, now);
   return { generation: { profile, number: n, path, createdAt: now, entries }, created: true, ...(cur !== undefined ? { previous: cur } : {}) };
 }
 
 /** Make generation `to` current ('previous': the newest one before the current, as Nix's rollback). */
-export function switchGeneration(store: Store, profile: string, to: number | "previous"): { from: number; to: number } {
-  return store.db.transaction(() => {
+export function switchGeneration(store: LocalStore, profile: string, to: number | "previous"): { from: number; to: number } {
+  const t = tablesOf(store);
+  return t.transaction(() => {
     const { current, generations } = profileGenerations(store, profile);
     const numbers = generations.map((g) => g.number);
     let target: number;
@@ -183,9 +170,9 @@ export function switchGeneration(store: Store, profile: string, to: number | "pr
       }
       target = to;
     }
-    store.db.prepare("UPDATE profiles SET current = ? WHERE name = ?").run(target, profile);
+    t.profiles.setCurrent(profile, target);
     return { from: current, to: target };
-  }).immediate();
+  });
 }
 
 /**
@@ -231,8 +218,9 @@ export function selectGenerations(profile: string, gens: Array<{ number: number;
  * transaction: their rows and their GC roots. The paths stay until the next gc. A dry run selects
  * only.
  */
-export function deleteGenerations(store: Store, profile: string | undefined, specs: GenerationSpec[], now: number, dryRun = false): Generation[] {
-  const tx = store.db.transaction(() => {
+export function deleteGenerations(store: LocalStore, profile: string | undefined, specs: GenerationSpec[], now: number, dryRun = false): Generation[] {
+  const t = tablesOf(store);
+  const select = () => {
     const names = profile === undefined ? listProfiles(store).map((p) => p.name) : [profile];
     const doomed: Generation[] = [];
     for (const name of names) {
@@ -241,15 +229,13 @@ export function deleteGenerations(store: Store, profile: string | undefined, spe
       doomed.push(...generations.filter((g) => pick.has(g.number)));
     }
     if (dryRun || doomed.length === 0) return doomed;
-    const delGen = store.db.prepare("DELETE FROM generations WHERE profile = ? AND number = ?");
-    const delRoot = store.db.prepare("DELETE FROM roots WHERE name = ? AND kind = 'generation'");
     for (const g of doomed) {
-      delGen.run(g.profile, g.number);
-      delRoot.run(rootName(g.profile, g.number));
+      t.profiles.deleteGeneration(g.profile, g.number);
+      t.roots.delete(rootName(g.profile, g.number), "generation");
     }
     return doomed;
-  });
-  return dryRun ? tx() : tx.immediate();
+  };
+  return dryRun ? t.snapshot(select) : t.transaction(select);
 }
 
 /**
@@ -257,14 +243,15 @@ export function deleteGenerations(store: Store, profile: string | undefined, spe
  * per generation, none for deleted ones, and <name> pointing at the current one. Each link is
  * replaced by a rename, so a reader sees the old link or the new one, never none.
  */
-export function syncProfileLinks(store: Store, profile: string): void {
+export function syncProfileLinks(store: LocalStore, profile: string): void {
   const dir = profilesDir(store);
   mkdirSync(dir, { recursive: true });
   // two kiln processes changing one profile: the last to sync reads the newest state
   store.lockSync(`profile:${profile}`);
   try {
-    const cur = store.db.prepare<[string], { current: number }>("SELECT current FROM profiles WHERE name = ?").get(profile)?.current;
-    const gens = store.db.prepare<[string], { number: number; path: string }>("SELECT number, path FROM generations WHERE profile = ?").all(profile);
+    const t = tablesOf(store).profiles;
+    const cur = t.current(profile);
+    const gens = t.generations(profile);
     const keep = new Set<string>();
     for (const g of gens) {
       const link = `${profile}-${g.number}-link`;

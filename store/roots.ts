@@ -12,7 +12,11 @@ import { readlinkSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { KilnError } from "./errors.js";
 import { isProcessAlive } from "./process.js";
-import { parseStorePathName, type Store, type StorePathName } from "./store.js";
+import { tablesOf, type LocalStore } from "./local-store.js";
+import { parseStorePathName, type StorePathName } from "./paths.js";
+import type { RootRow } from "./root-table.js";
+
+export type { RootRow };
 
 export type RootKind = "link" | "pin" | "generation" | "temp";
 
@@ -30,15 +34,8 @@ export interface StaleRoot {
   reason: string;
 }
 
-export interface RootRow {
-  name: string;
-  kind: "link" | "pin" | "generation";
-  path: string;
-  created_at: number;
-}
-
-export function rootRows(store: Store): RootRow[] {
-  return store.db.prepare<[], RootRow>("SELECT name, kind, path, created_at FROM roots ORDER BY name").all();
+export function rootRows(store: LocalStore): RootRow[] {
+  return tablesOf(store).roots.all();
 }
 
 /** The store path a `result` link points to now, if it points into this store. */
@@ -55,7 +52,7 @@ export function linkTarget(storeDir: string, link: string): StorePathName | unde
 }
 
 /** A row's current root, or why it is none. */
-export function resolveRootRow(store: Store, r: RootRow): { path: StorePathName } | { stale: string } {
+export function resolveRootRow(store: LocalStore, r: RootRow): { path: StorePathName } | { stale: string } {
   if (r.kind !== "link") return { path: r.path as StorePathName };
   const link = r.name.slice("link:".length);
   const p = linkTarget(store.storeDir, link);
@@ -64,8 +61,8 @@ export function resolveRootRow(store: Store, r: RootRow): { path: StorePathName 
 }
 
 /** Temporary roots of live kiln processes (one liveness check per process, not per row). */
-export function liveTempRoots(store: Store): Root[] {
-  const rows = store.db.prepare<[], { pid: number; pid_start: string; path: string }>("SELECT pid, pid_start, path FROM temp_roots ORDER BY id").all();
+export function liveTempRoots(store: LocalStore): Root[] {
+  const rows = tablesOf(store).tempRoots.all();
   const alive = new Map<string, boolean>();
   const out: Root[] = [];
   for (const r of rows) {
@@ -78,7 +75,7 @@ export function liveTempRoots(store: Store): Root[] {
 }
 
 /** Every current root, and the rows that no longer root anything. */
-export function listRoots(store: Store, opts: { temp?: boolean } = {}): { roots: Root[]; stale: StaleRoot[] } {
+export function listRoots(store: LocalStore, opts: { temp?: boolean } = {}): { roots: Root[]; stale: StaleRoot[] } {
   const roots: Root[] = [];
   const stale: StaleRoot[] = [];
   for (const r of rootRows(store)) {
@@ -95,24 +92,23 @@ export function listRoots(store: Store, opts: { temp?: boolean } = {}): { roots:
  * row is matched by its creation time: a realize that re-made the same link meanwhile (it makes the
  * link before the row) keeps its root.
  */
-export function dropStaleLinkRoots(store: Store, stale: StaleRoot[]): number {
-  const del = store.db.prepare("DELETE FROM roots WHERE name = ? AND kind = 'link' AND path = ? AND created_at = ?");
-  return store.db.transaction(() => {
+export function dropStaleLinkRoots(store: LocalStore, stale: StaleRoot[]): number {
+  const t = tablesOf(store);
+  return t.transaction(() => {
     let n = 0;
     for (const s of stale) {
       if (!s.name.startsWith("link:") || linkTarget(store.storeDir, s.name.slice(5))) continue;
-      n += del.run(s.name, s.path, s.createdAt).changes;
+      n += t.roots.deleteExact({ name: s.name, kind: "link", path: s.path, created_at: s.createdAt });
     }
     return n;
-  }).immediate();
+  });
 }
 
 /** Stale temp-root rows (their process is gone): just clutter, removed by gc. */
-export function dropStaleTempRoots(store: Store): number {
-  const procs = store.db.prepare<[], { pid: number; pid_start: string }>("SELECT DISTINCT pid, pid_start FROM temp_roots").all();
-  const del = store.db.prepare("DELETE FROM temp_roots WHERE pid = ? AND pid_start = ?");
+export function dropStaleTempRoots(store: LocalStore): number {
+  const t = tablesOf(store).tempRoots;
   let n = 0;
-  for (const p of procs) if (!isProcessAlive(p.pid, p.pid_start)) n += del.run(p.pid, p.pid_start).changes;
+  for (const p of t.processes()) if (!isProcessAlive(p.pid, p.pid_start)) n += t.dropProcess(p.pid, p.pid_start);
   return n;
 }
 
@@ -128,26 +124,32 @@ export function validatePinName(name: string): void {
  * Pin a path under a name (replacing an earlier pin of that name). The path is temp-rooted and
  * checked valid first, so a gc running meanwhile cannot collect it between the check and the pin.
  */
-export function addPin(store: Store, name: string, path: StorePathName, now: number): { previous?: string } {
+export function addPin(store: LocalStore, name: string, path: StorePathName, now: number): { previous?: string } {
   validatePinName(name);
   if (!store.addTempRoots([path]).has(path)) {
     throw new KilnError("STORE_PATH_INVALID", `${path} is not a valid store path (was it collected?)`, "realize it again, then pin it");
   }
-  const previous = store.db.prepare<[string], { path: string }>("SELECT path FROM roots WHERE name = ?").get(`pin:${name}`)?.path;
-  store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'pin', ?, ?)").run(`pin:${name}`, path, now);
+  const roots = tablesOf(store).roots;
+  const previous = roots.get(`pin:${name}`)?.path;
+  roots.put(`pin:${name}`, "pin", path, now);
   return previous && previous !== path ? { previous } : {};
 }
 
-export function removePin(store: Store, name: string): string {
-  const row = store.db.prepare<[string], { path: string }>("SELECT path FROM roots WHERE name = ? AND kind = 'pin'").get(`pin:${name}`);
-  if (!row) throw new KilnError("USAGE", `there is no pin named ${JSON.stringify(name)}`, "see the pins with `kiln pin list`");
-  store.db.prepare("DELETE FROM roots WHERE name = ? AND kind = 'pin'").run(`pin:${name}`);
+export function removePin(store: LocalStore, name: string): string {
+  const roots = tablesOf(store).roots;
+  const row = roots.get(`pin:${name}`);
+  if (!row || row.kind !== "pin") throw new KilnError("USAGE", `there is no pin named ${JSON.stringify(name)}`, "see the pins with `kiln pin list`");
+  roots.delete(`pin:${name}`, "pin");
   return row.path;
 }
 
-export function listPins(store: Store): Array<{ name: string; path: StorePathName; createdAt: number }> {
-  return store.db
-    .prepare<[], { name: string; path: string; created_at: number }>("SELECT name, path, created_at FROM roots WHERE kind = 'pin' ORDER BY name")
-    .all()
+export function listPins(store: LocalStore): Array<{ name: string; path: StorePathName; createdAt: number }> {
+  return tablesOf(store)
+    .roots.ofKind("pin")
     .map((r) => ({ name: r.name.slice(4), path: r.path as StorePathName, createdAt: r.created_at }));
+}
+
+/** The root of a `result` link that realize made (an indirect root: whatever the link points to). */
+export function addLinkRoot(store: LocalStore, link: string, path: StorePathName, now: number): void {
+  tablesOf(store).roots.put(`link:${link}`, "link", path, now);
 }

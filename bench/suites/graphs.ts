@@ -2,7 +2,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { bwrapArgs } from "../../engine/sandbox.js";
+import { bwrapArgs } from "../../engine/builders/sandbox.js";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
 import { removeTree, runUnchecked, which } from "../lib/proc.js";
@@ -104,7 +104,7 @@ let floorMs: number | null | undefined;
 
 /**
  * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it: the
- * bubblewrap command line Kiln itself makes (engine/sandbox.ts) for `echo 1 > $out`, started in
+ * bubblewrap command line Kiln itself makes (engine/builders/sandbox.ts) for `echo 1 > $out`, started in
  * sequence. The floor under any first build that sandboxes each derivation, measured once per run.
  */
 function sandboxFloor(b: Bench): number | undefined {
@@ -123,7 +123,7 @@ function sandboxFloor(b: Bench): number | undefined {
     const started = process.hrtime.bigint();
     const args = bwrapArgs({
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
-      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, logFile: join(dir, "log"), buildCores: 1,
+      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, buildCores: 1,
     });
     const r = spawnSync(bwrap, args, { stdio: ["ignore", "pipe", "pipe"] });
     total += Number(process.hrtime.bigint() - started) / 1e6;

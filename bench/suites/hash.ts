@@ -6,7 +6,6 @@
 // every contender alike (each one runs untimed first). Anchors: the b3sum pipeline, which is the
 // least a BLAKE3 content hash of the tree can cost on one core; `nix-store --add` into an empty
 // store (hash + copy, as Nix imports a source); `nix-hash` (Nix's NAR hash alone, no copy).
-import Database from "better-sqlite3";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Bench } from "../lib/context.js";
@@ -14,6 +13,7 @@ import { measureRoundRobin, summarize, type Contender } from "../lib/measure.js"
 import { removeTree, run, sh, which } from "../lib/proc.js";
 import { fmtNum, type Row } from "../lib/report.js";
 import { writeIfChanged } from "../lib/workspace.js";
+import { forgetFileDigests } from "../../store/test-helpers/direct.js";
 
 const SECTION = "3. Content hashing of a large tree";
 const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
@@ -66,8 +66,7 @@ export default { tree: derivation({ name: "hash-tree", hostTools: ["sh"], script
   const store = join(b.tmp, "hash-kiln-store");
   const kilnArgv = [...b.kiln, "--store", store, "-f", recipe, "eval", "tree"];
   run({ argv: kilnArgv }); // bundle + host tools into the store's caches
-  const db = new Database(join(store, "db.sqlite"));
-  const forget = () => db.prepare("DELETE FROM file_digests").run();
+  const forget = () => forgetFileDigests(store);
 
   const nixAddStore = join(b.tmp, "nix-add-store");
   const contenders: Contender[] = [
@@ -89,7 +88,6 @@ export default { tree: derivation({ name: "hash-tree", hostTools: ["sh"], script
   b.log(`hash: ${contenders.map((c) => c.key).join(", ")} x ${runs}`);
   // no warm-up run: the template's eval above has just read the whole tree into the page cache
   const res = measureRoundRobin(contenders, { runs, warmup: 0 });
-  db.close();
   removeTree(store);
 
   const k = summarize(res.get("kiln (cold)")!.ms);

@@ -2,7 +2,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { Argv } from "yargs";
-import { Realizer } from "../../engine/realize.js";
+import { check } from "../../engine/check.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
@@ -28,7 +28,7 @@ export function builder(y: Argv<GlobalArgs>) {
 export function handler(argv: Args): Promise<void> {
   return withContext(argv, async (ctx) => {
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
-    const results = await new Realizer(ctx).check(ev.evaluator.graph, ev.roots.map((r) => r.node), Boolean(argv.recursive), join(ctx.root, "checks"));
+    const results = await check(ctx, ev.evaluator.graph, ev.roots.map((r) => r.node), Boolean(argv.recursive), join(ctx.root, "checks"));
     const bad = results.filter((r) => !r.identical);
     if (argv.json) {
       process.stdout.write(JSON.stringify({ checked: results.length, identical: results.length - bad.length, results }, null, 2) + "\n");

@@ -4,11 +4,12 @@
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import type { Argv } from "yargs";
-import { plan, reachable, type PlanState } from "../../engine/realize.js";
+import { plan, type PlanState } from "../../engine/plan.js";
+import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import type { Node } from "../../engine/evaluate.js";
 import { KilnError } from "../../store/errors.js";
-import type { Store } from "../../store/store.js";
+import type { LocalStore } from "../../store/local-store.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 
@@ -49,8 +50,8 @@ export interface GraphDoc {
   nodes: GraphNode[];
 }
 
-export function graphOf(nodes: Node[], roots: GraphDoc["roots"], store?: Store): GraphDoc {
-  const states = store ? plan(store, nodes) : undefined;
+export async function graphOf(nodes: Node[], roots: GraphDoc["roots"], store?: LocalStore): Promise<GraphDoc> {
+  const states = store ? await plan(store, nodes) : undefined;
   return {
     roots,
     nodes: nodes.map((n) => {
@@ -65,8 +66,8 @@ export function graphOf(nodes: Node[], roots: GraphDoc["roots"], store?: Store):
   };
 }
 
-const FILL: Record<PlanState | "failed", string> = { cached: "#c8e6c9", build: "#fff59d", fetch: "#bbdefb", unknown: "#eeeeee", failed: "#ffcdd2" };
-const STATE_TEXT: Record<PlanState, string> = { cached: "in the store", build: "to build", fetch: "to fetch", unknown: "to build unless cut off" };
+const FILL: Record<PlanState | "failed", string> = { cached: "#c8e6c9", substitutable: "#b3e5fc", build: "#fff59d", fetch: "#bbdefb", unknown: "#eeeeee", failed: "#ffcdd2" };
+const STATE_TEXT: Record<PlanState, string> = { cached: "in the store", substitutable: "to substitute", build: "to build", fetch: "to fetch", unknown: "to build unless cut off" };
 
 const quote = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 
@@ -114,7 +115,7 @@ export function handler(argv: Args): Promise<void> {
   return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
-    const g = graphOf(nodes, ev.roots.map((r) => ({ target: r.target, drv: r.node.hash, output: r.output })), argv.states ? ctx.store : undefined);
+    const g = await graphOf(nodes, ev.roots.map((r) => ({ target: r.target, drv: r.node.hash, output: r.output })), argv.states ? ctx.store : undefined);
     if (argv.json) {
       process.stdout.write(JSON.stringify(g, null, 2) + "\n");
       return;

@@ -3,7 +3,7 @@ import type { Argv } from "yargs";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { toStorePaths } from "../resolve-paths.js";
-import type { StorePathName } from "../../store/store.js";
+import type { StorePathName } from "../../store/paths.js";
 
 interface Args extends GlobalArgs {
   paths: string[];

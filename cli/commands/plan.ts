@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
-import { neededNodes, plan, reachable, type PlanState } from "../../engine/realize.js";
+import { neededNodes, plan, type PlanState } from "../../engine/plan.js";
+import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { describeReport, explain, type CauseReport } from "../../engine/why.js";
@@ -12,7 +13,7 @@ import { buildDurations, targetRealisations } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { recipesRevision } from "../git.js";
-import { recipesOf, refineReports } from "../why-sides.js";
+import { recipesOf, refineReports } from "../causes.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -53,12 +54,12 @@ export interface Forecast {
 export async function forecast(ctx: Context & { root: string }, entry: string, targets: string[]): Promise<Forecast> {
   const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets);
   const all = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
-  const p = plan(ctx.store, all);
+  const p = await plan(ctx.store, all, ctx.substituters, ctx.signal);
   // what a realize would visit: the inputs of outputs already in the store are not needed
   const nodes = neededNodes(all, ev.roots.map((r) => r.node), p);
   const runs = (s: PlanState) => s !== "cached";
   const est = buildDurations(ctx.store, nodes.filter((n) => runs(p.get(n)!.state)));
-  const counts: Record<PlanState, number> = { cached: 0, build: 0, fetch: 0, unknown: 0 };
+  const counts: Record<PlanState, number> = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
   const finish = new Map<string, number>();
   let totalMs = 0;
   let unestimated = 0;
@@ -89,12 +90,12 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
 
 const secs = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : ms < 600_000 ? `${Math.round(ms / 1000)}s` : `${(ms / 60_000).toFixed(1)}min`);
 
-const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unknown: "maybe", cached: "store" };
+const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unknown: "maybe", cached: "store", substitutable: "subst" };
 
 export function renderForecast(f: Forecast, relativeTo: string, all: boolean): string[] {
   const c = f.counts;
   const maybe = c.unknown ? `; ${c.unknown} more only if an input's output changes (early cutoff may spare them)` : "";
-  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${maybe}`];
+  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${c.substitutable ? `, ${c.substitutable} from substituters` : ""}${maybe}`];
   const shown = f.nodes.filter((n) => all || n.state !== "cached");
   const width = Math.max(0, ...shown.map((n) => n.name.length));
   for (const n of shown) {

@@ -8,7 +8,8 @@ import { KilnError } from "../../store/errors.js";
 import {
   deleteGenerations, listProfiles, profileGenerations, profilesDir, switchGeneration, syncProfileLinks, type GenerationSpec,
 } from "../../store/profiles.js";
-import type { Store, StorePathName } from "../../store/store.js";
+import type { StorePathName } from "../../store/paths.js";
+import type { LocalStore } from "../../store/local-store.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { parseDuration } from "../units.js";
@@ -52,7 +53,7 @@ export function dateText(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
-function changeText(c: EntryChange, store: Store): string {
+function changeText(c: EntryChange, store: LocalStore): string {
   switch (c.change) {
     case "added":
       return `${c.name} added`;

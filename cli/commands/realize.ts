@@ -2,10 +2,11 @@
 // With --watch (and as kiln watch), again on every change to what the targets were made from.
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
-import { removeTree, type StorePathName } from "../../store/store.js";
+import { removeTree, type StorePathName } from "../../store/paths.js";
+import { addLinkRoot } from "../../store/roots.js";
 import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type ProfileEntry } from "../../store/profiles.js";
-import type { Outputs } from "../../engine/realize.js";
-import { Realizer } from "../../engine/realize.js";
+import { type Outputs, Realizer } from "../../engine/realize.js";
+import { reachable } from "../../engine/graph.js";
 import { evaluateTargets, type Evaluated } from "../../engine/targets.js";
 import type { Context } from "../../engine/context.js";
 import type { RecipesRev } from "../../store/history.js";
@@ -19,7 +20,6 @@ import { diffLocks, renderDiff } from "../../engine/lockfile.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
 import type { Node } from "../../engine/evaluate.js";
-import { reachable } from "../../engine/realize.js";
 import { dpkgListFiles } from "../../engine/hosttools.js";
 import { linkName, replaceLink } from "../links.js";
 import { buildId, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple, writeRecord, type NoopRoot, type StatTuple } from "../noop.js";
@@ -128,7 +128,7 @@ async function realizeTargets(
       n++;
       const link = linkName(base, n, r.output);
       replaceLink(link, host);
-      ctx.store.db.prepare("INSERT OR REPLACE INTO roots (name, kind, path, created_at) VALUES (?, 'link', ?, ?)").run(`link:${link}`, p, ctx.clock());
+      addLinkRoot(ctx.store, link, p, ctx.clock());
       row.link = link;
     }
     rows.push(row);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { reachable } from "../../engine/realize.js";
+import { reachable } from "../../engine/graph.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 

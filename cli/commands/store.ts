@@ -4,7 +4,7 @@ import { basename, join, resolve } from "node:path";
 import type { Argv } from "yargs";
 import { sha256File } from "../../store/digest.js";
 import { KilnError } from "../../store/errors.js";
-import { removeTree, validateName } from "../../store/store.js";
+import { removeTree, validateName } from "../../store/paths.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 

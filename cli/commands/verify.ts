@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import type { Argv } from "yargs";
 import { hashTree } from "../../store/archive.js";
 import { HASH_PART_LEN } from "../../store/digest.js";
-import type { StorePathName } from "../../store/store.js";
+import type { StorePathName } from "../../store/paths.js";
 import { type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
 

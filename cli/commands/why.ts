@@ -6,9 +6,9 @@ import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { explain, renderWhy, type WhyReport } from "../../engine/why.js";
 import type { TargetRealisation } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesOf, refineReports } from "../causes.js";
 import { resolveRevision } from "../git.js";
 import { withContext } from "../run.js";
-import { recipesOf, refineReports } from "../why-sides.js";
 
 interface Args extends GlobalArgs {
   target: string;

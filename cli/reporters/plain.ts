@@ -21,9 +21,9 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         else line(`evaluated ${e.targets.join(", ")}: ${e.derivations} derivations in ${e.ms} ms`);
         break;
       case "planned": {
-        const c = { cached: 0, build: 0, fetch: 0, unknown: 0 };
+        const c = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
         for (const n of e.nodes) c[n.state]++;
-        line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
+        line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${c.substitutable ? `${c.substitutable} to substitute, ` : ""}${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
         break;
       }
       case "waiting":
@@ -62,7 +62,7 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         break;
       case "finished":
         if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
-        else line(`done: ${e.built} built, ${e.cached} from the store, ${e.failed} failed${e.cancelled ? `, ${e.cancelled} cancelled` : ""}${e.skipped ? `, ${e.skipped} skipped` : ""} in ${(e.ms / 1000).toFixed(1)}s`);
+        else line(`done: ${e.built} built, ${e.cached} from the store, ${e.substituted ? `${e.substituted} substituted, ` : ""}${e.failed} failed${e.cancelled ? `, ${e.cancelled} cancelled` : ""}${e.skipped ? `, ${e.skipped} skipped` : ""} in ${(e.ms / 1000).toFixed(1)}s`);
         break;
       case "round":
         line(`round ${e.round}${e.changed.length ? `: changed ${e.changed.join(", ")}` : ""}`);

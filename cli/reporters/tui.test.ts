@@ -97,6 +97,21 @@ describe("TUI", () => {
     assert.match(last, /done: 1 built, 1 from the store \(1 cut off early\), 1 failed in 4\.2s/);
   });
 
+  test("the summary counts what substituters provided, so that it adds up to the graph", () => {
+    const s = stateOf([
+      planned,
+      { type: "substituted", node: ref("libgreet"), paths: {}, from: "cache" },
+      { type: "built", node: ref("hello"), paths: {}, ms: 1000, identical: false },
+      { type: "started", node: ref("greeting"), resolved: "r3", kind: "build" },
+      { type: "cancelled", node: ref("greeting") },
+      { type: "finished", built: 1, cached: 0, substituted: 1, failed: 0, cancelled: 1, skipped: 0, ms: 2000 },
+    ]);
+    const { lastFrame, unmount } = app(s);
+    const last = lastFrame()!;
+    unmount();
+    assert.match(last, /done: 1 built, 0 from the store, 1 substituted, 0 failed, 1 cancelled in 2\.0s/);
+  });
+
   test("keys: move, collapse and expand, open the full log and go back, q quits", async () => {
     const s = stateOf([planned, { type: "log", node: ref("hello"), line: "old line" }]);
     let quits = 0;

@@ -119,7 +119,7 @@ function Summary({ state, cancelled }: { state: ViewState; cancelled: boolean })
         );
       })}
       <Text bold>
-        {word}: {f.built} built, {f.cached} from the store{c.cutoff ? ` (${c.cutoff} cut off early)` : ""}, {f.failed} failed{f.cancelled ? `, ${f.cancelled} cancelled` : ""}{f.skipped ? `, ${f.skipped} skipped` : ""} in {formatMs(f.ms)}
+        {word}: {f.built} built, {f.cached} from the store{c.cutoff ? ` (${c.cutoff} cut off early)` : ""}{f.substituted ? `, ${f.substituted} substituted` : ""}, {f.failed} failed{f.cancelled ? `, ${f.cancelled} cancelled` : ""}{f.skipped ? `, ${f.skipped} skipped` : ""} in {formatMs(f.ms)}
       </Text>
     </Box>
   );

@@ -11,7 +11,8 @@
 // state); the TUI keeps one state and re-renders from it.
 import type { KilnEvent } from "../../engine/events.js";
 
-export type PlanState = "cached" | "build" | "fetch" | "unknown";
+export type { PlanState } from "../../engine/events.js";
+import type { PlanState } from "../../engine/events.js";
 
 /** waiting: not started (reason set when another kiln process holds its lock) */
 export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "cancelled" | "skipped";
@@ -104,7 +105,7 @@ export interface ViewState {
   completions: Completion[];
   /** drv hashes of failed nodes, in order */
   failures: string[];
-  finished?: { built: number; cached: number; failed: number; cancelled: number; skipped: number; ms: number; at: number };
+  finished?: { built: number; cached: number; substituted: number; failed: number; cancelled: number; skipped: number; ms: number; at: number };
   /** parallel builds, for the ETA */
   jobs: number;
   /** the longest node name, for aligned columns */
@@ -254,7 +255,7 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     }
     case "finished":
       s.phase = "finished";
-      s.finished = { built: e.built, cached: e.cached, failed: e.failed, cancelled: e.cancelled ?? s.counts.cancelled, skipped: e.skipped ?? s.counts.skipped, ms: e.ms, at: now };
+      s.finished = { built: e.built, cached: e.cached, substituted: e.substituted ?? 0, failed: e.failed, cancelled: e.cancelled ?? s.counts.cancelled, skipped: e.skipped ?? s.counts.skipped, ms: e.ms, at: now };
       break;
     case "round": {
       // a new round: a fresh graph (the targets stay: a watch keeps its targets)

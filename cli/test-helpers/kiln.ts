@@ -6,8 +6,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import Database from "better-sqlite3";
-import { removeTree } from "../../store/store.js";
+import { removeTree } from "../../store/paths.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** the compiled CLI (the shipped bundle; KILN_TEST_CLI=dist/cli/main.js runs the same tests unbundled) */
@@ -171,57 +170,11 @@ export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
   return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
 }
 
-export function openDb(store: string): Database.Database {
-  return new Database(join(store, "db.sqlite"), { readonly: true, fileMustExist: true });
-}
-
-export function query<T>(store: string, sql: string, ...params: unknown[]): T[] {
-  const db = openDb(store);
-  try {
-    return db.prepare(sql).all(...params) as T[];
-  } finally {
-    db.close();
-  }
-}
-
-export interface BuildRowLite {
-  id: number;
-  name: string;
-  status: string;
-  exit_code: number | null;
-  log_file: string | null;
-}
-
-/** Rows of the store's builds table (every builder invocation is recorded there). */
-export function buildRows(store: string, name?: string): BuildRowLite[] {
-  return name === undefined
-    ? query<BuildRowLite>(store, "SELECT id, name, status, exit_code, log_file FROM builds ORDER BY id")
-    : query<BuildRowLite>(store, "SELECT id, name, status, exit_code, log_file FROM builds WHERE name = ? ORDER BY id", name);
-}
-
-/** Valid store paths whose name part is `name`. */
-export function validPaths(store: string, name: string): string[] {
-  return query<{ path: string }>(store, "SELECT path FROM valid_paths WHERE substr(path, 34) = ? ORDER BY path", name).map((r) => r.path);
-}
+export { allValid, buildRows, closureSql, query, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);
 }
-
-/** The closure of `paths` computed straight from the database (independent of gc's own mark). */
-export function closureSql(store: string, paths: string[]): string[] {
-  if (paths.length === 0) return [];
-  return query<{ path: string }>(
-    store,
-    `WITH RECURSIVE c(id) AS (SELECT id FROM valid_paths WHERE path IN (${paths.map(() => "?").join(",")})
-       UNION SELECT r.reference FROM refs r JOIN c ON r.referrer = c.id)
-     SELECT v.path FROM c JOIN valid_paths v ON v.id = c.id ORDER BY v.path`,
-    ...paths,
-  ).map((r) => r.path);
-}
-
-/** Every valid path of the store, sorted. */
-export const allValid = (store: string): string[] => query<{ path: string }>(store, "SELECT path FROM valid_paths ORDER BY path").map((r) => r.path);
 
 /** What is in the store directory on disk, sorted. */
 export const onDisk = (store: string): string[] => readdirSync(join(store, "store")).sort();

@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
-import { reachable } from "../../engine/realize.js";
+import { reachable } from "../../engine/graph.js";
 import { buildStarts, cleanup, eventsOf, kiln, kilnJson, query, REPO, tempDir } from "../../cli/test-helpers/kiln.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
 

@@ -1,12 +1,13 @@
-// The two sides of a `why` comparison as the CLI sees them: the recipe texts behind each (from the
+// Causes of a rebuild, made exact with what the recipe files and git can tell (for why, plan and
+// the live view's build reasons): the recipe texts behind each side of a comparison (from the
 // snapshots recorded with the history, or from git at the recorded revision), and the git commits
-// that made the edits, the source files and the call sites that `why`, `plan` and the TUI show.
+// that made the edits, the source files and the call sites.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { locateKey, parsePosition, type CauseReport, type ExplainOptions, type WhyLookup } from "../engine/why.js";
 import { recipeTexts, type RecipeTexts } from "../engine/recipe-snapshot.js";
 import type { RecipesRev, TargetRealisation } from "../store/history.js";
-import type { Store } from "../store/store.js";
+import type { LocalStore } from "../store/local-store.js";
 import { fileAtRevision, fileCommit, lineCommit, uncommitted } from "./git.js";
 
 /** One side: a derivation, with the target realisation it was found in (if any). */
@@ -33,7 +34,7 @@ function textsAtRevision(rev: RecipesRev | null | undefined, like: RecipeTexts):
 }
 
 /** The recipe texts for both sides, as explain() takes them; a side without any is left out. */
-export function recipesOf(store: Store, lookup: WhyLookup, old: Side, now: Side, root?: string): ExplainOptions {
+export function recipesOf(store: LocalStore, lookup: WhyLookup, old: Side, now: Side, root?: string): ExplainOptions {
   let o = recipeTexts(store, snapshotOf(old, lookup));
   let n = recipeTexts(store, snapshotOf(now, lookup));
   if (!o && n) o = textsAtRevision(old.row?.recipes, n);

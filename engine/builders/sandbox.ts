@@ -1,48 +1,50 @@
-// The sandbox: bubblewrap, declare-then-isolate. A build sees
+// The local builder: bubblewrap, declare-then-isolate. A build sees
 //   /kiln/store/<p>   read-only, for exactly the closure of its declared inputs
 //   /kiln/store/<o>   its outputs, written into a per-build scratch directory on the host
-//   /kiln/host/bin    its declared host tools (and nothing else on PATH)
-//   /usr, /lib...     the host system read-only, so declared host tools can run
+//   /usr, /bin, /lib  its usr tree (a seed of pinned Debian packages, itself one of its inputs)
+//                     read-only, and nothing of the host; or, for a build that declares host
+//                     tools (the visibly impure escape), the host's /usr read-only with those
+//                     tools alone on PATH under /kiln/host/bin; or nothing (a static builder)
 //   /build            private build directory (cwd, tmpfs); /tmp private (tmpfs)
+//   /etc              passwd, group and hosts of its own
 // with no network (unless fixed-output), uid 1000, hostname 'kiln', a cleared environment with
 // HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync, createWriteStream } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { KilnError } from "../store/errors.js";
-import { LOGICAL_STORE } from "../store/store.js";
-import { HOST_BIN } from "./evaluate.js";
+import { KilnError } from "../../store/errors.js";
+import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
+import type { Builder, BuildIO, BuildResult } from "../builder.js";
+import type { BuildRequest } from "../build-request.js";
+import { HOST_BIN } from "../evaluate.js";
 
+/** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
 export interface SandboxRequest {
   builder: string;
   args: string[];
   env: Record<string, string>;
   /** store path names to make visible read-only (the input closure) */
   inputs: string[];
-  /** host tool commands: name -> host path */
+  /** an input to lay out as /usr (a seed tree); then nothing of the host's file system is visible */
+  usr?: string;
+  /** host tool commands: name -> host path (the host's /usr is then visible read-only) */
   tools: Record<string, string>;
   network: boolean;
   /** per-build scratch directory on the host */
   scratch: string;
   /**
-   * a directory that lives as long as this process (Store.processDir): the files every sandbox
+   * a directory that lives as long as this process (LocalStore.processDir): the files every sandbox
    * sees alike (/etc/passwd, group, hosts) and the host-tool link dirs are written there once,
    * not per build
    */
   shared: string;
   /** host directory holding store paths */
   storeDir: string;
-  logFile: string;
   buildCores: number;
   /** keep /build on disk (in the scratch dir) instead of tmpfs, for builds larger than RAM */
   buildDirOnDisk?: boolean;
 }
 
-export interface SandboxResult {
-  exitCode: number | null;
-  signal: string | null;
-  logTail: string[];
-}
 
 export const FIXED_ENV = {
   HOME: "/homeless-shelter",
@@ -120,12 +122,33 @@ function hostBinDir(shared: string, tools: Record<string, string>): string {
   return dir;
 }
 
+/** PATH in a build on a usr tree. */
+export const SEED_PATH = "/usr/bin:/usr/sbin:/bin:/sbin";
+
+/** Merged-/usr directories that a usr tree's top level links to, as Debian's usrmerge lays them out. */
+const MERGED = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/**
+ * What the sandbox's root shows: a usr tree (read-only at /usr, with /bin, /lib... linked into it
+ * where the tree has them), the host's /usr for a build that declares host tools (the impure
+ * escape), or nothing at all for a pure build (a builtin, or a static builder in the store).
+ */
+function rootArgs(req: SandboxRequest): string[] {
+  if (req.usr !== undefined) {
+    const usr = join(req.storeDir, req.usr, "usr");
+    const a = ["--ro-bind", usr, "/usr"];
+    for (const d of MERGED) if (existsSync(join(usr, d))) a.push("--symlink", `usr/${d}`, `/${d}`);
+    return a;
+  }
+  if (Object.keys(req.tools).length > 0) return ["--ro-bind", "/usr", "/usr", ...hostDirLinks()];
+  return [];
+}
+
 export function bwrapArgs(req: SandboxRequest): string[] {
   const storeView = join(req.scratch, "store");
   const build = join(req.scratch, "build");
   mkdirSync(storeView, { recursive: true });
   if (req.buildDirOnDisk) mkdirSync(build, { recursive: true });
-  const hostBin = hostBinDir(req.shared, req.tools);
   const etc = etcDir(req.shared);
 
   const a: string[] = [
@@ -135,8 +158,7 @@ export function bwrapArgs(req: SandboxRequest): string[] {
     "--new-session",
     "--uid", "1000", "--gid", "1000",
     "--hostname", "kiln",
-    "--ro-bind", "/usr", "/usr",
-    ...hostDirLinks(),
+    ...rootArgs(req),
     "--proc", "/proc",
     "--dev", "/dev",
     "--tmpfs", "/tmp",
@@ -145,53 +167,53 @@ export function bwrapArgs(req: SandboxRequest): string[] {
     "--ro-bind", join(etc, "group"), "/etc/group",
     "--ro-bind", join(etc, "hosts"), "/etc/hosts",
   ];
-  for (const f of ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"]) {
-    if (existsSync(f)) a.push("--ro-bind", f, f);
+  if (req.usr === undefined && Object.keys(req.tools).length > 0) {
+    for (const f of ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"]) {
+      if (existsSync(f)) a.push("--ro-bind", f, f);
+    }
   }
   if (req.network) {
+    // a fixed-output fetch needs name resolution and certificates: the host's, read-only
     for (const f of ["/etc/resolv.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/nsswitch.conf", "/etc/apt"]) {
       if (existsSync(f)) a.push("--ro-bind", f, f);
     }
   }
   a.push("--bind", storeView, LOGICAL_STORE);
   for (const p of [...req.inputs].sort()) a.push("--ro-bind", join(req.storeDir, p), `${LOGICAL_STORE}/${p}`);
-  a.push("--ro-bind", hostBin, HOST_BIN);
+  if (Object.keys(req.tools).length > 0) a.push("--ro-bind", hostBinDir(req.shared, req.tools), HOST_BIN);
   // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
   // this kind of disk costs minutes, in tmpfs seconds; only outputs are written to disk
   if (req.buildDirOnDisk) a.push("--bind", build, "/build");
   else a.push("--perms", "0755", "--tmpfs", "/build");
   a.push("--chdir", "/build");
   a.push("--clearenv");
-  const env: Record<string, string> = { ...FIXED_ENV, PATH: HOST_BIN, KILN_BUILD_CORES: String(req.buildCores), ...req.env };
+  const path = req.usr !== undefined ? SEED_PATH : HOST_BIN;
+  const env: Record<string, string> = { ...FIXED_ENV, PATH: path, KILN_BUILD_CORES: String(req.buildCores), ...req.env };
   for (const k of Object.keys(env).sort()) a.push("--setenv", k, env[k]!);
-  // umask 022 for everything the builder creates, whatever kiln's own umask is; stderr into
-  // stdout, one pipe, so the log keeps the order in which the builder wrote its lines
-  a.push("--", "/usr/bin/dash", "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args);
+  // umask 022 for everything the builder creates, whatever kiln's own umask is (runSandboxed sets
+  // it for bubblewrap too); stderr into stdout, one pipe, so the log keeps the order in which the
+  // builder wrote its lines. The shell doing it is the seed's, or the host's for host tools.
+  const shell = req.usr !== undefined ? "/bin/sh" : Object.keys(req.tools).length > 0 ? "/usr/bin/dash" : undefined;
+  if (shell) a.push("--", shell, "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args);
+  else a.push("--", req.builder, ...req.args);
   return a;
 }
 
-/** Run a build in the sandbox; log to a file and to onLine; kill the whole process group on abort. */
-export function runSandboxed(bwrap: string, req: SandboxRequest, onLine: (line: string) => void, signal: AbortSignal): Promise<SandboxResult> {
+/** Run a build in the sandbox, its output to onOutput; kill the whole process group on abort. */
+export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null }> {
   checkSandbox(bwrap);
   const args = bwrapArgs(req);
   return new Promise((resolvePromise, reject) => {
-    const log = createWriteStream(req.logFile);
-    const tail: string[] = [];
-    const child = spawn(bwrap, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let partial = "";
-    const onData = (chunk: Buffer) => {
-      log.write(chunk);
-      const text = partial + chunk.toString("utf8");
-      const lines = text.split("\n");
-      partial = lines.pop()!;
-      for (const l of lines) {
-        tail.push(l);
-        if (tail.length > 25) tail.shift();
-        onLine(l);
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    // the child inherits the umask at fork: 022 for the builds, whatever kiln's own is
+    const saved = process.umask(0o022);
+    let child;
+    try {
+      child = spawn(bwrap, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    } finally {
+      process.umask(saved);
+    }
+    child.stdout!.on("data", onOutput);
+    child.stderr!.on("data", onOutput);
     const kill = () => {
       try {
         if (child.pid) process.kill(-child.pid, "SIGKILL");
@@ -202,17 +224,55 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onLine: (line: 
     signal.addEventListener("abort", kill, { once: true });
     child.on("error", (e) => {
       signal.removeEventListener("abort", kill);
-      log.end();
       reject(e);
     });
     child.on("close", (code, sig) => {
       signal.removeEventListener("abort", kill);
-      if (partial) {
-        tail.push(partial);
-        if (tail.length > 25) tail.shift();
-        onLine(partial);
-      }
-      log.end(() => resolvePromise({ exitCode: code, signal: sig, logTail: tail }));
+      resolvePromise({ exitCode: code, signal: sig });
     });
   });
+}
+
+export interface SandboxBuilderOptions {
+  /** the bubblewrap binary */
+  bwrap: string;
+  /** host directory holding store paths */
+  storeDir: string;
+  /** a fresh scratch directory on the host (under the store, so outputs move into it by rename) */
+  scratchDir: (label: string) => string;
+  /** a directory for the life of this process (see SandboxRequest.shared) */
+  processDir: () => string;
+  systems: readonly string[];
+}
+
+/** The Builder port on this machine: each request runs in bubblewrap. */
+export class SandboxBuilder implements Builder {
+  readonly systems: readonly string[];
+  constructor(private readonly o: SandboxBuilderOptions) {
+    this.systems = o.systems;
+  }
+
+  checkAvailable(): void {
+    checkSandbox(this.o.bwrap);
+  }
+
+  async build(req: BuildRequest, io: BuildIO): Promise<BuildResult> {
+    checkSandbox(this.o.bwrap);
+    const scratch = this.o.scratchDir(req.name);
+    try {
+      const r = await runSandboxed(this.o.bwrap, {
+        builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
+        scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores,
+      }, io.onOutput, io.signal);
+      const outputs: Record<string, string | undefined> = {};
+      for (const [o, name] of Object.entries(req.outputs)) {
+        const host = join(scratch, "store", name);
+        outputs[o] = existsOrLink(host) ? host : undefined;
+      }
+      return { ...r, outputs, release: () => removeTree(scratch) };
+    } catch (e) {
+      removeTree(scratch);
+      throw e;
+    }
+  }
 }

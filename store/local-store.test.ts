@@ -10,20 +10,21 @@ import { hashTree } from "./archive.js";
 import { hashPart } from "./digest.js";
 import { KilnError } from "./errors.js";
 import { MIGRATIONS } from "./migrations.js";
-import { makeStorePathName, parseStorePathName, removeTree, Store, validateName, type StorePathName } from "./store.js";
+import { makeStorePathName, parseStorePathName, removeTree, validateName, type StorePathName } from "./paths.js";
+import { tablesOf, LocalStore } from "./local-store.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, "..");
 const roots: string[] = [];
 after(() => roots.forEach(removeTree));
-function tempStore(): Store {
+function tempStore(): LocalStore {
   const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
   roots.push(r);
-  return Store.open(r);
+  return LocalStore.open(r);
 }
 
 /** Write a scratch output (a directory of files) and return its host path. */
-function scratchOutput(store: Store, files: Record<string, string>, name = "out"): string {
+function scratchOutput(store: LocalStore, files: Record<string, string>, name = "out"): string {
   const out = join(store.scratchDir("test"), name);
   mkdirSync(out, { recursive: true });
   for (const [rel, content] of Object.entries(files)) {
@@ -33,13 +34,13 @@ function scratchOutput(store: Store, files: Record<string, string>, name = "out"
   return out;
 }
 
-describe("Store.open and migrations", () => {
+describe("LocalStore.open and migrations", () => {
   test("creates the layout and migrates to the latest schema version", () => {
     const s = tempStore();
     for (const d of ["store", "tmp", "logs"]) assert.ok(statSync(join(s.root, d)).isDirectory(), d);
-    assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
-    assert.equal(s.db.pragma("journal_mode", { simple: true }), "wal");
-    const tables = s.db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
+    assert.equal(tablesOf(s).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    assert.equal(tablesOf(s).db.pragma("journal_mode", { simple: true }), "wal");
+    const tables = tablesOf(s).db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
     for (const t of ["builds", "derivations", "fixed_content", "locks", "realisations", "refs", "resolutions", "roots", "valid_paths"]) {
       assert.ok(tables.includes(t), `table ${t}`);
     }
@@ -50,36 +51,36 @@ describe("Store.open and migrations", () => {
     const s = tempStore();
     s.recordDerivation("h".repeat(64), "x", "{}");
     s.close();
-    const again = Store.open(s.root);
+    const again = LocalStore.open(s.root);
     assert.equal(again.derivation("h".repeat(64))?.name, "x");
-    assert.equal(again.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    assert.equal(tablesOf(again).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
     again.close();
   });
 
   test("a database from a newer kiln is refused with STORE_CORRUPT", () => {
     const s = tempStore();
-    s.db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    tablesOf(s).db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     s.close();
-    assert.throws(() => Store.open(s.root), (e: unknown) => e instanceof KilnError && e.code === "STORE_CORRUPT" && /newer than this kiln/.test(e.message));
+    assert.throws(() => LocalStore.open(s.root), (e: unknown) => e instanceof KilnError && e.code === "STORE_CORRUPT" && /newer than this kiln/.test(e.message));
   });
 
   test("an old database is migrated from its version (version 0 = empty file)", () => {
     const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
     roots.push(r);
     new Database(join(r, "db.sqlite")).close();
-    const s = Store.open(r);
-    assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    const s = LocalStore.open(r);
+    assert.equal(tablesOf(s).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
     s.close();
   });
 });
 
-describe("Store.open from several processes at once", () => {
+describe("LocalStore.open from several processes at once", () => {
   test("processes opening one fresh store at the same instant all succeed (WAL switch and migrations race)", async () => {
     // each process busy-waits until a shared instant, then opens the store: the first one switches
     // the fresh file to WAL and migrates it while the others are opening it too
-    const script = `import { Store } from ${JSON.stringify(join(HERE, "store.ts"))};
+    const script = `import { LocalStore } from ${JSON.stringify(join(HERE, "local-store.ts"))};
       const at = Number(process.argv[2]); while (Date.now() < at) {}
-      Store.open(process.argv[1]).close();`;
+      LocalStore.open(process.argv[1]).close();`;
     const failures: string[] = [];
     for (let round = 0; round < 6; round++) {
       const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
@@ -95,9 +96,9 @@ describe("Store.open from several processes at once", () => {
         });
       }));
       await Promise.all(runs);
-      const s = Store.open(r);
-      assert.equal(s.db.pragma("journal_mode", { simple: true }), "wal");
-      assert.equal(s.db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+      const s = LocalStore.open(r);
+      assert.equal(tablesOf(s).db.pragma("journal_mode", { simple: true }), "wal");
+      assert.equal(tablesOf(s).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
       s.close();
     }
     assert.deepEqual(failures, []);
@@ -119,7 +120,7 @@ describe("store path names", () => {
   });
 });
 
-describe("Store.addOutput", () => {
+describe("LocalStore.addOutput", () => {
   test("is content-addressed: the same content from two scratch dirs is one path; the second is not fresh", () => {
     const s = tempStore();
     const files = { "bin/tool": "#!/bin/sh\necho tool\n", "share/doc": "docs\n" };
@@ -166,7 +167,7 @@ describe("Store.addOutput", () => {
     assert.ok(path);
     assert.equal(s.isValid(path), false);
     assert.equal(s.realisation(r, "out"), undefined);
-    assert.equal(s.db.prepare<[], { n: number }>("SELECT count(*) AS n FROM refs").get()!.n, 0);
+    assert.equal(tablesOf(s).db.prepare<[], { n: number }>("SELECT count(*) AS n FROM refs").get()!.n, 0);
     // the same registration then succeeds, replacing the unregistered leftover on disk
     const ok = s.addOutput({ scratch: scratchOutput(s, { f: `uses /kiln/store/${dep.path}` }), name: "user", candidates: [dep.path] }, (id) => s.insertRealisation(r, "out", id));
     assert.equal(ok.path, path);
@@ -269,7 +270,7 @@ describe("locks", () => {
       await holder.kill();
     }
     assert.equal(s.tryLock("build:abc"), true, "the dead holder's lock is stale");
-    const row = s.db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get("build:abc");
+    const row = tablesOf(s).db.prepare<[string], { pid: number }>("SELECT pid FROM locks WHERE key = ?").get("build:abc");
     assert.equal(row?.pid, process.pid);
   });
 
@@ -325,7 +326,7 @@ describe("batched bookkeeping of a run", () => {
     const gone = makeStorePathName(hashPart("never built"), "gone");
     const valid = s.addTempRoots([a, gone, a]);
     assert.deepEqual([...valid], [a]);
-    const rooted = s.db.prepare<[], { path: string }>("SELECT path FROM temp_roots ORDER BY path").all().map((r) => r.path);
+    const rooted = tablesOf(s).db.prepare<[], { path: string }>("SELECT path FROM temp_roots ORDER BY path").all().map((r) => r.path);
     assert.deepEqual(rooted, [a, gone].sort());
     assert.equal(s.addTempRoots([]).size, 0);
     s.close();
@@ -370,7 +371,7 @@ describe("batched bookkeeping of a run", () => {
 
   test("the builds still marked running are found through their index", () => {
     const s = tempStore();
-    const plan = s.db.prepare("EXPLAIN QUERY PLAN SELECT id, resolved_hash FROM builds WHERE status = 'running'").all() as Array<{ detail: string }>;
+    const plan = tablesOf(s).db.prepare("EXPLAIN QUERY PLAN SELECT id, resolved_hash FROM builds WHERE status = 'running'").all() as Array<{ detail: string }>;
     assert.match(plan.map((p) => p.detail).join("\n"), /builds_running/);
     s.close();
   });

@@ -1,0 +1,167 @@
+// Building a node: its local sources into the store, the BuildRequest handed to the builder, the
+// log kept, the outcome checked (exit code, every declared output present, a fixed output's
+// sha256), and the outputs registered with the realisations and the build record in the
+// registration transaction.
+import { copyFileSync, cpSync, lstatSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { sha256File } from "../store/digest.js";
+import { isKilnError, KilnError } from "../store/errors.js";
+import { removeTree, type StorePathName } from "../store/paths.js";
+import { BuildLog } from "./build-log.js";
+import { requestSelfHash, toBuildRequest, type BuildRequest } from "./build-request.js";
+import type { BuildResult } from "./builder.js";
+import { outputPathName, type Derivation, type InputRealisation, type ResolvedHash } from "./derivation.js";
+import type { Node } from "./evaluate.js";
+import type { Outputs } from "./plan.js";
+import type { StepEnv, StepOutcome } from "./steps.js";
+
+/** A failed step's error, with the log lines a reporter shows. */
+export function withLog(e: KilnError, log: BuildLog): KilnError {
+  Object.assign(e.context, { logTail: log.tail, logFile: log.file });
+  return e;
+}
+
+/** Copy local sources into the store if they are not there yet; they must still match evaluation. */
+export function addSources(s: StepEnv, n: Node): void {
+  const store = s.ctx.store;
+  for (const [want, host] of n.sources) {
+    if (s.protect([want])) continue;
+    const scratch = store.scratchDir("source");
+    try {
+      const name = want.slice(33);
+      const dst = join(scratch, name);
+      if (lstatSync(host).isDirectory()) cpSync(host, dst, { recursive: true, verbatimSymlinks: true });
+      else copyFileSync(host, dst);
+      const { path } = store.addOutput({ scratch: dst, name, candidates: [] }, () => {});
+      if (path !== want) {
+        throw new KilnError("SOURCE_MISSING", `source ${host} changed while kiln was running (${n.name})`, "run the command again");
+      }
+    } finally {
+      removeTree(scratch);
+    }
+  }
+}
+
+/** The request for `n`, resolved: its input closure from the store. */
+export function requestFor(s: StepEnv, resolved: Derivation, hash: ResolvedHash): BuildRequest {
+  const closure = s.ctx.store.closure(resolved.inputSrcs as StorePathName[]);
+  return toBuildRequest(resolved, hash, closure, s.ctx.config.buildCores);
+}
+
+/** Refuse a request no builder here can run (another system). */
+export function checkSystem(s: StepEnv, n: Node, req: BuildRequest): void {
+  const systems = s.ctx.builder.systems;
+  if (systems.includes(req.system)) return;
+  throw new KilnError("SYSTEM_UNSUPPORTED", `${n.name} is a derivation for ${req.system}, and this machine builds only for ${systems.join(", ")}`,
+    `build it on a ${req.system} machine (a remote builder), or make the recipe cross-compile: keep system ${systems[0]} and name the target platform in the build`,
+    { drv: n.hash, system: req.system });
+}
+
+export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash: ResolvedHash, inputs: InputRealisation[], started: () => void): Promise<StepOutcome> {
+  const store = s.ctx.store;
+  addSources(s, n);
+  const req = requestFor(s, resolved, hash);
+  checkSystem(s, n, req);
+  s.ctx.builder.checkAvailable();
+  const logDir = join(store.logDir, hash.slice(0, 2));
+  mkdirSync(logDir, { recursive: true });
+  const log = new BuildLog(join(logDir, `${hash}.log`), (line) => s.log(n, line));
+  const t0 = s.ctx.clock();
+  const buildId = store.startBuild({
+    drvHash: n.hash, resolvedHash: hash, name: n.name, logFile: log.file, startedAt: t0,
+    inputs: Object.fromEntries(inputs.map((i) => [`${i.drvHash}!${i.output}`, i.path])),
+  });
+  started();
+  let result: BuildResult | undefined;
+  try {
+    try {
+      result = await s.ctx.builder.build(req, { signal: s.signal, onOutput: log.write });
+    } finally {
+      log.close();
+    }
+    const r = result;
+    const outcome = checkOutcome(s, n, req, r, log);
+    if (outcome) {
+      store.finishBuild(buildId, outcome.status, outcome.exitCode, s.ctx.clock());
+      throw outcome.error;
+    }
+    return register(s, n, req, r, hash, buildId);
+  } catch (e) {
+    // a failure the checks above did not record (the builder could not start, registration failed)
+    if (!isKilnError(e) || !e.context.recorded) store.finishBuild(buildId, "failed", null, s.ctx.clock());
+    throw isKilnError(e) ? withLog(e, log) : e;
+  } finally {
+    result?.release();
+  }
+}
+
+/** Why a finished build is not a success, if it is not. */
+function checkOutcome(s: StepEnv, n: Node, req: BuildRequest, r: BuildResult, log: BuildLog): { status: "failed" | "cancelled"; exitCode: number | null; error: KilnError } | undefined {
+  const recorded = { recorded: true };
+  if (s.signal.aborted) return { status: "cancelled", exitCode: r.exitCode, error: new KilnError("CANCELLED", `${n.name}: cancelled`, undefined, recorded) };
+  if (r.exitCode !== 0) {
+    const how = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.exitCode}`;
+    const disk = log.writeError ? ` (and its log could not be written: ${log.writeError.code === "ENOSPC" ? "no space left on device" : log.writeError.message})` : "";
+    return {
+      status: "failed", exitCode: r.exitCode,
+      error: new KilnError("BUILD_FAILED", `builder for ${n.name} ${how}${disk}`, `full log: kiln log ${n.name}  (${log.file})`, { drv: n.hash, exitCode: r.exitCode, ...recorded }),
+    };
+  }
+  for (const o of Object.keys(req.outputs)) {
+    if (r.outputs[o] === undefined) {
+      return {
+        status: "failed", exitCode: 0,
+        error: new KilnError("OUTPUT_MISSING", `builder for ${n.name} succeeded but did not create output '${o}' ($${o})`, `the build must write its result to the path in $${o}`, recorded),
+      };
+    }
+  }
+  // a host tool upgraded while the build ran: the output was made by neither version for sure
+  const tools = Object.keys(n.drv.hostTools);
+  const changed = tools.length ? s.ctx.hostTools.changedSince(tools) : undefined;
+  if (changed) {
+    return {
+      status: "failed", exitCode: 0,
+      error: new KilnError("BUILD_FAILED", `host tool ${changed} changed while ${n.name} was building; its output is not registered`,
+        "run the command again: the next evaluation fingerprints the tool as it is now", recorded),
+    };
+  }
+  if (n.drv.fixed) {
+    const host = r.outputs.out!;
+    const actual = lstatSync(host).isFile() ? sha256File(host) : "(not a regular file)";
+    if (actual !== n.drv.fixed.sha256) {
+      return {
+        status: "failed", exitCode: 0,
+        error: new KilnError("FIXED_OUTPUT_MISMATCH", `fixed output ${n.name}: hash mismatch\n  expected sha256 ${n.drv.fixed.sha256}\n  actual   sha256 ${actual}`,
+          "if the new bytes are right, update sha256 in the recipe to the actual hash", recorded),
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Register every output; the last one's transaction records the realisations and completes the build record. */
+function register(s: StepEnv, n: Node, req: BuildRequest, r: BuildResult, hash: ResolvedHash, buildId: number): StepOutcome {
+  const store = s.ctx.store;
+  const outputs: Outputs = {};
+  let anyNew = false;
+  const names = Object.keys(req.outputs);
+  for (const [i, o] of names.entries()) {
+    const last = i === names.length - 1;
+    const reg = store.addOutput(
+      { scratch: r.outputs[o]!, name: outputPathName(n.name, o), selfHash: requestSelfHash(req, o), candidates: req.inputs, deriver: n.hash,
+        ...(n.drv.fixed ? { ca: `sha256:${n.drv.fixed.sha256}` } : {}) },
+      (id, path) => {
+        if (n.drv.fixed) store.insertFixed(n.drv.fixed.sha256, id);
+        if (!last) return;
+        const all: Outputs = { ...outputs, [o]: path };
+        for (const [name, p] of Object.entries(all)) store.insertRealisation(hash, name, p === path ? id : store.pathId(p)!);
+        const now = s.ctx.clock();
+        store.completeBuild(buildId, all, now);
+        store.recordResolution(n.hash, hash, now);
+      },
+    );
+    outputs[o] = reg.path;
+    anyNew ||= reg.fresh;
+  }
+  return { outputs, fresh: true, identical: !anyNew };
+}

@@ -1,0 +1,40 @@
+// Graph utilities over evaluated nodes: reachability, node references for events, and the
+// critical-path priorities the scheduler orders ready jobs by.
+import type { NodeRef } from "./events.js";
+import type { Graph, Node } from "./evaluate.js";
+
+export function nodeRef(n: Node): NodeRef {
+  return { drv: n.hash, name: n.name };
+}
+
+/** Nodes reachable from the roots, dependencies first. */
+export function reachable(graph: Graph, roots: Node[]): Node[] {
+  const want = new Set<Node>();
+  const stack = [...roots];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (want.has(n)) continue;
+    want.add(n);
+    stack.push(...n.deps);
+  }
+  return graph.nodes.filter((n) => want.has(n));
+}
+
+/**
+ * Each node's critical-path length: its own expected duration plus the longest chain of
+ * dependents above it up to a root. Expected durations come from recorded builds (that
+ * derivation's, else the last build of the same name); unknown ones count 1 s; what the plan
+ * found in the store counts 0. `nodes` comes dependencies first.
+ */
+export function criticalPathPriorities(nodes: Node[], expectedMs: (n: Node) => number): Map<Node, number> {
+  const dependents = new Map<Node, Node[]>();
+  for (const n of nodes) for (const d of n.deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(n);
+  const prio = new Map<Node, number>();
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    let above = 0;
+    for (const up of dependents.get(n) ?? []) above = Math.max(above, prio.get(up) ?? 0);
+    prio.set(n, expectedMs(n) + above);
+  }
+  return prio;
+}

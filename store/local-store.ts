@@ -1,0 +1,295 @@
+// The local store: a directory of immutable, content-addressed paths plus a SQLite database that
+// says which of them are valid, what they reference, and how they came to be.
+//
+// Host layout under the store root (default ~/.local/share/kiln):
+//   store/<hash>-<name>   outputs, read-only, seen by builds as /kiln/store/<hash>-<name>
+//   db.sqlite             metadata (WAL)
+//   tmp/                  scratch directories of running builds, named by owner pid
+//   logs/                 build logs
+//   profiles/             <name> -> <name>-<n>-link -> store/<hash>-profile-<name> (store/profiles.ts)
+//
+// LocalStore is a façade: each table has one owner module (store/*-table.ts) holding its
+// statements, and the database handle never leaves store/. Modules of store/ reach the tables
+// through `tablesOf`; nothing outside store/ may (a test checks).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { BuildRecordStart, BuildRow } from "./build-table.js";
+import { openDatabase, type Db } from "./database.js";
+import { PersistentDigestCache } from "./digest-cache.js";
+import type { PathInfo } from "./path-table.js";
+import { removeTree, type StorePathName } from "./paths.js";
+import { addOutput, importPath, type AddOutputOptions, type ImportOptions, type Registered } from "./registration.js";
+import { cleanStaleScratch, makeScratchDir } from "./scratch.js";
+import { Tables } from "./tables.js";
+
+export { Tables };
+export type { AddOutputOptions, BuildRecordStart, BuildRow, ImportOptions, PathInfo };
+
+const tablesByStore = new WeakMap<LocalStore, Tables>();
+
+/** The tables of a store: for modules of store/ only. */
+export function tablesOf(store: LocalStore): Tables {
+  return tablesByStore.get(store)!;
+}
+
+export class LocalStore {
+  readonly storeDir: string;
+  readonly tmpDir: string;
+  readonly logDir: string;
+  readonly #t: Tables;
+  /** this store's process-lifetime scratch dir, once made (processDir) */
+  #shared: string | undefined;
+  #digests: PersistentDigestCache | undefined;
+
+  private constructor(readonly root: string, db: Db) {
+    this.storeDir = join(root, "store");
+    this.tmpDir = join(root, "tmp");
+    this.logDir = join(root, "logs");
+    this.#t = new Tables(db);
+    tablesByStore.set(this, this.#t);
+  }
+
+  /** Open (creating and migrating if needed) the store at `root`. */
+  static open(root: string): LocalStore {
+    for (const d of ["store", "tmp", "logs"]) mkdirSync(join(root, d), { recursive: true });
+    return new LocalStore(root, openDatabase(join(root, "db.sqlite"), root));
+  }
+
+  close(): void {
+    // this process's temporary roots end with it (rows of a killed process are ignored as stale)
+    if (this.#t.db.open) {
+      this.#t.tempRoots.dropOwn();
+      this.#t.db.close();
+    }
+    if (this.#shared) removeTree(this.#shared);
+    this.#shared = undefined;
+  }
+
+  get isOpen(): boolean {
+    return this.#t.db.open;
+  }
+
+  hostPath(p: StorePathName): string {
+    return join(this.storeDir, p);
+  }
+
+  /** Digests of local source files that survive the process (keyed by path+size+mtime+inode). */
+  fileDigests(): PersistentDigestCache {
+    return (this.#digests ??= new PersistentDigestCache(this.#t.db));
+  }
+
+  /** The host tool fingerprint cache (engine/hosttools.ts). */
+  hostToolCache(): { get(key: string): string | undefined; put(key: string, json: string): void } {
+    return this.#t.hostTools;
+  }
+
+  // ---- paths ---------------------------------------------------------------------------------
+
+  pathId(p: StorePathName): number | undefined {
+    return this.#t.paths.id(p);
+  }
+
+  isValid(p: StorePathName): boolean {
+    return this.#t.paths.id(p) !== undefined;
+  }
+
+  pathInfo(p: StorePathName): PathInfo | undefined {
+    return this.#t.paths.info(p);
+  }
+
+  /** The closure of `paths`: one recursive query, not one query per path. */
+  closure(paths: Iterable<StorePathName>): Set<StorePathName> {
+    return this.#t.paths.closure([...paths]);
+  }
+
+  touch(paths: Iterable<StorePathName>, now: number): void {
+    this.#t.paths.touchMany([...paths], now);
+  }
+
+  /** All valid paths with their recorded digests (for verify). */
+  allPaths(): Array<{ path: StorePathName; nar_digest: string; nar_size: number }> {
+    return this.#t.paths.all();
+  }
+
+  /** Invalidate paths, everything that references them, and realisations pointing at them. */
+  invalidate(paths: StorePathName[]): void {
+    this.#t.transaction(() => this.#t.paths.invalidateWithReferrers(paths));
+  }
+
+  // ---- realisations --------------------------------------------------------------------------
+
+  /** Realisations of many (resolved hash, output) pairs in one query: "hash\0output" -> path. */
+  realisations(pairs: Array<[string, string]>): Map<string, StorePathName> {
+    return this.#t.realisations.many(pairs);
+  }
+
+  realisation(resolvedHash: string, output: string): StorePathName | undefined {
+    return this.#t.realisations.get(resolvedHash, output);
+  }
+
+  fixedContent(sha256: string): StorePathName[] {
+    return this.#t.realisations.fixed(sha256);
+  }
+
+  insertRealisation(resolvedHash: string, output: string, pathId: number): void {
+    this.#t.realisations.insert(resolvedHash, output, pathId);
+  }
+
+  insertFixed(sha256: string, pathId: number): void {
+    this.#t.realisations.insertFixed(sha256, pathId);
+  }
+
+  /**
+   * Cache hits of one run: last use of their outputs, and which resolution each derivation had.
+   * Two statements over JSON arrays, whatever the count (a no-op of 100k derivations made 200k
+   * statement calls, most of a second).
+   */
+  recordHits(hits: Array<{ drv: string; resolved: string; paths: StorePathName[] }>, now: number): void {
+    if (hits.length === 0) return;
+    this.#t.transaction(() => {
+      this.#t.builds.recordResolutions(hits.map((h) => [h.drv, h.resolved]), now);
+      this.#t.paths.touchMany(hits.flatMap((h) => h.paths), now);
+    });
+  }
+
+  // ---- derivations and build records ---------------------------------------------------------
+
+  recordDerivation(hash: string, name: string, json: string): void {
+    this.#t.builds.recordDerivation(hash, name, json);
+  }
+
+  /**
+   * Record derivations not recorded yet; `json` is asked for only for those (encoding every
+   * derivation of a large graph that the store already holds was most of the cost).
+   */
+  recordDerivations<T extends { hash: string; name: string }>(rows: T[], json: (row: T) => string): void {
+    if (rows.length === 0) return;
+    const missing = this.#t.builds.missingDerivations(rows.map((r) => r.hash));
+    if (missing.size === 0) return;
+    this.#t.transaction(() => {
+      for (const r of rows) if (missing.has(r.hash)) this.#t.builds.recordDerivation(r.hash, r.name, json(r));
+    });
+  }
+
+  derivation(hash: string): { hash: string; name: string; json: string } | undefined {
+    return this.#t.builds.derivation(hash);
+  }
+
+  resolution(drvHash: string): string | undefined {
+    return this.#t.builds.resolution(drvHash);
+  }
+
+  recordResolution(drvHash: string, resolvedHash: string, now: number): void {
+    this.#t.builds.recordResolution(drvHash, resolvedHash, now);
+  }
+
+  startBuild(b: BuildRecordStart): number {
+    return this.#t.builds.start(b);
+  }
+
+  finishBuild(id: number, status: "failed" | "cancelled", exitCode: number | null, now: number): void {
+    this.#t.builds.finish(id, status, exitCode, now);
+  }
+
+  completeBuild(id: number, outputs: Record<string, string>, now: number): void {
+    this.#t.builds.complete(id, outputs, now);
+  }
+
+  lastBuild(drvHash: string): BuildRow | undefined {
+    return this.#t.builds.last(drvHash);
+  }
+
+  lastBuildByName(name: string): BuildRow | undefined {
+    return this.#t.builds.lastByName(name);
+  }
+
+  /**
+   * Builds recorded as running whose process is gone (SIGKILL, power loss) were interrupted:
+   * mark them cancelled so history does not show them running forever.
+   */
+  reapInterruptedBuilds(now: number): number {
+    let n = 0;
+    for (const b of this.#t.builds.running()) {
+      if (this.#t.locks.heldByLive(`build:${b.resolved_hash}`)) continue;
+      this.#t.builds.finish(b.id, "cancelled", null, now);
+      n++;
+    }
+    return n;
+  }
+
+  // ---- scratch -------------------------------------------------------------------------------
+
+  /**
+   * A scratch directory for the life of this store object (files every build of this process
+   * shares, e.g. the sandbox's /etc); removed by close(), or by cleanStaleScratch once the process
+   * is gone.
+   */
+  processDir(): string {
+    return (this.#shared ??= this.scratchDir("process"));
+  }
+
+  /** A fresh scratch directory owned by this process. */
+  scratchDir(label: string): string {
+    return makeScratchDir(this.tmpDir, label);
+  }
+
+  /** Remove scratch directories left by kiln processes that died (SIGKILL, power loss). */
+  cleanStaleScratch(): number {
+    return cleanStaleScratch(this.tmpDir);
+  }
+
+  // ---- locks ---------------------------------------------------------------------------------
+
+  /** Take a named lock if it is free or held by a dead process. Atomic through SQLite. */
+  tryLock(key: string): boolean {
+    return this.#t.locks.tryLock(key);
+  }
+
+  /** Blocking variant for short critical sections inside synchronous code. */
+  lockSync(key: string): void {
+    this.#t.locks.lockSync(key);
+  }
+
+  unlock(key: string): void {
+    this.#t.locks.unlock(key);
+  }
+
+  /** Wait for a lock, polling; aborts with the signal. */
+  lock(key: string, signal?: AbortSignal, onWait?: () => void): Promise<void> {
+    return this.#t.locks.lock(key, signal, onWait);
+  }
+
+  // ---- temporary roots (see store/gc.ts for the protocol with a concurrent gc) -----------------
+
+  /**
+   * Root `paths` for the life of this process, then say which of them are still valid, in one
+   * write transaction. Root first, check second: a gc's deletion transactions re-read temp roots,
+   * so a path found valid here can no longer be collected, and one found invalid was collected
+   * before it was rooted (the caller must then rebuild or refetch it, not use it).
+   */
+  addTempRoots(paths: Iterable<StorePathName>): Set<StorePathName> {
+    const list = [...paths];
+    if (list.length === 0) return new Set();
+    return this.#t.transaction(() => {
+      this.#t.tempRoots.addMany(list);
+      return this.#t.paths.validOf(list);
+    });
+  }
+
+  // ---- the ways in ---------------------------------------------------------------------------
+
+  /** Register a build's output (store/registration.ts); `register` runs inside its transaction. */
+  addOutput(o: AddOutputOptions, register: (pathId: number, path: StorePathName) => void): Registered {
+    return addOutput(this.#deps(), o, register);
+  }
+
+  /** Import a path made elsewhere, verified by re-hashing (store/registration.ts). */
+  importPath(o: ImportOptions, register?: (pathId: number, path: StorePathName) => void): Registered {
+    return importPath(this.#deps(), o, register);
+  }
+
+  #deps() {
+    const t = this.#t;
+    return { storeDir: this.storeDir, paths: t.paths, locks: t.locks, tempRoots: t.tempRoots, transaction: <T>(fn: () => T) => t.transaction(fn) };
+  }
+}
