@@ -9,10 +9,10 @@
 // may hold thousands of nodes. The view only reads; nothing here starts work.
 import type { KilnEvent } from "../engine/events.js";
 import { hashesOfName, storeLookup } from "../engine/history.js";
-import { describeCause, explain, summarizeCause, type CauseReport, type WhyLookup } from "../engine/why.js";
+import { describeReport, explain, summarizeCause, type CauseReport, type WhyLookup } from "../engine/why.js";
 import { previousBuilds } from "../store/history.js";
 import type { BuildRow, LocalStore } from "../store/local-store.js";
-import { refineCauses } from "./causes.js";
+import { recipesOf, refineReports } from "./causes.js";
 import type { NodeView, PlanState } from "./reporters/view-state.js";
 
 interface Baseline {
@@ -44,7 +44,8 @@ export class BuildReasons {
   private readonly baselines = new Map<string, Baseline>();
   private readonly explained = new Map<string, Explained>();
 
-  constructor(private readonly o: { relativeTo: string; now: () => number }) {}
+  /** root: the recipe set's folder (source files are named relative to it) */
+  constructor(private readonly o: { relativeTo: string; now: () => number; root?: string }) {}
 
   /** Take each node's baseline: call with the planned event, before the build records anything. */
   planned(store: LocalStore, e: Extract<KilnEvent, { type: "planned" }>): void {
@@ -123,7 +124,7 @@ export class BuildReasons {
       if (lastFailed.length) return { short: "last build failed", lines: () => [`${n.name}: ${lastFailed[0]}`] };
       return { short: "new: never built before", lines: () => [`${n.name} is new: no derivation of that name was ever built in this store`] };
     }
-    const report = explain(previous.drvHash, n.drv, lookup);
+    const report = explain(previous.drvHash, n.drv, lookup, recipesOf(store, lookup, { drvHash: previous.drvHash }, { drvHash: n.drv }, this.o.root));
     const causes = report.causes;
     const own = (c: CauseReport) => c.at.length === 1 && c.at[0] === n.name;
     const first = causes[0];
@@ -139,12 +140,12 @@ export class BuildReasons {
         const head = `${n.name} differs from ${what} (${previous.drvHash.slice(0, 12)}…${when}):`;
         if (!refined) {
           // recipe lines and the commits that changed them, as kiln why shows them
-          refineCauses(causes.map((c) => c.cause));
+          refineReports(causes);
           refined = true;
         }
         const out = [head];
         for (const c of causes) {
-          const [firstLine, ...rest] = describeCause(c.cause, { relativeTo: this.o.relativeTo });
+          const [firstLine, ...rest] = describeReport(c, { relativeTo: this.o.relativeTo });
           out.push(`  [${c.id}] ${firstLine}`);
           for (const l of rest) out.push(`      ${l}`);
           if (!own(c)) out.push(`      in ${c.at.join(", ")}`);

@@ -9,6 +9,7 @@ import { LocalBuilder } from "../engine/builders/local.js";
 import { SandboxBuilder } from "../engine/builders/sandbox.js";
 import { hostSystem } from "../engine/derivation.js";
 import { HostTools } from "../engine/hosttools.js";
+import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 import { buildDurations } from "../store/history.js";
 import { LocalStore } from "../store/local-store.js";
 import { BuildReasons } from "./build-reasons.js";
@@ -36,7 +37,7 @@ export interface GlobalArgs extends CacheArgs {
 }
 
 export { recipesEntry, storeRoot } from "./locate.js";
-import { storeRoot } from "./locate.js";
+import { recipesEntry, storeRoot } from "./locate.js";
 
 /** The reporter asked for, else the TUI on an interactive terminal and plain lines elsewhere (CI, pipes). */
 export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {
@@ -88,7 +89,7 @@ export async function openReporter(args: GlobalArgs, hooks: ReporterHooks): Prom
     return { events: makeReporter({ ...args, reporter: "plain" }), close: async () => {} };
   }
   const logs = join(storeRoot(args), "logs");
-  const reasons = new BuildReasons({ relativeTo: process.cwd(), now: Date.now });
+  const reasons = new BuildReasons({ relativeTo: process.cwd(), now: Date.now, root: recipeSetRoot(recipesEntry(args)) });
   const tui = tuiReporter({
     stdout: process.stderr,
     stdin: process.stdin,
@@ -144,6 +145,11 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
+/** The bubblewrap binary, for builds (engine/builders/sandbox.ts) and for kiln run and shell (cli/launch.ts). */
+export function bwrapBinary(): string {
+  return process.env.KILN_BWRAP || "bwrap";
+}
+
 export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink): Context & { root: string } {
   const root = storeRoot(args);
   const store = LocalStore.open(root);
@@ -179,7 +185,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
 /** This machine's builder: the builtins in-process, the rest in the bubblewrap sandbox. */
 export function localBuilder(store: LocalStore): LocalBuilder {
   return new LocalBuilder(new SandboxBuilder({
-    bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
+    bwrap: bwrapBinary(), storeDir: store.storeDir, systems: [hostSystem()],
     scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
   }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) });
 }

@@ -97,6 +97,17 @@ describe("failures", { timeout: 120_000 }, () => {
     assert.deepEqual(summary.failed.map((f) => [f.name, f.code]), [["fails", "BUILD_FAILED"]]);
   });
 
+  test("a node skipped because its input was skipped names the failure behind it; the summary counts the skips", async () => {
+    const r = await kiln(["--reporter", "plain", "realize", "--no-link", "--keep-going", "dependentToo"], o());
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /skipped  dependent: input fails failed\n/);
+    assert.match(r.stderr, /skipped  dependent-too: input dependent was skipped \(fails failed\)\n/);
+    assert.match(r.stderr, /done: 0 built, 0 from the store, 1 failed, 2 skipped in /);
+    const j = await kiln(["--reporter", "json", "realize", "--no-link", "--keep-going", "dependentToo"], o());
+    assert.deepEqual(eventsOf(j.events, "skipped").map((e) => [e.node!.name, (e.because as { name: string }).name, (e.failed as { name: string }).name]),
+      [["dependent", "fails", "fails"], ["dependent-too", "dependent", "fails"]]);
+  });
+
   test("an unknown target: exit 2 with the available targets", async () => {
     const r = await kiln(["realize", "nope"], o());
     assert.equal(r.code, 2);

@@ -109,7 +109,7 @@ export function tryFastRealize(argv: string[]): boolean {
       for (const r of rec.roots) if (t.paths.id(r.path as StorePathName) === undefined || !existsSync(join(storeDir, r.path))) return false;
       for (const l of links) t.roots.put(`link:${l.link}`, "link", l.path, now);
       t.paths.touchMany(rec.roots.map((r) => r.path), now);
-      t.targets.insert(rec.roots.map((r) => toTargetRow({ target: r.target, output: r.output, drvHash: r.drv, resolvedHash: r.resolved, path: r.path, recipes: rec.recipes, at: now })));
+      t.targets.insert(rec.roots.map((r) => toTargetRow({ target: r.target, output: r.output, drvHash: r.drv, resolvedHash: r.resolved, path: r.path, recipes: rec.recipes, snapshot: rec.snapshot, at: now })));
       return true;
     });
     if (!ok) {

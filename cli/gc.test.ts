@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { human } from "./commands/path-info.js";
 import { after, describe, test } from "node:test";
 import { buildRows, buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 
@@ -90,20 +91,44 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     const size = (p: string) => query<{ nar_size: number }>(store, "SELECT nar_size FROM valid_paths WHERE path = ?", p)[0]!.nar_size;
     // --max-size counts every valid path, the pinned seed's too
     const total = allValid(store).reduce((n, p) => n + size(p), 0);
+    const [bBytes, acBytes, seedBytes] = [human(size(b!)), human(size(a!) + size(c!)), human(seed.reduce((n, p) => n + size(p), 0))];
 
     const young = await ok(["gc", "--older-than", "1d"], o);
-    assert.match(young.stdout, /^0 store paths deleted/m);
+    assert.match(young.stdout, /^0 store paths deleted, 0 B freed; 3 live paths kept \([^)]+\); 3 unreachable paths kept \([^)]+\): used within --older-than 1d\n/m);
     assert.equal(allValid(store).length, 3 + seed.length);
 
-    // one byte over: the least recently used path (b) goes, nothing else
-    await ok(["gc", "--max-size", String(total - 1)], o);
+    // one byte over: the least recently used path (b) goes, nothing else; the summary says what it kept and why
+    const sized = await ok(["gc", "--max-size", String(total - 1)], o);
     assert.deepEqual(allValid(store), [a, c, ...seed].sort());
+    assert.ok(sized.stdout.includes(`1 store paths deleted, ${bBytes} freed; 3 live paths kept (${seedBytes}); 2 unreachable paths kept (${acBytes}): the store is within --max-size ${total - 1} (least recently used went first)\n`), sized.stdout);
+    const dry = await ok(["gc", "--dry-run", "--max-freed", "1"], o);
+    assert.match(dry.stdout, /1 store paths would be deleted, .*; 1 unreachable paths would be kept \([^)]+\): --max-freed 1 was reached \(least recently used went first\)\n/);
     await ok(["gc", "--max-freed", "1"], o);
     assert.deepEqual(allValid(store), [a, ...seed].sort());
     assert.deepEqual(onDisk(store), [a, ...seed].sort());
     const bad = await kiln(["gc", "--max-size", "lots"], o);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--max-size: cannot read "lots" as a size/);
+  });
+
+  test("pin add on a target not realized yet: refused with the way to do it; --realize builds it, pins it, and gc keeps it", async () => {
+    const cwd = copyFixture("gc");
+    const store = tempDir("store");
+    const o = { cwd, store };
+    const refused = await kiln(["pin", "add", "keep-b", "b"], o);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /target b is not realized in this store\n {2}hint: pin it once it is built: kiln pin add --realize keep-b b/);
+    const r = await kiln(["--reporter", "json", "pin", "add", "--realize", "keep-b", "b"], o);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["blob-b"]);
+    const [b] = validPaths(store, "blob-b");
+    assert.equal(r.stdout, `pinned keep-b -> ${join(store, "store", b!)}\n`);
+    await ok(["gc"], o);
+    assert.deepEqual(allValid(store), [b]);
+    // already realized: --realize builds nothing
+    const again = await kiln(["--reporter", "json", "pin", "add", "--realize", "keep-b-too", "b"], o);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(buildStarts(again.events), []);
   });
 
   test("a gc while a realize is building keeps the build's inputs and lets it finish", async () => {
@@ -180,7 +205,7 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     const second = await kilnJson(["realize", "greeting"], o);
     assert.deepEqual(buildStarts(second.events).map((e) => e.node!.name), ["libgreet"]);
     const explained = await why();
-    assert.match(explained, /source file greet\.c changed/);
+    assert.match(explained, /source file src\/greet\.c changed/);
     assert.match(explained, /libgreet  rebuilt, output identical: early cutoff/);
     assert.match(explained, /early cutoff at libgreet/);
 
@@ -195,7 +220,14 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O2"', 'CFLAGS: "-DNDEBUG"'));
     await kilnJson(["realize", "greeting"], o);
     const latest = await why();
-    assert.match(latest, /env CFLAGS of libgreet: "-O2" → "-DNDEBUG"/);
+    assert.match(latest, /\[1\] recipes\/index\.ts:\d+, in libgreet\n[\s\S]*→ env CFLAGS of libgreet: "-O2" → "-DNDEBUG"/);
+    // an evaluation that no realisation records (a recipe edited and put back) leaves a snapshot only history gc takes
+    const edited = readFileSync(recipe, "utf8");
+    writeFileSync(recipe, `// a passing comment\n${edited}`);
+    await ok(["eval", "greeting"], o);
+    writeFileSync(recipe, edited);
+    const snapshots = () => query<{ n: number }>(store, "SELECT count(*) AS n FROM recipe_snapshots")[0]!.n;
+    assert.equal(snapshots(), 3);
     const latestLibgreet = await why("libgreet");
     const targetRows = () => query<{ id: number }>(store, "SELECT id FROM target_realisations ORDER BY id").map((r) => r.id);
     const logsBefore = buildRows(store).map((b) => b.log_file!);
@@ -217,6 +249,7 @@ describe("kiln gc and the history kept for kiln why", { timeout: 240_000 }, () =
     assert.equal(removed.length, 1);
     assert.ok(!existsSync(removed[0]!), "its log file went with it");
     for (const l of logsAfter) assert.ok(existsSync(l), `${l} kept`);
+    assert.equal(snapshots(), 2, "the recipe files of the kept realisations stay; the unrecorded evaluation's go");
     assert.equal(await why(), latest, "why explains the latest realisation as before");
     assert.equal(await why("libgreet"), latestLibgreet);
     assert.match((await ok(["log", "libgreet"], o)).stdout, /compiling greet\.c with CFLAGS=-DNDEBUG/);

@@ -26,14 +26,39 @@ export function resolveRevision(entry: string, rev: string): string | undefined 
   return git(dirname(entry), ["rev-parse", "--verify", "-q", `${rev}^{commit}`])?.trim() || undefined;
 }
 
-/** Which commit last changed a line, as a phrase for the reader; undefined outside git. */
-export function lineCommit(file: string, line: number): string | undefined {
-  const out = git(dirname(file), ["blame", "--porcelain", "-L", `${line},${line}`, "--", file]);
+const changedIn = (hash: string, subject: string | undefined) => `last changed in ${hash.slice(0, 10)}${subject ? ` "${subject}"` : ""}`;
+
+/**
+ * Which commit last changed a line, as a phrase for the reader; undefined outside git. With a
+ * revision, the line is that revision's (the work tree may have moved on); without, the work tree's.
+ */
+export function lineCommit(file: string, line: number, rev?: string): string | undefined {
+  const out = git(dirname(file), ["blame", "--porcelain", "-L", `${line},${line}`, ...(rev ? [rev] : []), "--", file]);
   const hash = out?.split(" ")[0];
   if (!hash || !/^[0-9a-f]{40}$/.test(hash)) return undefined;
   if (/^0+$/.test(hash)) return "not committed yet";
-  const summary = /^summary (.*)$/m.exec(out!)?.[1];
-  return `last changed in ${hash.slice(0, 10)}${summary ? ` "${summary}"` : ""}`;
+  return changedIn(hash, /^summary (.*)$/m.exec(out!)?.[1]);
+}
+
+/**
+ * The last commit (up to `rev`, default HEAD) that touched a file, or whose diff of it added or
+ * removed `text` (git's pickaxe: what deleted a line that blame can no longer show).
+ */
+export function fileCommit(file: string, o: { rev?: string; text?: string } = {}): string | undefined {
+  const out = git(dirname(file), ["log", "-1", "--format=%H%x00%s", ...(o.text ? [`-S${o.text}`] : []), o.rev ?? "HEAD", "--", file])?.trim();
+  const [hash, subject] = (out ?? "").split("\0");
+  return hash && /^[0-9a-f]{40}$/.test(hash) ? changedIn(hash, subject) : undefined;
+}
+
+/** Whether a file in the work tree differs from HEAD (or is not tracked); undefined outside git. */
+export function uncommitted(file: string): boolean | undefined {
+  const out = git(dirname(file), ["status", "--porcelain", "--", file]);
+  return out === undefined ? undefined : out.trim().length > 0;
+}
+
+/** A file's text at a revision (path relative to `dir`), or undefined (not in git, not in that revision). */
+export function fileAtRevision(dir: string, rev: string, rel: string): string | undefined {
+  return git(dir, ["show", `${rev}:./${rel}`]);
 }
 
 /**

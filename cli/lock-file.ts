@@ -1,15 +1,15 @@
 // Where a recipe set's kiln.lock lives, and computing the lock of the whole recipe set.
 import { existsSync, readFileSync } from "node:fs";
-import { basename, dirname, join, relative } from "node:path";
+import { join, relative } from "node:path";
 import type { Context } from "../engine/context.js";
 import { Evaluator } from "../engine/evaluate.js";
 import { allTargetValues, loadRecipeSet } from "../engine/loader.js";
 import { computeLock, type Lock } from "../engine/lockfile.js";
+import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 
-/** recipes/index.ts -> the folder above recipes/; any other entry file -> its own folder. */
+/** In the recipe set's folder: the one above recipes/ for recipes/index.ts, else the entry file's own. */
 export function lockPath(entry: string): string {
-  const dir = dirname(entry);
-  return join(basename(dir) === "recipes" ? dirname(dir) : dir, "kiln.lock");
+  return join(recipeSetRoot(entry), "kiln.lock");
 }
 
 export async function lockOfRecipeSet(ctx: Context & { root: string }, entry: string): Promise<Lock> {
@@ -17,7 +17,8 @@ export async function lockOfRecipeSet(ctx: Context & { root: string }, entry: st
   const ev = new Evaluator(ctx);
   for (const v of allTargetValues(set)) ev.evaluate(v);
   ctx.fileCache.flush?.();
-  return computeLock(relative(dirname(lockPath(entry)), entry), ev.graph.nodes);
+  const root = recipeSetRoot(entry);
+  return computeLock(relative(root, entry), ev.graph.nodes, root);
 }
 
 export function readLock(file: string): Lock | undefined {

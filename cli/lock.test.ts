@@ -3,7 +3,9 @@
 // build on drift (a bumped sha256 in a recipe, a host tool whose version moved) and names it;
 // `kiln lock` shows the same diff and updates the file.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
@@ -28,7 +30,7 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
 
   test("--locked without a lockfile refuses and says how to make one", async () => {
     const r = await kiln(["realize", "--no-link", "--locked", "useGood"], { cwd, store });
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 3, "a refused --locked has its own exit code: nothing was built, nothing failed");
     assert.match(r.stderr, /no .*kiln\.lock/);
     assert.match(r.stderr, /kiln lock/);
   });
@@ -40,7 +42,8 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
     const lock = readLock();
     assert.equal(lock.recipes.entry, "recipes/index.ts");
     assert.equal(lock.fixedOutputs["data.txt"]!.sha256, "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4");
-    assert.ok(lock.fixedOutputs["data.txt"]!.sources[0]!.startsWith("file:"));
+    assert.deepEqual(lock.fixedOutputs["data.txt"]!.sources, ["file:files/data.txt"], "local files relative to the recipe set");
+    assert.deepEqual(lock.fixedOutputs["missing.bin"]!.sources, ["file:/nonexistent", "mirror:mirror", "http://127.0.0.1:9/x"]);
     assert.ok(lock.fixedOutputs["missing.bin"], "fixed outputs of every target, built or not");
     assert.ok(Object.keys(lock.fixedOutputs).some((k) => isSeedNode(k) && k.endsWith(".deb")), "the seed's .deb");
     assert.equal(lock.hostTools.sh!.package, "dash");
@@ -58,11 +61,11 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
     const recipe = join(cwd, "recipes", "index.ts");
     const bumped = "0".repeat(63) + "1";
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('const DATA = "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4"', `const DATA = "${bumped}"`));
-    const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd, store }, 1);
+    const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd, store }, 3);
     assert.match(r.stderr, new RegExp(`fixedOutputs\\.data\\.txt\\.sha256: fa58e939\\w+ -> ${bumped}`));
     assert.equal(buildStarts(r.events).length, 0, "nothing is built");
     const check = await kiln(["lock", "--check"], { cwd, store });
-    assert.equal(check.code, 1);
+    assert.equal(check.code, 3);
     assert.match(check.stdout, /would change/);
     assert.equal(readLock().fixedOutputs["data.txt"]!.sha256, "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4", "--check writes nothing");
     const upd = await kiln(["lock"], { cwd, store });
@@ -76,8 +79,34 @@ describe("kiln lock and --locked", { timeout: 120_000 }, () => {
     lock.hostTools.sh!.version = "0.0.1-1";
     writeFileSync(lockFile(), JSON.stringify(lock, null, 2) + "\n");
     const r = await kiln(["realize", "--no-link", "--locked", "useHost"], { cwd, store });
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 3);
     assert.ok(r.stderr.includes(`hostTools.sh.version: 0.0.1-1 -> ${real}`), r.stderr);
     assert.ok(existsSync(lockFile()));
+  });
+});
+
+describe("kiln.lock in another clone of the same commit", { timeout: 120_000 }, () => {
+  after(cleanup);
+
+  test("the lock is byte-identical in a clone elsewhere, and realize --locked builds there", async () => {
+    const git = (dir: string, ...args: string[]) => {
+      const r = spawnSync("git", ["-c", "user.name=kiln test", "-c", "user.email=test@kiln", ...args], { cwd: dir, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    const store = tempDir("store");
+    const origin = copyFixture("fetch");
+    git(origin, "init", "-q");
+    const made = await kiln(["lock"], { cwd: origin, store });
+    assert.equal(made.code, 0, made.stderr);
+    git(origin, "add", ".");
+    git(origin, "commit", "-q", "-m", "recipes and their lock");
+    const clone = join(tempDir("elsewhere"), "deeper", "clone");
+    git(tmpdir(), "clone", "-q", origin, clone);
+
+    const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd: clone, store });
+    assert.equal(buildStarts(r.events, "use-data").length, 1);
+    const check = await kiln(["lock"], { cwd: clone, store });
+    assert.match(check.stdout, /is up to date/);
+    assert.equal(readFileSync(join(clone, "kiln.lock"), "utf8"), readFileSync(join(origin, "kiln.lock"), "utf8"));
   });
 });

@@ -19,6 +19,8 @@ import * as profile from "./commands/profile.js";
 import * as realize from "./commands/realize.js";
 import * as seed from "./commands/seed.js";
 import * as rootsCmd from "./commands/roots.js";
+import * as runCmd from "./commands/run.js";
+import * as shell from "./commands/shell.js";
 import * as showDerivation from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
 import * as targets from "./commands/targets.js";
@@ -51,6 +53,8 @@ const cli = yargs(hideBin(process.argv))
   .command<GlobalArgs>(evalCmd as never)
   .command<GlobalArgs>(graph as never)
   .command<GlobalArgs>(watchCmd as never)
+  .command<GlobalArgs>(runCmd as never)
+  .command<GlobalArgs>(shell as never)
   .command<GlobalArgs>(showDerivation as never)
   .command<GlobalArgs>(pathInfo as never)
   .command<GlobalArgs>(log as never)

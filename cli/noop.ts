@@ -37,6 +37,8 @@ export interface NoopRecord {
   /** derivations in the evaluated graph, for the report */
   derivations: number;
   recipes: { rev: string; dirty: boolean } | null;
+  /** the recipe snapshot the evaluation recorded (store/recipe-snapshots.ts), renewed with the history */
+  snapshot?: string | null;
 }
 
 const RECORD_VERSION = 1;

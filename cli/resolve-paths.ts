@@ -6,9 +6,16 @@ import { parseStorePathName, type StorePathName } from "../store/paths.js";
 import type { Context } from "../engine/context.js";
 import { plan } from "../engine/plan.js";
 import { reachable } from "../engine/graph.js";
+import { Realizer } from "../engine/realize.js";
 import { evaluateTargets } from "../engine/targets.js";
 
-export async function toStorePaths(ctx: Context & { root: string }, entry: string, items: string[]): Promise<StorePathName[]> {
+/**
+ * `realize`: a target not realized yet is realized first (as nix-build -o does); without it, that
+ * is an error whose hint says how. `hint` names the command to suggest.
+ */
+export async function toStorePaths(
+  ctx: Context & { root: string }, entry: string, items: string[], o: { realize?: boolean; hint?: (target: string) => string } = {},
+): Promise<StorePathName[]> {
   const out: StorePathName[] = [];
   for (const item of items) {
     let s = item;
@@ -21,15 +28,22 @@ export async function toStorePaths(ctx: Context & { root: string }, entry: strin
       continue;
     }
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), [item]);
+    const roots = ev.roots.map((r) => r.node);
     // with the substituters' realisation records, as a realize plans: a store that substituted a
     // target may not hold its build inputs, whose outputs name it
-    const p = await plan(ctx.store, reachable(ev.evaluator.graph, ev.roots.map((r) => r.node)), ctx.substituters, ctx.signal);
-    for (const r of ev.roots) {
-      const e = p.get(r.node);
-      const o = e?.state === "cached" ? e.outputs?.[r.output] : undefined;
-      if (!o) throw new KilnError("STORE_PATH_INVALID", `target ${r.target} is not realized in this store`, `run: kiln realize ${item}`);
-      out.push(o);
+    const p = await plan(ctx.store, reachable(ev.evaluator.graph, roots), ctx.substituters, ctx.signal);
+    const missing = ev.roots.filter((r) => p.get(r.node)?.state !== "cached");
+    let built: Map<string, Record<string, StorePathName>> | undefined;
+    if (missing.length && o.realize) {
+      const result = await new Realizer(ctx).realize(ev.evaluator.graph, roots);
+      if (result.failed.length) {
+        throw new KilnError("BUILD_FAILED", `${item}: ${result.failed.map((f) => f.node.name).join(", ")} failed to build`, "see the log with: kiln log <name>");
+      }
+      built = result.outputs;
+    } else if (missing.length) {
+      throw new KilnError("STORE_PATH_INVALID", `target ${missing[0]!.target} is not realized in this store`, o.hint?.(item) ?? `run: kiln realize ${item}`, { notRealized: true });
     }
+    for (const r of ev.roots) out.push((built?.get(r.node.hash)?.[r.output] ?? p.get(r.node)!.outputs![r.output])!);
   }
   return out;
 }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildRows, buildStarts, cleanup, copyFixture, kiln, kilnJson, query, realizeSeed, seedBuildCount, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, cleanup, copyFixture, eventsOf, kiln, kilnJson, query, isSeedNode, realizeSeed, seedBuildCount, startKiln, tempDir, validPaths, type Ev } from "./test-helpers/kiln.js";
 
 const building = (name: string) => (e: Ev) => e.type === "log" && e.node?.name === name && e.line === `${name} build starting`;
 
@@ -61,6 +61,26 @@ describe("interrupted and concurrent runs", { timeout: 120_000 }, () => {
     assert.deepEqual(buildRows(store, "slow-too").map((b) => b.status), ["cancelled"]);
     assert.deepEqual(validPaths(store, "slow-too"), []);
     assert.ok(!existsSync(join(cwd, "result")));
+  });
+
+  test("a cancel with two builds running and four waiting: every node is counted once, and the counts add up", async () => {
+    const fresh = tempDir("store");
+    // the seed first: then the six nodes of the graph are all there is to build
+    await realizeSeed("busybox", { cwd, store: fresh });
+    const run = startKiln(["--reporter", "json", "realize", "--no-link", "-j", "2", "top"], { cwd, store: fresh });
+    for (const name of ["slow", "slow-too"]) assert.notEqual((await run.waitFor(building(name))).type, "__exited__");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    const nodes = (eventsOf(r.events, "planned")[0] as Ev & { nodes: Array<{ name: string; state: string }> }).nodes;
+    const cached = nodes.filter((n) => n.state === "cached");
+    assert.equal(nodes.length - cached.length, 6);
+    assert.ok(cached.length > 0 && cached.every((n) => isSeedNode(n.name)), "only the seed is in the store");
+    const f = eventsOf(r.events, "finished")[0]!;
+    assert.equal(f.cached, cached.length);
+    assert.deepEqual({ built: f.built, cached: 0, failed: f.failed, cancelled: f.cancelled, skipped: f.skipped }, { built: 0, cached: 0, failed: 0, cancelled: 6, skipped: 0 });
+    assert.deepEqual(eventsOf(r.events, "cancelled").map((e) => e.node!.name).sort(), ["joined", "left", "right", "slow", "slow-too", "top"]);
+    assert.deepEqual(eventsOf(r.events, "skipped"), [], "nothing failed: nothing was skipped for a failure");
   });
 
   test("two concurrent realizes of the same slow derivation on a fresh store build it once", async () => {

@@ -4,11 +4,13 @@ import { isKilnError, type ErrorCode } from "../store/errors.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130, internal: 70 } as const;
+/** lockDrift: `realize --locked` refused, or `lock --check` found drift; nothing was built */
+export const EXIT = { ok: 0, failed: 1, usage: 2, lockDrift: 3, cancelled: 130, internal: 70 } as const;
 
 /**
  * The exit code of each kind of failure (README, "Exit codes"): 1 a build, fetch or the store
- * failed; 2 the input was wrong (recipe, target, option, missing tool, no sandbox); 130 cancelled.
+ * failed; 2 the input was wrong (recipe, target, option, missing tool, no sandbox); 3 the lock
+ * refused a run (nothing was built); 130 cancelled.
  * A Record over every kind: a new kind that is not mapped here does not compile.
  */
 export const EXIT_CODE: Record<ErrorCode, number> = {
@@ -19,7 +21,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   FETCH_FAILED: EXIT.failed,
   CACHE_FAILED: EXIT.failed,
   STORE_CORRUPT: EXIT.failed,
-  LOCK_DRIFT: EXIT.failed,
+  LOCK_DRIFT: EXIT.lockDrift,
   DEB_INVALID: EXIT.failed,
   SEED_RESOLVE_FAILED: EXIT.failed,
   SEED_INVALID: EXIT.usage,

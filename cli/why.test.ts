@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, seedBuildCount, seedNodeCount, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -22,7 +22,9 @@ interface WhyJson {
   changed: number;
   causes: Array<{
     id: number;
-    cause: { kind: string; drv?: string; key?: string; old?: string | null; new?: string | null; file?: string; position?: string; commit?: string };
+    cause: { kind: string; drv?: string; key?: string; old?: string | null; new?: string | null; file?: string; path?: string; position?: string; commit?: string };
+    effects: Array<{ kind: string; drv?: string; key?: string }>;
+    edit?: { file: string; line: number; context?: string; removed: string[]; added: string[]; commit?: string };
     at: string[];
     blast: { changed: string[]; rebuilt: string[]; identical: string[]; cached: string[] };
   }>;
@@ -73,14 +75,14 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     assert.equal(w.causes.length, 1);
     const [c] = w.causes;
     assert.equal(c!.cause.kind, "source");
-    assert.equal(c!.cause.file, "greet.c");
+    assert.equal(c!.cause.file, "src/greet.c", "named by its path in the recipe set");
     assert.deepEqual(c!.at, ["libgreet"]);
     assert.deepEqual(c!.blast.identical, ["libgreet"], "libgreet was rebuilt and came out identical");
     assert.deepEqual([...c!.blast.cached].sort(), ["greeting", "hello"], "hello and greeting were not rebuilt");
     assert.equal(w.old.recipes?.rev, firstRev);
 
     const plain = await kiln(["why", "greeting"], o());
-    assert.match(plain.stdout, /source file greet\.c changed/);
+    assert.match(plain.stdout, /source file src\/greet\.c changed \(content \w+… → \w+…\)\n {4}last changed in [0-9a-f]{10} "reword a comment"/);
     assert.match(plain.stdout, /early cutoff at libgreet/);
     assert.match(plain.stdout, /not rebuilt thanks to early cutoff: (hello, greeting|greeting, hello)/);
   });
@@ -98,8 +100,7 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     for (const target of ["greeting", "libgreet"]) {
       const plain = await kiln(["why", target], o());
       assert.equal(plain.code, 0, plain.stderr);
-      assert.match(plain.stdout, /env CFLAGS of libgreet: "-O2" → "-DNDEBUG"/);
-      assert.match(plain.stdout, new RegExp(`at recipes/index\\.ts:${line} \\(last changed in [0-9a-f]{10} "debug build of libgreet"\\)`));
+      assert.match(plain.stdout, new RegExp(`\\[1\\] recipes/index\\.ts:${line}, in libgreet \\(last changed in [0-9a-f]{10} "debug build of libgreet"\\)\n {4}- env: \\{ CFLAGS: "-O2" \\},\n {4}\\+ env: \\{ CFLAGS: "-DNDEBUG" \\},\n {4}→ env CFLAGS of libgreet: "-O2" → "-DNDEBUG"`));
     }
     const w = await whyJson("greeting");
     assert.equal(w.causes.length, 1);
@@ -136,8 +137,37 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     assert.deepEqual(f.causes.greeting!.map((c) => [c.cause.key, c.cause.old, c.cause.new]), [["CFLAGS", "-DNDEBUG", "-O1"]]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, new RegExp(`would build 1, fetch 0, take ${seedNodes.length} from the store; 2 more only if`));
-    assert.match(plain.stdout, /env CFLAGS of libgreet: "-DNDEBUG" → "-O1"[\s\S]*not committed yet/);
+    assert.match(plain.stdout, /recipes\/index\.ts:\d+, in libgreet \(not committed yet\)\n.*\n.*\n {6}→ env CFLAGS of libgreet: "-DNDEBUG" → "-O1"/);
     writeFileSync(recipe, readFileSync(recipe, "utf8").replace('CFLAGS: "-O1"', 'CFLAGS: "-DNDEBUG"'));
+  });
+
+  test("plan: a node changed in its own right will build; only what waits on rebuilt inputs is a maybe", async () => {
+    type Plan = { nodes: Array<{ name: string; state: string }>; counts: Record<string, number> };
+    const states = (stdout: string) => (JSON.parse(stdout) as Plan).nodes.map((n) => [n.name, n.state]);
+    // an empty store: nothing can be cut off, everything builds
+    const empty = tempDir("plan-empty");
+    const fresh = await kiln(["plan", "--json", "greeting"], { cwd, store: empty });
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const own = (st: string[][]) => st.filter(([name]) => !isSeedNode(name!));
+    assert.deepEqual(own(states(fresh.stdout)), [["libgreet", "build"], ["hello", "build"], ["greeting", "build"]]);
+    // the seed too: its .debs are fetched, its packages unpacked and merged
+    const [seedBuilds, seedFetches] = [seedBuildCount("seed-tcc"), seedNodeCount("seed-tcc") - seedBuildCount("seed-tcc")];
+    const text = await kiln(["plan", "greeting"], { cwd, store: empty });
+    assert.match(text.stdout, new RegExp(`^would build ${3 + seedBuilds}, fetch ${seedFetches}, take 0 from the store\\n`));
+    const graph = await kiln(["graph", "--states", "greeting"], { cwd, store: empty });
+    assert.equal((graph.stdout.match(/\\nto build\\n|\\nto build"/g) ?? []).length, 3 + seedBuilds, graph.stdout);
+    assert.doesNotMatch(graph.stdout, /unless cut off/);
+
+    // libgreet's CFLAGS and hello's own TARGET changed: hello builds whatever libgreet comes out as
+    const recipe = join(cwd, "recipes", "index.ts");
+    const before = readFileSync(recipe, "utf8");
+    writeFileSync(recipe, before.replace('CFLAGS: "-DNDEBUG"', 'CFLAGS: "-O1"').replace(`TARGET: '"world"'`, `TARGET: '"planet"'`));
+    try {
+      const p = await kiln(["plan", "--json", "greeting"], o());
+      assert.deepEqual(own(states(p.stdout)), [["libgreet", "build"], ["hello", "build"], ["greeting", "unknown"]]);
+    } finally {
+      writeFileSync(recipe, before);
+    }
   });
 
   test("a target never realised is a usage error with a hint", async () => {
@@ -159,5 +189,64 @@ describe("kiln why on fixtures/hello in git", { timeout: 180_000 }, () => {
     const bad = await kiln(["realize", "--no-link", "--rev", "no-such-rev", "greeting"], o());
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /does not know the revision 'no-such-rev'/);
+  });
+});
+
+describe("kiln why on fixtures/apps: the edit behind a value, through a constant, a helper and another module", { timeout: 180_000 }, () => {
+  let cwd: string;
+  let store: string;
+  const o = () => ({ cwd, store });
+  const commit = (msg: string) => git(cwd, "commit", "-q", "-am", msg);
+  const why = async (...args: string[]) => {
+    const r = await kiln(["why", ...args], o());
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+
+  before(async () => {
+    cwd = copyFixture("apps");
+    store = tempDir("why-apps");
+    git(cwd, "init", "-q");
+    git(cwd, "add", "recipes", "src");
+    git(cwd, "commit", "-q", "-m", "two apps");
+    await kilnJson(["realize", "all"], o());
+  });
+
+  test("a shared constant in another module: one root cause at its line, with the commit that made the edit", async () => {
+    const flags = join(cwd, "recipes", "flags.ts");
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O1"', 'OPT = "-O2"'));
+    commit("optimise every app harder");
+    const r = await kilnJson(["realize", "all"], o());
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).sort(), ["all", "app1", "app2"]);
+
+    const text = await why("all");
+    assert.match(text, /^why all changed: 3 derivations differ, 1 root cause\n/);
+    assert.match(text, /\n\[1\] recipes\/flags\.ts:2 \(last changed in [0-9a-f]{10} "optimise every app harder"\)\n {4}- export const OPT = "-O1";\n {4}\+ export const OPT = "-O2";\n {4}→ env CFLAGS of app1, app2: "-O1" → "-O2"\n {4}blast radius: 3 derivations changed, 3 rebuilt \(app1, app2, all\)\n/);
+    assert.doesNotMatch(text, /index\.ts/, "the helper's derivation() call is not the cause");
+    assert.doesNotMatch(text, /early cutoff/, "nothing was cut off: every app was rebuilt for its own CFLAGS");
+
+    const j = JSON.parse(await why("--json", "all")) as WhyJson;
+    assert.equal(j.causes.length, 1);
+    assert.deepEqual({ file: j.causes[0]!.edit?.file, line: j.causes[0]!.edit?.line }, { file: join(cwd, "recipes", "flags.ts"), line: 2 });
+    assert.deepEqual(j.causes[0]!.effects.map((e) => [e.drv, e.key]), [["app1", "CFLAGS"], ["app2", "CFLAGS"]]);
+    assert.deepEqual(j.causes[0]!.at, ["app1", "app2"]);
+  });
+
+  test("one of two main.c changed: named by its path, with its last commit", async () => {
+    const main = join(cwd, "src", "app2", "main.c");
+    writeFileSync(main, readFileSync(main, "utf8").replace('puts("app2");', 'puts("app2, now louder");'));
+    commit("app2 says more");
+    await kilnJson(["realize", "all"], o());
+    const text = await why("all");
+    assert.match(text, /\[1\] source file src\/app2\/main\.c changed \(content \w+… → \w+…\)\n {4}last changed in [0-9a-f]{10} "app2 says more"\n {4}used by app2\n/);
+    const j = JSON.parse(await why("--json", "all")) as WhyJson;
+    assert.deepEqual(j.causes.map((c) => [c.cause.kind, c.cause.file, c.cause.path]), [["source", "src/app2/main.c", main]]);
+  });
+
+  test("an edit not committed yet is named as such, at its line", async () => {
+    const flags = join(cwd, "recipes", "flags.ts");
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O2"', 'OPT = "-Os"'));
+    await kilnJson(["realize", "all"], o());
+    assert.match(await why("all"), /\[1\] recipes\/flags\.ts:2 \(not committed yet\)\n {4}- export const OPT = "-O2";\n {4}\+ export const OPT = "-Os";\n/);
   });
 });

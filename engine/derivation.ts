@@ -64,6 +64,10 @@ export interface Derivation {
 export interface DerivationMeta {
   sources?: FetchSource[];
   position?: string;
+  /** the recipe snapshot it was first evaluated from (engine/recipe-snapshot.ts) */
+  recipes?: string;
+  /** its local sources: store path name -> host path it was copied from */
+  srcs?: Record<string, string>;
 }
 
 /**

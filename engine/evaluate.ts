@@ -44,7 +44,8 @@ export class Evaluator {
   readonly graph: Graph = { nodes: [], byHash: new Map() };
   private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
 
-  constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
+  /** recipes: the recipe snapshot the values come from, noted in every derivation's meta (for why) */
+  constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">, private readonly o: { recipes?: string } = {}) {}
 
   /** Evaluate one value (a derivation or one of its outputs) and everything it depends on. */
   evaluate(v: Drv | OutputRef): Root {
@@ -99,7 +100,8 @@ export class Evaluator {
       name: d.name, system: SYSTEM, builder: "builtin:fetch", args: [], env: {}, inputDrvs: {}, inputSrcs: [],
       hostTools: {}, outputs: ["out"], fixed: { sha256: a.sha256 },
     };
-    return { hash: hashDerivation(drv), name: d.name, kind: "fetch", drv, meta: { sources: a.sources, position: d.position }, deps: [], sources: new Map() };
+    const meta: DerivationMeta = { sources: a.sources, position: d.position, ...(this.o.recipes ? { recipes: this.o.recipes } : {}) };
+    return { hash: hashDerivation(drv), name: d.name, kind: "fetch", drv, meta, deps: [], sources: new Map() };
   }
 
   private buildDerivation(d: Drv, a: DerivationArgs, where: string): Node {
@@ -187,7 +189,10 @@ export class Evaluator {
     };
     if (a.sources) checkSources(a.sources, where);
     if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
-    const meta: DerivationMeta = { position: d.position, ...(a.sources ? { sources: a.sources } : {}) };
+    const meta: DerivationMeta = {
+      position: d.position, ...(a.sources ? { sources: a.sources } : {}), ...(this.o.recipes ? { recipes: this.o.recipes } : {}),
+      ...(sources.size ? { srcs: Object.fromEntries(sources) } : {}),
+    };
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
   }
 

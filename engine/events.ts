@@ -34,10 +34,16 @@ export type KilnEvent =
   | { type: "substituted"; node: NodeRef; paths: Record<string, string>; from: string }
   | { type: "built"; node: NodeRef; paths: Record<string, string>; ms: number; identical: boolean }
   | { type: "failed"; node: NodeRef; message: string; logTail: string[]; logFile?: string }
-  | { type: "skipped"; node: NodeRef; because: NodeRef }
+  /** because: the input that did not come; failed: the failure behind it (because itself, or what skipped it) */
+  | { type: "skipped"; node: NodeRef; because: NodeRef; failed: NodeRef }
+  /** stopped before it finished: Ctrl-C, or the run stopped at another node's failure */
+  | { type: "cancelled"; node: NodeRef }
   | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
-  /** unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs */
-  | { type: "finished"; built: number; cached: number; substituted?: number; failed: number; ms: number; unchanged?: boolean }
+  /**
+   * unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs.
+   * Every planned node is counted once: built + cached + substituted + failed + cancelled + skipped.
+   */
+  | { type: "finished"; built: number; cached: number; substituted?: number; failed: number; cancelled?: number; skipped?: number; ms: number; unchanged?: boolean }
   /** a watch round begins: evaluate and realize again; changed: the files that started it (none for the first) */
   | { type: "round"; round: number; changed: string[] }
   /**

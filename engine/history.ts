@@ -19,6 +19,7 @@ export function recordTargets(
   outputs: Map<string, Outputs>,
   recipes: RecipesRev | null,
   at: number,
+  snapshot?: string,
 ): void {
   const rows: Array<Omit<TargetRealisation, "id">> = [];
   for (const r of roots) {
@@ -26,7 +27,7 @@ export function recordTargets(
     if (!path) continue;
     rows.push({
       target: r.target, output: r.output, drvHash: r.node.hash,
-      resolvedHash: r.node.drv.fixed ? null : (store.resolution(r.node.hash) ?? null), path, recipes, at,
+      resolvedHash: r.node.drv.fixed ? null : (store.resolution(r.node.hash) ?? null), path, recipes, snapshot: snapshot ?? null, at,
     });
   }
   recordTargetRealisations(store, rows);

@@ -157,6 +157,8 @@ export interface RecipeSet {
   module: Record<string, unknown>;
   /** files that went into the recipe set (for watch mode and history) */
   files: string[];
+  /** blake3 of each of those files, as bundled */
+  digests: Record<string, string>;
 }
 
 export async function loadRecipeSet(entry: string, cacheDir: string): Promise<RecipeSet> {
@@ -173,7 +175,7 @@ export async function loadRecipeSet(entry: string, cacheDir: string): Promise<Re
     throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${(e as Error).stack ?? e}`, "fix the recipe code at the location above");
   }
   const idx = JSON.parse(readFileSync(indexFileOf(entry, cacheDir), "utf8")) as CacheIndex;
-  return { entry, module, files: Object.keys(idx.inputs) };
+  return { entry, module, files: Object.keys(idx.inputs), digests: Object.fromEntries(Object.entries(idx.inputs).map(([f, st]) => [f, st[3]])) };
 }
 
 /** The targets object of a recipe set: its default export, else its named exports. */

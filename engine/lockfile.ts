@@ -6,8 +6,10 @@
 // Sorted, human-readable JSON. `kiln lock` writes it and shows the diff; `--locked` refuses to
 // build when it would change.
 import { canonicalJson } from "./canonical.js";
+import type { FetchSource } from "./derivation.js";
 import type { Node } from "./evaluate.js";
 import { describeSource } from "./fetch.js";
+import { underRoot } from "./recipe-snapshot.js";
 
 export const LOCK_VERSION = 1;
 
@@ -18,13 +20,23 @@ export interface Lock {
   hostTools: Record<string, { package: string | null; version: string | null; digest: string }>;
 }
 
-/** The lock of every derivation in `nodes`. */
-export function computeLock(entry: string, nodes: Iterable<Node>): Lock {
+/**
+ * A fetch source as the lock names it: local files and mirror folders inside the recipe set's
+ * folder relative to it, so that the lock is the same in every clone, on every machine.
+ */
+function portable(s: FetchSource, root: string): FetchSource {
+  if ("file" in s) return { file: underRoot(root, s.file) };
+  if ("mirror" in s) return { mirror: underRoot(root, s.mirror) };
+  return s;
+}
+
+/** The lock of every derivation in `nodes`; `entry` relative to `root`, the folder of the lock. */
+export function computeLock(entry: string, nodes: Iterable<Node>, root: string): Lock {
   const fixedOutputs: Lock["fixedOutputs"] = {};
   const hostTools: Lock["hostTools"] = {};
   for (const n of nodes) {
     if (n.drv.fixed) {
-      fixedOutputs[n.name] = { sha256: n.drv.fixed.sha256, sources: (n.meta.sources ?? []).map(describeSource) };
+      fixedOutputs[n.name] = { sha256: n.drv.fixed.sha256, sources: (n.meta.sources ?? []).map((s) => describeSource(portable(s, root))) };
     }
     for (const [name, fp] of Object.entries(n.drv.hostTools)) {
       hostTools[name] = { package: fp.package, version: fp.version, digest: fp.digest };

@@ -6,6 +6,7 @@ import type { StorePathName } from "../store/paths.js";
 import { outputPathName, resolveDerivation, type InputRealisation, type ResolvedHash } from "./derivation.js";
 import type { Node } from "./evaluate.js";
 import type { PlanState } from "./events.js";
+import { certainBuilds } from "./plan-states.js";
 import { substitutionKey, type SubstitutableInfo, type Substituter } from "./substituter.js";
 
 export type Outputs = Record<string, StorePathName>;
@@ -125,6 +126,8 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       missing = still;
     }
   }
+  // "unknown" is for what early cutoff may spare; a node changed in its own right will build
+  for (const n of certainBuilds(store, nodes.filter((n) => out.get(n)!.state === "unknown"))) out.set(n, { state: "build" });
   return out;
 }
 

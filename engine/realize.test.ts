@@ -60,6 +60,12 @@ function step(name: string, content: string, inputs: Drv[] = [], env: Record<str
 const names = (events: KilnEvent[], type: KilnEvent["type"]) =>
   events.filter((e) => e.type === type).map((e) => (e as { node: { name: string } }).node.name).sort();
 
+/** The finished event's counts: every planned node once. */
+const summary = (events: KilnEvent[]) => {
+  const f = events.find((e) => e.type === "finished") as Extract<KilnEvent, { type: "finished" }>;
+  return { built: f.built, cached: f.cached, substituted: f.substituted ?? 0, failed: f.failed, cancelled: f.cancelled ?? 0, skipped: f.skipped ?? 0 };
+};
+
 describe("Realizer with a fake builder", () => {
   test("a second realize of the same graph invokes the builder zero times", async () => {
     const h = harness();
@@ -112,6 +118,8 @@ describe("Realizer with a fake builder", () => {
     assert.deepEqual(r.failed.map((f) => f.node.name), ["bad"]);
     assert.equal(h.builder.count("after-bad"), 0);
     assert.equal(h.builder.count("after-slow"), 0, "without --keep-going nothing new starts after a failure");
+    assert.deepEqual(names(h.events, "cancelled"), ["after-slow", "slow"], "the run stopped them");
+    assert.deepEqual(summary(h.events), { built: 0, cached: 0, substituted: 0, failed: 1, cancelled: 2, skipped: 1 }, "4 nodes, each counted once");
 
     const k = harness();
     const rk = await k.realize(graph(), { jobs: 4, keepGoing: true });
@@ -121,6 +129,17 @@ describe("Realizer with a fake builder", () => {
     assert.deepEqual(names(k.events, "skipped"), ["after-bad"]);
     const failed = k.events.find((e) => e.type === "failed") as Extract<KilnEvent, { type: "failed" }>;
     assert.ok(failed.logTail.includes("failing with 3"), "the failure carries its log tail");
+    assert.deepEqual(summary(k.events), { built: 2, cached: 0, substituted: 0, failed: 1, cancelled: 0, skipped: 1 });
+  });
+
+  test("a node skipped because its input was skipped names the failure behind it", async () => {
+    const h = harness();
+    const bad = step("bad", "x", [], { EXIT: "3" });
+    const mid = step("mid", "y", [bad]);
+    await h.realize([step("top", "z", [mid])], { keepGoing: true });
+    const skips = h.events.filter((e) => e.type === "skipped") as Array<Extract<KilnEvent, { type: "skipped" }>>;
+    assert.deepEqual(skips.map((e) => [e.node.name, e.because.name, e.failed.name]), [["mid", "bad", "bad"], ["top", "mid", "bad"]]);
+    assert.deepEqual(summary(h.events), { built: 0, cached: 0, substituted: 0, failed: 1, cancelled: 0, skipped: 2 });
   });
 
   test("cancelling during a build registers nothing and says so", async () => {
@@ -135,6 +154,8 @@ describe("Realizer with a fake builder", () => {
     assert.equal(h.builder.count("top"), 0);
     const paths = h.store.allPaths().map((p) => p.path.slice(33));
     assert.deepEqual(paths, ["lib"], "only the finished build was registered");
+    assert.deepEqual(names(h.events, "cancelled"), ["slow", "top"]);
+    assert.deepEqual(summary(h.events), { built: 1, cached: 0, substituted: 0, failed: 0, cancelled: 2, skipped: 0 }, "3 nodes, each counted once");
   });
 
   test("a host tool that changes while a build runs it fails the build: its output is not registered; the next evaluation builds", async () => {

@@ -41,6 +41,8 @@ export class Realizer {
   private readonly stop = new AbortController();
   private readonly signal: AbortSignal;
   private readonly counts = { built: 0, cached: 0, substituted: 0 };
+  /** nodes stopped before they finished, and nodes skipped for an input's failure */
+  private readonly stopped = { cancelled: 0, skipped: 0 };
   private readonly failed: Array<{ node: NodeRef; error: KilnError }> = [];
   private readonly reported = new WeakSet<KilnError>();
   private readonly hits: Array<{ drv: DrvHash; resolved: ResolvedHash; paths: StorePathName[] }> = [];
@@ -67,7 +69,7 @@ export class Realizer {
       if (r) outputs.set(n.hash, r.outputs);
     }
     this.ctx.store.recordHits(this.hits.splice(0), this.ctx.clock());
-    this.ctx.events({ type: "finished", ...this.counts, failed: this.failed.length, ms: this.ctx.clock() - started });
+    this.ctx.events({ type: "finished", ...this.counts, failed: this.failed.length, ...this.stopped, ms: this.ctx.clock() - started });
     if (this.ctx.signal.aborted) throw new KilnError("CANCELLED", "cancelled; nothing half-built was registered");
     for (const s of settled) if (s.status === "rejected" && !isKilnError(s.reason)) throw s.reason;
     return { outputs, ...this.counts, failed: this.failed };
@@ -116,7 +118,14 @@ export class Realizer {
     if (!p) {
       // start it in a later microtask: run() asks for its inputs synchronously, and a chain of
       // thousands of derivations would otherwise recurse that deep and overflow the stack
-      p = Promise.resolve().then(() => this.run(n)).catch((e: unknown) => this.fail(n, e));
+      p = Promise.resolve().then(() => this.run(n)).catch((e: unknown) => {
+        // each node settles here once: a cancellation is counted here, failures and skips where they happen
+        if (isKilnError(e) && e.code === "CANCELLED") {
+          this.stopped.cancelled++;
+          this.ctx.events({ type: "cancelled", node: nodeRef(n) });
+        }
+        return this.fail(n, e);
+      });
       this.results.set(n, p);
       p.catch(() => {}); // observed by dependents and realize()
     }
@@ -197,8 +206,13 @@ export class Realizer {
     for (const [i, d] of n.deps.entries()) {
       const r = deps[i]!;
       if (r.status === "rejected") {
-        this.ctx.events({ type: "skipped", node: nodeRef(n), because: nodeRef(d) });
-        throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} failed`, undefined, { because: d.hash, skipped: true });
+        // an input stopped by the cancellation: so is this node; else name the failure behind the skip
+        if (isKilnError(r.reason) && r.reason.code === "CANCELLED") throw cancelled(n);
+        const failed: NodeRef = (isKilnError(r.reason) && r.reason.code === "DEPENDENCY_FAILED" && r.reason.context.failed) || nodeRef(d);
+        this.stopped.skipped++;
+        this.ctx.events({ type: "skipped", node: nodeRef(n), because: nodeRef(d), failed });
+        throw new KilnError("DEPENDENCY_FAILED", `${n.name}: input ${d.name} ${failed.drv === d.hash ? "failed" : `was skipped: ${failed.name} failed`}`, undefined,
+          { because: d.hash, failed, skipped: true });
       }
       // a cut-off input counts too: the rebuild wave stopped above this node, not at it
       anyFresh ||= r.value.fresh || r.value.cutoff === true;

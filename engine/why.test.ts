@@ -154,6 +154,73 @@ describe("explain", () => {
 
     const missing = explain("f".repeat(64), b, h);
     assert.equal(missing.causes[0]!.cause.kind, "unrecorded");
+    assert.deepEqual(missing.causes[0]!.blast.changed, ["app"]);
+  });
+
+  test("one constant shared by several derivations is one root cause: the recipe edit, with each derivation's change", () => {
+    const h = new History();
+    const flags = (opt: string) => `// flags every app shares\nexport const OPT = "${opt}";\n`;
+    const index = 'import { OPT } from "./flags.js";\nconst app = (name: string) => derivation({ name, env: { CFLAGS: OPT } });\n';
+    const side = (opt: string) => ({ root: "/p", files: new Map([["recipes/flags.ts", flags(opt)], ["recipes/index.ts", index]]) });
+    const tree = (opt: string, outs: [string, string, string]) => {
+      const a1 = h.add({ name: "app1", env: { CFLAGS: opt } }, { resolved: `r1${opt}`, outputs: { out: outs[0] } });
+      const a2 = h.add({ name: "app2", env: { CFLAGS: opt } }, { resolved: `r2${opt}`, outputs: { out: outs[1] } });
+      return h.add({ name: "all", inputs: [{ hash: a1, name: "app1" }, { hash: a2, name: "app2" }] }, { resolved: `r3${opt}`, outputs: { out: outs[2] } });
+    };
+    const before = tree("-O1", ["p1", "p2", "p3"]);
+    // app1 comes out identical, app2 does not: all is rebuilt anyway, so app1 cut nothing off
+    const after = tree("-O2", ["p1", "p2b", "p3b"]);
+
+    const r = explain(before, after, h, { recipes: { old: side("-O1"), new: side("-O2") } });
+    assert.equal(r.causes.length, 1, "one edit, one root cause");
+    const c = r.causes[0]!;
+    assert.deepEqual({ file: c.edit?.file, line: c.edit?.line }, { file: "/p/recipes/flags.ts", line: 2 });
+    assert.deepEqual(c.edit?.removed, ['export const OPT = "-O1";']);
+    assert.deepEqual(c.effects.map((e) => e.kind === "env" && `${e.drv} ${e.key} ${e.old} ${e.new}`), ["app1 CFLAGS -O1 -O2", "app2 CFLAGS -O1 -O2"]);
+    assert.deepEqual(c.at, ["app1", "app2"]);
+    assert.deepEqual(c.blast.rebuilt, ["app1", "app2", "all"]);
+    assert.deepEqual(c.blast.identical, [], "app1 came out identical, but nothing was spared by it");
+    const text = renderWhy(r, { relativeTo: "/p" }).join("\n");
+    assert.match(text, /\[1\] recipes\/flags\.ts:2\n {4}- export const OPT = "-O1";\n {4}\+ export const OPT = "-O2";\n {4}→ env CFLAGS of app1, app2: "-O1" → "-O2"/);
+    assert.match(text, /app1 {2}rebuilt, output identical\n/, "no early cutoff where none happened");
+    assert.doesNotMatch(text, /early cutoff/);
+    // without the recipe texts: one cause per derivation, as recorded
+    assert.equal(explain(before, after, h).causes.length, 2);
+  });
+
+  test("an identical rebuild is called early cutoff where a derivation using it was spared", () => {
+    const h = new History();
+    const lib1 = h.add({ name: "lib", env: { CFLAGS: "-O1" } }, { resolved: "r1", outputs: { out: "same" } });
+    const app1 = h.add({ name: "app", inputs: [{ hash: lib1, name: "lib" }] }, { resolved: "r2", outputs: { out: "p-app" } });
+    const lib2 = h.add({ name: "lib", env: { CFLAGS: "-O2" } }, { resolved: "r3", outputs: { out: "same" } });
+    const app2 = h.add({ name: "app", inputs: [{ hash: lib2, name: "lib" }] }, { resolved: "r2", outputs: { out: "p-app" } });
+    const r = explain(app1, app2, h);
+    assert.deepEqual(r.causes[0]!.blast.identical, ["lib"]);
+    assert.match(renderWhy(r).join("\n"), /lib {2}rebuilt, output identical: early cutoff/);
+  });
+
+  test("two sources of one name in two folders are told apart by path, named relative to the recipe set", () => {
+    const h = new History();
+    const m = (c: string) => `${c.repeat(32)}-main.c`;
+    const app = (src: string, file: string) => h.add({ name: file.split("/")[1]!, srcs: [src], meta: { position: "/p/recipes/index.ts:3:1", srcs: { [src]: `/p/${file}` } } });
+    const all = (a: string, b: string) => h.add({ name: "all", inputs: [{ hash: a, name: "app1" }, { hash: b, name: "app2" }] });
+    const before = all(app(m("a"), "src/app1/main.c"), app(m("b"), "src/app2/main.c"));
+    const after = all(app(m("a"), "src/app1/main.c"), app(m("c"), "src/app2/main.c"));
+    const r = explain(before, after, h, { root: "/p" });
+    assert.deepEqual(r.causes.map((c) => c.cause), [{ kind: "source", file: "src/app2/main.c", path: "/p/src/app2/main.c", old: m("b"), new: m("c") }]);
+    assert.match(renderWhy(r).join("\n"), /source file src\/app2\/main\.c changed/);
+  });
+
+  test("a source from another clone of the same recipes is no change; one edited there is one changed file", () => {
+    const h = new History();
+    const m = (c: string) => `${c.repeat(32)}-main.c`;
+    const app = (src: string, clone: string, opt: string) =>
+      h.add({ name: "app", env: { CFLAGS: opt }, srcs: [src], meta: { position: `${clone}/recipes/index.ts:3:1`, srcs: { [src]: `${clone}/src/main.c` } } });
+    const here = app(m("a"), "/home/me/app", "-O1");
+    const same = explain(here, app(m("a"), "/tmp/clone", "-O2"), h, { root: "/tmp/clone" });
+    assert.deepEqual(same.causes.map((c) => c.cause.kind), ["env"], "the unchanged main.c copied from elsewhere is not a cause");
+    const edited = explain(here, app(m("b"), "/tmp/clone", "-O1"), h, { root: "/tmp/clone" });
+    assert.deepEqual(edited.causes.map((c) => c.cause), [{ kind: "source", file: "src/main.c", path: "/tmp/clone/src/main.c", old: m("a"), new: m("b") }]);
   });
 
   test("the same derivation has nothing to explain", () => {

@@ -54,6 +54,9 @@ export class BuildTable {
          WHERE b.status != 'running' AND coalesce(b.ended_at, b.started_at) < ?
            AND NOT EXISTS (SELECT 1 FROM json_each(coalesce(b.outputs, '{}')) o JOIN valid_paths v ON v.path = o.value)`,
       ),
+      builtVersions: db.prepare<[string, number], { drv_hash: string }>(
+        "SELECT drv_hash FROM builds WHERE name = ? AND status = 'built' GROUP BY drv_hash ORDER BY max(id) DESC LIMIT ?",
+      ),
       deleteMany: db.prepare("DELETE FROM builds WHERE id IN (SELECT value FROM json_each(?))"),
       logFiles: db.prepare<[], { id: number; log_file: string }>("SELECT id, log_file FROM builds WHERE log_file IS NOT NULL"),
       all: db.prepare<[], BuildRow>("SELECT * FROM builds ORDER BY id"),
@@ -138,6 +141,11 @@ export class BuildTable {
   previousBuild(name: string, drvHash: string): { drvHash: string; at: number } | undefined {
     const row = this.q.previous.get(name, drvHash);
     return row ? { drvHash: row.drv_hash, at: row.started_at } : undefined;
+  }
+
+  /** The derivations with this name that were built successfully, newest first (at most `limit`). */
+  builtVersions(name: string, limit: number): string[] {
+    return this.q.builtVersions.all(name, limit).map((r) => r.drv_hash);
   }
 
   /** Finished builds from before `before` whose outputs are all gone from the store. */

@@ -24,7 +24,8 @@ type NoFields = Record<never, never>;
 /** Each kind of failure and its own fields. */
 export interface FailureFields {
   STORE_CORRUPT: { path?: string; file?: string };
-  STORE_PATH_INVALID: { path?: string };
+  /** notRealized: a target that is not in the store yet (kiln run and shell then realize it) */
+  STORE_PATH_INVALID: { path?: string; notRealized?: boolean };
   STORE_LOCKED: { holder?: number };
   RECIPE_NOT_FOUND: { file?: string };
   RECIPE_LOAD: { file?: string };
@@ -36,7 +37,8 @@ export interface FailureFields {
   SANDBOX_UNAVAILABLE: NoFields;
   SYSTEM_UNSUPPORTED: { system?: string };
   BUILD_FAILED: { exitCode?: number | null };
-  DEPENDENCY_FAILED: { because?: string };
+  /** because: the input that did not come; failed: the failure behind the skip (because, or what skipped it) */
+  DEPENDENCY_FAILED: { because?: string; failed?: { drv: string; name: string } };
   OUTPUT_MISSING: { output?: string };
   FIXED_OUTPUT_MISMATCH: { expected?: string; attempts?: unknown[] };
   FETCH_FAILED: { expected?: string; attempts?: unknown[] };

@@ -229,6 +229,8 @@ export interface GcResult {
   freed: number;
   /** paths that became roots while gc ran (or were being registered) and were kept */
   keptDuringSweep: number;
+  /** unreachable paths left in place by --max-size, --max-freed or --older-than */
+  keptByLimits: { count: number; bytes: number };
   strays: string[];
   interrupted: boolean;
   /** load: roots + graph; mark: the mark itself; order: choosing and ordering what to delete */
@@ -300,7 +302,8 @@ async function run(store: LocalStore, opts: GcOptions): Promise<GcResult> {
 
   const result: GcResult = {
     roots: snap.roots.length, staleRoots: snap.stale, live: liveCount, liveBytes, dead: g.paths.length - liveCount, deadBytes,
-    deleted: [], freed: 0, keptDuringSweep: 0, strays: [], interrupted: false, ms: { load: t1 - t0, mark: tMark - t1, order: t2 - tMark, sweep: 0 },
+    deleted: [], freed: 0, keptDuringSweep: 0, keptByLimits: { count: g.paths.length - liveCount - order.length, bytes: deadBytes - order.reduce((s, i) => s + g.size[i]!, 0) },
+    strays: [], interrupted: false, ms: { load: t1 - t0, mark: tMark - t1, order: t2 - tMark, sweep: 0 },
   };
   if (opts.dryRun) {
     result.deleted = order.map((i) => ({ path: g.paths[i]!, size: g.size[i]! }));

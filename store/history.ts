@@ -21,6 +21,8 @@ export interface TargetRealisation {
   resolvedHash: string | null;
   path: string;
   recipes: RecipesRev | null;
+  /** the recipe files the evaluation read (store/recipe-snapshots.ts), when recorded */
+  snapshot: string | null;
   at: number;
 }
 
@@ -29,7 +31,7 @@ type Row = TargetRow;
 function fromRow(r: Row): TargetRealisation {
   return {
     id: r.id, target: r.target, output: r.output, drvHash: r.drv_hash, resolvedHash: r.resolved_hash, path: r.path,
-    recipes: r.recipes_rev ? { rev: r.recipes_rev, dirty: r.recipes_dirty === 1 } : null, at: r.at,
+    recipes: r.recipes_rev ? { rev: r.recipes_rev, dirty: r.recipes_dirty === 1 } : null, snapshot: r.recipes_snapshot, at: r.at,
   };
 }
 
@@ -169,6 +171,7 @@ export function collectHistory(store: LocalStore, opts: HistoryGcOptions): Histo
     if (!opts.dryRun) {
       t.targets.deleteIds(doomedTargets);
       t.builds.deleteIds(doomedBuilds);
+      t.recipeSnapshots.collect(opts.before);
     }
     return { targetRows: doomedTargets.length, buildRows: doomedBuilds.length, doomedBuilds, targets };
   };
@@ -197,6 +200,14 @@ export function collectHistory(store: LocalStore, opts: HistoryGcOptions): Histo
     bytes += size;
   }
   return { targetRows: p.targetRows, buildRows: p.buildRows, logFiles: files, logBytes: bytes, targets: p.targets };
+}
+
+/** The derivations of each name that were built successfully, newest first (at most `limit` per name). */
+export function builtVersions(store: LocalStore, names: string[], limit: number): Map<string, string[]> {
+  const builds = tablesOf(store).builds;
+  const out = new Map<string, string[]>();
+  for (const name of new Set(names)) out.set(name, builds.builtVersions(name, limit));
+  return out;
 }
 
 /**

@@ -150,4 +150,19 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX builds_running ON builds(id) WHERE status = 'running';
   `,
+  // 7: the recipe files each evaluation read, so that 'why' can diff the recipe texts of two
+  // realisations and name the edited line (engine/recipe-diff.ts). A snapshot is the list of
+  // files (path relative to the recipe set's folder -> digest); texts are stored once per digest.
+  `
+  CREATE TABLE recipe_snapshots (
+    id    TEXT PRIMARY KEY,                  -- blake3 of the canonical snapshot JSON
+    json  TEXT NOT NULL,                     -- {root, files: {relative path: digest}}
+    at    INTEGER NOT NULL                   -- ms since epoch, when first recorded
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE recipe_texts (
+    digest TEXT PRIMARY KEY,                 -- blake3 of the file's bytes
+    text   TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  ALTER TABLE target_realisations ADD COLUMN recipes_snapshot TEXT;
+  `,
 ];

@@ -7,6 +7,7 @@ import { LockTable } from "./lock-table.js";
 import { PathTable } from "./path-table.js";
 import { ProfileTable } from "./profile-table.js";
 import { RealisationTable } from "./realisation-table.js";
+import { RecipeSnapshotTable } from "./recipe-snapshot-table.js";
 import { RootTable } from "./root-table.js";
 import { TargetTable } from "./target-table.js";
 import { TempRootTable } from "./temp-root-table.js";
@@ -28,6 +29,7 @@ export class Tables {
   get profiles(): ProfileTable { return this.get("profiles", () => new ProfileTable(this.db)); }
   get targets(): TargetTable { return this.get("targets", () => new TargetTable(this.db)); }
   get hostTools(): HostToolTable { return this.get("hostTools", () => new HostToolTable(this.db)); }
+  get recipeSnapshots(): RecipeSnapshotTable { return this.get("recipeSnapshots", () => new RecipeSnapshotTable(this.db)); }
   /** Run `fn` in one write transaction (BEGIN IMMEDIATE), or in the caller's. */
   transaction<T>(fn: () => T): T {
     return this.db.inTransaction ? fn() : this.db.transaction(fn).immediate();

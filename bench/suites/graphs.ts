@@ -104,7 +104,7 @@ let floorMs: number | null | undefined;
 
 /**
  * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it: the
- * bubblewrap command line Kiln itself makes (engine/sandbox.ts) for `echo 1 > $out`, started in
+ * bubblewrap command line Kiln itself makes (engine/builders/sandbox.ts) for `echo 1 > $out`, started in
  * sequence. The floor under any first build that sandboxes each derivation, measured once per run.
  */
 function sandboxFloor(b: Bench): number | undefined {

@@ -119,9 +119,19 @@ export function handler(argv: Args): Promise<void> {
       const historyText = (h: HistoryGcResult, would: boolean) =>
         `history: ${h.buildRows} build records and ${h.targetRows} target realisations ${would ? "would be " : ""}deleted, ` +
         `${h.logFiles} log files (${human(h.logBytes)}) ${would ? "would be " : ""}removed; ${h.targets} targets keep their latest realisation and what why compares it with\n`;
+      // unreachable paths a limit left in place, and which limits did
+      const limits = [
+        ...(maxSize !== undefined ? [`the store is within --max-size ${argv["max-size"]}`] : []),
+        ...(maxFreed !== undefined ? [`--max-freed ${argv["max-freed"]} was reached`] : []),
+        ...(olderThan !== undefined ? [`used within --older-than ${argv["older-than"]}`] : []),
+      ];
+      const lru = maxSize !== undefined || maxFreed !== undefined ? " (least recently used went first)" : "";
+      const limited = r.keptByLimits.count
+        ? `; ${r.keptByLimits.count} unreachable paths ${dryRun ? "would be " : ""}kept (${human(r.keptByLimits.bytes)}): ${limits.join(", or ")}${lru}`
+        : "";
       if (dryRun) {
         process.stdout.write(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
-        process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays\n`);
+        process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays; ${r.live} live paths kept (${human(r.liveBytes)})${limited}\n`);
         if (history) process.stdout.write(historyText(history, true));
         return;
       }
@@ -129,7 +139,7 @@ export function handler(argv: Args): Promise<void> {
       const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
       process.stdout.write(
         `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
-          `${r.live} live paths kept (${human(r.liveBytes)})${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
+          `${r.live} live paths kept (${human(r.liveBytes)})${limited}${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
       );
       if (history) process.stdout.write(historyText(history, false));
       if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");

@@ -16,7 +16,7 @@ export const describe = "create or update kiln.lock (pinned fixed outputs and ho
 
 export function builder(y: Argv<GlobalArgs>) {
   return y
-    .option("check", { type: "boolean", describe: "only report drift; exit 1 if the lock would change" })
+    .option("check", { type: "boolean", describe: "only report drift; exit 3 if the lock would change" })
     .option("json", { type: "boolean", describe: "the changes as JSON" }) as unknown as Argv<Args>;
 }
 
@@ -30,7 +30,7 @@ export function handler(argv: Args): Promise<void> {
     if (argv.json) process.stdout.write(JSON.stringify({ file, created: !old, changes }, null, 2) + "\n");
     else if (changes.length === 0) process.stdout.write(`${file} is up to date\n`);
     else process.stdout.write(`${old ? (argv.check ? "would change" : "updated") : argv.check ? "would create" : "created"} ${file}:\n${renderDiff(changes)}\n`);
-    if (argv.check) return changes.length ? EXIT.failed : EXIT.ok;
+    if (argv.check) return changes.length ? EXIT.lockDrift : EXIT.ok;
     if (changes.length || !old) writeFileSync(file, renderLock(lock));
     return EXIT.ok;
   });

@@ -11,6 +11,7 @@ import { human } from "./path-info.js";
 interface AddArgs extends GlobalArgs {
   name: string;
   target: string;
+  realize?: boolean;
 }
 interface RmArgs extends GlobalArgs {
   name: string;
@@ -27,10 +28,15 @@ export function builder(y: Argv<GlobalArgs>) {
     .command<AddArgs>(
       "add <name> <target>",
       "pin a target (as realized in this store), a result link or a store path under a name",
-      (y2) => y2.positional("name", { type: "string", demandOption: true }).positional("target", { type: "string", demandOption: true }) as unknown as Argv<AddArgs>,
+      (y2) => y2.positional("name", { type: "string", demandOption: true }).positional("target", { type: "string", demandOption: true })
+        .option("realize", { type: "boolean", describe: "realize the target first if it is not in the store yet (as nix-build -o)" }) as unknown as Argv<AddArgs>,
       (argv) =>
-        withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
-          const paths = await toStorePaths(ctx, recipesEntry(argv), [argv.target]);
+        // progress shows only when there may be something to build
+        withContext({ ...argv, reporter: argv.realize ? argv.reporter : "quiet" }, async (ctx) => {
+          const paths = await toStorePaths(ctx, recipesEntry(argv), [argv.target], {
+            realize: Boolean(argv.realize),
+            hint: (t) => `pin it once it is built: kiln pin add --realize ${argv.name} ${t}   (or kiln realize ${t} first)`,
+          });
           if (paths.length !== 1) throw new KilnError("USAGE", `${argv.target} names ${paths.length} store paths; a pin holds one`, "pin each output under its own name");
           const { previous } = addPin(ctx.store, argv.name, paths[0]!, ctx.clock());
           process.stdout.write(`pinned ${argv.name} -> ${ctx.store.hostPath(paths[0]!)}${previous ? ` (was ${previous})` : ""}\n`);

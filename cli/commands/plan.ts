@@ -7,12 +7,14 @@ import { storeLookup } from "../../engine/history.js";
 import { downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { describeCause, explain, type CauseReport } from "../../engine/why.js";
+import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
+import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
-import { refineCauses } from "../causes.js";
 import { human } from "./path-info.js";
+import { recipesRevision } from "../git.js";
+import { recipesOf, refineReports } from "../causes.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -84,11 +86,13 @@ export async function forecast(ctx: Context & { root: string }, entry: string, t
   });
   const causes: Record<string, CauseReport[]> = {};
   const lookup = storeLookup(ctx.store, ev.evaluator.graph.byHash);
+  const rev = recipesRevision(entry);
   for (const r of ev.roots) {
     const last = targetRealisations(ctx.store, r.target, 1)[0];
     if (!last || last.drvHash === r.node.hash) continue;
-    const report = explain(last.drvHash, r.node.hash, lookup);
-    refineCauses(report.causes.map((c) => c.cause));
+    const now = { drvHash: r.node.hash, ...(ev.snapshot ? { snapshot: ev.snapshot } : {}) };
+    const report = explain(last.drvHash, r.node.hash, lookup, recipesOf(ctx.store, lookup, { drvHash: last.drvHash, row: last }, now, recipeSetRoot(entry)));
+    refineReports(report.causes, rev);
     causes[r.target] = report.causes;
   }
   return { nodes: rows, counts, totalMs, criticalMs: Math.max(0, ...finish.values()), unestimated, downloadBytes: download, causes };
@@ -100,7 +104,8 @@ const LABEL: Record<PlanState, string> = { build: "build", fetch: "fetch", unkno
 
 export function renderForecast(f: Forecast, relativeTo: string, all: boolean): string[] {
   const c = f.counts;
-  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${c.substitutable ? `, ${c.substitutable} from substituters (${human(f.downloadBytes)} to download)` : ""}; ${c.unknown} more only if an input's output changes (early cutoff may spare them)`];
+  const maybe = c.unknown ? `; ${c.unknown} more only if an input's output changes (early cutoff may spare them)` : "";
+  const out = [`would build ${c.build}, fetch ${c.fetch}, take ${c.cached} from the store${c.substitutable ? `, ${c.substitutable} from substituters (${human(f.downloadBytes)} to download)` : ""}${maybe}`];
   const shown = f.nodes.filter((n) => all || n.state !== "cached");
   const width = Math.max(0, ...shown.map((n) => n.name.length));
   for (const n of shown) {
@@ -113,7 +118,7 @@ export function renderForecast(f: Forecast, relativeTo: string, all: boolean): s
   for (const [target, causes] of Object.entries(f.causes)) {
     out.push(`changed since the last realisation of ${target}:`);
     for (const cr of causes) {
-      const [first, ...rest] = describeCause(cr.cause, { relativeTo });
+      const [first, ...rest] = describeReport(cr, { relativeTo });
       out.push(`  [${cr.id}] ${first}`);
       for (const l of rest) out.push(`      ${l}`);
     }

@@ -117,7 +117,7 @@ async function realizeTargets(
   const pushing = argv["push-to"] !== undefined ? new PushAfterBuild(pusherFor(ctx, argv, argv["push-to"], "realize --push-to")) : undefined;
   const result = await new Realizer(pushing ? { ...ctx, events: pushing.watch(ctx.events) } : ctx).realize(ev.evaluator.graph, ev.roots.map((r) => r.node));
   // history for `kiln why`: which derivation each target was, at which recipe revision
-  recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock());
+  recordTargets(ctx.store, ev.roots, result.outputs, rev, ctx.clock(), ev.snapshot);
   const rows: Array<{ target: string; output: string; path: string; link?: string }> = [];
   let n = 0;
   const base = argv["out-link"] ?? "result";
@@ -157,7 +157,7 @@ async function realizeTargets(
       path: result.outputs.get(r.node.hash)![r.output]!,
     }));
     const ident = noopIdent(entry, argv.targets, bid);
-    writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev });
+    writeRecord(ctx.root, { v: 1, key: noopKey(ident), ident, stats: noopStats, roots, derivations: graph.length, recipes: rev, snapshot: ev.snapshot ?? null });
   }
   // what was built is pushed even when something else failed
   await pushing?.finish(realisationsOf(ctx, ev.evaluator.graph, result.outputs));

@@ -2,10 +2,11 @@
 // from the one at a git revision, or from a given derivation): root causes and blast radius.
 import type { Argv } from "yargs";
 import { pickComparison, storeLookup, type AgainstSpec, type Comparison } from "../../engine/history.js";
+import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { explain, renderWhy, type WhyReport } from "../../engine/why.js";
 import type { TargetRealisation } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
-import { refineCauses } from "../causes.js";
+import { recipesOf, refineReports } from "../causes.js";
 import { resolveRevision } from "../git.js";
 import { withContext } from "../run.js";
 
@@ -53,8 +54,8 @@ export function handler(argv: Args): Promise<void> {
       against = { kind: "rev", revs: full ? [full] : [argv.since] };
     }
     const cmp = pickComparison(ctx.store, lookup, argv.target, against);
-    const report: WhyReport = explain(cmp.old.drvHash, cmp.new.drvHash, lookup);
-    refineCauses(report.causes.map((c) => c.cause));
+    const report: WhyReport = explain(cmp.old.drvHash, cmp.new.drvHash, lookup, recipesOf(ctx.store, lookup, cmp.old, cmp.new, recipeSetRoot(recipesEntry(argv))));
+    refineReports(report.causes, cmp.new.row?.recipes);
     if (argv.json) {
       process.stdout.write(JSON.stringify({ target: cmp.target, old: side(cmp.target, cmp.old), new: side(cmp.target, cmp.new), changed: report.changed, causes: report.causes, tree: report.root }, null, 2) + "\n");
       return;

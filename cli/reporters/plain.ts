@@ -1,6 +1,7 @@
 // Plain reporter: one line per state change, elapsed time in front, the failing node's log tail,
 // and a summary. For CI logs and pipes.
 import type { KilnEvent } from "../../engine/events.js";
+import { skipReason } from "./view-state.js";
 
 export interface PlainOptions {
   write: (s: string) => void;
@@ -53,14 +54,17 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         }
         break;
       case "skipped":
-        line(`skipped  ${e.node.name}: input ${e.because.name} failed`);
+        line(`skipped  ${e.node.name}: ${skipReason(e)}`);
+        break;
+      case "cancelled":
+        line(`cancelled ${e.node.name}`);
         break;
       case "checked":
         line(`${e.identical ? "same    " : "DIFFERS "} ${e.node.name}${e.output !== "out" ? `.${e.output}` : ""}: ${e.identical ? "rebuilt bit-identical" : `rebuild differs in ${e.differences.length} file(s): ${e.differences.slice(0, 8).join(", ")}`}`);
         break;
       case "finished":
         if (e.unchanged) line(`done: up to date, the outputs are valid in the store (${e.ms} ms)`);
-        else line(`done: ${e.built} built, ${e.cached} from the store, ${e.substituted ? `${e.substituted} substituted, ` : ""}${e.failed} failed in ${(e.ms / 1000).toFixed(1)}s`);
+        else line(`done: ${e.built} built, ${e.cached} from the store, ${e.substituted ? `${e.substituted} substituted, ` : ""}${e.failed} failed${e.cancelled ? `, ${e.cancelled} cancelled` : ""}${e.skipped ? `, ${e.skipped} skipped` : ""} in ${(e.ms / 1000).toFixed(1)}s`);
         break;
       case "dispatched":
         line(`building ${e.node.name} on ${e.machine === "local" ? "this machine" : e.machine}`);

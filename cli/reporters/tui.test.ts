@@ -25,11 +25,30 @@ function stateOf(events: KilnEvent[], at = 0): ViewState {
   return s;
 }
 
-const tick = () => new Promise((r) => setImmediate(r));
+/** The frame of the app rendered last, for tick(). */
+let currentFrame: (() => string | undefined) | undefined;
+
+/**
+ * Let a key press take effect: React renders in time slices and yields to the event loop when a
+ * render runs long (a loaded machine), so one turn of the loop is not always enough. Waits until
+ * the frame changes (at most 0.4 s: some keys change nothing on screen), then one more turn.
+ */
+async function tick(): Promise<void> {
+  const turn = () => new Promise((r) => setImmediate(r));
+  const before = currentFrame?.();
+  for (let waited = 0; waited < 400 && currentFrame?.() === before; waited += 5) {
+    await turn();
+    if (currentFrame?.() !== before) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await turn();
+}
 
 function app(state: ViewState, extra: Partial<AppProps> = {}) {
   const props: AppProps = { state, now: 1000, cancelling: false, onQuit: () => {}, rows: 30, columns: 100, ...extra };
-  return render(createElement(App, props));
+  const r = render(createElement(App, props));
+  currentFrame = r.lastFrame;
+  return r;
 }
 
 describe("TUI", () => {
@@ -76,6 +95,21 @@ describe("TUI", () => {
     assert.match(last, /FAILED greeting: builder for greeting exited with code 1/);
     assert.match(last, /\| sh: oops: not found/);
     assert.match(last, /done: 1 built, 1 from the store \(1 cut off early\), 1 failed in 4\.2s/);
+  });
+
+  test("the summary counts what substituters provided, so that it adds up to the graph", () => {
+    const s = stateOf([
+      planned,
+      { type: "substituted", node: ref("libgreet"), paths: {}, from: "cache" },
+      { type: "built", node: ref("hello"), paths: {}, ms: 1000, identical: false },
+      { type: "started", node: ref("greeting"), resolved: "r3", kind: "build" },
+      { type: "cancelled", node: ref("greeting") },
+      { type: "finished", built: 1, cached: 0, substituted: 1, failed: 0, cancelled: 1, skipped: 0, ms: 2000 },
+    ]);
+    const { lastFrame, unmount } = app(s);
+    const last = lastFrame()!;
+    unmount();
+    assert.match(last, /done: 1 built, 0 from the store, 1 substituted, 0 failed, 1 cancelled in 2\.0s/);
   });
 
   test("keys: move, collapse and expand, open the full log and go back, q quits", async () => {
@@ -277,7 +311,7 @@ describe("TUI", () => {
       planned,
       { type: "cached", node: ref("libgreet"), paths: {}, cutoff: false },
       { type: "failed", node: ref("hello"), message: "builder for hello exited with code 1", logTail: ["main.c:4: error: expected ';'"] },
-      { type: "skipped", node: ref("greeting"), because: ref("hello") },
+      { type: "skipped", node: ref("greeting"), because: ref("hello"), failed: ref("hello") },
       { type: "finished", built: 0, cached: 1, failed: 1, ms: 800 },
       { type: "watching", round: 2, files: 7, outputs: [], error: { code: "BUILD_FAILED", message: "1 derivation(s) failed: hello" } },
     ]);

@@ -24,10 +24,10 @@ import {
 } from "./view-state.js";
 
 const ICON: Record<NodeStatus, string> = {
-  waiting: "·", running: "»", cached: "=", cutoff: "≈", substituted: "↓", built: "✓", failed: "✗", skipped: "-",
+  waiting: "·", running: "»", cached: "=", cutoff: "≈", substituted: "↓", built: "✓", failed: "✗", cancelled: "×", skipped: "-",
 };
 const COLOR: Record<NodeStatus, string | undefined> = {
-  waiting: undefined, running: "yellow", cached: "gray", cutoff: "cyan", substituted: "blue", built: "green", failed: "red", skipped: "gray",
+  waiting: undefined, running: "yellow", cached: "gray", cutoff: "cyan", substituted: "blue", built: "green", failed: "red", cancelled: "gray", skipped: "gray",
 };
 
 /** Lines of the selected node's log shown under the tree. */
@@ -121,7 +121,7 @@ function Summary({ state, cancelled }: { state: ViewState; cancelled: boolean })
         );
       })}
       <Text bold>
-        {word}: {f.built} built, {f.cached} from the store{c.cutoff ? ` (${c.cutoff} cut off early)` : ""}, {f.failed} failed{c.skipped ? `, ${c.skipped} skipped` : ""} in {formatMs(f.ms)}
+        {word}: {f.built} built, {f.cached} from the store{c.cutoff ? ` (${c.cutoff} cut off early)` : ""}{f.substituted ? `, ${f.substituted} substituted` : ""}, {f.failed} failed{f.cancelled ? `, ${f.cancelled} cancelled` : ""}{f.skipped ? `, ${f.skipped} skipped` : ""} in {formatMs(f.ms)}
       </Text>
     </Box>
   );

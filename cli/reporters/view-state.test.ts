@@ -55,8 +55,8 @@ describe("view state", () => {
     applyEvent(s, { type: "cached", node: ref("libB"), paths: {}, cutoff: true }, 11);
     applyEvent(s, { type: "started", node: ref("libA"), resolved: "r-a", kind: "build" }, 12);
     applyEvent(s, { type: "failed", node: ref("libA"), message: "builder exited with code 1", logTail: ["cc: error"], logFile: "/l/a.log" }, 20);
-    applyEvent(s, { type: "skipped", node: ref("app"), because: ref("libA") }, 21);
-    applyEvent(s, { type: "skipped", node: ref("image"), because: ref("app") }, 21);
+    applyEvent(s, { type: "skipped", node: ref("app"), because: ref("libA"), failed: ref("libA") }, 21);
+    applyEvent(s, { type: "skipped", node: ref("image"), because: ref("app"), failed: ref("libA") }, 21);
     applyEvent(s, { type: "finished", built: 1, cached: 2, failed: 1, ms: 21 }, 22);
 
     const st = (n: string) => s.nodes.get(`h-${n}`)!.status;
@@ -66,6 +66,7 @@ describe("view state", () => {
     assert.deepEqual(s.nodes.get("h-libA")!.logTail, ["cc: error"]);
     assert.equal(s.nodes.get("h-libA")!.logFile, "/l/a.log");
     assert.equal(s.nodes.get("h-app")!.reason, "input libA failed");
+    assert.equal(s.nodes.get("h-image")!.reason, "input app was skipped (libA failed)", "the failure behind a skip is named");
     assert.deepEqual(s.failures, ["h-libA"]);
     assert.deepEqual(s.completions.map((c) => `${c.name}:${c.status}`), ["tool:cached", "src:built", "libB:cutoff", "libA:failed", "app:skipped", "image:skipped"]);
     assert.equal(s.phase, "finished");

@@ -15,9 +15,9 @@ export type { PlanState } from "../../engine/events.js";
 import type { PlanState } from "../../engine/events.js";
 
 /** waiting: not started (reason set when another kiln process holds its lock) */
-export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "skipped";
+export type NodeStatus = "waiting" | "running" | "cached" | "cutoff" | "substituted" | "built" | "failed" | "cancelled" | "skipped";
 
-export const DONE_STATUSES: ReadonlySet<NodeStatus> = new Set(["cached", "cutoff", "substituted", "built", "failed", "skipped"]);
+export const DONE_STATUSES: ReadonlySet<NodeStatus> = new Set(["cached", "cutoff", "substituted", "built", "failed", "cancelled", "skipped"]);
 
 /** Lines of each node's log kept in memory (the full log is in the store's log file). */
 export const LOG_TAIL_LINES = 200;
@@ -65,6 +65,7 @@ export interface Counts {
   substituted: number;
   built: number;
   failed: number;
+  cancelled: number;
   skipped: number;
 }
 
@@ -108,7 +109,7 @@ export interface ViewState {
   completions: Completion[];
   /** drv hashes of failed nodes, in order */
   failures: string[];
-  finished?: { built: number; cached: number; failed: number; ms: number; at: number };
+  finished?: { built: number; cached: number; substituted: number; failed: number; cancelled: number; skipped: number; ms: number; at: number };
   /** parallel builds, for the ETA */
   jobs: number;
   /** the longest node name, for aligned columns */
@@ -132,7 +133,7 @@ export function createViewState(o: { jobs?: number } = {}): ViewState {
     nodes: new Map(),
     order: [],
     roots: [],
-    counts: { total: 0, waiting: 0, running: 0, cached: 0, cutoff: 0, substituted: 0, built: 0, failed: 0, skipped: 0 },
+    counts: { total: 0, waiting: 0, running: 0, cached: 0, cutoff: 0, substituted: 0, built: 0, failed: 0, cancelled: 0, skipped: 0 },
     completions: [],
     failures: [],
     warnings: [],
@@ -170,6 +171,11 @@ function nodeOf(s: ViewState, ref: { drv: string; name: string }): NodeView {
     s.nameWidth = Math.max(s.nameWidth, ref.name.length);
   }
   return n;
+}
+
+/** Why a node was skipped: the input that did not come and, when that was skipped too, the failure behind it. */
+export function skipReason(e: Extract<KilnEvent, { type: "skipped" }>): string {
+  return e.failed.drv === e.because.drv ? `input ${e.because.name} failed` : `input ${e.because.name} was skipped (${e.failed.name} failed)`;
 }
 
 /** Fold one event into the state. `now`: when it was seen. */
@@ -249,8 +255,14 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     }
     case "skipped": {
       const n = nodeOf(s, e.node);
-      n.reason = `input ${e.because.name} failed`;
+      n.reason = skipReason(e);
       setStatus(s, n, "skipped", now);
+      break;
+    }
+    case "cancelled": {
+      const n = nodeOf(s, e.node);
+      if (n.startedAt !== undefined) n.ms = now - n.startedAt;
+      setStatus(s, n, "cancelled", now);
       break;
     }
     case "checked": {
@@ -260,7 +272,7 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
     }
     case "finished":
       s.phase = "finished";
-      s.finished = { built: e.built, cached: e.cached, failed: e.failed, ms: e.ms, at: now };
+      s.finished = { built: e.built, cached: e.cached, substituted: e.substituted ?? 0, failed: e.failed, cancelled: e.cancelled ?? s.counts.cancelled, skipped: e.skipped ?? s.counts.skipped, ms: e.ms, at: now };
       break;
     case "round": {
       // a new round: a fresh graph (the targets stay: a watch keeps its targets)
@@ -377,7 +389,7 @@ export interface Progress {
 
 export function progress(s: ViewState, now: number): Progress {
   const c = s.counts;
-  const done = c.cached + c.cutoff + c.substituted + c.built + c.failed + c.skipped;
+  const done = c.cached + c.cutoff + c.substituted + c.built + c.failed + c.cancelled + c.skipped;
   let work = 0;
   let unestimated = 0;
   let toRun = 0;
@@ -447,5 +459,6 @@ export const STATUS_LABEL: Record<NodeStatus, string> = {
   substituted: "fetched",
   built: "built",
   failed: "FAILED",
+  cancelled: "cancelled",
   skipped: "skipped",
 };

@@ -8,15 +8,15 @@
 // most of it). The runtime is built once here; pi4.slow.test.ts (npm run test:slow) builds the
 // whole image in two more stores and checks the runtime itself.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
-import { buildStarts, cleanup, eventsOf, kiln, kilnJson, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
+import { buildStarts, cleanup, eventsOf, kiln, kilnJson, query, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
 import { sha256File } from "../../store/digest.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
 import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
@@ -205,13 +205,45 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     assert.ok(cut.includes("pi4-llm-os-rootfs"), `cut off: ${cut.join(", ")}`);
   });
 
-  test("a new kernel fragment rebuilds the kernel and everything above it, nothing below", async () => {
+  test("a kernel fragment edit rebuilds the kernel and everything above it, nothing below; plan and why name the edit", async () => {
+    // the recipes in a git repository of their own, realized once as they are (all from the store)
     const recipes = copyRecipes();
+    const repo = dirname(recipes);
+    const git = (...args: string[]) => {
+      const r = spawnSync("git", ["-c", "user.name=kiln test", "-c", "user.email=test@kiln", ...args], { cwd: repo, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    git("init", "-q");
+    git("add", "recipes");
+    git("commit", "-q", "-m", "pi4-llm-os as it was");
     const index = join(recipes, "index.ts");
-    writeFileSync(index, readFileSync(index, "utf8")
-      .replace('import { pi4LlmOs,', 'import { fragments } from "./pi4-llm-os/kernel.js";\nimport { pi4LlmOs,')
-      .replace("const pi4 = pi4LlmOs();", "const pi4 = pi4LlmOs({ fragments: { ...fragments, extra: { IKCONFIG: \"y\" } } });"));
-    const r = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os", "pi4-llm-os.tests.boot"], { cwd: REPO, store });
+    const o = { cwd: repo, store };
+    const base = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os", "pi4-llm-os.tests.boot"], o);
+    assert.deepEqual(buildStarts(base.events), [], "the copy is the same recipe set: everything is in the store");
+
+    // IKCONFIG added to the userspace fragment, committed
+    const kernelTs = join(recipes, "pi4-llm-os", "kernel.ts");
+    const text = readFileSync(kernelTs, "utf8");
+    const edited = text.replace('TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",', 'TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",');
+    assert.notEqual(edited, text);
+    writeFileSync(kernelTs, edited);
+    const line = edited.split("\n").findIndex((l) => l.includes('IKCONFIG: "y",') && l.includes("TIMERFD")) + 1;
+    git("commit", "-q", "-am", "kernel: keep the config in /proc/config.gz");
+    const commit = git("rev-parse", "--short=10", "HEAD");
+    const cause = new RegExp(
+      `recipes/pi4-llm-os/kernel\\.ts:${line}, in fragments\\.userspace \\(last changed in ${commit} "kernel: keep the config in /proc/config\\.gz"\\)\n` +
+      ` *- TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",\n *\\+ TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",\n` +
+      ` *→ the build script of linux-pi4-llm-os changed\n *\\+ CONFIG_IKCONFIG=y\n`);
+
+    // before building: plan names the edit, and the kernel as certain to build
+    const plan = await kiln(["plan", "-f", index, "pi4-llm-os"], o);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /^would build 1, fetch 0, take \d+ from the store; 2 more only if/);
+    assert.match(plan.stdout, cause);
+    assert.doesNotMatch(plan.stdout, /std\/index\.ts/, "not the build() helper's line");
+
+    const r = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os", "pi4-llm-os.tests.boot"], o);
     const built = new Set(buildStarts(r.events).map((e) => e.node!.name));
     for (const above of ["linux-pi4-llm-os", "pi4-llm-os-boot.vfat", "pi4-llm-os-disk.img", "pi4-llm-os-boot-test-initramfs"]) {
       assert.ok(built.has(above), `${above} should be rebuilt; built: ${[...built].join(", ")}`);
@@ -221,5 +253,12 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     }
     const fetched = eventsOf(r.events, "started").filter((e) => e.kind === "fetch");
     assert.equal(fetched.length, 0, "no source is fetched again");
+
+    // and why, from the recorded history: one root cause, the edit, with its commit
+    const why = await kiln(["why", "-f", index, "pi4-llm-os"], o);
+    assert.equal(why.code, 0, why.stderr);
+    assert.match(why.stdout, /^why pi4-llm-os changed: 3 derivations differ, 1 root cause\n/);
+    assert.match(why.stdout, new RegExp(`\\n\\[1\\] ${cause.source}`));
+    assert.match(why.stdout, /blast radius: 3 derivations changed, 3 rebuilt \(linux-pi4-llm-os, pi4-llm-os-boot\.vfat, pi4-llm-os-disk\.img\)/);
   });
 });
