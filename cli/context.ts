@@ -9,7 +9,7 @@ import { SandboxBuilder } from "../engine/builders/sandbox.js";
 import { hostSystem } from "../engine/derivation.js";
 import { HostTools } from "../engine/hosttools.js";
 import { buildDurations } from "../store/history.js";
-import { LocalStore } from "../store/local-store.js";
+import { LocalStore, type OpenStoreOptions } from "../store/local-store.js";
 import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
@@ -135,9 +135,9 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
-export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink): Context & { root: string } {
+export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}): Context & { root: string } {
   const root = storeRoot(args);
-  const store = LocalStore.open(root);
+  const store = LocalStore.open(root, open);
   const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), store.hostToolCache());
   const cores = availableParallelism();
   const fetchEnv: Record<string, string> = {};

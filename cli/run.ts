@@ -1,7 +1,9 @@
 // Running a command: context creation, Ctrl-C handling, error printing and exit codes.
 import { isKilnError, type ErrorCode } from "../store/errors.js";
+import { storeFailure } from "../store/failures.js";
+import type { LocalStore, OpenStoreOptions } from "../store/local-store.js";
 import type { Context } from "../engine/context.js";
-import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
+import { makeContext, openReporter, storeRoot, type GlobalArgs, type Reporter } from "./context.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130, internal: 70 } as const;
 
@@ -17,7 +19,10 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   FIXED_OUTPUT_MISMATCH: EXIT.failed,
   FETCH_FAILED: EXIT.failed,
   STORE_CORRUPT: EXIT.failed,
+  IO_ERROR: EXIT.failed,
   LOCK_DRIFT: EXIT.failed,
+  STORE_UNUSABLE: EXIT.usage,
+  LOCK_INVALID: EXIT.usage,
   STORE_LOCKED: EXIT.usage,
   STORE_PATH_INVALID: EXIT.usage,
   RECIPE_NOT_FOUND: EXIT.usage,
@@ -33,7 +38,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   CANCELLED: EXIT.cancelled,
 };
 
-export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
+export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>, open: OpenStoreOptions = {}): Promise<void> {
   const ac = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -47,6 +52,7 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
   process.on("SIGTERM", onSigint);
   let ctx: (Context & { root: string }) | undefined;
   let reporter: Reporter | undefined;
+  let storeFailed = false;
   try {
     reporter = await openReporter(args, {
       // the TUI's q: it shows the cancelling itself
@@ -57,18 +63,35 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
       forceQuit: () => process.exit(EXIT.cancelled),
       store: () => ctx?.store,
     });
-    ctx = makeContext(args, ac.signal, reporter.events);
+    ctx = makeContext(args, ac.signal, reporter.events, open);
     const code = await fn(ctx);
     await reporter.close();
     process.exitCode = code ?? EXIT.ok;
   } catch (e) {
     // the TUI lets go of the terminal before the error is printed under it
     await reporter?.close().catch(() => {});
-    process.exitCode = reportError(e);
+    const failure = storeFailure(e, storeRoot(args)) ?? e;
+    // a store that just failed is no store to back up
+    if (isKilnError(failure) && (failure.code === "STORE_CORRUPT" || failure.code === "IO_ERROR")) storeFailed = true;
+    process.exitCode = reportError(failure);
   } finally {
+    if (ctx && !storeFailed) backUp(ctx.store);
     ctx?.store.close();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
+  }
+}
+
+/**
+ * Keep the database's backup fresh (store/backup.ts) after a command that wrote to it. A backup
+ * that cannot be written is worth a warning, never a failed command.
+ */
+function backUp(store: LocalStore): void {
+  try {
+    store.backupIfDue(Date.now());
+  } catch (e) {
+    const f = isKilnError(e) ? e : storeFailure(e, store.root);
+    process.stderr.write(`warning: the store database was not backed up: ${f ? f.describe() : (e as Error).message}\n`);
   }
 }
 

@@ -24,6 +24,8 @@ type NoFields = Record<never, never>;
 /** Each kind of failure and its own fields. */
 export interface FailureFields {
   STORE_CORRUPT: { path?: string; file?: string };
+  STORE_UNUSABLE: { path?: string };
+  IO_ERROR: { file?: string; errno?: string };
   STORE_PATH_INVALID: { path?: string };
   STORE_LOCKED: { holder?: number };
   RECIPE_NOT_FOUND: { file?: string };
@@ -42,6 +44,7 @@ export interface FailureFields {
   FETCH_FAILED: { expected?: string; attempts?: unknown[] };
   CANCELLED: NoFields;
   LOCK_DRIFT: { file?: string };
+  LOCK_INVALID: { file?: string };
   USAGE: NoFields;
 }
 

@@ -26,6 +26,9 @@
 // Crash-safe: SIGKILL at any point leaves either valid rows with their directories, or
 // directories without rows (strays: `kiln verify` reports them as harmless, the next gc removes
 // them). Ctrl-C (the signal) stops after the current batch.
+// Only a sound database decides: gc refuses one that fails SQLite's quick check, and a store
+// whose database is lost is not opened at all (store/recovery.ts), so its paths are never taken
+// for strays.
 import { existsSync, lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { KilnError } from "./errors.js";
@@ -248,6 +251,8 @@ export function takeGcLock(store: LocalStore): void {
 export async function collectGarbage(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   // a real sweep must never take paths that a root row still names
   if (opts.ignoreRoots?.size && !opts.dryRun) throw new Error("collectGarbage: ignoreRoots is for dry runs only");
+  // what is deleted, strays included, is decided by the database: it must be sound
+  store.assertSound();
   const lock = !opts.dryRun && !opts.lockHeld;
   if (lock) takeGcLock(store);
   try {
