@@ -4,7 +4,7 @@ import { basename, dirname, join, relative } from "node:path";
 import type { Context } from "../engine/context.js";
 import { Evaluator } from "../engine/evaluate.js";
 import { allTargetValues, loadRecipeSet } from "../engine/loader.js";
-import { computeLock, type Lock } from "../engine/lockfile.js";
+import { computeLock, parseLock, type Lock } from "../engine/lockfile.js";
 
 /** recipes/index.ts -> the folder above recipes/; any other entry file -> its own folder. */
 export function lockPath(entry: string): string {
@@ -21,5 +21,5 @@ export async function lockOfRecipeSet(ctx: Context & { root: string }, entry: st
 }
 
 export function readLock(file: string): Lock | undefined {
-  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Lock) : undefined;
+  return existsSync(file) ? parseLock(readFileSync(file, "utf8"), file) : undefined;
 }
