@@ -254,7 +254,10 @@ export class Realizer {
   }
 
   /** A node failed (its own failure, not a skip or a cancellation): say so, stop unless --keep-going. */
-  private fail(n: Node, e: unknown): never {
+  private fail(n: Node, thrown: unknown): never {
+    // a full disk or a damaged database while working on this node is its failure, named (and
+    // thrown on typed: it passes here again from the node's own promise)
+    const e = isKilnError(thrown) ? thrown : (this.ctx.store.failure(thrown) ?? thrown);
     if (isKilnError(e) && e.code !== "CANCELLED" && !e.context.skipped && !this.reported.has(e)) {
       this.reported.add(e);
       this.failed.push({ node: nodeRef(n), error: e });
