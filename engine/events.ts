@@ -19,6 +19,11 @@ export type KilnEvent =
    * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI)
    */
   | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[] }> }
+  /**
+   * store paths the database had as valid but that are gone from disk: the store forgot them,
+   * with every path that refers to them (`paths`), and the realize builds what it needs of them again
+   */
+  | { type: "forgotten"; missing: string[]; paths: string[] }
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" }
   | { type: "log"; node: NodeRef; line: string }
