@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
@@ -135,6 +135,20 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
+/** A command's absolute path on PATH: bubblewrap runs with an empty environment, so it is found here. */
+function onPath(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return join(dir, cmd);
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
 export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}): Context & { root: string } {
   const root = storeRoot(args);
   const store = LocalStore.open(root, open);
@@ -149,7 +163,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
     root,
     store,
     builder: new SandboxBuilder({
-      bwrap: process.env.KILN_BWRAP || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
+      bwrap: process.env.KILN_BWRAP || onPath("bwrap") || "bwrap", storeDir: store.storeDir, systems: [hostSystem()],
       scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
     }),
     substituters: [],
