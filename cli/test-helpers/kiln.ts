@@ -42,6 +42,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** run kiln under this umask (e.g. "077"), to show that builds do not inherit it */
   umask?: string;
+  /** run kiln as this user id (and group id), e.g. 65534 (nobody): needs root */
+  uid?: number;
 }
 
 const created: string[] = [];
@@ -104,7 +106,7 @@ export function startKiln(args: string[], o: RunOptions): Running {
   const argv = [CLI, "--store", o.store, ...args];
   const child = o.umask
     ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] })
-    : spawn(process.execPath, argv, { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"] });
+    : spawn(process.execPath, argv, { cwd: o.cwd, env: childEnv(o.env), stdio: ["ignore", "pipe", "pipe"], ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}) });
   let stdout = "";
   let stderr = "";
   let partial = "";
@@ -170,7 +172,7 @@ export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
   return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
 }
 
-export { allValid, buildRows, closureSql, query, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
+export { allValid, buildRows, closureSql, query, queryFile, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);
