@@ -3,11 +3,14 @@
 // history come back, not only the paths (those are re-registered from the disk by re-hashing).
 //
 // Written with VACUUM INTO: one statement in one read transaction, so the copy is a consistent
-// snapshot even while other kiln processes write (WAL readers do not block writers), compacted,
-// and synchronous (better-sqlite3's backup API is asynchronous and restarts its page copy each
-// time another connection writes). The copy is checked by SQLite (integrity and foreign keys)
-// and synced before it replaces the previous backup by a rename: a damaged database never
-// overwrites a good backup, and a crash leaves the old backup or the new one.
+// snapshot even while other kiln processes write (WAL readers do not block writers), and
+// synchronous (better-sqlite3's backup API is asynchronous and restarts its page copy each time
+// another connection writes). It reads every row of every table through SQLite's b-tree code,
+// which fails on a damaged page, and writes them into fresh pages and indexes; so a damaged
+// database never overwrites a good backup, without a second pass to check the copy (an integrity
+// check of 100k paths takes seconds). The copy is synced before it replaces the previous backup
+// by a rename: a crash leaves the old backup or the new one. A backup is checked in full
+// (integrity and foreign keys) before it is restored.
 import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { checkDatabase, sqlite, type Db } from "./database.js";
@@ -32,18 +35,29 @@ export function backupTime(root: string): number | undefined {
   }
 }
 
-/** Why `file` is no usable backup of a store database, or undefined when it is one. */
+/** Why `file` is no usable backup of a store database (SQLite's checks in full), or undefined when it is one. */
 export function backupProblem(file: string): string | undefined {
   if (!existsSync(file)) return "there is none";
+  return withCopy(file, (db) => {
+    const check = checkDatabase(db);
+    if (check.integrity.length) return `SQLite's integrity check fails: ${check.integrity.slice(0, 3).join("; ")}`;
+    if (check.foreignKeys.length) return `${check.foreignKeys.length} rows refer to rows that do not exist`;
+    return undefined;
+  });
+}
+
+/** Why a fresh copy is not a store database of a schema this kiln knows, or undefined. */
+function schemaProblem(file: string): string | undefined {
+  return withCopy(file, () => undefined);
+}
+
+function withCopy(file: string, check: (db: Db) => string | undefined): string | undefined {
   let db: Db | undefined;
   try {
     db = sqlite(file, { readonly: true, fileMustExist: true });
     const version = db.pragma("user_version", { simple: true }) as number;
     if (version < 1 || version > MIGRATIONS.length) return `it has schema version ${version}, not 1..${MIGRATIONS.length}`;
-    const check = checkDatabase(db);
-    if (check.integrity.length) return `SQLite's integrity check fails: ${check.integrity.slice(0, 3).join("; ")}`;
-    if (check.foreignKeys.length) return `${check.foreignKeys.length} rows refer to rows that do not exist`;
-    return undefined;
+    return check(db);
   } catch (e) {
     return (e as Error).message;
   } finally {
@@ -58,7 +72,7 @@ export function writeBackup(db: Db, root: string): void {
   rmSync(tmp, { force: true });
   try {
     db.prepare("VACUUM INTO ?").run(tmp);
-    const problem = backupProblem(tmp);
+    const problem = schemaProblem(tmp);
     if (problem) {
       throw new KilnError("STORE_CORRUPT", `the store database ${join(root, DB_FILE)} was not backed up: its copy is not sound (${problem})`,
         "run `kiln verify` to check the database; the previous backup was kept", { file: join(root, DB_FILE) });

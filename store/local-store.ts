@@ -92,8 +92,8 @@ export class LocalStore {
   }
 
   /**
-   * Refuse to go on with a database that fails SQLite's quick check (gc: what it deletes must be
-   * decided by a sound database).
+   * Refuse to go on with a database that fails SQLite's quick check (gc, before it removes
+   * strays: only a sound database may call a path unregistered).
    */
   assertSound(): void {
     const problems = quickCheck(this.#t.db);

@@ -82,7 +82,6 @@ export function handler(argv: Args): Promise<void> {
     // generations first: what only they kept alive goes in this very gc (a dry run marks as if they were gone).
     // A real gc takes its lock before deleting any: with another gc running, nothing is deleted.
     const lockHeld = !dryRun && genSpecs.length > 0;
-    if (genSpecs.length) ctx.store.assertSound();
     if (lockHeld) takeGcLock(ctx.store);
     try {
       let generations: Generation[] = [];
