@@ -10,7 +10,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readF
 import { dirname, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
-import { bindReadOnly, canMount, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
+import { bindReadOnly, canMount, fillUp, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
 import { cleanup, FIXTURES, hostStorePath, kiln, kilnJson, onDisk, tempDir, validPaths, type RunResult } from "./test-helpers/kiln.js";
 
 interface Case {
@@ -225,17 +225,4 @@ function storeState(store: string, withDb: boolean): Record<string, string> {
     /* no store directory */
   }
   return { paths: paths.join(" "), ...(withDb ? { db: digest(join(store, "db.sqlite")) } : {}), backup: digest(join(store, "db.backup.sqlite")) };
-}
-
-/** Write zeros to `file` until its file system is full. */
-function fillUp(file: string): void {
-  const chunk = Buffer.alloc(64 * 1024);
-  for (;;) {
-    try {
-      writeFileSync(file, chunk, { flag: "a" });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOSPC") return;
-      throw e;
-    }
-  }
 }

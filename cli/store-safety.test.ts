@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSy
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
-import { bindReadOnly, canMount, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
+import { bindReadOnly, canMount, fillUp, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
 import {
   buildRows, buildStarts, cleanup, closureSql, copyFixture, eventsOf, hostStorePath, kiln, kilnJson, onDisk, query, queryFile, tempDir, validPaths,
 } from "./test-helpers/kiln.js";
@@ -178,7 +178,6 @@ describe("the store survives damage and bad input", { timeout: 600_000 }, () => 
     try {
       const small = join(mnt, "store");
       await kilnJson(["realize", "--no-link", "small"], o(small));
-      writeFileSync(join(mnt, "filler"), Buffer.alloc(0));
       fillUp(join(mnt, "filler"));
       const full = await kiln(["pin", "add", "p", "small"], o(small));
       assert.equal(full.code, 1, full.stderr);
@@ -309,16 +308,3 @@ describe("the store survives damage and bad input", { timeout: 600_000 }, () => 
     assert.equal((await kiln(["verify"], o(store))).code, 0);
   });
 });
-
-/** Write zeros to `file` until its file system is full. */
-function fillUp(file: string): void {
-  const chunk = Buffer.alloc(64 * 1024);
-  for (;;) {
-    try {
-      writeFileSync(file, chunk, { flag: "a" });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOSPC") return;
-      throw e;
-    }
-  }
-}

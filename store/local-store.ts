@@ -74,11 +74,16 @@ export class LocalStore {
    */
   static open(root: string, o: OpenStoreOptions = {}): LocalStore {
     prepareRoot(root);
-    if (o.repair) {
-      const { db, recovery } = openForRepair(root, o.now ?? Date.now());
+    const { db, recovery } = o.repair
+      ? openForRepair(root, o.now ?? Date.now())
+      : { db: openDatabase(join(root, DB_FILE), root, { onEmpty: () => refuseLostDatabase(root) }), recovery: undefined };
+    try {
       return new LocalStore(root, db, recovery);
+    } catch (e) {
+      // the first read of the roots fails on a damaged page
+      db.close();
+      throw storeFailure(e, root) ?? e;
     }
-    return new LocalStore(root, openDatabase(join(root, DB_FILE), root, { onEmpty: () => refuseLostDatabase(root) }));
   }
 
   /** A failure of the machine under this store (damaged database, full or read-only disk) as a typed error. */

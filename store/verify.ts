@@ -89,7 +89,13 @@ function registerStrays(store: LocalStore): { registered: StorePathName[]; stray
       strays.push({ path: e, why: "not a store path name" });
       continue;
     }
-    const tree = hashTree(store.hostPath(e as StorePathName), { selfHash: parsed.hash });
+    let tree: ReturnType<typeof hashTree>;
+    try {
+      tree = hashTree(store.hostPath(e as StorePathName), { selfHash: parsed.hash });
+    } catch (err) {
+      strays.push({ path: e, why: `it cannot be read (${(err as Error).message})` });
+      continue;
+    }
     if (hashPart(`kiln-ca:${tree.digest}:${parsed.name}`) !== parsed.hash) {
       strays.push({ path: e, why: "its content does not give its name (damaged, or partly deleted)" });
       continue;

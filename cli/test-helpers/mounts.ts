@@ -1,6 +1,7 @@
 // Real conditions for the store-safety tests: a small tmpfs that a build can fill, a read-only
 // bind mount. Mounting needs root (the CI runs as root); unmountAll() undoes what was mounted.
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 
 export const canMount = process.getuid?.() === 0;
 
@@ -32,4 +33,17 @@ export function unmount(dir: string): void {
 
 export function unmountAll(): void {
   for (const d of mounted.splice(0).reverse()) spawnSync("umount", ["-l", d]);
+}
+
+/** Write zeros to `file` until its file system is full. */
+export function fillUp(file: string): void {
+  const chunk = Buffer.alloc(64 * 1024);
+  for (;;) {
+    try {
+      writeFileSync(file, chunk, { flag: "a" });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOSPC") return;
+      throw e;
+    }
+  }
 }
