@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
@@ -11,7 +11,7 @@ import { hostSystem } from "../engine/derivation.js";
 import { HostTools } from "../engine/hosttools.js";
 import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 import { buildDurations } from "../store/history.js";
-import { LocalStore } from "../store/local-store.js";
+import { LocalStore, type OpenStoreOptions } from "../store/local-store.js";
 import { BuildReasons } from "./build-reasons.js";
 import { jsonReporter } from "./reporters/json.js";
 import { loadTui } from "./reporters/load-tui.js";
@@ -145,14 +145,28 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
-/** The bubblewrap binary, for builds (engine/builders/sandbox.ts) and for kiln run and shell (cli/launch.ts). */
-export function bwrapBinary(): string {
-  return process.env.KILN_BWRAP || "bwrap";
+/** A command's absolute path on PATH: bubblewrap runs with an empty environment, so it is found here. */
+function onPath(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return join(dir, cmd);
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
 }
 
-export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink): Context & { root: string } {
+/** The bubblewrap binary, for builds (engine/builders/sandbox.ts) and for kiln run and shell (cli/launch.ts). */
+export function bwrapBinary(): string {
+  return process.env.KILN_BWRAP || onPath("bwrap") || "bwrap";
+}
+
+export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}): Context & { root: string } {
   const root = storeRoot(args);
-  const store = LocalStore.open(root);
+  const store = LocalStore.open(root, open);
   const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), store.hostToolCache());
   const cores = availableParallelism();
   const fetchEnv: Record<string, string> = {};

@@ -4,7 +4,7 @@ import { join, relative } from "node:path";
 import type { Context } from "../engine/context.js";
 import { Evaluator } from "../engine/evaluate.js";
 import { allTargetValues, loadRecipeSet } from "../engine/loader.js";
-import { computeLock, type Lock } from "../engine/lockfile.js";
+import { computeLock, parseLock, type Lock } from "../engine/lockfile.js";
 import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 
 /** In the recipe set's folder: the one above recipes/ for recipes/index.ts, else the entry file's own. */
@@ -22,5 +22,5 @@ export async function lockOfRecipeSet(ctx: Context & { root: string }, entry: st
 }
 
 export function readLock(file: string): Lock | undefined {
-  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Lock) : undefined;
+  return existsSync(file) ? parseLock(readFileSync(file, "utf8"), file) : undefined;
 }

@@ -1,8 +1,10 @@
 // Running a command: context creation, Ctrl-C handling, error printing and exit codes.
 import { setMaxListeners } from "node:events";
 import { isKilnError, type ErrorCode } from "../store/errors.js";
+import { storeFailure } from "../store/failures.js";
+import type { LocalStore, OpenStoreOptions } from "../store/local-store.js";
 import type { Context } from "../engine/context.js";
-import { makeContext, openReporter, type GlobalArgs, type Reporter } from "./context.js";
+import { makeContext, openReporter, storeRoot, type GlobalArgs, type Reporter } from "./context.js";
 
 /** lockDrift: `realize --locked` refused, or `lock --check` found drift; nothing was built */
 export const EXIT = { ok: 0, failed: 1, usage: 2, lockDrift: 3, cancelled: 130, internal: 70 } as const;
@@ -26,6 +28,9 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   SEED_RESOLVE_FAILED: EXIT.failed,
   SEED_INVALID: EXIT.usage,
   SEED_CONFLICT: EXIT.usage,
+  IO_ERROR: EXIT.failed,
+  STORE_UNUSABLE: EXIT.usage,
+  LOCK_INVALID: EXIT.usage,
   STORE_LOCKED: EXIT.usage,
   STORE_PATH_INVALID: EXIT.usage,
   RECIPE_NOT_FOUND: EXIT.usage,
@@ -41,7 +46,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   CANCELLED: EXIT.cancelled,
 };
 
-export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>): Promise<void> {
+export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>, open: OpenStoreOptions = {}): Promise<void> {
   const ac = new AbortController();
   // cache requests and builds in flight each listen to it (kiln copy uploads many at once)
   setMaxListeners(0, ac.signal);
@@ -57,6 +62,7 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
   process.on("SIGTERM", onSigint);
   let ctx: (Context & { root: string }) | undefined;
   let reporter: Reporter | undefined;
+  let storeFailed = false;
   try {
     reporter = await openReporter(args, {
       // the TUI's q: it shows the cancelling itself
@@ -67,18 +73,35 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
       forceQuit: () => process.exit(EXIT.cancelled),
       store: () => ctx?.store,
     });
-    ctx = makeContext(args, ac.signal, reporter.events);
+    ctx = makeContext(args, ac.signal, reporter.events, open);
     const code = await fn(ctx);
     await reporter.close();
     process.exitCode = code ?? EXIT.ok;
   } catch (e) {
     // the TUI lets go of the terminal before the error is printed under it
     await reporter?.close().catch(() => {});
-    process.exitCode = reportError(e);
+    const failure = storeFailure(e, storeRoot(args)) ?? e;
+    // a store that just failed is no store to back up
+    if (isKilnError(failure) && (failure.code === "STORE_CORRUPT" || failure.code === "IO_ERROR")) storeFailed = true;
+    process.exitCode = reportError(failure);
   } finally {
+    if (ctx && !storeFailed) backUp(ctx.store);
     ctx?.store.close();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
+  }
+}
+
+/**
+ * Keep the database's backup fresh (store/backup.ts) after a command that wrote to it. A backup
+ * that cannot be written is worth a warning, never a failed command.
+ */
+function backUp(store: LocalStore): void {
+  try {
+    store.backupIfDue(Date.now());
+  } catch (e) {
+    const f = isKilnError(e) ? e : storeFailure(e, store.root);
+    process.stderr.write(`warning: the store database was not backed up: ${f ? f.describe() : (e as Error).message}\n`);
   }
 }
 

@@ -6,6 +6,7 @@ import { copyFileSync, cpSync, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
+import { diskFull } from "../store/failures.js";
 import { removeTree, type StorePathName } from "../store/paths.js";
 import { BuildLog } from "./build-log.js";
 import { requestSelfHash, toBuildRequest, type BuildRequest } from "./build-request.js";
@@ -65,7 +66,11 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
   checkSystem(s, n, req);
   s.ctx.builder.checkAvailable();
   const logDir = join(store.logDir, hash.slice(0, 2));
-  mkdirSync(logDir, { recursive: true });
+  try {
+    mkdirSync(logDir, { recursive: true });
+  } catch {
+    /* the log cannot be written (a full disk): BuildLog keeps why, and the build goes on */
+  }
   const log = new BuildLog(join(logDir, `${hash}.log`), (line) => s.log(n, line));
   const t0 = s.ctx.clock();
   const buildId = store.startBuild({
@@ -74,6 +79,13 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
   });
   started();
   let result: BuildResult | undefined;
+  // what the builder left goes before the build's record is written: a build that filled the
+  // disk leaves room for it
+  const release = () => {
+    const r = result;
+    result = undefined;
+    r?.release();
+  };
   try {
     try {
       result = await s.ctx.builder.build(req, { signal: s.signal, onOutput: log.write, where: (machine) => s.ctx.events({ type: "dispatched", node: nodeRef(n), machine }) });
@@ -83,16 +95,27 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
     const r = result;
     const outcome = checkOutcome(s, n, req, r, log);
     if (outcome) {
+      release();
       store.finishBuild(buildId, outcome.status, outcome.exitCode, s.ctx.clock());
       throw outcome.error;
     }
     return register(s, n, req, r, hash, buildId);
   } catch (e) {
-    // a failure the checks above did not record (the builder could not start, registration failed)
-    if (!isKilnError(e) || !e.context.recorded) store.finishBuild(buildId, "failed", null, s.ctx.clock());
-    throw isKilnError(e) ? withLog(e, log) : e;
+    release();
+    // a full disk or a damaged database is this build's failure, named, like any other
+    const failure = isKilnError(e) ? e : store.failure(e);
+    if (!failure?.context.recorded) {
+      // a failure the checks above did not record (the builder could not start, registration failed)
+      try {
+        store.finishBuild(buildId, "failed", null, s.ctx.clock());
+      } catch (again) {
+        // the store fails as well: the failure above is the one to tell; the next run finds the row's process gone
+        if (!store.failure(again)) throw again;
+      }
+    }
+    throw failure ? withLog(failure, log) : e;
   } finally {
-    result?.release();
+    release();
   }
 }
 
@@ -103,9 +126,13 @@ function checkOutcome(s: StepEnv, n: Node, req: BuildRequest, r: BuildResult, lo
   if (r.exitCode !== 0) {
     const how = r.signal ? `was killed by ${r.signal}` : `exited with code ${r.exitCode}`;
     const disk = log.writeError ? ` (and its log could not be written: ${log.writeError.code === "ENOSPC" ? "no space left on device" : log.writeError.message})` : "";
+    // a build that filled the disk fails for that; saying so saves reading its log (taken before its scratch goes)
+    const full = !log.writeError && diskFull(s.ctx.store.tmpDir) ? `; no space left on device: the file system holding the store ${s.ctx.store.root} is full` : "";
     return {
       status: "failed", exitCode: r.exitCode,
-      error: new KilnError("BUILD_FAILED", `builder for ${n.name} ${how}${disk}`, `full log: kiln log ${n.name}  (${log.file})`, { drv: n.hash, exitCode: r.exitCode, ...recorded }),
+      error: new KilnError("BUILD_FAILED", `builder for ${n.name} ${how}${disk}${full}`,
+        `${disk || full ? "free space on the file system holding the store (kiln gc deletes what no root keeps), then run it again; " : ""}full log: kiln log ${n.name}  (${log.file})`,
+        { drv: n.hash, exitCode: r.exitCode, ...recorded }),
     };
   }
   for (const o of Object.keys(req.outputs)) {

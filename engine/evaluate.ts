@@ -159,6 +159,7 @@ export class Evaluator {
       env[k] = toStr(v);
     }
     for (const o of outputs) env[o] = outputPlaceholder(d.name, o);
+    checkArgSizes(env, args, a.script !== undefined, where, d.position);
 
     const hostTools: Derivation["hostTools"] = {};
     for (const t of [...tools].sort()) hostTools[t] = this.ctx.hostTools.fingerprint(t, where);
@@ -306,4 +307,30 @@ function checkSources(sources: readonly unknown[], where: string): void {
         'a source is { url }, { deb: { package, version, arch? } }, { npm: { name, version } }, { file } or { mirror }');
     }
   });
+}
+
+/** The kernel's limit on one string of a command line or environment (MAX_ARG_STRLEN, with its NUL). */
+export const MAX_ARG_STRLEN = 128 * 1024;
+/** What kiln lets a build's environment and arguments take together: half the kernel's default limit of 2 MiB. */
+export const MAX_ARGS_TOTAL = 1024 * 1024;
+
+/**
+ * Refuse, at evaluation and naming it, an environment variable or argument that no builder could
+ * be started with: the kernel refuses a larger one (E2BIG) on every machine.
+ */
+function checkArgSizes(env: Record<string, string>, args: string[], script: boolean, where: string, position: string | undefined): void {
+  const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  const hint = "pass large data as a file: a source() file, or the output of a derivation that writes it, and give the build its path";
+  let total = 0;
+  const check = (what: string, bytes: number) => {
+    total += bytes;
+    if (bytes >= MAX_ARG_STRLEN) {
+      throw new KilnError("RECIPE_INVALID", `derivation ${where}: ${what} is ${kib(bytes)}; the kernel starts no program with a variable or argument of ${kib(MAX_ARG_STRLEN)} or more`, hint, { position });
+    }
+  };
+  for (const [k, v] of Object.entries(env)) check(`env ${k}`, Buffer.byteLength(`${k}=${v}`) + 1);
+  args.forEach((a, i) => check(script && i === args.length - 1 ? "its script" : `argument ${i + 1} of the builder`, Buffer.byteLength(a) + 1));
+  if (total > MAX_ARGS_TOTAL) {
+    throw new KilnError("RECIPE_INVALID", `derivation ${where}: its environment and arguments take ${kib(total)}, more than the ${kib(MAX_ARGS_TOTAL)} kiln allows a build`, hint, { position });
+  }
 }

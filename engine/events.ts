@@ -24,6 +24,11 @@ export type KilnEvent =
   | { type: "warning"; message: string }
   /** a store path was uploaded to a binary cache (realize --push-to, kiln copy); bytes: its archive */
   | { type: "pushed"; path: string; bytes: number; to: string }
+  /**
+   * store paths the database had as valid but that are gone from disk: the store forgot them,
+   * with every path that refers to them (`paths`), and the realize builds what it needs of them again
+   */
+  | { type: "forgotten"; missing: string[]; paths: string[] }
   | { type: "waiting"; node: NodeRef; reason: string }
   | { type: "started"; node: NodeRef; resolved: string; kind: "build" | "fetch" | "substitute" }
   | { type: "log"; node: NodeRef; line: string }

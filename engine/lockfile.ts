@@ -5,6 +5,7 @@
 //   - the recipe set's identity: its entry file
 // Sorted, human-readable JSON. `kiln lock` writes it and shows the diff; `--locked` refuses to
 // build when it would change.
+import { KilnError } from "../store/errors.js";
 import { canonicalJson } from "./canonical.js";
 import type { FetchSource } from "./derivation.js";
 import type { Node } from "./evaluate.js";
@@ -47,6 +48,40 @@ export function computeLock(entry: string, nodes: Iterable<Node>, root: string):
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]!]));
+}
+
+/**
+ * Read the text of a kiln.lock. Anything that is not one (truncated or hand-broken JSON, another
+ * shape) is refused with the file and, for bad JSON, the line and column where it goes wrong.
+ */
+export function parseLock(text: string, file: string): Lock {
+  const refuse = (what: string, position?: string) =>
+    new KilnError("LOCK_INVALID", `${position ?? file} is not a valid kiln.lock: ${what}`,
+      `fix it by hand, restore it from git (git checkout -- ${file}), or delete it and run \`kiln lock\` to write it again`,
+      { file, ...(position ? { position } : {}) });
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const at = /at position (\d+)/.exec(msg);
+    const offset = at ? Number(at[1]) : /end of JSON input/.test(msg) ? text.length : undefined;
+    throw refuse(msg.replace(/ in JSON at position \d+.*$/, ""), offset === undefined ? undefined : `${file}:${lineColumn(text, offset)}`);
+  }
+  const o = v as Partial<Lock> | null;
+  const isMap = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+  if (!isMap(o)) throw refuse("it is not a JSON object");
+  if (o!.version !== LOCK_VERSION) throw refuse(`its version is ${JSON.stringify(o!.version)}, and this kiln reads version ${LOCK_VERSION}`);
+  if (!isMap(o!.recipes) || typeof o!.recipes!.entry !== "string") throw refuse("it has no recipes.entry");
+  for (const k of ["fixedOutputs", "hostTools"] as const) if (!isMap(o![k])) throw refuse(`${k} is not an object`);
+  return o as Lock;
+}
+
+/** 1-based line:column of a character offset in `text`. */
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  return `${line}:${offset - before.lastIndexOf("\n")}`;
 }
 
 /** Stable text: sorted keys, two-space indent, one trailing newline. */

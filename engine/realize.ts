@@ -93,6 +93,7 @@ export class Realizer {
     const all = reachable(graph, roots);
     store.recordDerivations(all, (n) => JSON.stringify({ drv: n.drv, meta: n.meta }));
     this.planned = await plan(store, all, this.ctx.substituters, this.signal);
+    if (this.forgetMissing(all, roots)) this.planned = await plan(store, all, this.ctx.substituters, this.signal);
     const p = this.planned;
     const nodes = neededNodes(all, roots, p);
     refuseForeignSystems(this.ctx, nodes, p);
@@ -111,6 +112,32 @@ export class Realizer {
     });
     const recorded = buildDurations(store, nodes.filter((n) => p.get(n)!.state !== "cached"));
     this.priority = criticalPathPriorities(nodes, (n) => (p.get(n)!.state === "cached" ? 0 : (recorded.get(n.hash)?.ms ?? 1000)));
+  }
+
+  /**
+   * The database may say a path is valid that is gone from disk (deleted by hand, a restored
+   * backup): a realize must not print it, nor hand it to a build. The paths this run will use as
+   * they are (the targets' outputs found in the store, and the closures of what the builds to come
+   * take from the store) are looked at on disk; those missing are forgotten, with what refers to
+   * them, and the plan is made again. True if any were. One lstat per path a build or a result
+   * uses: a no-op realize looks only at its targets' outputs.
+   */
+  private forgetMissing(all: Node[], roots: Node[]): boolean {
+    const p = this.planned;
+    const used = new Set<StorePathName>();
+    const cached = (n: Node) => (p.get(n)?.state === "cached" ? p.get(n)!.outputs! : undefined);
+    for (const r of roots) for (const path of Object.values(cached(r) ?? {})) used.add(path);
+    for (const n of neededNodes(all, roots, p)) {
+      if (p.get(n)!.state === "cached") continue;
+      for (const d of n.deps) for (const o of n.drv.inputDrvs[d.hash] ?? []) if (cached(d)?.[o]) used.add(cached(d)![o]!);
+      for (const src of n.sources.keys()) used.add(src);
+    }
+    const store = this.ctx.store;
+    const missing = store.missingOnDisk(store.closure(used));
+    if (missing.length === 0) return false;
+    const forgotten = store.invalidate(missing);
+    this.ctx.events({ type: "forgotten", missing, paths: forgotten });
+    return true;
   }
 
   private ensure(n: Node): Promise<Outcome> {
@@ -294,7 +321,10 @@ export class Realizer {
   }
 
   /** A node failed (its own failure, not a skip or a cancellation): say so, stop unless --keep-going. */
-  private fail(n: Node, e: unknown): never {
+  private fail(n: Node, thrown: unknown): never {
+    // a full disk or a damaged database while working on this node is its failure, named (and
+    // thrown on typed: it passes here again from the node's own promise)
+    const e = isKilnError(thrown) ? thrown : (this.ctx.store.failure(thrown) ?? thrown);
     if (isKilnError(e) && e.code !== "CANCELLED" && !e.context.skipped && !this.reported.has(e)) {
       this.reported.add(e);
       this.failed.push({ node: nodeRef(n), error: e });

@@ -1,8 +1,10 @@
 // Opening the store database: WAL, busy timeout, foreign keys, numbered migrations. The handle
 // never leaves store/: each table has one owner module that holds its statements.
 import type Database from "better-sqlite3";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { KilnError } from "./errors.js";
+import { storeFailure } from "./failures.js";
 import { MIGRATIONS } from "./migrations.js";
 
 export type Db = Database.Database;
@@ -11,7 +13,7 @@ export type Db = Database.Database;
  * better-sqlite3, loaded the quick way: require (no ESM-from-CommonJS export scan) and the addon
  * by its path (no search by the 'bindings' package); ~25 ms less start-up for the no-op launcher.
  */
-function sqlite(file: string): Db {
+export function sqlite(file: string, options: { readonly?: boolean; fileMustExist?: boolean } = {}): Db {
   const require = createRequire(import.meta.url);
   const Ctor = require("better-sqlite3") as typeof Database;
   let nativeBinding: string | undefined;
@@ -20,30 +22,84 @@ function sqlite(file: string): Db {
   } catch {
     /* built elsewhere: let it search */
   }
-  return new Ctor(file, nativeBinding ? { nativeBinding } : {});
+  return new Ctor(file, { ...options, ...(nativeBinding ? { nativeBinding } : {}) });
 }
 
-/** Open (creating and migrating if needed) the database file of a store. */
-export function openDatabase(file: string, root: string): Db {
-  let db: Db;
+export interface OpenOptions {
+  /**
+   * Called when the database has no schema yet (a new store, or a file that was deleted or
+   * emptied), before anything is written: it may refuse by throwing.
+   */
+  onEmpty?: () => void;
+}
+
+/**
+ * Open (creating and migrating if needed) the database file of a store. SQLite's failures (a
+ * damaged file, a read-only or full disk) become typed errors that name the file.
+ */
+export function openDatabase(file: string, root: string, o: OpenOptions = {}): Db {
+  if (!existsSync(file)) o.onEmpty?.();
+  let db: Db | undefined;
   try {
     db = sqlite(file);
+    db.pragma("busy_timeout = 10000");
+    if (o.onEmpty && db.pragma("user_version", { simple: true }) === 0 && !hasTables(db)) o.onEmpty();
+    // WAL is a property of the file: set once, by whichever process creates the store. Switching
+    // a fresh file into WAL needs an exclusive lock, and SQLite answers "database is locked" at
+    // once (no busy handler: it would deadlock) while another process is opening the same fresh
+    // store, so that step alone is retried.
+    const d = db;
+    retryBusy(() => {
+      if (d.pragma("journal_mode", { simple: true }) !== "wal") d.pragma("journal_mode = WAL");
+    });
+    db.pragma("synchronous = NORMAL");
+    db.pragma("foreign_keys = ON");
+    migrate(db);
+    return db;
   } catch (e) {
-    throw new KilnError("STORE_CORRUPT", `cannot open the store database in ${root}: ${(e as Error).message}`,
-      "check the permissions of the store directory, or point --store / KILN_STORE elsewhere");
+    db?.close();
+    throw storeFailure(e, root) ?? e;
   }
-  db.pragma("busy_timeout = 10000");
-  // WAL is a property of the file: set once, by whichever process creates the store. Switching
-  // a fresh file into WAL needs an exclusive lock, and SQLite answers "database is locked" at
-  // once (no busy handler: it would deadlock) while another process is opening the same fresh
-  // store, so that step alone is retried.
-  retryBusy(() => {
-    if (db.pragma("journal_mode", { simple: true }) !== "wal") db.pragma("journal_mode = WAL");
-  });
-  db.pragma("synchronous = NORMAL");
-  db.pragma("foreign_keys = ON");
-  migrate(db);
-  return db;
+}
+
+function hasTables(db: Db): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1").get() !== undefined;
+}
+
+export interface DatabaseCheck {
+  /** what PRAGMA integrity_check found wrong (empty: nothing) */
+  integrity: string[];
+  /** rows whose foreign key points at nothing (PRAGMA foreign_key_check) */
+  foreignKeys: Array<{ table: string; rowid: number | null; parent: string }>;
+}
+
+/** What SQLite's quick check (every page and b-tree, not index contents) finds wrong; empty: nothing. */
+export function quickCheck(db: Db): string[] {
+  try {
+    return (db.pragma("quick_check") as Array<{ quick_check: string }>).map((r) => r.quick_check).filter((m) => m !== "ok");
+  } catch (e) {
+    return [(e as Error).message];
+  }
+}
+
+/**
+ * SQLite's own checks of the database file: every page, index and constraint (integrity_check)
+ * and every reference between tables (foreign_key_check). A check that cannot even run on a
+ * damaged file reports why instead.
+ */
+export function checkDatabase(db: Db): DatabaseCheck {
+  const out: DatabaseCheck = { integrity: [], foreignKeys: [] };
+  try {
+    for (const r of db.pragma("integrity_check") as Array<{ integrity_check: string }>) if (r.integrity_check !== "ok") out.integrity.push(r.integrity_check);
+  } catch (e) {
+    out.integrity.push((e as Error).message);
+  }
+  try {
+    for (const r of db.pragma("foreign_key_check") as Array<{ table: string; rowid: number | null; parent: string }>) out.foreignKeys.push({ table: r.table, rowid: r.rowid, parent: r.parent });
+  } catch (e) {
+    out.integrity.push((e as Error).message);
+  }
+  return out;
 }
 
 /**

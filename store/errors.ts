@@ -24,6 +24,8 @@ type NoFields = Record<never, never>;
 /** Each kind of failure and its own fields. */
 export interface FailureFields {
   STORE_CORRUPT: { path?: string; file?: string };
+  STORE_UNUSABLE: { path?: string };
+  IO_ERROR: { file?: string; errno?: string };
   /** notRealized: a target that is not in the store yet (kiln run and shell then realize it) */
   STORE_PATH_INVALID: { path?: string; notRealized?: boolean };
   STORE_LOCKED: { holder?: number };
@@ -49,6 +51,7 @@ export interface FailureFields {
   SEED_INVALID: { file?: string };
   SEED_CONFLICT: { conflicts?: Record<string, string[]> };
   SEED_RESOLVE_FAILED: NoFields;
+  LOCK_INVALID: { file?: string };
   USAGE: NoFields;
 }
 

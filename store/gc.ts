@@ -26,6 +26,11 @@
 // Crash-safe: SIGKILL at any point leaves either valid rows with their directories, or
 // directories without rows (strays: `kiln verify` reports them as harmless, the next gc removes
 // them). Ctrl-C (the signal) stops after the current batch.
+// Only a sound database decides. The mark reads every row of the tables it relies on (a damaged
+// page there fails the gc before anything is deleted); strays are removed only after SQLite's
+// quick check of the whole database passes (run only when there are strays: it reads every
+// page); and a store whose database is lost is not opened at all (store/recovery.ts), so its
+// paths are never taken for strays.
 import { existsSync, lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { KilnError } from "./errors.js";
@@ -449,7 +454,9 @@ function findStrays(store: LocalStore, known?: ReadonlyMap<string, number>): str
  */
 function removeStrays(store: LocalStore): string[] {
   const removed: string[] = [];
-  for (const e of findStrays(store)) {
+  const strays = findStrays(store);
+  if (strays.length) store.assertSound();
+  for (const e of strays) {
     const key = `path:${e.slice(0, HASH_PART_LEN)}`;
     if (!store.tryLock(key)) continue;
     try {

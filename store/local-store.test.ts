@@ -12,6 +12,7 @@ import { KilnError } from "./errors.js";
 import { MIGRATIONS } from "./migrations.js";
 import { makeStorePathName, parseStorePathName, removeTree, validateName, type StorePathName } from "./paths.js";
 import { tablesOf, LocalStore } from "./local-store.js";
+import { overwriteTablePage } from "./test-helpers/damage.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, "..");
@@ -55,6 +56,54 @@ describe("LocalStore.open and migrations", () => {
     assert.equal(again.derivation("h".repeat(64))?.name, "x");
     assert.equal(tablesOf(again).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
     again.close();
+  });
+
+  test("a database emptied or deleted beside a store directory that holds paths is refused; a new store is not", () => {
+    const s = tempStore();
+    const { path } = s.addOutput({ scratch: scratchOutput(s, { f: "x" }), name: "kept", candidates: [] }, () => {});
+    s.close();
+    for (const lose of [() => writeFileSync(join(s.root, "db.sqlite"), ""), () => removeTree(join(s.root, "db.sqlite"))]) {
+      lose();
+      assert.throws(() => LocalStore.open(s.root), (e: unknown) =>
+        e instanceof KilnError && e.code === "STORE_CORRUPT" && /missing or empty, but .* holds 1 store path/.test(e.message) && /kiln verify --repair/.test(e.hint ?? ""));
+      assert.ok(existsSync(s.hostPath(path)));
+    }
+    assert.ok(!existsSync(join(s.root, "db.sqlite")), "the refusal made no database");
+    // an empty store directory: a new store, created as usual
+    removeTree(s.hostPath(path));
+    LocalStore.open(s.root).close();
+  });
+
+  test("a backup is written when the process wrote and the roots changed, or the backup is old", () => {
+    const s = tempStore();
+    const backup = join(s.root, "db.backup.sqlite");
+    assert.equal(s.backupIfDue(Date.now()), false, "nothing written: no backup");
+    s.recordDerivation("h".repeat(64), "x", "{}");
+    assert.equal(s.backupIfDue(Date.now()), true, "the first one");
+    assert.equal(new Database(backup, { readonly: true }).prepare("SELECT name FROM derivations").pluck().get(), "x");
+    s.recordDerivation("g".repeat(64), "y", "{}");
+    assert.equal(s.backupIfDue(Date.now()), false, "the roots did not change and the backup is fresh");
+    assert.equal(s.backupIfDue(Date.now() + 11 * 60_000), true, "older than ten minutes");
+    s.close();
+    const again = LocalStore.open(s.root);
+    const { path } = again.addOutput({ scratch: scratchOutput(again, { f: "y" }), name: "pinned", candidates: [] }, () => {});
+    tablesOf(again).roots.put("pin:p", "pin", path, 1);
+    assert.equal(again.backupIfDue(Date.now()), true, "a new pin");
+    again.close();
+  });
+
+  test("a damaged database never replaces a good backup", () => {
+    const s = tempStore();
+    s.addOutput({ scratch: scratchOutput(s, { f: "z" }), name: "one", candidates: [] }, () => {});
+    s.backup();
+    s.close();
+    const good = readFileSync(join(s.root, "db.backup.sqlite"));
+    overwriteTablePage(s.root, "valid_paths");
+    const damaged = LocalStore.open(s.root);
+    assert.throws(() => damaged.backup());
+    damaged.close();
+    assert.deepEqual(readFileSync(join(s.root, "db.backup.sqlite")), good);
+    assert.deepEqual(readdirSync(s.root).filter((e) => e.includes(".tmp")), [], "no copy left behind");
   });
 
   test("a database from a newer kiln is refused with STORE_CORRUPT", () => {

@@ -4,6 +4,7 @@
 // Host layout under the store root (default ~/.local/share/kiln):
 //   store/<hash>-<name>   outputs, read-only, seen by builds as /kiln/store/<hash>-<name>
 //   db.sqlite             metadata (WAL)
+//   db.backup.sqlite      its latest sound copy (store/backup.ts), for `kiln verify --repair`
 //   tmp/                  scratch directories of running builds, named by owner pid
 //   logs/                 build logs
 //   profiles/             <name> -> <name>-<n>-link -> store/<hash>-profile-<name> (store/profiles.ts)
@@ -11,19 +12,33 @@
 // LocalStore is a façade: each table has one owner module (store/*-table.ts) holding its
 // statements, and the database handle never leaves store/. Modules of store/ reach the tables
 // through `tablesOf`; nothing outside store/ may (a test checks).
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { BACKUP_EVERY_MS, backupTime, writeBackup } from "./backup.js";
 import type { BuildRecordStart, BuildRow } from "./build-table.js";
-import { openDatabase, type Db } from "./database.js";
+import { checkDatabase, openDatabase, quickCheck, type DatabaseCheck, type Db } from "./database.js";
 import { PersistentDigestCache } from "./digest-cache.js";
+import { KilnError, type AnyKilnError } from "./errors.js";
+import { DB_FILE, repairHint, storeFailure } from "./failures.js";
 import type { PathInfo } from "./path-table.js";
-import { removeTree, type StorePathName } from "./paths.js";
+import { existsOrLink, removeTree, type StorePathName } from "./paths.js";
 import { addOutput, importPath, type AddOutputOptions, type ImportOptions, type Registered } from "./registration.js";
+import { openForRepair, refuseLostDatabase, type Recovery } from "./recovery.js";
 import { cleanStaleScratch, makeScratchDir } from "./scratch.js";
 import { Tables } from "./tables.js";
 
 export { Tables };
-export type { AddOutputOptions, BuildRecordStart, BuildRow, ImportOptions, PathInfo };
+export type { AddOutputOptions, BuildRecordStart, BuildRow, DatabaseCheck, ImportOptions, PathInfo, Recovery };
+
+export interface OpenStoreOptions {
+  /**
+   * `kiln verify --repair`: a lost or damaged database is recovered (store/recovery.ts) instead of
+   * refused; `recovery` then says how
+   */
+  repair?: boolean;
+  /** ms since the epoch (the name of the files kept aside) */
+  now?: number;
+}
 
 const tablesByStore = new WeakMap<LocalStore, Tables>();
 
@@ -40,26 +55,94 @@ export class LocalStore {
   /** this store's process-lifetime scratch dir, once made (processDir) */
   #shared: string | undefined;
   #digests: PersistentDigestCache | undefined;
+  /** the roots, pins and profiles as opened (backupIfDue: did they change?) */
+  readonly #rootsAtOpen: string;
 
-  private constructor(readonly root: string, db: Db) {
+  private constructor(readonly root: string, db: Db, readonly recovery?: Recovery) {
     this.storeDir = join(root, "store");
     this.tmpDir = join(root, "tmp");
     this.logDir = join(root, "logs");
     this.#t = new Tables(db);
     tablesByStore.set(this, this.#t);
+    this.#rootsAtOpen = this.#rootsFingerprint();
   }
 
-  /** Open (creating and migrating if needed) the store at `root`. */
-  static open(root: string): LocalStore {
-    for (const d of ["store", "tmp", "logs"]) mkdirSync(join(root, d), { recursive: true });
-    return new LocalStore(root, openDatabase(join(root, "db.sqlite"), root));
+  /**
+   * Open (creating and migrating if needed) the store at `root`. A root that cannot be a store is
+   * refused (STORE_UNUSABLE), and so is a database that is lost or damaged while the store holds
+   * paths (STORE_CORRUPT: `kiln verify --repair` recovers it).
+   */
+  static open(root: string, o: OpenStoreOptions = {}): LocalStore {
+    prepareRoot(root);
+    const { db, recovery } = o.repair
+      ? openForRepair(root, o.now ?? Date.now())
+      : { db: openDatabase(join(root, DB_FILE), root, { onEmpty: () => refuseLostDatabase(root) }), recovery: undefined };
+    try {
+      return new LocalStore(root, db, recovery);
+    } catch (e) {
+      // the first read of the roots fails on a damaged page
+      db.close();
+      throw storeFailure(e, root) ?? e;
+    }
+  }
+
+  /** A failure of the machine under this store (damaged database, full or read-only disk) as a typed error. */
+  failure(e: unknown): AnyKilnError | undefined {
+    return storeFailure(e, this.root);
+  }
+
+  /** SQLite's integrity and foreign-key checks of the database. */
+  checkDatabase(): DatabaseCheck {
+    return checkDatabase(this.#t.db);
+  }
+
+  /**
+   * Refuse to go on with a database that fails SQLite's quick check (gc, before it removes
+   * strays: only a sound database may call a path unregistered).
+   */
+  assertSound(): void {
+    const problems = quickCheck(this.#t.db);
+    if (problems.length === 0) return;
+    const file = join(this.root, DB_FILE);
+    throw new KilnError("STORE_CORRUPT", `the store database ${file} is damaged (${problems.slice(0, 3).join("; ").replace(/\s*\n\s*/g, " ")})`, repairHint(this.root), { file });
+  }
+
+  /** Write the database's backup now (store/backup.ts). */
+  backup(): void {
+    writeBackup(this.#t.db, this.root);
+  }
+
+  /**
+   * At the end of a command: refresh the backup if this process wrote to the database and the
+   * roots, pins or profiles changed, or the backup is missing or older than BACKUP_EVERY_MS.
+   * True if it wrote one.
+   */
+  backupIfDue(now: number): boolean {
+    if (!this.#t.db.open || this.#t.db.inTransaction) return false;
+    const wrote = (this.#t.db.prepare("SELECT total_changes() AS n").get() as { n: number }).n > 0;
+    if (!wrote) return false;
+    const at = backupTime(this.root);
+    if (at !== undefined && now - at < BACKUP_EVERY_MS && this.#rootsFingerprint() === this.#rootsAtOpen) return false;
+    this.backup();
+    return true;
+  }
+
+  #rootsFingerprint(): string {
+    return this.#t.roots.fingerprint() + "\0" + this.#t.profiles.fingerprint();
   }
 
   close(): void {
     // this process's temporary roots end with it (rows of a killed process are ignored as stale)
     if (this.#t.db.open) {
-      this.#t.tempRoots.dropOwn();
-      this.#t.db.close();
+      try {
+        this.#t.tempRoots.dropOwn();
+      } catch (e) {
+        // a database that cannot be written now (read-only, full, damaged): the command has said
+        // so already, and rows of a process that is gone are ignored as stale anyway
+        if (!this.failure(e)) throw e;
+      } finally {
+        this.#t.db.close();
+      }
     }
     if (this.#shared) removeTree(this.#shared);
     this.#shared = undefined;
@@ -97,6 +180,11 @@ export class LocalStore {
     return this.#t.paths.info(p);
   }
 
+  /** Which of these valid paths are gone from the store directory (sorted). */
+  missingOnDisk(paths: Iterable<StorePathName>): StorePathName[] {
+    return [...paths].filter((p) => !existsOrLink(this.hostPath(p))).sort();
+  }
+
   /** The closure of `paths`: one recursive query, not one query per path. */
   closure(paths: Iterable<StorePathName>): Set<StorePathName> {
     return this.#t.paths.closure([...paths]);
@@ -111,9 +199,9 @@ export class LocalStore {
     return this.#t.paths.all();
   }
 
-  /** Invalidate paths, everything that references them, and realisations pointing at them. */
-  invalidate(paths: StorePathName[]): void {
-    this.#t.transaction(() => this.#t.paths.invalidateWithReferrers(paths));
+  /** Invalidate paths, everything that references them, and realisations pointing at them; the paths invalidated. */
+  invalidate(paths: StorePathName[]): StorePathName[] {
+    return this.#t.transaction(() => this.#t.paths.invalidateWithReferrers(paths));
   }
 
   // ---- realisations --------------------------------------------------------------------------
@@ -291,5 +379,43 @@ export class LocalStore {
   #deps() {
     const t = this.#t;
     return { storeDir: this.storeDir, paths: t.paths, locks: t.locks, tempRoots: t.tempRoots, transaction: <T>(fn: () => T) => t.transaction(fn) };
+  }
+}
+
+/** Make the store's directories, or refuse a root that cannot be a store (a file, read-only, not ours). */
+function prepareRoot(root: string): void {
+  const refuse = (why: string) =>
+    new KilnError("STORE_UNUSABLE", `the store ${root} cannot be used: ${why}`,
+      "point --store (or KILN_STORE) at a directory that the user running kiln may write (it is created if missing)", { path: root });
+  const reason = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === "EROFS" ? "it is on a read-only file system"
+      : code === "EACCES" || code === "EPERM" ? `permission denied (${(e as Error).message})`
+      : code === "ENOTDIR" ? "a part of its path is a file, not a directory"
+      : (e as Error).message;
+  };
+  try {
+    if (!statSync(root).isDirectory()) throw refuse("it is a file, not a directory");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e instanceof KilnError ? e : refuse(reason(e));
+  }
+  try {
+    for (const d of ["", "store", "tmp", "logs"]) {
+      const dir = join(root, d);
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK | constants.X_OK);
+    }
+  } catch (e) {
+    // a recursive mkdir under a read-only or foreign directory reports ENOENT: ask the directory that is there
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+      let dir = root;
+      while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+      try {
+        accessSync(dir, constants.W_OK | constants.X_OK);
+      } catch (e2) {
+        throw refuse(reason(e2));
+      }
+    }
+    throw refuse(reason(e));
   }
 }

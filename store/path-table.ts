@@ -28,6 +28,7 @@ export class PathTable {
   constructor(private readonly db: Db) {
     this.q = {
       id: db.prepare<[string], { id: number }>("SELECT id FROM valid_paths WHERE path = ?"),
+      name: db.prepare<[number], { path: string }>("SELECT path FROM valid_paths WHERE id = ?"),
       info: db.prepare<[string], { id: number; path: string; nar_digest: string; nar_size: number; deriver: string | null; ca: string | null; registered_at: number; last_used: number }>(
         "SELECT * FROM valid_paths WHERE path = ?",
       ),
@@ -122,8 +123,8 @@ export class PathTable {
     return this.q.count.get()!.n;
   }
 
-  /** Remove paths and every path that references them (transitively). Caller holds a transaction. */
-  invalidateWithReferrers(paths: StorePathName[]): void {
+  /** Remove paths and every path that references them (transitively); what was removed. Caller holds a transaction. */
+  invalidateWithReferrers(paths: StorePathName[]): StorePathName[] {
     const closure = new Set<number>();
     const stack = paths.map((p) => this.id(p)).filter((x): x is number => x !== undefined);
     while (stack.length) {
@@ -132,8 +133,10 @@ export class PathTable {
       closure.add(id);
       for (const r of this.q.referrers.all(id)) stack.push(r.referrer);
     }
+    const names = [...closure].map((id) => this.q.name.get(id)!.path as StorePathName);
     for (const id of closure) this.q.deleteRefs.run(id);
     for (const id of closure) this.q.delete.run(id);
+    return names.sort();
   }
 
   /** Delete paths (and their own reference rows) by id; the caller checked nothing live refers to them. */

@@ -24,7 +24,16 @@ export class ProfileTable {
       insertGen: db.prepare("INSERT INTO generations (profile, number, path, created_at, entries) VALUES (?, ?, ?, ?, ?)"),
       setCurrent: db.prepare("UPDATE profiles SET current = ? WHERE name = ?"),
       deleteGen: db.prepare("DELETE FROM generations WHERE profile = ? AND number = ?"),
+      fingerprint: db.prepare<[], { f: string }>(
+        `SELECT json_array((SELECT json_group_array(json_array(name, current)) FROM (SELECT * FROM profiles ORDER BY name)),
+                           (SELECT json_group_array(json_array(profile, number, path)) FROM (SELECT * FROM generations ORDER BY profile, number))) AS f`,
+      ),
     };
+  }
+
+  /** Every profile's current generation and every generation, as one string (changes when one does). */
+  fingerprint(): string {
+    return this.q.fingerprint.get()!.f;
   }
 
   summaries(): Array<{ name: string; current: number; numbers: number[] }> {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { hashPart } from "./digest.js";
-import { scanReferences } from "./refscan.js";
+import { scanHashParts, scanReferences } from "./refscan.js";
 
 const CHUNK = 1 << 20;
 const root = mkdtempSync(join(tmpdir(), "kiln-refscan-"));
@@ -84,5 +84,44 @@ describe("scanReferences", () => {
     buf.write(h1.slice(0, 31), CHUNK - 12, "latin1");
     writeFileSync(join(d, "big"), buf);
     assert.equal(scanReferences(d, [h1]).size, 0);
+  });
+});
+
+describe("scanHashParts (one pass for many candidates)", () => {
+  const [h1, h2, h3] = ["one", "two", "three"].map((s) => hashPart(s)) as [string, string, string];
+  const known = new Set([h1, h2, h3]);
+
+  test("finds exactly the known hash parts in files and symlink targets, as scanReferences does", () => {
+    const d = fresh();
+    mkdirSync(join(d, "a"));
+    writeFileSync(join(d, "a", "f"), `prefix /kiln/store/${h1}-dep suffix`);
+    symlinkSync(`/kiln/store/${h3}-lib/x`, join(d, "link"));
+    writeFileSync(join(d, "none"), `nothing known: ${hashPart("unknown")} here`);
+    assert.deepEqual([...scanHashParts(d, known)].sort(), [h1, h3].sort());
+    assert.deepEqual([...scanHashParts(d, known)].sort(), [...scanReferences(d, known)].sort());
+  });
+
+  test("finds a hash inside a longer run of base32 characters, on either side", () => {
+    const d = fresh();
+    writeFileSync(join(d, "f"), `zz${"a".repeat(40)}${h2}${"b".repeat(7)}`);
+    assert.deepEqual([...scanHashParts(d, known)], [h2]);
+  });
+
+  for (const delta of [-31, -1, 0, 1]) {
+    test(`finds a hash split across the 1 MiB chunk boundary (starting at CHUNK${delta >= 0 ? "+" : ""}${delta})`, () => {
+      const d = fresh();
+      const buf = filler(2 * CHUNK + 100);
+      buf.write(h3, CHUNK + delta, "latin1");
+      writeFileSync(join(d, "big"), buf);
+      assert.deepEqual([...scanHashParts(d, known)], [h3]);
+    });
+  }
+
+  test("a partial hash is not a reference, and nothing known means nothing found", () => {
+    const d = fresh();
+    writeFileSync(join(d, "f"), `${h1.slice(0, 31)}-x ${h2.slice(1)}`);
+    assert.equal(scanHashParts(d, known).size, 0);
+    writeFileSync(join(d, "g"), h1);
+    assert.equal(scanHashParts(d, new Set()).size, 0);
   });
 });

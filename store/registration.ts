@@ -1,7 +1,8 @@
-// The two ways into the store: registering a build's output (addOutput) and importing a path
-// whose tree, references and digest come from elsewhere (importPath: a substituter, a cache).
-// Either way the content is hashed here and the path named by that digest; nothing enters on
-// someone's word.
+// The ways into the store: registering a build's output (addOutput), importing a path whose
+// tree, references and digest come from elsewhere (importPath: a substituter, a cache), and
+// adopting a path that is in the store directory but that the database lost (adoptPath: kiln
+// verify --repair). Every way the content is hashed here and the path named by that digest;
+// nothing enters on someone's word.
 //
 // Phases of addOutput: scan references -> hash (self-references normalised) -> name by content
 // -> rewrite self-references -> make read-only -> rename into place -> one transaction.
@@ -134,23 +135,44 @@ function place(
     } else {
       removeTree(p.tree);
     }
-    s.transaction(() => {
-      let id = s.paths.id(p.path);
-      if (id === undefined) {
-        const r = s.paths.insert({ path: p.path, narDigest: p.narDigest, narSize: p.narSize, deriver: p.deriver, ca: p.ca, now }, p.refs);
-        if (typeof r !== "number") throw new KilnError("STORE_CORRUPT", `reference ${r.missing} of ${p.path} is not a valid path`, "run `kiln verify`");
-        id = r;
-      } else {
-        s.paths.touch(p.path, now);
+    try {
+      s.transaction(() => recordPlaced(s, p, now, register));
+    } catch (e) {
+      // not registered (a full disk, a damaged database): what was moved into place goes, rather
+      // than stay as a stray that keeps the disk full
+      if (fresh) {
+        try {
+          removeTree(dest);
+        } catch {
+          /* gc removes it as a stray */
+        }
       }
-      // what this process has just produced (or found already there) stays alive until it exits
-      s.tempRoots.add(p.path);
-      register(id, p.path);
-    });
+      throw e;
+    }
   } finally {
     s.locks.unlock(key);
   }
   return { path: p.path, fresh, info: s.paths.info(p.path)! };
+}
+
+/** Inside place's transaction: the rows of a path placed on disk. */
+function recordPlaced(
+  s: RegistrationDeps,
+  p: { path: StorePathName; refs: StorePathName[]; narDigest: string; narSize: number; deriver: string | null; ca: string | null },
+  now: number,
+  register: (pathId: number, path: StorePathName) => void,
+): void {
+  let id = s.paths.id(p.path);
+  if (id === undefined) {
+    const r = s.paths.insert({ path: p.path, narDigest: p.narDigest, narSize: p.narSize, deriver: p.deriver, ca: p.ca, now }, p.refs);
+    if (typeof r !== "number") throw new KilnError("STORE_CORRUPT", `reference ${r.missing} of ${p.path} is not a valid path`, "run `kiln verify`");
+    id = r;
+  } else {
+    s.paths.touch(p.path, now);
+  }
+  // what this process has just produced (or found already there) stays alive until it exits
+  s.tempRoots.add(p.path);
+  register(id, p.path);
 }
 
 function rewriteSelfRefs(refs: Array<{ file: string; offset: number }>, from: string, to: string): void {
@@ -168,5 +190,40 @@ function rewriteSelfRefs(refs: Array<{ file: string; offset: number }>, from: st
     } finally {
       closeSync(fd);
     }
+  }
+}
+
+export interface AdoptOptions {
+  path: StorePathName;
+  /** its tree digest, as the caller has just computed it (its content gives its name) */
+  narDigest: string;
+  narSize: number;
+  /** the store paths it mentions, all valid already (or itself) */
+  references: StorePathName[];
+  /** 'sha256:<hex>' of a single file: its bytes can satisfy a fixed output */
+  ca?: string;
+}
+
+/**
+ * Register a path that is already in place in the store directory (see the header); the caller
+ * has re-hashed it. Under its path lock, and only if it is still unregistered: true if it was
+ * registered here.
+ */
+export function adoptPath(s: RegistrationDeps, o: AdoptOptions, register: (pathId: number) => void = () => {}): boolean {
+  const key = `path:${o.path.slice(0, HASH_PART_LEN)}`;
+  s.locks.lockSync(key);
+  try {
+    if (s.paths.id(o.path) !== undefined) return false;
+    canonicalise(join(s.storeDir, o.path));
+    return s.transaction(() => {
+      if (s.paths.id(o.path) !== undefined) return false;
+      const now = Date.now();
+      const r = s.paths.insert({ path: o.path, narDigest: o.narDigest, narSize: o.narSize, deriver: null, ca: o.ca ?? null, now }, [...o.references].sort());
+      if (typeof r !== "number") throw new KilnError("STORE_CORRUPT", `reference ${r.missing} of ${o.path} is not a valid path`, "run `kiln verify --repair` again");
+      register(r);
+      return true;
+    });
+  } finally {
+    s.locks.unlock(key);
   }
 }

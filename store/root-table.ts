@@ -19,7 +19,13 @@ export class RootTable {
       delete: db.prepare("DELETE FROM roots WHERE name = ? AND kind = ?"),
       deleteExact: db.prepare("DELETE FROM roots WHERE name = ? AND kind = ? AND path = ? AND created_at = ?"),
       ofKind: db.prepare<[string], RootRow>("SELECT name, kind, path, created_at FROM roots WHERE kind = ? ORDER BY name"),
+      fingerprint: db.prepare<[], { f: string }>("SELECT json_group_array(json_array(name, kind, path)) AS f FROM (SELECT * FROM roots ORDER BY name)"),
     };
+  }
+
+  /** Every root's name, kind and path, as one string (changes when a root does). */
+  fingerprint(): string {
+    return this.q.fingerprint.get()!.f;
   }
 
   all(): RootRow[] {

@@ -121,11 +121,11 @@ function sandboxFloor(b: Bench): number | undefined {
     const scratch = join(dir, `b${i}`);
     const out = "/kiln/store/00000000000000000000000000000000-floor";
     const started = process.hrtime.bigint();
-    const args = bwrapArgs({
+    const { options, command } = bwrapArgs({
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
       inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, buildCores: 1,
     });
-    const r = spawnSync(bwrap, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const r = spawnSync(bwrap, [...options, "--", ...command], { stdio: ["ignore", "pipe", "pipe"] });
     total += Number(process.hrtime.bigint() - started) / 1e6;
     removeTree(scratch);
     if (r.status !== 0) {

@@ -28,6 +28,9 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${subst}${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
         break;
       }
+      case "forgotten":
+        line(`warning: ${e.missing.length} store path(s) recorded as valid were missing from disk (${e.missing.join(", ")}); forgot them and ${e.paths.length - e.missing.length} path(s) referring to them: what is needed is built again`);
+        break;
       case "waiting":
         line(`waiting  ${e.node.name}: ${e.reason}`);
         break;

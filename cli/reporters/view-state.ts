@@ -274,6 +274,9 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
       s.phase = "finished";
       s.finished = { built: e.built, cached: e.cached, substituted: e.substituted ?? 0, failed: e.failed, cancelled: e.cancelled ?? s.counts.cancelled, skipped: e.skipped ?? s.counts.skipped, ms: e.ms, at: now };
       break;
+    case "forgotten":
+      // each node built again says why on its row ("output no longer in the store")
+      break;
     case "round": {
       // a new round: a fresh graph (the targets stay: a watch keeps its targets)
       const { targets, jobs, version } = s;

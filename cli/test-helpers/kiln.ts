@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStore } from "../../store/local-store.js";
 import { removeTree } from "../../store/paths.js";
-import { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
+import { allValid, buildRows, closureSql, query, queryFile, storeContents, validPaths, type BuildRowLite } from "../../store/test-helpers/inspect.js";
 import { ensureSeedDebs, SEED_DEB_CACHE, SEED_NODES } from "./fixture-seed.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -47,6 +47,8 @@ export interface RunOptions {
   umask?: string;
   /** run kiln without network: in its own network namespace (unshare), as on a machine that is offline */
   offline?: boolean;
+  /** run kiln as this user id (and group id), e.g. 65534 (nobody): needs root */
+  uid?: number;
 }
 
 const created: string[] = [];
@@ -123,7 +125,7 @@ export function startKiln(args: string[], o: RunOptions): Running {
     ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], opts)
     : o.offline
       ? spawn("unshare", ["--net", "--map-root-user", process.execPath, ...argv], opts)
-      : spawn(process.execPath, argv, opts);
+      : spawn(process.execPath, argv, { ...opts, ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}) });
   let stdout = "";
   let stderr = "";
   let partial = "";
@@ -212,7 +214,7 @@ export function eventsOf(events: Ev[], type: string, name?: string): Ev[] {
   return events.filter((e) => e.type === type && (name === undefined || e.node?.name === name));
 }
 
-export { allValid, buildRows, closureSql, query, storeContents, validPaths, type BuildRowLite };
+export { allValid, buildRows, closureSql, query, queryFile, storeContents, validPaths, type BuildRowLite };
 
 export function hostStorePath(store: string, p: string): string {
   return join(store, "store", p);

@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
 import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
@@ -144,7 +145,12 @@ function rootArgs(req: SandboxRequest): string[] {
   return [];
 }
 
-export function bwrapArgs(req: SandboxRequest): string[] {
+/**
+ * bubblewrap's arguments for a request: its options (mounts, environment: host paths among them)
+ * and the command it runs in the sandbox (logical paths only). bubblewrap takes the command on its
+ * own command line, after `--`.
+ */
+export function bwrapArgs(req: SandboxRequest): { options: string[]; command: string[] } {
   const storeView = join(req.scratch, "store");
   const build = join(req.scratch, "build");
   mkdirSync(storeView, { recursive: true });
@@ -194,24 +200,36 @@ export function bwrapArgs(req: SandboxRequest): string[] {
   // it for bubblewrap too); stderr into stdout, one pipe, so the log keeps the order in which the
   // builder wrote its lines. The shell doing it is the seed's, or the host's for host tools.
   const shell = req.usr !== undefined ? "/bin/sh" : Object.keys(req.tools).length > 0 ? "/usr/bin/dash" : undefined;
-  if (shell) a.push("--", shell, "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args);
-  else a.push("--", req.builder, ...req.args);
-  return a;
+  const command = shell ? [shell, "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args] : [req.builder, ...req.args];
+  return { options: a, command };
 }
 
-/** Run a build in the sandbox, its output to onOutput; kill the whole process group on abort. */
+/**
+ * Run a build in the sandbox, its output to onOutput; kill the whole process group on abort.
+ *
+ * bubblewrap gets its options through a pipe (`--args 3`), not its command line, and an empty
+ * environment: bubblewrap is the sandbox's pid 1, and a build can read /proc/1/cmdline and
+ * /proc/1/environ. There they would show the host's store location (in every bind mount) and
+ * kiln's own environment, which a build could embed in its output; and a large environment
+ * would not fit the kernel's limit on a command line (spawn E2BIG). Its command line keeps only
+ * the builder's own command, which the build sees as its argv anyway.
+ */
 export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null }> {
   checkSandbox(bwrap);
-  const args = bwrapArgs(req);
+  const { options, command } = bwrapArgs(req);
   return new Promise((resolvePromise, reject) => {
     // the child inherits the umask at fork: 022 for the builds, whatever kiln's own is
     const saved = process.umask(0o022);
     let child;
     try {
-      child = spawn(bwrap, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+      child = spawn(bwrap, ["--args", "3", "--", ...command], { stdio: ["ignore", "pipe", "pipe", "pipe"], detached: true, env: {} });
     } finally {
       process.umask(saved);
     }
+    const argsPipe = child.stdio[3] as Writable;
+    // bubblewrap may fail before it reads them all (it is missing, say): the child's error or exit says why
+    argsPipe.on("error", () => {});
+    argsPipe.end(Buffer.from(options.map((a) => `${a}\0`).join("")));
     child.stdout!.on("data", onOutput);
     child.stderr!.on("data", onOutput);
     const kill = () => {

@@ -3,12 +3,13 @@
 import Database from "better-sqlite3";
 import { join } from "node:path";
 
-function openDb(store: string): Database.Database {
-  return new Database(join(store, "db.sqlite"), { readonly: true, fileMustExist: true });
+export function query<T>(store: string, sql: string, ...params: unknown[]): T[] {
+  return queryFile<T>(join(store, "db.sqlite"), sql, ...params);
 }
 
-export function query<T>(store: string, sql: string, ...params: unknown[]): T[] {
-  const db = openDb(store);
+/** A query on any database file of a store (its backup, a file kept aside). */
+export function queryFile<T>(file: string, sql: string, ...params: unknown[]): T[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     return db.prepare(sql).all(...params) as T[];
   } finally {
