@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, tempDir } from "./test-helpers/kiln.js";
 
@@ -95,13 +95,15 @@ describe("kiln.lock in another clone of the same commit", { timeout: 120_000 }, 
     };
     const store = tempDir("store");
     const origin = copyFixture("fetch");
-    git(origin, "init", "-q");
+    // the repository holds the fixture and the seed it imports (../lib), as kiln's own does
+    const repo = dirname(origin);
+    git(repo, "init", "-q");
     const made = await kiln(["lock"], { cwd: origin, store });
     assert.equal(made.code, 0, made.stderr);
-    git(origin, "add", ".");
-    git(origin, "commit", "-q", "-m", "recipes and their lock");
-    const clone = join(tempDir("elsewhere"), "deeper", "clone");
-    git(tmpdir(), "clone", "-q", origin, clone);
+    git(repo, "add", ".");
+    git(repo, "commit", "-q", "-m", "recipes and their lock");
+    const clone = join(tempDir("elsewhere"), "deeper", "clone", basename(origin));
+    git(tmpdir(), "clone", "-q", repo, dirname(clone));
 
     const r = await kilnJson(["realize", "--no-link", "--locked", "useGood"], { cwd: clone, store });
     assert.equal(buildStarts(r.events, "use-data").length, 1);
