@@ -29,10 +29,11 @@ export function underRoot(root: string, p: string): string {
 }
 
 /**
- * Record the snapshot of a loaded recipe set; returns its id, or undefined when a file changed
+ * The snapshot of a loaded recipe set: its id, and `record()` to store it once the evaluation
+ * succeeded (an evaluation refused leaves the store as it was); undefined when a file changed
  * after it was bundled (the texts would not be what was evaluated).
  */
-export function recordRecipeSnapshot(store: LocalStore, set: RecipeSet, root: string, now: number): string | undefined {
+export function recipeSnapshot(store: LocalStore, set: RecipeSet, root: string, now: number): { id: string; record: () => void } | undefined {
   const files: Record<string, string> = {};
   for (const f of [...set.files].sort()) {
     if (f.includes("/node_modules/")) continue;
@@ -41,7 +42,7 @@ export function recordRecipeSnapshot(store: LocalStore, set: RecipeSet, root: st
   }
   const snap: RecipeSnapshotRow = { root, files };
   const id = blake3Hex(canonicalJson(snap));
-  if (hasRecipeSnapshot(store, id)) return id;
+  if (hasRecipeSnapshot(store, id)) return { id, record: () => {} };
   const have = storedTexts(store, Object.values(files));
   const texts = new Map<string, string>();
   for (const f of set.files) {
@@ -56,8 +57,7 @@ export function recordRecipeSnapshot(store: LocalStore, set: RecipeSet, root: st
     if (blake3Hex(bytes) !== digest) return undefined;
     texts.set(digest, bytes.toString("utf8"));
   }
-  saveRecipeSnapshot(store, id, snap, texts, now);
-  return id;
+  return { id, record: () => saveRecipeSnapshot(store, id, snap, texts, now) };
 }
 
 export function recipeTexts(store: LocalStore, id: string | null | undefined): RecipeTexts | undefined {
