@@ -10,6 +10,26 @@ const linkPath = (link: string) => basename(readlinkSync(link));
 /** store paths of the fixtures' seed (its .debs, unpacked packages, merged tree) among `paths` */
 const seedPaths = (paths: string[]) => paths.filter((p) => isSeedNode(p.slice(33)));
 
+/** The processes below `pid` (children, their children, ...), from /proc. */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent) if (pp === p) (out.push(c), walk(c));
+  };
+  walk(pid);
+  return out;
+}
+
 async function ok(args: string[], o: { cwd: string; store: string; env?: Record<string, string> }) {
   const r = await kiln(args, o);
   assert.equal(r.code, 0, `kiln ${args.join(" ")}: ${r.stdout}\n${r.stderr}`);
@@ -144,7 +164,17 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     const run = startKiln(["--reporter", "json", "realize", "--no-link", "slowUser"], o);
     const seen = await run.waitFor((e: Ev) => e.type === "log" && e.line === "slow-user build starting");
     assert.notEqual(seen.type, "__exited__", "the realize ended before its build started");
-    const gc = await ok(["gc"], o); // runs while slow-user sleeps, before it reads base
+    // the build's processes are stopped while the gc runs: it cannot reach the line that reads
+    // base before the gc is done, however slow the machine (no race with its sleep)
+    const build = descendants(run.child.pid!);
+    assert.ok(build.length > 0, "the build's processes");
+    for (const pid of build) process.kill(pid, "SIGSTOP");
+    let gc: Awaited<ReturnType<typeof ok>>;
+    try {
+      gc = await ok(["gc"], o);
+    } finally {
+      for (const pid of build) process.kill(pid, "SIGCONT");
+    }
     const done = await run.done;
     assert.equal(done.code, 0, done.stderr);
 

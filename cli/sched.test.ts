@@ -29,8 +29,9 @@ describe("scheduler", { timeout: 120_000 }, () => {
     const order = eventsOf(r.events, "started").map((e) => e.node!.name);
     assert.equal(order.length, 8);
     assert.ok(order.slice(0, 2).includes("c1"), `c1 among the first two started: ${order.join(" ")}`);
-    // c2 and c3 start as soon as their input is done, ahead of the remaining independent jobs
-    assert.ok(order.indexOf("c2") < order.indexOf("i4"), order.join(" "));
-    assert.ok(order.indexOf("c3") < order.indexOf("all"), order.join(" "));
+    // what starts later depends on how long each sandbox takes to start and register here (a
+    // slot is freed when a build's process ends, before its output is registered and the next
+    // chain job is ready): the exact order, slot by slot, is engine/realize.test.ts's, in-process
+    assert.equal(order.at(-1), "all");
   });
 });

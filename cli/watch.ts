@@ -7,7 +7,8 @@
 // command, the TUI included, stays up across rounds. A round that fails (a broken recipe, a failed
 // build) ends with its error in the `watching` event and the watch goes on; cancelling (q, Ctrl-C)
 // ends the watch, a running round included. A change during a round is picked up when it ends.
-import { dirname, relative } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, relative } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Context } from "../engine/context.js";
 import type { Evaluated } from "../engine/targets.js";
@@ -55,12 +56,25 @@ export async function watchRounds(ctx: Context, o: WatchOptions): Promise<number
     }, o.debounce);
   });
   await new Promise<void>((r) => watcher.once("ready", () => r()));
+  let added: string[] = [];
   const watchFiles = (files: Set<string>) => {
     const next = new Set([dirname(o.entry), ...files]);
     const gone = [...watched].filter((f) => !next.has(f));
     if (gone.length) watcher.unwatch(gone);
-    watcher.add([...next].filter((f) => !watched.has(f)));
+    added = [...next].filter((f) => !watched.has(f));
+    watcher.add(added);
     watched = next;
+  };
+  // chokidar sets up a path added after its start without telling when it is done: the round is
+  // over ("watching") only once every file it read is watched, so an edit right after is seen
+  const settled = async () => {
+    const deadline = Date.now() + 5000;
+    const covered = (f: string) => {
+      const w = watcher.getWatched();
+      return (w[dirname(f)] ?? []).includes(basename(f)) || f in w || !existsSync(f);
+    };
+    while (added.length && !added.every(covered) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    added = [];
   };
   const onAbort = () => wake?.();
   ctx.signal.addEventListener("abort", onAbort);
@@ -82,6 +96,7 @@ export async function watchRounds(ctx: Context, o: WatchOptions): Promise<number
         error = { code: e.code, message: e.describe() };
       }
       if (ctx.signal.aborted) return EXIT.cancelled;
+      await settled();
       ctx.events({ type: "watching", round, files: watched.size, outputs, ...(error ? { error } : {}) });
       await new Promise<void>((r) => {
         if (dirty || ctx.signal.aborted) r();

@@ -125,18 +125,31 @@ describe("LocalStore.open and migrations", () => {
 
 describe("LocalStore.open from several processes at once", () => {
   test("processes opening one fresh store at the same instant all succeed (WAL switch and migrations race)", async () => {
-    // each process busy-waits until a shared instant, then opens the store: the first one switches
-    // the fresh file to WAL and migrates it while the others are opening it too
+    // each process loads everything, says it is ready and waits; once all four are ready, each is
+    // told one shared instant (a little ahead), busy-waits until it and opens the store: the first
+    // one switches the fresh file to WAL and migrates it while the others are opening it too
     const script = `import { LocalStore } from ${JSON.stringify(join(HERE, "local-store.ts"))};
-      const at = Number(process.argv[2]); while (Date.now() < at) {}
-      LocalStore.open(process.argv[1]).close();`;
+      process.stdout.write("ready\\n");
+      let input = "";
+      for await (const d of process.stdin) { input += d; if (input.includes("\\n")) break; }
+      const at = Number(input.trim()); while (Date.now() < at) {}
+      const started = Date.now();
+      LocalStore.open(process.argv[1]).close();
+      process.stdout.write("opened at " + started + "\\n");`;
     const failures: string[] = [];
     for (let round = 0; round < 6; round++) {
       const r = mkdtempSync(join(tmpdir(), "kiln-store-"));
       roots.push(r);
-      const at = String(Date.now() + 1500);
-      const runs = Array.from({ length: 4 }, () => new Promise<void>((resolve) => {
-        const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, r, at], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+      const children = Array.from({ length: 4 }, () => spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, r], { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] }));
+      const outs = children.map(() => "");
+      const ready = children.map((child, i) => new Promise<void>((resolve) => {
+        child.stdout.on("data", (d: Buffer) => {
+          outs[i] += d.toString();
+          if (outs[i]!.includes("ready\n")) resolve();
+        });
+        child.on("close", () => resolve());
+      }));
+      const runs = children.map((child) => new Promise<void>((resolve) => {
         let err = "";
         child.stderr.on("data", (d: Buffer) => (err += d.toString()));
         child.on("close", (code) => {
@@ -144,7 +157,13 @@ describe("LocalStore.open from several processes at once", () => {
           resolve();
         });
       }));
+      await Promise.all(ready);
+      const at = Date.now() + 100;
+      for (const child of children) child.stdin.end(`${at}\n`);
       await Promise.all(runs);
+      // they did start together: each began its open within a moment of the shared instant
+      const starts = outs.map((o) => Number(/opened at (\d+)/.exec(o)?.[1]));
+      assert.ok(starts.every((t) => t >= at && t - at < 250), `round ${round}: opens at ${starts.map((t) => t - at).join(", ")} ms after the shared instant`);
       const s = LocalStore.open(r);
       assert.equal(tablesOf(s).db.pragma("journal_mode", { simple: true }), "wal");
       assert.equal(tablesOf(s).db.pragma("user_version", { simple: true }), MIGRATIONS.length);
