@@ -206,22 +206,23 @@ describe("kiln why on fixtures/apps: the edit behind a value, through a constant
   before(async () => {
     cwd = copyFixture("apps");
     store = tempDir("why-apps");
-    git(cwd, "init", "-q");
-    git(cwd, "add", "recipes", "src");
+    // the repository holds the fixture and the seed it imports (../lib), as kiln's own does
+    git(dirname(cwd), "init", "-q");
+    git(dirname(cwd), "add", "apps/recipes", "apps/src", "lib");
     git(cwd, "commit", "-q", "-m", "two apps");
     await kilnJson(["realize", "all"], o());
   });
 
   test("a shared constant in another module: one root cause at its line, with the commit that made the edit", async () => {
     const flags = join(cwd, "recipes", "flags.ts");
-    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O1"', 'OPT = "-O2"'));
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-DLEVEL=1"', 'OPT = "-DLEVEL=2"'));
     commit("optimise every app harder");
     const r = await kilnJson(["realize", "all"], o());
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).sort(), ["all", "app1", "app2"]);
 
     const text = await why("all");
     assert.match(text, /^why all changed: 3 derivations differ, 1 root cause\n/);
-    assert.match(text, /\n\[1\] recipes\/flags\.ts:2 \(last changed in [0-9a-f]{10} "optimise every app harder"\)\n {4}- export const OPT = "-O1";\n {4}\+ export const OPT = "-O2";\n {4}→ env CFLAGS of app1, app2: "-O1" → "-O2"\n {4}blast radius: 3 derivations changed, 3 rebuilt \(app1, app2, all\)\n/);
+    assert.match(text, /\n\[1\] recipes\/flags\.ts:2 \(last changed in [0-9a-f]{10} "optimise every app harder"\)\n {4}- export const OPT = "-DLEVEL=1";\n {4}\+ export const OPT = "-DLEVEL=2";\n {4}→ env CFLAGS of app1, app2: "-DLEVEL=1" → "-DLEVEL=2"\n {4}blast radius: 3 derivations changed, 3 rebuilt \(app1, app2, all\)\n/);
     assert.doesNotMatch(text, /index\.ts/, "the helper's derivation() call is not the cause");
     assert.doesNotMatch(text, /early cutoff/, "nothing was cut off: every app was rebuilt for its own CFLAGS");
 
@@ -245,8 +246,8 @@ describe("kiln why on fixtures/apps: the edit behind a value, through a constant
 
   test("an edit not committed yet is named as such, at its line", async () => {
     const flags = join(cwd, "recipes", "flags.ts");
-    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-O2"', 'OPT = "-Os"'));
+    writeFileSync(flags, readFileSync(flags, "utf8").replace('OPT = "-DLEVEL=2"', 'OPT = "-DLEVEL=3"'));
     await kilnJson(["realize", "all"], o());
-    assert.match(await why("all"), /\[1\] recipes\/flags\.ts:2 \(not committed yet\)\n {4}- export const OPT = "-O2";\n {4}\+ export const OPT = "-Os";\n/);
+    assert.match(await why("all"), /\[1\] recipes\/flags\.ts:2 \(not committed yet\)\n {4}- export const OPT = "-DLEVEL=2";\n {4}\+ export const OPT = "-DLEVEL=3";\n/);
   });
 });
