@@ -42,8 +42,9 @@ const planned = (nodes: Array<{ drv: string; name: string; state: PlanState }>):
 describe("why a node is being built", () => {
   const NOW = 1_000_000_000;
 
-  test("new, changed itself, changed through an input, and early cutoff still possible", () => {
+  test("new, changed itself, changed through an input, and early cutoff still possible", async () => {
     const store = LocalStore.open(tempDir("reasons"));
+    let open = true;
     try {
       const lib1 = drv(store, "libgreet", { env: { CFLAGS: "-O2" } });
       const hello1 = drv(store, "hello", { inputs: [{ hash: lib1, name: "libgreet" }], srcs: [MAIN_A] });
@@ -57,6 +58,14 @@ describe("why a node is being built", () => {
       r.planned(store, planned([{ drv: lib2, name: "libgreet", state: "build" }, { drv: hello2, name: "hello", state: "unknown" }, { drv: greeting, name: "greeting", state: "unknown" }]));
       // a build of this run does not become the baseline of what is still being explained
       build(store, lib2, "libgreet", "built", NOW);
+
+      // the view asks while rendering; the answer is worked out off the render path
+      assert.deepEqual(r.lines(node(lib2, "libgreet", "build", "running")), ["working out why libgreet is being built…"]);
+      for (const [d, name] of [[hello2, "hello"], [greeting, "greeting"]] as const) r.lines(node(d, name, "unknown"));
+      await r.settled();
+      // from here on the view reads only what was worked out: no database, no git
+      store.close();
+      open = false;
 
       assert.equal(r.short(node(lib2, "libgreet", "build", "running")), "env CFLAGS changed");
       assert.deepEqual(r.lines(node(lib2, "libgreet", "build", "running")), [
@@ -82,12 +91,13 @@ describe("why a node is being built", () => {
       assert.equal(r.short(node(greeting, "greeting", "unknown")), "new: never built before");
       assert.deepEqual(r.lines(node(greeting, "greeting", "unknown")), ["greeting is new: no derivation of that name was ever built in this store"]);
     } finally {
-      store.close();
+      if (open) store.close();
     }
   });
 
-  test("a source file changed; built before but no longer in the store; failed last time; in the store", () => {
+  test("a source file changed; built before but no longer in the store; failed last time; in the store", async () => {
     const store = LocalStore.open(tempDir("reasons"));
+    let open = true;
     try {
       const a = drv(store, "hello", { srcs: [MAIN_A] });
       build(store, a, "hello", "built", NOW - 3_600_000);
@@ -103,7 +113,15 @@ describe("why a node is being built", () => {
         { drv: b, name: "hello", state: "build" }, { drv: gone, name: "gone", state: "build" },
         { drv: broken, name: "broken", state: "build" }, { drv: kept, name: "kept", state: "cached" },
       ]));
+      // the rows' few words are worked out after the plan, unasked
+      await r.settled();
       assert.equal(r.short(node(b, "hello", "build")), "source main.c changed");
+      // the panels when asked for
+      for (const [d, name] of [[b, "hello"], [gone, "gone"], [broken, "broken"]] as const) r.lines(node(d, name, "build"));
+      r.lines(node(kept, "kept", "cached", "cached"));
+      await r.settled();
+      store.close();
+      open = false;
       assert.match(r.lines(node(b, "hello", "build"))![1]!, /^ {2}\[1\] source file main\.c changed \(content aaaaaaaa… → bbbbbbbb…\)$/);
       assert.equal(r.short(node(gone, "gone", "build")), "output no longer in the store");
       assert.deepEqual(r.lines(node(gone, "gone", "build")), ["gone is unchanged since its build 3 days ago, but its output is no longer in the store (collected by kiln gc?)"]);
@@ -112,8 +130,9 @@ describe("why a node is being built", () => {
       assert.deepEqual(r.lines(node(kept, "kept", "cached", "cached")), ["kept is not built: its output is in the store"]);
       // nothing known about a node the plan did not name
       assert.equal(r.short(node("f".repeat(64), "other", "build")), undefined);
+      assert.equal(r.lines(node("f".repeat(64), "other", "build")), undefined);
     } finally {
-      store.close();
+      if (open) store.close();
     }
   });
 });

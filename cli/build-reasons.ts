@@ -5,8 +5,9 @@
 //
 // Each node's baseline is taken when the plan arrives, before anything of the run is recorded:
 // the latest successful build of another derivation with its name, and this derivation's own last
-// build. The comparison waits until the view asks for it: a view shows a few dozen rows, a plan
-// may hold thousands of nodes. The view only reads; nothing here starts work.
+// build. The comparisons (SQLite reads) and the recipe lines' commits (git) are worked out off the
+// render path, a few nodes per turn of the event loop after the plan: rendering only reads what is
+// ready (short, lines), and asking for what is not yet queues it, first in line, for the next turn.
 import type { KilnEvent } from "../engine/events.js";
 import { hashesOfName, storeLookup } from "../engine/history.js";
 import { describeReport, explain, summarizeCause, type CauseReport, type WhyLookup } from "../engine/why.js";
@@ -25,9 +26,15 @@ interface Baseline {
 
 interface Explained {
   short: string;
-  /** the panel's lines (as things stand for the node); causes are refined (recipe lines, commits) when first shown */
+  /** the panel's lines (as things stand for the node), formatting only */
   lines: (n: NodeView) => string[];
+  /** the causes' recipe lines and the commits that changed them (git): done once, off the render path */
+  refine?: () => void;
+  refined: boolean;
 }
+
+/** Nodes explained per turn of the event loop: builds and input go on in between. */
+const BATCH = 16;
 
 /** "3 min ago", "2 days ago". */
 export function ago(ms: number): string {
@@ -43,6 +50,10 @@ export class BuildReasons {
   private lookup: WhyLookup | undefined;
   private readonly baselines = new Map<string, Baseline>();
   private readonly explained = new Map<string, Explained>();
+  /** what is still to work out, by drv: its name, and whether the panel (refined causes) is wanted */
+  private readonly pending = new Map<string, { name: string; refine: boolean }>();
+  private scheduled: NodeJS.Immediate | undefined;
+  private idle: Array<() => void> = [];
 
   /** root: the recipe set's folder (source files are named relative to it) */
   constructor(private readonly o: { relativeTo: string; now: () => number; root?: string }) {}
@@ -65,19 +76,28 @@ export class BuildReasons {
         ...(previous.has(n.drv) ? { previous: previous.get(n.drv)! } : {}),
         ...(last ? { last: { status: last.status, at: last.started_at } } : {}),
       });
+      this.request(n.drv, n.name, false);
     }
   }
 
-  /** A few words for the node's row. */
+  /** A few words for the node's row, once worked out (until then undefined, and it is asked for). */
   short(n: NodeView): string | undefined {
-    return this.explain(n)?.short;
+    const x = this.explained.get(n.drv);
+    if (!x) this.request(n.drv, n.name, false);
+    return x?.short;
   }
 
-  /** The why panel. */
+  /** The why panel, once worked out (until then a line that says so, and it is asked for). */
   lines(n: NodeView): string[] | undefined {
-    let lines: string[] | undefined;
+    if (!this.baselines.has(n.drv)) return undefined;
+    const x = this.explained.get(n.drv);
+    if (!x?.refined) {
+      this.request(n.drv, n.name, true);
+      return [`working out why ${n.name} is being built…`];
+    }
+    let lines: string[];
     try {
-      lines = this.explain(n)?.lines(n);
+      lines = x.lines(n);
     } catch (e) {
       return [`cannot tell: ${(e as Error).message}`];
     }
@@ -88,29 +108,75 @@ export class BuildReasons {
     return lines;
   }
 
-  private explain(n: NodeView): Explained | undefined {
-    let x = this.explained.get(n.drv);
+  /** Resolves once nothing is left to work out (for tests, and for a caller that wants it all). */
+  settled(): Promise<void> {
+    if (!this.pending.size) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  /** Queue a node's explanation (the panel's first in line) for the next turn of the event loop. */
+  private request(drv: string, name: string, refine: boolean): void {
+    const x = this.explained.get(drv);
+    if (!this.baselines.has(drv) || (x && (x.refined || !refine))) return;
+    const was = this.pending.get(drv);
+    if (refine) {
+      this.pending.delete(drv);
+      // a Map keeps insertion order: put the panel's node first
+      const rest = [...this.pending];
+      this.pending.clear();
+      this.pending.set(drv, { name, refine: true });
+      for (const [k, v] of rest) this.pending.set(k, v);
+    } else if (!was) this.pending.set(drv, { name, refine: false });
+    this.scheduled ??= setImmediate(() => this.work());
+  }
+
+  private work(): void {
+    this.scheduled = undefined;
+    let done = 0;
+    for (const [drv, p] of this.pending) {
+      if (done++ >= BATCH) break;
+      this.pending.delete(drv);
+      const x = this.explain(drv, p.name);
+      if (x && p.refine && !x.refined) {
+        try {
+          x.refine?.();
+        } catch {
+          /* the commits are extra: the causes stand without them */
+        }
+        x.refined = true;
+      }
+    }
+    if (this.pending.size) this.scheduled = setImmediate(() => this.work());
+    else for (const r of this.idle.splice(0)) r();
+  }
+
+  private explain(drv: string, name: string): Explained | undefined {
+    let x = this.explained.get(drv);
     if (x) return x;
-    const b = this.baselines.get(n.drv);
+    const b = this.baselines.get(drv);
     if (!b || !this.store || !this.lookup) return undefined;
     try {
-      x = this.compute(n, b, this.store, this.lookup);
+      x = this.compute(drv, name, b, this.store, this.lookup);
     } catch (e) {
       // a view must not fall over on an explanation: say so and go on
       const msg = (e as Error).message;
-      x = { short: "", lines: () => [`cannot tell: ${msg}`] };
+      x = { short: "", lines: () => [`cannot tell: ${msg}`], refined: true };
     }
-    this.explained.set(n.drv, x);
+    this.explained.set(drv, x);
     return x;
   }
 
-  private compute(n: NodeView, b: Baseline, store: LocalStore, lookup: WhyLookup): Explained {
+  private compute(drv: string, name: string, b: Baseline, store: LocalStore, lookup: WhyLookup): Explained {
+    const n = { drv, name };
     const now = this.o.now();
     if (b.plan === "cached") {
-      const line = n.status === "cutoff"
-        ? `${n.name} was reused: inputs of it were rebuilt, but came out identical (early cutoff)`
-        : `${n.name} is not built: its output is in the store`;
-      return { short: "", lines: () => [line] };
+      return {
+        short: "",
+        refined: true,
+        lines: (cur) => [cur.status === "cutoff"
+          ? `${n.name} was reused: inputs of it were rebuilt, but came out identical (early cutoff)`
+          : `${n.name} is not built: its output is in the store`],
+      };
     }
     const lastFailed = b.last?.status === "failed" ? [`its last build, of this same derivation, failed ${ago(now - b.last.at)} (kiln log ${n.name})`] : [];
     // a fetch has no builds row: look for its earlier versions in recorded target trees
@@ -119,10 +185,10 @@ export class BuildReasons {
     if (!previous) {
       if (b.last?.status === "built") {
         const line = `${n.name} is unchanged since its build ${ago(now - b.last.at)}, but ${b.plan === "unknown" ? "an input of it is not in the store and must be built first" : "its output is no longer in the store (collected by kiln gc?)"}`;
-        return { short: b.plan === "unknown" ? "an input must be built first" : "output no longer in the store", lines: () => [line] };
+        return { short: b.plan === "unknown" ? "an input must be built first" : "output no longer in the store", lines: () => [line], refined: true };
       }
-      if (lastFailed.length) return { short: "last build failed", lines: () => [`${n.name}: ${lastFailed[0]}`] };
-      return { short: "new: never built before", lines: () => [`${n.name} is new: no derivation of that name was ever built in this store`] };
+      if (lastFailed.length) return { short: "last build failed", lines: () => [`${n.name}: ${lastFailed[0]}`], refined: true };
+      return { short: "new: never built before", lines: () => [`${n.name} is new: no derivation of that name was ever built in this store`], refined: true };
     }
     const report = explain(previous.drvHash, n.drv, lookup, recipesOf(store, lookup, { drvHash: previous.drvHash }, { drvHash: n.drv }, this.o.root));
     const causes = report.causes;
@@ -132,17 +198,14 @@ export class BuildReasons {
       ? `${summarizeCause(first.cause)}${own(first) ? "" : ` (in ${first.at[0]})`}${causes.length > 1 ? ` +${causes.length - 1} more` : ""}`
       : "changed";
     const what = b.previous ? "its last build" : "the version used last";
-    let refined = false;
     return {
       short,
+      refined: false,
+      // recipe lines and the commits that changed them, as kiln why shows them
+      refine: () => refineReports(causes),
       lines: (cur: NodeView) => {
         const when = previous.at !== undefined ? `, ${b.previous ? "built" : "used"} ${ago(this.o.now() - previous.at)}` : "";
         const head = `${n.name} differs from ${what} (${previous.drvHash.slice(0, 12)}…${when}):`;
-        if (!refined) {
-          // recipe lines and the commits that changed them, as kiln why shows them
-          refineReports(causes);
-          refined = true;
-        }
         const out = [head];
         for (const c of causes) {
           const [firstLine, ...rest] = describeReport(c, { relativeTo: this.o.relativeTo });

@@ -127,7 +127,8 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       assert.match(s, /watch · round 1 done · watching \d+ files and folders · waiting for changes · q to stop/);
       // w: why the selected node (the target) was built
       t.keys("w");
-      s = await t.waitFor("the why panel", (x) => /── why greeting/.test(x));
+      // worked out off the render path: the panel says so first, then shows it
+      s = await t.waitFor("the why panel", (x) => /── why greeting.*\n(?!working out why)/.test(x));
       assert.match(s, /── why greeting \(built\) ── w close\ngreeting is new: no derivation of that name was ever built in this store/);
 
       // an edit to hello's program: round 2 in the same session, hello and greeting rebuilt, libgreet not
@@ -140,6 +141,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       assert.equal(all.split("── round 1 ──").length - 1, 1, "one session: round 1 is printed once, above round 2");
       assert.match(s, /libgreet\s+= cached/);
       // the panel stays open across rounds: now the target differs from its last build, through hello
+      s = await t.waitFor("greeting's why in round 2", (x) => /── why greeting \(built\) ── w close\ngreeting differs/.test(x));
       assert.match(s, /── why greeting \(built\) ── w close\ngreeting differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file src\/main\.c changed \(content \S+ → \S+\)\n {6}in hello/);
       // greeting's first input is its seed (collapsed here), the next one hello
       t.keys("j");
@@ -148,7 +150,7 @@ describe("TUI on a terminal (tmux)", { timeout: 300_000, skip: haveTmux ? false 
       // one key at a time: keys sent together may reach the view as one chunk of input
       await t.waitFor("the seed collapsed", (x) => !/busybox-static-unpacked/.test(x));
       t.keys("j");
-      s = await t.waitFor("the why panel of hello", (x) => /── why hello/.test(x));
+      s = await t.waitFor("the why panel of hello", (x) => /── why hello.*\n(?!working out why)/.test(x));
       assert.match(s, /hello differs from its last build \([0-9a-f]{12}…, built \d+ s ago\):\n {2}\[1\] source file src\/main\.c changed/);
       t.keys("w");
 
