@@ -57,18 +57,19 @@ describe("locate", () => {
     assert.deepEqual(found.map((f) => f.line).sort(), [2, 4]);
   });
 
-  test("pi4-llm-os: IKCONFIG added to the userspace fragment explains the script's new CONFIG_IKCONFIG=y line", () => {
-    const kernel = readFileSync(join(REPO, "recipes", "pi4-llm-os", "kernel.ts"), "utf8");
-    const edited = kernel.replace('TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",', 'TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",');
-    assert.notEqual(edited, kernel);
+  test("std's kernel: IKCONFIG added to the userspace fragment explains the script's new CONFIG_IKCONFIG=y line", () => {
+    // pi4-llm-os's userspace fragment (and m-series') is std's userspaceBasics
+    const pi4 = readFileSync(join(REPO, "recipes", "pi4-llm-os", "kernel.ts"), "utf8");
+    assert.match(pi4, /userspace: userspaceBasics,/);
+    const linux = readFileSync(join(REPO, "recipes", "std", "linux.ts"), "utf8");
+    const edited = linux.replace('TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",', 'TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",');
+    assert.notEqual(edited, linux);
     const line = edited.split("\n").findIndex((l) => l.includes("IKCONFIG: \"y\",") && l.includes("TIMERFD")) + 1;
-    // the README's example in the file's header comment mentions IKCONFIG too: only the edit counts
-    assert.ok(kernel.includes('mine: { IKCONFIG: "y" }'));
-    const hunks = indexHunks(diffRecipes(texts({ "recipes/pi4-llm-os/kernel.ts": kernel }), texts({ "recipes/pi4-llm-os/kernel.ts": edited })));
+    const hunks = indexHunks(diffRecipes(texts({ "recipes/std/linux.ts": linux }), texts({ "recipes/std/linux.ts": edited })));
     const found = locate({ added: ["CONFIG_IKCONFIG=y"], removed: [] }, hunks);
     assert.equal(found.length, 1);
     assert.equal(found[0]!.line, line);
-    assert.equal(contextAt(edited, line), "fragments.userspace");
+    assert.equal(contextAt(edited, line), "userspaceBasics");
   });
 });
 
