@@ -222,8 +222,9 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     const base = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os", "pi4-llm-os.tests.boot"], o);
     assert.deepEqual(buildStarts(base.events), [], "the copy is the same recipe set: everything is in the store");
 
-    // IKCONFIG added to the userspace fragment, committed
-    const kernelTs = join(recipes, "pi4-llm-os", "kernel.ts");
+    // IKCONFIG added to the userspace fragment (std's, which pi4-llm-os's kernel takes), committed
+    assert.match(readFileSync(join(recipes, "pi4-llm-os", "kernel.ts"), "utf8"), /userspace: userspaceBasics,/);
+    const kernelTs = join(recipes, "std", "linux.ts");
     const text = readFileSync(kernelTs, "utf8");
     const edited = text.replace('TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",', 'TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",');
     assert.notEqual(edited, text);
@@ -232,7 +233,7 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     git("commit", "-q", "-am", "kernel: keep the config in /proc/config.gz");
     const commit = git("rev-parse", "--short=10", "HEAD");
     const cause = new RegExp(
-      `recipes/pi4-llm-os/kernel\\.ts:${line}, in fragments\\.userspace \\(last changed in ${commit} "kernel: keep the config in /proc/config\\.gz"\\)\n` +
+      `recipes/std/linux\\.ts:${line}, in userspaceBasics \\(last changed in ${commit} "kernel: keep the config in /proc/config\\.gz"\\)\n` +
       ` *- TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",\n *\\+ TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",\n` +
       ` *→ the build script of linux-pi4-llm-os changed\n *\\+ CONFIG_IKCONFIG=y\n`);
 
