@@ -72,7 +72,8 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
     (waves[w] ??= []).push(n);
   }
   const ac = signal ?? new AbortController().signal;
-  substituters = await byPriority(substituters, ac);
+  // ranked the first time the store lacks something: a plan the store answers asks no cache
+  let ranked: readonly Substituter[] | undefined;
   for (const wave of waves) {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
     let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
@@ -102,7 +103,8 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
         missing.push({ n, hash });
       }
     }
-    for (const sub of substituters) {
+    if (missing.length && substituters.length) ranked ??= await byPriority(substituters, ac);
+    for (const sub of ranked ?? []) {
       if (missing.length === 0) break;
       const offered = await sub.query(missing.flatMap(({ n, hash }) => n.drv.outputs.map((output) => ({ resolved: hash, output }))), ac);
       const still: typeof missing = [];

@@ -226,6 +226,8 @@ describe("Realizer with a fake builder", () => {
 class StoreSubstituter implements Substituter {
   readonly name = "test://other-store";
   queries = 0;
+  /** how often its priority was asked (ranking the caches) */
+  ranked = 0;
   fetched: string[] = [];
   tamper = false;
   /** answer realisations but offer no path: a cache that holds only records */
@@ -233,6 +235,10 @@ class StoreSubstituter implements Substituter {
   /** answer only for outputs of these names */
   only: Set<string> | undefined;
   constructor(private readonly from: LocalStore) {}
+  async priority(): Promise<number> {
+    this.ranked++;
+    return 40;
+  }
   private info(p: StorePathName): SubstitutableInfo {
     const info = this.from.pathInfo(p)!;
     return { path: p, narDigest: info.narDigest, narSize: info.narSize, references: info.references, ...(info.ca ? { ca: info.ca } : {}) };
@@ -277,10 +283,32 @@ describe("Realizer with a substituter", () => {
     assert.deepEqual(planned.nodes.map((n) => `${n.name}:${n.state}`), ["app:substitutable"], "tool and lib are not visited");
     assert.deepEqual(sub.fetched.map((p) => p.slice(33)).sort(), ["app", "lib"], "lib came as app's reference; tool did not come");
     for (const p of sub.fetched) assert.equal(b.store.pathInfo(p as StorePathName)!.narDigest, a.store.pathInfo(p as StorePathName)!.narDigest);
-    // now local: the next realize asks nobody
+    // now local: the next realize fetches nothing (its build inputs are still looked up in the
+    // cache's records: they are what app's key is made of)
     const again = await b.realize([withClosure()], { substituters: [sub] });
     assert.equal(again.cached, 1);
     assert.equal(sub.fetched.length, 2);
+  });
+
+  test("a store that has the whole graph asks no cache, not even for the caches' priorities", async () => {
+    const a = harness();
+    await a.realize([graph()]);
+    const [one, two] = [new StoreSubstituter(a.store), new StoreSubstituter(a.store)];
+    const r = await a.realize([graph()], { substituters: [one, two] });
+    assert.equal(r.cached, 2);
+    assert.deepEqual([one.queries, one.ranked, two.queries, two.ranked], [0, 0, 0, 0]);
+  });
+
+  test("a miss the plan asked about is not asked again when the node is built", async () => {
+    const a = harness();
+    await a.realize([step("elsewhere", "not this graph")]);
+    const b = harness();
+    const sub = new StoreSubstituter(a.store);
+    await b.realize([graph()], { substituters: [sub] });
+    assert.equal(b.builder.requests.length, 2, "lib and app are built");
+    // the plan: one query for the wave it could resolve (lib); app's hash is known only once lib
+    // is built, so it is asked then, once
+    assert.equal(sub.queries, 2);
   });
 
   test("a realisation the substituter knows but cannot provide still resolves what depends on it", async () => {

@@ -188,7 +188,8 @@ export class Realizer {
     const found = (fromPlan?.state === "cached" && this.protect(Object.values(fromPlan.outputs!)) ? fromPlan.outputs : undefined) ?? this.lookup(n, hash);
     if (found) return this.hit(n, hash, found, anyFresh);
     if (!n.drv.fixed) {
-      const offer = fromPlan?.substitute ?? (await findSubstitute(this.ctx.substituters, n, hash, this.signal));
+      // the plan asked every cache for this very hash already: only a hash it did not know is asked now
+      const offer = fromPlan ? fromPlan.substitute : await findSubstitute(this.ctx.substituters, n, hash, this.signal);
       if (offer) return this.substituted(n, hash, offer, env);
     }
     if (this.signal.aborted) throw cancelled(n);
