@@ -71,14 +71,18 @@ export function verifyStore(store: LocalStore, o: { repair: boolean; now: number
     removeTree(store.hostPath(c.path));
     removed.push(c.path);
   }
-  const { registered, strays } = registerStrays(store);
+  const { registered, strays } = registerStrays(store, [...missing, ...removed]);
   report.strays = strays;
   report.repair = { invalidated, removed, registered, pinned: pinUnknownGenerations(store, o.now) };
   return report;
 }
 
-/** Register again every stray whose content gives its name (see the header). */
-function registerStrays(store: LocalStore): { registered: StorePathName[]; strays: VerifyReport["strays"] } {
+/**
+ * Register again every stray whose content gives its name (see the header). `gone`: the paths the
+ * repair found missing or removed as corrupt, which a stray may still refer to: it then stays a
+ * stray, for a registered path's closure must be whole.
+ */
+function registerStrays(store: LocalStore, gone: StorePathName[]): { registered: StorePathName[]; strays: VerifyReport["strays"] } {
   const valid = tablesOf(store).paths.names();
   const strays: VerifyReport["strays"] = [];
   const intact = new Map<string, { path: StorePathName; narDigest: string; narSize: number }>();
@@ -102,9 +106,9 @@ function registerStrays(store: LocalStore): { registered: StorePathName[]; stray
     }
     intact.set(parsed.hash, { path: e as StorePathName, narDigest: tree.digest, narSize: tree.size });
   }
-  // the hash parts any of them may mention: every valid path and every intact stray
+  // the hash parts any of them may mention: every valid path, every intact stray, and what is gone
   const byHash = new Map<string, StorePathName>();
-  for (const p of valid) byHash.set(p.slice(0, HASH_PART_LEN), p as StorePathName);
+  for (const p of [...gone, ...(valid as Set<StorePathName>)]) byHash.set(p.slice(0, HASH_PART_LEN), p);
   for (const [h, s] of intact) byHash.set(h, s.path);
   const known = new Set(byHash.keys());
   const pending = [...intact.entries()].map(([h, s]) => ({ ...s, hash: h, refs: [...scanHashParts(store.hostPath(s.path), known)].map((r) => byHash.get(r)!) }));
