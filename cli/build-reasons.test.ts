@@ -113,7 +113,9 @@ describe("why a node is being built", () => {
         { drv: b, name: "hello", state: "build" }, { drv: gone, name: "gone", state: "build" },
         { drv: broken, name: "broken", state: "build" }, { drv: kept, name: "kept", state: "cached" },
       ]));
-      // the rows' few words are worked out after the plan, unasked
+      // the rows' few words: asked for while rendering, worked out in the next turns
+      assert.equal(r.short(node(b, "hello", "build")), undefined);
+      for (const [d, name] of [[gone, "gone"], [broken, "broken"]] as const) r.short(node(d, name, "build"));
       await r.settled();
       assert.equal(r.short(node(b, "hello", "build")), "source main.c changed");
       // the panels when asked for

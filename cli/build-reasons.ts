@@ -6,8 +6,9 @@
 // Each node's baseline is taken when the plan arrives, before anything of the run is recorded:
 // the latest successful build of another derivation with its name, and this derivation's own last
 // build. The comparisons (SQLite reads) and the recipe lines' commits (git) are worked out off the
-// render path, a few nodes per turn of the event loop after the plan: rendering only reads what is
-// ready (short, lines), and asking for what is not yet queues it, first in line, for the next turn.
+// render path, a few nodes per turn of the event loop: rendering only reads what is ready (short,
+// lines), and asking for what is not yet queues it for the next turn (the why panel's node first).
+// Only what a view shows is asked for: a plan may hold thousands of nodes.
 import type { KilnEvent } from "../engine/events.js";
 import { hashesOfName, storeLookup } from "../engine/history.js";
 import { describeReport, explain, summarizeCause, type CauseReport, type WhyLookup } from "../engine/why.js";
@@ -28,9 +29,8 @@ interface Explained {
   short: string;
   /** the panel's lines (as things stand for the node), formatting only */
   lines: (n: NodeView) => string[];
-  /** the causes' recipe lines and the commits that changed them (git): done once, off the render path */
+  /** the causes' recipe lines and the commits that changed them (git): run once, off the render path, then dropped */
   refine?: () => void;
-  refined: boolean;
 }
 
 /** Nodes explained per turn of the event loop: builds and input go on in between. */
@@ -52,6 +52,8 @@ export class BuildReasons {
   private readonly explained = new Map<string, Explained>();
   /** what is still to work out, by drv: its name, and whether the panel (refined causes) is wanted */
   private readonly pending = new Map<string, { name: string; refine: boolean }>();
+  /** the why panel's node: worked out before the rest */
+  private first: string | undefined;
   private scheduled: NodeJS.Immediate | undefined;
   private idle: Array<() => void> = [];
 
@@ -76,7 +78,6 @@ export class BuildReasons {
         ...(previous.has(n.drv) ? { previous: previous.get(n.drv)! } : {}),
         ...(last ? { last: { status: last.status, at: last.started_at } } : {}),
       });
-      this.request(n.drv, n.name, false);
     }
   }
 
@@ -91,7 +92,7 @@ export class BuildReasons {
   lines(n: NodeView): string[] | undefined {
     if (!this.baselines.has(n.drv)) return undefined;
     const x = this.explained.get(n.drv);
-    if (!x?.refined) {
+    if (!x || x.refine) {
       this.request(n.drv, n.name, true);
       return [`working out why ${n.name} is being built…`];
     }
@@ -114,36 +115,30 @@ export class BuildReasons {
     return new Promise((r) => this.idle.push(r));
   }
 
-  /** Queue a node's explanation (the panel's first in line) for the next turn of the event loop. */
+  /** Queue a node's explanation (with `refine`, the panel's: first in line) for the next turn of the event loop. */
   private request(drv: string, name: string, refine: boolean): void {
     const x = this.explained.get(drv);
-    if (!this.baselines.has(drv) || (x && (x.refined || !refine))) return;
-    const was = this.pending.get(drv);
-    if (refine) {
-      this.pending.delete(drv);
-      // a Map keeps insertion order: put the panel's node first
-      const rest = [...this.pending];
-      this.pending.clear();
-      this.pending.set(drv, { name, refine: true });
-      for (const [k, v] of rest) this.pending.set(k, v);
-    } else if (!was) this.pending.set(drv, { name, refine: false });
+    if (!this.baselines.has(drv) || (x && (!x.refine || !refine))) return;
+    if (refine) this.first = drv;
+    if (refine || !this.pending.has(drv)) this.pending.set(drv, { name, refine });
     this.scheduled ??= setImmediate(() => this.work());
   }
 
   private work(): void {
     this.scheduled = undefined;
-    let done = 0;
-    for (const [drv, p] of this.pending) {
-      if (done++ >= BATCH) break;
+    const order = this.first && this.pending.has(this.first) ? [this.first, ...this.pending.keys()] : [...this.pending.keys()];
+    for (const drv of order.slice(0, BATCH)) {
+      const p = this.pending.get(drv);
+      if (!p) continue;
       this.pending.delete(drv);
       const x = this.explain(drv, p.name);
-      if (x && p.refine && !x.refined) {
+      if (x?.refine && p.refine) {
         try {
-          x.refine?.();
+          x.refine();
         } catch {
           /* the commits are extra: the causes stand without them */
         }
-        x.refined = true;
+        delete x.refine;
       }
     }
     if (this.pending.size) this.scheduled = setImmediate(() => this.work());
@@ -160,7 +155,7 @@ export class BuildReasons {
     } catch (e) {
       // a view must not fall over on an explanation: say so and go on
       const msg = (e as Error).message;
-      x = { short: "", lines: () => [`cannot tell: ${msg}`], refined: true };
+      x = { short: "", lines: () => [`cannot tell: ${msg}`] };
     }
     this.explained.set(drv, x);
     return x;
@@ -172,7 +167,6 @@ export class BuildReasons {
     if (b.plan === "cached") {
       return {
         short: "",
-        refined: true,
         lines: (cur) => [cur.status === "cutoff"
           ? `${n.name} was reused: inputs of it were rebuilt, but came out identical (early cutoff)`
           : `${n.name} is not built: its output is in the store`],
@@ -185,10 +179,10 @@ export class BuildReasons {
     if (!previous) {
       if (b.last?.status === "built") {
         const line = `${n.name} is unchanged since its build ${ago(now - b.last.at)}, but ${b.plan === "unknown" ? "an input of it is not in the store and must be built first" : "its output is no longer in the store (collected by kiln gc?)"}`;
-        return { short: b.plan === "unknown" ? "an input must be built first" : "output no longer in the store", lines: () => [line], refined: true };
+        return { short: b.plan === "unknown" ? "an input must be built first" : "output no longer in the store", lines: () => [line] };
       }
-      if (lastFailed.length) return { short: "last build failed", lines: () => [`${n.name}: ${lastFailed[0]}`], refined: true };
-      return { short: "new: never built before", lines: () => [`${n.name} is new: no derivation of that name was ever built in this store`], refined: true };
+      if (lastFailed.length) return { short: "last build failed", lines: () => [`${n.name}: ${lastFailed[0]}`] };
+      return { short: "new: never built before", lines: () => [`${n.name} is new: no derivation of that name was ever built in this store`] };
     }
     const report = explain(previous.drvHash, n.drv, lookup, recipesOf(store, lookup, { drvHash: previous.drvHash }, { drvHash: n.drv }, this.o.root));
     const causes = report.causes;
@@ -200,7 +194,6 @@ export class BuildReasons {
     const what = b.previous ? "its last build" : "the version used last";
     return {
       short,
-      refined: false,
       // recipe lines and the commits that changed them, as kiln why shows them
       refine: () => refineReports(causes),
       lines: (cur: NodeView) => {
