@@ -8,6 +8,8 @@ import { plan } from "../engine/plan.js";
 import { reachable } from "../engine/graph.js";
 import { Realizer } from "../engine/realize.js";
 import { evaluateTargets } from "../engine/targets.js";
+import { recordTargets } from "../engine/history.js";
+import { recipesRevision } from "./git.js";
 
 /**
  * `realize`: a target not realized yet is realized first (as nix-build -o does); without it, that
@@ -18,13 +20,10 @@ export async function toStorePaths(
 ): Promise<StorePathName[]> {
   const out: StorePathName[] = [];
   for (const item of items) {
-    let s = item;
-    if (existsSync(s)) s = realpathSync(s);
-    if (s.startsWith(ctx.store.storeDir + "/")) s = s.slice(ctx.store.storeDir.length + 1).split("/")[0]!;
-    const parsed = parseStorePathName(s);
-    if (parsed && !s.includes("/")) {
-      if (!ctx.store.isValid(s as StorePathName)) throw new KilnError("STORE_PATH_INVALID", `${item} is not a valid path in the store ${ctx.root}`, "realize it first");
-      out.push(s as StorePathName);
+    const s = storePathOf(ctx.store.storeDir, item);
+    if (s) {
+      if (!ctx.store.isValid(s)) throw new KilnError("STORE_PATH_INVALID", `${item} is not a valid path in the store ${ctx.root}`, "realize it first");
+      out.push(s);
       continue;
     }
     const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), [item]);
@@ -40,10 +39,20 @@ export async function toStorePaths(
         throw new KilnError("BUILD_FAILED", `${item}: ${result.failed.map((f) => f.node.name).join(", ")} failed to build`, "see the log with: kiln log <name>");
       }
       built = result.outputs;
+      // a realisation of a target like any other: kiln why explains it later
+      recordTargets(ctx.store, ev.roots, result.outputs, recipesRevision(entry), ctx.clock(), ev.snapshot);
     } else if (missing.length) {
       throw new KilnError("STORE_PATH_INVALID", `target ${missing[0]!.target} is not realized in this store`, o.hint?.(item) ?? `run: kiln realize ${item}`, { notRealized: true });
     }
     for (const r of ev.roots) out.push((built?.get(r.node.hash)?.[r.output] ?? p.get(r.node)!.outputs![r.output])!);
   }
   return out;
+}
+
+/** The store path an argument names (a path in the store, a link to one, a store path name), if it names one. */
+export function storePathOf(storeDir: string, item: string): StorePathName | undefined {
+  let s = item;
+  if (existsSync(s)) s = realpathSync(s);
+  if (s.startsWith(storeDir + "/")) s = s.slice(storeDir.length + 1).split("/")[0]!;
+  return parseStorePathName(s) && !s.includes("/") ? (s as StorePathName) : undefined;
 }

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { hostView } from "../engine/host-view.js";
-import { buildStarts, cleanup, copyFixture, kiln, kilnJson, tempDir, validPaths, withoutSeed } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, kiln, kilnJson, query, tempDir, validPaths, withoutSeed } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -49,6 +49,7 @@ describe("kiln run and kiln shell", { timeout: 120_000 }, () => {
     // tool, and the seed it is built on (a fresh store has neither)
     assert.deepEqual(buildStarts(withoutSeed(r.events)).map((e) => e.node!.name), ["tool"]);
     assert.equal(validPaths(fresh, "tool").length, 1);
+    assert.deepEqual(query(fresh, "SELECT target FROM target_realisations"), [{ target: "tool" }], "recorded for kiln why, as a realize records it");
   });
 
   test("kiln shell: the targets' programs on PATH; the command's exit status is kiln's", async () => {
