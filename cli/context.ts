@@ -1,6 +1,6 @@
 // The composition root: the only place that reads process.env and the working directory and
 // decides where output goes. It builds the one Context the engine receives.
-import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
@@ -8,7 +8,7 @@ import type { EventSink, KilnEvent } from "../engine/events.js";
 import { LocalBuilder } from "../engine/builders/local.js";
 import { SandboxBuilder } from "../engine/builders/sandbox.js";
 import { hostSystem } from "../engine/derivation.js";
-import { HostTools } from "../engine/hosttools.js";
+import { findOnPath, HostTools } from "../engine/hosttools.js";
 import { recipeSetRoot } from "../engine/recipe-snapshot.js";
 import { buildDurations } from "../store/history.js";
 import { LocalStore, type OpenStoreOptions } from "../store/local-store.js";
@@ -145,23 +145,10 @@ export function readLogTail(file: string, maxBytes = 1 << 20): string[] | undefi
   }
 }
 
-/** A command's absolute path on PATH: bubblewrap runs with an empty environment, so it is found here. */
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (!dir.startsWith("/")) continue;
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return join(dir, cmd);
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
-
 /** The bubblewrap binary, for builds (engine/builders/sandbox.ts) and for kiln run and shell (cli/launch.ts). */
 export function bwrapBinary(): string {
-  return process.env.KILN_BWRAP || onPath("bwrap") || "bwrap";
+  // bubblewrap runs with an empty environment: it is found here, by an absolute path
+  return process.env.KILN_BWRAP || findOnPath("bwrap", (process.env.PATH ?? "").split(":").filter((d) => d.startsWith("/"))) || "bwrap";
 }
 
 export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}): Context & { root: string } {

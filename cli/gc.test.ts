@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { human } from "./commands/path-info.js";
+import { human } from "./units.js";
 import { after, describe, test } from "node:test";
 import { buildRows, buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 

@@ -18,3 +18,15 @@ export function parseDuration(s: string, option: string): number {
   if (!m) throw new KilnError("USAGE", `${option}: cannot read ${JSON.stringify(s)} as a duration`, "write a number and a unit: 45s, 90m, 12h, 30d, 2w");
   return Math.floor(Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]!);
 }
+
+/** Bytes for people: "512 B", "3.4 MiB" (binary multiples). */
+export function human(n: number): string {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${u[i]}`;
+}

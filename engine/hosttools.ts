@@ -130,12 +130,7 @@ export class HostTools {
 
   /** Find a command on the host PATH. */
   which(cmd: string): string | undefined {
-    if (cmd.includes("/")) return isExecutable(cmd) ? cmd : undefined;
-    for (const dir of this.searchPath) {
-      const p = join(dir, cmd);
-      if (isExecutable(p)) return p;
-    }
-    return undefined;
+    return findOnPath(cmd, this.searchPath);
   }
 
   private fingerprintCommand(cmd: string, where?: string): { fp: HostToolFingerprint; files: string[] } {
@@ -220,6 +215,16 @@ function hiddenHop(path: string, visible: readonly string[]): string | undefined
     return p;
   }
   return under(real, visible) ? undefined : real;
+}
+
+/** A command's path: itself when it has a slash, else the first executable file of that name in `searchPath`. */
+export function findOnPath(cmd: string, searchPath: readonly string[]): string | undefined {
+  if (cmd.includes("/")) return isExecutable(cmd) ? cmd : undefined;
+  for (const dir of searchPath) {
+    const p = join(dir, cmd);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
 }
 
 function isExecutable(p: string): boolean {

@@ -1,7 +1,6 @@
 // kiln copy --to URL TARGET...: push realized targets (or store paths, or result links) to a
 // binary cache: the closure of each, signed, and for targets the realisation records of their
 // whole derivation graph, so that another machine can plan them from the cache alone.
-import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Argv } from "yargs";
 import { reachable } from "../../engine/graph.js";
@@ -9,11 +8,12 @@ import { plan } from "../../engine/plan.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import type { PushRealisation } from "../../engine/cache/push.js";
 import { KilnError } from "../../store/errors.js";
-import { parseStorePathName, type StorePathName } from "../../store/paths.js";
+import type { StorePathName } from "../../store/paths.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { pusherFor } from "../push.js";
+import { storePathOf } from "../resolve-paths.js";
 import { withContext } from "../run.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface Args extends GlobalArgs {
   targets: string[];
@@ -43,7 +43,8 @@ export function handler(argv: Args): Promise<void> {
     if (targets.length > 0) {
       const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), targets);
       const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
-      const p = await plan(ctx.store, nodes);
+      // with the caches' records, as a realize plans: a substituted target may lack its build inputs
+      const p = await plan(ctx.store, nodes, ctx.substituters, ctx.signal);
       for (const r of ev.roots) {
         const out = p.get(r.node)!.state === "cached" ? p.get(r.node)!.outputs![r.output] : undefined;
         if (!out) throw new KilnError("STORE_PATH_INVALID", `target ${r.target} is not realized in this store`, `run \`kiln realize ${r.target}\` first`);
@@ -62,12 +63,4 @@ export function handler(argv: Args): Promise<void> {
     const t = pusher.totals;
     process.stderr.write(`copied ${t.pushed.length} path(s) (${human(t.bytes)} of archives) to ${pusher.backend.url}; ${t.present} were there already; ${t.realisations} realisation record(s) written\n`);
   });
-}
-
-/** The store path an argument names (a path in the store, a link to one, a store path name), if it names one. */
-function storePathOf(storeDir: string, item: string): StorePathName | undefined {
-  let s = item;
-  if (existsSync(s)) s = realpathSync(s);
-  if (s.startsWith(storeDir + "/")) s = s.slice(storeDir.length + 1).split("/")[0]!;
-  return parseStorePathName(s) && !s.includes("/") ? (s as StorePathName) : undefined;
 }

@@ -6,7 +6,7 @@ import { listRoots } from "../../store/roots.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { toStorePaths } from "../resolve-paths.js";
 import { withContext } from "../run.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface Args extends GlobalArgs {
   paths?: string[];

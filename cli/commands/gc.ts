@@ -13,7 +13,7 @@ import { dateText } from "./profile.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { parseDuration, parseSize } from "../units.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface Args extends GlobalArgs {
   "dry-run"?: boolean;

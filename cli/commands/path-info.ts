@@ -3,6 +3,7 @@ import type { Argv } from "yargs";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
 import { toStorePaths } from "../resolve-paths.js";
+import { human } from "../units.js";
 import type { StorePathName } from "../../store/paths.js";
 
 interface Args extends GlobalArgs {
@@ -21,17 +22,6 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("recursive", { alias: "r", type: "boolean", describe: "every path in the closure" })
     .option("closure-size", { alias: "S", type: "boolean", describe: "also the closure size" })
     .option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
-
-export function human(n: number): string {
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${u[i]}`;
 }
 
 export function handler(argv: Args): Promise<void> {

@@ -6,7 +6,7 @@ import { recipesEntry, type GlobalArgs } from "../context.js";
 import { toStorePaths } from "../resolve-paths.js";
 import { withContext } from "../run.js";
 import { KilnError } from "../../store/errors.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface AddArgs extends GlobalArgs {
   name: string;

@@ -12,7 +12,7 @@ import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
 import { recipesEntry, type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 import { recipesRevision } from "../git.js";
 import { recipesOf, refineReports } from "../causes.js";
 

@@ -4,7 +4,7 @@ import { closureSize, loadGraph } from "../../store/gc.js";
 import { listRoots } from "../../store/roots.js";
 import { type GlobalArgs } from "../context.js";
 import { withContext } from "../run.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface Args extends GlobalArgs {
   json?: boolean;

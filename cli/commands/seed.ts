@@ -8,7 +8,7 @@ import { resolveSeed } from "../../engine/seed-resolve.js";
 import { KilnError } from "../../store/errors.js";
 import { recipesEntry, storeRoot, type GlobalArgs } from "../context.js";
 import { EXIT, withContext } from "../run.js";
-import { human } from "./path-info.js";
+import { human } from "../units.js";
 
 interface LockArgs extends GlobalArgs {
   sets?: string;

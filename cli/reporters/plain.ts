@@ -2,6 +2,7 @@
 // and a summary. For CI logs and pipes.
 import type { KilnEvent } from "../../engine/events.js";
 import { skipReason } from "./view-state.js";
+import { human } from "../units.js";
 
 export interface PlainOptions {
   write: (s: string) => void;
@@ -24,7 +25,7 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         const c = { cached: 0, substitutable: 0, build: 0, fetch: 0, unknown: 0 };
         for (const n of e.nodes) c[n.state]++;
         const download = e.nodes.reduce((t, n) => t + (n.downloadBytes ?? 0), 0);
-        const subst = c.substitutable ? `${c.substitutable} to substitute (${(download / (1 << 20)).toFixed(1)} MiB to download), ` : "";
+        const subst = c.substitutable ? `${c.substitutable} to substitute (${human(download)} to download), ` : "";
         line(`planned ${e.nodes.length} derivations: ${c.cached} in the store, ${subst}${c.fetch} to fetch, ${c.build} to build, ${c.unknown} to build unless cut off early`);
         break;
       }
@@ -73,7 +74,7 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
         line(`building ${e.node.name} on ${e.machine === "local" ? "this machine" : e.machine}`);
         break;
       case "pushed":
-        line(`pushed   ${e.path} to ${e.to} (${(e.bytes / (1 << 20)).toFixed(1)} MiB)`);
+        line(`pushed   ${e.path} to ${e.to} (${human(e.bytes)})`);
         break;
       case "warning":
         o.write(`warning: ${e.message}\n`);

@@ -18,6 +18,7 @@ import { Box, Static, Text, render, useInput, useStdin, type Instance } from "in
 import { useState } from "react";
 import type { KilnEvent } from "../../engine/events.js";
 import { plainReporter } from "./plain.js";
+import { human } from "../units.js";
 import {
   STATUS_LABEL, applyEvent, createViewState, criticalPath, elapsedOf, formatMs, progress, treeRows,
   type Completion, type NodeStatus, type NodeView, type TreeRow, type ViewState,
@@ -94,7 +95,7 @@ export function Header({ state, now, cancelling, columns }: Pick<AppProps, "stat
       {state.watch ? <WatchLine state={state} cancelling={cancelling} /> : null}
       <Text>
         <Text bold>kiln</Text> {state.targets.join(", ")}  <Text bold>{p.done}/{p.total} done</Text> · {p.running} running · {p.remaining} waiting · {eta}
-        {state.downloadBytes > 0 ? ` · ↓ ${(state.downloadBytes / (1 << 20)).toFixed(1)} MiB from caches` : ""}
+        {state.downloadBytes > 0 ? ` · ↓ ${human(state.downloadBytes)} from caches` : ""}
         {state.pushed > 0 ? ` · ↑ ${state.pushed} pushed` : ""} · {formatMs(p.elapsedMs)}
       </Text>
       <Text>
