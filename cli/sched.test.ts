@@ -32,6 +32,5 @@ describe("scheduler", { timeout: 120_000 }, () => {
     // what starts later depends on how long each sandbox takes to start and register here (a
     // slot is freed when a build's process ends, before its output is registered and the next
     // chain job is ready): the exact order, slot by slot, is engine/realize.test.ts's, in-process
-    assert.equal(order.at(-1), "all");
   });
 });

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { CLI, cleanup, copyFixture, realizeSeed, SEED_DEB_CACHE, seedNodeCount, tempDir } from "./test-helpers/kiln.js";
+import { CLI, cleanup, copyFixture, realizeSeed, SEED_DEB_CACHE, seedNodeCount, tempDir, TEST_CONFIG, UNSET_FOR_TESTS } from "./test-helpers/kiln.js";
 
 const haveTmux = spawnSync("tmux", ["-V"]).status === 0;
 
@@ -13,8 +13,9 @@ class Terminal {
   private readonly socket = `kiln-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
   constructor(cwd: string, command: string[]) {
-    // the fixtures' seed .debs from the tests' cache, as test-helpers/kiln.ts gives every kiln
-    const env = ["env", "-u", "KILN_STORE", "-u", "KILN_RECIPES", "-u", "KILN_BWRAP", "-u", "NODE_OPTIONS", "-u", "CI", "TERM=xterm-256color", `KILN_MIRRORS=${SEED_DEB_CACHE}`];
+    // the environment test-helpers/kiln.ts gives every kiln (the fixtures' seed .debs from the
+    // tests' cache, no cache or builder of the developer's), on a terminal, not in CI mode
+    const env = ["env", ...[...UNSET_FOR_TESTS, "CI"].flatMap((k) => ["-u", k]), "TERM=xterm-256color", `KILN_CONFIG=${TEST_CONFIG}`, `KILN_MIRRORS=${SEED_DEB_CACHE}`];
     const line = [...env, ...command].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
     // the shell stays after kiln exits, so that the last screen and the exit code can be read
     this.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", cwd, `${line}; echo KILN_EXIT=$?; sleep 600`);

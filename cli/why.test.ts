@@ -1,19 +1,13 @@
 // `kiln why` end to end: fixtures/hello copied into a temporary git repository, realised, edited,
 // committed and realised again; why must name the root cause each time from recorded history.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, seedBuildCount, seedNodeCount, tempDir } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, git, isSeedNode, kiln, kilnJson, query, seedBuildCount, seedNodeCount, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
-function git(cwd: string, ...args: string[]): string {
-  const r = spawnSync("git", ["-c", "user.name=kiln test", "-c", "user.email=test@kiln", ...args], { cwd, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 interface WhyJson {
   target: string;

@@ -1,9 +1,9 @@
 // Helpers for CLI end-to-end tests: run the compiled kiln (dist/cli/main.js) as a subprocess
 // against a temporary store, on temporary copies of fixture recipe sets, and read back what it
 // did from its JSON event stream and from the store's SQLite database.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalStore } from "../../store/local-store.js";
@@ -80,12 +80,15 @@ export function copyFixture(name: string): string {
   return dst;
 }
 
+/** What a test's kiln never takes from the developer's shell: each test decides these. */
+export const UNSET_FOR_TESTS = ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS"];
+/** Nor the developer's kiln.conf (binary caches, builders). */
+export const TEST_CONFIG = "/nonexistent/kiln.conf";
+
 function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  // the test decides these, never the developer's shell
-  for (const k of ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS"]) delete env[k];
-  // nor the developer's kiln.conf (binary caches, builders)
-  env.KILN_CONFIG = "/nonexistent/kiln.conf";
+  for (const k of UNSET_FOR_TESTS) delete env[k];
+  env.KILN_CONFIG = TEST_CONFIG;
   // tests look at what the graph walk does: the no-op record (cli/noop.ts) answers a repeated
   // realize without it, depending on file times; cli/fast.test.ts turns it on
   env.KILN_EVAL_CACHE = "0";
@@ -232,3 +235,10 @@ export function storeDigests(root: string): Map<string, string> {
 
 /** What is in the store directory on disk, sorted. */
 export const onDisk = (store: string): string[] => readdirSync(join(store, "store")).sort();
+
+/** Run git in `cwd` as a test user; its trimmed stdout. A failure throws with git's stderr. */
+export function git(cwd: string, ...args: string[]): string {
+  const r = spawnSync("git", ["-c", "user.name=kiln test", "-c", "user.email=test@kiln", ...args], { cwd, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout.trim();
+}

@@ -8,7 +8,7 @@
 // most of it). The runtime is built once here; pi4.slow.test.ts (npm run test:slow) builds the
 // whole image in two more stores and checks the runtime itself.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -16,7 +16,7 @@ import { LRUCache } from "lru-cache";
 import { Evaluator } from "../../engine/evaluate.js";
 import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
-import { buildStarts, cleanup, eventsOf, kiln, kilnJson, query, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
+import { buildStarts, cleanup, eventsOf, git, kiln, kilnJson, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
 import { sha256File } from "../../store/digest.js";
 import { stubHostTools } from "../../engine/test-helpers/golden.js";
 import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
@@ -209,14 +209,9 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     // the recipes in a git repository of their own, realized once as they are (all from the store)
     const recipes = copyRecipes();
     const repo = dirname(recipes);
-    const git = (...args: string[]) => {
-      const r = spawnSync("git", ["-c", "user.name=kiln test", "-c", "user.email=test@kiln", ...args], { cwd: repo, encoding: "utf8" });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout.trim();
-    };
-    git("init", "-q");
-    git("add", "recipes");
-    git("commit", "-q", "-m", "pi4-llm-os as it was");
+    git(repo, "init", "-q");
+    git(repo, "add", "recipes");
+    git(repo, "commit", "-q", "-m", "pi4-llm-os as it was");
     const index = join(recipes, "index.ts");
     const o = { cwd: repo, store };
     const base = await kilnJson(["realize", "--no-link", "-f", index, "pi4-llm-os", "pi4-llm-os.tests.boot"], o);
@@ -230,8 +225,8 @@ describe("pi4-llm-os build, boot and reproducibility", { timeout: 60 * 60_000 },
     assert.notEqual(edited, text);
     writeFileSync(kernelTs, edited);
     const line = edited.split("\n").findIndex((l) => l.includes('IKCONFIG: "y",') && l.includes("TIMERFD")) + 1;
-    git("commit", "-q", "-am", "kernel: keep the config in /proc/config.gz");
-    const commit = git("rev-parse", "--short=10", "HEAD");
+    git(repo, "commit", "-q", "-am", "kernel: keep the config in /proc/config.gz");
+    const commit = git(repo, "rev-parse", "--short=10", "HEAD");
     const cause = new RegExp(
       `recipes/std/linux\\.ts:${line}, in userspaceBasics \\(last changed in ${commit} "kernel: keep the config in /proc/config\\.gz"\\)\n` +
       ` *- TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y",\n *\\+ TIMERFD: "y", EVENTFD: "y", UNIX98_PTYS: "y", IKCONFIG: "y",\n` +

@@ -5,7 +5,7 @@
 // Every symbol a fragment sets must survive `olddefconfig` (dependencies met), or the build fails
 // and names the symbol, so a fragment never silently does nothing. A symbol asked off that another
 // one selects back on is a warning, or a failure with `strictOff`.
-import { fetch, sh, type Drv } from "kiln";
+import { sh, type Drv } from "kiln";
 import { build, fetchDeb } from "./index.js";
 
 /**
