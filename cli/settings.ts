@@ -62,8 +62,13 @@ export function readConfig(file: string): Partial<Record<Key, string[]>> {
 
 const words = (s: string | undefined) => (s === undefined ? undefined : s.split(/\s+/).filter(Boolean));
 
+/** The config file read once per process: a command asks for its settings in several places. */
+const configs = new Map<string, ReturnType<typeof readConfig>>();
+
 export function settingsOf(args: CacheArgs): Settings {
-  const conf = readConfig(configFile());
+  const file = configFile();
+  let conf = configs.get(file);
+  if (!conf) configs.set(file, (conf = readConfig(file)));
   const env = process.env;
   const timeout = args["cache-timeout"] ?? (env.KILN_CACHE_TIMEOUT !== undefined ? Number(env.KILN_CACHE_TIMEOUT) : conf["cache-timeout"] ? Number(conf["cache-timeout"][0]) : 10);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new KilnError("USAGE", `cache timeout ${timeout} is not a number of seconds`, "give --cache-timeout SECONDS (for example 10)");

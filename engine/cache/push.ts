@@ -46,6 +46,7 @@ const PARALLEL_UPLOADS = 4;
 export class Pusher {
   private ready: Promise<void> | undefined;
   private readonly paths = new Map<StorePathName, Promise<void>>();
+  private readonly records = new Set<string>();
   private readonly pool = new JobPool(PARALLEL_UPLOADS);
   private readonly small = new JobPool(16);
   private result: PushResult = { pushed: [], bytes: 0, present: 0, realisations: 0 };
@@ -63,6 +64,9 @@ export class Pusher {
     await Promise.all([...closure].map((p) => this.pushPath(p)));
     await Promise.all(realisations.map((r) => this.small.run(0, async () => {
       const key = realisationKey(r.resolved, r.output);
+      // each record once per pusher: --push-to pushes a build's records, then the whole graph's
+      if (this.records.has(key)) return;
+      this.records.add(key);
       if (await this.backend.has(key, this.o.signal)) return;
       await this.backend.put(key, encode(signRealisation(r, this.key)), this.o.signal);
       this.result.realisations++;

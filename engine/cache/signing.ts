@@ -56,10 +56,6 @@ export function parsePublicKey(text: string, where: string): PublicKey {
 }
 
 /** The public half of a secret key, as text. */
-export function publicKeyOf(secret: SecretKey): string {
-  return `${secret.name}:${Buffer.from(createPublicKey(secret.key).export({ format: "jwk" }).x!, "base64url").toString("base64")}`;
-}
-
 export function sign(secret: SecretKey, fingerprint: string): string {
   return `${secret.name}:${edSign(null, Buffer.from(fingerprint), secret.key).toString("base64")}`;
 }
