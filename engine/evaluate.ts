@@ -3,7 +3,7 @@
 // fingerprinted; nothing is written to the store. The walk is iterative so that very deep
 // graphs (100k-long chains) do not overflow the stack.
 import { hashTree } from "../store/archive.js";
-import { hashPart } from "../store/digest.js";
+import { contentHashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
 import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
@@ -236,7 +236,7 @@ export class Evaluator {
     }
     const bad = validateName(s.name);
     if (bad) throw new KilnError("RECIPE_INVALID", `invalid source name for ${s.path}: ${bad}`, "pass a name as the third argument of source()");
-    const r = { store: makeStorePathName(hashPart(`kiln-ca:${digest}:${s.name}`), s.name), host: s.path };
+    const r = { store: makeStorePathName(contentHashPart(digest, s.name), s.name), host: s.path };
     this.sourceMemo.set(key, r);
     return r;
   }

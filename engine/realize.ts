@@ -119,8 +119,8 @@ export class Realizer {
    * backup): a realize must not print it, nor hand it to a build. The paths this run will use as
    * they are (the targets' outputs found in the store, and the closures of what the builds to come
    * take from the store) are looked at on disk; those missing are forgotten, with what refers to
-   * them, and the plan is made again. True if any were. One lstat per path a build or a result
-   * uses: a no-op realize looks only at its targets' outputs.
+   * them, and the plan is made again. True if any were. One lstat per path of those closures: a
+   * no-op realize looks only at its targets' outputs and what they refer to.
    */
   private forgetMissing(all: Node[], roots: Node[]): boolean {
     const p = this.planned;

@@ -42,6 +42,11 @@ export function hashPart(text: string): string {
   return toBase32(blake3(Buffer.from(text)).subarray(0, 20));
 }
 
+/** The hash part of a content-addressed store path: its tree's digest and its name give it. */
+export function contentHashPart(narDigest: string, name: string): string {
+  return hashPart(`kiln-ca:${narDigest}:${name}`);
+}
+
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }

@@ -9,7 +9,7 @@
 import { closeSync, lstatSync, openSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { hashTree, type FileDigestCache } from "./archive.js";
-import { HASH_PART_LEN, hashPart, sha256File } from "./digest.js";
+import { contentHashPart, HASH_PART_LEN, sha256File } from "./digest.js";
 import { KilnError } from "./errors.js";
 import type { LockTable } from "./lock-table.js";
 import type { PathInfo, PathTable } from "./path-table.js";
@@ -70,7 +70,7 @@ export function addOutput(s: RegistrationDeps, o: AddOutputOptions, register: (p
     selfHash,
     onSelfRef: (file, offset) => selfRefs.push({ file, offset }),
   });
-  const finalHash = hashPart(`kiln-ca:${tree.digest}:${o.name}`);
+  const finalHash = contentHashPart(tree.digest, o.name);
   const path = makeStorePathName(finalHash, o.name);
   const refs = [...found].filter((h) => h !== o.selfHash).map((h) => byHash.get(h)!).sort();
   if (selfHash) {
@@ -97,7 +97,7 @@ export function importPath(s: RegistrationDeps, o: ImportOptions, register: (pat
   const own = parsed!.hash;
   const tree = hashTree(o.tree, { selfHash: own });
   if (tree.digest !== o.narDigest) refuse(`its content hashes to ${tree.digest}, not the claimed ${o.narDigest}`);
-  if (hashPart(`kiln-ca:${tree.digest}:${parsed!.name}`) !== own) refuse("its content does not give its name");
+  if (contentHashPart(tree.digest, parsed!.name) !== own) refuse("its content does not give its name");
   if (o.ca) {
     const want = o.ca.replace(/^sha256:/, "");
     const st = lstatSync(o.tree);

@@ -16,7 +16,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { hashTree } from "./archive.js";
 import type { DatabaseCheck } from "./database.js";
-import { HASH_PART_LEN, hashPart, sha256File } from "./digest.js";
+import { contentHashPart, HASH_PART_LEN, sha256File } from "./digest.js";
 import { tablesOf, type LocalStore } from "./local-store.js";
 import { existsOrLink, parseStorePathName, removeTree, type StorePathName } from "./paths.js";
 import { profilesDir } from "./profiles.js";
@@ -100,7 +100,7 @@ function registerStrays(store: LocalStore, gone: StorePathName[]): { registered:
       strays.push({ path: e, why: `it cannot be read (${(err as Error).message})` });
       continue;
     }
-    if (hashPart(`kiln-ca:${tree.digest}:${parsed.name}`) !== parsed.hash) {
+    if (contentHashPart(tree.digest, parsed.name) !== parsed.hash) {
       strays.push({ path: e, why: "its content does not give its name (damaged, or partly deleted)" });
       continue;
     }
