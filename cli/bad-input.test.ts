@@ -6,7 +6,7 @@
 // in one test root, looked at file by file before and after each case.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
@@ -21,8 +21,8 @@ interface Case {
   store?: () => string;
   /** what kiln may change: the store (default), the tmpfs it is on ("mount"), or nothing (a --store that is no store) */
   owns?: "store" | "mount" | "nothing";
-  /** run kiln as this user, from / */
-  uid?: number;
+  /** run kiln as a user who owns none of the test's files (test-helpers/kiln.ts) */
+  unprivileged?: boolean;
   /** done to the store (or the recipe set) before the snapshot */
   setup?: (store: string) => void;
   args: string[];
@@ -146,10 +146,12 @@ describe("bad input and bad conditions: documented exit codes, nothing changed o
       args: ["realize", "--no-link", "small"], code: 2, stderr: /cannot be used: it is on a read-only file system/, refused: true, check: (s) => unmount(s),
     },
     {
-      name: "--store not writable by the user", root: true, owns: "nothing", uid: 65534, store: () => {
+      name: "--store not writable by the user", root: true, owns: "nothing", unprivileged: true, store: () => {
+        // another user's private folder
         const d = join(top, "stores", `closed${n++}`);
         mkdirSync(d, { mode: 0o700 });
         chmodSync(d, 0o700);
+        chownSync(d, 65534, 65534);
         return join(d, "store");
       },
       args: ["realize", "--no-link", "small"], code: 2, stderr: /cannot be used: permission denied/,
@@ -185,7 +187,7 @@ describe("bad input and bad conditions: documented exit codes, nothing changed o
       const skip = [join(top, "tmp"), ...(c.owns === "nothing" ? [] : [c.owns === "mount" ? dirname(store) : store])];
       const outside = snapshot(top, skip);
       const inside = c.refused ? storeState(store, !c.locked) : undefined;
-      const r = await kiln(c.args, { cwd: work, store, env, ...(c.uid !== undefined ? { cwd: "/", uid: c.uid } : {}) });
+      const r = await kiln(c.args, { cwd: work, store, env, unprivileged: c.unprivileged });
       assert.equal(r.code, c.code, `exit code of kiln ${c.args.join(" ")}\n${r.stdout}\n${r.stderr}`);
       if (c.stderr) assert.match(r.stderr, c.stderr);
       assert.doesNotMatch(r.stderr, /internal error/);

@@ -4,7 +4,7 @@
 // output missing from disk is built again. Real conditions: real SQLite files damaged on disk, a
 // real tmpfs that fills up, real read-only bind mounts, a real unprivileged user.
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
@@ -253,9 +253,10 @@ describe("the store survives damage and bad input", { timeout: 600_000 }, () => 
       unmount(ro);
     }
 
-    const closed = tempDir("closed"); // 0700, owned by root
+    const closed = tempDir("closed"); // 0700, another user's
     chmodSync(closed, 0o700);
-    const r = await kiln(["realize", "--no-link", "small"], { cwd: "/", store: join(closed, "store"), uid: 65534 });
+    chownSync(closed, 65534, 65534);
+    const r = await kiln(["realize", "--no-link", "small"], { cwd: "/", store: join(closed, "store"), unprivileged: true });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cannot be used: permission denied/);
     noInternalError(r);

@@ -47,8 +47,12 @@ export interface RunOptions {
   umask?: string;
   /** run kiln without network: in its own network namespace (unshare), as on a machine that is offline */
   offline?: boolean;
-  /** run kiln as this user id (and group id), e.g. 65534 (nobody): needs root */
-  uid?: number;
+  /**
+   * run kiln as a user who owns none of the files it did not create: root without the
+   * capabilities that override file permissions (setpriv). Unlike switching to another uid, the
+   * checkout (the CLI, node_modules) stays readable wherever it is, a 0700 home included.
+   */
+  unprivileged?: boolean;
 }
 
 const created: string[] = [];
@@ -128,7 +132,9 @@ export function startKiln(args: string[], o: RunOptions): Running {
     ? spawn("/bin/sh", ["-c", `umask ${o.umask} && exec "$0" "$@"`, process.execPath, ...argv], opts)
     : o.offline
       ? spawn("unshare", ["--net", "--map-root-user", process.execPath, ...argv], opts)
-      : spawn(process.execPath, argv, { ...opts, ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}) });
+      : o.unprivileged
+        ? spawn("setpriv", ["--bounding-set=-dac_override,-dac_read_search", process.execPath, ...argv], opts)
+        : spawn(process.execPath, argv, opts);
   let stdout = "";
   let stderr = "";
   let partial = "";
