@@ -35,6 +35,8 @@ export interface FixedOutput {
 export type FetchSource =
   | { url: string }
   | { deb: { package: string; version: string; arch?: string } }
+  /** a file of a Debian source package (an .orig.tar.*, a .debian.tar.*, the .dsc), as `apt-get source` downloads it */
+  | { debSource: { package: string; version: string; file: string } }
   /** a package tarball from the npm registry (npm_config_registry, else registry.npmjs.org) */
   | { npm: { name: string; version: string } }
   | { file: string }

@@ -294,17 +294,20 @@ function checkSources(sources: readonly unknown[], where: string): void {
     const o = (typeof s === "object" && s !== null ? s : {}) as Record<string, Record<string, unknown> | undefined>;
     const keys = Object.keys(o);
     let bad: string | undefined;
-    if (keys.length !== 1) bad = "must have exactly one of url, deb, npm, file, mirror";
+    if (keys.length !== 1) bad = "must have exactly one of url, deb, debSource, npm, file, mirror";
     else if (keys[0] === "url" || keys[0] === "file" || keys[0] === "mirror") bad = str(o[keys[0]]) ? undefined : `${keys[0]} must be a non-empty string`;
     else if (keys[0] === "deb") bad = str(o.deb?.package) && str(o.deb?.version) && (o.deb?.arch === undefined || str(o.deb.arch)) ? undefined : "deb needs package and version (and optionally arch) as strings";
-    else if (keys[0] === "npm") {
+    else if (keys[0] === "debSource") {
+      const { package: pkg, version, file } = o.debSource ?? {};
+      bad = str(pkg) && str(version) && str(file) && !String(file).includes("/") ? undefined : "debSource needs package, version and file (a file name, no slash) as strings";
+    } else if (keys[0] === "npm") {
       const { name, version } = o.npm ?? {};
       if (typeof name !== "string" || !NPM_NAME_RE.test(name)) bad = `npm.name ${JSON.stringify(name)} is not an npm package name`;
       else if (typeof version !== "string" || !NPM_VERSION_RE.test(version)) bad = `npm.version ${JSON.stringify(version)} is not an exact version (ranges and tags such as "latest" are not pinned)`;
     } else bad = `unknown kind '${keys[0]}'`;
     if (bad) {
       throw new KilnError("RECIPE_INVALID", `fixed output ${where}: source ${i + 1} (${JSON.stringify(s)}) ${bad}`,
-        'a source is { url }, { deb: { package, version, arch? } }, { npm: { name, version } }, { file } or { mirror }');
+        'a source is { url }, { deb: { package, version, arch? } }, { debSource: { package, version, file } }, { npm: { name, version } }, { file } or { mirror }');
     }
   });
 }

@@ -2,7 +2,7 @@
 // bytes have the pinned sha256 wins. Failing that, the error lists every place tried, what each
 // gave (unreachable, or which wrong hash), and how to add the file by hand.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -32,6 +32,7 @@ export interface FetchRequest {
 export function describeSource(s: FetchSource): string {
   if ("url" in s) return s.url;
   if ("deb" in s) return `debian:${s.deb.package}${s.deb.arch ? `:${s.deb.arch}` : ""}=${s.deb.version}`;
+  if ("debSource" in s) return `debian-source:${s.debSource.package}=${s.debSource.version}/${s.debSource.file}`;
   if ("npm" in s) return `npm:${s.npm.name}@${s.npm.version}`;
   if ("file" in s) return `file:${s.file}`;
   return `mirror:${s.mirror}`;
@@ -118,6 +119,7 @@ async function obtain(s: FetchSource, tmp: string, req: FetchRequest): Promise<s
   }
   if ("url" in s) return download(s.url, tmp, req);
   if ("npm" in s) return obtainNpm(s.npm, tmp, req);
+  if ("debSource" in s) return obtainDebSource(s.debSource, tmp, req);
   // a Debian package, exactly as the archive serves it
   const spec = `${s.deb.package}${s.deb.arch ? `:${s.deb.arch}` : ""}=${s.deb.version}`;
   const r = spawnSync("apt-get", ["download", "-q", spec], { cwd: tmp, encoding: "utf8", env: req.env, timeout: 30 * 60_000 });
@@ -128,6 +130,71 @@ async function obtain(s: FetchSource, tmp: string, req: FetchRequest): Promise<s
   }
   const deb = readdirSync(tmp).find((f) => f.endsWith(".deb"));
   return deb ? join(tmp, deb) : undefined;
+}
+
+/** Debian's archive and its security archive, unless the environment names a mirror (KILN_DEBIAN_ARCHIVE, KILN_DEBIAN_SECURITY). */
+function debianArchives(env: Record<string, string>): { archive: string; security: string } {
+  return {
+    archive: (env.KILN_DEBIAN_ARCHIVE || "http://deb.debian.org/debian").replace(/\/+$/, ""),
+    security: (env.KILN_DEBIAN_SECURITY || "http://deb.debian.org/debian-security").replace(/\/+$/, ""),
+  };
+}
+
+/** The suite whose source indices apt is given when the pool does not have the file (KILN_DEBIAN_SUITE, default bookworm). */
+const DEFAULT_SUITE = "bookworm";
+
+/**
+ * A file of a Debian source package. The archive's pool holds it at a place its name gives
+ * (pool/<component>/<prefix>/<package>/<file>): tried first, in main, contrib and non-free and in
+ * the security archive, a request each. Failing that, `apt-get source --download-only` with an
+ * apt configuration of its own (deb-src lines for the suite, its own index and cache folders in
+ * the scratch directory): it finds a file the pool moved, and works where the host's apt has no
+ * deb-src lines, without touching the host's apt state.
+ */
+async function obtainDebSource(d: { package: string; version: string; file: string }, tmp: string, req: FetchRequest): Promise<string | undefined> {
+  const { archive, security } = debianArchives(req.env);
+  const prefix = d.package.startsWith("lib") ? d.package.slice(0, 4) : d.package[0]!;
+  const pools = [
+    ...["main", "contrib", "non-free"].map((c) => `${archive}/pool/${c}/${prefix}/${d.package}/${d.file}`),
+    `${security}/pool/updates/main/${prefix}/${d.package}/${d.file}`,
+  ];
+  for (const url of pools) {
+    const res = await httpGet(url, req.signal, {}, "HEAD");
+    if (!res.ok) continue;
+    req.onLine(`found in the pool: ${url}`);
+    return download(url, tmp, req);
+  }
+  req.onLine(`not in the pool at ${archive}: asking apt-get source`);
+  const suite = req.env.KILN_DEBIAN_SUITE || DEFAULT_SUITE;
+  const apt = join(tmp, "apt");
+  for (const dir of ["lists/partial", "cache/archives/partial", "etc", "get"]) mkdirSync(join(apt, dir), { recursive: true });
+  writeFileSync(join(apt, "etc/sources.list"), [
+    `deb-src ${archive} ${suite} main contrib non-free non-free-firmware`,
+    `deb-src ${archive} ${suite}-updates main contrib non-free non-free-firmware`,
+    `deb-src ${security} ${suite}-security main contrib non-free non-free-firmware`,
+    "",
+  ].join("\n"));
+  const opts = [
+    "-q", "-o", `Dir::Etc::SourceList=${join(apt, "etc/sources.list")}`, "-o", "Dir::Etc::SourceParts=/dev/null",
+    "-o", `Dir::State::Lists=${join(apt, "lists")}`, "-o", `Dir::Cache=${join(apt, "cache")}`, "-o", "APT::Sandbox::User=root",
+  ];
+  const run = (args: string[], cwd: string) => {
+    const r = spawnSync("apt-get", [...opts, ...args], { cwd, encoding: "utf8", env: req.env, timeout: 30 * 60_000 });
+    if (r.error) throw new Error(`apt-get: ${r.error.message}`);
+    return r;
+  };
+  const upd = run(["update"], tmp);
+  if (upd.status !== 0) throw new Error(`apt-get update (deb-src for ${suite}): ${(upd.stderr || upd.stdout).trim().split("\n").pop()}`);
+  const spec = `${d.package}=${d.version}`;
+  const r = run(["source", "--download-only", spec], join(apt, "get"));
+  if (r.status !== 0) {
+    const msg = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).pop() ?? `exit ${r.status}`;
+    if (/Unable to find a source package|Can not find version/i.test(msg)) return undefined;
+    throw new Error(`apt-get source ${spec}: ${msg}`);
+  }
+  const file = join(apt, "get", d.file);
+  if (existsSync(file)) return file;
+  throw new Error(`apt-get source ${spec} gave ${readdirSync(join(apt, "get")).sort().join(", ")}, not ${d.file}`);
 }
 
 /** Where npm itself would look, unless the environment names another registry (as npm does). */
@@ -164,9 +231,9 @@ async function download(url: string, tmp: string, req: FetchRequest): Promise<st
 }
 
 /** fetch(), with the network's reason (refused, no DNS, ...) in the message instead of only "fetch failed". */
-async function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<Response> {
+async function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}, method = "GET"): Promise<Response> {
   try {
-    return await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), redirect: "follow", headers });
+    return await fetch(url, { method, signal: AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), redirect: "follow", headers });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     const why = cause?.message ?? cause?.code;

@@ -139,6 +139,7 @@ function toolSummary(fp: HostToolFingerprint): ToolSummary {
 function describeSource(s: FetchSource): string {
   if ("url" in s) return `url ${s.url}`;
   if ("deb" in s) return `deb ${s.deb.package} ${s.deb.version}${s.deb.arch ? ` (${s.deb.arch})` : ""}`;
+  if ("debSource" in s) return `debian source ${s.debSource.package} ${s.debSource.version}: ${s.debSource.file}`;
   if ("npm" in s) return `npm ${s.npm.name}@${s.npm.version}`;
   if ("file" in s) return `file ${s.file}`;
   return `mirror ${s.mirror}`;

@@ -53,3 +53,26 @@ export function fetchNpm(p: NpmSpec): Drv {
     sources: [{ npm: { name: p.name, version: p.version } }],
   });
 }
+
+export interface DebSourceSpec {
+  /** the source package (e.g. "mpfr4", not the binary "libmpfr6") */
+  package: string;
+  /** its Debian version, as `apt-cache showsrc` gives it */
+  version: string;
+  /** the file of the source package, e.g. "mpfr4_4.2.0.orig.tar.xz" */
+  file: string;
+  /** sha256 of that file exactly as the archive serves it (the .dsc lists it too) */
+  sha256: string;
+}
+
+/**
+ * A file of a pinned Debian source package (an upstream .orig.tar.*, as Debian repacks it), from
+ * the archive's pool or `apt-get source --download-only`, checked by sha256. Named by the file.
+ */
+export function fetchDebSource(d: DebSourceSpec): Drv {
+  return fetch({
+    name: d.file.replace(/[^a-zA-Z0-9+._?=-]/g, "_"),
+    sha256: d.sha256,
+    sources: [{ debSource: { package: d.package, version: d.version, file: d.file } }],
+  });
+}
