@@ -106,7 +106,7 @@ export function seedRoot(req: SeedRootRequest): SeedRootResult {
     const lines = [...conflicts].sort(([a], [b]) => cmp(a, b)).map(([path, pkgs]) => `  ${path}: ${[...pkgs].join(", ")}`);
     const shown = lines.slice(0, 20).join("\n") + (lines.length > 20 ? `\n  ... and ${lines.length - 20} more` : "");
     throw new KilnError("SEED_CONFLICT", `seed root: ${conflicts.size} path(s) shipped differently by more than one package:\n${shown}`,
-      'decide each in the set\'s "prefer" (sets.json): "path": "winning-package", or leave one of the packages out of the set',
+      'decide each with "prefer" (a seed set\'s in sets.json, or rootTree\'s): "path": "winning-package", or leave one of the packages out',
       { conflicts: Object.fromEntries([...conflicts].map(([k, v]) => [k, [...v]])) });
   }
   for (const [path, d] of Object.entries(decided)) {

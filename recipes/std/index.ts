@@ -13,7 +13,8 @@
 import { derivation, type DerivationArgs, type Drv, type Value } from "kiln";
 import { seed, type SeedSet } from "./seed.js";
 
-export { fetchDeb, fetchDebFromPool, fetchNpm, type DebSpec, type NpmSpec } from "./fetch.js";
+export { fetchDeb, fetchDebFromPool, fetchDebSource, fetchNpm, type DebSourceSpec, type DebSpec, type NpmSpec } from "./fetch.js";
+export { BUILD_TRIPLE, native, PHASES, pkg, package, packageScript, rootTree, type PackageArgs, type Phase, type Platform, type Toolchain } from "./stdenv.js";
 export { seed, type SeedSet } from "./seed.js";
 
 export interface BuildArgs extends Omit<DerivationArgs, "script" | "builder" | "args" | "usr" | "hostTools"> {
