@@ -157,7 +157,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), store.hostToolCache());
   const cores = availableParallelism();
   const fetchEnv: Record<string, string> = {};
-  for (const k of ["PATH", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "HOME", "npm_config_registry"]) {
+  for (const k of ["PATH", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "HOME", "npm_config_registry", "KILN_DEBIAN_ARCHIVE", "KILN_DEBIAN_SECURITY", "KILN_DEBIAN_SUITE"]) {
     if (process.env[k]) fetchEnv[k] = process.env[k]!;
   }
   const mirrors = [...(args.mirror ?? []), ...(process.env.KILN_MIRRORS ?? "").split(":").filter(Boolean)].map((m) => resolve(m));

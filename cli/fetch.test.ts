@@ -2,7 +2,7 @@
 // the user is told when none of those places has them, and `kiln store add-fixed`.
 import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, get as httpGet, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -218,5 +218,74 @@ describe("npm registry sources", { timeout: 120_000 }, () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /npm:is-number@7\.0\.0: not found there/);
     assert.ok(requests.includes("/is-number/7.0.0"));
+  });
+});
+
+describe("Debian source package files (debSource)", { timeout: 300_000 }, () => {
+  let cwd: string;
+  let archive: Server;
+  let base: string;
+  const requests: string[] = [];
+  const SERVED_SHA = "5a89b253837d1e7f717a6e0a5a903dee93e74eb0f1cc351ad0d04a0b64a74991";
+
+  before(async () => {
+    cwd = copyFixture("fetch");
+    const served = readFileSync(join(cwd, "files", "served.txt"));
+    // /own: an archive holding one file in its pool. /proxy: Debian's archive, except that its pool
+    // answers no HEAD request, so that a fetch must go through apt-get source (whose GETs pass)
+    archive = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      const url = req.url ?? "";
+      if (url === "/own/debian/pool/contrib/libk/libkiln-test/libkiln-test_1.0.orig.tar.gz") res.end(req.method === "HEAD" ? undefined : served);
+      else if (url.startsWith("/proxy/")) {
+        if (req.method === "HEAD" && url.includes("/pool/")) return void res.writeHead(404).end();
+        const up = httpGet(`http://deb.debian.org${url.slice("/proxy".length)}`, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        up.on("error", () => res.writeHead(502).end());
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => archive.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(archive.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    archive.closeAllConnections();
+    await new Promise((r) => archive.close(r));
+    cleanup();
+  });
+
+  test("a file is fetched from the pool folder its package's name gives, in whichever component has it", async () => {
+    const store = tempDir("store");
+    const before = requests.length;
+    const env = { KILN_DEBIAN_ARCHIVE: `${base}/own/debian`, KILN_DEBIAN_SECURITY: `${base}/own/debian-security` };
+    const r = await kilnJson(["realize", "--no-link", "debSourcePool"], { cwd, store, env });
+    assert.deepEqual(requests.slice(before), [
+      "HEAD /own/debian/pool/main/libk/libkiln-test/libkiln-test_1.0.orig.tar.gz",
+      "HEAD /own/debian/pool/contrib/libk/libkiln-test/libkiln-test_1.0.orig.tar.gz",
+      "GET /own/debian/pool/contrib/libk/libkiln-test/libkiln-test_1.0.orig.tar.gz",
+    ]);
+    assert.equal(sha256File(hostStorePath(store, r.stdout.trim().split("/").pop()!)), SERVED_SHA);
+  });
+
+  test("where the pool does not answer, apt-get source finds the file through deb-src lines of kiln's own", async () => {
+    const store = tempDir("store");
+    const env = { KILN_DEBIAN_ARCHIVE: `${base}/proxy/debian`, KILN_DEBIAN_SECURITY: `${base}/proxy/debian-security` };
+    const r = await kilnJson(["realize", "--no-link", "debSourceReal"], { cwd, store, env });
+    const log = eventsOf(r.events, "log").map((e) => e.line);
+    assert.ok(log.includes(`not in the pool at ${base}/proxy/debian: asking apt-get source`), log.join("\n"));
+    // apt read the suite's source index and took the file from the pool with GET
+    assert.ok(requests.some((q) => /^GET \/proxy\/debian\/dists\/bookworm\/(InRelease|Release)$/.test(q)));
+    assert.ok(requests.includes("GET /proxy/debian/pool/main/m/m4/m4_1.4.19-3.dsc"));
+    assert.equal(sha256File(hostStorePath(store, r.stdout.trim().split("/").pop()!)), "ef1d34ebe63e0bd58bb8ce503330224ed71f6c8919d7af38c451a9a2a10ce1c3");
+  });
+
+  test("a package no archive has is reported as not found, with the way to add the file by hand", async () => {
+    const store = tempDir("store");
+    const env = { KILN_DEBIAN_ARCHIVE: `${base}/proxy/debian`, KILN_DEBIAN_SECURITY: `${base}/proxy/debian-security` };
+    const r = await kiln(["realize", "debSourceMissing"], { cwd, store, env });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /debian-source:kiln-no-such-package=1\.0-1\/kiln-no-such-package_1\.0\.orig\.tar\.gz: not found there/);
+    assert.match(r.stderr, /kiln store add-fixed <file>/);
   });
 });
