@@ -221,10 +221,48 @@ function collect(name: string, v: unknown): Array<{ name: string; value: Drv | O
   throw new KilnError("TARGET_NOT_FOUND", `target '${name}' is not a derivation (got ${typeof v})`, "a target must be a derivation, a function returning one, or an object of them");
 }
 
-/** All target names (top level, one level of nesting shown as a.b). */
+/** The top-level target names. */
 export function listTargets(set: RecipeSet): string[] {
   const t = targetsOf(set.module);
   return Object.keys(t).sort();
+}
+
+/** Keys every derivation value has: not targets hung on it. */
+const DRV_KEYS = new Set(["name", "outputs", "args", "kind", "position", "out", "output"]);
+
+/**
+ * Every target under `prefix` (the whole set without one), however deeply nested, with the name
+ * of the derivation it is: a derivation's own attributes (pi4-llm-os.kernel) included, in order
+ * of the dotted path. A value reached twice is listed under each path.
+ */
+export function listTargetTree(set: RecipeSet, prefix?: string): Array<{ target: string; name: string }> {
+  let start: unknown = targetsOf(set.module);
+  if (prefix !== undefined) {
+    const parts = splitTarget(start as Record<string, unknown>, prefix);
+    for (const [i, p] of parts.entries()) {
+      if (typeof start === "function") start = (start as () => unknown)();
+      if (!start || typeof start !== "object" || !(p in (start as object))) {
+        const avail = start && typeof start === "object" ? Object.keys(start as object).filter((k) => !isDrv(start) || !DRV_KEYS.has(k)).sort() : [];
+        throw new KilnError("TARGET_NOT_FOUND", `no target '${parts.slice(0, i + 1).join(".")}' in ${set.entry}`,
+          avail.length ? `available here: ${avail.join(", ")}` : "list targets with `kiln targets`", { target: prefix });
+      }
+      start = (start as Record<string, unknown>)[p];
+    }
+  }
+  const out: Array<{ target: string; name: string }> = [];
+  const onPath = new Set<unknown>();
+  const walk = (path: string, v: unknown) => {
+    if (typeof v === "function") v = (v as () => unknown)();
+    if (!v || typeof v !== "object" || onPath.has(v)) return;
+    if (isOutputRef(v)) return void out.push({ target: path, name: `${v.drv.name}${v.output === "out" ? "" : `.${v.output}`}` });
+    if (isDrv(v) && path) out.push({ target: path, name: v.name });
+    onPath.add(v);
+    const keys = Object.keys(v).filter((k) => !isDrv(v) || !DRV_KEYS.has(k)).sort();
+    for (const k of keys) walk(path ? `${path}.${k}` : k, (v as Record<string, unknown>)[k]);
+    onPath.delete(v);
+  };
+  walk(prefix ?? "", start);
+  return out;
 }
 
 /**
