@@ -1,4 +1,5 @@
 // The Kiln recipe set: `kiln targets` lists these, `kiln realize pi4-llm-os` builds the image.
+import * as blazeneuro from "./blazeneuro/index.js";
 import { mSeries } from "./m-series/index.js";
 import { pi4LlmOs, sources, sysinfo, peakRss, muslToolchain, busyboxApplets, llama, tinyModel } from "./pi4-llm-os/index.js";
 
@@ -6,6 +7,22 @@ const pi4 = pi4LlmOs();
 const ms = mSeries();
 
 export default {
+  blazeneuro: {
+    // stage 2: x86_64-blazeneuro-linux-gnu-{gcc,g++,ld,...} and its sysroot
+    toolchain: Object.assign(blazeneuro.toolchain.cross, {
+      "binutils-pass1": blazeneuro.toolchain.binutilsPass1,
+      "gcc-pass1": blazeneuro.toolchain.gccPass1,
+      "linux-api-headers": blazeneuro.toolchain.linuxHeaders,
+      glibc: blazeneuro.toolchain.glibc,
+      "libstdc++": blazeneuro.toolchain.libstdcxx,
+      sysroot: blazeneuro.toolchain.sysroot,
+    }),
+    // stage 3: the temporary system (a tree a build can have as its whole /usr) and its packages
+    temporary: Object.assign(blazeneuro.temporary.temporarySystem, {
+      ...blazeneuro.temporary.packages,
+      tests: { hello: blazeneuro.temporary.hello },
+    }),
+  },
   "pi4-llm-os": Object.assign(pi4.image, {
     report: pi4.report,
     board: pi4.board,

@@ -1,0 +1,84 @@
+// BlazeNeuro's toolchain stages, the fast part (the normal suite): the derivation hashes of every
+// stage pinned, and the graph's shape checked: which stage builds with which, every build on the
+// seed or on BlazeNeuro's own trees, none declaring host tools. The builds themselves (hours) are
+// the toolchain tier: blazeneuro.toolchain.test.ts, `npm run test:toolchain`.
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { LRUCache } from "lru-cache";
+import { Evaluator, type Node } from "../../engine/evaluate.js";
+import { listTargetTree, loadRecipeSet, selectTarget } from "../../engine/loader.js";
+import { reachable } from "../../engine/graph.js";
+import { REPO, tempDir } from "../../cli/test-helpers/kiln.js";
+import { stubHostTools } from "../../engine/test-helpers/golden.js";
+
+const RECIPES = join(REPO, "recipes");
+const GOLDEN = join(REPO, "fixtures", "golden", "blazeneuro.json");
+
+async function graph(): Promise<{ nodes: Node[]; byName: (n: string) => Node }> {
+  const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
+  const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+  const roots = ["blazeneuro.temporary.tests.hello", "blazeneuro.toolchain"].flatMap((t) => selectTarget(set, t)).map((t) => ev.evaluate(t.value).node);
+  const nodes = reachable(ev.graph, roots);
+  return {
+    nodes,
+    byName: (n) => {
+      const found = nodes.filter((x) => x.name === n);
+      assert.equal(found.length, 1, `one node named ${n}`);
+      return found[0]!;
+    },
+  };
+}
+
+describe("BlazeNeuro toolchain recipes", () => {
+  test("evaluation goldens: the derivation hashes of every stage are pinned", async () => {
+    const { nodes } = await graph();
+    const got: Record<string, string> = {};
+    for (const n of nodes) got[n.name] = n.hash;
+    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
+    const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
+    assert.deepEqual(got, want, "a BlazeNeuro derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+  });
+
+  test("each stage builds with the one before it", async () => {
+    const { byName } = await graph();
+    const deps = (n: string) => byName(n).deps.map((d) => d.name);
+    assert.ok(deps("gcc-pass1-12.2.0").includes("binutils-pass1-2.40"));
+    assert.ok(deps("glibc-2.36").includes("gcc-pass1-12.2.0") && deps("glibc-2.36").includes("linux-api-headers-6.1"));
+    assert.ok(deps("libstdc++-12.2.0").includes("blazeneuro-cross-c"), "libstdc++ is built by the cross compiler with glibc's sysroot");
+    assert.deepEqual(deps("blazeneuro-sysroot").sort(), ["glibc-2.36", "libstdc++-12.2.0", "linux-api-headers-6.1"]);
+    for (const p of ["m4-1.4.19", "bash-5.2.15", "coreutils-9.1", "binutils-pass2-2.40", "gcc-pass2-12.2.0"]) {
+      assert.ok(deps(p).includes("blazeneuro-cross"), `${p} is built with the cross toolchain`);
+      assert.ok(!deps(p).includes("gcc-pass1-12.2.0"), `${p} reaches gcc pass 1 only through the toolchain`);
+    }
+  });
+
+  test("nothing of the host: every build runs on the seed or on BlazeNeuro's own trees, and the proof on the temporary system alone", async () => {
+    const { nodes, byName } = await graph();
+    for (const n of nodes) {
+      assert.deepEqual(n.drv.hostTools, {}, `${n.name} declares no host tools`);
+      if (n.kind === "build" && !n.drv.builder.startsWith("builtin:")) assert.ok(n.drv.usr, `${n.name} runs on a usr tree`);
+    }
+    const hello = byName("blazeneuro-hello");
+    assert.match(hello.drv.usr!, /-blazeneuro-temporary-system$/, "the proof's /usr is the temporary system, no seed");
+  });
+
+  test("kiln targets lists the stages under blazeneuro.toolchain and blazeneuro.temporary, each with its derivation", async () => {
+    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
+    assert.deepEqual(listTargetTree(set, "blazeneuro.toolchain").map((r) => `${r.target} ${r.name}`), [
+      "blazeneuro.toolchain blazeneuro-cross",
+      "blazeneuro.toolchain.binutils-pass1 binutils-pass1-2.40",
+      "blazeneuro.toolchain.gcc-pass1 gcc-pass1-12.2.0",
+      "blazeneuro.toolchain.glibc glibc-2.36",
+      "blazeneuro.toolchain.libstdc++ libstdc++-12.2.0",
+      "blazeneuro.toolchain.linux-api-headers linux-api-headers-6.1",
+      "blazeneuro.toolchain.sysroot blazeneuro-sysroot",
+    ]);
+    const temporary = listTargetTree(set, "blazeneuro.temporary").map((r) => r.target);
+    assert.equal(temporary.length, 1 + 17 + 1, "the tree, its 17 packages, the proof");
+    assert.ok(temporary.includes("blazeneuro.temporary.tests.hello") && temporary.includes("blazeneuro.temporary.gcc-pass2"));
+    assert.throws(() => listTargetTree(set, "blazeneuro.toolchian"), (e: Error & { hint?: string }) =>
+      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: temporary, toolchain");
+  });
+});

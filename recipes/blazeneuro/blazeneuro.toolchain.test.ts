@@ -1,0 +1,99 @@
+// The toolchain tier (npm run test:toolchain; 1.5-2.5 h on 2 cores from an empty store): BlazeNeuro's
+// stage 2 (the cross toolchain) and stage 3 (the temporary system) built from source on the
+// seed, then the proofs: gcc and g++ of the temporary system compile and run programs in a build
+// whose whole /usr is that system, through its own glibc; no output names the host's multiarch
+// paths; binutils and glibc rebuild bit for bit (`kiln check`); a change to the kernel headers'
+// recipe that leaves their output the same rebuilds them alone (early cutoff).
+//
+// KILN_TOOLCHAIN_STORE names a store to build in and keep (to re-run the proofs without the hours);
+// by default the test uses a store of its own, removed afterwards. The time each stage took is
+// printed (the numbers in the README come from here).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { buildStarts, cleanup, kiln, kilnJson, query, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
+
+const STAGE2 = ["binutils-pass1-2.40", "gcc-pass1-12.2.0", "linux-api-headers-6.1", "glibc-2.36", "libstdc++-12.2.0"];
+const STAGE3 = ["m4-1.4.19", "ncurses-6.4", "bash-5.2.15", "coreutils-9.1", "diffutils-3.8", "file-5.44", "findutils-4.9.0", "gawk-5.2.1",
+  "grep-3.8", "gzip-1.12", "make-4.3", "patch-2.7.6", "sed-4.9", "tar-1.34", "xz-5.4.1", "binutils-pass2-2.40", "gcc-pass2-12.2.0"];
+
+describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
+  const store = process.env.KILN_TOOLCHAIN_STORE ?? join(tempDir("store"), "kiln-store");
+  const env = { KILN_MIRRORS: SEED_DEB_CACHE };
+  const paths: Record<string, string> = {};
+  const host = (p: string) => join(store, "store", p.split("/").pop()!);
+
+  before(async () => {
+    const targets = ["blazeneuro.temporary.tests.hello", "blazeneuro.toolchain", "blazeneuro.temporary"];
+    const r = await kilnJson(["realize", "--no-link", "--json", ...targets], { cwd: REPO, store, env });
+    for (const o of (JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> }).outputs) paths[o.target] = o.path;
+    // what each stage took, from the store's record of its (latest successful) build
+    const rows = query<{ name: string; secs: number }>(store,
+      "SELECT name, (ended_at - started_at) / 1000.0 AS secs FROM builds WHERE status = 'built' AND id IN (SELECT max(id) FROM builds WHERE status = 'built' GROUP BY name)");
+    const secs = new Map(rows.map((x) => [x.name, x.secs]));
+    const line = (n: string) => `  ${n.padEnd(24)} ${secs.has(n) ? `${(secs.get(n)! / 60).toFixed(1)} min` : "?"}`;
+    const total = (ns: string[]) => (ns.reduce((s, n) => s + (secs.get(n) ?? 0), 0) / 60).toFixed(1);
+    console.log(`stage 2 (${total(STAGE2)} min):\n${STAGE2.map(line).join("\n")}\nstage 3 (${total(STAGE3)} min):\n${STAGE3.map(line).join("\n")}`);
+  });
+  after(() => {
+    if (!process.env.KILN_TOOLCHAIN_STORE) cleanup();
+  });
+
+  test("the temporary system's gcc and g++ compile C and C++ that run through its own glibc, with no seed in sight", () => {
+    const dir = host(paths["blazeneuro.temporary.tests.hello"]!);
+    const report = readFileSync(join(dir, "report.txt"), "utf8");
+    assert.match(report, /^compiler: x86_64-blazeneuro-linux-gnu 12\.2\.0$/m);
+    assert.match(report, /^hello-c: hello from C, glibc 2\.36$/m);
+    assert.match(report, /^hello-cpp: hello from C\+\+ 12\.2\.0/m);
+    assert.match(report, /^hello-c interpreter: \/lib64\/ld-linux-x86-64\.so\.2$/m);
+    assert.match(report, /^hello-cpp needs: libstdc\+\+\.so\.6 libm\.so\.6 libgcc_s\.so\.1 libc\.so\.6 $/m);
+    assert.match(report, /^loader: \/lib64\/ld-linux-x86-64\.so\.2 -> \/usr\/lib\/ld-linux-x86-64\.so\.2$/m);
+    // the interpreter the binaries ask for is the toolchain sysroot's and the temporary system's
+    const readelf = spawnSync("readelf", ["-l", join(dir, "bin", "hello-c")], { encoding: "utf8" }).stdout;
+    assert.match(readelf, /Requesting program interpreter: \/lib64\/ld-linux-x86-64\.so\.2/);
+    for (const tree of [paths["blazeneuro.toolchain"]!, paths["blazeneuro.temporary"]!]) {
+      const root = tree === paths["blazeneuro.toolchain"] ? join(host(tree), "sysroot") : host(tree);
+      assert.ok(existsSync(join(root, "usr", "lib64", "ld-linux-x86-64.so.2")), `${root} has the loader`);
+    }
+  });
+
+  test("no output of stage 3 names the host's multiarch paths, and none refers to the seed", () => {
+    const temp = host(paths["blazeneuro.temporary"]!);
+    const found = spawnSync("grep", ["-rlF", "-e", "/usr/lib/x86_64-linux-gnu", "-e", "/usr/include/x86_64-linux-gnu", "."], { cwd: temp, encoding: "utf8" }).stdout.trim();
+    assert.equal(found, "", `files naming Debian's multiarch directories:\n${found}`);
+    const refs = query<{ ref: string }>(store,
+      "SELECT DISTINCT r.path AS ref FROM refs JOIN valid_paths v ON v.id = refs.referrer JOIN valid_paths r ON r.id = refs.reference WHERE substr(v.path, 34) IN (" +
+      STAGE3.map(() => "?").join(",") + ")", ...STAGE3).map((x) => x.ref.slice(33));
+    assert.deepEqual(refs.filter((n) => n.startsWith("seed-")), [], "a stage 3 package refers to the seed");
+  });
+
+  test("binutils and glibc rebuild bit for bit (kiln check)", async () => {
+    for (const t of ["blazeneuro.toolchain.binutils-pass1", "blazeneuro.toolchain.glibc"]) {
+      const r = await kiln(["check", t], { cwd: REPO, store, env });
+      assert.equal(r.code, 0, `${t}:\n${r.stdout}\n${r.stderr}`);
+    }
+  });
+
+  test("a recipe change that leaves the kernel headers the same rebuilds them alone: early cutoff stops there", async () => {
+    const dir = join(tempDir("recipes"), "recipes");
+    cpSync(join(REPO, "recipes"), dir, { recursive: true, filter: (p) => !p.endsWith(".test.ts") });
+    const file = join(dir, "blazeneuro", "toolchain.ts");
+    const text = readFileSync(file, "utf8");
+    assert.ok(text.includes(`configure: "make mrproper",`));
+    writeFileSync(file, text.replace(`configure: "make mrproper",`, `configure: "make mrproper # the same headers, another recipe",`));
+    const r = await kilnJson(["realize", "--no-link", "-f", join(dir, "index.ts"), "blazeneuro.temporary.tests.hello"], { cwd: REPO, store, env });
+    assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["linux-api-headers-6.1"]);
+    const cut = r.events.filter((e) => e.type === "cached" && (e as { cutoff?: boolean }).cutoff).map((e) => e.node!.name);
+    assert.ok(cut.includes("glibc-2.36"), `glibc is cut off, not rebuilt (cut off: ${cut.join(", ")})`);
+  });
+
+  test("the stages' outputs are where the README says, and their sizes are reported", () => {
+    const du = (p: string) => Number(spawnSync("du", ["-sb", host(p)], { encoding: "utf8" }).stdout.split("\t")[0]);
+    const sizes = Object.fromEntries(Object.entries(paths).map(([t, p]) => [t, `${(du(p) / 2 ** 20).toFixed(0)} MiB`]));
+    console.log(sizes);
+    assert.ok(statSync(join(host(paths["blazeneuro.toolchain"]!), "bin", "x86_64-blazeneuro-linux-gnu-gcc")).isFile());
+    assert.ok(readdirSync(join(host(paths["blazeneuro.temporary"]!), "usr", "bin")).includes("gcc"));
+  });
+});
