@@ -82,3 +82,13 @@ export const tools = {
   tar: up("tar", "1.34+dfsg-1.2+deb12u1", "1.34", "tar_1.34+dfsg.orig.tar.xz", "7d57029540cb928394defb3b377b3531237c947e795b51aa8acac0c5ba0e4844"),
   xz: up("xz-utils", "5.4.1-1+deb12u2", "5.4.1", "xz-utils_5.4.1.orig.tar.xz", "5d9827aa1875b21c288f78864bb26d2650b436ea8d2cad364e4921eb6266a5a5"),
 };
+
+/**
+ * Debian's make-dfsg tarball is the source without its manual and without a generated build
+ * system; Debian's diff (which also drops the manual from Makefile.am and configure.ac) and
+ * autoreconf give it one, as Debian's own build does.
+ */
+export const makeDebianDiff = fetchDebSource({
+  package: "make-dfsg", version: "4.3-4.1", file: "make-dfsg_4.3-4.1.diff.gz",
+  sha256: "753c254ecaba425ebe2e0a0fb4d299847701e1c3eeb43df563e39975cae56b4c",
+});
