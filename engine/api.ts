@@ -110,7 +110,9 @@ export const isStr = (v: unknown): v is Str => isKind(v, "str");
 
 /**
  * file:line:column of the recipe code that called derivation()/fetch(), in the recipe's own file
- * (the bundle's source map applied). Structured call sites and one source-map lookup per call
+ * (the bundle's source map applied). Helper libraries in a `std/` folder of the recipe set (the
+ * stdenv's pkg(), std's build()) are passed over like the API itself, so a package's position is
+ * the line that made it, where `kiln why` should point; failing any other frame, the helper's. Structured call sites and one source-map lookup per call
  * site (a loop making 10k derivations asks once): formatting a whole mapped stack trace per
  * derivation cost more than the rest of the evaluation.
  */
@@ -120,7 +122,7 @@ function callerPosition(): string | undefined {
   let sites: NodeJS.CallSite[] = [];
   try {
     Error.prepareStackTrace = (_e, s) => s;
-    Error.stackTraceLimit = 6;
+    Error.stackTraceLimit = 10;
     const holder: { stack?: unknown } = {};
     Error.captureStackTrace(holder, callerPosition);
     sites = (holder.stack as NodeJS.CallSite[] | undefined) ?? [];
@@ -128,6 +130,7 @@ function callerPosition(): string | undefined {
     Error.prepareStackTrace = savedPrepare;
     Error.stackTraceLimit = savedLimit;
   }
+  let helper: string | undefined;
   for (const site of sites) {
     const file = site.getFileName();
     const line = site.getLineNumber();
@@ -140,12 +143,18 @@ function callerPosition(): string | undefined {
       positions.set(key, pos);
     }
     if (pos === API_FRAME) continue;
+    if (STD_HELPER.test(pos)) {
+      helper ??= pos;
+      continue;
+    }
     return pos;
   }
-  return undefined;
+  return helper;
 }
 
 const API_FRAME = "";
+/** a file in a recipe set's std/ folder: helper code, not the recipe a derivation belongs to */
+const STD_HELPER = /[\\/]std[\\/][^\\/]+\.[cm]?[jt]s:\d+:\d+$/;
 const positions = new Map<string, string>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */

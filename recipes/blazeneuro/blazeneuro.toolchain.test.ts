@@ -87,6 +87,11 @@ describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["linux-api-headers-6.1"]);
     const cut = r.events.filter((e) => e.type === "cached" && (e as { cutoff?: boolean }).cutoff).map((e) => e.node!.name);
     assert.ok(cut.includes("glibc-2.36"), `glibc is cut off, not rebuilt (cut off: ${cut.join(", ")})`);
+    // and why names the stage that changed, and where the rebuild stopped
+    const why = await kiln(["why", "-f", join(dir, "index.ts"), "blazeneuro.temporary.tests.hello"], { cwd: REPO, store, env });
+    assert.equal(why.code, 0, why.stderr);
+    assert.match(why.stdout, /linux-api-headers-6\.1/);
+    assert.match(why.stdout, /early cutoff at linux-api-headers-6\.1/);
   });
 
   test("the stages' outputs are where the README says, and their sizes are reported", () => {
