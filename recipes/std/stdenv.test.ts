@@ -66,6 +66,12 @@ describe("stdenv", { timeout: 20 * 60_000 }, () => {
     assert.match(logOf("greet-conflict"), /usr\/share\/greet\/config\.txt: greet, other-config/);
   });
 
+  test("a package's position is the recipe line that made it, not the stdenv's (kiln why points there)", async () => {
+    const r = await kilnJson(["show-derivation", "-f", RECIPES, "greet"], { cwd: REPO, store, env });
+    const [d] = Object.values(JSON.parse(r.stdout) as Record<string, { meta: { position: string } }>);
+    assert.match(d!.meta.position, /fixtures\/stdenv\/recipes\/index\.ts:\d+:\d+$/);
+  });
+
   test("the script: a replaced phase replaces, an empty one is left out, hooks surround", () => {
     const text = (v: Value): string => toParts(v).map((p) => (typeof p === "string" ? p : "<path>")).join("");
     const s = text(packageScript({ name: "x", version: "1", src: "/src.tar", phases: { build: "my-build", check: "" }, pre: { install: "before-install" }, post: { install: "after-install" } }));
