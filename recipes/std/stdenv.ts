@@ -6,7 +6,10 @@
 //   package({ name: "m4", version: "1.4.19", src, layout: "system", platform: cross(toolchain) })
 //
 // - `deps`: store-layout packages (prefix = their store path) whose bin/ goes on PATH, include/ on
-//   CPATH, lib/ on LIBRARY_PATH, lib/pkgconfig and share/pkgconfig on PKG_CONFIG_PATH.
+//   CPATH, lib/ on LIBRARY_PATH, lib/pkgconfig and share/pkgconfig on PKG_CONFIG_PATH. Those are
+//   packages of the build machine: in a cross build (host != build) they give tools only (PATH),
+//   since their headers and libraries are not the host's, and CPATH would reach the cross
+//   compiler too; the host's headers and libraries come from the toolchain's sysroot.
 // - `toolchain`: a cross toolchain (its bin/ holds <triple>-gcc, <triple>-ld...). Configure is
 //   given --host (and --target), so autoconf picks the prefixed tools itself; CC, CXX, AR... are
 //   also set for Makefiles that do not use autoconf.
@@ -49,7 +52,7 @@ export interface PackageArgs {
   sourceRoot?: string;
   /** patch files, applied with patch -p1 in order */
   patches?: Value[];
-  /** store-layout packages used by the build: bin/ on PATH, include/ and lib/ on the search paths */
+  /** store-layout packages of the build machine: bin/ on PATH; include/ and lib/ on the search paths unless the build is a cross build */
   deps?: Array<Drv | OutputRef>;
   /** the compiler for `platform.host` when it is not the build machine */
   toolchain?: Toolchain;
@@ -137,9 +140,12 @@ function depsEnv(a: PackageArgs): Value {
   };
   const tc = a.toolchain ? [sh`${a.toolchain.tree}/bin`] : [];
   add("PATH", [...tc, ...deps.map((d) => sh`${d}/bin`)]);
-  add("CPATH", deps.map((d) => sh`${d}/include`));
-  add("LIBRARY_PATH", deps.map((d) => sh`${d}/lib`));
-  add("PKG_CONFIG_PATH", deps.flatMap((d) => [sh`${d}/lib/pkgconfig`, sh`${d}/share/pkgconfig`]));
+  const p = a.platform ?? native;
+  if (p.host === p.build) {
+    add("CPATH", deps.map((d) => sh`${d}/include`));
+    add("LIBRARY_PATH", deps.map((d) => sh`${d}/lib`));
+    add("PKG_CONFIG_PATH", deps.flatMap((d) => [sh`${d}/lib/pkgconfig`, sh`${d}/share/pkgconfig`]));
+  }
   if (a.toolchain) {
     const t = a.toolchain.triple;
     for (const [v, tool] of Object.entries({ CC: "gcc", CXX: "g++", CPP: "cpp", AR: "ar", AS: "as", LD: "ld", NM: "nm", OBJCOPY: "objcopy", OBJDUMP: "objdump", RANLIB: "ranlib", READELF: "readelf", STRIP: "strip" })) {
