@@ -1,38 +1,69 @@
 #!/usr/bin/env node
 // kiln: the command line. Composition root; one file per verb under commands/.
-import yargs from "yargs";
+import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import * as cache from "./commands/cache.js";
-import * as check from "./commands/check.js";
-import * as copy from "./commands/copy.js";
-import * as builderServe from "./commands/builder-serve.js";
-import * as du from "./commands/du.js";
-import * as evalCmd from "./commands/eval.js";
-import * as graph from "./commands/graph.js";
-import * as gc from "./commands/gc.js";
-import * as lock from "./commands/lock.js";
-import * as log from "./commands/log.js";
-import * as pathInfo from "./commands/path-info.js";
+import { checkCommand } from "./commands/check.js";
+import { copyCommand } from "./commands/copy.js";
+import { builderServeCommand } from "./commands/builder-serve.js";
+import { duCommand } from "./commands/du.js";
+import { evalCommand } from "./commands/eval.js";
+import { graphCommand } from "./commands/graph.js";
+import { gcCommand } from "./commands/gc.js";
+import { lockCommand } from "./commands/lock.js";
+import { logCommand } from "./commands/log.js";
+import { pathInfoCommand } from "./commands/path-info.js";
 import * as pin from "./commands/pin.js";
-import * as planCmd from "./commands/plan.js";
+import { planCommand } from "./commands/plan.js";
 import * as profile from "./commands/profile.js";
-import * as realize from "./commands/realize.js";
+import { realizeCommand } from "./commands/realize.js";
 import * as seed from "./commands/seed.js";
-import * as rootsCmd from "./commands/roots.js";
+import { rootsCommand } from "./commands/roots.js";
 import * as runCmd from "./commands/run.js";
 import * as shell from "./commands/shell.js";
-import * as showDerivation from "./commands/show-derivation.js";
+import { showDerivationCommand } from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
-import * as targets from "./commands/targets.js";
-import * as verify from "./commands/verify.js";
-import * as watchCmd from "./commands/watch.js";
-import * as why from "./commands/why.js";
-import * as whyDepends from "./commands/why-depends.js";
+import { targetsCommand } from "./commands/targets.js";
+import { verifyCommand } from "./commands/verify.js";
+import { watchCommand } from "./commands/watch.js";
+import { whyCommand } from "./commands/why.js";
+import { whyDependsCommand } from "./commands/why-depends.js";
+import type { KilnCommand } from "./command.js";
 import type { GlobalArgs } from "./context.js";
 
 process.setSourceMapsEnabled(true);
 
-const cli = yargs(hideBin(process.argv))
+// in the order --help lists them
+const commands: KilnCommand[] = [
+  realizeCommand,
+  evalCommand,
+  graphCommand,
+  watchCommand,
+  (y) => y.command(runCmd as never),
+  (y) => y.command(shell as never),
+  showDerivationCommand,
+  pathInfoCommand,
+  logCommand,
+  checkCommand,
+  verifyCommand,
+  (y) => y.command(store as never),
+  targetsCommand,
+  whyCommand,
+  whyDependsCommand,
+  planCommand,
+  lockCommand,
+  (y) => y.command(seed as never),
+  gcCommand,
+  (y) => y.command(pin as never),
+  (y) => y.command(profile as never),
+  rootsCommand,
+  duCommand,
+  copyCommand,
+  (y) => y.command(cache as never),
+  builderServeCommand,
+];
+
+const globals: Argv<GlobalArgs> = yargs(hideBin(process.argv))
   .scriptName("kiln")
   .usage("$0 <command> [options]")
   .option("store", { type: "string", global: true, describe: "store directory (env KILN_STORE; default ~/.local/share/kiln)" })
@@ -48,33 +79,10 @@ const cli = yargs(hideBin(process.argv))
   .option("trusted-public-keys", { type: "string", array: true, global: true, describe: "keys (NAME:BASE64) whose signatures on cached paths are believed (env KILN_TRUSTED_PUBLIC_KEYS; config trusted-public-keys)" })
   .option("secret-key", { type: "string", global: true, describe: "secret key file that signs what is pushed to a cache (env KILN_SECRET_KEY_FILE; config secret-key-file)" })
   .option("builders", { type: "string", array: true, global: true, describe: "remote builders: ssh://[USER@]HOST[:PORT]?system=SYSTEM&jobs=N&key=FILE..., or @FILE with one a line (env KILN_BUILDERS; config builders)" })
-  .option("cache-timeout", { type: "number", global: true, describe: "seconds without an answer after which a binary cache is given up (default 10; env KILN_CACHE_TIMEOUT)" })
-  .command<GlobalArgs>(realize as never)
-  .command<GlobalArgs>(evalCmd as never)
-  .command<GlobalArgs>(graph as never)
-  .command<GlobalArgs>(watchCmd as never)
-  .command<GlobalArgs>(runCmd as never)
-  .command<GlobalArgs>(shell as never)
-  .command<GlobalArgs>(showDerivation as never)
-  .command<GlobalArgs>(pathInfo as never)
-  .command<GlobalArgs>(log as never)
-  .command<GlobalArgs>(check as never)
-  .command<GlobalArgs>(verify as never)
-  .command<GlobalArgs>(store as never)
-  .command<GlobalArgs>(targets as never)
-  .command<GlobalArgs>(why as never)
-  .command<GlobalArgs>(whyDepends as never)
-  .command<GlobalArgs>(planCmd as never)
-  .command<GlobalArgs>(lock as never)
-  .command<GlobalArgs>(seed as never)
-  .command<GlobalArgs>(gc as never)
-  .command<GlobalArgs>(pin as never)
-  .command<GlobalArgs>(profile as never)
-  .command<GlobalArgs>(rootsCmd as never)
-  .command<GlobalArgs>(du as never)
-  .command<GlobalArgs>(copy as never)
-  .command<GlobalArgs>(cache as never)
-  .command<GlobalArgs>(builderServe as never)
+  .option("cache-timeout", { type: "number", global: true, describe: "seconds without an answer after which a binary cache is given up (default 10; env KILN_CACHE_TIMEOUT)" });
+
+const cli = commands
+  .reduce((y, add) => add(y), globals)
   .demandCommand(1, "give a command; see kiln --help")
   .strict()
   .recommendCommands()

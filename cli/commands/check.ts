@@ -1,32 +1,22 @@
 // kiln check <target...>: rebuild realised targets from scratch and compare bit for bit.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import type { Argv } from "yargs";
 import { check } from "../../engine/check.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { EXIT, withContext } from "../run.js";
+import { recipesEntry } from "../context.js";
+import { EXIT } from "../run.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  targets: string[];
-  recursive?: boolean;
-  diffoscope: boolean;
-  json?: boolean;
-}
-
-export const command = "check <targets..>";
-export const describe = "rebuild targets from scratch and compare with the store bit for bit (reproducibility)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const checkCommand = defineCommand({
+  command: "check <targets..>",
+  describe: "rebuild targets from scratch and compare with the store bit for bit (reproducibility)",
+  options: (y) => y
     .positional("targets", { type: "string", array: true, demandOption: true })
     .option("recursive", { alias: "r", type: "boolean", describe: "check every derivation the targets depend on, too" })
     .option("diffoscope", { type: "boolean", default: true, describe: "explain differences with diffoscope when it is installed" })
-    .option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext(argv, async (ctx) => {
+    .option("json", { type: "boolean" }),
+  reporter: (argv) => argv.reporter,
+  run: async (argv, ctx) => {
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const results = await check(ctx, ev.evaluator.graph, ev.roots.map((r) => r.node), Boolean(argv.recursive), join(ctx.root, "checks"));
     const bad = results.filter((r) => !r.identical);
@@ -46,5 +36,5 @@ export function handler(argv: Args): Promise<void> {
       process.stdout.write(`${results.length} output(s) checked, ${bad.length} differ\n`);
     }
     return bad.length ? EXIT.failed : EXIT.ok;
-  });
-}
+  },
+});

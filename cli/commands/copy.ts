@@ -2,35 +2,26 @@
 // binary cache: the closure of each, signed, and for targets the realisation records of their
 // whole derivation graph, so that another machine can plan them from the cache alone.
 import { join } from "node:path";
-import type { Argv } from "yargs";
 import { reachable } from "../../engine/graph.js";
 import { plan } from "../../engine/plan.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import type { PushRealisation } from "../../engine/cache/push.js";
 import { KilnError } from "../../store/errors.js";
 import type { StorePathName } from "../../store/paths.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry } from "../context.js";
 import { pusherFor } from "../push.js";
 import { storePathOf } from "../resolve-paths.js";
-import { withContext } from "../run.js";
 import { human } from "../units.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  targets: string[];
-  to: string;
-}
-
-export const command = "copy <targets..>";
-export const describe = "push realized targets (or store paths) with their closures to a binary cache, signed with --secret-key";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const copyCommand = defineCommand({
+  command: "copy <targets..>",
+  describe: "push realized targets (or store paths) with their closures to a binary cache, signed with --secret-key",
+  options: (y) => y
     .positional("targets", { type: "string", array: true, demandOption: true, describe: "targets, result links or store paths" })
-    .option("to", { type: "string", demandOption: true, describe: "the cache: file:///DIR, http(s)://HOST/PATH (WebDAV PUT) or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: argv.reporter ?? "plain" }, async (ctx) => {
+    .option("to", { type: "string", demandOption: true, describe: "the cache: file:///DIR, http(s)://HOST/PATH (WebDAV PUT) or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION" }),
+  reporter: (argv) => argv.reporter ?? "plain",
+  run: async (argv, ctx) => {
     const paths: StorePathName[] = [];
     const targets: string[] = [];
     for (const item of argv.targets) {
@@ -62,5 +53,5 @@ export function handler(argv: Args): Promise<void> {
     await pusher.push(paths, records);
     const t = pusher.totals;
     process.stderr.write(`copied ${t.pushed.length} path(s) (${human(t.bytes)} of archives) to ${pusher.backend.url}; ${t.present} were there already; ${t.realisations} realisation record(s) written\n`);
-  });
-}
+  },
+});

@@ -1,31 +1,20 @@
 // kiln du [target|path...]: closure size and the biggest contributors; without arguments, the
 // whole store split into live (reachable from a root) and reclaimable.
-import type { Argv } from "yargs";
 import { closureSize, loadGraph } from "../../store/gc.js";
 import { listRoots } from "../../store/roots.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry } from "../context.js";
 import { toStorePaths } from "../resolve-paths.js";
-import { withContext } from "../run.js";
 import { human } from "../units.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  paths?: string[];
-  top: number;
-  json?: boolean;
-}
-
-export const command = "du [paths..]";
-export const describe = "closure size and its biggest contributors (no argument: the whole store, live vs reclaimable)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const duCommand = defineCommand({
+  command: "du [paths..]",
+  describe: "closure size and its biggest contributors (no argument: the whole store, live vs reclaimable)",
+  options: (y) => y
     .positional("paths", { type: "string", array: true, describe: "targets, result links or store paths" })
     .option("top", { alias: "n", type: "number", default: 10, describe: "how many of the biggest paths to list" })
-    .option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    .option("json", { type: "boolean" }),
+  run: async (argv, ctx) => {
     const g = loadGraph(ctx.store);
     const rootIdx = (paths: string[]) => paths.map((p) => g.index.get(p)).filter((i): i is number => i !== undefined);
     const live = closureSize(g, rootIdx(listRoots(ctx.store).roots.map((r) => r.path)));
@@ -60,5 +49,5 @@ export function handler(argv: Args): Promise<void> {
     for (const t of top) {
       process.stdout.write(`${human(t.bytes).padStart(10)} ${(100 * t.share).toFixed(1).padStart(5)}%  ${t.path}${scope || t.live ? "" : "  (reclaimable)"}\n`);
     }
-  });
-}
+  },
+});

@@ -1,27 +1,17 @@
 // kiln eval <target>: evaluate without building; print the derivation graph.
 import { join } from "node:path";
-import type { Argv } from "yargs";
 import { evaluateTargets } from "../../engine/targets.js";
 import { reachable } from "../../engine/graph.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
+import { defineCommand } from "../command.js";
+import { recipesEntry } from "../context.js";
 
-interface Args extends GlobalArgs {
-  targets: string[];
-  json?: boolean;
-}
-
-export const command = "eval <targets..>";
-export const describe = "evaluate targets into their derivation graph without building";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const evalCommand = defineCommand({
+  command: "eval <targets..>",
+  describe: "evaluate targets into their derivation graph without building",
+  options: (y) => y
     .positional("targets", { type: "string", array: true, demandOption: true })
-    .option("json", { type: "boolean", describe: "the whole graph as JSON" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    .option("json", { type: "boolean", describe: "the whole graph as JSON" }),
+  run: async (argv, ctx) => {
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
     if (argv.json) {
@@ -33,5 +23,5 @@ export function handler(argv: Args): Promise<void> {
     } else {
       for (const n of nodes) process.stdout.write(`${n.hash}  ${n.name}${n.deps.length ? `  <- ${n.deps.map((d) => d.name).join(", ")}` : ""}\n`);
     }
-  });
-}
+  },
+});

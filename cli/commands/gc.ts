@@ -3,37 +3,20 @@
 // --older-than; --dry-run / --print-dead show what would go. Before the mark, --keep-generations
 // and --delete-older-than delete profile generations; after the sweep, --history-older-than
 // collects the history `why` reads, by its own policy.
-import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { collectGarbage, GC_LOCK, takeGcLock, type GcEvent } from "../../store/gc.js";
 import { collectTargetHistory } from "../../engine/history.js";
 import { deleteGenerations, rootName, syncProfileLinks, type Generation, type GenerationSpec } from "../../store/profiles.js";
 import type { HistoryGcResult } from "../../store/history.js";
 import { dateText } from "./profile.js";
-import { type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
 import { parseDuration, parseSize } from "../units.js";
 import { human } from "../units.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  "dry-run"?: boolean;
-  "print-dead"?: boolean;
-  "max-freed"?: string;
-  "max-size"?: string;
-  "older-than"?: string;
-  "keep-build-deps"?: boolean;
-  "keep-generations"?: number;
-  "delete-older-than"?: string;
-  "history-older-than"?: string;
-  json?: boolean;
-  "batch-size"?: number;
-}
-
-export const command = "gc";
-export const describe = "delete store paths that no root (result link, pin, profile generation, running kiln) needs";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const gcCommand = defineCommand({
+  command: "gc",
+  describe: "delete store paths that no root (result link, pin, profile generation, running kiln) needs",
+  options: (y) => y
     .option("dry-run", { alias: "n", type: "boolean", describe: "delete nothing: print what would be deleted" })
     .option("print-dead", { type: "boolean", describe: "print only the paths that would be deleted, one per line (a dry run)" })
     .option("max-freed", { type: "string", describe: "stop after freeing SIZE (e.g. 2G), least recently used first" })
@@ -44,11 +27,8 @@ export function builder(y: Argv<GlobalArgs>) {
     .option("delete-older-than", { type: "string", describe: "first delete the generations of every profile older than DURATION, as Nix does (the current one, and the newest older one, are kept)" })
     .option("history-older-than", { type: "string", describe: "also delete build history and logs older than DURATION; what `kiln why` compares for each target is kept" })
     .option("json", { type: "boolean", describe: "print the result as JSON" })
-    .option("batch-size", { type: "number", hidden: true, describe: "paths deleted per transaction (tests)" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    .option("batch-size", { type: "number", hidden: true, describe: "paths deleted per transaction (tests)" }),
+  run: async (argv, ctx) => {
     const dryRun = Boolean(argv["dry-run"] || argv["print-dead"]);
     const maxFreed = argv["max-freed"] !== undefined ? parseSize(argv["max-freed"], "--max-freed") : undefined;
     const maxSize = argv["max-size"] !== undefined ? parseSize(argv["max-size"], "--max-size") : undefined;
@@ -146,5 +126,5 @@ export function handler(argv: Args): Promise<void> {
     } finally {
       if (lockHeld) ctx.store.unlock(GC_LOCK);
     }
-  });
-}
+  },
+});

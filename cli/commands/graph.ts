@@ -3,34 +3,14 @@
 // store's history (--states). Builds nothing.
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
-import type { Argv } from "yargs";
 import { plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
 import { evaluateTargets } from "../../engine/targets.js";
 import type { Node } from "../../engine/evaluate.js";
 import { KilnError } from "../../store/errors.js";
 import type { LocalStore } from "../../store/local-store.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
-
-interface Args extends GlobalArgs {
-  targets: string[];
-  json?: boolean;
-  svg?: string;
-  states?: boolean;
-}
-
-export const command = "graph <targets..>";
-export const describe = "the derivation graph as DOT (default), JSON (--json) or SVG (--svg FILE, needs Graphviz), with states from history (--states)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
-    .positional("targets", { type: "string", array: true, demandOption: true })
-    .option("json", { type: "boolean", describe: "the graph as JSON" })
-    .option("svg", { type: "string", describe: "render an SVG picture to this file with Graphviz's dot" })
-    .option("states", { type: "boolean", describe: "each node's state (in the store or to build) and its last recorded build" })
-    .conflicts("json", "svg") as unknown as Argv<Args>;
-}
+import { recipesEntry } from "../context.js";
+import { defineCommand } from "../command.js";
 
 export interface GraphNode {
   drv: string;
@@ -111,8 +91,16 @@ export function renderSvg(dot: string, file: string): void {
   if (r.status !== 0) throw new KilnError("USAGE", `dot -Tsvg failed (exit ${r.status}):\n${r.stderr}`, "check the Graphviz installation");
 }
 
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+export const graphCommand = defineCommand({
+  command: "graph <targets..>",
+  describe: "the derivation graph as DOT (default), JSON (--json) or SVG (--svg FILE, needs Graphviz), with states from history (--states)",
+  options: (y) => y
+    .positional("targets", { type: "string", array: true, demandOption: true })
+    .option("json", { type: "boolean", describe: "the graph as JSON" })
+    .option("svg", { type: "string", describe: "render an SVG picture to this file with Graphviz's dot" })
+    .option("states", { type: "boolean", describe: "each node's state (in the store or to build) and its last recorded build" })
+    .conflicts("json", "svg"),
+  run: async (argv, ctx) => {
     const ev = await evaluateTargets(ctx, recipesEntry(argv), join(ctx.root, "eval-cache"), argv.targets);
     const nodes = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
     const g = await graphOf(nodes, ev.roots.map((r) => ({ target: r.target, drv: r.node.hash, output: r.output })), argv.states ? ctx.store : undefined);
@@ -128,5 +116,5 @@ export function handler(argv: Args): Promise<void> {
     const file = resolve(argv.svg);
     renderSvg(dot, file);
     process.stdout.write(`${file}\n`);
-  });
-}
+  },
+});

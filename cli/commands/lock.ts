@@ -1,27 +1,18 @@
 // kiln lock: create or update kiln.lock (fixed outputs, host tools) and show what changed.
 import { writeFileSync } from "node:fs";
-import type { Argv } from "yargs";
 import { diffLocks, renderDiff, renderLock } from "../../engine/lockfile.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry } from "../context.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
-import { EXIT, withContext } from "../run.js";
+import { EXIT } from "../run.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  check?: boolean;
-  json?: boolean;
-}
-
-export const command = "lock";
-export const describe = "create or update kiln.lock (pinned fixed outputs and host tool fingerprints) and print what changed";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const lockCommand = defineCommand({
+  command: "lock",
+  describe: "create or update kiln.lock (pinned fixed outputs and host tool fingerprints) and print what changed",
+  options: (y) => y
     .option("check", { type: "boolean", describe: "only report drift; exit 3 if the lock would change" })
-    .option("json", { type: "boolean", describe: "the changes as JSON" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    .option("json", { type: "boolean", describe: "the changes as JSON" }),
+  run: async (argv, ctx) => {
     const entry = recipesEntry(argv);
     const file = lockPath(entry);
     const old = readLock(file);
@@ -33,5 +24,5 @@ export function handler(argv: Args): Promise<void> {
     if (argv.check) return changes.length ? EXIT.lockDrift : EXIT.ok;
     if (changes.length || !old) writeFileSync(file, renderLock(lock));
     return EXIT.ok;
-  });
-}
+  },
+});

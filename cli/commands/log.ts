@@ -1,25 +1,16 @@
 // kiln log <target|drv-hash>: the log of the latest build of a derivation.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Argv } from "yargs";
 import { KilnError } from "../../store/errors.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
+import { defineCommand } from "../command.js";
+import { recipesEntry } from "../context.js";
 
-interface Args extends GlobalArgs {
-  target: string;
-}
-
-export const command = "log <target>";
-export const describe = "print the build log of the latest build of a target (or derivation hash, or name)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y.positional("target", { type: "string", demandOption: true }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+export const logCommand = defineCommand({
+  command: "log <target>",
+  describe: "print the build log of the latest build of a target (or derivation hash, or name)",
+  options: (y) => y.positional("target", { type: "string", demandOption: true }),
+  run: async (argv, ctx) => {
     let row = /^[0-9a-f]{64}$/.test(argv.target) ? ctx.store.lastBuild(argv.target) : ctx.store.lastBuildByName(argv.target);
     if (!row && !/^[0-9a-f]{64}$/.test(argv.target)) {
       try {
@@ -32,5 +23,5 @@ export function handler(argv: Args): Promise<void> {
     if (!row) throw new KilnError("TARGET_NOT_FOUND", `no build of ${argv.target} is recorded in this store`, "it may have come from the store without a build; realize it first");
     if (!row.log_file || !existsSync(row.log_file)) throw new KilnError("TARGET_NOT_FOUND", `the log of ${row.name} (build ${row.id}) is gone`, "it was collected or never written");
     process.stdout.write(readFileSync(row.log_file));
-  });
-}
+  },
+});

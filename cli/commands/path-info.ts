@@ -1,31 +1,19 @@
 // kiln path-info [paths|targets...]: sizes, references, closures.
-import type { Argv } from "yargs";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
+import { recipesEntry } from "../context.js";
 import { toStorePaths } from "../resolve-paths.js";
 import { human } from "../units.js";
 import type { StorePathName } from "../../store/paths.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  paths: string[];
-  recursive?: boolean;
-  "closure-size"?: boolean;
-  json?: boolean;
-}
-
-export const command = "path-info <paths..>";
-export const describe = "show store paths' sizes and references (targets, result links or store paths)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const pathInfoCommand = defineCommand({
+  command: "path-info <paths..>",
+  describe: "show store paths' sizes and references (targets, result links or store paths)",
+  options: (y) => y
     .positional("paths", { type: "string", array: true, demandOption: true })
     .option("recursive", { alias: "r", type: "boolean", describe: "every path in the closure" })
     .option("closure-size", { alias: "S", type: "boolean", describe: "also the closure size" })
-    .option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    .option("json", { type: "boolean" }),
+  run: async (argv, ctx) => {
     const roots = await toStorePaths(ctx, recipesEntry(argv), argv.paths);
     const paths: StorePathName[] = argv.recursive ? [...ctx.store.closure(roots)].sort() : roots;
     const rows = paths.map((p) => {
@@ -40,5 +28,5 @@ export function handler(argv: Args): Promise<void> {
     for (const r of rows) {
       process.stdout.write(`${r.path}\t${human(r.narSize).padStart(10)}${r.closureSize !== undefined ? `\t${human(r.closureSize).padStart(10)}` : ""}\n`);
     }
-  });
-}
+  },
+});

@@ -1,8 +1,6 @@
 // kiln plan <target...> (also `kiln realize --dry-run`): what a realize would build, fetch or take
 // from the store, how long that should take by recorded build durations, and why, without building.
 import { join } from "node:path";
-import type { Argv } from "yargs";
-import type { Context } from "../../engine/context.js";
 import { storeLookup } from "../../engine/history.js";
 import { downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
@@ -10,25 +8,11 @@ import { evaluateTargets } from "../../engine/targets.js";
 import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
+import { defineCommand, type Ctx } from "../command.js";
+import { recipesEntry } from "../context.js";
 import { human } from "../units.js";
 import { recipesRevision } from "../git.js";
 import { recipesOf, refineReports } from "../causes.js";
-
-interface Args extends GlobalArgs {
-  targets: string[];
-  json?: boolean;
-}
-
-export const command = "plan <targets..>";
-export const describe = "forecast a realize without building: what would be built, fetched or reused, the estimated time, and why";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
-    .positional("targets", { type: "string", array: true, demandOption: true })
-    .option("json", { type: "boolean", describe: "print the forecast as JSON" }) as unknown as Argv<Args>;
-}
 
 export interface ForecastRow {
   name: string;
@@ -56,7 +40,7 @@ export interface Forecast {
   causes: Record<string, CauseReport[]>;
 }
 
-export async function forecast(ctx: Context & { root: string }, entry: string, targets: string[]): Promise<Forecast> {
+export async function forecast(ctx: Ctx, entry: string, targets: string[]): Promise<Forecast> {
   const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets);
   const all = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
   const p = await plan(ctx.store, all, ctx.substituters, ctx.signal);
@@ -126,12 +110,18 @@ export function renderForecast(f: Forecast, relativeTo: string, all: boolean): s
   return out;
 }
 
-export async function printForecast(ctx: Context & { root: string }, entry: string, targets: string[], json: boolean | undefined): Promise<void> {
+export async function printForecast(ctx: Ctx, entry: string, targets: string[], json: boolean | undefined): Promise<void> {
   const f = await forecast(ctx, entry, targets);
   if (json) process.stdout.write(JSON.stringify(f, null, 2) + "\n");
   else process.stdout.write(renderForecast(f, process.cwd(), false).join("\n") + "\n");
 }
 
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: argv.reporter ?? "quiet" }, (ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json));
-}
+export const planCommand = defineCommand({
+  command: "plan <targets..>",
+  describe: "forecast a realize without building: what would be built, fetched or reused, the estimated time, and why",
+  options: (y) => y
+    .positional("targets", { type: "string", array: true, demandOption: true })
+    .option("json", { type: "boolean", describe: "print the forecast as JSON" }),
+  reporter: (argv) => argv.reporter ?? "quiet",
+  run: (argv, ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json),
+});

@@ -8,14 +8,14 @@ import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type
 import { type Outputs, Realizer } from "../../engine/realize.js";
 import { reachable } from "../../engine/graph.js";
 import { evaluateTargets, type Evaluated } from "../../engine/targets.js";
-import type { Context } from "../../engine/context.js";
 import type { RecipesRev } from "../../store/history.js";
 import { watchRounds } from "../watch.js";
 import { recordTargets } from "../../engine/history.js";
 import { recipesAtRevision, recipesRevision } from "../git.js";
 import { printForecast } from "./plan.js";
+import { defineCommand, type ArgsOf, type Ctx } from "../command.js";
 import { recipesEntry, reporterKind, type GlobalArgs } from "../context.js";
-import { EXIT, withContext } from "../run.js";
+import { EXIT } from "../run.js";
 import { diffLocks, renderDiff } from "../../engine/lockfile.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
 import { join } from "node:path";
@@ -26,26 +26,8 @@ import { buildId, gitHeadFiles, isRacy, noopIdent, noopKey, statTree, statTuple,
 import { dirname } from "node:path";
 import { PushAfterBuild, pusherFor, realisationsOf } from "../push.js";
 
-interface Args extends GlobalArgs {
-  targets: string[];
-  "out-link"?: string;
-  link: boolean;
-  json?: boolean;
-  "dry-run"?: boolean;
-  locked?: boolean;
-  rev?: string;
-  profile?: string;
-  watch?: boolean;
-  debounce: number;
-  "push-to"?: string;
-}
-
-type Ctx = Context & { root: string };
-
-export const command = "realize <targets..>";
-export const describe = "build targets (or reuse them from the store), print their store paths and link ./result; with --watch, again on every change";
-
-export function builder(y: Argv<GlobalArgs>) {
+/** realize's positionals and options, which kiln watch takes too */
+export function realizeOptions(y: Argv<GlobalArgs>) {
   return y
     .positional("targets", { type: "string", array: true, demandOption: true, describe: "target names, e.g. pi4-llm-os or hello.lib" })
     .option("out-link", { alias: "o", type: "string", describe: "name of the result link (default: result)" })
@@ -60,43 +42,52 @@ export function builder(y: Argv<GlobalArgs>) {
       describe: "then realize again whenever a recipe file or a local source the targets use changes, in the same view; a failed round shows its error and the watch goes on (q or Ctrl-C stops it)",
     })
     .option("debounce", { type: "number", default: 200, describe: "with --watch: wait this many ms after the last change before the next round" })
-    .option("push-to", { type: "string", describe: "push each build's output (with its closure) to this binary cache as soon as it is built, signed with --secret-key" }) as unknown as Argv<Args>;
+    .option("push-to", { type: "string", describe: "push each build's output (with its closure) to this binary cache as soon as it is built, signed with --secret-key" });
 }
 
-export function handler(argv: Args): Promise<void> {
-  return withContext(argv, async (ctx) => {
-    if (argv.watch && (argv.rev || argv["dry-run"])) {
-      throw new KilnError("USAGE", `--watch cannot go with ${argv.rev ? "--rev" : "--dry-run"}`, "a revision does not change, and a dry run builds nothing: drop one of them");
-    }
-    let entry = recipesEntry(argv);
-    let rev = recipesRevision(entry);
-    if (argv.rev) {
-      // the time machine: the recipes of that commit, unpacked in this process's scratch space
-      // (removed when the process ends or, after a crash, by the next run)
-      const dir = ctx.store.scratchDir("rev");
-      process.once("exit", () => removeTree(dir));
-      const at = recipesAtRevision(entry, argv.rev, dir);
-      entry = at.entry;
-      rev = { rev: at.rev, dirty: false };
-    }
-    if (argv.profile !== undefined) validateProfileName(argv.profile);
-    if (argv.watch) {
-      // the TUI shows each round's outputs itself: lines written to its terminal between its
-      // frames would garble it
-      const print = !(reporterKind(argv) === "tui" && process.stdout.isTTY);
-      return watchRounds(ctx, {
-        entry, debounce: argv.debounce, relativeTo: process.cwd(),
-        round: async (evaluated) => {
-          if (argv.locked) await assertLocked(ctx, entry);
-          return realizeTargets(ctx, argv, entry, recipesRevision(entry), { print, evaluated, record: false });
-        },
-      });
-    }
-    if (argv.locked) await assertLocked(ctx, entry);
-    if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
-    await realizeTargets(ctx, argv, entry, rev, { print: true, record: !argv.rev });
-    return EXIT.ok;
-  });
+type Args = ArgsOf<typeof realizeOptions>;
+
+export const realizeCommand = defineCommand({
+  command: "realize <targets..>",
+  describe: "build targets (or reuse them from the store), print their store paths and link ./result; with --watch, again on every change",
+  options: realizeOptions,
+  reporter: (argv) => argv.reporter,
+  run: realizeRun,
+});
+
+/** realize, and (with --watch) watch */
+export async function realizeRun(argv: Args, ctx: Ctx): Promise<number | void> {
+  if (argv.watch && (argv.rev || argv["dry-run"])) {
+    throw new KilnError("USAGE", `--watch cannot go with ${argv.rev ? "--rev" : "--dry-run"}`, "a revision does not change, and a dry run builds nothing: drop one of them");
+  }
+  let entry = recipesEntry(argv);
+  let rev = recipesRevision(entry);
+  if (argv.rev) {
+    // the time machine: the recipes of that commit, unpacked in this process's scratch space
+    // (removed when the process ends or, after a crash, by the next run)
+    const dir = ctx.store.scratchDir("rev");
+    process.once("exit", () => removeTree(dir));
+    const at = recipesAtRevision(entry, argv.rev, dir);
+    entry = at.entry;
+    rev = { rev: at.rev, dirty: false };
+  }
+  if (argv.profile !== undefined) validateProfileName(argv.profile);
+  if (argv.watch) {
+    // the TUI shows each round's outputs itself: lines written to its terminal between its
+    // frames would garble it
+    const print = !(reporterKind(argv) === "tui" && process.stdout.isTTY);
+    return watchRounds(ctx, {
+      entry, debounce: argv.debounce, relativeTo: process.cwd(),
+      round: async (evaluated) => {
+        if (argv.locked) await assertLocked(ctx, entry);
+        return realizeTargets(ctx, argv, entry, recipesRevision(entry), { print, evaluated, record: false });
+      },
+    });
+  }
+  if (argv.locked) await assertLocked(ctx, entry);
+  if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
+  await realizeTargets(ctx, argv, entry, rev, { print: true, record: !argv.rev });
+  return EXIT.ok;
 }
 
 /**

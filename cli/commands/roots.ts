@@ -1,24 +1,14 @@
 // kiln roots: every GC root with its closure size (result links, pins, generations, running kilns).
-import type { Argv } from "yargs";
 import { closureSize, loadGraph } from "../../store/gc.js";
 import { listRoots } from "../../store/roots.js";
-import { type GlobalArgs } from "../context.js";
-import { withContext } from "../run.js";
 import { human } from "../units.js";
+import { defineCommand } from "../command.js";
 
-interface Args extends GlobalArgs {
-  json?: boolean;
-}
-
-export const command = "roots";
-export const describe = "list every GC root and its closure size";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y.option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+export const rootsCommand = defineCommand({
+  command: "roots",
+  describe: "list every GC root and its closure size",
+  options: (y) => y.option("json", { type: "boolean" }),
+  run: async (argv, ctx) => {
     const g = loadGraph(ctx.store);
     const { roots, stale } = listRoots(ctx.store);
     // temporary roots: one line per running process, not one per path
@@ -50,5 +40,5 @@ export function handler(argv: Args): Promise<void> {
     }
     for (const s of stale) process.stdout.write(`stale      ${s.name.replace(/^link:/, "")}\t(${s.reason}; dropped by the next gc)\n`);
     process.stdout.write(`${rows.length} roots keep ${all.paths} paths, ${human(all.bytes)}\n`);
-  });
-}
+  },
+});

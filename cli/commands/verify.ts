@@ -1,33 +1,24 @@
 // kiln verify: SQLite's checks of the store database, every valid path re-hashed against its
 // recorded digest, and the store directory's unregistered entries. --repair recovers a lost or
 // damaged database from its backup and makes the database agree with the disk (store/verify.ts).
-import type { Argv } from "yargs";
 import { describeCheck } from "../../store/recovery.js";
 import { verifyStore } from "../../store/verify.js";
-import { type GlobalArgs } from "../context.js";
-import { EXIT, withContext } from "../run.js";
+import { defineCommand } from "../command.js";
+import { EXIT } from "../run.js";
 import { dateText } from "./profile.js";
 
-interface Args extends GlobalArgs {
-  json?: boolean;
-  repair?: boolean;
-}
-
-export const command = "verify";
-export const describe = "check the store database and re-hash every store path; report corruption, missing and unregistered paths (--repair: fix them)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
+export const verifyCommand = defineCommand({
+  command: "verify",
+  describe: "check the store database and re-hash every store path; report corruption, missing and unregistered paths (--repair: fix them)",
+  options: (y) => y
     .option("json", { type: "boolean" })
     .option("repair", {
       type: "boolean",
       describe: "recover a lost or damaged database from its backup, forget missing or corrupt paths (the next realize builds them again) and register intact unregistered ones again by re-hashing them",
-    }) as unknown as Argv<Args>;
-}
-
-export function handler(argv: Args): Promise<void> {
-  const repair = Boolean(argv.repair);
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+    }),
+  open: (argv) => ({ repair: Boolean(argv.repair) }),
+  run: async (argv, ctx) => {
+    const repair = Boolean(argv.repair);
     const store = ctx.store;
     const r = verifyStore(store, { repair, now: ctx.clock() });
     const dbOk = r.database.integrity.length === 0 && r.database.foreignKeys.length === 0;
@@ -76,5 +67,5 @@ export function handler(argv: Args): Promise<void> {
     else out.push(`${r.corrupt.length} corrupt, ${r.missing.length} missing: \`kiln verify --repair\` forgets them so that the next realize builds them again`);
     process.stdout.write(out.join("\n") + "\n");
     return ok ? EXIT.ok : EXIT.failed;
-  }, { repair });
-}
+  },
+});

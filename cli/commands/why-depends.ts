@@ -1,37 +1,26 @@
 // kiln why-depends <a> <b>: why a depends on b, as the shortest chain of references (runtime) or
 // of derivation inputs (--build).
 import { join } from "node:path";
-import type { Argv } from "yargs";
 import { buildChain, runtimeChain } from "../../engine/why-depends.js";
 import { evaluateTargets } from "../../engine/targets.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry } from "../context.js";
 import { toStorePaths } from "../resolve-paths.js";
-import { EXIT, withContext } from "../run.js";
-
-interface Args extends GlobalArgs {
-  from: string;
-  to: string;
-  build?: boolean;
-  json?: boolean;
-}
-
-export const command = "why-depends <from> <to>";
-export const describe = "show the shortest chain by which <from> depends on <to> (store references, or --build for derivation inputs)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
-    .positional("from", { type: "string", demandOption: true, describe: "a target, result link or store path" })
-    .positional("to", { type: "string", demandOption: true, describe: "a target, store path, or (with --build) a derivation name" })
-    .option("build", { type: "boolean", describe: "follow build-time inputs (derivations) instead of runtime references" })
-    .option("json", { type: "boolean" }) as unknown as Argv<Args>;
-}
+import { EXIT } from "../run.js";
+import { defineCommand } from "../command.js";
 
 function draw(lines: string[]): string {
   return lines.map((l, i) => (i === 0 ? l : `${"    ".repeat(i - 1)}└── ${l}`)).join("\n") + "\n";
 }
 
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+export const whyDependsCommand = defineCommand({
+  command: "why-depends <from> <to>",
+  describe: "show the shortest chain by which <from> depends on <to> (store references, or --build for derivation inputs)",
+  options: (y) => y
+    .positional("from", { type: "string", demandOption: true, describe: "a target, result link or store path" })
+    .positional("to", { type: "string", demandOption: true, describe: "a target, store path, or (with --build) a derivation name" })
+    .option("build", { type: "boolean", describe: "follow build-time inputs (derivations) instead of runtime references" })
+    .option("json", { type: "boolean" }),
+  run: async (argv, ctx) => {
     const entry = recipesEntry(argv);
     let chain: string[] | undefined;
     if (argv.build) {
@@ -58,5 +47,5 @@ export function handler(argv: Args): Promise<void> {
     if (argv.json) process.stdout.write(JSON.stringify({ depends: true, chain }, null, 2) + "\n");
     else process.stdout.write(draw(chain));
     return EXIT.ok;
-  });
-}
+  },
+});

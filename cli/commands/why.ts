@@ -1,33 +1,13 @@
 // kiln why <target>: why the latest realisation of a target differs from the one before it (or
 // from the one at a git revision, or from a given derivation): root causes and blast radius.
-import type { Argv } from "yargs";
 import { pickComparison, storeLookup, type AgainstSpec, type Comparison } from "../../engine/history.js";
 import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { explain, renderWhy, type WhyReport } from "../../engine/why.js";
 import type { TargetRealisation } from "../../store/history.js";
-import { recipesEntry, type GlobalArgs } from "../context.js";
+import { recipesEntry } from "../context.js";
 import { recipesOf, refineReports } from "../causes.js";
 import { resolveRevision } from "../git.js";
-import { withContext } from "../run.js";
-
-interface Args extends GlobalArgs {
-  target: string;
-  since?: string;
-  against?: string;
-  json?: boolean;
-}
-
-export const command = "why <target>";
-export const describe = "explain why a target's latest realisation differs from the previous one: root causes and blast radius";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
-    .positional("target", { type: "string", demandOption: true, describe: "a realised target (or a derivation name inside one)" })
-    .option("since", { type: "string", describe: "compare against the realisation recorded at this git revision of the recipes" })
-    .option("against", { type: "string", describe: "compare against this derivation hash" })
-    .conflicts("since", "against")
-    .option("json", { type: "boolean", describe: "print the report as JSON" }) as unknown as Argv<Args>;
-}
+import { defineCommand } from "../command.js";
 
 function side(target: string, s: Comparison["old"]) {
   // a derivation found inside another target's tree: that realisation's path is the other target's
@@ -44,8 +24,16 @@ function describeSide(label: string, drv: string, row: TargetRealisation | undef
   return `  ${label}: derivation ${drv.slice(0, 12)}… realised ${new Date(row.at).toISOString()}${rev}`;
 }
 
-export function handler(argv: Args): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+export const whyCommand = defineCommand({
+  command: "why <target>",
+  describe: "explain why a target's latest realisation differs from the previous one: root causes and blast radius",
+  options: (y) => y
+    .positional("target", { type: "string", demandOption: true, describe: "a realised target (or a derivation name inside one)" })
+    .option("since", { type: "string", describe: "compare against the realisation recorded at this git revision of the recipes" })
+    .option("against", { type: "string", describe: "compare against this derivation hash" })
+    .conflicts("since", "against")
+    .option("json", { type: "boolean", describe: "print the report as JSON" }),
+  run: async (argv, ctx) => {
     const lookup = storeLookup(ctx.store);
     let against: AgainstSpec = { kind: "previous" };
     if (argv.against) against = { kind: "drv", hash: argv.against };
@@ -72,5 +60,5 @@ export function handler(argv: Args): Promise<void> {
       lines.push(...renderWhy(report, { relativeTo: process.cwd() }));
     }
     process.stdout.write(lines.join("\n") + "\n");
-  });
-}
+  },
+});

@@ -1,0 +1,53 @@
+// The one shape of a verb (cli/commands/*): its positionals and options, declared once to yargs,
+// which infers the arguments' types from them, and its run. What every verb would otherwise repeat
+// is here: the store context around the run (withContext: reporter, Ctrl-C, closing and backing up
+// the store), the quiet reporter of a verb that builds nothing, and a failure's message and exit code.
+import type { Argv, ArgumentsCamelCase } from "yargs";
+import type { Context } from "../engine/context.js";
+import type { OpenStoreOptions } from "../store/local-store.js";
+import type { GlobalArgs } from "./context.js";
+import { withContext } from "./run.js";
+
+/** A verb, registered on the command line (cli/main.ts) or under a group verb. */
+export type KilnCommand = (y: Argv<GlobalArgs>) => Argv<GlobalArgs>;
+
+export type Ctx = Context & { root: string };
+
+/** The arguments a verb's options declare, with the global ones. */
+export type ArgsOf<F> = F extends (y: Argv<GlobalArgs>) => Argv<infer A> ? A : never;
+
+interface Verb<A> {
+  /** name and positionals, as yargs reads them: "log <target>" */
+  command: string;
+  /** its line in --help; false hides it */
+  describe: string | false;
+  /** its positionals and options */
+  options: (y: Argv<GlobalArgs>) => Argv<A>;
+}
+
+/** A verb that works on the store: it runs inside withContext. */
+interface StoreVerb<A> extends Verb<A> {
+  /** the reporter it shows progress with; by default none: a verb that builds nothing is quiet */
+  reporter?: (argv: A) => string | undefined;
+  /** how the store is opened (verify --repair: even a damaged one) */
+  open?: (argv: A) => OpenStoreOptions;
+  /** the work; what it returns is the exit code (nothing: success) */
+  run: (argv: A, ctx: Ctx) => Promise<number | void>;
+}
+
+export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A>): KilnCommand {
+  const handler = (parsed: ArgumentsCamelCase<A>) => {
+    const argv = declared(parsed);
+    return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv));
+  };
+  return (y) => y.command({ command: spec.command, describe: spec.describe, builder: spec.options, handler });
+}
+
+/**
+ * The arguments as the options declared them. yargs adds `_`, `$0`, camelCase twins of dashed
+ * names and an index signature that would let a misspelt option through as `unknown`; dropping
+ * them is safe, but TypeScript cannot see that ArgumentsCamelCase<A> holds A for a generic A.
+ */
+function declared<A>(parsed: ArgumentsCamelCase<A>): A {
+  return parsed as unknown as A;
+}
