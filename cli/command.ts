@@ -6,7 +6,7 @@ import type { Argv, ArgumentsCamelCase } from "yargs";
 import type { Context } from "../engine/context.js";
 import type { OpenStoreOptions } from "../store/local-store.js";
 import type { GlobalArgs } from "./context.js";
-import { withContext } from "./run.js";
+import { reportError, withContext } from "./run.js";
 
 /** A verb, registered on the command line (cli/main.ts) or under a group verb. */
 export type KilnCommand = (y: Argv<GlobalArgs>) => Argv<GlobalArgs>;
@@ -27,6 +27,7 @@ interface Verb<A> {
 
 /** A verb that works on the store: it runs inside withContext. */
 interface StoreVerb<A> extends Verb<A> {
+  store?: true;
   /** the reporter it shows progress with; by default none: a verb that builds nothing is quiet */
   reporter?: (argv: A) => string | undefined;
   /** how the store is opened (verify --repair: even a damaged one) */
@@ -35,10 +36,25 @@ interface StoreVerb<A> extends Verb<A> {
   run: (argv: A, ctx: Ctx) => Promise<number | void>;
 }
 
-export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A>): KilnCommand {
-  const handler = (parsed: ArgumentsCamelCase<A>) => {
+/** A verb that opens no store itself (it only writes files, or opens the store in steps of its own). */
+interface BareVerb<A> extends Verb<A> {
+  store: false;
+  /** the work; what it returns is the exit code (nothing: the exit code stays as it is) */
+  run: (argv: A) => Promise<number | void>;
+}
+
+export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A>): KilnCommand {
+  const handler = async (parsed: ArgumentsCamelCase<A>): Promise<void> => {
     const argv = declared(parsed);
-    return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv));
+    if (spec.store !== false) {
+      return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv));
+    }
+    try {
+      const code = await spec.run(argv);
+      if (code !== undefined) process.exitCode = code;
+    } catch (e) {
+      process.exitCode = reportError(e);
+    }
   };
   return (y) => y.command({ command: spec.command, describe: spec.describe, builder: spec.options, handler });
 }

@@ -59,6 +59,12 @@ export function mainProgram(o: Outputs, path: StorePathName, target: string): st
     progs.length ? `name one: kiln shell ${target} -- <program> [args]` : `start a shell with it instead: kiln shell ${target}`);
 }
 
+/** The words after `--`: yargs (populate--) keeps them apart from the declared arguments. */
+export function afterDashes(argv: object): string[] {
+  const rest = "--" in argv ? argv["--"] : undefined;
+  return Array.isArray(rest) ? rest.map(String) : [];
+}
+
 /** Run a command in the host view of the store; resolves with its exit status (128 + signal when killed). */
 export function launch(o: Outputs, command: string[]): Promise<number> {
   const bins = o.paths.filter((p) => existsSync(join(o.storeDir, p, "bin"))).map((p) => `${LOGICAL_STORE}/${p}/bin`);

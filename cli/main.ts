@@ -19,8 +19,8 @@ import * as profile from "./commands/profile.js";
 import { realizeCommand } from "./commands/realize.js";
 import * as seed from "./commands/seed.js";
 import { rootsCommand } from "./commands/roots.js";
-import * as runCmd from "./commands/run.js";
-import * as shell from "./commands/shell.js";
+import { runCommand } from "./commands/run.js";
+import { shellCommand } from "./commands/shell.js";
 import { showDerivationCommand } from "./commands/show-derivation.js";
 import * as store from "./commands/store.js";
 import { targetsCommand } from "./commands/targets.js";
@@ -39,8 +39,8 @@ const commands: KilnCommand[] = [
   evalCommand,
   graphCommand,
   watchCommand,
-  (y) => y.command(runCmd as never),
-  (y) => y.command(shell as never),
+  runCommand,
+  shellCommand,
   showDerivationCommand,
   pathInfoCommand,
   logCommand,
