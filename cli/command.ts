@@ -43,7 +43,23 @@ interface BareVerb<A> extends Verb<A> {
   run: (argv: A) => Promise<number | void>;
 }
 
-export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A>): KilnCommand {
+/** A verb that only groups subcommands: kiln pin add|list|rm. */
+interface GroupVerb {
+  command: string;
+  describe: string;
+  subcommands: KilnCommand[];
+  /** what is said when no subcommand is given (default: yargs' own words) */
+  missing?: string;
+}
+
+export function defineCommand(spec: GroupVerb): KilnCommand;
+export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A>): KilnCommand;
+export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A> | GroupVerb): KilnCommand {
+  if ("subcommands" in spec) {
+    const builder = (y: Argv<GlobalArgs>) => spec.subcommands.reduce((acc, add) => add(acc), y).demandCommand(1, spec.missing);
+    // a subcommand does the work
+    return (y) => y.command({ command: spec.command, describe: spec.describe, builder, handler: () => {} });
+  }
   const handler = async (parsed: ArgumentsCamelCase<A>): Promise<void> => {
     const argv = declared(parsed);
     if (spec.store !== false) {

@@ -2,7 +2,7 @@
 // kiln: the command line. Composition root; one file per verb under commands/.
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
-import * as cache from "./commands/cache.js";
+import { cacheCommand } from "./commands/cache.js";
 import { checkCommand } from "./commands/check.js";
 import { copyCommand } from "./commands/copy.js";
 import { builderServeCommand } from "./commands/builder-serve.js";
@@ -13,16 +13,16 @@ import { gcCommand } from "./commands/gc.js";
 import { lockCommand } from "./commands/lock.js";
 import { logCommand } from "./commands/log.js";
 import { pathInfoCommand } from "./commands/path-info.js";
-import * as pin from "./commands/pin.js";
+import { pinCommand } from "./commands/pin.js";
 import { planCommand } from "./commands/plan.js";
-import * as profile from "./commands/profile.js";
+import { profileCommand } from "./commands/profile.js";
 import { realizeCommand } from "./commands/realize.js";
-import * as seed from "./commands/seed.js";
+import { seedCommand } from "./commands/seed.js";
 import { rootsCommand } from "./commands/roots.js";
 import { runCommand } from "./commands/run.js";
 import { shellCommand } from "./commands/shell.js";
 import { showDerivationCommand } from "./commands/show-derivation.js";
-import * as store from "./commands/store.js";
+import { storeCommand } from "./commands/store.js";
 import { targetsCommand } from "./commands/targets.js";
 import { verifyCommand } from "./commands/verify.js";
 import { watchCommand } from "./commands/watch.js";
@@ -46,20 +46,20 @@ const commands: KilnCommand[] = [
   logCommand,
   checkCommand,
   verifyCommand,
-  (y) => y.command(store as never),
+  storeCommand,
   targetsCommand,
   whyCommand,
   whyDependsCommand,
   planCommand,
   lockCommand,
-  (y) => y.command(seed as never),
+  seedCommand,
   gcCommand,
-  (y) => y.command(pin as never),
-  (y) => y.command(profile as never),
+  pinCommand,
+  profileCommand,
   rootsCommand,
   duCommand,
   copyCommand,
-  (y) => y.command(cache as never),
+  cacheCommand,
   builderServeCommand,
 ];
 

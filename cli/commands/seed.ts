@@ -2,48 +2,26 @@
 // with apt's solver on a private apt state, and show what changed.
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import type { Argv } from "yargs";
 import { diffSeedLocks, parseSeedLock, parseSeedSets, renderSeedDiff, renderSeedLock, seedSize, type SeedLock } from "../../engine/seed-lock.js";
 import { resolveSeed } from "../../engine/seed-resolve.js";
 import { KilnError } from "../../store/errors.js";
-import { recipesEntry, storeRoot, type GlobalArgs } from "../context.js";
-import { EXIT, withContext } from "../run.js";
+import { defineCommand } from "../command.js";
+import { recipesEntry, storeRoot } from "../context.js";
+import { EXIT } from "../run.js";
 import { human } from "../units.js";
 
-interface LockArgs extends GlobalArgs {
-  sets?: string;
-  lock?: string;
-  "apt-dir"?: string;
-  update?: boolean;
-  check?: boolean;
-  json?: boolean;
-}
-
-export const command = "seed <command>";
-export const describe = "the bootstrap seed: pinned Debian packages builds run on (lock)";
-
-export function builder(y: Argv<GlobalArgs>) {
-  return y
-    .command<LockArgs>(
-      "lock",
-      "resolve the seed's package sets (sets.json) with apt into seed.lock.json and print what changed",
-      (y2) =>
-        y2
-          .option("sets", { type: "string", describe: "the sets file (default: std/seed/sets.json beside the recipe set's entry)" })
-          .option("lock", { type: "string", describe: "the lock file (default: seed.lock.json beside the sets file)" })
-          .option("apt-dir", { type: "string", describe: "private apt state: lists and caches (default: seed-apt in the store root)" })
-          .option("update", { type: "boolean", default: true, describe: "fetch the archive's package lists first (--no-update: use those fetched last time)" })
-          .option("check", { type: "boolean", describe: "only report; exit 1 if the lock would change" })
-          .option("json", { type: "boolean", describe: "the changes as JSON" }) as unknown as Argv<LockArgs>,
-      lockHandler,
-    )
-    .demandCommand(1);
-}
-
-export function handler(): void {}
-
-function lockHandler(argv: LockArgs): Promise<void> {
-  return withContext({ ...argv, reporter: "quiet" }, async (ctx) => {
+const lockSets = defineCommand({
+  command: "lock",
+  describe: "resolve the seed's package sets (sets.json) with apt into seed.lock.json and print what changed",
+  options: (y) =>
+    y
+      .option("sets", { type: "string", describe: "the sets file (default: std/seed/sets.json beside the recipe set's entry)" })
+      .option("lock", { type: "string", describe: "the lock file (default: seed.lock.json beside the sets file)" })
+      .option("apt-dir", { type: "string", describe: "private apt state: lists and caches (default: seed-apt in the store root)" })
+      .option("update", { type: "boolean", default: true, describe: "fetch the archive's package lists first (--no-update: use those fetched last time)" })
+      .option("check", { type: "boolean", describe: "only report; exit 1 if the lock would change" })
+      .option("json", { type: "boolean", describe: "the changes as JSON" }),
+  run: async (argv, ctx) => {
     const setsFile = argv.sets ? resolve(argv.sets) : join(dirname(recipesEntry(argv)), "std", "seed", "sets.json");
     const lockFile = argv.lock ? resolve(argv.lock) : join(dirname(setsFile), "seed.lock.json");
     if (!existsSync(setsFile)) throw new KilnError("USAGE", `no seed sets file at ${setsFile}`, "pass --sets FILE, or run in a project whose recipes have std/seed/sets.json");
@@ -74,8 +52,14 @@ function lockHandler(argv: LockArgs): Promise<void> {
       renameSync(tmp, lockFile);
     }
     return EXIT.ok;
-  });
-}
+  },
+});
+
+export const seedCommand = defineCommand({
+  command: "seed <command>",
+  describe: "the bootstrap seed: pinned Debian packages builds run on (lock)",
+  subcommands: [lockSets],
+});
 
 function sizes(lock: SeedLock): Record<string, ReturnType<typeof seedSize> & { arch: string }> {
   return Object.fromEntries(Object.keys(lock.sets).sort().map((s) => [s, { arch: lock.sets[s]!.arch, ...seedSize(lock, [s]) }]));
