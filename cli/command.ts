@@ -27,6 +27,7 @@ interface Verb<A> {
 
 /** A verb that works on the store: it runs inside withContext. */
 interface StoreVerb<A> extends Verb<A> {
+  /** the default */
   store?: true;
   /** the reporter it shows progress with; by default none: a verb that builds nothing is quiet */
   reporter?: (argv: A) => string | undefined;
