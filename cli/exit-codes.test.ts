@@ -1,10 +1,11 @@
 // README's exit-code table and the CLI's mapping (cli/run.ts EXIT_CODE) say the same thing.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { EXIT_CODE } from "./run.js";
-import { REPO } from "./test-helpers/kiln.js";
+import { CLI, REPO, tempDir } from "./test-helpers/kiln.js";
 
 describe("exit codes", () => {
   test("every kind of failure is in README's table with the exit code the CLI gives it", () => {
@@ -16,5 +17,13 @@ describe("exit codes", () => {
       for (const m of row.matchAll(/`([A-Z_]+)`/g)) documented.set(m[1]!, code);
     }
     assert.deepEqual(Object.fromEntries([...documented].sort()), Object.fromEntries(Object.entries(EXIT_CODE).sort()));
+  });
+
+  test("a reader that stops reading ends the output quietly: exit 0, no stack trace", () => {
+    const err = join(tempDir("out"), "stderr");
+    // `true` is gone before kiln writes its first line, so the writes meet a closed pipe
+    const r = spawnSync("bash", ["-c", 'set -o pipefail; "$0" "$1" --store "$2" targets -a 2>"$3" | true', process.execPath, CLI, tempDir("store"), err], { cwd: REPO, encoding: "utf8" });
+    assert.equal(r.status, 0, readFileSync(err, "utf8"));
+    assert.equal(readFileSync(err, "utf8"), "");
   });
 });

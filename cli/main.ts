@@ -33,6 +33,14 @@ import type { GlobalArgs } from "./context.js";
 
 process.setSourceMapsEnabled(true);
 
+// `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+}
+
 // in the order --help lists them
 const commands: KilnCommand[] = [
   realizeCommand,
