@@ -26,4 +26,13 @@ describe("exit codes", () => {
     assert.equal(r.status, 0, readFileSync(err, "utf8"));
     assert.equal(readFileSync(err, "utf8"), "");
   });
+
+  test("builder-serve given what is not its protocol says so (exit 2), instead of an internal error", () => {
+    for (const [verb, input] of [["missing", "garbage"], ["build", "{}"], ["build", "[1,"]]) {
+      const r = spawnSync(process.execPath, [CLI, "--store", tempDir("store"), "builder-serve", verb!], { input, encoding: "utf8" });
+      assert.equal(r.status, 2, `${verb} <<< ${input}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: builder-serve: expected /);
+      assert.doesNotMatch(r.stderr, /internal error/);
+    }
+  });
 });

@@ -43,13 +43,22 @@ async function readAll(input: AsyncIterable<unknown>): Promise<Buffer> {
 
 const protocol = (what: string) => new KilnError("USAGE", `builder-serve: ${what}`, "builder-serve is run by another kiln over SSH, not by hand");
 
+/** A message that must be JSON: what came instead is a protocol error (exit 2), not a crash. */
+function parseMessage(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw protocol(`expected ${what} as JSON, got ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}…` : text)}`);
+  }
+}
+
 function storePaths(v: unknown): StorePathName[] {
   if (!Array.isArray(v) || v.some((p) => typeof p !== "string" || !parseStorePathName(p) || p.includes("/"))) throw protocol("expected a JSON list of store path names");
   return v as StorePathName[];
 }
 
 export async function serveMissing(store: LocalStore, input: Readable, output: Writable): Promise<void> {
-  const paths = storePaths(JSON.parse((await readAll(input)).toString("utf8")));
+  const paths = storePaths(parseMessage((await readAll(input)).toString("utf8"), "a list of store path names"));
   output.write(JSON.stringify(paths.filter((p) => !store.isValid(p))) + "\n");
 }
 
@@ -63,7 +72,7 @@ export async function serveImport(store: LocalStore, input: Readable, signal: Ab
     for await (const entry of extract) {
       const name = entry.header.name;
       if (name.endsWith(".json")) {
-        info = JSON.parse((await readAll(entry)).toString("utf8")) as ImportInfo;
+        info = parseMessage((await readAll(entry)).toString("utf8"), `the path's description (${name})`) as ImportInfo;
         storePaths([info.path, ...info.references]);
         continue;
       }
@@ -83,7 +92,10 @@ export async function serveImport(store: LocalStore, input: Readable, signal: Ab
 }
 
 export async function serveBuild(store: LocalStore, builder: Builder, input: Readable, output: Writable, log: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
-  const req = JSON.parse((await readAll(input)).toString("utf8")) as BuildRequest;
+  const req = parseMessage((await readAll(input)).toString("utf8"), "a build request") as BuildRequest;
+  if (typeof req !== "object" || req === null || !Array.isArray(req.inputs) || typeof req.system !== "string" || typeof req.outputs !== "object") {
+    throw protocol("expected a build request (inputs, system, outputs...)");
+  }
   const absent = storePaths(req.inputs).filter((p) => !store.isValid(p));
   if (absent.length) throw protocol(`inputs missing from this store: ${absent.slice(0, 3).join(", ")}`);
   // the requester decides where it may run: only what this machine builds, locally
