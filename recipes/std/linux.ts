@@ -1,4 +1,4 @@
-// Linux for arm64 from Debian's 6.1 source: tinyconfig + named kconfig fragments merged with the
+// Linux for arm64 or x86_64 from Debian's 6.1 source: tinyconfig + named kconfig fragments merged with the
 // kernel's own scripts/kconfig/merge_config.sh, built out of tree, reproducibly. One function, one
 // configuration per system (pi4-llm-os, m-series): a system is its fragments and a few options.
 //
@@ -6,7 +6,8 @@
 // and names the symbol, so a fragment never silently does nothing. A symbol asked off that another
 // one selects back on is a warning, or a failure with `strictOff`.
 import { sh, type Drv } from "kiln";
-import { build, fetchDeb } from "./index.js";
+import { build, fetchDeb, type SeedSet } from "./index.js";
+import type { Toolchain } from "./stdenv.js";
 
 /**
  * Debian's linux-source-6.1: Debian's variant of Linux 6.1 (Debian patches applied, non-free bits
@@ -65,7 +66,33 @@ function fragmentText(name: string, f: Fragment): string {
   return `# fragment: ${name}\n${lines.join("\n")}\n`;
 }
 
+/** What a kernel is built for, and with what. */
+export interface KernelArch {
+  /** make's ARCH= */
+  arch: string;
+  /** the folder under arch/ (x86_64's is x86) */
+  srcArch: string;
+  /** the image make builds, found in arch/<srcArch>/boot/ and copied to $out */
+  image: string;
+  /** the compiler's prefix (CROSS_COMPILE=) */
+  crossCompile: string;
+  /** seed sets besides base: the compiler (unless a toolchain gives it) and the kernel's host tools */
+  seed: readonly SeedSet[];
+  /** a toolchain of the recipes' own, first on PATH */
+  toolchain?: Toolchain;
+}
+
+/** arm64 with the seed's aarch64-linux-gnu cross compiler: pi4-llm-os and m-series. */
+export const arm64: KernelArch = { arch: "arm64", srcArch: "arm64", image: "Image", crossCompile: "aarch64-linux-gnu-", seed: ["cross-aarch64", "kernel"] };
+
+/** x86_64 with a toolchain of the recipes' own (BlazeNeuro's). */
+export function x86_64(toolchain: Toolchain): KernelArch {
+  return { arch: "x86_64", srcArch: "x86", image: "bzImage", crossCompile: `${toolchain.triple}-`, seed: ["kernel"], toolchain };
+}
+
 export interface KernelConfigOptions {
+  /** default arm64 */
+  arch?: KernelArch;
   /** named fragments, merged in name order over tinyconfig */
   fragments: Record<string, Fragment>;
   /** a symbol asked off that something selects back on fails the build (default: a warning) */
@@ -86,9 +113,16 @@ export interface KernelOptions extends KernelConfigOptions {
   modules?: boolean;
 }
 
-/** the native compiler (base) for the kernel's own host programs, the cross compiler, bc, kmod, the libelf and OpenSSL headers */
-const SEED = ["cross-aarch64", "kernel"] as const;
-const ENV = { ARCH: "arm64", CROSS_COMPILE: "aarch64-linux-gnu-" };
+/** The environment of a kernel build: the native compiler (base) for the kernel's own host programs, the cross compiler, bc, kmod, the libelf and OpenSSL headers. */
+function archEnv(a: KernelArch) {
+  return { ARCH: a.arch, CROSS_COMPILE: a.crossCompile };
+}
+
+/** A toolchain's bin/ first on PATH (nothing for the seed's compilers). */
+function toolchainPath(a: KernelArch) {
+  return a.toolchain ? sh`export PATH=${a.toolchain.tree}/bin:$PATH
+` : "";
+}
 
 /** The fragment files, written to /build by the script. */
 function writeFragments(frags: Record<string, Fragment>): string {
@@ -129,29 +163,32 @@ function configure(o: KernelConfigOptions) {
  * many. What a fast test of a system's fragments realizes.
  */
 export function kernelConfig(name: string, o: KernelConfigOptions): Drv {
+  const a = o.arch ?? arm64;
   return build({
     name,
-    seed: SEED,
-    env: { ...kbuildEnv(o.buildHost), ...ENV },
-    script: sh`${configure(o)}
+    seed: a.seed,
+    env: { ...kbuildEnv(o.buildHost), ...archEnv(a) },
+    script: sh`${toolchainPath(a)}${configure(o)}
       cp _build/.config $out
     `,
   });
 }
 
-/** The kernel: $out/Image, config, kernel.release, dtbs/ (and lib/modules/, headers with `modules`). */
+/** The kernel: $out/Image (or bzImage), config, kernel.release, dtbs/ (and lib/modules/, headers with `modules`). */
 export function kernel(o: KernelOptions): Drv {
+  const a = o.arch ?? arm64;
+  const arch = `arch/${a.srcArch}`;
   const dtbs = o.dtbs ?? [];
-  const targets = ["Image", ...(o.modules ? ["modules"] : []), ...dtbs];
+  const targets = [a.image, ...(o.modules ? ["modules"] : []), ...dtbs];
   const modules = o.modules
     ? `
       make O=_build INSTALL_MOD_PATH=$out INSTALL_MOD_STRIP=1 modules_install
       # the headers: Debian's linux-headers layout (scripts/package/builddeb), source and objects in one tree
       rm -f $out/lib/modules/*/build $out/lib/modules/*/source
-      { find . arch/arm64 -maxdepth 1 -name 'Makefile*'; find include scripts -type f -o -type l
-        find arch/arm64 -name Kbuild.platforms -o -name Platform
-        find $(find arch/arm64 -name include -o -name scripts -type d) -type f; } | LC_ALL=C sort > /build/hdrsrc
-      (cd _build && find arch/arm64/include Module.symvers include scripts -type f | LC_ALL=C sort) > /build/hdrobj
+      { find . ${arch} -maxdepth 1 -name 'Makefile*'; find include scripts -type f -o -type l
+        find ${arch} -name Kbuild.platforms -o -name Platform
+        find $(find ${arch} -name include -o -name scripts -type d) -type f; } | LC_ALL=C sort > /build/hdrsrc
+      (cd _build && find ${arch}/include Module.symvers include scripts -type f | LC_ALL=C sort) > /build/hdrobj
       mkdir -p $headers
       tar -c -f - -T /build/hdrsrc | tar -xf - -C $headers
       tar -c -f - -C _build -T /build/hdrobj | tar -xf - -C $headers
@@ -159,16 +196,16 @@ export function kernel(o: KernelOptions): Drv {
     : "";
   return build({
     name: o.name,
-    seed: SEED,
-    env: { ...kbuildEnv(o.buildHost), ...ENV },
+    seed: a.seed,
+    env: { ...kbuildEnv(o.buildHost), ...archEnv(a) },
     ...(o.modules ? { outputs: ["out", "headers"] } : {}),
-    script: sh`${configure(o)}
+    script: sh`${toolchainPath(a)}${configure(o)}
       make O=_build -j"$KILN_BUILD_CORES" ${targets.join(" ")}
       mkdir -p $out/dtbs
-      cp _build/arch/arm64/boot/Image $out/Image
+      cp _build/${arch}/boot/${a.image} $out/${a.image}
       cp _build/.config $out/config
       cp _build/include/config/kernel.release $out/kernel.release
-      for d in ${dtbs.join(" ")}; do mkdir -p $out/dtbs/$(dirname $d); cp _build/arch/arm64/boot/dts/$d $out/dtbs/$d; done${modules}
+      for d in ${dtbs.join(" ")}; do mkdir -p $out/dtbs/$(dirname $d); cp _build/${arch}/boot/dts/$d $out/dtbs/$d; done${modules}
     `,
   });
 }
