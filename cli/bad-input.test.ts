@@ -61,10 +61,13 @@ describe("bad input and bad conditions: documented exit codes, nothing changed o
     cleanup();
   });
 
-  /** A fresh copy of the template store (a pin, a profile, a backup). */
+  /**
+   * A fresh copy of the template store (a pin, a profile, a backup). Symlinks are copied as they
+   * are: resolved, the seed's relative links (usr/bin/sh -> busybox) would point into the template.
+   */
   const copyStore = () => {
     const s = join(top, "stores", `s${n++}`);
-    cpSync(template, s, { recursive: true });
+    cpSync(template, s, { recursive: true, verbatimSymlinks: true });
     return s;
   };
   /** A 3 MiB tmpfs holding a copy of the template store. */
@@ -72,7 +75,7 @@ describe("bad input and bad conditions: documented exit codes, nothing changed o
     const mnt = join(top, "stores", `mnt${n++}`);
     mkdirSync(mnt);
     mountTmpfs(mnt, "3m");
-    cpSync(template, join(mnt, "store"), { recursive: true });
+    cpSync(template, join(mnt, "store"), { recursive: true, verbatimSymlinks: true });
     return join(mnt, "store");
   };
   const db = (s: string) => join(s, "db.sqlite");
