@@ -4,11 +4,11 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileS
 import { basename, join } from "node:path";
 import { human } from "./units.js";
 import { after, describe, test } from "node:test";
-import { buildRows, buildStarts, cleanup, copyFixture, isSeedNode, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
+import { buildRows, buildStarts, cleanup, copyFixture, isSeedNode, isSeedPath, kiln, kilnJson, query, startKiln, tempDir, validPaths, type Ev, closureSql, allValid, onDisk } from "./test-helpers/kiln.js";
 
 const linkPath = (link: string) => basename(readlinkSync(link));
 /** store paths of the fixtures' seed (its .debs, unpacked packages, merged tree) among `paths` */
-const seedPaths = (paths: string[]) => paths.filter((p) => isSeedNode(p.slice(33)));
+const seedPaths = (paths: string[]) => paths.filter(isSeedPath);
 
 /** The processes below `pid` (children, their children, ...), from /proc. */
 function descendants(pid: number): number[] {
@@ -150,7 +150,7 @@ describe("kiln gc", { timeout: 240_000 }, () => {
     const again = await kiln(["--reporter", "json", "pin", "add", "--realize", "keep-b-too", "b"], o);
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(buildStarts(again.events).filter((e) => !isSeedNode(e.node!.name)), []);
-    assert.deepEqual(allValid(store).filter((p) => !isSeedNode(p.slice(33))), [b]);
+    assert.deepEqual(allValid(store).filter((p) => !isSeedPath(p)), [b]);
   });
 
   test("a gc while a realize is building keeps the build's inputs and lets it finish", async () => {

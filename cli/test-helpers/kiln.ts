@@ -199,6 +199,9 @@ export function buildStarts(events: Ev[], name?: string): Ev[] {
 /** Whether a derivation is the fixtures' seed's (fixtures/lib/seed.ts): a .deb, its unpack, a merged tree. */
 export const isSeedNode = (name: string): boolean => SEED_NODES.has(name);
 
+/** Whether a store path (`<hash>-<name>`, as onDisk and validPaths give them) is an output of the fixtures' seed. */
+export const isSeedPath = (path: string): boolean => isSeedNode(path.slice(33));
+
 /** The events of the fixture's own derivations: the seed's left out. */
 export function withoutSeed(events: Ev[]): Ev[] {
   return events.filter((e) => !e.node || !isSeedNode(e.node.name));
