@@ -49,6 +49,16 @@ export const gcc = {
     "50c63ff82919323c25fbbb4a9eae259edc974118a0fb30c905190cb782ec11c2"),
 };
 
+/**
+ * Debian's patch for building from that tarball: its tm.texi.in is a stub, so the check that
+ * regenerates tm.texi from it (run by `make install`) is replaced by a copy.
+ */
+export const gccGfdlBuildPatch = build({
+  name: "gcc-gfdl-build.diff",
+  sha256: "29b36f739f29959b580364a7aff45a0f291a6bd7c803af6794b737130acfb751",
+  script: sh`dpkg-deb --fsys-tarfile ${debs.gccSource} | tar -xO ./usr/src/gcc-12/debian/patches/gcc-gfdl-build.diff > $out`,
+});
+
 export const glibc = {
   version: "2.36",
   src: tarballOf(debs.glibcSource, "usr/src/glibc/glibc-2.36.tar.xz", "glibc-2.36-debian-2.36-9+deb12u14.tar.xz",

@@ -38,10 +38,13 @@ export const binutilsPass1 = pkg({
 });
 
 /**
- * gmp, mpfr and mpc unpacked inside gcc's tree: built with it, linked statically into cc1. Debian's
- * gmp tarball has its GFDL manual removed, and so its doc/ folder, which configure still lists.
+ * gcc's tree made ready: Debian's patch for its manual-less tarball (-p2: Debian's paths start
+ * with src/); gmp, mpfr and mpc unpacked inside it, built with it and linked statically into cc1.
+ * Debian's gmp tarball has its GFDL manual removed, and so its doc/ folder, which configure still
+ * lists.
  */
 export const gccInTreeLibs = sh`
+  patch -p2 --no-backup-if-mismatch < ${src.gccGfdlBuildPatch}
   for l in gmp:${src.gmp.src} mpfr:${src.mpfr.src} mpc:${src.mpc.src}; do
     mkdir "\${l%%:*}" && tar -xf "\${l#*:}" -C "\${l%%:*}" --strip-components=1 --no-same-owner
   done
