@@ -101,6 +101,8 @@ export const glibc = pkg({
   layout: "system",
   toolchain: gccAlone,
   deps: [binutilsPass1],
+  // glibc's build generates code with Python 3 scripts
+  seed: ["python"],
   outOfTree: true,
   pre: { configure: `mkdir -p ../build && echo "rootsbindir=/usr/sbin" > ../build/configparms` },
   configureFlags: ["--enable-kernel=3.2", sh`--with-headers=${linuxHeaders}/usr/include`, "--disable-werror", "libc_cv_slibdir=/usr/lib"],
