@@ -34,6 +34,7 @@ describe("stdenv", { timeout: 20 * 60_000 }, () => {
     const config = readFileSync(join(out, "usr", "share", "greet", "config.txt"), "utf8");
     assert.match(config, /^configure: --prefix=\/usr --build=x86_64-pc-linux-gnu --host=x86_64-pc-linux-gnu --enable-shouting$/m);
     assert.match(config, /^CC: gcc$/m, "a native build leaves CC to configure");
+    assert.match(config, /^CPATH: \/kiln\/store\/[0-9a-z]{32}-shout-1\/include$/m, "a native build gets its deps' headers");
     assert.equal(readFileSync(join(out, "usr", "share", "greet", "hooks.txt"), "utf8"), "pre build ran\n");
     // fixup: no libtool archives, no info index
     assert.ok(!existsSync(join(out, "usr", "lib", "libgreet.la")), "the .la file is removed");
@@ -42,11 +43,12 @@ describe("stdenv", { timeout: 20 * 60_000 }, () => {
     assert.deepEqual(phases, [...PHASES], "every phase ran, in order");
   });
 
-  test("a cross build: --host given, the toolchain's prefixed compiler used", async () => {
+  test("a cross build: --host given, the toolchain's prefixed compiler used, no build-machine headers", async () => {
     const out = await realize("crossGreet");
     const config = readFileSync(join(out, "usr", "share", "greet", "config.txt"), "utf8");
     assert.match(config, /--host=x86_64-fake-linux-gnu/);
     assert.match(config, /^CC: x86_64-fake-linux-gnu-gcc$/m);
+    assert.match(config, /^CPATH: unset$/m, "a cross build's deps give tools only: their headers are the build machine's");
     assert.equal(spawnSync(join(out, "usr", "bin", "greet"), { encoding: "utf8" }).stdout, "built by the fake cross compiler\nHELLO, PATCHED\n");
   });
 
