@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildStarts, cleanup, copyFixture, eventsOf, isSeedNode, kiln, kilnJson, seedNodeCount, tempDir, storeDigests, withoutSeed } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, eventsOf, isSeedNode, kiln, kilnJson, seedNodeCount, tempDir, storeDigests, withoutSeed, type RunResult } from "./test-helpers/kiln.js";
 import { freePort, startNginx, startS3, startSilent, type Running } from "./test-helpers/servers.js";
 
 after(cleanup);
@@ -19,6 +19,12 @@ describe("binary caches on real servers", () => {
   let nginx: Running;
   let webRoot: string;
   const servers: Running[] = [];
+  let pushed: Promise<RunResult> | undefined;
+  /**
+   * Store A builds greeting and pushes it to the nginx cache: once, by whichever test needs store A
+   * or that cache first.
+   */
+  const pushA = () => (pushed ??= kilnJson(["realize", "greeting", "--no-link", "--push-to", `${nginx.url}/cache`, "--secret-key", join(keys, "test-cache-1.sec")], { cwd: project, store: storeA }));
   after(async () => {
     for (const s of servers) await s.stop();
   });
@@ -44,7 +50,7 @@ describe("binary caches on real servers", () => {
 
   test("realize --push-to an nginx WebDAV cache, then an empty store builds nothing: every path comes from the cache and verifies", async () => {
     const url = `${nginx.url}/cache`;
-    const a = await kilnJson(["realize", "greeting", "--no-link", "--push-to", url, "--secret-key", join(keys, "test-cache-1.sec")], { cwd: project, store: storeA });
+    const a = await pushA();
     assert.equal(buildStarts(withoutSeed(a.events)).length, 3);
     const pushed = eventsOf(a.events, "pushed").map((e) => (e.path as string).slice(33)).sort();
     // the builds' closures: the fixture's three, and the seed's (its .debs, unpacked packages, tree)
@@ -76,6 +82,7 @@ describe("binary caches on real servers", () => {
   });
 
   test("a key that is not trusted: refused with a warning, and the build goes on", async () => {
+    await pushA();
     const other = tempDir("other-key");
     const k = await kiln(["cache", "keygen", "test-cache-1", "--dir", other], { cwd: project, store: tempDir("unused") });
     const r = await kilnJson(["realize", "greeting", "--no-link", "--substituters", `${nginx.url}/cache`, "--trusted-public-keys", k.stdout.trim()], { cwd: project, store: tempDir("store-c") });
@@ -89,6 +96,7 @@ describe("binary caches on real servers", () => {
     const bad = await startNginx(dir, copy);
     servers.push(bad);
     const url = `${bad.url}/c`;
+    await pushA();
     await kilnJson(["copy", "greeting", "--to", url, "--secret-key", join(keys, "test-cache-1.sec")], { cwd: project, store: storeA });
     for (const f of readdirSync(join(copy, "c", "archive"))) {
       const p = join(copy, "c", "archive", f);
@@ -123,6 +131,7 @@ describe("binary caches on real servers", () => {
     servers.push(s3);
     const url = `s3://kiln-cache/team?endpoint=${encodeURIComponent(s3.url)}&region=us-east-1`;
     const env = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+    await pushA();
     const c = await kiln(["copy", "greeting", "--to", url], { cwd: project, store: storeA, env: { ...env, KILN_SECRET_KEY_FILE: join(keys, "test-cache-1.sec") } });
     assert.equal(c.code, 0, c.stderr);
     // greeting's closure (greeting, hello), and a record for every node of its graph, the seed's too
@@ -139,6 +148,7 @@ describe("binary caches on real servers", () => {
   });
 
   test("kiln copy takes a store path too: its closure goes to a file:// cache, with no realisation records", async () => {
+    await pushA();
     const r = await kiln(["path-info", "greeting"], { cwd: project, store: storeA });
     const path = r.stdout.split("\t")[0]!.trim();
     const dir = tempDir("file-cache");
@@ -157,6 +167,7 @@ describe("binary caches on real servers", () => {
     const key = await kiln(["realize", "greeting", "--substituters", `${nginx.url}/cache`, "--trusted-public-keys", "garbage"], { cwd: project, store });
     assert.equal(key.code, 2);
     assert.match(key.stderr, /trusted public key 1: not a public key/);
+    await pushA();
     const nokey = await kiln(["copy", "greeting", "--to", `${nginx.url}/cache`], { cwd: project, store: storeA });
     assert.equal(nokey.code, 2);
     assert.match(nokey.stderr, /kiln copy signs what it pushes, and no secret key is given/);

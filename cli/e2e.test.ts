@@ -3,11 +3,13 @@
 // of the store's builds table), not by timing. The recipes build on the fixtures' C seed
 // (fixtures/lib/seed.ts: BusyBox, tcc, musl), which a fresh store fetches, unpacks and merges
 // first; the assertions about the recipe set's own derivations leave those out.
+// Every test runs alone and in any order: the read-only ones share one realized copy, made by
+// whichever of them runs first; a test that changes the fixture or the store makes its own.
 import assert from "node:assert/strict";
 import { chmodSync, lstatSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { buildRows, buildStarts, ownBuildRows, cleanup, copyFixture, eventsOf, hostStorePath, isSeedNode, kiln, kilnJson, query, seedBuildCount, seedNodeCount, tempDir, withoutSeed, type Ev } from "./test-helpers/kiln.js";
+import { after, describe, test } from "node:test";
+import { buildRows, buildStarts, ownBuildRows, cleanup, copyFixture, eventsOf, hostStorePath, isSeedNode, kiln, kilnJson, query, seedBuildCount, seedNodeCount, tempDir, withoutSeed, type BuildRowLite, type Ev, type RunOptions, type RunResult } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -18,34 +20,59 @@ function outPaths(events: Ev[]): Record<string, string> {
   return m;
 }
 
+/** A realized copy of fixtures/hello: its own recipe set and store, greeting realized once in them. */
+interface Realized {
+  o: RunOptions;
+  cwd: string;
+  store: string;
+  /** the realize run that filled the store */
+  run: RunResult;
+  /** the fixture's own build rows right after that run */
+  rows: BuildRowLite[];
+  /** derivation name -> output store path (base name) */
+  first: Record<string, string>;
+  /** derivation name -> derivation hash */
+  drvOf: Record<string, string>;
+  greetingPath: string;
+}
+
+/**
+ * A private copy of the fixture and a private store with greeting realized: what the read-only
+ * tests share, and what a test that edits the fixture or the store makes for itself, so that it
+ * neither disturbs the others nor needs them to have run.
+ */
+async function realizedCopy(): Promise<Realized> {
+  const o = { cwd: copyFixture("hello"), store: tempDir("store") };
+  const run = await kilnJson(["realize", "greeting"], o);
+  const first = outPaths(run.events);
+  return {
+    o,
+    ...o,
+    run,
+    rows: ownBuildRows(o.store),
+    first,
+    drvOf: Object.fromEntries(eventsOf(run.events, "built").map((e) => [e.node!.name, e.node!.drv])),
+    greetingPath: hostStorePath(o.store, first.greeting!),
+  };
+}
+
+let sharedCopy: Promise<Realized> | undefined;
+/** The copy the read-only tests share, realized by the first of them that runs (none: not made). */
+const shared = () => (sharedCopy ??= realizedCopy());
+
 describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
-  let cwd: string;
-  let store: string;
-  let first: Record<string, string>;
-  let greetingPath: string;
-  /** derivation name -> derivation hash, from the first run's events */
-  let drvOf: Record<string, string>;
-  const o = () => ({ cwd, store });
-
-  before(() => {
-    cwd = copyFixture("hello");
-    store = tempDir("store");
-  });
-
   test("realize greeting builds three derivations, prints the store path and links ./result", async () => {
-    const r = await kilnJson(["realize", "greeting"], o());
+    // the realize that made the shared copy: its events and the build rows it left
+    const { run: r, rows, cwd, first, greetingPath } = await shared();
     assert.deepEqual(buildStarts(withoutSeed(r.events)).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
     const seedBuilds = buildStarts(r.events).filter((e) => isSeedNode(e.node!.name));
     assert.equal(seedBuilds.length, seedBuildCount("seed-tcc"), "the seed: one unpack per package, one merge");
     assert.ok(buildStarts(r.events).indexOf(seedBuilds.at(-1)!) < buildStarts(r.events).findIndex((e) => e.node!.name === "libgreet"), "the seed first");
-    first = outPaths(r.events);
-    drvOf = Object.fromEntries(eventsOf(r.events, "built").map((e) => [e.node!.name, e.node!.drv]));
-    greetingPath = hostStorePath(store, first.greeting!);
     assert.equal(r.stdout, `${greetingPath}\n`);
     assert.match(first.greeting!, /^[0-9a-df-np-sv-z]{32}-greeting$/);
     assert.equal(readlinkSync(join(cwd, "result")), greetingPath);
     assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
-    assert.deepEqual(ownBuildRows(store).map((b) => [b.name, b.status]), [["libgreet", "built"], ["hello", "built"], ["greeting", "built"]]);
+    assert.deepEqual(rows.map((b) => [b.name, b.status]), [["libgreet", "built"], ["hello", "built"], ["greeting", "built"]]);
     const fin = eventsOf(r.events, "finished")[0]!;
     // one fetch per .deb of the seed, nothing else fetched
     const fetched = eventsOf(r.events, "started").filter((e) => e.kind === "fetch").map((e) => e.node!.name);
@@ -56,20 +83,23 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
   });
 
   test("a second realize builds nothing and prints the same path", async () => {
+    const { o, store, greetingPath } = await shared();
     // the plain reporter's summary too (independent runs: started together)
-    const [r, plain] = await Promise.all([kilnJson(["realize", "greeting"], o()), kiln(["realize", "--no-link", "greeting"], o())]);
+    const rowsBefore = buildRows(store).length;
+    const [r, plain] = await Promise.all([kilnJson(["realize", "greeting"], o), kiln(["realize", "--no-link", "greeting"], o)]);
     assert.equal(buildStarts(r.events).length, 0);
     assert.equal(eventsOf(r.events, "started").length, 0, "nothing fetched either");
     assert.deepEqual(eventsOf(withoutSeed(r.events), "cached").map((e) => [e.node!.name, e.cutoff]), [["libgreet", false], ["hello", false], ["greeting", false]]);
     assert.equal(r.stdout, `${greetingPath}\n`);
-    assert.equal(buildRows(store).length, 3 + seedBuildCount("seed-tcc"), "no new builder invocation recorded");
+    assert.equal(buildRows(store).length, rowsBefore, "no new builder invocation recorded");
     assert.equal(plain.code, 0);
     // the fixture's three and the seed's derivations
     assert.equal(eventsOf(r.events, "cached").length, 3 + seedNodeCount("seed-tcc"));
     assert.match(plain.stderr, new RegExp(`done: 0 built, ${3 + seedNodeCount("seed-tcc")} from the store, 0 failed`));
   });
 
-  test("hello's self-reference holds its final store path; references are recorded", () => {
+  test("hello's self-reference holds its final store path; references are recorded", async () => {
+    const { store, first, greetingPath } = await shared();
     const hello = first.hello!;
     assert.equal(readFileSync(join(hostStorePath(store, hello), "self"), "utf8"), `/kiln/store/${hello}\n`);
     assert.equal(readFileSync(join(greetingPath, "built-with"), "utf8"), `/kiln/store/${hello}\n`);
@@ -79,7 +109,8 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
     assert.deepEqual(refs(first.greeting!), [hello], "greeting references hello only");
   });
 
-  test("outputs in the store are read-only, with mtime 1 s", () => {
+  test("outputs in the store are read-only, with mtime 1 s", async () => {
+    const { store, first, greetingPath } = await shared();
     const dir = lstatSync(greetingPath);
     const file = lstatSync(join(greetingPath, "greeting.txt"));
     const exe = lstatSync(join(hostStorePath(store, first.hello!), "bin", "hello"));
@@ -90,7 +121,8 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
   });
 
   test("kiln verify finds the store consistent", async () => {
-    const [r, j] = await Promise.all([kiln(["verify"], o()), kiln(["verify", "--json"], o())]);
+    const { o, store } = await shared();
+    const [r, j] = await Promise.all([kiln(["verify"], o), kiln(["verify", "--json"], o)]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /store is consistent/);
     const v = JSON.parse(j.stdout) as { ok: boolean; checked: number; corrupt: unknown[]; missing: unknown[] };
@@ -99,10 +131,11 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
   });
 
   test("path-info -S shows sizes; the closure size adds up the closure's paths", async () => {
+    const { o, store, first, greetingPath } = await shared();
     const [r, j, rec] = await Promise.all([
-      kiln(["path-info", "-S", "greeting"], o()),
-      kiln(["path-info", "-S", "--json", "result"], o()),
-      kiln(["path-info", "-r", "--json", first.greeting!], o()),
+      kiln(["path-info", "-S", "greeting"], o),
+      kiln(["path-info", "-S", "--json", "result"], o),
+      kiln(["path-info", "-r", "--json", first.greeting!], o),
     ]);
     assert.equal(r.code, 0, r.stderr);
     const [path, size, closure] = r.stdout.trim().split("\t").map((s) => s.trim());
@@ -121,11 +154,12 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
   });
 
   test("eval --json and show-derivation describe the same derivations", async () => {
+    const { o, drvOf } = await shared();
     const [ev, plain, sd, byHash] = await Promise.all([
-      kiln(["eval", "--json", "greeting"], o()),
-      kiln(["eval", "greeting"], o()),
-      kiln(["show-derivation", "hello"], o()),
-      kiln(["show-derivation", drvOf.libgreet!], o()),
+      kiln(["eval", "--json", "greeting"], o),
+      kiln(["eval", "greeting"], o),
+      kiln(["show-derivation", "hello"], o),
+      kiln(["show-derivation", drvOf.libgreet!], o),
     ]);
     assert.equal(ev.code, 0, ev.stderr);
     const g = JSON.parse(ev.stdout) as { roots: Array<{ target: string; drv: string; output: string }>; derivations: Record<string, { name: string; inputDrvs: Record<string, string[]> }> };
@@ -151,55 +185,65 @@ describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
   });
 
   test("targets lists the recipe set; log prints a build's log", async () => {
-    const [t, l, missing] = await Promise.all([kiln(["targets"], o()), kiln(["log", "libgreet"], o()), kiln(["log", "no-such-thing"], o())]);
+    const { o } = await shared();
+    const [t, l, missing] = await Promise.all([kiln(["targets"], o), kiln(["log", "libgreet"], o), kiln(["log", "no-such-thing"], o)]);
     assert.equal(t.stdout, "greeting\nhello\nlibgreet\n");
     assert.equal(l.code, 0, l.stderr);
     assert.equal(l.stdout, "compiling greet.c with CFLAGS=-O2\n");
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no target 'no-such-thing'|no build of no-such-thing/);
   });
+});
 
+// Each of these changes its fixture or its store, so each makes its own realized copy first; being
+// independent, they run together.
+describe("kiln on fixtures/hello, changed", { timeout: 120_000, concurrency: true }, () => {
   test("early cutoff: a comment-only change in greet.c rebuilds libgreet only", async () => {
-    const src = join(cwd, "src", "greet.c");
+    const own = await realizedCopy();
+    const src = join(own.cwd, "src", "greet.c");
     writeFileSync(src, readFileSync(src, "utf8").replace("a comment that can change", "an EDITED comment that can change"));
-    const r = await kilnJson(["realize", "greeting"], o());
+    const r = await kilnJson(["realize", "greeting"], own.o);
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet"]);
     const built = eventsOf(r.events, "built", "libgreet")[0]!;
     assert.equal(built.identical, true, "the rebuilt library is bit-identical");
-    assert.equal(built.paths!.out, first.libgreet);
+    assert.equal(built.paths!.out, own.first.libgreet);
     const cached = Object.fromEntries(eventsOf(r.events, "cached").map((e) => [e.node!.name, e.cutoff]));
     assert.deepEqual(Object.fromEntries(Object.entries(cached).filter(([n]) => !isSeedNode(n))), { hello: true, greeting: true });
     // hello's derivation did change (its input's derivation changed), yet it was not rebuilt
-    assert.notEqual(eventsOf(r.events, "cached", "hello")[0]!.node!.drv, drvOf.hello);
-    assert.equal(r.stdout, `${greetingPath}\n`);
-    assert.deepEqual(ownBuildRows(store).map((b) => b.name), ["libgreet", "hello", "greeting", "libgreet"]);
+    assert.notEqual(eventsOf(r.events, "cached", "hello")[0]!.node!.drv, own.drvOf.hello);
+    assert.equal(r.stdout, `${own.greetingPath}\n`);
+    // the one builder invocation this edit caused
+    assert.deepEqual(ownBuildRows(own.store).slice(own.rows.length).map((b) => b.name), ["libgreet"]);
   });
 
   test("changing CFLAGS in the recipe rebuilds libgreet and its dependents", async () => {
-    const recipe = join(cwd, "recipes", "index.ts");
+    const own = await realizedCopy();
+    const recipe = join(own.cwd, "recipes", "index.ts");
     const text = readFileSync(recipe, "utf8");
     assert.ok(text.includes('CFLAGS: "-O2"'));
     // greet.c's assert compiled out: other object code (tcc makes the same code at -O0 and -O2)
     writeFileSync(recipe, text.replace('CFLAGS: "-O2"', 'CFLAGS: "-DNDEBUG"'));
-    const r = await kilnJson(["realize", "greeting"], o());
+    const r = await kilnJson(["realize", "greeting"], own.o);
     assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name), ["libgreet", "hello", "greeting"]);
+    assert.deepEqual(ownBuildRows(own.store).slice(own.rows.length).map((b) => b.name), ["libgreet", "hello", "greeting"]);
     const now = outPaths(r.events);
-    assert.notEqual(now.libgreet, first.libgreet);
-    assert.notEqual(now.hello, first.hello);
-    assert.notEqual(now.greeting, first.greeting);
-    assert.equal(readFileSync(join(cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
-    assert.equal(realpathSync(join(cwd, "result")), hostStorePath(store, now.greeting!));
-    const log = await kiln(["log", "libgreet"], o());
+    assert.notEqual(now.libgreet, own.first.libgreet);
+    assert.notEqual(now.hello, own.first.hello);
+    assert.notEqual(now.greeting, own.first.greeting);
+    assert.equal(readFileSync(join(own.cwd, "result", "greeting.txt"), "utf8"), "hello, world\n");
+    assert.equal(realpathSync(join(own.cwd, "result")), hostStorePath(own.store, now.greeting!));
+    const log = await kiln(["log", "libgreet"], own.o);
     assert.equal(log.stdout, "compiling greet.c with CFLAGS=-DNDEBUG\n");
   });
 
   test("kiln verify detects a corrupted output", async () => {
-    const file = join(greetingPath, "greeting.txt");
-    chmodSync(greetingPath, 0o755);
+    const own = await realizedCopy();
+    const file = join(own.greetingPath, "greeting.txt");
+    chmodSync(own.greetingPath, 0o755);
     chmodSync(file, 0o644);
     writeFileSync(file, "hello, tampered\n");
-    const r = await kiln(["verify"], o());
+    const r = await kiln(["verify"], own.o);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, new RegExp(`CORRUPT  ${greetingPath}`));
+    assert.match(r.stdout, new RegExp(`CORRUPT  ${own.greetingPath}`));
   });
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
 import { sha256File } from "../store/digest.js";
-import { buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, isSeedNode, kiln, kilnJson, query, tempDir, validPaths, withoutSeed } from "./test-helpers/kiln.js";
+import { buildStarts, cleanup, copyFixture, eventsOf, hostStorePath, isSeedNode, kiln, kilnJson, query, tempDir, validPaths, withoutSeed, type RunResult } from "./test-helpers/kiln.js";
 
 const DATA_SHA = "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0fd4";
 const WRONG_PIN = "3be72a12321fc10d3e018ebf130582e91c1b1abf5eefee73b9b009fff8556cc1";
@@ -83,12 +83,14 @@ describe("fixed outputs", { timeout: 120_000 }, () => {
   });
 
   test("after `kiln store add-fixed` with the right bytes, realize succeeds without fetching", async () => {
-    const add = await kiln(["store", "add-fixed", join(cwd, "manual", "missing.bin")], o());
+    // a store of its own: in the shared one, the file would satisfy the test above
+    const own = { cwd, store: tempDir("store") };
+    const add = await kiln(["store", "add-fixed", join(cwd, "manual", "missing.bin")], own);
     assert.equal(add.code, 0, add.stderr);
     const [path, shaLine] = add.stdout.trim().split("\n");
     assert.equal(shaLine, `sha256 ${MISSING_SHA}`);
     assert.match(path!, /-missing\.bin$/);
-    const r = await kilnJson(["realize", "unreachable"], o());
+    const r = await kilnJson(["realize", "unreachable"], own);
     assert.equal(eventsOf(r.events, "started").length, 0, "nothing fetched");
     assert.equal(r.stdout, `${path}\n`);
     assert.equal(readFileSync(join(cwd, "result")).toString(), readFileSync(join(cwd, "manual", "missing.bin")).toString());
@@ -127,11 +129,12 @@ describe("fixed outputs", { timeout: 120_000 }, () => {
   });
 
   test("a {mirror} folder with the file under its sha256 supplies it", async () => {
-    const store3 = tempDir("store");
-    copyFileSync(join(cwd, "manual", "missing.bin"), join(cwd, "mirror", MISSING_SHA));
-    const r = await kilnJson(["realize", "unreachable"], { cwd, store: store3 });
+    // a copy of its own: in the shared one, the mirror would supply the file to the tests above
+    const own = { cwd: copyFixture("fetch"), store: tempDir("store") };
+    copyFileSync(join(own.cwd, "manual", "missing.bin"), join(own.cwd, "mirror", MISSING_SHA));
+    const r = await kilnJson(["realize", "unreachable"], own);
     assert.deepEqual(eventsOf(r.events, "started").map((e) => e.kind), ["fetch"]);
-    assert.equal(sha256File(join(cwd, "result")), MISSING_SHA);
+    assert.equal(sha256File(join(own.cwd, "result")), MISSING_SHA);
   });
 });
 
@@ -142,6 +145,9 @@ describe("npm registry sources", { timeout: 120_000 }, () => {
   let registry: Server;
   let registryUrl: string;
   const requests: string[] = [];
+  let online: Promise<RunResult> | undefined;
+  /** npmReal from the real registry into the shared store, once, by whichever test needs it first */
+  const realizeOnline = () => (online ??= kilnJson(["realize", "npmReal"], { cwd, store }));
 
   before(async () => {
     cwd = copyFixture("fetch");
@@ -166,7 +172,7 @@ describe("npm registry sources", { timeout: 120_000 }, () => {
   });
 
   test("a real package comes from the npm registry with its pinned sha256, once", async () => {
-    const r = await kilnJson(["realize", "npmReal"], { cwd, store });
+    const r = await realizeOnline();
     assert.deepEqual(eventsOf(r.events, "started").map((e) => [e.node!.name, e.kind]), [["is-number-7.0.0.tgz", "fetch"]]);
     assert.ok(eventsOf(r.events, "log").some((e) => e.line === "trying npm:is-number@7.0.0"));
     const tgz = readFileSync(join(cwd, "result"));
@@ -196,7 +202,7 @@ describe("npm registry sources", { timeout: 120_000 }, () => {
     assert.match(r.stderr, /kiln store add-fixed <file>/);
     // the same bytes from anywhere satisfy the pin: where they came from is not part of the hash
     const copy = join(tempDir("tgz"), "is-number-7.0.0.tgz");
-    copyFileSync(join(cwd, "result"), copy);
+    copyFileSync((await realizeOnline()).stdout.trim(), copy);
     const add = await kiln(["store", "add-fixed", copy], { cwd, store: offline });
     assert.equal(add.code, 0, add.stderr);
     const ok = await kilnJson(["realize", "--no-link", "npmReal"], { cwd, store: offline, offline: true });

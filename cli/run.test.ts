@@ -35,6 +35,8 @@ describe("kiln run and kiln shell", { timeout: 120_000 }, () => {
   });
 
   test("kiln run: the program runs, in the user's directory and HOME, with its arguments", async () => {
+    // in the store before: then kiln has nothing of its own to say
+    await kilnJson(["realize", "--no-link", "app"], { cwd, store });
     const r = await kiln(["run", "app", "--", "one", "two words", "--flag"], o());
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `app in ${sub} with HOME=${home}\ntool ran: from-app one two words --flag\n`);

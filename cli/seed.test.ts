@@ -18,10 +18,11 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
   let dir: string;
   let store: string;
   let aptDir: string;
-  const setsFile = () => join(dir, "sets.json");
-  const lockFile = () => join(dir, "seed.lock.json");
-  const writeSets = (sets: Record<string, unknown>) => writeFileSync(setsFile(), JSON.stringify({ suite: "bookworm", components: ["main", "contrib"], sets }, null, 2));
-  const seedLock = (...extra: string[]) => kiln(["seed", "lock", "--sets", setsFile(), "--apt-dir", aptDir, ...extra], { cwd: dir, store });
+  // a test that changes the sets file or the lock does it in a folder of its own (`at`)
+  const setsFile = (at = dir) => join(at, "sets.json");
+  const lockFile = (at = dir) => join(at, "seed.lock.json");
+  const writeSets = (sets: Record<string, unknown>, at = dir) => writeFileSync(setsFile(at), JSON.stringify({ suite: "bookworm", components: ["main", "contrib"], sets }, null, 2));
+  const seedLock = (at: string, ...extra: string[]) => kiln(["seed", "lock", "--sets", setsFile(at), "--apt-dir", aptDir, ...extra], { cwd: at, store });
   let first: string;
 
   before(async () => {
@@ -35,7 +36,7 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
       "arm-ssh-lean": { arch: "arm64", packages: ["openssh-client"], exclude: ["adduser", "passwd"] },
       "arm-contrib": { arch: "arm64", packages: ["b43-fwcutter"], exclude: ["debconf"] },
     });
-    const r = await seedLock();
+    const r = await seedLock(dir);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /seed\.lock\.json created/);
     first = readFileSync(lockFile(), "utf8");
@@ -87,41 +88,45 @@ describe("kiln seed lock", { timeout: 10 * 60_000 }, () => {
   });
 
   test("a second run writes the same bytes and says the lock is up to date", async () => {
-    const r = await seedLock("--no-update");
+    const r = await seedLock(dir, "--no-update");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /seed\.lock\.json is up to date/);
     assert.equal(readFileSync(lockFile(), "utf8"), first);
   });
 
   test("a changed set: --check reports it and exits 1 without writing; a run writes it and shows the diff", async () => {
+    const own = tempDir("seed");
+    writeFileSync(lockFile(own), first);
     writeSets({
       shell: { arch: "amd64", packages: ["dash", "bc"] },
       "arm-shell": { arch: "arm64", packages: ["dash", "musl"] },
-    });
-    const check = await seedLock("--no-update", "--check");
+    }, own);
+    const check = await seedLock(own, "--no-update", "--check");
     assert.equal(check.code, 1, check.stderr);
     assert.match(check.stdout, /would change/);
-    assert.equal(readFileSync(lockFile(), "utf8"), first, "--check leaves the file alone");
-    const r = await seedLock("--no-update");
+    assert.equal(readFileSync(lockFile(own), "utf8"), first, "--check leaves the file alone");
+    const r = await seedLock(own, "--no-update");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /seed\.lock\.json updated:\n(.*\n)*  shell: \+ bc:amd64 \S+/);
-    const lock = JSON.parse(readFileSync(lockFile(), "utf8")) as Lock;
+    const lock = JSON.parse(readFileSync(lockFile(own), "utf8")) as Lock;
     assert.deepEqual(lock.sets.shell!.request, ["bc", "dash"]);
     assert.ok(lock.sets.shell!.packages.includes("bc:amd64"));
   });
 
   test("a package that does not exist is SEED_INVALID (exit 2) naming the set and the package", async () => {
-    writeSets({ shell: { arch: "amd64", packages: ["dash", "no-such-package-kiln"] } });
-    const r = await seedLock("--no-update");
+    const own = tempDir("seed");
+    writeSets({ shell: { arch: "amd64", packages: ["dash", "no-such-package-kiln"] } }, own);
+    const r = await seedLock(own, "--no-update");
     assert.equal(r.code, 2);
     assert.match(r.stderr, /set shell \(amd64\): no-such-package-kiln cannot be installed from bookworm/);
   });
 
   test("a malformed sets file is SEED_INVALID naming the file and the field", async () => {
-    writeFileSync(setsFile(), JSON.stringify({ suite: "bookworm", sets: { shell: { arch: "amd64", packages: "dash" } } }));
-    const r = await seedLock("--no-update");
+    const own = tempDir("seed");
+    writeFileSync(setsFile(own), JSON.stringify({ suite: "bookworm", sets: { shell: { arch: "amd64", packages: "dash" } } }));
+    const r = await seedLock(own, "--no-update");
     assert.equal(r.code, 2);
-    assert.ok(r.stderr.includes(setsFile()), r.stderr);
+    assert.ok(r.stderr.includes(setsFile(own)), r.stderr);
     assert.match(r.stderr, /set "shell": "packages" must be a non-empty list/);
   });
 });
