@@ -14,6 +14,18 @@ const DATA_SHA = "fa58e9396e91a3d21c024e11f70af1531aeed6ae2e4043ddc75bc4dc444e0f
 const WRONG_PIN = "3be72a12321fc10d3e018ebf130582e91c1b1abf5eefee73b9b009fff8556cc1";
 const MISSING_SHA = "97d836cd89b34304bf26aa31d24bdbb7c9da8bb943ecdb1e8a8cf2d50ce0671e";
 
+/** Listen on a free port of 127.0.0.1; the base URL. */
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** Stop a test server, cutting the connections it still holds. */
+async function stop(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+}
+
 describe("fixed outputs", { timeout: 120_000 }, () => {
   let cwd: string;
   let store: string;
@@ -35,16 +47,14 @@ describe("fixed outputs", { timeout: 120_000 }, () => {
       else if (req.url === "/hang") held.push(res); // never answered
       else res.writeHead(404).end("not here");
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as AddressInfo).port;
+    const port = new URL(await listen(server)).port;
     const recipe = join(cwd, "recipes", "index.ts");
     const text = readFileSync(recipe, "utf8");
     assert.ok(text.includes("const PORT = 9;"));
     writeFileSync(recipe, text.replace("const PORT = 9;", `const PORT = ${port};`));
   });
   after(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await stop(server);
     cleanup();
   });
 
@@ -162,12 +172,10 @@ describe("npm registry sources", { timeout: 120_000 }, () => {
       } else if (req.url === "/files/tiny-1.0.0.tgz") res.end(served);
       else res.writeHead(404).end('{"error":"Not found"}');
     });
-    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
-    registryUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+    registryUrl = await listen(registry);
   });
   after(async () => {
-    registry.closeAllConnections();
-    await new Promise((r) => registry.close(r));
+    await stop(registry);
     cleanup();
   });
 
@@ -252,12 +260,10 @@ describe("Debian source package files (debSource)", { timeout: 300_000 }, () => 
         up.on("error", () => res.writeHead(502).end());
       } else res.writeHead(404).end();
     });
-    await new Promise<void>((r) => archive.listen(0, "127.0.0.1", r));
-    base = `http://127.0.0.1:${(archive.address() as AddressInfo).port}`;
+    base = await listen(archive);
   });
   after(async () => {
-    archive.closeAllConnections();
-    await new Promise((r) => archive.close(r));
+    await stop(archive);
     cleanup();
   });
 
