@@ -81,6 +81,11 @@ export interface PackageArgs {
   env?: Record<string, Value>;
   /** seed sets the build needs besides `base` */
   seed?: readonly SeedSet[];
+  /**
+   * The tree that is the build's whole /usr instead of the seed (a system built with itself:
+   * Linux From Scratch's chroot). Excludes `seed`.
+   */
+  usr?: Drv | OutputRef;
   outputs?: string[];
   /** build with `make -j1` (a Makefile that races) */
   serial?: boolean;
@@ -170,9 +175,10 @@ export function packageScript(a: PackageArgs): Value {
 
 /** A package built in phases (see the head of this file); named name-version. */
 export function pkg(a: PackageArgs): Drv {
+  if (a.usr && a.seed?.length) throw new Error(`package ${a.name}: \`usr\` replaces the seed, so \`seed: [${a.seed.join(", ")}]\` cannot be given with it`);
   return derivation({
     name: `${a.name}-${a.version}`,
-    usr: seed("base", ...(a.seed ?? [])),
+    usr: a.usr ?? seed("base", ...(a.seed ?? [])),
     ...(a.outputs ? { outputs: a.outputs } : {}),
     ...(a.env ? { env: a.env } : {}),
     script: sh`${packageScript(a)}`,
