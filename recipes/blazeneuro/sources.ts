@@ -70,6 +70,35 @@ export const gmp = { version: "6.2.1", src: fetchDebSource({ package: "gmp", ver
 export const mpfr = { version: "4.2.0", src: fetchDebSource({ package: "mpfr4", version: "4.2.0-1", file: "mpfr4_4.2.0.orig.tar.xz", sha256: "06a378df13501248c1b2db5aa977a2c8126ae849a9d9b7be2546fb4a9c26d993" }) };
 export const mpc = { version: "1.3.1", src: fetchDebSource({ package: "mpclib3", version: "1.3.1-1", file: "mpclib3_1.3.1.orig.tar.gz", sha256: "ab642492f5cf882b74aa0cb730cd410a81edcdbec895183ce930e706c1c759b8" }) };
 
+/**
+ * Debian's make-dfsg tarball is the source without its manual and without a generated build
+ * system; Debian's diff (which also drops the manual from Makefile.am and configure.ac) and
+ * autoreconf give it one, as Debian's own build does.
+ */
+export const makeDebianDiff = fetchDebSource({
+  package: "make-dfsg", version: "4.3-4.1", file: "make-dfsg_4.3-4.1.diff.gz",
+  sha256: "753c254ecaba425ebe2e0a0fb4d299847701e1c3eeb43df563e39975cae56b4c",
+});
+
+const makeOrig = fetchDebSource({ package: "make-dfsg", version: "4.3-4.1", file: "make-dfsg_4.3.orig.tar.gz", sha256: "be4c17542578824e745f83bcd2a9ba264206187247cb6a5f5df99b0a9d1f9047" });
+
+/**
+ * make's source as a release tarball would carry it: Debian's tree, its diff, then autoreconf on
+ * the seed, once. The temporary system cross-builds it, the final system builds it natively with
+ * no autotools at hand.
+ */
+export const makeSource = build({
+  name: "make-4.3.tar.xz",
+  seed: ["autotools"],
+  script: sh`tar -xf ${makeOrig} --no-same-owner && mv make-dfsg-4.3 make-4.3 && cd make-4.3
+    zcat ${makeDebianDiff} | patch -p1 --no-backup-if-mismatch -s
+    autoreconf -fi
+    rm -rf autom4te.cache
+    cd ..
+    # one time for every file (make then sees configure as up to date with configure.ac), a fixed order and owner
+    tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner -cf - make-4.3 | xz -6 -T1 > $out`,
+});
+
 /** The temporary system's packages: Debian bookworm's upstream tarballs. */
 function up(pkg: string, debianVersion: string, version: string, file: string, sha256: string) {
   return { version, src: fetchDebSource({ package: pkg, version: debianVersion, file, sha256 }) };
@@ -86,19 +115,15 @@ export const tools = {
   gawk: up("gawk", "1:5.2.1-2", "5.2.1", "gawk_5.2.1.orig.tar.xz", "2337a0283b180ec1b9c727973a34781c6478b3ae9bcbdcca0a4dc49861d75a65"),
   grep: up("grep", "3.8-5", "3.8", "grep_3.8.orig.tar.xz", "498d7cc1b4fb081904d87343febb73475cf771e424fb7e6141aff66013abc382"),
   gzip: up("gzip", "1.12-1", "1.12", "gzip_1.12.orig.tar.xz", "ce5e03e519f637e1f814011ace35c4f87b33c0bbabeec35baf5fbd3479e91956"),
-  make: up("make-dfsg", "4.3-4.1", "4.3", "make-dfsg_4.3.orig.tar.gz", "be4c17542578824e745f83bcd2a9ba264206187247cb6a5f5df99b0a9d1f9047"),
+  make: { version: "4.3", src: makeSource },
   patch: up("patch", "2.7.6-7", "2.7.6", "patch_2.7.6.orig.tar.xz", "ac610bda97abe0d9f6b7c963255a11dcb196c25e337c61f94e4778d632f1d8fd"),
   sed: up("sed", "4.9-1+deb12u1", "4.9", "sed_4.9.orig.tar.xz", "6e226b732e1cd739464ad6862bd1a1aba42d7982922da7a53519631d24975181"),
   tar: up("tar", "1.34+dfsg-1.2+deb12u1", "1.34", "tar_1.34+dfsg.orig.tar.xz", "7d57029540cb928394defb3b377b3531237c947e795b51aa8acac0c5ba0e4844"),
   xz: up("xz-utils", "5.4.1-1+deb12u2", "5.4.1", "xz-utils_5.4.1.orig.tar.xz", "5d9827aa1875b21c288f78864bb26d2650b436ea8d2cad364e4921eb6266a5a5"),
 };
 
-/**
- * Debian's make-dfsg tarball is the source without its manual and without a generated build
- * system; Debian's diff (which also drops the manual from Makefile.am and configure.ac) and
- * autoreconf give it one, as Debian's own build does.
- */
-export const makeDebianDiff = fetchDebSource({
-  package: "make-dfsg", version: "4.3-4.1", file: "make-dfsg_4.3-4.1.diff.gz",
-  sha256: "753c254ecaba425ebe2e0a0fb4d299847701e1c3eeb43df563e39975cae56b4c",
-});
+/** The final system's additions: the seed's filesystem support (LFS chapter 8). */
+export const system = {
+  utilLinux: up("util-linux", "2.38.1-5+deb12u3", "2.38.1", "util-linux_2.38.1.orig.tar.xz", "60492a19b44e6cf9a3ddff68325b333b8b52b6c59ce3ebd6a0ecaa4c5117e84f"),
+  e2fsprogs: up("e2fsprogs", "1.47.0-2", "1.47.0", "e2fsprogs_1.47.0.orig.tar.gz", "6667afde56eef0c6af26684974400e4d2288ea49e9441bf5e6229195d51a3578"),
+};

@@ -55,11 +55,7 @@ export const gawk = temporary("gawk", src.tools.gawk, { pre: { configure: "sed -
 
 export const grep = temporary("grep", src.tools.grep);
 export const gzip = temporary("gzip", src.tools.gzip);
-export const make = temporary("make", src.tools.make, {
-  seed: ["autotools"],
-  pre: { configure: sh`zcat ${src.makeDebianDiff} | patch -p1 --no-backup-if-mismatch -s && autoreconf -fi` },
-  configureFlags: ["--without-guile"],
-});
+export const make = temporary("make", src.tools.make, { configureFlags: ["--without-guile"] });
 export const patch = temporary("patch", src.tools.patch);
 export const sed = temporary("sed", src.tools.sed);
 export const tar = temporary("tar", src.tools.tar);
