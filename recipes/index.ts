@@ -7,7 +7,8 @@ const pi4 = pi4LlmOs();
 const ms = mSeries();
 
 export default {
-  blazeneuro: {
+  // the USB image (blazeneuro-usb.img), and every stage that leads to it
+  blazeneuro: Object.assign(blazeneuro.image, {
     // stage 2: x86_64-blazeneuro-linux-gnu-{gcc,g++,ld,...} and its sysroot
     toolchain: Object.assign(blazeneuro.toolchain.cross, {
       "binutils-pass1": blazeneuro.toolchain.binutilsPass1,
@@ -22,7 +23,13 @@ export default {
       ...blazeneuro.temporary.packages,
       tests: { hello: blazeneuro.temporary.hello },
     }),
-  },
+    // stage 4: the final system's root tree, built natively on the temporary system, and its packages
+    system: Object.assign(blazeneuro.system.rootfs, { ...blazeneuro.system.packages, init: blazeneuro.system.init }),
+    kernel: Object.assign(blazeneuro.kernel, { config: blazeneuro.kernelConfig }),
+    grub: blazeneuro.grub,
+    // boots under QEMU: by SeaBIOS, by OVMF, and twice for persistence
+    tests: blazeneuro.tests,
+  }),
   "pi4-llm-os": Object.assign(pi4.image, {
     report: pi4.report,
     board: pi4.board,

@@ -15,6 +15,7 @@ import { stubHostTools } from "../../engine/test-helpers/golden.js";
 
 const RECIPES = join(REPO, "recipes");
 const GOLDEN = join(REPO, "fixtures", "golden", "blazeneuro.json");
+const GOLDEN_TARGETS = join(REPO, "fixtures", "golden", "blazeneuro-targets.json");
 
 async function graph(): Promise<{ nodes: Node[]; byName: (n: string) => Node }> {
   const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
@@ -79,6 +80,53 @@ describe("BlazeNeuro toolchain recipes", () => {
     assert.equal(temporary.length, 1 + 17 + 1, "the tree, its 17 packages, the proof");
     assert.ok(temporary.includes("blazeneuro.temporary.tests.hello") && temporary.includes("blazeneuro.temporary.gcc-pass2"));
     assert.throws(() => listTargetTree(set, "blazeneuro.toolchian"), (e: Error & { hint?: string }) =>
-      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: temporary, toolchain");
+      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: grub, kernel, system, temporary, tests, toolchain");
+  });
+
+  test("evaluation goldens: every target under blazeneuro (final system, kernel, image, boot tests) is pinned", async () => {
+    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
+    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+    const got: Record<string, string> = {};
+    for (const t of listTargetTree(set, "blazeneuro")) {
+      if (/^blazeneuro\.(toolchain|temporary)\b/.test(t.target)) continue; // pinned by name above
+      got[t.target] = ev.evaluate(selectTarget(set, t.target)[0]!.value).node.hash;
+    }
+    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN_TARGETS, JSON.stringify(got, null, 2) + "\n");
+    const want = JSON.parse(readFileSync(GOLDEN_TARGETS, "utf8")) as Record<string, string>;
+    assert.deepEqual(got, want, "a BlazeNeuro derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+  });
+
+  test("the final system builds on the temporary system alone, and the image and its boot tests on it", async () => {
+    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
+    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+    const node = (t: string) => ev.evaluate(selectTarget(set, t)[0]!.value).node;
+    const temporarySystem = node("blazeneuro.temporary");
+    const finalPackages = listTargetTree(set, "blazeneuro.system").map((r) => r.target).filter((t) => t !== "blazeneuro.system");
+    assert.ok(finalPackages.length >= 19, `the final packages and init: ${finalPackages.join(" ")}`);
+    for (const t of finalPackages) {
+      const n = node(t);
+      const usr = n.deps.find((d) => n.drv.usr?.endsWith(`-${d.name}`));
+      assert.ok(usr, `${t} has a usr tree among its inputs`);
+      assert.match(usr!.name, /^blazeneuro-temporary-system/, `${t} builds on the temporary system (LFS's chroot), not the seed`);
+      assert.ok(!n.deps.some((d) => d.name === "blazeneuro-cross" || d.name.startsWith("seed-")), `${t} uses neither the cross toolchain nor the seed`);
+      if (t === "blazeneuro.system.e2fsprogs") assert.ok(usr!.deps.some((d) => d.name === "util-linux-2.38.1"), "e2fsprogs builds with util-linux's libblkid");
+      else assert.equal(usr!.hash, temporarySystem.hash, `${t} builds on the temporary system itself`);
+    }
+    const rootfs = node("blazeneuro.system");
+    for (const p of ["glibc-2.36", "linux-api-headers-6.1", "blazeneuro-init", "blazeneuro-etc", "util-linux-2.38.1", "e2fsprogs-1.47.0", "gcc-12.2.0"]) {
+      assert.ok(rootfs.deps.some((d) => d.name === p), `the root tree has ${p}`);
+    }
+    assert.ok(!rootfs.deps.some((d) => d.name.startsWith("seed-") || /pass[12]/.test(d.name)), "no seed tree and no temporary tool in the root");
+    const kernel = node("blazeneuro.kernel");
+    assert.ok(kernel.deps.some((d) => d.name === "blazeneuro-cross"), "the kernel is built with BlazeNeuro's cross toolchain");
+    const image = node("blazeneuro");
+    const inputs = reachable(ev.graph, [image]).map((n) => n.name);
+    for (const p of ["blazeneuro-esp.vfat", "blazeneuro-root.ext4", "blazeneuro-grub", "linux-blazeneuro", "blazeneuro-rootfs"]) assert.ok(inputs.includes(p), `the image is made from ${p}`);
+    for (const [t, fw] of [["bios", "bios"], ["uefi", "uefi"], ["persistence", "bios"]] as const) {
+      const b = node(`blazeneuro.tests.${t}`);
+      assert.ok(b.deps.some((d) => d.hash === image.hash), `tests.${t} boots the image`);
+      assert.equal(b.drv.env.FIRMWARE, fw);
+      assert.equal(b.drv.env.BOOTS, t === "persistence" ? "2" : "1");
+    }
   });
 });

@@ -1,8 +1,30 @@
-// BlazeNeuro (shared/seeds 000/001): an LFS-style x86_64 glibc system, built from its toolchain up.
-// Stage 2 (toolchain.ts): the cross toolchain. Stage 3 (temporary.ts): the temporary system built
-// with it, which builds natively with no seed at all.
+// BlazeNeuro (shared/seeds 000/001): an LFS-style x86_64 glibc system on a USB stick, built from
+// its toolchain up. Stage 2 (toolchain.ts): the cross toolchain. Stage 3 (temporary.ts): the
+// temporary system built with it, which builds natively with no seed at all. Stage 4
+// (system.ts): the final system built on the temporary one. Then the kernel (kernel.ts), the USB
+// image (image.ts) and its boot tests under QEMU (boot.ts).
+import type { Drv } from "kiln";
+import { bootTest } from "./boot.js";
+import { grubImages, usbImage } from "./image.js";
+import { kernel as makeKernel, kernelConfig as makeKernelConfig } from "./kernel.js";
 import * as sources from "./sources.js";
+import * as system from "./system.js";
 import * as temporary from "./temporary.js";
 import * as toolchain from "./toolchain.js";
 
-export { sources, temporary, toolchain };
+export { sources, system, temporary, toolchain };
+
+/** Linux 6.1 for x86_64, from BlazeNeuro's fragments, built with its cross toolchain. */
+export const kernel: Drv = makeKernel();
+/** Only the merged and checked configuration (a minute). */
+export const kernelConfig: Drv = makeKernelConfig();
+/** GRUB's BIOS and UEFI images (Debian's prebuilt GRUB). */
+export const grub: Drv = grubImages;
+/** The USB image: $out/blazeneuro-usb.img, manifest.txt, sizes.txt. */
+export const image: Drv = usbImage({ kernel, rootfs: system.rootfs });
+
+export const tests = {
+  bios: bootTest({ name: "blazeneuro-boot-bios", image, firmware: "bios" }),
+  uefi: bootTest({ name: "blazeneuro-boot-uefi", image, firmware: "uefi" }),
+  persistence: bootTest({ name: "blazeneuro-boot-persistence", image, firmware: "bios", boots: 2 }),
+};

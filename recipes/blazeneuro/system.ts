@@ -1,0 +1,139 @@
+// Stage 4, the final system (Linux From Scratch 11.3, chapter 8, the part a bootable system
+// needs): the temporary system's packages built again, natively, in builds whose whole /usr is
+// the temporary system (LFS's chroot: nothing of the seed), plus util-linux and e2fsprogs; then
+// the root tree of the USB image: those packages, the toolchain's glibc, the usual directories,
+// /etc, and init.
+//
+// glibc is the one stage 2 built (LFS rebuilds it in chapter 8 to run its test suite; the same
+// source, version and configuration are installed either way).
+import { derivation, sh, source, type Drv } from "kiln";
+import { build, pkg, rootTree, type PackageArgs, type Platform } from "../std/index.js";
+import * as src from "./sources.js";
+import { gccInTreeLibs, glibc, linuxHeaders, TARGET } from "./toolchain.js";
+import { packages as temporaryPackages, temporarySystem } from "./temporary.js";
+
+type Source = { version: string; src: Drv };
+
+/** The temporary system builds for itself: build = host = the target. */
+export const onItself: Platform = { build: TARGET, host: TARGET };
+
+/** A package of the final system: built natively on `usr` (the temporary system by default). */
+function final(name: string, s: Source, a: Partial<PackageArgs> = {}): Drv {
+  return pkg({ name, version: s.version, src: s.src, platform: onItself, layout: "system", usr: temporarySystem, ...a });
+}
+
+// coreutils and tar refuse to configure as root unless told; the sandbox's user is not root, but
+// a build's configure cannot know which user it will be
+const ALLOW_ROOT = { FORCE_UNSAFE_CONFIGURE: "1" };
+
+export const m4 = final("m4", src.tools.m4);
+
+export const ncurses = final("ncurses", src.tools.ncurses, {
+  configureFlags: ["--mandir=/usr/share/man", "--with-shared", "--without-debug", "--without-normal", "--with-cxx-shared",
+    "--enable-pc-files", "--enable-widec", "--with-pkg-config-libdir=/usr/lib/pkgconfig"],
+  post: { install: `echo "INPUT(-lncursesw)" > $out/usr/lib/libncurses.so` },
+});
+
+export const bash = final("bash", src.tools.bash, {
+  configureFlags: ["--without-bash-malloc"],
+  post: { install: "ln -s bash $out/usr/bin/sh" },
+});
+
+export const coreutils = final("coreutils", src.tools.coreutils, {
+  env: ALLOW_ROOT,
+  configureFlags: ["--enable-install-program=hostname", "--enable-no-install-program=kill,uptime"],
+  post: { install: "mkdir -p $out/usr/sbin && mv $out/usr/bin/chroot $out/usr/sbin/chroot" },
+});
+
+export const diffutils = final("diffutils", src.tools.diffutils);
+export const file = final("file", src.tools.file);
+export const findutils = final("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
+export const gawk = final("gawk", src.tools.gawk, { pre: { configure: "sed -i 's/extras//' Makefile.in" } });
+export const grep = final("grep", src.tools.grep);
+export const gzip = final("gzip", src.tools.gzip);
+export const make = final("make", src.tools.make, { configureFlags: ["--without-guile"] });
+export const patch = final("patch", src.tools.patch);
+export const sed = final("sed", src.tools.sed);
+export const tar = final("tar", src.tools.tar, { env: ALLOW_ROOT });
+export const xz = final("xz", src.tools.xz, { configureFlags: ["--disable-static"] });
+
+export const binutils = final("binutils", src.binutils, {
+  outOfTree: true,
+  configureFlags: ["--sysconfdir=/etc", "--enable-ld=default", "--enable-plugins", "--enable-shared", "--disable-werror",
+    "--enable-64-bit-bfd", "--disable-gprofng", "--disable-nls"],
+  makeFlags: ["MAKEINFO=true", "tooldir=/usr"],
+  post: { install: "rm -f $out/usr/lib/libbfd.a $out/usr/lib/libctf.a $out/usr/lib/libctf-nobfd.a $out/usr/lib/libopcodes.a $out/usr/lib/libsframe.a" },
+});
+
+export const gcc = final("gcc", src.gcc, {
+  outOfTree: true,
+  post: {
+    patch: gccInTreeLibs,
+    install: "ln -s gcc $out/usr/bin/cc",
+  },
+  configureFlags: ["--enable-default-pie", "--enable-default-ssp", "--disable-multilib", "--disable-bootstrap", "--disable-nls",
+    "--disable-fixincludes", "--enable-languages=c,c++"],
+  makeFlags: ["MAKEINFO=true"],
+});
+
+export const utilLinux = final("util-linux", src.system.utilLinux, {
+  configureFlags: ["--bindir=/usr/bin", "--libdir=/usr/lib", "--sbindir=/usr/sbin", "--runstatedir=/run", "--disable-chfn-chsh",
+    "--disable-login", "--disable-nologin", "--disable-su", "--disable-setpriv", "--disable-runuser", "--disable-pylibmount",
+    "--disable-static", "--without-python", "--without-systemd", "--without-systemdsystemunitdir", "--without-udev",
+    "--disable-makeinstall-chown", "--disable-makeinstall-setuid", "--disable-bash-completion", "--without-ncurses", "--without-ncursesw",
+    "--without-tinfo", "--without-readline", "ADJTIME_PATH=/var/lib/hwclock/adjtime"],
+});
+
+/** e2fsprogs uses util-linux's libblkid and libuuid: it builds on the temporary system with util-linux added. */
+const withUtilLinux = rootTree("blazeneuro-temporary-system-util-linux", {
+  "linux-api-headers": linuxHeaders, glibc, ...temporaryPackages, "util-linux": utilLinux,
+});
+
+export const e2fsprogs = final("e2fsprogs", src.system.e2fsprogs, {
+  usr: withUtilLinux,
+  outOfTree: true,
+  configureFlags: ["--sysconfdir=/etc", "--enable-elf-shlibs", "--disable-libblkid", "--disable-libuuid", "--disable-uuidd", "--disable-fsck"],
+  post: { install: "rm -f $out/usr/lib/libcom_err.a $out/usr/lib/libe2p.a $out/usr/lib/libext2fs.a $out/usr/lib/libss.a" },
+});
+
+export const packages = {
+  m4, ncurses, bash, coreutils, diffutils, file, findutils, gawk, grep, gzip, make, patch, sed, tar, xz, binutils, gcc,
+  "util-linux": utilLinux, e2fsprogs,
+};
+
+/** init, compiled on the temporary system: the system's PID 1 (files/init.c). */
+export const init = derivation({
+  name: "blazeneuro-init",
+  usr: temporarySystem,
+  script: sh`mkdir -p $out/usr/sbin
+    gcc -O2 -Wall -Werror -o $out/usr/sbin/init ${source(import.meta.url, "files/init.c")}`,
+});
+
+/** /etc and the directories of a running system (LFS chapter 7.5-7.6, 9). */
+export const etc = build({
+  name: "blazeneuro-etc",
+  script: sh`mkdir -p $out && cd $out
+    mkdir -p etc/blazeneuro boot dev home media mnt opt proc root run srv sys tmp var/lib/blazeneuro var/log var/tmp
+    echo blazeneuro > etc/hostname
+    printf 'NAME="BlazeNeuro"\nID=blazeneuro\nPRETTY_NAME="BlazeNeuro (Kiln)"\n' > etc/os-release
+    cat > etc/fstab <<'EOF'
+# file system   mount point  type   options           dump  fsck
+LABEL=blazeroot /            ext4   defaults,rw       1     1
+LABEL=BLAZEBOOT /boot/efi    vfat   noauto,umask=0077 0     2
+EOF
+    printf 'root:x:0:0:root:/root:/usr/bin/bash\nnobody:x:65534:65534:Unprivileged User:/dev/null:/usr/bin/false\n' > etc/passwd
+    printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > etc/group
+    printf '127.0.0.1 localhost blazeneuro\n::1 localhost\n' > etc/hosts
+    # the time zone is UTC: no zoneinfo needed, glibc's default without /etc/localtime
+    echo UTC > etc/timezone
+    printf 'export PS1="\\\\u@\\\\h:\\\\w# "\n' > etc/profile
+    cp ${source(import.meta.url, "files/selftest")} etc/blazeneuro/selftest`,
+});
+
+/**
+ * The root of the USB image: the final packages, the toolchain's glibc and the kernel headers,
+ * /etc, init; merged-/usr (bin, sbin, lib, lib64 -> usr/...).
+ */
+export const rootfs = rootTree("blazeneuro-rootfs", {
+  "linux-api-headers": linuxHeaders, glibc, ...packages, init, etc,
+}, { bin: "usr/bin", lib: "usr/lib", lib64: "usr/lib64", sbin: "usr/sbin" });
