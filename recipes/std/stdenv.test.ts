@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { buildRows, cleanup, kilnJson, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
 import { toParts, type Value } from "../../engine/api.js";
-import { packageScript, PHASES } from "./stdenv.js";
+import { seed } from "./seed.js";
+import { packageScript, PHASES, pkg } from "./stdenv.js";
 
 const RECIPES = join(REPO, "fixtures", "stdenv", "recipes", "index.ts");
 
@@ -66,6 +67,14 @@ describe("stdenv", { timeout: 20 * 60_000 }, () => {
     assert.ok(existsSync(join(out, "usr", "share", "greet", "config.txt")));
     await kilnJson(["realize", "--no-link", "-f", RECIPES, "conflicting"], { cwd: REPO, store, env }, 1);
     assert.match(logOf("greet-conflict"), /usr\/share\/greet\/config\.txt: greet, other-config/);
+  });
+
+  test("a package with its own usr tree builds on that tree, not on the seed's base; usr and seed together are refused", async () => {
+    const out = await realize("onTree");
+    assert.equal(readFileSync(join(out, "autoreconf"), "utf8"), "/usr/bin/autoreconf\n", "the tree given (base+autotools) is the build's /usr");
+    assert.equal(readFileSync(join(out, "python3"), "utf8"), "none\n", "nothing of another set");
+    assert.throws(() => pkg({ name: "both", version: "1", src: "/src.tar", usr: seed("base"), seed: ["python"] }),
+      /package both: `usr` replaces the seed, so `seed: \[python\]` cannot be given with it/);
   });
 
   test("a package's position is the recipe line that made it, not the stdenv's (kiln why points there)", async () => {
