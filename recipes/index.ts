@@ -29,6 +29,7 @@ export default {
     grub: blazeneuro.grub,
     // boots under QEMU: by SeaBIOS, by OVMF, and twice for persistence
     tests: blazeneuro.tests,
+    report: blazeneuro.report,
   }),
   "pi4-llm-os": Object.assign(pi4.image, {
     report: pi4.report,

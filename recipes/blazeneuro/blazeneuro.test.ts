@@ -80,7 +80,7 @@ describe("BlazeNeuro toolchain recipes", () => {
     assert.equal(temporary.length, 1 + 17 + 1, "the tree, its 17 packages, the proof");
     assert.ok(temporary.includes("blazeneuro.temporary.tests.hello") && temporary.includes("blazeneuro.temporary.gcc-pass2"));
     assert.throws(() => listTargetTree(set, "blazeneuro.toolchian"), (e: Error & { hint?: string }) =>
-      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: grub, kernel, system, temporary, tests, toolchain");
+      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: grub, kernel, report, system, temporary, tests, toolchain");
   });
 
   test("evaluation goldens: every target under blazeneuro (final system, kernel, image, boot tests) is pinned", async () => {

@@ -3,7 +3,8 @@
 // temporary system built with it, which builds natively with no seed at all. Stage 4
 // (system.ts): the final system built on the temporary one. Then the kernel (kernel.ts), the USB
 // image (image.ts) and its boot tests under QEMU (boot.ts).
-import type { Drv } from "kiln";
+import { sh, type Drv } from "kiln";
+import { build } from "../std/index.js";
 import { bootTest } from "./boot.js";
 import { grubImages, usbImage } from "./image.js";
 import { kernel as makeKernel, kernelConfig as makeKernelConfig } from "./kernel.js";
@@ -28,3 +29,23 @@ export const tests = {
   uefi: bootTest({ name: "blazeneuro-boot-uefi", image, firmware: "uefi" }),
   persistence: bootTest({ name: "blazeneuro-boot-persistence", image, firmware: "bios", boots: 2 }),
 };
+
+/** What `npm run demo:blazeneuro` prints: the image and its parts' sizes, the boot tests' results, against the seed's figures. */
+export const report: Drv = build({
+  name: "blazeneuro-report",
+  script: sh`
+    mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+    sz() { sed -n "s/^$1 \([0-9]*\) bytes.*/\1/p" ${image}/sizes.txt; }
+    mkdir -p $out
+    {
+      echo "BlazeNeuro: x86_64 glibc 2.36, gcc 12.2.0, Linux $(cat ${kernel}/kernel.release), on a USB image"
+      echo "  image           blazeneuro-usb.img  $(mib $(sz image))  (FAT32 ESP $(mib $(sz esp)) + ext4 root $(mib $(sz 'root partition')))"
+      echo "  root tree       $(mib $(sz 'root tree'))  (seed: ~2 GB final)"
+      echo "  kernel bzImage  $(mib $(sz kernel))"
+      for t in ${tests.bios} ${tests.uefi} ${tests.persistence}; do echo "  boot test       $(cat $t/summary.txt)"; done
+      echo "                  (seed: a USB boot in ~10-30 s on hardware; TCG emulates every instruction)"
+      sed 's/^/  /' ${image}/manifest.txt
+    } > $out/report.txt
+    cat $out/report.txt
+  `,
+});
