@@ -1,7 +1,8 @@
 // `kiln why` end to end: fixtures/hello copied into a temporary git repository, realised, edited,
 // committed and realised again; why must name the root cause each time from recorded history.
-// Each step of that history is made once, by whichever test needs it first, and every test works
-// on a copy of its own (test-helpers/history.ts), so that any test runs alone and in any order.
+// Each step of that history is made once, by whichever test needs it first, and never changed after
+// (test-helpers/history.ts): a test that edits or realizes works on a copy of its own, one that
+// only asks why runs in the step itself. So any test runs alone and in any order.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
