@@ -25,24 +25,25 @@ export interface BootTestOptions {
   timeoutSeconds?: number;
 }
 
-/** The shell function `boot N`: one QEMU run from disk.img, its console in console-N.log with seconds since start. */
+/** The shell function `boot N`: one QEMU run from disk.img, its console in console-N.log with seconds since start (QEMU's arguments go through "$@", so N is kept first). */
 const bootFunction = (firmware: Firmware) => sh`
 boot() {
+  n=$1
   ${firmware === "uefi"
     ? `# OVMF's variable store is written by the firmware: a copy per boot
   cp /usr/share/OVMF/OVMF_VARS_4M.fd vars.fd && chmod u+w vars.fd
   set -- -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,unit=1,file=vars.fd`
     : `set -- `}
-  { rc=0; timeout "$TIMEOUT" qemu-system-x86_64 -M q35 -m "$MEM_MIB" -smp 1 -display none -serial stdio -monitor none -no-reboot -nic none \\
-      "$@" -device qemu-xhci,id=xhci -drive if=none,id=stick,format=raw,file=disk.img -device usb-storage,bus=xhci.0,drive=stick,bootindex=0 \\
-      </dev/null 2>&1 || rc=$?; echo $rc > qemu.rc; } \\
-    | perl -MTime::HiRes=time -ne 'BEGIN{$|=1;$t0=time} s/\\r//g; s/\\e\\[[0-9;?]*[A-Za-z]//g; printf "[%8.3f] %s", time-$t0, $_' > console-$1.log
+  { rc=0; timeout "$TIMEOUT" qemu-system-x86_64 -M q35 -m "$MEM_MIB" -smp 1 -display none -serial stdio -monitor none -no-reboot -nic none \
+      "$@" -device qemu-xhci,id=xhci -drive if=none,id=stick,format=raw,file=disk.img -device usb-storage,bus=xhci.0,drive=stick,bootindex=0 \
+      </dev/null 2>&1 || rc=$?; echo $rc > qemu.rc; } \
+    | perl -MTime::HiRes=time -ne 'BEGIN{$|=1;$t0=time} s/\r//g; s/\e\[[0-9;?]*[A-Za-z]//g; printf "[%8.3f] %s", time-$t0, $_' > console-$n.log
   rc=$(cat qemu.rc)
-  marker=$(grep -m1 -a "$MARKER" console-$1.log | sed 's/^\\[ *\\([0-9.]*\\)\\].*/\\1/' || true)
-  if [ -z "$marker" ]; then echo "boot $1 FAILED: no '$MARKER' on the console (qemu exit $rc; 124 = timeout)"; tail -n 40 console-$1.log; exit 1; fi
-  if [ "$rc" != 0 ]; then echo "boot $1 FAILED: QEMU did not power off by itself (exit $rc)"; tail -n 20 console-$1.log; exit 1; fi
-  echo "boot $1: '$MARKER' after \${marker}s"
-  echo "$marker" > marker-$1
+  marker=$(grep -m1 -a "$MARKER" console-$n.log | sed 's/^\[ *\([0-9.]*\)\].*/\1/' || true)
+  if [ -z "$marker" ]; then echo "boot $n FAILED: no '$MARKER' on the console (qemu exit $rc; 124 = timeout)"; tail -n 40 console-$n.log; exit 1; fi
+  if [ "$rc" != 0 ]; then echo "boot $n FAILED: QEMU did not power off by itself (exit $rc)"; tail -n 20 console-$n.log; exit 1; fi
+  echo "boot $n: '$MARKER' after \${marker}s"
+  echo "$marker" > marker-$n
 }
 `;
 

@@ -10,7 +10,7 @@ import { derivation, sh, source, type Drv } from "kiln";
 import { build, pkg, rootTree, type PackageArgs, type Platform } from "../std/index.js";
 import * as src from "./sources.js";
 import { gccInTreeLibs, glibc, linuxHeaders, TARGET } from "./toolchain.js";
-import { packages as temporaryPackages, temporarySystem } from "./temporary.js";
+import { gawkPrepare, packages as temporaryPackages, temporarySystem } from "./temporary.js";
 
 type Source = { version: string; src: Drv };
 
@@ -48,7 +48,7 @@ export const coreutils = final("coreutils", src.tools.coreutils, {
 export const diffutils = final("diffutils", src.tools.diffutils);
 export const file = final("file", src.tools.file);
 export const findutils = final("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
-export const gawk = final("gawk", src.tools.gawk, { pre: { configure: "sed -i 's/extras//' Makefile.in" } });
+export const gawk = final("gawk", src.tools.gawk, { pre: { configure: gawkPrepare } });
 export const grep = final("grep", src.tools.grep);
 export const gzip = final("gzip", src.tools.gzip);
 export const make = final("make", src.tools.make, { configureFlags: ["--without-guile"] });

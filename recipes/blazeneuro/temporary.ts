@@ -51,7 +51,10 @@ export const file = temporary("file", src.tools.file, {
 
 export const findutils = temporary("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
 
-export const gawk = temporary("gawk", src.tools.gawk, { pre: { configure: "sed -i 's/extras//' Makefile.in" } });
+/** gawk's extras are not needed; Debian's tarball has no gawk.texi sources (GFDL), so doc/ is left out too. */
+export const gawkPrepare = "sed -i -e 's/extras//' -e 's/^\\(SUBDIRS = .*\\) doc /\\1 /' Makefile.in";
+
+export const gawk = temporary("gawk", src.tools.gawk, { pre: { configure: gawkPrepare } });
 
 export const grep = temporary("grep", src.tools.grep);
 export const gzip = temporary("gzip", src.tools.gzip);
