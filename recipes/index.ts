@@ -27,6 +27,7 @@ export default {
     system: Object.assign(blazeneuro.system.rootfs, { ...blazeneuro.system.packages, init: blazeneuro.system.init }),
     kernel: Object.assign(blazeneuro.kernel, { config: blazeneuro.kernelConfig }),
     grub: blazeneuro.grub,
+    partitions: blazeneuro.partitions,
     // boots under QEMU: by SeaBIOS, by OVMF, and twice for persistence
     tests: blazeneuro.tests,
     report: blazeneuro.report,

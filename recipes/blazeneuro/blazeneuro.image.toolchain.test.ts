@@ -51,8 +51,8 @@ describe("BlazeNeuro final system, image and boot tests", { timeout: 8 * 60 * 60
     assert.match(readFileSync(join(dir, "console-2.log"), "utf8"), /BLAZENEURO-BOOTS 2/);
   });
 
-  test("the USB image rebuilds bit for bit (kiln check)", async () => {
-    const r = await kiln(["check", "blazeneuro"], { cwd: REPO, store, env });
+  test("the USB image and its partitions rebuild bit for bit (kiln check)", async () => {
+    const r = await kiln(["check", "blazeneuro.partitions.esp", "blazeneuro.partitions.root", "blazeneuro"], { cwd: REPO, store, env });
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   });
 

@@ -80,7 +80,7 @@ describe("BlazeNeuro toolchain recipes", () => {
     assert.equal(temporary.length, 1 + 17 + 1, "the tree, its 17 packages, the proof");
     assert.ok(temporary.includes("blazeneuro.temporary.tests.hello") && temporary.includes("blazeneuro.temporary.gcc-pass2"));
     assert.throws(() => listTargetTree(set, "blazeneuro.toolchian"), (e: Error & { hint?: string }) =>
-      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: grub, kernel, report, system, temporary, tests, toolchain");
+      /no target 'blazeneuro\.toolchian'/.test(e.message) && e.hint === "available here: grub, kernel, partitions, report, system, temporary, tests, toolchain");
   });
 
   test("evaluation goldens: every target under blazeneuro (final system, kernel, image, boot tests) is pinned", async () => {
@@ -122,6 +122,7 @@ describe("BlazeNeuro toolchain recipes", () => {
     const image = node("blazeneuro");
     const inputs = reachable(ev.graph, [image]).map((n) => n.name);
     for (const p of ["blazeneuro-esp.vfat", "blazeneuro-root.ext4", "blazeneuro-grub", "linux-blazeneuro", "blazeneuro-rootfs"]) assert.ok(inputs.includes(p), `the image is made from ${p}`);
+    for (const p of ["esp", "root"]) assert.ok(image.deps.some((d) => d.hash === node(`blazeneuro.partitions.${p}`).hash), `blazeneuro.partitions.${p} is the image's own partition`);
     for (const [t, fw] of [["bios", "bios"], ["uefi", "uefi"], ["persistence", "bios"]] as const) {
       const b = node(`blazeneuro.tests.${t}`);
       assert.ok(b.deps.some((d) => d.hash === image.hash), `tests.${t} boots the image`);

@@ -6,7 +6,7 @@
 import { sh, type Drv } from "kiln";
 import { build } from "../std/index.js";
 import { bootTest } from "./boot.js";
-import { grubImages, usbImage } from "./image.js";
+import { esp, grubImages, rootPartition, usbImage } from "./image.js";
 import { kernel as makeKernel, kernelConfig as makeKernelConfig } from "./kernel.js";
 import * as sources from "./sources.js";
 import * as system from "./system.js";
@@ -23,6 +23,8 @@ export const kernelConfig: Drv = makeKernelConfig();
 export const grub: Drv = grubImages;
 /** The USB image: $out/blazeneuro-usb.img, manifest.txt, sizes.txt. */
 export const image: Drv = usbImage({ kernel, rootfs: system.rootfs });
+/** The image's partitions, as targets of their own (the same derivations the image is made of). */
+export const partitions = { esp: esp({ kernel, grub: grubImages }), root: rootPartition({ rootfs: system.rootfs }) };
 
 export const tests = {
   bios: bootTest({ name: "blazeneuro-boot-bios", image, firmware: "bios" }),
