@@ -51,8 +51,11 @@ export const file = temporary("file", src.tools.file, {
 
 export const findutils = temporary("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
 
-/** gawk's extras are not needed; Debian's tarball has no gawk.texi sources (GFDL), so doc/ is left out too. */
-export const gawkPrepare = "sed -i -e 's/extras//' -e 's/^\\(SUBDIRS = .*\\) doc /\\1 /' Makefile.in";
+/**
+ * gawk's extras are not needed; Debian's tarball has no gawk.texi sources (GFDL), so doc/ and
+ * awklib/ (whose example programs are extracted from them) are left out too.
+ */
+export const gawkPrepare = "sed -i -e 's/extras//' -e 's/^\\(SUBDIRS = .*\\) doc awklib /\\1 /' Makefile.in";
 
 export const gawk = temporary("gawk", src.tools.gawk, { pre: { configure: gawkPrepare } });
 
