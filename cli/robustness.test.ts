@@ -99,4 +99,25 @@ describe("interrupted and concurrent runs", { timeout: 120_000 }, () => {
     assert.ok(starts.includes("slow"));
     assert.deepEqual(query(fresh, "SELECT status, count(*) AS n FROM builds GROUP BY status"), [{ status: "built", n: starts.length }]);
   });
+
+  test("a derivation another kiln is building is waited for without a job slot: -j1 builds what it can meanwhile", async () => {
+    const fresh = tempDir("store");
+    await realizeSeed("busybox", { cwd, store: fresh });
+    const a = startKiln(["--reporter", "json", "realize", "--no-link", "slow"], { cwd, store: fresh });
+    assert.notEqual((await a.waitFor(building("slow"))).type, "__exited__", "the first kiln exited before building slow");
+    // slow is asked for first, so with one slot it is the first to be tried
+    const b = await kilnJson(["realize", "--no-link", "-j1", "slow", "slowToo"], { cwd, store: fresh });
+    const ra = await a.done;
+    assert.equal(ra.code, 0, ra.stderr);
+    const at = (pred: (e: Ev) => boolean, what: string) => {
+      const i = b.events.findIndex(pred);
+      assert.ok(i >= 0, `the second kiln reports ${what}`);
+      return i;
+    };
+    const waiting = at((e) => e.type === "waiting" && e.node?.name === "slow", "waiting for slow");
+    const startedToo = at((e) => e.type === "started" && e.kind === "build" && e.node?.name === "slow-too", "building slow-too");
+    const gotSlow = at((e) => e.type === "cached" && e.node?.name === "slow", "slow from the store");
+    assert.ok(waiting < startedToo && startedToo < gotSlow, "slow-too was built while slow was waited for, not after");
+    assert.deepEqual(buildStarts(b.events, "slow"), [], "slow is built once, by the first kiln");
+  });
 });
