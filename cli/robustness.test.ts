@@ -103,10 +103,10 @@ describe("interrupted and concurrent runs", { timeout: 120_000 }, () => {
   test("a derivation another kiln is building is waited for without a job slot: -j1 builds what it can meanwhile", async () => {
     const fresh = tempDir("store");
     await realizeSeed("busybox", { cwd, store: fresh });
-    const a = startKiln(["--reporter", "json", "realize", "--no-link", "slow"], { cwd, store: fresh });
-    assert.notEqual((await a.waitFor(building("slow"))).type, "__exited__", "the first kiln exited before building slow");
-    // slow is asked for first, so with one slot it is the first to be tried
-    const b = await kilnJson(["realize", "--no-link", "-j1", "slow", "slowToo"], { cwd, store: fresh });
+    const a = startKiln(["--reporter", "json", "realize", "--no-link", "slower"], { cwd, store: fresh });
+    assert.notEqual((await a.waitFor(building("slower"))).type, "__exited__", "the first kiln exited before building slower");
+    // slower is asked for first, so with one slot it is the first to be tried
+    const b = await kilnJson(["realize", "--no-link", "-j1", "slower", "slowToo"], { cwd, store: fresh });
     const ra = await a.done;
     assert.equal(ra.code, 0, ra.stderr);
     const at = (pred: (e: Ev) => boolean, what: string) => {
@@ -114,10 +114,24 @@ describe("interrupted and concurrent runs", { timeout: 120_000 }, () => {
       assert.ok(i >= 0, `the second kiln reports ${what}`);
       return i;
     };
-    const waiting = at((e) => e.type === "waiting" && e.node?.name === "slow", "waiting for slow");
+    const waiting = at((e) => e.type === "waiting" && e.node?.name === "slower", "waiting for slower");
     const startedToo = at((e) => e.type === "started" && e.kind === "build" && e.node?.name === "slow-too", "building slow-too");
-    const gotSlow = at((e) => e.type === "cached" && e.node?.name === "slow", "slow from the store");
-    assert.ok(waiting < startedToo && startedToo < gotSlow, "slow-too was built while slow was waited for, not after");
-    assert.deepEqual(buildStarts(b.events, "slow"), [], "slow is built once, by the first kiln");
+    const got = at((e) => e.type === "cached" && e.node?.name === "slower", "slower from the store");
+    assert.ok(waiting < startedToo && startedToo < got, "slow-too was built while slower was waited for, not after");
+    assert.deepEqual(buildStarts(b.events, "slower"), [], "slower is built once, by the first kiln");
+  });
+
+  test("when the kiln that was building it dies, the one waiting builds it itself", async () => {
+    const fresh = tempDir("store");
+    await realizeSeed("busybox", { cwd, store: fresh });
+    const a = startKiln(["--reporter", "json", "realize", "--no-link", "slower"], { cwd, store: fresh });
+    assert.notEqual((await a.waitFor(building("slower"))).type, "__exited__", "the first kiln exited before building slower");
+    const b = startKiln(["--reporter", "json", "realize", "--no-link", "-j1", "slower"], { cwd, store: fresh });
+    assert.notEqual((await b.waitFor((e) => e.type === "waiting" && e.node?.name === "slower")).type, "__exited__", "the second kiln never waited");
+    a.child.kill("SIGKILL");
+    const rb = await b.done;
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal(buildStarts(rb.events, "slower").length, 1, "the second kiln built slower after the first one died");
+    assert.match(rb.stdout, /-slower\n$/);
   });
 });

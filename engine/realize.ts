@@ -201,26 +201,25 @@ export class Realizer {
       if (n.kind === "fetch") return await this.timed(n, "fetch", async () => (await fetchStep(env, n, false))!);
       return await this.timed(n, "build", (started) => buildStep(env, n, resolve().resolved, hash, inputs, started), hash);
     };
-    const done = await this.slot(n, async () => {
-      if (this.signal.aborted) throw cancelled(n);
-      // another kiln process is building it: wait below, with the slot given back to work that can run now
-      if (!this.ctx.store.tryLock(key)) return undefined;
-      try {
-        return await work();
-      } finally {
-        this.ctx.store.unlock(key);
-      }
-    });
-    if (done) return done;
     const ref = nodeRef(n);
-    await this.ctx.store.lock(key, this.signal, () => this.ctx.events({ type: "waiting", node: ref, reason: "another kiln process is building it" }));
-    try {
-      // built there, as a rule; if that build failed or was stopped, it is built here
+    for (;;) {
+      const done = await this.slot(n, async () => {
+        if (this.signal.aborted) throw cancelled(n);
+        // another kiln process is building it: wait below, with the slot given back to work that can run now
+        if (!this.ctx.store.tryLock(key)) return undefined;
+        try {
+          return await work();
+        } finally {
+          this.ctx.store.unlock(key);
+        }
+      });
+      if (done) return done;
+      // neither a slot nor the lock is held while waiting: a third process is not kept waiting on this one
+      await this.ctx.store.lock(key, this.signal, () => this.ctx.events({ type: "waiting", node: ref, reason: "another kiln process is building it" }));
+      this.ctx.store.unlock(key);
+      // built there, as a rule; if that build failed or was stopped, it is tried here again
       const again = this.lookup(n, hash);
       if (again) return this.hit(n, hash, again, anyFresh);
-      return await this.slot(n, work);
-    } finally {
-      this.ctx.store.unlock(key);
     }
   }
 

@@ -32,6 +32,13 @@ async function graph(): Promise<{ nodes: Node[]; byName: (n: string) => Node }> 
   };
 }
 
+/** The recipe set and an evaluator: `node(target)` evaluates one target. */
+async function targets() {
+  const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
+  const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+  return { set, ev, node: (t: string) => ev.evaluate(selectTarget(set, t)[0]!.value).node };
+}
+
 describe("BlazeNeuro toolchain recipes", () => {
   test("evaluation goldens: the derivation hashes of every stage are pinned", async () => {
     const { nodes } = await graph();
@@ -61,6 +68,13 @@ describe("BlazeNeuro toolchain recipes", () => {
       assert.deepEqual(n.drv.hostTools, {}, `${n.name} declares no host tools`);
       if (n.kind === "build" && !n.drv.builder.startsWith("builtin:")) assert.ok(n.drv.usr, `${n.name} runs on a usr tree`);
     }
+    // and from stage 4 to the boot tests
+    const t = await targets();
+    const later = reachable(t.ev.graph, [t.node("blazeneuro.report")]);
+    for (const n of later) {
+      assert.deepEqual(n.drv.hostTools, {}, `${n.name} declares no host tools`);
+      if (n.kind === "build" && !n.drv.builder.startsWith("builtin:")) assert.ok(n.drv.usr, `${n.name} runs on a usr tree`);
+    }
     const hello = byName("blazeneuro-hello");
     assert.match(hello.drv.usr!, /-blazeneuro-temporary-system$/, "the proof's /usr is the temporary system, no seed");
   });
@@ -84,12 +98,11 @@ describe("BlazeNeuro toolchain recipes", () => {
   });
 
   test("evaluation goldens: every target under blazeneuro (final system, kernel, image, boot tests) is pinned", async () => {
-    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
-    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+    const { set, node } = await targets();
     const got: Record<string, string> = {};
     for (const t of listTargetTree(set, "blazeneuro")) {
       if (/^blazeneuro\.(toolchain|temporary)\b/.test(t.target)) continue; // pinned by name above
-      got[t.target] = ev.evaluate(selectTarget(set, t.target)[0]!.value).node.hash;
+      got[t.target] = node(t.target).hash;
     }
     if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN_TARGETS, JSON.stringify(got, null, 2) + "\n");
     const want = JSON.parse(readFileSync(GOLDEN_TARGETS, "utf8")) as Record<string, string>;
@@ -97,12 +110,10 @@ describe("BlazeNeuro toolchain recipes", () => {
   });
 
   test("the final system builds on the temporary system alone, and the image and its boot tests on it", async () => {
-    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
-    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
-    const node = (t: string) => ev.evaluate(selectTarget(set, t)[0]!.value).node;
+    const { set, ev, node } = await targets();
     const temporarySystem = node("blazeneuro.temporary");
     const finalPackages = listTargetTree(set, "blazeneuro.system").map((r) => r.target).filter((t) => t !== "blazeneuro.system");
-    assert.ok(finalPackages.length >= 19, `the final packages and init: ${finalPackages.join(" ")}`);
+    assert.equal(finalPackages.length, 20, `the final packages and init: ${finalPackages.join(" ")}`);
     for (const t of finalPackages) {
       const n = node(t);
       const usr = n.deps.find((d) => n.drv.usr?.endsWith(`-${d.name}`));

@@ -1,16 +1,18 @@
-// The toolchain tier (npm run test:toolchain; 1.5-2.5 h on 2 cores from an empty store): BlazeNeuro's
-// stage 2 (the cross toolchain) and stage 3 (the temporary system) built from source on the
-// seed, then the proofs: gcc and g++ of the temporary system compile and run programs in a build
-// whose whole /usr is that system, through its own glibc; no output names the host's multiarch
-// paths; binutils and glibc rebuild bit for bit (`kiln check`); a change to the kernel headers'
-// recipe that leaves their output the same rebuilds them alone (early cutoff).
+// The toolchain tier (npm run test:toolchain; hours on 2 cores from an empty store), in one store:
+// BlazeNeuro's stage 2 (the cross toolchain) and stage 3 (the temporary system) built from source
+// on the seed, then the proofs: gcc and g++ of the temporary system compile and run programs in a
+// build whose whole /usr is that system, through its own glibc; no output names the host's
+// multiarch paths; binutils and glibc rebuild bit for bit (`kiln check`); a change to the kernel
+// headers' recipe that leaves their output the same rebuilds them alone (early cutoff). Then stage
+// 4, the kernel, the USB image and its boot tests: booted by SeaBIOS and by OVMF, twice from one
+// copy for persistence, the image and its parts rebuilt bit for bit, no store path in the root.
 //
 // KILN_TOOLCHAIN_STORE names a store to build in and keep (to re-run the proofs without the hours);
 // by default the test uses a store of its own, removed afterwards. The time each stage took is
 // printed (the numbers in the README come from here).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildStarts, cleanup, kiln, kilnJson, query, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
@@ -19,11 +21,16 @@ const STAGE2 = ["binutils-pass1-2.40", "gcc-pass1-12.2.0", "linux-api-headers-6.
 const STAGE3 = ["m4-1.4.19", "ncurses-6.4", "bash-5.2.15", "coreutils-9.1", "diffutils-3.8", "file-5.44", "findutils-4.9.0", "gawk-5.2.1",
   "grep-3.8", "gzip-1.12", "make-4.3", "patch-2.7.6", "sed-4.9", "tar-1.34", "xz-5.4.1", "binutils-pass2-2.40", "gcc-pass2-12.2.0"];
 
+// one store for both parts: the image is built on the stages
+const store = process.env.KILN_TOOLCHAIN_STORE ?? join(tempDir("store"), "kiln-store");
+const env = { KILN_MIRRORS: SEED_DEB_CACHE };
+const host = (p: string) => join(store, "store", p.split("/").pop()!);
+after(() => {
+  if (!process.env.KILN_TOOLCHAIN_STORE) cleanup();
+});
+
 describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
-  const store = process.env.KILN_TOOLCHAIN_STORE ?? join(tempDir("store"), "kiln-store");
-  const env = { KILN_MIRRORS: SEED_DEB_CACHE };
   const paths: Record<string, string> = {};
-  const host = (p: string) => join(store, "store", p.split("/").pop()!);
 
   before(async () => {
     const targets = ["blazeneuro.temporary.tests.hello", "blazeneuro.toolchain", "blazeneuro.temporary"];
@@ -36,9 +43,6 @@ describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
     const line = (n: string) => `  ${n.padEnd(24)} ${secs.has(n) ? `${(secs.get(n)! / 60).toFixed(1)} min` : "?"}`;
     const total = (ns: string[]) => (ns.reduce((s, n) => s + (secs.get(n) ?? 0), 0) / 60).toFixed(1);
     console.log(`stage 2 (${total(STAGE2)} min):\n${STAGE2.map(line).join("\n")}\nstage 3 (${total(STAGE3)} min):\n${STAGE3.map(line).join("\n")}`);
-  });
-  after(() => {
-    if (!process.env.KILN_TOOLCHAIN_STORE) cleanup();
   });
 
   test("the temporary system's gcc and g++ compile C and C++ that run through its own glibc, with no seed in sight", () => {
@@ -100,5 +104,68 @@ describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
     console.log(sizes);
     assert.ok(statSync(join(host(paths["blazeneuro.toolchain"]!), "bin", "x86_64-blazeneuro-linux-gnu-gcc")).isFile());
     assert.ok(readdirSync(join(host(paths["blazeneuro.temporary"]!), "usr", "bin")).includes("gcc"));
+  });
+});
+
+describe("BlazeNeuro final system, image and boot tests", { timeout: 8 * 60 * 60_000 }, () => {
+  const paths: Record<string, string> = {};
+  const targets = ["blazeneuro.report", "blazeneuro", "blazeneuro.system", "blazeneuro.kernel", "blazeneuro.tests.bios", "blazeneuro.tests.uefi", "blazeneuro.tests.persistence"];
+
+  before(async () => {
+    const r = await kilnJson(["realize", "--no-link", "--json", ...targets], { cwd: REPO, store, env });
+    for (const o of (JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> }).outputs) paths[o.target] = o.path;
+    console.log(readFileSync(join(host(paths["blazeneuro.report"]!), "report.txt"), "utf8"));
+  });
+
+  test("the image boots by SeaBIOS and by OVMF, the system says which, and its self-test passes", () => {
+    for (const [t, fw] of [["bios", "bios"], ["uefi", "uefi"]] as const) {
+      const dir = host(paths[`blazeneuro.tests.${t}`]!);
+      const report = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as { firmware: string; boots: number; markerSeconds: number[]; e2fsck: string };
+      assert.equal(report.firmware, fw);
+      assert.equal(report.markerSeconds.length, 1);
+      const console_ = readFileSync(join(dir, "console-1.log"), "utf8");
+      assert.match(console_, new RegExp(`BLAZENEURO-FIRMWARE ${fw}`));
+      assert.match(console_, /BLAZENEURO-TEST ok/);
+      assert.doesNotMatch(console_, /BLAZENEURO-CHECK FAILED/);
+      assert.match(console_, /compiled on BlazeNeuro/, "the system's own gcc compiles and runs a program on it");
+    }
+  });
+
+  test("persistence: the second boot of one copy finds the first one's write, and the root is clean afterwards", () => {
+    const dir = host(paths["blazeneuro.tests.persistence"]!);
+    const report = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as { boots: number; e2fsck: string };
+    assert.equal(report.boots, 2);
+    assert.equal(report.e2fsck, "clean");
+    assert.match(readFileSync(join(dir, "console-1.log"), "utf8"), /BLAZENEURO-BOOTS 1/);
+    assert.match(readFileSync(join(dir, "console-2.log"), "utf8"), /BLAZENEURO-BOOTS 2/);
+  });
+
+  test("the USB image, its partitions, GRUB's images, init and the root tree rebuild bit for bit (kiln check)", async () => {
+    const r = await kiln(["check", "blazeneuro.grub", "blazeneuro.system.init", "blazeneuro.system", "blazeneuro.partitions.esp", "blazeneuro.partitions.root", "blazeneuro"], { cwd: REPO, store, env });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  });
+
+  test("the root tree: init, the loader, BlazeNeuro's own binaries, and no store path anywhere in it", () => {
+    const root = host(paths["blazeneuro.system"]!);
+    assert.equal(readlinkSync(join(root, "sbin")), "usr/sbin");
+    assert.ok(existsSync(join(root, "usr", "sbin", "init")));
+    assert.ok(existsSync(join(root, "usr", "lib64", "ld-linux-x86-64.so.2")));
+    for (const bin of ["bash", "gcc", "mount", "mke2fs"]) {
+      const p = ["bin", "sbin"].map((d) => join(root, "usr", d, bin)).find((x) => existsSync(x));
+      assert.ok(p, `the root has ${bin}`);
+      assert.match(spawnSync("readelf", ["-l", p!], { encoding: "utf8" }).stdout, /Requesting program interpreter: \/lib64\/ld-linux-x86-64\.so\.2/);
+    }
+    // the tree is a whole system on a stick: a store path anywhere in it would point at nothing there
+    const named = spawnSync("grep", ["-rlF", "/kiln/store/", "usr", "etc"], { cwd: root, encoding: "utf8" }).stdout.trim();
+    assert.equal(named, "", `files naming a store path:\n${named}`);
+    const found = spawnSync("grep", ["-rlF", "-e", "/usr/lib/x86_64-linux-gnu", "usr/bin", "usr/sbin", "usr/lib"], { cwd: root, encoding: "utf8" }).stdout.trim();
+    assert.equal(found, "", `files naming Debian's multiarch directories:\n${found}`);
+  });
+
+  test("the report gives the image's and the root's sizes and every boot test's time", () => {
+    const report = readFileSync(join(host(paths["blazeneuro.report"]!), "report.txt"), "utf8");
+    assert.match(report, /image +blazeneuro-usb\.img +\d+\.\d MiB +\(FAT32 ESP 512\.0 MiB \+ ext4 root \d+\.\d MiB\)/);
+    assert.equal(report.match(/boot test .*marker after [\d.]+ s/g)?.length, 3);
+    assert.match(report, /GRUB: Debian's prebuilt binaries/);
   });
 });

@@ -42,6 +42,9 @@ boot() {
   marker=$(grep -m1 -a "$MARKER" console-$n.log | sed 's/^\[ *\([0-9.]*\)\].*/\1/' || true)
   if [ -z "$marker" ]; then echo "boot $n FAILED: no '$MARKER' on the console (qemu exit $rc; 124 = timeout)"; tail -n 40 console-$n.log; exit 1; fi
   if [ "$rc" != 0 ]; then echo "boot $n FAILED: QEMU did not power off by itself (exit $rc)"; tail -n 20 console-$n.log; exit 1; fi
+  # a clean shutdown: / remounted read-only, then powered off (with -no-reboot a reset would also end QEMU with 0)
+  grep -q -a 'BlazeNeuro init: / remounted read-only' console-$n.log || { echo "boot $n FAILED: init did not remount / read-only"; tail -n 20 console-$n.log; exit 1; }
+  grep -q -a 'reboot: Power down' console-$n.log || { echo "boot $n FAILED: the system did not power off"; tail -n 20 console-$n.log; exit 1; }
   echo "boot $n: '$MARKER' after \${marker}s"
   echo "$marker" > marker-$n
 }
@@ -59,7 +62,8 @@ export function bootTest(o: BootTestOptions): Drv {
     env: { MEM_MIB: String(o.memMiB ?? 1024), TIMEOUT: String(o.timeoutSeconds ?? 900), MARKER, FIRMWARE: o.firmware, BOOTS: String(boots) },
     script: sh`
       mkdir -p $out
-      cp --sparse=always ${o.image}/blazeneuro-usb.img disk.img && chmod u+w disk.img
+      cp --sparse=always ${o.image}/blazeneuro-usb.img disk.img
+      chmod u+w disk.img
       # one self-test boot per run: GRUB's environment block on the ESP (partition 1, at 1 MiB)
       ${grubenvScript("blazeneuro_test=1\\n")} > grubenv
       MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null mcopy -o -i disk.img@@1M grubenv ::/boot/grub/grubenv
@@ -73,9 +77,12 @@ export function bootTest(o: BootTestOptions): Drv {
         test "$count" = "$i" || { echo "boot $i: the root filesystem counted boot '$count' (persistence lost?)"; exit 1; }
         i=$((i + 1))
       done
-      # the root afterwards: clean, as a shutdown that remounted it read-only leaves it
+      # the root afterwards: clean, as a shutdown that remounted it read-only leaves it: no journal
+      # left to replay (e2fsck -n would skip it and still say clean) and no error found
       dd if=disk.img of=root.ext4 bs=1M skip=${ROOT_OFFSET_MIB} status=none
-      e2fsck -fn root.ext4 > e2fsck.log 2>&1 && fsck=clean || fsck="not clean (exit $?)"
+      if dumpe2fs -h root.ext4 2>/dev/null | grep -q '^Filesystem features:.*needs_recovery'; then fsck="not clean (the journal needs recovery)"
+      elif e2fsck -fn root.ext4 > e2fsck.log 2>&1; then fsck=clean
+      else fsck="not clean (e2fsck exit $?)"; fi
       cat e2fsck.log
       cp console-*.log e2fsck.log $out/
       printf '{"firmware":"%s","boots":%s,"markerSeconds":[%s],"e2fsck":"%s"}\n' "$FIRMWARE" "$BOOTS" \

@@ -23,8 +23,14 @@ const ESP_MIB = 512;
 /** the ESP starts at 1 MiB, the root right after it */
 export const ROOT_OFFSET_MIB = 1 + ESP_MIB;
 
-/** The kernel's command line; the self-test adds blazeneuro.test=1 (grub.cfg, from grubenv). */
-export const CMDLINE = `root=PARTUUID=${DISK_ID}-02 rootfstype=ext4 rw rootwait console=tty0 console=ttyS0,115200`;
+/** How the kernel finds and mounts its root. */
+export const ROOT_ARGS = `root=PARTUUID=${DISK_ID}-02 rootfstype=ext4 rw rootwait`;
+/**
+ * The consoles: kernel messages on both, and the last one is /dev/console, where init's shell
+ * runs: the screen and keyboard on a PC, the serial port for the self-test (grub.cfg swaps them).
+ */
+const CONSOLES = "console=ttyS0,115200 console=tty0";
+const TEST_CONSOLES = "console=tty0 console=ttyS0,115200";
 
 /** GRUB's modules both images carry in themselves: enough to find the ESP and read grub.cfg. */
 const CORE_MODULES = ["part_msdos", "fat", "search", "search_label", "configfile", "normal", "linux", "echo", "test", "loadenv", "serial", "terminal"];
@@ -50,11 +56,12 @@ terminal_output console serial
 set default=0
 set timeout=3
 set test_flag=
+set consoles="${CONSOLES}"
 load_env
-if [ "\${blazeneuro_test}" = 1 ]; then set test_flag=blazeneuro.test=1; set timeout=0; fi
+if [ "\${blazeneuro_test}" = 1 ]; then set test_flag=blazeneuro.test=1; set consoles="${TEST_CONSOLES}"; set timeout=0; fi
 menuentry "BlazeNeuro" {
   echo "Loading BlazeNeuro..."
-  linux /boot/vmlinuz ${CMDLINE} \${test_flag}
+  linux /boot/vmlinuz ${ROOT_ARGS} \${consoles} \${test_flag}
 }
 `;
 
@@ -98,9 +105,13 @@ export function rootPartition(o: { rootfs: Drv; freeMiB?: number }): Drv {
     seed: ["images"],
     env: { FS_UUID: "424c5a4e-524f-4f54-8000-000000000002", FREE_MIB: String(o.freeMiB ?? 256) },
     script: sh`
-      ${stageRoot(o.rootfs)}
-      # the tree's size, a quarter more for the filesystem's own blocks, and free room for what users write
-      SIZE_MIB=$(( $(du -s -B1M --apparent-size root | cut -f1) * 5 / 4 + FREE_MIB ))
+      ${stageRoot(o.rootfs, { hardLinks: false })}
+      # the size from the files' contents alone (a directory's size depends on the filesystem the
+      # build runs on): a 4 KiB block per started 4 KiB of a file and one per directory or link,
+      # a quarter more for the filesystem's own blocks, and free room for what users write
+      blocks=$(find root -type f -printf '%s\n' | awk '{ b += int(($1 + 4095) / 4096) } END { print b + 0 }')
+      others=$(find root ! -type f | wc -l)
+      SIZE_MIB=$(( (blocks + others) / 256 * 5 / 4 + FREE_MIB ))
       ${ext4FromRoot({ label: ROOT_LABEL, file: "root.ext4" })}
       mv root.ext4 $out
     `,
@@ -129,6 +140,8 @@ export function usbImage(o: { kernel: Drv; rootfs: Drv; grub?: Drv; rootFreeMiB?
       sfdisk --quiet --no-reread --no-tell-kernel disk.img < table
       # BIOS: boot.img's code (not its partition table) in the MBR, core.img from sector 1, where boot.img looks
       dd if=${grub}/boot.img of=disk.img bs=440 count=1 conv=notrunc status=none
+      # as grub-bios-setup does for a disk: no jump over the boot-drive check (0x66), so a BIOS that passes a wrong drive number still boots it
+      printf '\220\220' | dd of=disk.img bs=1 seek=102 conv=notrunc status=none
       dd if=${grub}/core.img of=disk.img bs=512 seek=1 conv=notrunc status=none
       dd if=${boot} of=disk.img bs=512 seek=$p1 conv=notrunc,sparse status=none
       dd if=${root} of=disk.img bs=512 seek=$p2 conv=notrunc,sparse status=none
@@ -139,7 +152,7 @@ export function usbImage(o: { kernel: Drv; rootfs: Drv; grub?: Drv; rootFreeMiB?
         echo "partition 1: FAT32 ${ESP_LABEL}, $(( bsz / 2048 )) MiB: EFI/BOOT/BOOTX64.EFI, boot/grub, boot/vmlinuz"
         echo "partition 2: ext4 ${ROOT_LABEL}, $(( rsz / 2048 )) MiB, read-write root (persistence)"
         echo "kernel: Linux $(cat ${o.kernel}/kernel.release), ${o.kernel}"
-        echo "command line: ${CMDLINE}"
+        echo "command line: ${ROOT_ARGS} ${CONSOLES} (the self-test: ${TEST_CONSOLES} blazeneuro.test=1)"
         echo "GRUB: Debian's prebuilt binaries, not built from source ($(cat ${grub}/version)): grub-mkimage of grub-common, modules of grub-pc-bin (i386-pc) and grub-efi-amd64-bin (x86_64-efi)"
         echo "root tree: ${o.rootfs}"
       } > $out/manifest.txt
@@ -147,7 +160,7 @@ export function usbImage(o: { kernel: Drv; rootfs: Drv; grub?: Drv; rootFreeMiB?
         echo "image $(stat -c %s $out/blazeneuro-usb.img) bytes"
         echo "esp $(stat -c %s ${boot}) bytes"
         echo "root partition $(stat -c %s ${root}) bytes"
-        echo "root tree $(du -s -B1 --apparent-size ${o.rootfs} | cut -f1) bytes (apparent)"
+        echo "root tree $(find ${o.rootfs} -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') bytes (its files' contents)"
         echo "kernel $(stat -c %s ${o.kernel}/bzImage) bytes"
       } > $out/sizes.txt
     `,

@@ -15,7 +15,9 @@ export const fragments: Record<string, Fragment> = {
   // a 64-bit PC: SMP, the ELF and #! loaders, the pseudo filesystems an init mounts
   base: {
     "64BIT": "y", SMP: "y", PRINTK: "y", TTY: "y", BINFMT_ELF: "y", BINFMT_SCRIPT: "y", PROC_FS: "y", SYSFS: "y",
-    DEVTMPFS: "y", DEVTMPFS_MOUNT: "y", BLK_DEV_INITRD: "y", RD_GZIP: "y", PCI: "y", ACPI: "y",
+    DEVTMPFS: "y", DEVTMPFS_MOUNT: "y", BLK_DEV_INITRD: "y", RD_GZIP: "y", PCI: "y", PCI_MSI: "y", ACPI: "y",
+    // the firmware's tables (i8042 and reboot quirks), write-combining for the EFI framebuffer, SysRq for a stuck console
+    DMI: "y", MTRR: "y", X86_PAT: "y", MAGIC_SYSRQ: "y",
   },
   // consoles: 16550 serial (ttyS0, where the boot tests read) and VGA text
   console: { SERIAL_8250: "y", SERIAL_8250_CONSOLE: "y", VT: "y", VT_CONSOLE: "y", VGA_CONSOLE: "y" },
@@ -23,7 +25,9 @@ export const fragments: Record<string, Fragment> = {
   efi: { EFI: "y", EFI_STUB: "y", EFI_PARTITION: "y", FB: "y", FB_EFI: "y", FRAMEBUFFER_CONSOLE: "y" },
   // the root on a USB stick: host controllers, mass storage, SCSI disks, partition tables
   usb: {
-    BLOCK: "y", USB_SUPPORT: "y", USB: "y", USB_PCI: "y", USB_XHCI_HCD: "y", USB_EHCI_HCD: "y", USB_STORAGE: "y",
+    BLOCK: "y", USB_SUPPORT: "y", USB: "y", USB_PCI: "y", USB_XHCI_HCD: "y", USB_EHCI_HCD: "y", USB_STORAGE: "y", USB_UAS: "y",
+    // the companion controllers a low- or full-speed keyboard sits behind on older and AMD machines
+    USB_OHCI_HCD: "y", USB_OHCI_HCD_PCI: "y", USB_UHCI_HCD: "y",
     SCSI: "y", BLK_DEV_SD: "y", PARTITION_ADVANCED: "y", MSDOS_PARTITION: "y",
   },
   // the filesystems: ext4 (root, read-write: the persistence), vfat (the EFI system partition)

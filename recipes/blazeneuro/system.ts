@@ -101,19 +101,22 @@ export const packages = {
   "util-linux": utilLinux, e2fsprogs,
 };
 
-/** init, compiled on the temporary system: the system's PID 1 (files/init.c). */
+/** init, compiled on the temporary system: the system's PID 1 (files/init.c), and poweroff/reboot, which signal it. */
 export const init = derivation({
   name: "blazeneuro-init",
   usr: temporarySystem,
   script: sh`mkdir -p $out/usr/sbin
-    gcc -O2 -Wall -Werror -o $out/usr/sbin/init ${source(import.meta.url, "files/init.c")}`,
+    gcc -O2 -Wall -Werror -o $out/usr/sbin/init ${source(import.meta.url, "files/init.c")}
+    cp ${source(import.meta.url, "files/poweroff")} $out/usr/sbin/poweroff
+    chmod 0755 $out/usr/sbin/poweroff
+    ln -s poweroff $out/usr/sbin/reboot`,
 });
 
 /** /etc and the directories of a running system (LFS chapter 7.5-7.6, 9). */
 export const etc = build({
   name: "blazeneuro-etc",
   script: sh`mkdir -p $out && cd $out
-    mkdir -p etc/blazeneuro boot dev home media mnt opt proc root run srv sys tmp var/lib/blazeneuro var/log var/tmp
+    mkdir -p etc/blazeneuro boot/efi dev home media mnt opt proc root run srv sys tmp var/lib/blazeneuro var/log var/tmp
     echo blazeneuro > etc/hostname
     printf 'NAME="BlazeNeuro"\nID=blazeneuro\nPRETTY_NAME="BlazeNeuro (Kiln)"\n' > etc/os-release
     cat > etc/fstab <<'EOF'

@@ -6,9 +6,11 @@ import { build } from "./index.js";
 /**
  * Copy a store tree (read-only, modes normalised by the store) to ./root with the modes the
  * running system needs: 0755 dirs, 0644/0755 files, /tmp 1777, /root 0700; times = SOURCE_DATE_EPOCH.
+ * `hardLinks: false` copies hard-linked files apart: a tree substituted from a binary cache has
+ * none, so an image that must not depend on where its tree came from is made without them.
  */
-export const stageRoot = (rootfs: Drv) => sh`
-  cp -a ${rootfs} root
+export const stageRoot = (rootfs: Drv, o: { hardLinks?: boolean } = {}) => sh`
+  cp -a${o.hardLinks === false ? " --no-preserve=links" : ""} ${rootfs} root
   chmod -R u+w root
   find root -type d -exec chmod 0755 {} +
   find root -type f -perm -u+x -exec chmod 0755 {} +

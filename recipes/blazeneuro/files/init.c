@@ -2,8 +2,10 @@
  * BlazeNeuro's init, PID 1: mounts the pseudo filesystems, names the host, then either runs the
  * self-test (blazeneuro.test=1 on the kernel command line) and powers off, or gives the console a
  * shell, again whenever it exits. The root filesystem is mounted read-write by the kernel ("rw"):
- * what a user changes stays on the stick. On the way down it is remounted read-only, so the
- * next boot finds it clean.
+ * what a user changes stays on the stick. `poweroff` and `reboot` (/usr/sbin, scripts) signal
+ * init: SIGUSR2 powers off, SIGTERM reboots; Ctrl-Alt-Del (SIGINT) reboots too. On the way down
+ * every process is stopped and reaped, and / is remounted read-only, so the next boot finds it
+ * clean.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +18,15 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+/* set by the signal handlers: what to do once the current wait returns */
+static volatile sig_atomic_t going_down = 0;
+static volatile sig_atomic_t reboot_instead = 0;
+
+static void on_poweroff(int sig) { (void)sig; going_down = 1; }
+static void on_reboot(int sig) { (void)sig; going_down = 1; reboot_instead = 1; }
 
 static void mnt(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
   mkdir(dst, 0755);
@@ -42,9 +52,42 @@ static int run(char *const argv[], int session) {
   for (;;) {
     pid_t w = wait(&status);
     if (w == pid) break;
+    if (w < 0 && errno == EINTR && going_down) return -1;
     if (w < 0 && errno != EINTR) return 127;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* reap every child, for at most `seconds` */
+static void reap_all(int seconds) {
+  time_t end = time(NULL) + seconds;
+  while (time(NULL) <= end) {
+    pid_t w = waitpid(-1, NULL, WNOHANG);
+    if (w < 0 && errno == ECHILD) return;
+    if (w <= 0) usleep(50000);
+  }
+}
+
+static void shut_down(void) {
+  printf("BlazeNeuro init: %s\n", reboot_instead ? "rebooting" : "powering off");
+  fflush(stdout);
+  kill(-1, SIGTERM);
+  reap_all(2);
+  kill(-1, SIGKILL);
+  reap_all(2);
+  sync();
+  int remounted = 0;
+  for (int i = 0; i < 10 && !remounted; i++) {
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0) remounted = 1;
+    else usleep(200000);
+  }
+  if (remounted) printf("BlazeNeuro init: / remounted read-only\n");
+  else printf("BlazeNeuro init: remounting / read-only failed: %s\n", strerror(errno));
+  fflush(stdout);
+  sync();
+  reboot(reboot_instead ? RB_AUTOBOOT : RB_POWER_OFF);
+  /* PID 1 must not exit: that is a kernel panic */
+  for (;;) pause();
 }
 
 static int cmdline_has(const char *word) {
@@ -72,6 +115,15 @@ static void set_hostname(void) {
 
 int main(void) {
   if (getpid() != 1) { fprintf(stderr, "init: not process 1\n"); return 1; }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_poweroff;
+  sigaction(SIGUSR2, &sa, NULL);
+  sa.sa_handler = on_reboot;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  /* Ctrl-Alt-Del is a SIGINT to init, not an immediate reset */
+  reboot(RB_DISABLE_CAD);
   mnt("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mnt("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mnt("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -91,21 +143,11 @@ int main(void) {
     printf("BlazeNeuro init: self-test exited %d\n", rc);
   } else {
     char *argv[] = { "/usr/bin/bash", "--login", NULL };
-    for (;;) {
+    while (!going_down) {
       run(argv, 1);
-      if (access("/run/poweroff", F_OK) == 0) break;
-      sleep(1);
+      if (!going_down) sleep(1);
     }
   }
-
-  printf("BlazeNeuro init: powering off\n");
-  fflush(stdout);
-  kill(-1, SIGTERM);
-  sleep(1);
-  kill(-1, SIGKILL);
-  sync();
-  if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) perror("init: remounting / read-only");
-  sync();
-  reboot(RB_POWER_OFF);
+  shut_down();
   return 0;
 }
