@@ -12,6 +12,9 @@ import { grubenvScript, ROOT_OFFSET_MIB } from "./image.js";
 
 export const MARKER = "BLAZENEURO-TEST ok";
 
+/** how much larger than the image the emulated stick is */
+const GROW_MIB = 256;
+
 export type Firmware = "bios" | "uefi";
 
 export interface BootTestOptions {
@@ -64,6 +67,8 @@ export function bootTest(o: BootTestOptions): Drv {
       mkdir -p $out
       cp --sparse=always ${o.image}/blazeneuro-usb.img disk.img
       chmod u+w disk.img
+      # a stick larger than the image: the first boot grows the root to its end
+      truncate -s +${String(GROW_MIB)}M disk.img
       # one self-test boot per run: GRUB's environment block on the ESP (partition 1, at 1 MiB)
       ${grubenvScript("blazeneuro_test=1\\n")} > grubenv
       MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null mcopy -o -i disk.img@@1M grubenv ::/boot/grub/grubenv

@@ -101,14 +101,15 @@ export const packages = {
   "util-linux": utilLinux, e2fsprogs,
 };
 
-/** init, compiled on the temporary system: the system's PID 1 (files/init.c), and poweroff/reboot, which signal it. */
+/** init, compiled on the temporary system: the system's PID 1 (files/init.c), poweroff/reboot, which signal it, and the root's growing at boot. */
 export const init = derivation({
   name: "blazeneuro-init",
   usr: temporarySystem,
   script: sh`mkdir -p $out/usr/sbin
     gcc -O2 -Wall -Werror -o $out/usr/sbin/init ${source(import.meta.url, "files/init.c")}
     cp ${source(import.meta.url, "files/poweroff")} $out/usr/sbin/poweroff
-    chmod 0755 $out/usr/sbin/poweroff
+    cp ${source(import.meta.url, "files/grow-root")} $out/usr/sbin/blazeneuro-grow-root
+    chmod 0755 $out/usr/sbin/poweroff $out/usr/sbin/blazeneuro-grow-root
     ln -s poweroff $out/usr/sbin/reboot`,
 });
 

@@ -2,7 +2,8 @@
  * BlazeNeuro's init, PID 1: mounts the pseudo filesystems, names the host, then either runs the
  * self-test (blazeneuro.test=1 on the kernel command line) and powers off, or gives the console a
  * shell, again whenever it exits. The root filesystem is mounted read-write by the kernel ("rw"):
- * what a user changes stays on the stick. `poweroff` and `reboot` (/usr/sbin, scripts) signal
+ * what a user changes stays on the stick, and at every boot blazeneuro-grow-root grows it to the
+ * end of the stick if it does not reach it yet. `poweroff` and `reboot` (/usr/sbin, scripts) signal
  * init: SIGUSR2 powers off, SIGTERM reboots; Ctrl-Alt-Del (SIGINT) reboots too. On the way down
  * every process is stopped and reaped, and / is remounted read-only, so the next boot finds it
  * clean.
@@ -136,6 +137,9 @@ int main(void) {
   setenv("TERM", "linux", 0);
   printf("BlazeNeuro init: up\n");
   fflush(stdout);
+  /* the root grown to the end of the stick, before anything else writes to it */
+  char *grow[] = { "/usr/sbin/blazeneuro-grow-root", NULL };
+  if (access(grow[0], X_OK) == 0) run(grow, 0);
 
   if (cmdline_has("blazeneuro.test=1")) {
     char *argv[] = { "/usr/bin/bash", "/etc/blazeneuro/selftest", NULL };
