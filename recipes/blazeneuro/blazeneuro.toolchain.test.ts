@@ -17,9 +17,18 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildStarts, cleanup, kiln, kilnJson, query, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
 
-const STAGE2 = ["binutils-pass1-2.40", "gcc-pass1-12.2.0", "linux-api-headers-6.1", "glibc-2.36", "libstdc++-12.2.0"];
 const STAGE3 = ["m4-1.4.19", "ncurses-6.4", "bash-5.2.15", "coreutils-9.1", "diffutils-3.8", "file-5.44", "findutils-4.9.0", "gawk-5.2.1",
   "grep-3.8", "gzip-1.12", "make-4.3", "patch-2.7.6", "sed-4.9", "tar-1.34", "xz-5.4.1", "binutils-pass2-2.40", "gcc-pass2-12.2.0"];
+
+const TOOLS = ["m4", "ncurses", "bash", "coreutils", "diffutils", "file", "findutils", "gawk", "grep", "gzip", "make", "patch", "sed", "tar", "xz"];
+/** each stage's targets, for the time each took */
+const STAGES: Record<string, string[]> = {
+  "stage 2": ["binutils-pass1", "gcc-pass1", "linux-api-headers", "glibc", "libstdc++"].map((t) => `blazeneuro.toolchain.${t}`),
+  "stage 3": [...TOOLS, "binutils-pass2", "gcc-pass2"].map((t) => `blazeneuro.temporary.${t}`),
+  "stage 4": [...TOOLS, "binutils", "gcc", "util-linux", "e2fsprogs", "init"].map((t) => `blazeneuro.system.${t}`),
+  "kernel and image": ["blazeneuro.kernel", "blazeneuro.partitions.esp", "blazeneuro.partitions.root", "blazeneuro"],
+  "boot tests": ["blazeneuro.tests.bios", "blazeneuro.tests.uefi", "blazeneuro.tests.persistence"],
+};
 
 // one store for both parts: the image is built on the stages
 const store = process.env.KILN_TOOLCHAIN_STORE ?? join(tempDir("store"), "kiln-store");
@@ -29,6 +38,24 @@ after(() => {
   if (!process.env.KILN_TOOLCHAIN_STORE) cleanup();
 });
 
+/**
+ * The time each stage's derivations took, from the store's record of their latest successful
+ * builds, found by derivation hash (stage 3's m4 and stage 4's have one name).
+ */
+async function stageTimes(stages: string[]): Promise<string> {
+  const all = stages.flatMap((s) => STAGES[s]!);
+  const r = await kilnJson(["eval", "--json", ...all], { cwd: REPO, store, env });
+  const drv = new Map((JSON.parse(r.stdout) as { roots: Array<{ target: string; drv: string }> }).roots.map((x) => [x.target, x.drv]));
+  const secs = (t: string) => query<{ secs: number }>(store,
+    "SELECT (ended_at - started_at) / 1000.0 AS secs FROM builds WHERE status = 'built' AND drv_hash = ? ORDER BY id DESC LIMIT 1", drv.get(t)!)[0]?.secs;
+  const min = (x: number | undefined) => (x === undefined ? "?" : `${(x / 60).toFixed(1)} min`);
+  return stages.map((s) => {
+    const ts = STAGES[s]!;
+    const total = ts.reduce((sum, t) => sum + (secs(t) ?? 0), 0);
+    return `${s} (${min(total)}):\n${ts.map((t) => `  ${t.padEnd(40)} ${min(secs(t))}`).join("\n")}`;
+  }).join("\n");
+}
+
 describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
   const paths: Record<string, string> = {};
 
@@ -36,13 +63,7 @@ describe("BlazeNeuro toolchain stages", { timeout: 5 * 60 * 60_000 }, () => {
     const targets = ["blazeneuro.temporary.tests.hello", "blazeneuro.toolchain", "blazeneuro.temporary"];
     const r = await kilnJson(["realize", "--no-link", "--json", ...targets], { cwd: REPO, store, env });
     for (const o of (JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> }).outputs) paths[o.target] = o.path;
-    // what each stage took, from the store's record of its (latest successful) build
-    const rows = query<{ name: string; secs: number }>(store,
-      "SELECT name, (ended_at - started_at) / 1000.0 AS secs FROM builds WHERE status = 'built' AND id IN (SELECT max(id) FROM builds WHERE status = 'built' GROUP BY name)");
-    const secs = new Map(rows.map((x) => [x.name, x.secs]));
-    const line = (n: string) => `  ${n.padEnd(24)} ${secs.has(n) ? `${(secs.get(n)! / 60).toFixed(1)} min` : "?"}`;
-    const total = (ns: string[]) => (ns.reduce((s, n) => s + (secs.get(n) ?? 0), 0) / 60).toFixed(1);
-    console.log(`stage 2 (${total(STAGE2)} min):\n${STAGE2.map(line).join("\n")}\nstage 3 (${total(STAGE3)} min):\n${STAGE3.map(line).join("\n")}`);
+    console.log(await stageTimes(["stage 2", "stage 3"]));
   });
 
   test("the temporary system's gcc and g++ compile C and C++ that run through its own glibc, with no seed in sight", () => {
@@ -115,6 +136,7 @@ describe("BlazeNeuro final system, image and boot tests", { timeout: 8 * 60 * 60
     const r = await kilnJson(["realize", "--no-link", "--json", ...targets], { cwd: REPO, store, env });
     for (const o of (JSON.parse(r.stdout) as { outputs: Array<{ target: string; path: string }> }).outputs) paths[o.target] = o.path;
     console.log(readFileSync(join(host(paths["blazeneuro.report"]!), "report.txt"), "utf8"));
+    console.log(await stageTimes(["stage 4", "kernel and image", "boot tests"]));
   });
 
   test("the image boots by SeaBIOS and by OVMF, the system says which, and its self-test passes", () => {
