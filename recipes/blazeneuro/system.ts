@@ -71,8 +71,9 @@ export const gcc = final("gcc", src.gcc, {
     patch: gccInTreeLibs,
     install: "ln -s gcc $out/usr/bin/cc",
   },
+  // (gcc 12's --disable-fixincludes leaves stmp-fixinc wanting a fixinc.sh nothing builds)
   configureFlags: ["--enable-default-pie", "--enable-default-ssp", "--disable-multilib", "--disable-bootstrap", "--disable-nls",
-    "--disable-fixincludes", "--enable-languages=c,c++"],
+    "--enable-languages=c,c++"],
   makeFlags: ["MAKEINFO=true"],
 });
 
