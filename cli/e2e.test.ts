@@ -61,6 +61,24 @@ let sharedCopy: Promise<Realized> | undefined;
 const shared = () => (sharedCopy ??= realizedCopy());
 
 describe("kiln on fixtures/hello", { timeout: 120_000 }, () => {
+  test("kiln check rebuilds what is realised and compares: identical, or the differing files named and exit 1", async () => {
+    const c = await realizedCopy();
+    // a build that is not deterministic: a fresh random id in its output
+    const file = join(c.cwd, "recipes", "index.ts");
+    const text = readFileSync(file, "utf8");
+    assert.ok(text.includes("export default { libgreet, hello, greeting };"));
+    writeFileSync(file, text.replace("export default { libgreet, hello, greeting };",
+      'const noisy = derivation({ name: "noisy", usr: tcc, script: sh`mkdir -p $out; cat /proc/sys/kernel/random/uuid > $out/id; echo same > $out/same` });\n' +
+      "export default { libgreet, hello, greeting, noisy };"));
+    await kilnJson(["realize", "--no-link", "noisy"], c.o);
+    const same = await kilnJson(["check", "greeting", "hello"], c.o);
+    const order = same.events.filter((e) => e.type === "checking" || e.type === "checked").map((e) => `${e.type} ${e.node!.name}`);
+    assert.deepEqual(order, ["checking greeting", "checked greeting", "checking hello", "checked hello"], "each rebuild is announced before its verdict");
+    assert.match(same.stdout, /^identical .*-greeting\nidentical .*-hello\n2 output\(s\) checked, 0 differ\n$/);
+    const differs = await kilnJson(["check", "noisy"], c.o, 1);
+    assert.match(differs.stdout, /^DIFFERS +.*-noisy\n  differs: id\n  rebuilt copy kept at .*\n1 output\(s\) checked, 1 differ\n$/);
+  });
+
   test("realize greeting builds three derivations, prints the store path and links ./result", async () => {
     // the realize that made the shared copy: its events and the build rows it left
     const { run: r, rows, cwd, first, greetingPath } = await shared();

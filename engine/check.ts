@@ -61,6 +61,7 @@ export async function check(ctx: Context, graph: Graph, roots: Node[], recursive
     checkSystem(env, n, req);
     const scratch = ctx.store.scratchDir(`check-${n.name}`);
     const log = new BuildLog(join(scratch, "check.log"), (line) => env.log(n, line));
+    ctx.events({ type: "checking", node: nodeRef(n) });
     const r = await ctx.builder.build(req, { signal: ctx.signal, onOutput: log.write }).finally(() => log.close());
     try {
       if (ctx.signal.aborted) throw new KilnError("CANCELLED", `${n.name}: cancelled`);

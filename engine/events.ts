@@ -43,6 +43,8 @@ export type KilnEvent =
   | { type: "skipped"; node: NodeRef; because: NodeRef; failed: NodeRef }
   /** stopped before it finished: Ctrl-C, or the run stopped at another node's failure */
   | { type: "cancelled"; node: NodeRef }
+  /** kiln check: a realised derivation is being built again, to compare (hours for a toolchain: say so when it starts) */
+  | { type: "checking"; node: NodeRef }
   | { type: "checked"; node: NodeRef; output: string; identical: boolean; differences: string[] }
   /**
    * unchanged: answered from the no-op record (cli/noop.ts); cached counts the targets' outputs.

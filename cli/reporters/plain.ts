@@ -63,6 +63,9 @@ export function plainReporter(o: PlainOptions): (e: KilnEvent) => void {
       case "cancelled":
         line(`cancelled ${e.node.name}`);
         break;
+      case "checking":
+        line(`checking ${e.node.name}: building it again to compare with the store`);
+        break;
       case "checked":
         line(`${e.identical ? "same    " : "DIFFERS "} ${e.node.name}${e.output !== "out" ? `.${e.output}` : ""}: ${e.identical ? "rebuilt bit-identical" : `rebuild differs in ${e.differences.length} file(s): ${e.differences.slice(0, 8).join(", ")}`}`);
         break;

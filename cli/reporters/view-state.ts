@@ -265,6 +265,11 @@ export function applyEvent(s: ViewState, e: KilnEvent, now: number): ViewState {
       setStatus(s, n, "cancelled", now);
       break;
     }
+    case "checking": {
+      const n = nodeOf(s, e.node);
+      n.checked = undefined;
+      break;
+    }
     case "checked": {
       const n = nodeOf(s, e.node);
       n.checked = { identical: e.identical, differences: e.differences };
