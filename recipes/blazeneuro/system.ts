@@ -10,7 +10,7 @@ import { derivation, sh, source, type Drv } from "kiln";
 import { build, pkg, rootTree, type PackageArgs, type Platform } from "../std/index.js";
 import * as src from "./sources.js";
 import { gccInTreeLibs, glibc, linuxHeaders, TARGET } from "./toolchain.js";
-import { gawkPrepare, packages as temporaryPackages, temporarySystem } from "./temporary.js";
+import { packages as temporaryPackages, temporarySystem, toolArgs } from "./temporary.js";
 
 type Source = { version: string; src: Drv };
 
@@ -34,28 +34,21 @@ export const ncurses = final("ncurses", src.tools.ncurses, {
   post: { install: `echo "INPUT(-lncursesw)" > $out/usr/lib/libncurses.so` },
 });
 
-export const bash = final("bash", src.tools.bash, {
-  configureFlags: ["--without-bash-malloc"],
-  post: { install: "ln -s bash $out/usr/bin/sh" },
-});
+export const bash = final("bash", src.tools.bash, toolArgs.bash);
 
-export const coreutils = final("coreutils", src.tools.coreutils, {
-  env: ALLOW_ROOT,
-  configureFlags: ["--enable-install-program=hostname", "--enable-no-install-program=kill,uptime"],
-  post: { install: "mkdir -p $out/usr/sbin && mv $out/usr/bin/chroot $out/usr/sbin/chroot" },
-});
+export const coreutils = final("coreutils", src.tools.coreutils, { ...toolArgs.coreutils, env: ALLOW_ROOT });
 
 export const diffutils = final("diffutils", src.tools.diffutils);
 export const file = final("file", src.tools.file);
-export const findutils = final("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
-export const gawk = final("gawk", src.tools.gawk, { pre: { configure: gawkPrepare } });
+export const findutils = final("findutils", src.tools.findutils, toolArgs.findutils);
+export const gawk = final("gawk", src.tools.gawk, toolArgs.gawk);
 export const grep = final("grep", src.tools.grep);
 export const gzip = final("gzip", src.tools.gzip);
-export const make = final("make", src.tools.make, { configureFlags: ["--without-guile"] });
+export const make = final("make", src.tools.make, toolArgs.make);
 export const patch = final("patch", src.tools.patch);
 export const sed = final("sed", src.tools.sed);
 export const tar = final("tar", src.tools.tar, { env: ALLOW_ROOT });
-export const xz = final("xz", src.tools.xz, { configureFlags: ["--disable-static"] });
+export const xz = final("xz", src.tools.xz, toolArgs.xz);
 
 export const binutils = final("binutils", src.binutils, {
   outOfTree: true,

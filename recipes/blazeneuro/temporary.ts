@@ -31,15 +31,24 @@ export const ncurses = temporary("ncurses", src.tools.ncurses, {
   post: { install: `echo "INPUT(-lncursesw)" > $out/usr/lib/libncurses.so` },
 });
 
-export const bash = temporary("bash", src.tools.bash, {
-  configureFlags: ["--without-bash-malloc"],
-  post: { install: "ln -s bash $out/usr/bin/sh" },
-});
+/** What a tool is configured with in both stages that build it: stage 3 (cross) and stage 4 (native). */
+export const toolArgs = {
+  bash: { configureFlags: ["--without-bash-malloc"], post: { install: "ln -s bash $out/usr/bin/sh" } },
+  coreutils: {
+    configureFlags: ["--enable-install-program=hostname", "--enable-no-install-program=kill,uptime"],
+    post: { install: "mkdir -p $out/usr/sbin && mv $out/usr/bin/chroot $out/usr/sbin/chroot" },
+  },
+  findutils: { configureFlags: ["--localstatedir=/var/lib/locate"] },
+  // gawk's extras are not needed; Debian's tarball has no gawk.texi sources (GFDL), so doc/ and
+  // awklib/ (whose example programs are extracted from them) are left out too
+  gawk: { pre: { configure: "sed -i -e 's/extras//' -e 's/^\\(SUBDIRS = .*\\) doc awklib /\\1 /' Makefile.in" } },
+  make: { configureFlags: ["--without-guile"] },
+  xz: { configureFlags: ["--disable-static"] },
+} satisfies Record<string, Partial<PackageArgs>>;
 
-export const coreutils = temporary("coreutils", src.tools.coreutils, {
-  configureFlags: ["--enable-install-program=hostname", "--enable-no-install-program=kill,uptime"],
-  post: { install: "mkdir -p $out/usr/sbin && mv $out/usr/bin/chroot $out/usr/sbin/chroot" },
-});
+export const bash = temporary("bash", src.tools.bash, toolArgs.bash);
+
+export const coreutils = temporary("coreutils", src.tools.coreutils, toolArgs.coreutils);
 
 export const diffutils = temporary("diffutils", src.tools.diffutils);
 
@@ -49,23 +58,16 @@ export const file = temporary("file", src.tools.file, {
   makeFlags: ["FILE_COMPILE=$KILN_SOURCE/build/src/file"],
 });
 
-export const findutils = temporary("findutils", src.tools.findutils, { configureFlags: ["--localstatedir=/var/lib/locate"] });
-
-/**
- * gawk's extras are not needed; Debian's tarball has no gawk.texi sources (GFDL), so doc/ and
- * awklib/ (whose example programs are extracted from them) are left out too.
- */
-export const gawkPrepare = "sed -i -e 's/extras//' -e 's/^\\(SUBDIRS = .*\\) doc awklib /\\1 /' Makefile.in";
-
-export const gawk = temporary("gawk", src.tools.gawk, { pre: { configure: gawkPrepare } });
+export const findutils = temporary("findutils", src.tools.findutils, toolArgs.findutils);
+export const gawk = temporary("gawk", src.tools.gawk, toolArgs.gawk);
 
 export const grep = temporary("grep", src.tools.grep);
 export const gzip = temporary("gzip", src.tools.gzip);
-export const make = temporary("make", src.tools.make, { configureFlags: ["--without-guile"] });
+export const make = temporary("make", src.tools.make, toolArgs.make);
 export const patch = temporary("patch", src.tools.patch);
 export const sed = temporary("sed", src.tools.sed);
 export const tar = temporary("tar", src.tools.tar);
-export const xz = temporary("xz", src.tools.xz, { configureFlags: ["--disable-static"] });
+export const xz = temporary("xz", src.tools.xz, toolArgs.xz);
 
 export const binutilsPass2 = temporary("binutils-pass2", src.binutils, {
   outOfTree: true,
