@@ -194,21 +194,17 @@ export class Realizer {
     }
     if (this.signal.aborted) throw cancelled(n);
     const key = `build:${hash}`;
-    const work = async (): Promise<Outcome> => {
-      if (this.signal.aborted) throw cancelled(n);
-      const again = this.lookup(n, hash);
-      if (again) return this.hit(n, hash, again, anyFresh);
-      if (n.kind === "fetch") return await this.timed(n, "fetch", async () => (await fetchStep(env, n, false))!);
-      return await this.timed(n, "build", (started) => buildStep(env, n, resolve().resolved, hash, inputs, started), hash);
-    };
     const ref = nodeRef(n);
     for (;;) {
-      const done = await this.slot(n, async () => {
+      const done = await this.slot(n, async (): Promise<Outcome | undefined> => {
         if (this.signal.aborted) throw cancelled(n);
         // another kiln process is building it: wait below, with the slot given back to work that can run now
         if (!this.ctx.store.tryLock(key)) return undefined;
         try {
-          return await work();
+          const again = this.lookup(n, hash);
+          if (again) return this.hit(n, hash, again, anyFresh);
+          if (n.kind === "fetch") return await this.timed(n, "fetch", async () => (await fetchStep(env, n, false))!);
+          return await this.timed(n, "build", (started) => buildStep(env, n, resolve().resolved, hash, inputs, started), hash);
         } finally {
           this.ctx.store.unlock(key);
         }
