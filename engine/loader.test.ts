@@ -2,11 +2,12 @@
 // faster than an object literal), still importable by default and by top-level key, and a file
 // that is not JSON is a load error naming it.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { cleanup, tempDir } from "../cli/test-helpers/kiln.js";
+import { cleanup, kiln, tempDir } from "../cli/test-helpers/kiln.js";
 import { KilnError } from "../store/errors.js";
+import { isDrv } from "./api.js";
 import { loadRecipeSet } from "./loader.js";
 
 describe("recipe loader: JSON modules", () => {
@@ -36,5 +37,27 @@ describe("recipe loader: JSON modules", () => {
       assert.match(e.message, /invalid JSON in \/.*\/data\.json: /);
       return true;
     });
+  });
+});
+
+describe("recipe loader: one cache, two ways of running kiln", () => {
+  after(cleanup);
+
+  // A bundle imports the recipe API by path: engine/api.ts when kiln runs from its sources under a
+  // TypeScript loader, the compiled module when it runs as the CLI. Sharing a store (its
+  // eval-cache) must not hand one the other's bundle.
+  test("the compiled CLI does not load a bundle made for the sources' api module", async () => {
+    const dir = tempDir("loader-two-apis");
+    const store = tempDir("loader-two-apis-store");
+    mkdirSync(join(dir, "recipes"));
+    writeFileSync(join(dir, "recipes", "index.ts"), [
+      'import { derivation, sh } from "kiln";',
+      'export const hello = derivation({ name: "hello", script: sh`echo hi > $out` });',
+    ].join("\n"));
+    const set = await loadRecipeSet(join(dir, "recipes", "index.ts"), join(store, "eval-cache"));
+    assert.ok(isDrv(set.module.hello));
+    const r = await kiln(["targets"], { cwd: dir, store });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /hello/);
   });
 });

@@ -39,8 +39,13 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
  */
 const BUNDLE_FORMAT = "v4";
 
+/**
+ * The index of an entry's bundle. A bundle imports the api module by path, so the key holds it:
+ * kiln run from its sources (api.ts) and the compiled CLI (api.js) may share one store's cache,
+ * and neither can import the other's bundle.
+ */
 function indexFileOf(entry: string, cacheDir: string): string {
-  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${entry}`).slice(0, 32)}.json`);
+  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_MODULE}\0${entry}`).slice(0, 32)}.json`);
 }
 
 /** Return the bundle for an entry file, rebuilding it only when one of its inputs changed. */
