@@ -1,6 +1,6 @@
 // Stage 4, the final system (Linux From Scratch 11.3, chapter 8, the part a bootable system
 // needs): the temporary system's packages built again, natively, in builds whose whole /usr is
-// the temporary system (LFS's chroot: nothing of the seed), plus util-linux and e2fsprogs; then
+// the temporary system (LFS's chroot: nothing of the seed), plus util-linux, pkgconf and e2fsprogs; then
 // the root tree of the USB image: those packages, the toolchain's glibc, the usual directories,
 // /etc, and init.
 //
@@ -78,9 +78,15 @@ export const utilLinux = final("util-linux", src.system.utilLinux, {
     "--without-tinfo", "--without-readline", "ADJTIME_PATH=/var/lib/hwclock/adjtime"],
 });
 
-/** e2fsprogs uses util-linux's libblkid and libuuid: it builds on the temporary system with util-linux added. */
+/** pkg-config (LFS 8.27): e2fsprogs finds util-linux's libraries with it, and the system keeps it. */
+export const pkgconf = final("pkgconf", src.system.pkgconf, {
+  configureFlags: ["--disable-static"],
+  post: { install: "ln -s pkgconf $out/usr/bin/pkg-config" },
+});
+
+/** e2fsprogs uses util-linux's libblkid and libuuid, found by pkg-config: it builds on the temporary system with both added. */
 const withUtilLinux = rootTree("blazeneuro-temporary-system-util-linux", {
-  "linux-api-headers": linuxHeaders, glibc, ...temporaryPackages, "util-linux": utilLinux,
+  "linux-api-headers": linuxHeaders, glibc, ...temporaryPackages, "util-linux": utilLinux, pkgconf,
 });
 
 export const e2fsprogs = final("e2fsprogs", src.system.e2fsprogs, {
@@ -92,7 +98,7 @@ export const e2fsprogs = final("e2fsprogs", src.system.e2fsprogs, {
 
 export const packages = {
   m4, ncurses, bash, coreutils, diffutils, file, findutils, gawk, grep, gzip, make, patch, sed, tar, xz, binutils, gcc,
-  "util-linux": utilLinux, e2fsprogs,
+  "util-linux": utilLinux, pkgconf, e2fsprogs,
 };
 
 /** init, compiled on the temporary system: the system's PID 1 (files/init.c), poweroff/reboot, which signal it, and the root's growing at boot. */
