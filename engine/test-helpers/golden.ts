@@ -1,12 +1,17 @@
 // Inputs of the golden tests: derivations written out by hand, a recipe graph evaluated with a
 // stub host-tool fingerprinter, and the literal hashes they must keep (fixtures/golden/).
 // Nothing here computes an expected value: the expectations are the literals in the JSON file.
-import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { LRUCache } from "lru-cache";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { concat, derivation, fetch, sh, source, type Drv } from "../api.js";
 import { inputPlaceholder, outputPlaceholder, SYSTEM, type Derivation, type DrvHash, type HostToolFingerprint } from "../derivation.js";
+import { Evaluator } from "../evaluate.js";
+import { reachable } from "../graph.js";
 import type { HostTools } from "../hosttools.js";
+import { loadRecipeSet, selectTarget } from "../loader.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const GOLDEN_DIR = join(REPO, "fixtures", "golden");
@@ -124,4 +129,24 @@ export function goldenRecipes(): { user: Drv; top: Drv; dep: Drv; fetched: Drv }
     script: sh`cat ${fetched} ${top} > $out`,
   });
   return { user, top, dep, fetched };
+}
+
+/**
+ * Compare name -> hash pairs with a golden file. With KILN_UPDATE_GOLDEN=1 the file is written
+ * first (a deliberate change of hashes, to be reviewed in the diff), so the comparison passes.
+ */
+export function assertGolden(file: string, got: Record<string, string>, what: string): void {
+  if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(file, JSON.stringify(got, null, 2) + "\n");
+  const want = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+  assert.deepEqual(got, want, `${what} changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff`);
+}
+
+/** The derivation hash of every node reachable from the targets of a recipe set, by name, host tools stubbed. */
+export async function recipeHashes(entry: string, targets: string[], cacheDir: string): Promise<Record<string, string>> {
+  const set = await loadRecipeSet(entry, cacheDir);
+  const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
+  const roots = targets.flatMap((t) => selectTarget(set, t)).map((t) => ev.evaluate(t.value).node);
+  const got: Record<string, string> = {};
+  for (const n of reachable(ev.graph, roots)) got[n.name] = n.hash;
+  return got;
 }

@@ -3,7 +3,6 @@
 // seed or on BlazeNeuro's own trees, none declaring host tools. The builds themselves (hours) are
 // the toolchain tier: blazeneuro.toolchain.test.ts, `npm run test:toolchain`.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { LRUCache } from "lru-cache";
@@ -11,7 +10,7 @@ import { Evaluator, type Node } from "../../engine/evaluate.js";
 import { listTargetTree, loadRecipeSet, selectTarget } from "../../engine/loader.js";
 import { reachable } from "../../engine/graph.js";
 import { REPO, tempDir } from "../../cli/test-helpers/kiln.js";
-import { stubHostTools } from "../../engine/test-helpers/golden.js";
+import { assertGolden, stubHostTools } from "../../engine/test-helpers/golden.js";
 
 const RECIPES = join(REPO, "recipes");
 const GOLDEN = join(REPO, "fixtures", "golden", "blazeneuro.json");
@@ -44,9 +43,7 @@ describe("BlazeNeuro toolchain recipes", () => {
     const { nodes } = await graph();
     const got: Record<string, string> = {};
     for (const n of nodes) got[n.name] = n.hash;
-    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
-    const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
-    assert.deepEqual(got, want, "a BlazeNeuro derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+    assertGolden(GOLDEN, got, "a BlazeNeuro derivation");
   });
 
   test("each stage builds with the one before it", async () => {
@@ -104,9 +101,7 @@ describe("BlazeNeuro toolchain recipes", () => {
       if (/^blazeneuro\.(toolchain|temporary)\b/.test(t.target)) continue; // pinned by name above
       got[t.target] = node(t.target).hash;
     }
-    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN_TARGETS, JSON.stringify(got, null, 2) + "\n");
-    const want = JSON.parse(readFileSync(GOLDEN_TARGETS, "utf8")) as Record<string, string>;
-    assert.deepEqual(got, want, "a BlazeNeuro derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+    assertGolden(GOLDEN_TARGETS, got, "a BlazeNeuro derivation");
   });
 
   test("the final system builds on the temporary system alone, and the image and its boot tests on it", async () => {

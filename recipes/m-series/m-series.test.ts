@@ -7,12 +7,8 @@ import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { LRUCache } from "lru-cache";
-import { Evaluator } from "../../engine/evaluate.js";
-import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
-import { reachable } from "../../engine/graph.js";
 import { buildRows, cleanup, kilnJson, REPO, SEED_DEB_CACHE, tempDir } from "../../cli/test-helpers/kiln.js";
-import { stubHostTools } from "../../engine/test-helpers/golden.js";
+import { assertGolden, recipeHashes } from "../../engine/test-helpers/golden.js";
 import { fragments } from "./kernel.js";
 
 const RECIPES = join(REPO, "recipes");
@@ -22,14 +18,7 @@ const TARGETS = ["m-series", "m-series.tests.boot", "m-series.report", "m-series
 describe("m-series recipes", () => {
   test("evaluation goldens: the derivation hashes of every m-series node are pinned", async () => {
     // host tools stubbed: the hashes must not depend on this machine's package versions
-    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
-    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
-    const roots = TARGETS.flatMap((t) => selectTarget(set, t)).map((t) => ev.evaluate(t.value).node);
-    const got: Record<string, string> = {};
-    for (const n of reachable(ev.graph, roots)) got[n.name] = n.hash;
-    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
-    const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
-    assert.deepEqual(got, want, "an m-series derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+    assertGolden(GOLDEN, await recipeHashes(join(RECIPES, "index.ts"), TARGETS, tempDir("eval-cache")), "an m-series derivation");
   });
 
   test("the rootfs lock holds together: every set package pinned, request and exclusions as in the sets file", () => {

@@ -12,13 +12,9 @@ import { execFileSync } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { LRUCache } from "lru-cache";
-import { Evaluator } from "../../engine/evaluate.js";
-import { loadRecipeSet, selectTarget } from "../../engine/loader.js";
-import { reachable } from "../../engine/graph.js";
 import { buildStarts, cleanup, eventsOf, git, kiln, kilnJson, REPO, SEED_DEB_CACHE, storeContents, tempDir } from "../../cli/test-helpers/kiln.js";
 import { sha256File } from "../../store/digest.js";
-import { stubHostTools } from "../../engine/test-helpers/golden.js";
+import { assertGolden, recipeHashes } from "../../engine/test-helpers/golden.js";
 import { TINY_MODEL_TEXT_SHA256 } from "./index.js";
 
 const RECIPES = join(REPO, "recipes");
@@ -43,14 +39,7 @@ describe("pi4-llm-os recipes", () => {
 
   test("evaluation goldens: the derivation hashes of every pi4-llm-os node are pinned", async () => {
     // host tools stubbed: the hashes must not depend on this machine's package versions
-    const set = await loadRecipeSet(join(RECIPES, "index.ts"), tempDir("eval-cache"));
-    const ev = new Evaluator({ hostTools: stubHostTools().hostTools, fileCache: new LRUCache({ max: 1000 }) });
-    const roots = TARGETS.flatMap((t) => selectTarget(set, t)).map((t) => ev.evaluate(t.value).node);
-    const got: Record<string, string> = {};
-    for (const n of reachable(ev.graph, roots)) got[n.name] = n.hash;
-    if (process.env.KILN_UPDATE_GOLDEN === "1") writeFileSync(GOLDEN, JSON.stringify(got, null, 2) + "\n");
-    const want = JSON.parse(readFileSync(GOLDEN, "utf8")) as Record<string, string>;
-    assert.deepEqual(got, want, "a pi4-llm-os derivation changed: if intended, regenerate with KILN_UPDATE_GOLDEN=1 and review the diff");
+    assertGolden(GOLDEN, await recipeHashes(join(RECIPES, "index.ts"), TARGETS, tempDir("eval-cache")), "a pi4-llm-os derivation");
   });
 
   test("host-independent keys: another PATH, other host tools and other package versions give the same derivation hashes", { timeout: 120_000 }, async () => {
