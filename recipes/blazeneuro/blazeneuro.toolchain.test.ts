@@ -25,7 +25,7 @@ const TOOLS = ["m4", "ncurses", "bash", "coreutils", "diffutils", "file", "findu
 const STAGES: Record<string, string[]> = {
   "stage 2": ["binutils-pass1", "gcc-pass1", "linux-api-headers", "glibc", "libstdc++"].map((t) => `blazeneuro.toolchain.${t}`),
   "stage 3": [...TOOLS, "binutils-pass2", "gcc-pass2"].map((t) => `blazeneuro.temporary.${t}`),
-  "stage 4": [...TOOLS, "binutils", "gcc", "util-linux", "pkgconf", "e2fsprogs", "init"].map((t) => `blazeneuro.system.${t}`),
+  "stage 4": [...TOOLS, "flex", "bison", "binutils", "gcc", "util-linux", "pkgconf", "e2fsprogs", "init"].map((t) => `blazeneuro.system.${t}`),
   "kernel and image": ["blazeneuro.kernel", "blazeneuro.partitions.esp", "blazeneuro.partitions.root", "blazeneuro"],
   "boot tests": ["blazeneuro.tests.bios", "blazeneuro.tests.uefi", "blazeneuro.tests.persistence"],
 };

@@ -125,6 +125,8 @@ export const tools = {
 /** The final system's additions: the seed's filesystem support (LFS chapter 8). */
 export const system = {
   utilLinux: up("util-linux", "2.38.1-5+deb12u3", "2.38.1", "util-linux_2.38.1.orig.tar.xz", "60492a19b44e6cf9a3ddff68325b333b8b52b6c59ce3ebd6a0ecaa4c5117e84f"),
+  flex: up("flex", "2.6.4-8.2", "2.6.4", "flex_2.6.4.orig.tar.gz", "e87aae032bf07c26f85ac0ed3250998c37621d95f8bd748b31f15b33c45ee995"),
+  bison: up("bison", "2:3.8.2+dfsg-1", "3.8.2", "bison_3.8.2+dfsg.orig.tar.xz", "dff8a3c96dd34121828f62a7fa49e1f7765815b89e59f564e8d2a9e71c177be5"),
   pkgconf: up("pkgconf", "1.8.1-1", "1.8.1", "pkgconf_1.8.1.orig.tar.xz", "644361ada2942be05655d4452eb018791647c31bba429b287f1f68deb2dc6840"),
   e2fsprogs: up("e2fsprogs", "1.47.0-2", "1.47.0", "e2fsprogs_1.47.0.orig.tar.gz", "6667afde56eef0c6af26684974400e4d2288ea49e9441bf5e6229195d51a3578"),
 };

@@ -1,6 +1,6 @@
 // Stage 4, the final system (Linux From Scratch 11.3, chapter 8, the part a bootable system
 // needs): the temporary system's packages built again, natively, in builds whose whole /usr is
-// the temporary system (LFS's chroot: nothing of the seed), plus util-linux, pkgconf and e2fsprogs; then
+// the temporary system (LFS's chroot: nothing of the seed), plus flex, bison, util-linux, pkgconf and e2fsprogs; then
 // the root tree of the USB image: those packages, the toolchain's glibc, the usual directories,
 // /etc, and init.
 //
@@ -50,7 +50,32 @@ export const sed = final("sed", src.tools.sed);
 export const tar = final("tar", src.tools.tar, { env: ALLOW_ROOT });
 export const xz = final("xz", src.tools.xz, toolArgs.xz);
 
+/** flex and bison (LFS 8.15, 8.32): the native binutils needs both (below). */
+export const flex = final("flex", src.system.flex, {
+  configureFlags: ["--disable-static"],
+  post: { install: "ln -s flex $out/usr/bin/lex" },
+});
+// Debian's bison tarball has no manual (DFSG): no info pages (INFO_DEPS empty, and all-local's
+// backup of them dropped); the examples extracted from the manual are in the tarball, and an
+// empty, older stand-in for it keeps make from wanting to extract them again
+export const bison = final("bison", src.system.bison, {
+  makeFlags: ["MAKEINFO=true", "INFO_DEPS="],
+  post: {
+    patch: ": > doc/bison.texi && touch -d @0 doc/bison.texi",
+    configure: "sed -i '/^all-local: .*info.bak$/d' Makefile",
+  },
+});
+
+/**
+ * Debian's binutils tree has lexers its patches changed (binutils/arlex.l) and lacks ld's
+ * generated parser: it builds on the temporary system with flex and bison added.
+ */
+const withParserTools = rootTree("blazeneuro-temporary-system-flex-bison", {
+  "linux-api-headers": linuxHeaders, glibc, ...temporaryPackages, flex, bison,
+});
+
 export const binutils = final("binutils", src.binutils, {
+  usr: withParserTools,
   outOfTree: true,
   configureFlags: ["--sysconfdir=/etc", "--enable-ld=default", "--enable-plugins", "--enable-shared", "--disable-werror",
     "--enable-64-bit-bfd", "--disable-gprofng", "--disable-nls"],
@@ -97,7 +122,7 @@ export const e2fsprogs = final("e2fsprogs", src.system.e2fsprogs, {
 });
 
 export const packages = {
-  m4, ncurses, bash, coreutils, diffutils, file, findutils, gawk, grep, gzip, make, patch, sed, tar, xz, binutils, gcc,
+  m4, ncurses, bash, coreutils, diffutils, file, findutils, gawk, grep, gzip, make, patch, sed, tar, xz, flex, bison, binutils, gcc,
   "util-linux": utilLinux, pkgconf, e2fsprogs,
 };
 
