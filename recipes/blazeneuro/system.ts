@@ -159,10 +159,26 @@ EOF
     cp ${source(import.meta.url, "files/selftest")} etc/blazeneuro/selftest`,
 });
 
-/**
- * The root of the USB image: the final packages, the toolchain's glibc and the kernel headers,
- * /etc, init; merged-/usr (bin, sbin, lib, lib64 -> usr/...).
- */
-export const rootfs = rootTree("blazeneuro-rootfs", {
+/** The final packages, the toolchain's glibc and the kernel headers, /etc, init; merged-/usr (bin, sbin, lib, lib64 -> usr/...). */
+export const rootfsUnstripped = rootTree("blazeneuro-rootfs-unstripped", {
   "linux-api-headers": linuxHeaders, glibc, ...packages, init, etc,
 }, { bin: "usr/bin", lib: "usr/lib", lib64: "usr/lib64", sbin: "usr/sbin" });
+
+/**
+ * The root of the USB image: that tree with the debug information stripped from every ELF file
+ * and archive (LFS 8.84), on the temporary system's strip (archives rewritten with zero dates and
+ * ids, or each build would differ). The debug information named the
+ * build's paths (stage 3's headers in the store) and was half of the tree (gcc's cc1, cc1plus,
+ * lto1).
+ */
+export const rootfs = derivation({
+  name: "blazeneuro-rootfs",
+  usr: temporarySystem,
+  script: sh`cp -a ${rootfsUnstripped}/. $out
+    chmod -R u+w $out
+    find $out/usr -type f | while read -r f; do
+      case "$(head -c 4 "$f" | od -An -tx1 | tr -d ' \n')" in
+        7f454c46|213c6172) strip --strip-debug --enable-deterministic-archives "$f" ;;
+      esac
+    done`,
+});
