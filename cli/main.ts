@@ -31,7 +31,6 @@ import { whyDependsCommand } from "./commands/why-depends.js";
 import type { KilnCommand } from "./command.js";
 import type { GlobalArgs } from "./context.js";
 
-process.setSourceMapsEnabled(true);
 
 // `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool
 for (const stream of [process.stdout, process.stderr]) {

@@ -2,6 +2,7 @@
 import { setMaxListeners } from "node:events";
 import { isKilnError, type ErrorCode } from "../store/errors.js";
 import { storeFailure } from "../store/failures.js";
+import { mapStack } from "../engine/source-map.js";
 import type { LocalStore, OpenStoreOptions } from "../store/local-store.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, storeRoot, type GlobalArgs, type Reporter } from "./context.js";
@@ -110,6 +111,7 @@ export function reportError(e: unknown): number {
     process.stderr.write(`error: ${e.describe()}\n`);
     return EXIT_CODE[e.code];
   }
-  process.stderr.write(`internal error (a bug in kiln, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+  // positions in recipe bundles and in kiln's own bundle as their source files
+  process.stderr.write(`internal error (a bug in kiln, please report it):\n${mapStack(String((e as Error)?.stack ?? e))}\n`);
   return EXIT.internal;
 }

@@ -11,6 +11,7 @@ import { findSourceMap } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../store/errors.js";
+import { originalPosition } from "./source-map.js";
 import type { FetchSource } from "./derivation.js";
 
 export const KIND: unique symbol = Symbol.for("kiln.kind") as never;
@@ -110,7 +111,7 @@ export const isStr = (v: unknown): v is Str => isKind(v, "str");
 
 /**
  * file:line:column of the recipe code that called derivation()/fetch(), in the recipe's own file
- * (the bundle's source map applied). Helper libraries in a `std/` folder of the recipe set (the
+ * (the bundle's source map applied, engine/source-map.ts). Helper libraries in a `std/` folder of the recipe set (the
  * stdenv's pkg(), std's build()) are passed over like the API itself, so a package's position is
  * the line that made it, where `kiln why` should point; failing any other frame, the helper's. Structured call sites and one source-map lookup per call
  * site (a loop making 10k derivations asks once): formatting a whole mapped stack trace per
@@ -159,19 +160,22 @@ const positions = new Map<string, string>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */
 function mapPosition(file: string, line: number, col: number): string {
-  let out = { file, line, col };
-  const entry = findSourceMap(file)?.findEntry(line - 1, col - 1) as
-    | { originalSource?: string; originalLine?: number; originalColumn?: number }
-    | undefined;
-  if (entry?.originalSource !== undefined && entry.originalLine !== undefined && entry.originalColumn !== undefined) {
-    const src = entry.originalSource;
+  let out = originalPosition(file, line, col);
+  if (!out) {
+    // a module Node maps itself (recipes run under a TypeScript loader, as in kiln's tests)
+    const entry = findSourceMap(file)?.findEntry(line - 1, col - 1) as
+      | { originalSource?: string; originalLine?: number; originalColumn?: number }
+      | undefined;
     const base = file.startsWith("file://") ? fileURLToPath(file) : file;
-    out = {
-      file: src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(dirname(base), src),
-      line: entry.originalLine + 1,
-      col: entry.originalColumn + 1,
-    };
-  } else if (file.startsWith("file://")) out.file = fileURLToPath(file);
+    if (entry?.originalSource !== undefined && entry.originalLine !== undefined && entry.originalColumn !== undefined) {
+      const src = entry.originalSource;
+      out = {
+        file: src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(dirname(base), src),
+        line: entry.originalLine + 1,
+        col: entry.originalColumn + 1,
+      };
+    } else out = { file: base, line, col };
+  }
   if (out.file.endsWith("/engine/api.ts") || out.file.endsWith("/engine/api.js")) return API_FRAME;
   return `${out.file}:${out.line}:${out.col}`;
 }

@@ -61,3 +61,47 @@ describe("recipe loader: one cache, two ways of running kiln", () => {
     assert.match(r.stdout, /hello/);
   });
 });
+
+describe("recipe loader: positions through the bundle's own map", () => {
+  after(cleanup);
+
+  // The bundle's source map is a file beside it, read only when a position is asked for
+  // (engine/source-map.ts): positions and stack traces still name the recipe files.
+  test("a recipe that throws while loading: the stack names the recipe's line, not the bundle's", async () => {
+    const dir = tempDir("loader-throw");
+    writeFileSync(join(dir, "index.ts"), [
+      'import { derivation, sh } from "kiln";',
+      "// a comment and a type the bundle drops, so the bundle's lines are not the recipe's",
+      "type Unused = { a: number };",
+      "function boom(): never {",
+      '  throw new Error("recipe bug here");',
+      "}",
+      'export const hello = derivation({ name: "hello", script: sh`echo ${String(boom())} > $out` });',
+    ].join("\n"));
+    const r = await kiln(["-f", join(dir, "index.ts"), "eval", "hello"], { cwd: dir, store: tempDir("loader-throw-store") });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /recipe bug here/);
+    assert.ok(r.stderr.includes(`at boom (${join(dir, "index.ts")}:5:9)`), r.stderr);
+    assert.ok(!/eval-cache/.test(r.stderr), `no frame names the bundle:\n${r.stderr}`);
+  });
+
+  test("derivation positions follow an edit that only moves lines (same code, a new map)", async () => {
+    const dir = tempDir("loader-move");
+    const store = tempDir("loader-move-store");
+    const body = ['import { derivation, sh } from "kiln";', 'export const hello = derivation({ name: "hello", script: sh`echo hi > $out` });'];
+    const position = async () => {
+      const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", "hello"], { cwd: dir, store });
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { derivations: Record<string, { meta: { position?: string } }> };
+      return Object.values(out.derivations)[0]!.meta.position;
+    };
+    writeFileSync(join(dir, "index.ts"), body.join("\n"));
+    assert.equal(await position(), `${join(dir, "index.ts")}:2:22`);
+    writeFileSync(join(dir, "index.ts"), ["// three lines", "// of comments", "// above", ...body].join("\n"));
+    assert.equal(await position(), `${join(dir, "index.ts")}:5:22`);
+    const cache = join(store, "eval-cache");
+    const bundles = readdirSync(cache).filter((f) => f.endsWith(".mjs"));
+    assert.equal(bundles.length, 2, "the same code with another map is another bundle");
+    for (const b of bundles) assert.ok(readdirSync(cache).includes(`${b}.map`), `${b} has its map beside it`);
+  });
+});

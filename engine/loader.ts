@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
 import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
+import { mapStack } from "./source-map.js";
 
 const SELF = fileURLToPath(import.meta.url);
 /**
@@ -35,9 +36,9 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
 
 /**
  * Bump when the bundle's shape changes (v2: source map paths name the real recipe files; v3: no
- * sources in the map; v4: JSON modules as JSON.parse).
+ * sources in the map; v4: JSON modules as JSON.parse; v5: the map in a file of its own).
  */
-const BUNDLE_FORMAT = "v4";
+const BUNDLE_FORMAT = "v5";
 
 /**
  * The index of an entry's bundle. A bundle imports the api module by path, so the key holds it:
@@ -81,7 +82,8 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
       format: "esm",
       target: "node20",
       write: false,
-      sourcemap: "inline",
+      // beside the bundle, read only when a position is asked for (engine/source-map.ts)
+      sourcemap: "external",
       // positions need only the mappings; the sources' text (the seed's lock is 100 kB of JSON)
       // would be parsed again by every process that loads the bundle
       sourcesContent: false,
@@ -131,14 +133,20 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
     const text = errors.map((x) => (x.location ? `${x.location.file}:${x.location.line}:${x.location.column}: ${x.text}` : x.text)).join("\n");
     throw new KilnError("RECIPE_LOAD", `cannot compile the recipes in ${entry}:\n${text || (e as Error).message}`, "fix the error above; `npm run typecheck` shows type errors too");
   }
-  const code = result.outputFiles[0]!.contents;
-  const digest = blake3Hex(code).slice(0, 32);
+  const code = result.outputFiles.find((f) => !f.path.endsWith(".map"))!.contents;
+  const map = result.outputFiles.find((f) => f.path.endsWith(".map"))!.contents;
+  // the map is part of the name: an edit that moves lines but bundles to the same code still
+  // needs its own positions
+  const digest = blake3Hex(Buffer.concat([code, Buffer.from([0]), map])).slice(0, 32);
   const name = `${digest}.mjs`;
   const target = join(cacheDir, name);
   if (!existsSync(target)) {
-    const tmp = tmpName(target);
-    writeFileSync(tmp, code);
-    renameSync(tmp, target);
+    // the map first: whoever finds the bundle finds its map (engine/source-map.ts)
+    for (const [file, bytes] of [[`${target}.map`, map], [target, code]] as const) {
+      const tmp = tmpName(file);
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, file);
+    }
   }
   const inputs: CacheIndex["inputs"] = {};
   for (const f of Object.keys(result.metafile!.inputs)) {
@@ -177,7 +185,7 @@ export async function loadRecipeSet(entry: string, cacheDir: string): Promise<Re
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
     if (isKilnError(e)) throw e;
-    throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${(e as Error).stack ?? e}`, "fix the recipe code at the location above");
+    throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${mapStack(String((e as Error)?.stack ?? e))}`, "fix the recipe code at the location above");
   }
   const idx = JSON.parse(readFileSync(indexFileOf(entry, cacheDir), "utf8")) as CacheIndex;
   return { entry, module, files: Object.keys(idx.inputs), digests: Object.fromEntries(Object.entries(idx.inputs).map(([f, st]) => [f, st[3]])) };

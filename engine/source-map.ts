@@ -1,0 +1,136 @@
+// Positions in a recipe bundle as positions in the recipe files. The loader writes each bundle's
+// source map beside it (<bundle>.map, no sourceMappingURL comment, so Node never parses it); this
+// module reads a map only when a position in its bundle is asked for, and decodes only the lines
+// asked for. Node's own source-map support (process.setSourceMapsEnabled) parses every mapping of
+// a bundle when it is loaded: a tenth of the evaluation of a large recipe set, for the few dozen
+// call sites a recipe set has.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface Mapped {
+  file: string;
+  line: number;
+  col: number;
+}
+
+interface BundleMap {
+  sources: string[];
+  /** the mappings of each generated line, still VLQ-encoded */
+  lines: string[];
+  /** decoded lines: [generated column, source index, original line, original column] per segment */
+  decoded: Map<number, Int32Array>;
+  /** the decoder's state is cumulative across lines: state at the start of each decoded prefix */
+  starts: Array<[number, number, number]>;
+}
+
+const maps = new Map<string, BundleMap | null>();
+
+function mapOf(bundle: string): BundleMap | null {
+  let m = maps.get(bundle);
+  if (m !== undefined) return m;
+  m = null;
+  const file = `${bundle}.map`;
+  if (existsSync(file)) {
+    try {
+      const raw = JSON.parse(readFileSync(file, "utf8")) as { sources?: string[]; sourceRoot?: string; mappings?: string };
+      const base = dirname(bundle);
+      const sources = (raw.sources ?? []).map((s) => {
+        const src = raw.sourceRoot ? `${raw.sourceRoot.replace(/\/$/, "")}/${s}` : s;
+        return src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(base, src);
+      });
+      m = { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
+    } catch {
+      m = null;
+    }
+  }
+  maps.set(bundle, m);
+  return m;
+}
+
+const B64 = new Int8Array(128).fill(-1);
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach((c, i) => (B64[c.charCodeAt(0)] = i));
+
+/**
+ * Decode one generated line. Source index, original line and original column are deltas that
+ * run on across lines, so the state at the start of line n needs every earlier line's deltas:
+ * those lines are scanned (not stored) once, and the state at each line start is kept.
+ */
+function decodeLine(m: BundleMap, line: number): Int32Array {
+  const done = m.decoded.get(line);
+  if (done) return done;
+  let state: [number, number, number] = m.starts[m.starts.length - 1]!;
+  for (let l = m.starts.length - 1; l < line; l++) {
+    state = scan(m.lines[l] ?? "", state, undefined);
+    m.starts.push(state);
+  }
+  const segs: number[] = [];
+  scan(m.lines[line] ?? "", m.starts[line]!, segs);
+  const out = Int32Array.from(segs);
+  m.decoded.set(line, out);
+  return out;
+}
+
+/** Run the VLQ decoder over one line from a state; collect its 4-field segments when asked. */
+function scan(text: string, [src0, line0, col0]: [number, number, number], out: number[] | undefined): [number, number, number] {
+  let src = src0, oline = line0, ocol = col0, gcol = 0;
+  let field = 0, value = 0, shift = 0;
+  const fields = [0, 0, 0, 0, 0];
+  const flush = () => {
+    if (field >= 4) {
+      src += fields[1]!;
+      oline += fields[2]!;
+      ocol += fields[3]!;
+    }
+    gcol += fields[0]!;
+    if (out && field >= 4) out.push(gcol, src, oline, ocol);
+    field = 0;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 44 /* , */) {
+      flush();
+      continue;
+    }
+    const d = B64[c] ?? -1;
+    if (d < 0) continue;
+    value += (d & 31) << shift;
+    if (d & 32) {
+      shift += 5;
+      continue;
+    }
+    fields[field++] = value & 1 ? -(value >>> 1) : value >>> 1;
+    value = 0;
+    shift = 0;
+  }
+  if (text.length > 0) flush();
+  return [src, oline, ocol];
+}
+
+/**
+ * The original position of a 1-based line and column in a bundle that has a map beside it; the
+ * nearest mapped segment at or left of the column. Undefined for files without a map.
+ */
+export function originalPosition(file: string, line: number, col: number): Mapped | undefined {
+  const path = file.startsWith("file://") ? fileURLToPath(file) : file;
+  const m = mapOf(path);
+  if (!m || line < 1 || line > m.lines.length) return undefined;
+  const segs = decodeLine(m, line - 1);
+  let best = -1;
+  for (let i = 0; i < segs.length; i += 4) {
+    if (segs[i]! <= col - 1) best = i;
+    else break;
+  }
+  if (best < 0) return undefined;
+  const source = m.sources[segs[best + 1]!];
+  if (source === undefined) return undefined;
+  return { file: source, line: segs[best + 2]! + 1, col: segs[best + 3]! + 1 };
+}
+
+/** A stack trace with every frame in a mapped bundle written as the recipe file's position. */
+export function mapStack(stack: string): string {
+  return stack.replace(/((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)/g, (all, file: string, line: string, col: string) => {
+    const p = originalPosition(file, Number(line), Number(col));
+    return p ? `${p.file}:${p.line}:${p.col}` : all;
+  });
+}
