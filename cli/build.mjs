@@ -3,7 +3,9 @@
 //   dist/kiln.cjs       the launcher (package.json "bin"): answers a no-op realize from its record
 //                       (cli/fast.ts) with node built-ins and SQLite only. CommonJS, because
 //                       Node starts a CommonJS file ~13 ms sooner than an ES module here.
-//   dist/kiln-main.mjs  the whole CLI, imported by the launcher for everything else.
+//   dist/kiln-main.cjs  the whole CLI, which the launcher compiles with V8's code cache for
+//                       everything else (cli/kiln.ts): a script, so a function body the
+//                       launcher runs, not a module; its map beside it, for stack traces.
 import { execFileSync } from "node:child_process";
 import { chmodSync, rmSync } from "node:fs";
 import { build } from "esbuild";
@@ -20,10 +22,13 @@ const common = {
 await build({
   ...common,
   entryPoints: ["cli/main.ts"],
-  format: "esm",
-  sourcemap: true,
-  outfile: "dist/kiln-main.mjs",
-  banner: { js: "import { createRequire as __kilnRequire } from 'node:module'; const require = __kilnRequire(import.meta.url);" },
+  format: "cjs",
+  // no sourceMappingURL comment: engine/source-map.ts finds the map beside the file when a stack
+  // trace is printed, and nothing parses it before
+  sourcemap: "external",
+  outfile: "dist/kiln-main.cjs",
+  // the launcher passes the file's URL in (cli/kiln.ts)
+  define: { "import.meta.url": "__kilnUrl" },
 });
 await build({
   ...common,
@@ -36,4 +41,6 @@ await build({
 // the single bundle of earlier versions, if a checkout still has it
 chmodSync("dist/kiln.cjs", 0o755);
 rmSync("dist/kiln.mjs", { force: true });
+rmSync("dist/kiln-main.mjs", { force: true });
+rmSync("dist/kiln-main.mjs.map", { force: true });
 rmSync("dist/kiln-fast.cjs", { force: true });

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // kiln: the command line. Composition root; one file per verb under commands/.
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
@@ -30,7 +29,6 @@ import { whyCommand } from "./commands/why.js";
 import { whyDependsCommand } from "./commands/why-depends.js";
 import type { KilnCommand } from "./command.js";
 import type { GlobalArgs } from "./context.js";
-
 
 // `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool
 for (const stream of [process.stdout, process.stderr]) {
@@ -105,4 +103,9 @@ const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance
   .getInternalMethods?.().getUsageInstance?.();
 if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => {};
 
-await cli.parseAsync();
+/**
+ * The run. The launcher (cli/kiln.ts) waits for it and reports what escaped every command as an
+ * internal error; run directly (dist/cli/main.js, a TypeScript loader), a rejection ends the
+ * process the same way an uncaught error does.
+ */
+export const done: Promise<unknown> = cli.parseAsync();

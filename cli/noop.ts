@@ -54,14 +54,14 @@ export function statTuple(p: string): StatTuple {
 
 /**
  * The identity of the running kiln build: the stat of the bundle that holds the engine
- * (dist/kiln-main.mjs next to the launcher). Undefined when kiln does not run from its bundle
+ * (dist/kiln-main.cjs next to the launcher). Undefined when kiln does not run from its bundle
  * (e.g. under tsx): then no record is written or read.
  */
 export function buildId(): string | undefined {
   const script = process.argv[1];
   if (!script) return undefined;
   try {
-    const main = join(dirname(realpathSync(script)), "kiln-main.mjs");
+    const main = join(dirname(realpathSync(script)), "kiln-main.cjs");
     const s = lstatSync(main);
     return `${main}:${s.size}:${s.mtimeMs}:${s.ino}`;
   } catch {

@@ -10,6 +10,7 @@ import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
 import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
 import { mapStack } from "./source-map.js";
+import { importModule } from "./dynamic-import.js";
 
 const SELF = fileURLToPath(import.meta.url);
 /**
@@ -72,7 +73,7 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
     }
   }
 
-  const esbuild = await import("esbuild");
+  const esbuild = await importModule<typeof import("esbuild")>("esbuild");
   let result;
   try {
     result = await esbuild.build({
@@ -181,7 +182,7 @@ export async function loadRecipeSet(entry: string, cacheDir: string): Promise<Re
   const file = await bundle(entry, cacheDir);
   let module: Record<string, unknown>;
   try {
-    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    module = await importModule(pathToFileURL(file).href);
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
     if (isKilnError(e)) throw e;

@@ -6,6 +6,7 @@
 // .js name resolves to tui.tsx.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { importModule } from "../../engine/dynamic-import.js";
 
 type TuiModule = typeof import("./tui.js");
 
@@ -15,5 +16,5 @@ export async function loadTui(): Promise<TuiModule> {
   const url = beside ? here : new URL("./cli/reporters/tui.js", import.meta.url);
   // a computed specifier keeps esbuild from pulling the module into the bundle
   const spec: string = url.href;
-  return (await import(spec)) as TuiModule;
+  return await importModule<TuiModule>(spec);
 }

@@ -30,6 +30,7 @@ import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import tar, { type Header } from "tar-stream";
 import { KilnError } from "../../store/errors.js";
+import { importModule } from "../dynamic-import.js";
 
 /** Top-level directories a merged-/usr system keeps under usr/ (with a compatibility link). */
 export const MERGED_DIRS: readonly string[] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
@@ -136,7 +137,7 @@ async function decompress(name: string, data: Buffer, debFile: string): Promise<
     case "data.tar.xz": {
       // loaded when first needed: its loader asks process.report for the libc (tens of ms), a
       // cost every kiln command would pay at start-up
-      const { xz } = await import("@napi-rs/lzma");
+      const { xz } = await importModule<typeof import("@napi-rs/lzma")>("@napi-rs/lzma");
       let plain: Buffer;
       try {
         plain = await xz.decompress(data);

@@ -9,6 +9,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CacheBackend, S3Location } from "./backend.js";
 import { unreachable } from "./cache-errors.js";
+import { importModule } from "../dynamic-import.js";
 
 /** The AWS SDK's S3 client module, imported when an s3:// cache is first used (it is large). */
 type Sdk = typeof import("@aws-sdk/client-s3");
@@ -20,7 +21,7 @@ export class S3Backend implements CacheBackend {
   private readonly prefix: string;
 
   static async create(at: S3Location, timeoutMs: number): Promise<S3Backend> {
-    return new S3Backend(await import("@aws-sdk/client-s3"), at, timeoutMs);
+    return new S3Backend(await importModule<Sdk>("@aws-sdk/client-s3"), at, timeoutMs);
   }
 
   private constructor(private readonly sdk: Sdk, at: S3Location, timeoutMs: number) {
