@@ -180,8 +180,28 @@ function mapPosition(file: string, line: number, col: number): string {
   return `${out.file}:${out.line}:${out.col}`;
 }
 
+/** The position atCaller() fixed for the derivations its function makes; null: find each one's. */
+let fixedPosition: string | undefined | null = null;
+
+/**
+ * For helper libraries that make many derivations in one call (std's seed(): two per Debian
+ * package, hundreds per tree): run `make` with every derivation it creates positioned at the
+ * helper's caller, found once, rather than by a stack capture per derivation. The position is
+ * the one each would have got, the recipe line that called the helper (helper frames are passed
+ * over either way). Nested calls keep the outermost position.
+ */
+export function atCaller<T>(make: () => T): T {
+  if (fixedPosition !== null) return make();
+  fixedPosition = callerPosition();
+  try {
+    return make();
+  } finally {
+    fixedPosition = null;
+  }
+}
+
 function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
-  const position = callerPosition();
+  const position = fixedPosition !== null ? fixedPosition : callerPosition();
   const refs = new Map<string, OutputRef>();
   const drv: Drv = {
     [KIND]: "drv",

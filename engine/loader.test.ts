@@ -85,6 +85,33 @@ describe("recipe loader: positions through the bundle's own map", () => {
     assert.ok(!/eval-cache/.test(r.stderr), `no frame names the bundle:\n${r.stderr}`);
   });
 
+  test("atCaller: what a helper makes is positioned at the recipe line that called it, once for all", async () => {
+    const dir = tempDir("loader-atcaller");
+    mkdirSync(join(dir, "std"));
+    writeFileSync(join(dir, "std", "many.ts"), [
+      'import { atCaller, derivation, sh, type Drv } from "kiln";',
+      "export function many(n: number): Drv {",
+      "  return atCaller(() => {",
+      '    const parts = Array.from({ length: n }, (_, i) => derivation({ name: `part-${i}`, script: sh`echo ${String(i)} > $out` }));',
+      '    return derivation({ name: "many", script: sh`cat ${parts} > $out` });',
+      "  });",
+      "}",
+    ].join("\n"));
+    writeFileSync(join(dir, "index.ts"), [
+      'import { derivation, sh } from "kiln";',
+      'import { many } from "./std/many.js";',
+      "",
+      "export const all = many(3);",
+      'export const alone = derivation({ name: "alone", script: sh`echo ${all} > $out` });',
+    ].join("\n"));
+    const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", "alone"], { cwd: dir, store: tempDir("loader-atcaller-store") });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
+    const pos = Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
+    const index = join(dir, "index.ts");
+    assert.deepEqual(pos, { "part-0": `${index}:4:20`, "part-1": `${index}:4:20`, "part-2": `${index}:4:20`, many: `${index}:4:20`, alone: `${index}:5:22` });
+  });
+
   test("derivation positions follow an edit that only moves lines (same code, a new map)", async () => {
     const dir = tempDir("loader-move");
     const store = tempDir("loader-move-store");

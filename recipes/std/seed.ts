@@ -9,7 +9,7 @@
 // The tree is laid out merged-/usr (usr/bin, usr/lib, ...; bin -> usr/bin): a sandbox that mounts
 // its usr/ as /usr runs unmodified Debian binaries. A package shared by several sets is fetched
 // and unpacked once.
-import { derivation, type Drv } from "kiln";
+import { atCaller, derivation, type Drv } from "kiln";
 import { fetchDebFromPool } from "./fetch.js";
 import lockJson from "./seed/seed.lock.json" with { type: "json" };
 import setsJson from "./seed/sets.json" with { type: "json" };
@@ -99,11 +99,14 @@ export function seed(...names: string[]): Drv {
   const keys = [...new Set(chosen.flatMap((s) => lock.sets[s]!.packages))].sort();
   const links = merge(chosen, "links");
   const prefer = merge(chosen, "prefer");
-  const args: Array<string | Drv> = [];
-  for (const k of keys) args.push("package", lock.packages[k]!.name, seedPackage(k));
-  for (const [path, target] of Object.entries(links)) args.push("link", path, target);
-  for (const [path, winner] of Object.entries(prefer)) args.push("prefer", path, winner);
-  const root = derivation({ name: `seed-${id}`, builder: "builtin:seed-root", args });
+  // hundreds of derivations, all positioned at the line that asked for the tree: found once
+  const root = atCaller(() => {
+    const args: Array<string | Drv> = [];
+    for (const k of keys) args.push("package", lock.packages[k]!.name, seedPackage(k));
+    for (const [path, target] of Object.entries(links)) args.push("link", path, target);
+    for (const [path, winner] of Object.entries(prefer)) args.push("prefer", path, winner);
+    return derivation({ name: `seed-${id}`, builder: "builtin:seed-root", args });
+  });
   roots.set(id, root);
   return root;
 }
