@@ -324,6 +324,17 @@ export const MAX_ARGS_TOTAL = 1024 * 1024;
 function checkArgSizes(env: Record<string, string>, args: string[], script: boolean, where: string, position: string | undefined): void {
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const hint = "pass large data as a file: a source() file, or the output of a derivation that writes it, and give the build its path";
+  // a UTF-16 code unit is at most 3 bytes of UTF-8: when even that bound fits, no byte is counted
+  // (a seed tree's builder has a few thousand arguments)
+  let bound = 0;
+  let long = false;
+  const bounded = (n: number) => {
+    bound += n;
+    if (n >= MAX_ARG_STRLEN) long = true;
+  };
+  for (const k in env) bounded((k.length + env[k]!.length) * 3 + 2);
+  for (const a of args) bounded(a.length * 3 + 1);
+  if (!long && bound <= MAX_ARGS_TOTAL) return;
   let total = 0;
   const check = (what: string, bytes: number) => {
     total += bytes;
