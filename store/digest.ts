@@ -2,7 +2,28 @@
 // sha256 stays for fixed outputs because upstream projects publish sha256.
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
-import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";
+import { createRequire } from "node:module";
+
+type BlakeHash = typeof import("@napi-rs/blake-hash");
+
+/**
+ * The native binding. @napi-rs/blake-hash chooses its binary by asking Node for a diagnostic
+ * report (is the C library musl?), ~7 ms of every kiln start; on glibc Linux the binary's own
+ * package is loaded directly, and the chooser is what is left if that fails (musl, other systems).
+ */
+function loadBlake(): BlakeHash {
+  const require = createRequire(import.meta.url);
+  if (process.platform === "linux" && (process.arch === "x64" || process.arch === "arm64")) {
+    try {
+      return require(`@napi-rs/blake-hash-linux-${process.arch}-gnu`) as BlakeHash;
+    } catch {
+      /* not installed, or not loadable here: the package's own chooser */
+    }
+  }
+  return require("@napi-rs/blake-hash") as BlakeHash;
+}
+const { Blake3Hasher, blake3 } = loadBlake();
+type Blake3Hasher = InstanceType<typeof Blake3Hasher>;
 
 export { Blake3Hasher };
 
