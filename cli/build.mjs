@@ -7,7 +7,8 @@
 //                       everything else (cli/kiln.ts): a script, so a function body the
 //                       launcher runs, not a module; its map beside it, for stack traces.
 import { execFileSync } from "node:child_process";
-import { chmodSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { appendFileSync, chmodSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
 execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
@@ -30,6 +31,9 @@ await build({
   // the launcher passes the file's URL in (cli/kiln.ts)
   define: { "import.meta.url": "__kilnUrl" },
 });
+// the bundle's identity, last (the map's lines stay as they are): the launcher uses a code cache
+// only if it was made from a bundle with this identity
+appendFileSync("dist/kiln-main.cjs", `\n// kiln-main-id ${createHash("sha256").update(readFileSync("dist/kiln-main.cjs")).digest("hex")}\n`);
 await build({
   ...common,
   entryPoints: ["cli/kiln.ts"],

@@ -1,14 +1,18 @@
 // kiln's launcher (dist/kiln.cjs). A no-op `kiln realize` is answered here from its record
 // (cli/fast.ts) in a few milliseconds; everything else runs the full CLI (dist/kiln-main.cjs),
 // compiled with V8's code cache: compiling the 0.9 MB bundle, and then every function a command
-// runs, was a fifth of an evaluation of pi4-llm-os. The cache (dist/kiln-main.cjs.cache) holds
-// the identity of the bundle it was made from; a cache of another build, one V8 rejects, or none
-// at all is made anew when the command ends. Where dist/ is not writable, kiln runs without one.
-import { closeSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+// runs, was a fifth of an evaluation of pi4-llm-os. The cache (dist/kiln-main.cjs.cache) names
+// the Node version and the bundle (the content digest the build appends to it) it was made for
+// and carries a CRC of its code: V8 checks neither the source's content (only its length) nor,
+// here, the code's integrity, and damaged code would crash every command. A cache of another
+// bundle, a damaged one, one V8 rejects, or none at all is made anew when the command ends;
+// where dist/ is not writable, kiln runs without one.
+import { accessSync, constants, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Script } from "node:vm";
+import { crc32 } from "node:zlib";
 import { IMPORT_HOOK } from "../engine/dynamic-import.js";
 import { tryFastRealize } from "./fast.js";
 
@@ -17,54 +21,64 @@ function internalError(e: unknown): void {
   process.exitCode = 70;
 }
 
-/** The bundle's identity: a cache made from another build of it must not be used. */
-function identity(file: string): string {
-  const s = statSync(file);
-  return `${process.version}:${s.size}:${s.mtimeMs}:${s.ino}`;
+/** The bundle's identity: the digest cli/build.mjs appends as its last line. */
+function identity(source: string): string {
+  const id = /\/\/ kiln-main-id ([0-9a-f]{64})\s*$/.exec(source.slice(-100))?.[1] ?? "unknown";
+  return `${process.version} ${id}`;
 }
 
+/** [u32 header length][header: identity, CRC-32 of the code][V8's code] */
 function readCache(file: string, id: string): Buffer | undefined {
   try {
     const data = readFileSync(file);
     const n = data.readUInt32LE(0);
-    if (data.subarray(4, 4 + n).toString() !== id) return undefined;
-    return data.subarray(4 + n);
+    const [version, bundle, crc] = data.subarray(4, 4 + n).toString().split(" ");
+    if (`${version} ${bundle}` !== id) return undefined;
+    const code = data.subarray(4 + n);
+    return String(crc32(code)) === crc ? code : undefined;
   } catch {
     return undefined;
   }
 }
 
-function writeCache(file: string, id: string, data: Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
+function writeCache(file: string, id: string, code: Buffer): void {
+  const tmp = `${file}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`;
   try {
-    const head = Buffer.alloc(4);
-    const idBytes = Buffer.from(id);
-    head.writeUInt32LE(idBytes.length, 0);
-    const fd = openSync(tmp, "w");
-    try {
-      writeSync(fd, head);
-      writeSync(fd, idBytes);
-      writeSync(fd, data);
-    } finally {
-      closeSync(fd);
-    }
+    const header = Buffer.from(`${id} ${crc32(code)}`);
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(header.length, 0);
+    writeFileSync(tmp, Buffer.concat([size, header, code]), { flag: "wx" });
     renameSync(tmp, file);
   } catch {
-    // dist/ is read-only, or full: the next run compiles without a cache, as this one did
+    // full, or gone read-only meanwhile: the next run compiles without a cache, as this one did
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never made */
+    }
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 function runMain(): void {
   const file = join(dirname(__filename), "kiln-main.cjs");
   const cacheFile = `${file}.cache`;
-  const id = identity(file);
-  const cachedData = readCache(cacheFile, id);
   const source = readFileSync(file, "utf8");
+  const id = identity(source);
+  const cachedData = readCache(cacheFile, id);
   const script = new Script(`(function (exports, require, module, __filename, __dirname, __kilnUrl) {${source}\n})`, {
     filename: file,
     ...(cachedData ? { cachedData } : {}),
   });
-  if (!cachedData || script.cachedDataRejected) {
+  if ((!cachedData || script.cachedDataRejected) && writable(dirname(file))) {
     // after the command, so the cache holds the functions it compiled too
     process.once("exit", () => writeCache(cacheFile, id, script.createCachedData()));
   }
