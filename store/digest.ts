@@ -11,18 +11,22 @@ type BlakeHash = typeof import("@napi-rs/blake-hash");
  * report (is the C library musl?), ~7 ms of every kiln start; on glibc Linux the binary's own
  * package is loaded directly, and the chooser is what is left if that fails (musl, other systems).
  */
-function loadBlake(): BlakeHash {
+function loadBlake(): { module: BlakeHash; path: string } {
   const require = createRequire(import.meta.url);
   if (process.platform === "linux" && (process.arch === "x64" || process.arch === "arm64")) {
     try {
-      return require(`@napi-rs/blake-hash-linux-${process.arch}-gnu`) as BlakeHash;
+      const name = `@napi-rs/blake-hash-linux-${process.arch}-gnu`;
+      return { module: require(name) as BlakeHash, path: require.resolve(name) };
     } catch {
       /* not installed, or not loadable here: the package's own chooser */
     }
   }
-  return require("@napi-rs/blake-hash") as BlakeHash;
+  return { module: require("@napi-rs/blake-hash") as BlakeHash, path: require.resolve("@napi-rs/blake-hash") };
 }
-const { Blake3Hasher, blake3 } = loadBlake();
+const loaded = loadBlake();
+const { Blake3Hasher, blake3 } = loaded.module;
+/** the module the binding was loaded from, for worker threads (store/hash-files.ts) to load it the same way */
+export const BLAKE_MODULE_PATH = loaded.path;
 type Blake3Hasher = InstanceType<typeof Blake3Hasher>;
 
 export { Blake3Hasher };

@@ -14,10 +14,9 @@
 // A file a worker could not hash (it vanished, changed size, cannot be read) is hashed again on
 // the calling thread, so the error a caller sees is the same as without workers.
 import { closeSync, openSync, readSync } from "node:fs";
-import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from "node:worker_threads";
-import { Blake3Hasher, blake3Buffer } from "./digest.js";
+import { BLAKE_MODULE_PATH, Blake3Hasher, blake3Buffer } from "./digest.js";
 
 /** One file to hash: its path, the size seen when the tree was walked, and its exec bit. */
 export interface FileJob {
@@ -123,10 +122,6 @@ port.on("message", ({ batch, paths, sizes, execs }) => {
 });
 `;
 
-let blakePath: string | undefined;
-function blakeModulePath(): string {
-  return (blakePath ??= createRequire(import.meta.url).resolve("@napi-rs/blake-hash"));
-}
 
 export interface HashFilesOptions {
   /** worker threads to use besides the calling one; default: cores - 1, at most 3 */
@@ -183,7 +178,7 @@ export class FileHasher {
         // source an ES module, a loader hook would slow the start)
         const worker = new Worker(WORKER_SOURCE, {
           eval: true, execArgv: [], stdout: true, stderr: true,
-          workerData: { blake: blakeModulePath(), port: port2, shared }, transferList: [port2],
+          workerData: { blake: BLAKE_MODULE_PATH, port: port2, shared }, transferList: [port2],
         });
         worker.unref();
         port1.unref();
