@@ -27,8 +27,18 @@ import { verifyCommand } from "./commands/verify.js";
 import { watchCommand } from "./commands/watch.js";
 import { whyCommand } from "./commands/why.js";
 import { whyDependsCommand } from "./commands/why-depends.js";
+import { mapStack } from "../engine/source-map.js";
 import type { KilnCommand } from "./command.js";
 import type { GlobalArgs } from "./context.js";
+
+// An error no command catches (thrown in a recipe's timer callback, say) ends kiln with exit 1 as
+// Node's own handler would, its stack in the recipe's lines rather than the bundle's
+for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+  process.on(event, (e: unknown) => {
+    process.stderr.write(`${mapStack(String((e as Error)?.stack ?? e))}\n`);
+    process.exit(1);
+  });
+}
 
 // `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool
 for (const stream of [process.stdout, process.stderr]) {

@@ -185,10 +185,13 @@ let fixedPosition: string | undefined | null = null;
 
 /**
  * For helper libraries that make many derivations in one call (std's seed(): two per Debian
- * package, hundreds per tree): run `make` with every derivation it creates positioned at the
- * helper's caller, found once, rather than by a stack capture per derivation. The position is
- * the one each would have got, the recipe line that called the helper (helper frames are passed
- * over either way). Nested calls keep the outermost position.
+ * package, hundreds per tree): run `make` with every derivation it creates positioned where
+ * atCaller was called from, found once, rather than by a stack capture per derivation. Called
+ * from a helper in the recipe set's std/ folder, that is the recipe line that called the helper,
+ * which each derivation would have got anyway (std frames are passed over); elsewhere it is the
+ * atCaller line itself. Everything `make` creates synchronously gets it, derivations made by a
+ * callback the helper runs included; after `make` returns (or awaits), positions are found one
+ * by one again. Nested calls keep the outermost position.
  */
 export function atCaller<T>(make: () => T): T {
   if (fixedPosition !== null) return make();

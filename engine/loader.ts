@@ -57,7 +57,7 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
   if (existsSync(indexFile)) {
     try {
       const idx = JSON.parse(readFileSync(indexFile, "utf8")) as CacheIndex;
-      let fresh = existsSync(join(cacheDir, idx.bundle));
+      let fresh = existsSync(join(cacheDir, idx.bundle)) && existsSync(join(cacheDir, `${idx.bundle}.map`));
       for (const [f, st] of Object.entries(idx.inputs)) {
         if (!fresh) break;
         const now = fileStamp(f);

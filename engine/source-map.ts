@@ -24,11 +24,18 @@ interface BundleMap {
   starts: Array<[number, number, number]>;
 }
 
+/** the maps read, the most recently used last; a few (`kiln watch` loads a bundle per edit) */
 const maps = new Map<string, BundleMap | null>();
+const MAPS_KEPT = 8;
 
 function mapOf(bundle: string): BundleMap | null {
   let m = maps.get(bundle);
-  if (m !== undefined) return m;
+  if (m !== undefined) {
+    maps.delete(bundle);
+    maps.set(bundle, m);
+    return m;
+  }
+  if (maps.size >= MAPS_KEPT) maps.delete(maps.keys().next().value!);
   m = null;
   const file = `${bundle}.map`;
   if (existsSync(file)) {
