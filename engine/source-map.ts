@@ -24,35 +24,47 @@ interface BundleMap {
   starts: Array<[number, number, number]>;
 }
 
-/** the maps read, the most recently used last; a few (`kiln watch` loads a bundle per edit) */
-const maps = new Map<string, BundleMap | null>();
+/**
+ * The maps read, the most recently used last; a few (`kiln watch` loads a bundle per edit). Files
+ * without a map (kiln's own modules, Node's internals: every stack has some) are remembered apart,
+ * so that they never push a bundle's map out and have it parsed again.
+ */
+const maps = new Map<string, BundleMap>();
 const MAPS_KEPT = 8;
+const unmapped = new Set<string>();
 
 function mapOf(bundle: string): BundleMap | null {
-  let m = maps.get(bundle);
-  if (m !== undefined) {
+  const had = maps.get(bundle);
+  if (had) {
     maps.delete(bundle);
-    maps.set(bundle, m);
-    return m;
+    maps.set(bundle, had);
+    return had;
+  }
+  if (unmapped.has(bundle)) return null;
+  const m = readMap(bundle);
+  if (!m) {
+    unmapped.add(bundle);
+    return null;
   }
   if (maps.size >= MAPS_KEPT) maps.delete(maps.keys().next().value!);
-  m = null;
-  const file = `${bundle}.map`;
-  if (existsSync(file)) {
-    try {
-      const raw = JSON.parse(readFileSync(file, "utf8")) as { sources?: string[]; sourceRoot?: string; mappings?: string };
-      const base = dirname(bundle);
-      const sources = (raw.sources ?? []).map((s) => {
-        const src = raw.sourceRoot ? `${raw.sourceRoot.replace(/\/$/, "")}/${s}` : s;
-        return src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(base, src);
-      });
-      m = { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
-    } catch {
-      m = null;
-    }
-  }
   maps.set(bundle, m);
   return m;
+}
+
+function readMap(bundle: string): BundleMap | null {
+  const file = `${bundle}.map`;
+  if (!existsSync(file)) return null;
+  try {
+    const raw = JSON.parse(readFileSync(file, "utf8")) as { sources?: string[]; sourceRoot?: string; mappings?: string };
+    const base = dirname(bundle);
+    const sources = (raw.sources ?? []).map((s) => {
+      const src = raw.sourceRoot ? `${raw.sourceRoot.replace(/\/$/, "")}/${s}` : s;
+      return src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(base, src);
+    });
+    return { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
+  } catch {
+    return null;
+  }
 }
 
 const B64 = new Int8Array(128).fill(-1);
