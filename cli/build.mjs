@@ -9,16 +9,78 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, chmodSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { build } from "esbuild";
+
+/**
+ * string-width (yargs' help layout) builds an Intl.Segmenter and regular expressions over Unicode
+ * properties (\p{RGI_Emoji}...) when its module loads: ~35-50 ms here, in ICU, at every start of
+ * every command, though only help text is ever measured. Each is made at its first use instead:
+ * `const x = new Intl.Segmenter()` and `const x = /...\p{...}/` at the top of the module become
+ * `x()`, a function that makes the value once.
+ */
+function lazyStringWidth() {
+  const declaration = /^const (\w+) = (new Intl\.Segmenter\(\)|\/.*\\p\{.*\/[a-z]*);$/gm;
+  return {
+    name: "lazy-string-width",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, (args) => {
+        let source = readFileSync(args.path, "utf8");
+        const names = [];
+        source = source.replace(declaration, (_, name, value) => {
+          names.push(name);
+          return `let ${name}Made; const ${name}Lazy = () => (${name}Made ??= ${value});`;
+        });
+        if (names.length === 0) throw new Error(`${args.path}: no Intl.Segmenter or Unicode-property regular expression at its top level any more; update lazyStringWidth in cli/build.mjs`);
+        for (const name of names) source = source.replace(new RegExp(`(?<![\\w.])${name}\\b(?!Made|Lazy)`, "g"), `${name}Lazy()`);
+        return { contents: source, loader: "js" };
+      });
+    },
+  };
+}
+
+/**
+ * Node's built-in modules that are not part of its start-up snapshot cost a compilation when
+ * first required (child_process pulls in net and dgram, https pulls in tls, fs/promises its
+ * streams), and zstd-napi (the binary cache's archives) a native binding and its streams:
+ * 20-30 ms at every start, for modules most commands never touch (an eval spawns nothing,
+ * fetches nothing). Each is bundled as a stand-in whose properties load the real module on first
+ * access; the property names are the ones this Node and this package have, read at build time.
+ */
+const LAZY_BUILTINS = ["child_process", "crypto", "dgram", "http", "https", "net", "tls", "zlib", "worker_threads", "perf_hooks",
+  "readline", "stream/promises", "dns", "http2", "inspector", "v8", "assert", "fs/promises"];
+const LAZY_PACKAGES = ["zstd-napi"];
+function lazyModules() {
+  const require = createRequire(import.meta.url);
+  const specifier = (m) => (LAZY_PACKAGES.includes(m) ? m : `node:${m}`);
+  const names = new Map([...LAZY_BUILTINS, ...LAZY_PACKAGES].map((m) => [m, Object.getOwnPropertyNames(require(specifier(m)))]));
+  const escape = (m) => m.replace(/[/-]/g, "\\$&");
+  return {
+    name: "lazy-modules",
+    setup(b) {
+      const filter = new RegExp(`^((node:)?(${LAZY_BUILTINS.map(escape).join("|")})|${LAZY_PACKAGES.map(escape).join("|")})$`);
+      b.onResolve({ filter }, (args) => args.namespace === "lazy-module"
+        ? { path: args.path, external: true }
+        : { path: args.path.replace(/^node:/, ""), namespace: "lazy-module" });
+      b.onLoad({ filter: /.*/, namespace: "lazy-module" }, (args) => ({
+        contents: `let m; const load = () => (m ??= require(${JSON.stringify(specifier(args.path))}));\n` +
+          `for (const k of ${JSON.stringify(names.get(args.path))}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });\n`,
+        loader: "js",
+      }));
+    },
+  };
+}
 
 execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
 const common = {
   bundle: true,
   platform: "node",
   target: "node20",
-  // native bindings, and the S3 client (loaded only for s3:// caches)
-  external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "zstd-napi", "@aws-sdk/client-s3"],
+  // native bindings, and the S3 client (loaded only for s3:// caches); zstd-napi is one too, made
+  // lazy by lazyModules
+  external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "@aws-sdk/client-s3"],
   logLevel: "warning",
+  plugins: [lazyStringWidth(), lazyModules()],
 };
 await build({
   ...common,

@@ -41,7 +41,7 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
   };
   const cacheFile = () => join(dist, "kiln-main.cjs.cache");
   const bundle = () => join(dist, "kiln-main.cjs");
-  /** the header the launcher wrote: Node version, bundle digest, CRC of the code */
+  /** the header the launcher wrote: Node version, bundle digest, SHA-1 of the code */
   const header = () => {
     const data = readFileSync(cacheFile());
     return data.subarray(4, 4 + data.readUInt32LE(0)).toString().split(" ");
@@ -76,7 +76,7 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
 
   // V8 here does not check its code's integrity: code damaged past its header crashed every
   // command (a segfault) until the file was removed
-  test("the code damaged behind intact headers: the CRC refuses it, no crash, made anew", () => {
+  test("the code damaged behind intact headers: the digest refuses it, no crash, made anew", () => {
     const data = readFileSync(cacheFile());
     const mid = 4 + data.readUInt32LE(0) + Math.floor((data.length - 4 - data.readUInt32LE(0)) / 2);
     const damaged = Buffer.from(data);
