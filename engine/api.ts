@@ -118,31 +118,46 @@ export const isStr = (v: unknown): v is Str => isKind(v, "str");
  * derivation cost more than the rest of the evaluation.
  */
 function callerPosition(): string | undefined {
+  // three frames are usually enough (makeDrv, derivation or fetch, the recipe line); ten only
+  // when those are all the API's or std helpers'
+  return positionOf(callSites(SHORT_STACK), true) ?? positionOf(callSites(LONG_STACK), false);
+}
+
+const SHORT_STACK = 3;
+const LONG_STACK = 10;
+
+function callSites(limit: number): NodeJS.CallSite[] {
   const savedPrepare = Error.prepareStackTrace;
   const savedLimit = Error.stackTraceLimit;
-  let sites: NodeJS.CallSite[] = [];
   try {
     Error.prepareStackTrace = (_e, s) => s;
-    Error.stackTraceLimit = 10;
+    Error.stackTraceLimit = limit;
     const holder: { stack?: unknown } = {};
     Error.captureStackTrace(holder, callerPosition);
-    sites = (holder.stack as NodeJS.CallSite[] | undefined) ?? [];
+    return (holder.stack as NodeJS.CallSite[] | undefined) ?? [];
   } finally {
     Error.prepareStackTrace = savedPrepare;
     Error.stackTraceLimit = savedLimit;
   }
+}
+
+/**
+ * The first recipe frame's position; failing that, the first std helper's. With `partial`, the
+ * sites may be cut short: undefined then means "look further", unless the stack ended there.
+ */
+function positionOf(sites: NodeJS.CallSite[], partial: boolean): string | undefined {
   let helper: string | undefined;
   for (const site of sites) {
     const file = site.getFileName();
     const line = site.getLineNumber();
     const col = site.getColumnNumber();
     if (!file || !line || !col) continue;
-    const key = `${file}:${line}:${col}`;
-    let pos = positions.get(key);
-    if (pos === undefined) {
-      pos = mapPosition(file, line, col);
-      positions.set(key, pos);
-    }
+    // by file, then by line and column as one number: no key string to build and hash per frame
+    let byPlace = positions.get(file);
+    if (byPlace === undefined) positions.set(file, (byPlace = new Map()));
+    const place = line * 0x100000 + col;
+    let pos = byPlace.get(place);
+    if (pos === undefined) byPlace.set(place, (pos = mapPosition(file, line, col)));
     if (pos === API_FRAME) continue;
     if (STD_HELPER.test(pos)) {
       helper ??= pos;
@@ -150,13 +165,14 @@ function callerPosition(): string | undefined {
     }
     return pos;
   }
-  return helper;
+  // a helper's position only once the whole stack (as far as LONG_STACK goes) had no recipe frame
+  return partial && sites.length >= SHORT_STACK ? undefined : helper;
 }
 
 const API_FRAME = "";
 /** a file in a recipe set's std/ folder: helper code, not the recipe a derivation belongs to */
 const STD_HELPER = /[\\/]std[\\/][^\\/]+\.[cm]?[jt]s:\d+:\d+$/;
-const positions = new Map<string, string>();
+const positions = new Map<string, Map<number, string>>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */
 function mapPosition(file: string, line: number, col: number): string {
@@ -205,7 +221,7 @@ export function atCaller<T>(make: () => T): T {
 
 function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
   const position = fixedPosition !== null ? fixedPosition : callerPosition();
-  const refs = new Map<string, OutputRef>();
+  let refs: Map<string, OutputRef> | undefined;
   const drv: Drv = {
     [KIND]: "drv",
     name: args.name,
@@ -221,6 +237,7 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
         throw new KilnError("RECIPE_INVALID", `derivation '${args.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
           `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
       }
+      refs ??= new Map();
       let r = refs.get(name);
       if (!r) refs.set(name, (r = { [KIND]: "output", drv, output: name }));
       return r;

@@ -40,7 +40,7 @@ function encode(v: unknown, path: Array<string | number>): string {
       if (Array.isArray(v)) {
         // an array of strings (a builder's arguments: a seed tree's are a few hundred) is what
         // JSON.stringify writes, natively and in one call
-        if (v.every((x) => typeof x === "string")) return JSON.stringify(v);
+        if (allStrings(v)) return JSON.stringify(v);
         let s = "[";
         for (let i = 0; i < v.length; i++) {
           const x: unknown = v[i];
@@ -60,8 +60,10 @@ function encode(v: unknown, path: Array<string | number>): string {
         const done = frozenEncodings.get(o);
         if (done !== undefined) return done;
       }
-      // the default sort compares UTF-16 code units, as compareUtf8 does
-      const keys = Object.keys(o).sort();
+      // the default sort compares UTF-16 code units, as compareUtf8 does; most small objects
+      // (an env, a fingerprint's commands) come in that order already
+      const keys = Object.keys(o);
+      if (!ascending(keys)) keys.sort();
       let s = "{";
       let first = true;
       for (const k of keys) {
@@ -80,6 +82,16 @@ function encode(v: unknown, path: Array<string | number>): string {
     default:
       throw new Error(`canonicalJson: cannot encode ${typeof v} at ${where(path)}`);
   }
+}
+
+function allStrings(a: readonly unknown[]): boolean {
+  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return false;
+  return true;
+}
+
+function ascending(keys: readonly string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
 }
 
 /** Code-unit order, independent of locale (equal to bytewise UTF-8 order for all BMP text). */

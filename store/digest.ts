@@ -53,8 +53,20 @@ export function toBase32(bytes: Uint8Array): string {
   return out;
 }
 
+/**
+ * Text as UTF-8 bytes for a one-shot hash: written into one reused buffer when it fits (a
+ * derivation's encoding, a placeholder's key: thousands per evaluation, each a buffer to allocate
+ * and collect otherwise). The bytes are valid until the next call; the binding hashes them
+ * synchronously and keeps nothing.
+ */
+const textScratch = Buffer.allocUnsafeSlow(256 * 1024);
+function textBytes(text: string): Buffer {
+  if (text.length * 3 > textScratch.length) return Buffer.from(text);
+  return textScratch.subarray(0, textScratch.write(text, 0, "utf8"));
+}
+
 export function blake3Hex(data: string | Uint8Array): string {
-  return blake3(typeof data === "string" ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
+  return blake3(typeof data === "string" ? textBytes(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
 }
 
 /** One-shot BLAKE3 of a buffer, as a Buffer (32 bytes). */
@@ -64,7 +76,7 @@ export function blake3Buffer(data: Buffer): Buffer {
 
 /** A 32-character base32 hash part derived from arbitrary text (truncated BLAKE3, 160 bits). */
 export function hashPart(text: string): string {
-  return toBase32(blake3(Buffer.from(text)).subarray(0, 20));
+  return toBase32(blake3(textBytes(text)).subarray(0, 20));
 }
 
 /** The hash part of a content-addressed store path: its tree's digest and its name give it. */

@@ -21,7 +21,8 @@ export const evalCommand = defineCommand({
       };
       process.stdout.write(JSON.stringify(out, null, 2) + "\n");
     } else {
-      for (const n of nodes) process.stdout.write(`${n.hash}  ${n.name}${n.deps.length ? `  <- ${n.deps.map((d) => d.name).join(", ")}` : ""}\n`);
+      // one write: stdout to a file or pipe is written synchronously, a system call per write
+      process.stdout.write(nodes.map((n) => `${n.hash}  ${n.name}${n.deps.length ? `  <- ${n.deps.map((d) => d.name).join(", ")}` : ""}\n`).join(""));
     }
   },
 });
