@@ -46,14 +46,22 @@ function lazyStringWidth() {
  * 20-30 ms at every start, for modules most commands never touch (an eval spawns nothing,
  * fetches nothing). Each is bundled as a stand-in whose properties load the real module on first
  * access; the property names are the ones this Node and this package have, read at build time.
+ * Where a module's functions are taken at load by the code that imports them (chokidar keeps
+ * fs/promises' stat), a plain function (a lower-case name: not a class) is a stand-in function
+ * that loads the module when first called.
  */
 const LAZY_BUILTINS = ["child_process", "crypto", "dgram", "http", "https", "net", "tls", "zlib", "worker_threads", "perf_hooks",
   "readline", "stream/promises", "dns", "http2", "inspector", "v8", "assert", "fs/promises"];
 const LAZY_PACKAGES = ["zstd-napi"];
+const CALL_STAND_INS = new Set(["fs/promises"]);
 function lazyModules() {
   const require = createRequire(import.meta.url);
   const specifier = (m) => (LAZY_PACKAGES.includes(m) ? m : `node:${m}`);
-  const names = new Map([...LAZY_BUILTINS, ...LAZY_PACKAGES].map((m) => [m, Object.getOwnPropertyNames(require(specifier(m)))]));
+  const names = new Map([...LAZY_BUILTINS, ...LAZY_PACKAGES].map((m) => {
+    const real = require(specifier(m));
+    const callable = (k) => CALL_STAND_INS.has(m) && typeof real[k] === "function" && /^[a-z]/.test(k);
+    return [m, Object.getOwnPropertyNames(real).map((k) => [k, callable(k)])];
+  }));
   const escape = (m) => m.replace(/[/-]/g, "\\$&");
   return {
     name: "lazy-modules",
@@ -64,7 +72,8 @@ function lazyModules() {
         : { path: args.path.replace(/^node:/, ""), namespace: "lazy-module" });
       b.onLoad({ filter: /.*/, namespace: "lazy-module" }, (args) => ({
         contents: `let m; const load = () => (m ??= require(${JSON.stringify(specifier(args.path))}));\n` +
-          `for (const k of ${JSON.stringify(names.get(args.path))}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });\n`,
+          `const call = (k) => function (...a) { return load()[k].apply(this, a); };\n` +
+          `for (const [k, callable] of ${JSON.stringify(names.get(args.path))}) Object.defineProperty(exports, k, { enumerable: true, ...(callable ? { value: call(k) } : { get: () => load()[k] }) });\n`,
         loader: "js",
       }));
     },
