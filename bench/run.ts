@@ -211,7 +211,7 @@ async function main(): Promise<void> {
 
   const goals = report.rows.flatMap((r) => (r.goals ?? []).map((g) => ({ case: `${r.section} / ${r.case}`, ...g })));
   if (goals.length) {
-    process.stdout.write("\n== Goals (from issue 7) ==\n");
+    process.stdout.write("\n== Goals ==\n");
     for (const g of goals) process.stdout.write(`   ${g.met ? "MET    " : "NOT MET"}  ${g.text}: ${g.actual}   [${g.case}]\n`);
   }
   const finished = new Date();

@@ -23,7 +23,7 @@ export interface Row {
   tool: string;
   /** what was run, for the record */
   command?: string;
-  unit: "ms" | "s" | "x";
+  unit: "ms" | "s" | "x" | "us";
   time?: Summary;
   /** median peak RSS in MiB */
   rssMiB?: number;

@@ -1,6 +1,6 @@
 // Rows 1 and 2: no-op realize and evaluation of the synthetic graphs, each against its anchors.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bwrapArgs } from "../../engine/builders/sandbox.js";
 import type { Bench } from "../lib/context.js";
@@ -53,7 +53,10 @@ export function graphSuites(b: Bench): GraphDir[] {
   }
   if (wantEval) {
     b.report.section(EVAL, "`kiln eval` (load recipes, evaluate, hash every derivation) vs `nix-instantiate` (both warm: bundle cache / .drv files present)", "ms");
-    for (const g of graphs) evaluation(b, g);
+    const evals = new Map<GraphDir, { kiln: number; nix?: number }>();
+    for (const g of graphs) evals.set(g, evaluation(b, g));
+    marginalRows(b, evals);
+    for (const g of graphs) editToPlan(b, g);
     pi4Eval(b);
   }
   return graphs;
@@ -83,7 +86,9 @@ function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
       };
       if (f === k && nx && nx.built === k.built) {
         row.ratios = [{ anchor: "nix-build", value: k.ms / nx.ms }];
-        if (g.n === 1000) row.goals = [{ text: "first build of 1k at most 0.3x Nix's", actual: `${(k.ms / nx.ms).toFixed(2)}x`, met: k.ms / nx.ms <= 0.3 }];
+        // a chain pays each sandbox start in sequence; the wide graph overlaps them
+        const limit = g.shape === "deep" ? 0.5 : 0.3;
+        if (g.n === 1000) row.goals = [{ text: `first build of the 1k ${g.shape === "deep" ? "chain" : "wide graph"} at most ${limit}x Nix's`, actual: `${(k.ms / nx.ms).toFixed(2)}x`, met: k.ms / nx.ms <= limit }];
       }
       b.report.add(row);
     }
@@ -166,7 +171,7 @@ function noop(b: Bench, g: GraphDir): void {
   const res = measureRoundRobin(contenders, { runs: runsFor(b, g.n), warmup: 1 });
   if (g.kilnBroken) {
     const goals: Goal[] = g.n >= 10_000 ? [{ text: "no-op at or below ninja from 10k up", actual: "kiln failed", met: false }] : [];
-    if (g.n === 1000) goals.push({ text: "no-op within 30 ms of `node -e 0` at 1k", actual: "kiln failed", met: false });
+    goals.push({ text: "no-op within 15 ms of `node -e 0` (1k, 10k, 100k)", actual: "kiln failed", met: false });
     b.report.add({ section: NOOP, case: caseName, tool: "kiln: FAILED", command: kilnArgv.join(" "), unit: "ms", goals });
     for (const c of contenders) b.report.add({ section: NOOP, case: caseName, tool: c.key, command: c.cmd.argv.join(" "), unit: "ms", time: summarize(res.get(c.key)!.ms), rssMiB: mib(res.get(c.key)!) });
     return;
@@ -185,7 +190,7 @@ function noop(b: Bench, g: GraphDir): void {
   const ninja = g.ninjaBroken ? undefined : summarize(res.get("ninja")!.ms).median;
   const node = summarize(res.get("node -e 0")!.ms).median;
   if (g.n >= 10_000 && ninja !== undefined) goals.push({ text: "no-op at or below ninja from 10k up", actual: `${(k.median / ninja).toFixed(2)}x ninja`, met: k.median <= ninja });
-  if (g.n === 1000) goals.push({ text: "no-op within 30 ms of `node -e 0` at 1k", actual: `${k.median >= node ? "+" : "-"}${fmtNum(Math.abs(k.median - node))} ms`, met: k.median - node <= 30 });
+  goals.push({ text: "no-op within 15 ms of `node -e 0` (1k, 10k, 100k)", actual: `${k.median >= node ? "+" : "-"}${fmtNum(Math.abs(k.median - node))} ms`, met: k.median - node <= 15 });
   b.report.add({
     section: NOOP, case: caseName, tool: "kiln", command: kilnArgv.join(" "), unit: "ms", time: k, rssMiB: mib(res.get("kiln")!), ratios, goals,
     note: ph ? `one run split by kiln's events: start-up ${fmtNum(ph.startupMs)} ms, evaluate ${fmtNum(ph.evalMs)} ms, plan+realize ${fmtNum(ph.realizeMs)} ms, exit ${fmtNum(ph.exitMs)} ms` : undefined,
@@ -261,7 +266,7 @@ function pi4Eval(b: Bench): void {
   b.report.add({ section: EVAL, case: "pi4-llm-os (real system, --no-eval-cache)", tool: "node -e 0", command: "node -e 0", unit: "ms", time: node, rssMiB: mib(res.get("node -e 0")!) });
 }
 
-function evaluation(b: Bench, g: GraphDir): void {
+function evaluation(b: Bench, g: GraphDir): { kiln: number; nix?: number } {
   const kilnArgv = [...b.kiln, "--store", g.kilnStore, "-f", g.recipe, "eval", "root"];
   const contenders: Contender[] = [{ key: "kiln", cmd: { argv: kilnArgv } }];
   if (b.nix) {
@@ -279,7 +284,76 @@ function evaluation(b: Bench, g: GraphDir): void {
   if (nx) {
     const r = k.median / summarize(nx.ms).median;
     row.ratios = [{ anchor: "nix-instantiate", value: r }];
-    row.goals = [{ text: "evaluation at most half of Nix's", actual: `${r.toFixed(2)}x`, met: r <= 0.5 }];
+  }
+  b.report.add(row);
+  if (nx) b.report.add({ section: EVAL, case: caseName, tool: "nix-instantiate", command: contenders[1]!.cmd.argv.join(" "), unit: "ms", time: summarize(nx.ms), rssMiB: mib(nx) });
+  return { kiln: k.median, ...(nx ? { nix: summarize(nx.ms).median } : {}) };
+}
+
+/**
+ * What each derivation adds to an evaluation, start-up aside: the difference between two sizes of
+ * one shape (1k and 10k) over the derivations between them, for Kiln and for nix-instantiate.
+ */
+function marginalRows(b: Bench, evals: Map<GraphDir, { kiln: number; nix?: number }>): void {
+  for (const shape of ["deep", "wide"] as const) {
+    const sized = [...evals].filter(([g]) => g.shape === shape).sort(([a], [c]) => a.drvs - c.drvs);
+    if (sized.length < 2) continue;
+    const [[small, s], [large, l]] = [sized[0]!, sized[sized.length - 1]!];
+    const per = (a: number, c: number) => ((c - a) / (large.drvs - small.drvs)) * 1000;
+    const kUs = per(s.kiln, l.kiln);
+    const row: Row = {
+      section: EVAL, case: `${shape}: us per derivation, ${small.label} to ${large.label}`, tool: "kiln", unit: "us",
+      time: { median: kUs, min: kUs, max: kUs, n: 1 },
+      note: `(median at ${large.drvs} - median at ${small.drvs}) / ${large.drvs - small.drvs}: evaluation's cost per derivation, start-up aside`,
+    };
+    if (s.nix !== undefined && l.nix !== undefined) {
+      const nUs = per(s.nix, l.nix);
+      row.ratios = [{ anchor: "nix-instantiate", value: kUs / nUs }];
+      row.goals = [{ text: "evaluation per derivation no slower than Nix's", actual: `${fmtNum(kUs)} us vs ${fmtNum(nUs)} us`, met: kUs <= nUs }];
+      b.report.add(row);
+      b.report.add({ section: EVAL, case: row.case, tool: "nix-instantiate", unit: "us", time: { median: nUs, min: nUs, max: nUs, n: 1 } });
+    } else b.report.add(row);
+  }
+}
+
+/**
+ * Edit to plan: one file of a recipe set is edited and `kiln plan` tells what to build. The set
+ * is the graph's file and one more (edit.ts) that puts a derivation on top of the graph's root;
+ * each timed run writes edit.ts anew with another line, so every run follows a real edit (the
+ * recipe bundle rebuilt, nothing answered from a record). Anchor: nix-instantiate of the graph,
+ * which evaluates everything at every run anyway.
+ */
+function editToPlan(b: Bench, g: GraphDir): void {
+  if (g.kilnBroken) return;
+  const dir = join(g.dir, "edit");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "edit.ts");
+  let edits = 0;
+  const edit = () => {
+    edits++;
+    writeFileSync(file, `// generated by bench/suites/graphs.ts: edit ${edits}\nimport { derivation, sh } from "kiln";\nimport graph from ${JSON.stringify(g.recipe)};\n` +
+      `export default { root: derivation({ name: "edited", hostTools: ["sh"], script: sh\`: \${graph.root}; echo ${edits} > $out\` }) };\n`);
+  };
+  const kilnArgv = [...b.kiln, "--store", g.kilnStore, "-f", file, "plan", "root"];
+  const contenders: Contender[] = [{ key: "kiln", cmd: { argv: kilnArgv }, before: edit }];
+  if (b.nix) {
+    const c: Contender = { key: "nix-instantiate", cmd: { argv: [...b.nix.tool("nix-instantiate", g.nixStore), g.nixFile, "-A", "root"], env: b.nix.env } };
+    if (works(b, c, `nix-instantiate, ${g.label}`)) contenders.push(c);
+  }
+  if (!works(b, contenders[0]!, `kiln plan after an edit, ${g.label}`)) return;
+  b.log(`edit-to-plan ${g.label}: ${contenders.map((c) => c.key).join(", ")} x ${runsFor(b, g.n)}`);
+  const res = measureRoundRobin(contenders, { runs: runsFor(b, g.n), warmup: 0 });
+  const k = summarize(res.get("kiln")!.ms);
+  const caseName = `${g.label} (${g.drvs + 1} drvs): edit one file, plan`;
+  const row: Row = {
+    section: EVAL, case: caseName, tool: "kiln", command: kilnArgv.join(" "), unit: "ms", time: k, rssMiB: mib(res.get("kiln")!),
+    note: "a derivation on top of the graph, in a file of its own, changed before each run; the plan: 1 to build",
+  };
+  const nx = res.get("nix-instantiate");
+  if (nx) {
+    const r = k.median / summarize(nx.ms).median;
+    row.ratios = [{ anchor: "nix-instantiate", value: r }];
+    if (g.n >= 10_000) row.goals = [{ text: "edit-to-plan of a 10k set at most 0.5x nix-instantiate", actual: `${r.toFixed(2)}x`, met: r <= 0.5 }];
   }
   b.report.add(row);
   if (nx) b.report.add({ section: EVAL, case: caseName, tool: "nix-instantiate", command: contenders[1]!.cmd.argv.join(" "), unit: "ms", time: summarize(nx.ms), rssMiB: mib(nx) });

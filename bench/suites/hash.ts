@@ -7,6 +7,7 @@
 // least a BLAKE3 content hash of the tree can cost on one core; `nix-store --add` into an empty
 // store (hash + copy, as Nix imports a source); `nix-hash` (Nix's NAR hash alone, no copy).
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender } from "../lib/measure.js";
@@ -73,8 +74,13 @@ export default { tree: derivation({ name: "hash-tree", hostTools: ["sh"], script
     { key: "kiln (cold)", cmd: { argv: kilnArgv }, before: forget },
     { key: "kiln (warm cache)", cmd: { argv: kilnArgv } },
   ];
+  // Kiln hashes on its main thread and up to three workers (store/hash-files.ts): the goal's
+  // anchor is the same pipeline with as many b3sum processes at once
+  const threads = 1 + Math.min(3, availableParallelism() - 1);
+  const sameThreads = `b3sum pipeline, ${threads} at once`;
   if (which("b3sum")) {
     contenders.push({ key: "b3sum pipeline", cmd: { argv: ["sh", "-c", `find '${tree}' -type f -print0 | xargs -0 b3sum --num-threads 1 > /dev/null`] } });
+    if (threads > 1) contenders.push({ key: sameThreads, cmd: { argv: ["sh", "-c", `find '${tree}' -type f -print0 | xargs -0 -P ${threads} -n 1000 b3sum --num-threads 1 > /dev/null`] } });
   } else b.report.skip("b3sum pipeline", "b3sum is not installed (apt-get install -y b3sum)");
   if (b.nix) {
     contenders.push({
@@ -93,14 +99,14 @@ export default { tree: derivation({ name: "hash-tree", hostTools: ["sh"], script
   const k = summarize(res.get("kiln (cold)")!.ms);
   const mbps = (ms: number) => `${fmtNum(bytes / 1e6 / (ms / 1000))} MB/s, ${fmtNum(files / (ms / 1000))} files/s`;
   const row: Row = { section: SECTION, case: caseName, tool: "kiln (cold)", command: kilnArgv.join(" "), unit: "s", time: k, note: mbps(k.median), ratios: [] };
-  for (const key of ["b3sum pipeline", "nix-store --add", "nix-hash"]) {
+  for (const key of ["b3sum pipeline", sameThreads, "nix-store --add", "nix-hash"]) {
     const s = res.get(key);
     if (s) row.ratios!.push({ anchor: key, value: k.median / summarize(s.ms).median });
   }
-  const b3 = res.get("b3sum pipeline");
+  const b3 = res.get(threads > 1 ? sameThreads : "b3sum pipeline");
   if (b3) {
     const r = k.median / summarize(b3.ms).median;
-    row.goals = [{ text: "no slower than the b3sum pipeline", actual: `${r.toFixed(2)}x`, met: r <= 1 }];
+    row.goals = [{ text: `no slower than find | xargs b3sum with the same thread count (${threads})`, actual: `${r.toFixed(2)}x`, met: r <= 1 }];
   }
   const kr = res.get("kiln (cold)")!.rssKb;
   if (kr.length) row.rssMiB = summarize(kr).median / 1024;
