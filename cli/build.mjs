@@ -107,6 +107,8 @@ await build({
 appendFileSync("dist/kiln-main.cjs", `\n// kiln-main-id ${createHash("sha256").update(readFileSync("dist/kiln-main.cjs")).digest("hex")}\n`);
 await build({
   ...common,
+  // better-sqlite3's JavaScript goes into the launcher (its addon stays a file, loaded by path)
+  external: common.external.filter((m) => m !== "better-sqlite3"),
   entryPoints: ["cli/kiln.ts"],
   format: "cjs",
   outfile: "dist/kiln.cjs",

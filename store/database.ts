@@ -1,6 +1,6 @@
 // Opening the store database: WAL, busy timeout, foreign keys, numbered migrations. The handle
 // never leaves store/: each table has one owner module that holds its statements.
-import type Database from "better-sqlite3";
+import Database from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { KilnError } from "./errors.js";
@@ -10,12 +10,13 @@ import { MIGRATIONS } from "./migrations.js";
 export type Db = Database.Database;
 
 /**
- * better-sqlite3, loaded the quick way: require (no ESM-from-CommonJS export scan) and the addon
- * by its path (no search by the 'bindings' package); ~25 ms less start-up for the no-op launcher.
+ * better-sqlite3, loaded the quick way: the addon by its path (no search by the 'bindings'
+ * package). Its JavaScript is a static import: the launcher bundles it (a dozen files to find and
+ * read were ~6 ms of a no-op realize), the full CLI requires it.
  */
 export function sqlite(file: string, options: { readonly?: boolean; fileMustExist?: boolean } = {}): Db {
   const require = createRequire(import.meta.url);
-  const Ctor = require("better-sqlite3") as typeof Database;
+  const Ctor = Database;
   let nativeBinding: string | undefined;
   try {
     nativeBinding = require.resolve("better-sqlite3/build/Release/better_sqlite3.node");
