@@ -3,6 +3,9 @@
 import type { Db } from "./database.js";
 import type { StorePathName } from "./paths.js";
 
+/** Up to this many pairs are looked up one by one; more go to SQLite in one JSON array. */
+const FEW = 4;
+
 export class RealisationTable {
   private readonly q;
   constructor(db: Db) {
@@ -29,6 +32,14 @@ export class RealisationTable {
   many(pairs: Array<[string, string]>): Map<string, StorePathName> {
     const m = new Map<string, StorePathName>();
     if (pairs.length === 0) return m;
+    if (pairs.length <= FEW) {
+      // a chain's waves are one derivation each: a plain lookup costs a third of the JSON query
+      for (const [h, o] of pairs) {
+        const path = this.q.get.get(h, o)?.path;
+        if (path !== undefined) m.set(`${h}\0${o}`, path as StorePathName);
+      }
+      return m;
+    }
     for (const r of this.q.many.all(JSON.stringify(pairs))) m.set(`${r.h}\0${r.o}`, r.path as StorePathName);
     return m;
   }
