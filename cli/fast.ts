@@ -72,7 +72,7 @@ export function parseFast(argv: string[]): FastArgs | undefined {
 /**
  * Write to fd 1 or 2 directly: process.stdout and process.stderr build a stream on first use (for
  * a pipe, a socket with Node's net machinery: ~4 ms of a ~20 ms answer). A descriptor that would
- * block (non-blocking, full) gets the stream, which queues.
+ * block (non-blocking, full) gets the stream, which queues; one whose reader is gone, nothing.
  */
 function writeFd(fd: 1 | 2, s: string): void {
   const b = Buffer.from(s);
@@ -80,7 +80,10 @@ function writeFd(fd: 1 | 2, s: string): void {
   try {
     while (off < b.length) off += writeSync(fd, b, off);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    // the reader is gone (`| head -0`): the realize is answered all the same, as a full one would be
+    if (code === "EPIPE") return;
+    if (code !== "EAGAIN") throw e;
     (fd === 1 ? process.stdout : process.stderr).write(b.subarray(off));
   }
 }
