@@ -4,13 +4,13 @@
 // Which path answered is visible in the reporter's events (`unchanged: true`), and builds are
 // counted in the store's builds table.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, readlinkSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseFast } from "./fast.js";
 import { isRacy, noopIdent, noopKey, readValidRecord, statTree, statTuple, writeRecord, type StatTuple } from "./noop.js";
-import { buildRows, cleanup, copyFixture, eventsOf, kiln, kilnJson, ownBuildRows, query, tempDir, withoutSeed } from "./test-helpers/kiln.js";
+import { buildRows, childEnv, CLI, cleanup, copyFixture, eventsOf, kiln, kilnJson, ownBuildRows, parseEvents, query, tempDir, withoutSeed } from "./test-helpers/kiln.js";
 
 after(cleanup);
 
@@ -137,6 +137,23 @@ describe("a repeated realize with nothing changed is answered from the record", 
     await settle();
     await kilnJson(["realize", "greeting"], o()); // records the new state
     assert.equal(unchanged(await kilnJson(["realize", "greeting"], o())), true);
+  });
+
+  test("stdout's reader already gone: answered from the record all the same, exit 0, realized once", async () => {
+    await kilnJson(["realize", "greeting"], o());
+    await settle();
+    await kilnJson(["realize", "greeting"], o()); // records the state
+    const history = () => query<{ n: number }>(store, "SELECT count(*) AS n FROM target_realisations")[0]!.n;
+    const before = history();
+    // `true` has exited when kiln writes its path: the write fails with EPIPE
+    const r = spawnSync("/bin/sh", ["-c", '(sleep 0.5; "$0" "$@"; echo "exit $?" >&2) | true', process.execPath, CLI, "--store", store, "--reporter", "json", "realize", "greeting"],
+      { cwd, env: childEnv(on), encoding: "utf8" });
+    assert.match(r.stderr, /exit 0\n$/, r.stderr);
+    assert.doesNotMatch(r.stderr, /EPIPE|internal error/);
+    const events = parseEvents(r.stderr);
+    assert.equal(unchanged({ events }), true, r.stderr);
+    assert.equal(eventsOf(events, "planned").length, 0, "the full CLI did not run after it");
+    assert.equal(history(), before + 1, "one realisation recorded, not two");
   });
 
   test("a recipe file touched (same content): evaluated again, nothing built", async () => {

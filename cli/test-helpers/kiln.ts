@@ -89,7 +89,8 @@ export const UNSET_FOR_TESTS = ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "K
 /** Nor the developer's kiln.conf (binary caches, builders). */
 export const TEST_CONFIG = "/nonexistent/kiln.conf";
 
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+/** The environment tests run kiln with (what the developer's shell sets for kiln left out), plus `extra`. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of UNSET_FOR_TESTS) delete env[k];
   env.KILN_CONFIG = TEST_CONFIG;
