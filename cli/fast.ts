@@ -74,8 +74,15 @@ export function parseFast(argv: string[]): FastArgs | undefined {
  * a pipe, a socket with Node's net machinery: ~4 ms of a ~20 ms answer). A descriptor that would
  * block (non-blocking, full) gets the stream, which queues; one whose reader is gone, nothing.
  */
+const toStream = new Set<1 | 2>();
 function writeFd(fd: 1 | 2, s: string): void {
   const b = Buffer.from(s);
+  const stream = () => (fd === 1 ? process.stdout : process.stderr);
+  // once a write went to the stream, the later ones follow it there (in order)
+  if (toStream.has(fd)) {
+    stream().write(b);
+    return;
+  }
   let off = 0;
   try {
     while (off < b.length) off += writeSync(fd, b, off);
@@ -84,7 +91,8 @@ function writeFd(fd: 1 | 2, s: string): void {
     // the reader is gone (`| head -0`): the realize is answered all the same, as a full one would be
     if (code === "EPIPE") return;
     if (code !== "EAGAIN") throw e;
-    (fd === 1 ? process.stdout : process.stderr).write(b.subarray(off));
+    toStream.add(fd);
+    stream().write(b.subarray(off));
   }
 }
 

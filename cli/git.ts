@@ -1,7 +1,7 @@
 // The recipe set's git state, read here (the CLI owns the process and the host) and handed to the
 // engine as plain values: history records the revision each realisation was evaluated at.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { KilnError } from "../store/errors.js";
 import type { RecipesRev } from "../store/history.js";
@@ -13,15 +13,27 @@ function git(dir: string, args: string[]): string | undefined {
 }
 
 /**
- * Whether git could find a repository for `dir`: a .git in it or a directory above, or one named
- * by the environment. Outside one, no git is started (a start costs ~15-20 ms; an evaluation asks
- * for the revision, a plan for each changed line's commit).
+ * Whether git could find a repository for `dir`: a .git (or a bare repository) in it or a
+ * directory above, by its path or its real path, or one named by the environment. Outside one,
+ * no git is started (a start costs ~15-20 ms; an evaluation asks for the revision, a plan for
+ * each changed line's commit).
  */
 function maybeInGit(dir: string): boolean {
   if (process.env.GIT_DIR !== undefined) return true;
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    if (existsSync(join(d, ".git"))) return true;
-    if (dirname(d) === d) return false;
+  const above = (start: string): boolean => {
+    for (let d = start; ; d = dirname(d)) {
+      if (existsSync(join(d, ".git"))) return true;
+      // a bare repository's own directory, which git also finds
+      if (existsSync(join(d, "HEAD")) && existsSync(join(d, "objects")) && existsSync(join(d, "refs"))) return true;
+      if (dirname(d) === d) return false;
+    }
+  };
+  if (above(resolve(dir))) return true;
+  // git searches from the directory's real place: a recipe folder reached through a link
+  try {
+    return above(realpathSync(dir));
+  } catch {
+    return false;
   }
 }
 
@@ -32,9 +44,14 @@ export function recipesRevision(entry: string): RecipesRev | null {
   // and every other line is a changed tracked file; untracked files are left out: result links
   // and scratch files are untracked but not recipes
   const status = git(dir, ["status", "--porcelain=v2", "--branch", "--untracked-files=no"]);
-  const head = status !== undefined ? /^# branch\.oid ([0-9a-f]{40,64})$/m.exec(status)?.[1] : undefined;
+  if (status === undefined) {
+    // no work tree to compare (recipes inside a bare repository's folder): HEAD alone, as before
+    const rev = git(dir, ["rev-parse", "--verify", "-q", "HEAD"])?.trim();
+    return rev ? { rev, dirty: false } : null;
+  }
+  const head = /^# branch\.oid ([0-9a-f]{40,64})$/m.exec(status)?.[1];
   if (!head) return null;
-  return { rev: head, dirty: status!.split("\n").some((l) => l.length > 0 && !l.startsWith("#")) };
+  return { rev: head, dirty: status.split("\n").some((l) => l.length > 0 && !l.startsWith("#")) };
 }
 
 /** A revision name (HEAD~1, a branch, a short hash) as a full commit hash, if git knows it. */

@@ -155,7 +155,7 @@ function positionOf(sites: NodeJS.CallSite[], partial: boolean): string | undefi
     // by file, then by line and column as one number: no key string to build and hash per frame
     let byPlace = positions.get(file);
     if (byPlace === undefined) positions.set(file, (byPlace = new Map()));
-    const place = line * 0x100000 + col;
+    const place = line * 2 ** 32 + col; // exact: a line number below 2^21, a column below 2^32
     let pos = byPlace.get(place);
     if (pos === undefined) byPlace.set(place, (pos = mapPosition(file, line, col)));
     if (pos === API_FRAME) continue;

@@ -84,8 +84,9 @@ function encode(v: unknown, path: Array<string | number>): string {
   }
 }
 
+/** As `a.every((x) => typeof x === "string")`, holes passed over as every() does (JSON.stringify writes them as null). */
 function allStrings(a: readonly unknown[]): boolean {
-  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return false;
+  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string" && i in a) return false;
   return true;
 }
 
