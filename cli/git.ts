@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { KilnError } from "../store/errors.js";
 import type { RecipesRev } from "../store/history.js";
+import { nearestAbove } from "./locate.js";
 
 function git(dir: string, args: string[]): string | undefined {
   if (!maybeInGit(dir)) return undefined;
@@ -20,18 +21,12 @@ function git(dir: string, args: string[]): string | undefined {
  */
 function maybeInGit(dir: string): boolean {
   if (process.env.GIT_DIR !== undefined) return true;
-  const above = (start: string): boolean => {
-    for (let d = start; ; d = dirname(d)) {
-      if (existsSync(join(d, ".git"))) return true;
-      // a bare repository's own directory, which git also finds
-      if (existsSync(join(d, "HEAD")) && existsSync(join(d, "objects")) && existsSync(join(d, "refs"))) return true;
-      if (dirname(d) === d) return false;
-    }
-  };
-  if (above(resolve(dir))) return true;
+  // a work tree's .git, or a bare repository's own directory, which git also finds
+  const repository = (d: string) => existsSync(join(d, ".git")) || (existsSync(join(d, "HEAD")) && existsSync(join(d, "objects")) && existsSync(join(d, "refs")));
+  if (nearestAbove(resolve(dir), repository) !== undefined) return true;
   // git searches from the directory's real place: a recipe folder reached through a link
   try {
-    return above(realpathSync(dir));
+    return nearestAbove(realpathSync(dir), repository) !== undefined;
   } catch {
     return false;
   }

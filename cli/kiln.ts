@@ -4,10 +4,11 @@
 // runs, was a fifth of an evaluation of pi4-llm-os. The cache (dist/kiln-main.cjs.cache) names
 // the Node version and the bundle (the content digest the build appends to it) it was made for
 // and carries a SHA-1 of its code (against damage, not tampering: dist/ is trusted as the code
-// beside it is; node:crypto is loaded at start anyway, where zlib's CRC-32 would load zlib): V8
-// checks neither the source's content (only its length) nor, here, the code's integrity, and damaged code would crash every command. A cache of another
-// bundle, a damaged one, one V8 rejects, or none at all is made anew when the command ends;
-// where dist/ is not writable, kiln runs without one.
+// beside it is; SHA-1 rather than zlib's CRC-32, which would load zlib at every start): V8 checks
+// neither the source's content (only its length) nor, here, the code's integrity, and damaged
+// code would crash every command. A cache of another bundle, a damaged one, one V8 rejects, or
+// none at all is made anew when the command ends; where dist/ is not writable, kiln runs without
+// one.
 import { createHash } from "node:crypto";
 import { accessSync, constants, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";

@@ -11,17 +11,19 @@ export function storeRoot(args: { store?: string }): string {
   return join(data, "kiln");
 }
 
+/** `start` or the nearest directory above it for which `has` is true; undefined when none is. */
+export function nearestAbove(start: string, has: (dir: string) => boolean): string | undefined {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (has(dir)) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
 /** recipes/index.ts in the current directory or the nearest parent that has one. */
 export function recipesEntry(args: { recipes?: string }): string {
   if (args.recipes) return resolve(args.recipes);
   if (process.env.KILN_RECIPES) return resolve(process.env.KILN_RECIPES);
-  let dir = process.cwd();
-  for (;;) {
-    const cand = join(dir, "recipes", "index.ts");
-    if (existsSync(cand)) return cand;
-    const up = dirname(dir);
-    if (up === dir) return join(process.cwd(), "recipes", "index.ts");
-    dir = up;
-  }
+  const entry = (dir: string) => join(dir, "recipes", "index.ts");
+  return entry(nearestAbove(process.cwd(), (d) => existsSync(entry(d))) ?? process.cwd());
 }
 

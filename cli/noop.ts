@@ -13,6 +13,7 @@
 // This module is loaded by the launcher: node built-ins only.
 import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { nearestAbove } from "./locate.js";
 
 /** path, size, mtimeMs, ctimeMs, inode, mode (all -1 when the path does not exist) */
 export type StatTuple = [string, number, number, number, number, number];
@@ -131,35 +132,28 @@ export function statTree(path: string, out: StatTuple[]): void {
  * understood (then no record is written).
  */
 export function gitHeadFiles(from: string): string[] | undefined {
-  let dir = from;
-  for (;;) {
-    const dotgit = join(dir, ".git");
-    const st = statTuple(dotgit);
-    if (st[5] !== -1) {
-      let gitdir = dotgit;
-      if ((st[5] & 0o170000) !== 0o040000) {
-        const m = /^gitdir: (.*)$/m.exec(readFileSync(dotgit, "utf8"));
-        if (!m) return undefined;
-        gitdir = m[1]!.startsWith("/") ? m[1]! : join(dir, m[1]!);
-      }
-      let common = gitdir;
-      try {
-        const c = readFileSync(join(gitdir, "commondir"), "utf8").trim();
-        common = c.startsWith("/") ? c : join(gitdir, c);
-      } catch {
-        /* not a linked worktree */
-      }
-      const files = [join(gitdir, "HEAD"), join(common, "packed-refs")];
-      const head = readFileSync(files[0]!, "utf8").trim();
-      const ref = /^ref: (refs\/.+)$/.exec(head);
-      if (ref) files.push(join(common, ref[1]!));
-      else if (!/^[0-9a-f]{40,64}$/.test(head)) return undefined;
-      return files;
-    }
-    const up = dirname(dir);
-    if (up === dir) return [];
-    dir = up;
+  const dir = nearestAbove(from, (d) => statTuple(join(d, ".git"))[5] !== -1);
+  if (dir === undefined) return [];
+  const dotgit = join(dir, ".git");
+  let gitdir = dotgit;
+  if ((statTuple(dotgit)[5] & 0o170000) !== 0o040000) {
+    const m = /^gitdir: (.*)$/m.exec(readFileSync(dotgit, "utf8"));
+    if (!m) return undefined;
+    gitdir = m[1]!.startsWith("/") ? m[1]! : join(dir, m[1]!);
   }
+  let common = gitdir;
+  try {
+    const c = readFileSync(join(gitdir, "commondir"), "utf8").trim();
+    common = c.startsWith("/") ? c : join(gitdir, c);
+  } catch {
+    /* not a linked worktree */
+  }
+  const files = [join(gitdir, "HEAD"), join(common, "packed-refs")];
+  const head = readFileSync(files[0]!, "utf8").trim();
+  const ref = /^ref: (refs\/.+)$/.exec(head);
+  if (ref) files.push(join(common, ref[1]!));
+  else if (!/^[0-9a-f]{40,64}$/.test(head)) return undefined;
+  return files;
 }
 
 /**

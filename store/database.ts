@@ -16,14 +16,13 @@ export type Db = Database.Database;
  */
 export function sqlite(file: string, options: { readonly?: boolean; fileMustExist?: boolean } = {}): Db {
   const require = createRequire(import.meta.url);
-  const Ctor = Database;
   let nativeBinding: string | undefined;
   try {
     nativeBinding = require.resolve("better-sqlite3/build/Release/better_sqlite3.node");
   } catch {
     /* built elsewhere: let it search */
   }
-  return new Ctor(file, { ...options, ...(nativeBinding ? { nativeBinding } : {}) });
+  return new Database(file, { ...options, ...(nativeBinding ? { nativeBinding } : {}) });
 }
 
 export interface OpenOptions {

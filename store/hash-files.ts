@@ -123,8 +123,13 @@ port.on("message", ({ batch, paths, sizes, execs }) => {
 `;
 
 
+/** Worker threads a hasher uses besides the calling one unless told otherwise: cores - 1, at most 3. */
+export function defaultHashWorkers(): number {
+  return Math.max(0, Math.min(3, availableParallelism() - 1));
+}
+
 export interface HashFilesOptions {
-  /** worker threads to use besides the calling one; default: cores - 1, at most 3 */
+  /** worker threads to use besides the calling one; default: defaultHashWorkers() */
   workers?: number;
   /** false: the calling thread takes no batch while a worker can (tests) */
   callerHashes?: boolean;
@@ -153,7 +158,7 @@ export class FileHasher {
   private readonly workerCount: number;
 
   constructor(private readonly buf: Buffer, private readonly opts: HashFilesOptions = {}) {
-    this.workerCount = Math.max(0, opts.workers ?? Math.min(3, availableParallelism() - 1));
+    this.workerCount = Math.max(0, opts.workers ?? defaultHashWorkers());
   }
 
   /** Queue a file; returns its index in the digests that finish() returns. */

@@ -7,13 +7,13 @@
 // least a BLAKE3 content hash of the tree can cost on one core; `nix-store --add` into an empty
 // store (hash + copy, as Nix imports a source); `nix-hash` (Nix's NAR hash alone, no copy).
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender } from "../lib/measure.js";
 import { removeTree, run, sh, which } from "../lib/proc.js";
 import { fmtNum, type Row } from "../lib/report.js";
 import { writeIfChanged } from "../lib/workspace.js";
+import { defaultHashWorkers } from "../../store/hash-files.js";
 import { forgetFileDigests } from "../../store/test-helpers/direct.js";
 
 const SECTION = "3. Content hashing of a large tree";
@@ -74,9 +74,9 @@ export default { tree: derivation({ name: "hash-tree", hostTools: ["sh"], script
     { key: "kiln (cold)", cmd: { argv: kilnArgv }, before: forget },
     { key: "kiln (warm cache)", cmd: { argv: kilnArgv } },
   ];
-  // Kiln hashes on its main thread and up to three workers (store/hash-files.ts): the goal's
-  // anchor is the same pipeline with as many b3sum processes at once
-  const threads = 1 + Math.min(3, availableParallelism() - 1);
+  // Kiln hashes on its main thread and its workers: the goal's anchor is the same pipeline with
+  // as many b3sum processes at once
+  const threads = 1 + defaultHashWorkers();
   const sameThreads = `b3sum pipeline, ${threads} at once`;
   if (which("b3sum")) {
     contenders.push({ key: "b3sum pipeline", cmd: { argv: ["sh", "-c", `find '${tree}' -type f -print0 | xargs -0 b3sum --num-threads 1 > /dev/null`] } });
