@@ -165,7 +165,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   return {
     root,
     store,
-    builder: builderOf(args, store),
+    builder: builderOf(args, store, (message) => sink({ type: "warning", message })),
     substituters: substitutersOf(args, sink),
     hostTools,
     events: sink,
@@ -184,16 +184,16 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
 }
 
 /** This machine's builder: the builtins in-process, the rest in the bubblewrap sandbox. */
-export function localBuilder(store: LocalStore): LocalBuilder {
+export function localBuilder(store: LocalStore, warn?: (message: string) => void): LocalBuilder {
   return new LocalBuilder(new SandboxBuilder({
     bwrap: bwrapBinary(), storeDir: store.storeDir, systems: [hostSystem()],
-    scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(),
+    scratchDir: (label) => store.scratchDir(label), processDir: () => store.processDir(), ...(warn ? { warn } : {}),
   }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) });
 }
 
 /** The local builder, with the remote builders (--builders, KILN_BUILDERS, kiln.conf) around it if there are any. */
-function builderOf(args: GlobalArgs, store: LocalStore): Builder {
-  const local = localBuilder(store);
+function builderOf(args: GlobalArgs, store: LocalStore, warn: (message: string) => void): Builder {
+  const local = localBuilder(store, warn);
   const specs = machineSpecs(settingsOf(args).builders);
   if (specs.length === 0) return local;
   const machines = specs.map((spec) => new SshMachine(spec, { store, processDir: () => store.processDir() }));

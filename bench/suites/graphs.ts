@@ -2,7 +2,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bwrapArgs } from "../../engine/builders/sandbox.js";
+import { sandboxLaunch, storeViewOf } from "../../engine/builders/sandbox.js";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
 import { removeTree, runUnchecked, which } from "../lib/proc.js";
@@ -98,7 +98,7 @@ function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
       b.report.add({
         section: FIRST, case: `${g.label} (${g.drvs} drvs)`, tool: "sandbox alone", unit: "s",
         time: { median: floor * g.drvs, min: floor * g.drvs, max: floor * g.drvs, n: 1 },
-        note: `bubblewrap started as Kiln starts it, ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
+        note: `bubblewrap started as Kiln starts it (store view: ${floorView}), ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
           `x ${g.drvs} derivations; Kiln's first build took ${fmtNum(kilnPer)} ms per derivation${k.jobs ? ` at -j${k.jobs}` : ""}`,
       });
     }
@@ -107,6 +107,7 @@ function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
 
 const SANDBOX_STARTS = 200;
 let floorMs: number | null | undefined;
+let floorView = "";
 
 /**
  * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it: the
@@ -123,15 +124,19 @@ function sandboxFloor(b: Bench): number | undefined {
   const shared = join(dir, "shared");
   mkdirSync(shared, { recursive: true });
   let total = 0;
+  // the store view Kiln's builds get here (an overlay in a namespace of its own, or bind mounts)
+  const view = storeViewOf(dir, () => join(dir, "probe"));
+  floorView = view.kind;
   for (let i = 0; i < SANDBOX_STARTS; i++) {
     const scratch = join(dir, `b${i}`);
     const out = "/kiln/store/00000000000000000000000000000000-floor";
     const started = process.hrtime.bigint();
-    const { options, command } = bwrapArgs({
+    mkdirSync(scratch);
+    const l = sandboxLaunch(bwrap, {
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
-      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, buildCores: 1,
+      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, buildCores: 1, view,
     });
-    const r = spawnSync(bwrap, [...options, "--", ...command], { stdio: ["ignore", "pipe", "pipe"] });
+    const r = spawnSync(l.file, [...l.prefix, ...l.options, "--", ...l.command], { stdio: ["ignore", "pipe", "pipe"], ...(l.cwd ? { cwd: l.cwd } : {}) });
     total += Number(process.hrtime.bigint() - started) / 1e6;
     removeTree(scratch);
     if (r.status !== 0) {

@@ -11,7 +11,7 @@
 // HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
 import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
@@ -45,7 +45,24 @@ export interface SandboxRequest {
   buildCores: number;
   /** keep /build on disk (in the scratch dir) instead of tmpfs, for builds larger than RAM */
   buildDirOnDisk?: boolean;
+  /** how the host's directories reach the sandbox (storeViewOf); bind mounts when not given */
+  view?: StoreView;
 }
+
+/**
+ * How the host's directories reach the sandbox.
+ *
+ * A bind mount shows its source's path in /proc/self/mountinfo: the kernel prints, for every
+ * mount, the path of its root in the file system it comes from, whatever bubblewrap is told. So a
+ * build could read the host's store location there and write it into its output. With
+ * "overlay", the store and the build's scratch directory reach the sandbox through an overlay
+ * file system of the build's own, mounted in a user and mount namespace made for the build,
+ * whose options name only paths relative to the scratch directory (`lowerdir=../../store`). Its
+ * mounts then show paths inside the overlay (`/<hash>-name`), the same in every store. "binds" is
+ * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
+ * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
+ */
+export type StoreView = { kind: "overlay"; unshare: string } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -96,18 +113,29 @@ function hostDirArgs(): string[] {
 /** Directories already written under a `shared` dir: key -> path. */
 const written = new Map<string, string>();
 
+/** The sandbox's /etc files, written into `etc`. */
+function writeEtc(etc: string): void {
+  mkdirSync(etc, { recursive: true });
+  writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
+  writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
+  writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
+}
+
 /** The sandbox's /etc files, once per shared dir. */
 function etcDir(shared: string): string {
   const key = `${shared}\0etc`;
   const done = written.get(key);
   if (done) return done;
   const etc = join(shared, "etc");
-  mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
-  writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
-  writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
+  writeEtc(etc);
   written.set(key, etc);
   return etc;
+}
+
+/** Links to the declared host tools in `dir`. */
+function writeHostBin(dir: string, entries: [string, string][]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [name, path] of entries) symlinkSync(path, join(dir, name));
 }
 
 /** A directory of links to the declared host tools, once per set of tools and shared dir. */
@@ -117,8 +145,7 @@ function hostBinDir(shared: string, tools: Record<string, string>): string {
   const done = written.get(key);
   if (done) return done;
   const dir = join(shared, `host-bin-${written.size}`);
-  mkdirSync(dir, { recursive: true });
-  for (const [name, path] of entries) symlinkSync(path, join(dir, name));
+  writeHostBin(dir, entries);
   written.set(key, dir);
   return dir;
 }
@@ -129,15 +156,32 @@ export const SEED_PATH = "/usr/bin:/usr/sbin:/bin:/sbin";
 /** Merged-/usr directories that a usr tree's top level links to, as Debian's usrmerge lays them out. */
 const MERGED = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
+/** Where the sandbox's mounts come from on this host, for one request (see StoreView). */
+interface Sources {
+  /** a store path (an input, the usr tree) */
+  store(name: string): string;
+  /** the directory the build's outputs are written to, mounted at /kiln/store */
+  out: string;
+  /** the /etc files */
+  etc: string;
+  /** the links to declared host tools, when there are any */
+  hostBin?: string;
+  /** /build on disk, for buildDirOnDisk */
+  build: string;
+}
+
+/** The directories the overlay view keeps in its upper layer, at its root beside the store's names (`<hash>-<name>`). */
+const UPPER = { out: ".kiln-out", etc: ".kiln-etc", hostBin: ".kiln-host-bin", build: ".kiln-build" } as const;
+
 /**
  * What the sandbox's root shows: a usr tree (read-only at /usr, with /bin, /lib... linked into it
  * where the tree has them), the host's /usr for a build that declares host tools (the impure
  * escape), or nothing at all for a pure build (a builtin, or a static builder in the store).
  */
-function rootArgs(req: SandboxRequest): string[] {
+function rootArgs(req: SandboxRequest, src: Sources): string[] {
   if (req.usr !== undefined) {
     const usr = join(req.storeDir, req.usr, "usr");
-    const a = ["--ro-bind", usr, "/usr"];
+    const a = ["--ro-bind", join(src.store(req.usr), "usr"), "/usr"];
     for (const d of MERGED) if (existsSync(join(usr, d))) a.push("--symlink", `usr/${d}`, `/${d}`);
     return a;
   }
@@ -145,18 +189,82 @@ function rootArgs(req: SandboxRequest): string[] {
   return [];
 }
 
+/** How a request is started: the program and its arguments, the overlay's options (if any), bubblewrap's options and the build's command. */
+export interface SandboxLaunch {
+  /** the program to start, with its arguments before bubblewrap's own (`--args 3 -- command`) */
+  file: string;
+  prefix: string[];
+  /** the working directory to start it in */
+  cwd?: string;
+  /** bubblewrap's options (mounts, environment: host paths among them), given through a pipe */
+  options: string[];
+  /** the command run in the sandbox (logical paths only) */
+  command: string[];
+  /** the host directory the build's outputs are found in afterwards, by name */
+  outDir: string;
+}
+
 /**
- * bubblewrap's arguments for a request: its options (mounts, environment: host paths among them)
- * and the command it runs in the sandbox (logical paths only). bubblewrap takes the command on its
- * own command line, after `--`.
+ * The overlay view's mount, in the scratch directory: the store as its lower layer, the build's
+ * own directories as its upper one; every path relative to the scratch dir. Then a shell (the
+ * namespace is unshare's, the mount mount(8)'s) mounts it and becomes bubblewrap, with an empty
+ * environment (dash would export PWD, the host's scratch path, to bubblewrap: the sandbox's pid 1).
  */
-export function bwrapArgs(req: SandboxRequest): { options: string[]; command: string[] } {
+const MOUNT_THEN_BWRAP = 'mount -t overlay kiln -o "$1" m && shift && unset PWD OLDPWD && exec "$@"';
+
+function overlayOptions(scratch: string, storeDir: string): string | undefined {
+  const lower = relative(scratch, storeDir);
+  // mount(8) and overlayfs split their options at these; such a path falls back to bind mounts
+  if (/[,:\\\s"']/.test(lower)) return undefined;
+  return `lowerdir=${lower},upperdir=upper,workdir=work,userxattr`;
+}
+
+/** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
+export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch {
+  const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const ovl = req.view?.kind === "overlay" ? overlayOptions(req.scratch, req.storeDir) : undefined;
+  if (req.view?.kind === "overlay" && ovl !== undefined) {
+    const upper = join(req.scratch, "upper");
+    const m = join(req.scratch, "m");
+    mkdirSync(join(upper, UPPER.out), { recursive: true });
+    mkdirSync(join(req.scratch, "work"));
+    mkdirSync(m);
+    writeEtc(join(upper, UPPER.etc));
+    if (entries.length > 0) writeHostBin(join(upper, UPPER.hostBin), entries);
+    if (req.buildDirOnDisk) mkdirSync(join(upper, UPPER.build));
+    const src: Sources = {
+      store: (name) => join(m, name), out: join(m, UPPER.out), etc: join(m, UPPER.etc),
+      ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}), build: join(m, UPPER.build),
+    };
+    const { options, command } = bwrapOptions(req, src);
+    return {
+      file: req.view.unshare,
+      prefix: ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", ovl, bwrap],
+      cwd: req.scratch, options, command, outDir: join(upper, UPPER.out),
+    };
+  }
   const storeView = join(req.scratch, "store");
   const build = join(req.scratch, "build");
   mkdirSync(storeView, { recursive: true });
   if (req.buildDirOnDisk) mkdirSync(build, { recursive: true });
-  const etc = etcDir(req.shared);
+  const src: Sources = {
+    store: (name) => join(req.storeDir, name), out: storeView, etc: etcDir(req.shared),
+    ...(entries.length > 0 ? { hostBin: hostBinDir(req.shared, req.tools) } : {}), build,
+  };
+  const { options, command } = bwrapOptions(req, src);
+  return { file: bwrap, prefix: [], options, command, outDir: storeView };
+}
 
+/**
+ * bubblewrap's arguments for a request, its mounts taken from the host's directories by bind
+ * mounts (the "binds" view): its options and the command it runs in the sandbox.
+ */
+export function bwrapArgs(req: SandboxRequest): { options: string[]; command: string[] } {
+  const { options, command } = sandboxLaunch("bwrap", { ...req, view: { kind: "binds", why: "asked for" } });
+  return { options, command };
+}
+
+function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
   const a: string[] = [
     "--unshare-all",
     ...(req.network ? ["--share-net"] : []),
@@ -164,14 +272,14 @@ export function bwrapArgs(req: SandboxRequest): { options: string[]; command: st
     "--new-session",
     "--uid", "1000", "--gid", "1000",
     "--hostname", "kiln",
-    ...rootArgs(req),
+    ...rootArgs(req, src),
     "--proc", "/proc",
     "--dev", "/dev",
     "--tmpfs", "/tmp",
     "--dir", "/etc",
-    "--ro-bind", join(etc, "passwd"), "/etc/passwd",
-    "--ro-bind", join(etc, "group"), "/etc/group",
-    "--ro-bind", join(etc, "hosts"), "/etc/hosts",
+    "--ro-bind", join(src.etc, "passwd"), "/etc/passwd",
+    "--ro-bind", join(src.etc, "group"), "/etc/group",
+    "--ro-bind", join(src.etc, "hosts"), "/etc/hosts",
   ];
   if (req.usr === undefined && Object.keys(req.tools).length > 0) {
     for (const f of HOST_TOOL_ETC) {
@@ -184,12 +292,12 @@ export function bwrapArgs(req: SandboxRequest): { options: string[]; command: st
       if (existsSync(f)) a.push("--ro-bind", f, f);
     }
   }
-  a.push("--bind", storeView, LOGICAL_STORE);
-  for (const p of [...req.inputs].sort()) a.push("--ro-bind", join(req.storeDir, p), `${LOGICAL_STORE}/${p}`);
-  if (Object.keys(req.tools).length > 0) a.push("--ro-bind", hostBinDir(req.shared, req.tools), HOST_BIN);
+  a.push("--bind", src.out, LOGICAL_STORE);
+  for (const p of [...req.inputs].sort()) a.push("--ro-bind", src.store(p), `${LOGICAL_STORE}/${p}`);
+  if (src.hostBin !== undefined) a.push("--ro-bind", src.hostBin, HOST_BIN);
   // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
   // this kind of disk costs minutes, in tmpfs seconds; only outputs are written to disk
-  if (req.buildDirOnDisk) a.push("--bind", build, "/build");
+  if (req.buildDirOnDisk) a.push("--bind", src.build, "/build");
   else a.push("--perms", "0755", "--tmpfs", "/build");
   a.push("--chdir", "/build");
   a.push("--clearenv");
@@ -205,6 +313,45 @@ export function bwrapArgs(req: SandboxRequest): { options: string[]; command: st
 }
 
 /**
+ * The store view this host allows, for a store and a directory beside it to try it in: an
+ * overlay mounted in a namespace of its own, tried once per process and store (a few ms), or bind
+ * mounts with the reason the overlay could not be used.
+ */
+const views = new Map<string, StoreView>();
+export function storeViewOf(storeDir: string, probeDir: () => string): StoreView {
+  let v = views.get(storeDir);
+  if (v === undefined) {
+    v = probeView(storeDir, probeDir());
+    views.set(storeDir, v);
+  }
+  return v;
+}
+
+function probeView(storeDir: string, dir: string): StoreView {
+  try {
+    if (process.env.KILN_SANDBOX_VIEW === "binds") return { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
+    const unshare = findProgram("unshare");
+    if (!unshare) return { kind: "binds", why: "unshare (util-linux) is not installed" };
+    const ovl = overlayOptions(dir, storeDir);
+    if (ovl === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
+    for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
+    const r = spawnSync(unshare, ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", ovl, "/bin/sh", "-c", "test -d m"],
+      { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (r.status === 0) return { kind: "overlay", unshare };
+    return { kind: "binds", why: `an overlay cannot be mounted here without privileges: ${(r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n")[0]}` };
+  } finally {
+    removeTree(dir);
+  }
+}
+
+function findProgram(name: string): string | undefined {
+  for (const d of [...(process.env.PATH ?? "").split(":").filter((p) => p.startsWith("/")), "/usr/bin", "/bin"]) {
+    if (existsSync(join(d, name))) return join(d, name);
+  }
+  return undefined;
+}
+
+/**
  * Run a build in the sandbox, its output to onOutput; kill the whole process group on abort.
  *
  * bubblewrap gets its options through a pipe (`--args 3`), not its command line, and an empty
@@ -214,22 +361,23 @@ export function bwrapArgs(req: SandboxRequest): { options: string[]; command: st
  * would not fit the kernel's limit on a command line (spawn E2BIG). Its command line keeps only
  * the builder's own command, which the build sees as its argv anyway.
  */
-export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null }> {
+export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
   checkSandbox(bwrap);
-  const { options, command } = bwrapArgs(req);
+  const launch = sandboxLaunch(bwrap, req);
   return new Promise((resolvePromise, reject) => {
     // the child inherits the umask at fork: 022 for the builds, whatever kiln's own is
     const saved = process.umask(0o022);
     let child;
     try {
-      child = spawn(bwrap, ["--args", "3", "--", ...command], { stdio: ["ignore", "pipe", "pipe", "pipe"], detached: true, env: {} });
+      child = spawn(launch.file, [...launch.prefix, "--args", "3", "--", ...launch.command],
+        { stdio: ["ignore", "pipe", "pipe", "pipe"], detached: true, env: {}, ...(launch.cwd ? { cwd: launch.cwd } : {}) });
     } finally {
       process.umask(saved);
     }
     const argsPipe = child.stdio[3] as Writable;
     // bubblewrap may fail before it reads them all (it is missing, say): the child's error or exit says why
     argsPipe.on("error", () => {});
-    argsPipe.end(Buffer.from(options.map((a) => `${a}\0`).join("")));
+    argsPipe.end(Buffer.from(launch.options.map((a) => `${a}\0`).join("")));
     child.stdout!.on("data", onOutput);
     child.stderr!.on("data", onOutput);
     const kill = () => {
@@ -246,7 +394,7 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     });
     child.on("close", (code, sig) => {
       signal.removeEventListener("abort", kill);
-      resolvePromise({ exitCode: code, signal: sig });
+      resolvePromise({ exitCode: code, signal: sig, outDir: launch.outDir });
     });
   });
 }
@@ -261,6 +409,8 @@ export interface SandboxBuilderOptions {
   /** a directory for the life of this process (see SandboxRequest.shared) */
   processDir: () => string;
   systems: readonly string[];
+  /** told once when the store view falls back to bind mounts (StoreView), with why */
+  warn?: (message: string) => void;
 }
 
 /** The Builder port on this machine: each request runs in bubblewrap. */
@@ -274,17 +424,29 @@ export class SandboxBuilder implements Builder {
     checkSandbox(this.o.bwrap);
   }
 
+  #view: StoreView | undefined;
+  private view(): StoreView {
+    if (this.#view === undefined) {
+      this.#view = storeViewOf(this.o.storeDir, () => this.o.scratchDir("sandbox-view"));
+      if (this.#view.kind === "binds" && process.env.KILN_SANDBOX_VIEW !== "binds") {
+        this.o.warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${this.#view.why}`);
+      }
+    }
+    return this.#view;
+  }
+
   async build(req: BuildRequest, io: BuildIO): Promise<BuildResult> {
     checkSandbox(this.o.bwrap);
     const scratch = this.o.scratchDir(req.name);
     try {
-      const r = await runSandboxed(this.o.bwrap, {
+      const view = this.view();
+      const { outDir, ...r } = await runSandboxed(this.o.bwrap, {
         builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
-        scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores,
+        scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores, view,
       }, io.onOutput, io.signal);
       const outputs: Record<string, string | undefined> = {};
       for (const [o, name] of Object.entries(req.outputs)) {
-        const host = join(scratch, "store", name);
+        const host = join(outDir, name);
         outputs[o] = existsOrLink(host) ? host : undefined;
       }
       return { ...r, outputs, release: () => removeTree(scratch) };
