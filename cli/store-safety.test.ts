@@ -8,7 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync,
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
-import { bindReadOnly, canMount, fillUp, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
+import { bindReadOnly, canMount, fillUp, mountOverlay, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
 import {
   buildRows, buildStarts, cleanup, closureSql, copyFixture, eventsOf, hostStorePath, isSeedPath, kiln, kilnJson, onDisk, query, queryFile, tempDir, validPaths,
 } from "./test-helpers/kiln.js";
@@ -302,6 +302,28 @@ describe("the store survives damage and bad input", { timeout: 600_000 }, () => 
     assert.match(mountinfo, / \/kiln\/store ro?,?.* - overlay kiln /m, "the output dir is the overlay's");
     assert.match(mountinfo, /^\S+ \S+ \S+ \/([a-z0-9]{32}-[^ ]+) \/kiln\/store\/\1 .* - overlay kiln .*lowerdir=\.\.\/\.\.\/store,/m,
       "an input is the overlay's, its options relative to the scratch dir");
+  });
+
+  test("where an overlay cannot be mounted over the store (a store on overlayfs, as in a container), builds use bind mounts and kiln says why, once", { skip: needsRoot }, async () => {
+    const mnt = tempDir("overlay");
+    mountOverlay(mnt, tempDir("layers"));
+    try {
+      const store = join(mnt, "store");
+      const r = await kilnJson(["realize", "--no-link", "top"], o(store));
+      assert.deepEqual(buildStarts(r.events).map((e) => e.node!.name).filter((n) => n === "base" || n === "top"), ["base", "top"]);
+      const warnings = eventsOf(r.events, "warning").map((e) => String(e.message));
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(warnings[0]!, /builds see the store through bind mounts, whose host paths show in \/proc\/self\/mountinfo: an overlay cannot be mounted over this store \(.+\); KILN_SANDBOX_VIEW=binds accepts this/);
+      assert.deepEqual(readdirSync(join(store, "tmp")), [], "the probe's directory is gone");
+      assert.equal((await kiln(["verify"], o(store))).code, 0);
+    } finally {
+      unmount(mnt);
+    }
+    // asked for: no warning, and the same outputs
+    const store = tempDir("store");
+    const asked = await kilnJson(["realize", "--no-link", "top"], { ...o(store), env: { KILN_SANDBOX_VIEW: "binds" } });
+    assert.deepEqual(eventsOf(asked.events, "warning"), []);
+    assert.deepEqual(validPaths(store, "top").length, 1);
   });
 
   test("a recorded output missing from disk is built again (with what refers to it), never printed", async () => {

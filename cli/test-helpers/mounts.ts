@@ -1,7 +1,8 @@
 // Real conditions for the store-safety tests: a small tmpfs that a build can fill, a read-only
-// bind mount. Mounting needs root (the CI runs as root); unmountAll() undoes what was mounted.
+// bind mount, an overlayfs. Mounting needs root (the CI runs as root); unmountAll() undoes what was mounted.
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 export const canMount = process.getuid?.() === 0;
 
@@ -15,6 +16,13 @@ function run(args: string[]): void {
 /** A tmpfs of `size` (e.g. "3m") at `dir`: a file system that really fills up. */
 export function mountTmpfs(dir: string, size: string): void {
   run(["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+  mounted.push(dir);
+}
+
+/** An overlayfs at `dir`, its layers in `layers` (lower, upper, work): what a container's root often is. */
+export function mountOverlay(dir: string, layers: string): void {
+  for (const d of ["lower", "upper", "work"]) mkdirSync(join(layers, d), { recursive: true });
+  run(["-t", "overlay", "overlay", "-o", `lowerdir=${join(layers, "lower")},upperdir=${join(layers, "upper")},workdir=${join(layers, "work")}`, dir]);
   mounted.push(dir);
 }
 

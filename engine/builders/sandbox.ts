@@ -338,7 +338,9 @@ function probeView(storeDir: string, dir: string): StoreView {
     const r = spawnSync(unshare, ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", ovl, "/bin/sh", "-c", "test -d m"],
       { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     if (r.status === 0) return { kind: "overlay", unshare };
-    return { kind: "binds", why: `an overlay cannot be mounted here without privileges: ${(r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n")[0]}` };
+    // mount(8) names the probe's mount point, gone by now: its reason alone
+    const reason = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n")[0]!.replace(/^mount: [^:]*: /, "");
+    return { kind: "binds", why: `an overlay cannot be mounted over this store (${reason})` };
   } finally {
     removeTree(dir);
   }
@@ -429,7 +431,7 @@ export class SandboxBuilder implements Builder {
     if (this.#view === undefined) {
       this.#view = storeViewOf(this.o.storeDir, () => this.o.scratchDir("sandbox-view"));
       if (this.#view.kind === "binds" && process.env.KILN_SANDBOX_VIEW !== "binds") {
-        this.o.warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${this.#view.why}`);
+        this.o.warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${this.#view.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
       }
     }
     return this.#view;
