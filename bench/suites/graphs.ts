@@ -125,16 +125,19 @@ function sandboxFloor(b: Bench): number | undefined {
   mkdirSync(shared, { recursive: true });
   let total = 0;
   // the store view Kiln's builds get here (an overlay in a namespace of its own, or bind mounts)
-  const view = storeViewOf(dir, () => join(dir, "probe"));
-  floorView = view.kind;
+  // laid out as a store is: <root>/store beside <root>/tmp/<scratch>
+  const storeDir = join(dir, "store");
+  mkdirSync(storeDir, { recursive: true });
+  const view = storeViewOf(bwrap, storeDir, () => join(dir, "tmp", "probe"));
+  floorView = view.kind === "overlay" ? "overlay" : `bind mounts, since ${view.why}`;
   for (let i = 0; i < SANDBOX_STARTS; i++) {
-    const scratch = join(dir, `b${i}`);
+    const scratch = join(dir, "tmp", `b${i}`);
     const out = "/kiln/store/00000000000000000000000000000000-floor";
     const started = process.hrtime.bigint();
     mkdirSync(scratch);
     const l = sandboxLaunch(bwrap, {
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
-      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir: dir, buildCores: 1, view,
+      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir, buildCores: 1, view,
     });
     const r = spawnSync(l.file, [...l.prefix, ...l.options, "--", ...l.command], { stdio: ["ignore", "pipe", "pipe"], ...(l.cwd ? { cwd: l.cwd } : {}) });
     total += Number(process.hrtime.bigint() - started) / 1e6;

@@ -13,6 +13,7 @@ export const builderServeCommand = defineCommand({
     if (argv.op === "missing") return serveMissing(ctx.store, process.stdin, process.stdout);
     if (argv.op === "import") return serveImport(ctx.store, process.stdin, ctx.signal);
     // this machine's own builder, whatever builders its configuration names
-    return serveBuild(ctx.store, localBuilder(ctx.store), process.stdin, process.stdout, (c) => process.stderr.write(c), ctx.signal);
+    const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+    return serveBuild(ctx.store, localBuilder(ctx.store, warn), process.stdin, process.stdout, (c) => process.stderr.write(c), ctx.signal);
   },
 });

@@ -85,7 +85,7 @@ export function copyFixture(name: string): string {
 }
 
 /** What a test's kiln never takes from the developer's shell: each test decides these. */
-export const UNSET_FOR_TESTS = ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS", "KILN_DEBIAN_ARCHIVE", "KILN_DEBIAN_SECURITY", "KILN_DEBIAN_SUITE"];
+export const UNSET_FOR_TESTS = ["KILN_STORE", "KILN_RECIPES", "KILN_MIRRORS", "KILN_BWRAP", "NODE_OPTIONS", "KILN_SUBSTITUTERS", "KILN_TRUSTED_PUBLIC_KEYS", "KILN_SECRET_KEY_FILE", "KILN_CACHE_TIMEOUT", "KILN_BUILDERS", "KILN_DEBIAN_ARCHIVE", "KILN_DEBIAN_SECURITY", "KILN_DEBIAN_SUITE", "KILN_SANDBOX_VIEW"];
 /** Nor the developer's kiln.conf (binary caches, builders). */
 export const TEST_CONFIG = "/nonexistent/kiln.conf";
 

@@ -10,7 +10,7 @@
 // with no network (unless fixed-output), uid 1000, hostname 'kiln', a cleared environment with
 // HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, realpathSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
@@ -62,7 +62,7 @@ export interface SandboxRequest {
  * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
  * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
  */
-export type StoreView = { kind: "overlay"; unshare: string } | { kind: "binds"; why: string };
+export type StoreView = { kind: "overlay"; unshare: string; mount: string } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -206,17 +206,26 @@ export interface SandboxLaunch {
 
 /**
  * The overlay view's mount, in the scratch directory: the store as its lower layer, the build's
- * own directories as its upper one; every path relative to the scratch dir. Then a shell (the
- * namespace is unshare's, the mount mount(8)'s) mounts it and becomes bubblewrap, with an empty
- * environment (dash would export PWD, the host's scratch path, to bubblewrap: the sandbox's pid 1).
+ * own directories as its upper one; every path relative to the scratch dir. A shell in the
+ * namespace unshare made mounts it with mount(8) ($1, the options $2) and becomes bubblewrap, with
+ * an empty environment (dash would export PWD, the host's scratch path, to bubblewrap: the
+ * sandbox's pid 1). A mount that fails ends it with SETUP_FAILED and a line that says so.
  */
-const MOUNT_THEN_BWRAP = 'mount -t overlay kiln -o "$1" m && shift && unset PWD OLDPWD && exec "$@"';
+const MOUNT_THEN_BWRAP = '"$1" -t overlay kiln -o "$2" m || { echo "kiln-sandbox: the build\'s overlay could not be mounted" >&2; exit 125; }; shift 2; unset PWD OLDPWD; exec "$@"';
+const SETUP_FAILED = 125;
+const SETUP_MARK = "kiln-sandbox: ";
 
+/**
+ * The overlay's options. `volatile`: its unmount, when the build's namespace ends, would otherwise
+ * flush the whole file system under the store to disk (syncfs) at the end of every build; the
+ * outputs are made durable, like those of a build seen through bind mounts, by registration.
+ */
 function overlayOptions(scratch: string, storeDir: string): string | undefined {
-  const lower = relative(scratch, storeDir);
+  // the kernel resolves `..` through the real directories: a link in the path must not change what it names
+  const lower = relative(realpathSync(scratch), realpathSync(storeDir));
   // mount(8) and overlayfs split their options at these; such a path falls back to bind mounts
   if (/[,:\\\s"']/.test(lower)) return undefined;
-  return `lowerdir=${lower},upperdir=upper,workdir=work,userxattr`;
+  return `lowerdir=${lower},upperdir=upper,workdir=work,userxattr,volatile`;
 }
 
 /** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
@@ -239,7 +248,7 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
     const { options, command } = bwrapOptions(req, src);
     return {
       file: req.view.unshare,
-      prefix: ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", ovl, bwrap],
+      prefix: ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", req.view.mount, ovl, bwrap],
       cwd: req.scratch, options, command, outDir: join(upper, UPPER.out),
     };
   }
@@ -318,29 +327,37 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
  * mounts with the reason the overlay could not be used.
  */
 const views = new Map<string, StoreView>();
-export function storeViewOf(storeDir: string, probeDir: () => string): StoreView {
+export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => string): StoreView {
   let v = views.get(storeDir);
   if (v === undefined) {
-    v = probeView(storeDir, probeDir());
+    v = probeView(bwrap, storeDir, probeDir());
     views.set(storeDir, v);
   }
   return v;
 }
 
-function probeView(storeDir: string, dir: string): StoreView {
+/** The whole chain a build takes (namespace, overlay, bubblewrap inside it), tried on a probe directory. */
+function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
   try {
     if (process.env.KILN_SANDBOX_VIEW === "binds") return { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
     const unshare = findProgram("unshare");
-    if (!unshare) return { kind: "binds", why: "unshare (util-linux) is not installed" };
+    const mount = findProgram("mount");
+    if (!unshare || !mount) return { kind: "binds", why: `${unshare ? "mount" : "unshare"} (util-linux) is not installed` };
+    for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
     const ovl = overlayOptions(dir, storeDir);
     if (ovl === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
-    for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
-    const r = spawnSync(unshare, ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", ovl, "/bin/sh", "-c", "test -d m"],
-      { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    if (r.status === 0) return { kind: "overlay", unshare };
-    // mount(8) names the probe's mount point, gone by now: its reason alone
-    const reason = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n")[0]!.replace(/^mount: [^:]*: /, "");
-    return { kind: "binds", why: `an overlay cannot be mounted over this store (${reason})` };
+    const r = spawnSync(unshare, ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", mount, ovl,
+      bwrap, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"], { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (r.status === 0) return { kind: "overlay", unshare, mount };
+    const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
+    if (r.status === SETUP_FAILED && lines.some((l) => l.startsWith(SETUP_MARK))) {
+      // mount(8) names the probe's mount point, gone by now: its reason alone, and what the store is on
+      const reason = lines[0]!.replace(/^mount: [^:]*: /, "");
+      const fs = ({ 0x794c7630: "overlayfs", 0x6969: "NFS", 0x65735546: "FUSE" } as Record<number, string>)[statfsSync(storeDir).type];
+      return { kind: "binds", why: `an overlay cannot be mounted over this store${fs ? `, which is on ${fs}` : ""} (${reason})` };
+    }
+    if (lines[0]!.startsWith("unshare:")) return { kind: "binds", why: `unshare cannot make a user and mount namespace here (${lines[0]})` };
+    return { kind: "binds", why: `bubblewrap cannot run in the build's namespace (${lines[0]})` };
   } finally {
     removeTree(dir);
   }
@@ -380,8 +397,14 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     // bubblewrap may fail before it reads them all (it is missing, say): the child's error or exit says why
     argsPipe.on("error", () => {});
     argsPipe.end(Buffer.from(launch.options.map((a) => `${a}\0`).join("")));
-    child.stdout!.on("data", onOutput);
-    child.stderr!.on("data", onOutput);
+    // the first output, to tell the overlay's mount failing (SETUP_FAILED) from the build's own failure
+    let head = "";
+    const output = (chunk: Buffer) => {
+      if (head.length < 4096) head += chunk.toString("utf8", 0, 4096);
+      onOutput(chunk);
+    };
+    child.stdout!.on("data", output);
+    child.stderr!.on("data", output);
     const kill = () => {
       try {
         if (child.pid) process.kill(-child.pid, "SIGKILL");
@@ -396,6 +419,11 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     });
     child.on("close", (code, sig) => {
       signal.removeEventListener("abort", kill);
+      if (code === SETUP_FAILED && launch.prefix.length > 0 && head.split("\n").some((l) => l.startsWith(SETUP_MARK))) {
+        reject(new KilnError("SANDBOX_UNAVAILABLE", `the sandbox could not be set up: ${head.trim().split("\n")[0]}`,
+          "KILN_SANDBOX_VIEW=binds builds through bind mounts instead of an overlay"));
+        return;
+      }
       resolvePromise({ exitCode: code, signal: sig, outDir: launch.outDir });
     });
   });
@@ -429,7 +457,7 @@ export class SandboxBuilder implements Builder {
   #view: StoreView | undefined;
   private view(): StoreView {
     if (this.#view === undefined) {
-      this.#view = storeViewOf(this.o.storeDir, () => this.o.scratchDir("sandbox-view"));
+      this.#view = storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"));
       if (this.#view.kind === "binds" && process.env.KILN_SANDBOX_VIEW !== "binds") {
         this.o.warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${this.#view.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
       }
