@@ -96,7 +96,7 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
     const outcome = checkOutcome(s, n, req, r, log);
     if (outcome) {
       release();
-      store.finishBuild(buildId, outcome.status, outcome.exitCode, s.ctx.clock());
+      await recordWhenRoom(() => store.finishBuild(buildId, outcome.status, outcome.exitCode, s.ctx.clock()), store.tmpDir);
       throw outcome.error;
     }
     return register(s, n, req, r, hash, buildId);
@@ -116,6 +116,26 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
     throw failure ? withLog(failure, log) : e;
   } finally {
     release();
+  }
+}
+
+/**
+ * Write a failed build's record once what it left is gone. The overlay a build sees the store
+ * through (StoreView) lets go of its layers a few milliseconds after the build's processes end,
+ * not as they end: on a disk the build filled, the space of its removed scratch dir comes back only
+ * then, and the record waits for it (2 s at most).
+ */
+async function recordWhenRoom(write: () => void, dir: string): Promise<void> {
+  for (let waited = 0; ; waited += 20) {
+    try {
+      write();
+      return;
+    } catch (e) {
+      const code = String((e as { code?: unknown }).code ?? "");
+      const full = code === "SQLITE_FULL" || code === "ENOSPC" || (code.startsWith("SQLITE_IOERR") && diskFull(dir));
+      if (!full || waited >= 2000) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 }
 
