@@ -217,8 +217,8 @@ const SETUP_MARK = "kiln-sandbox: ";
 
 /**
  * The overlay's options. `volatile`: its unmount, when the build's namespace ends, would otherwise
- * flush the whole file system under the store to disk (syncfs) at the end of every build; the
- * outputs are made durable, like those of a build seen through bind mounts, by registration.
+ * flush the whole file system under the store to disk (syncfs) at the end of every build, everyone's
+ * pending writes with it; outputs written through bind mounts were never flushed either.
  */
 function overlayOptions(scratch: string, storeDir: string): string | undefined {
   // the kernel resolves `..` through the real directories: a link in the path must not change what it names
