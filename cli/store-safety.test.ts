@@ -4,13 +4,14 @@
 // output missing from disk is built again. Real conditions: real SQLite files damaged on disk, a
 // real tmpfs that fills up, real read-only bind mounts, a real unprivileged user.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { addDanglingReference, overwriteTablePage } from "../store/test-helpers/damage.js";
 import { bindReadOnly, canMount, fillUp, mountOverlay, mountTmpfs, unmount, unmountAll } from "./test-helpers/mounts.js";
 import {
-  buildRows, buildStarts, cleanup, type Ev, closureSql, copyFixture, eventsOf, hostStorePath, isSeedPath, kiln, kilnJson, onDisk, query, queryFile, tempDir, validPaths,
+  buildRows, buildStarts, cleanup, REPO, type Ev, closureSql, copyFixture, eventsOf, hostStorePath, isSeedPath, kiln, kilnJson, onDisk, query, queryFile, tempDir, validPaths,
 } from "./test-helpers/kiln.js";
 
 const needsRoot = canMount ? false : "needs root: it mounts a tmpfs or a read-only bind mount, or runs kiln as another user";
@@ -316,6 +317,22 @@ describe("the store survives damage and bad input", { timeout: 600_000 }, () => 
     assert.deepEqual(eventsOf(events, "warning"), []);
     assert.ok(hits.length > 0 && hits.every((h) => /^\/proc\/\d+(\/task\/\d+)?\/mountinfo$/.test(h)), hits.join("\n"));
     assert.doesNotMatch(mountinfo, / - overlay kiln /);
+  });
+
+  test("kiln's sandbox helper mounts the overlay in a namespace of its own and becomes the program; a mount that fails is exit 125, said so", () => {
+    const helper = join(REPO, "dist", "kiln-sandbox");
+    assert.ok(existsSync(helper), "npm run build compiles it where there is a C compiler (CI has one)");
+    const dir = tempDir("helper");
+    for (const d of ["lower", "upper", "work", "m"]) mkdirSync(join(dir, d));
+    writeFileSync(join(dir, "lower", "f"), "from the lower layer\n");
+    const ok = spawnSync(helper, ["lowerdir=lower,upperdir=upper,workdir=work,userxattr,volatile", "/bin/sh", "-c", "cat m/f && echo new > m/g && grep ' - overlay kiln ' /proc/self/mountinfo"],
+      { cwd: dir, env: {}, encoding: "utf8" });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /^from the lower layer\n.* \S+\/m rw,.* - overlay kiln rw,lowerdir=lower,upperdir=upper,workdir=work,/s);
+    assert.equal(readFileSync(join(dir, "upper", "g"), "utf8"), "new\n", "writes go to the upper layer");
+    const bad = spawnSync(helper, ["lowerdir=nonexistent,upperdir=upper,workdir=work,userxattr", "/bin/true"], { cwd: dir, env: {}, encoding: "utf8" });
+    assert.equal(bad.status, 125);
+    assert.match(bad.stderr, /^kiln-sandbox: the build's overlay could not be mounted: No such file or directory\n$/);
   });
 
   test("where an overlay cannot be mounted over the store (a store on overlayfs, as in a container), builds use bind mounts and kiln says why, once", { skip: needsRoot }, async () => {

@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, realpathSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
 import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
@@ -62,7 +63,7 @@ export interface SandboxRequest {
  * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
  * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
  */
-export type StoreView = { kind: "overlay"; unshare: string; mount: string } | { kind: "binds"; why: string };
+export type StoreView = { kind: "overlay"; command: string[] } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -246,11 +247,7 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
       ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}), build: join(m, UPPER.build),
     };
     const { options, command } = bwrapOptions(req, src);
-    return {
-      file: req.view.unshare,
-      prefix: ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", req.view.mount, ovl, bwrap],
-      cwd: req.scratch, options, command, outDir: join(upper, UPPER.out),
-    };
+    return { file: req.view.command[0]!, prefix: [...req.view.command.slice(1), ovl, bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
   }
   const storeView = join(req.scratch, "store");
   const build = join(req.scratch, "build");
@@ -336,28 +333,53 @@ export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => str
   return v;
 }
 
+/**
+ * The ways into a build's namespace and overlay, fastest first: kiln's own helper (dist/kiln-sandbox,
+ * compiled by `npm run build` where there is a C compiler), or unshare(1), a shell and mount(8).
+ * Each is followed by the overlay's options and bubblewrap.
+ */
+function overlayCommands(): string[][] {
+  const ways: string[][] = [];
+  for (const helper of [new URL("./kiln-sandbox", import.meta.url), new URL("../../dist/kiln-sandbox", import.meta.url)]) {
+    if (helper.protocol === "file:" && existsSync(helper)) {
+      ways.push([fileURLToPath(helper)]);
+      break;
+    }
+  }
+  const unshare = findProgram("unshare");
+  const mount = findProgram("mount");
+  if (unshare && mount) ways.push([unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", mount]);
+  return ways;
+}
+
 /** The whole chain a build takes (namespace, overlay, bubblewrap inside it), tried on a probe directory. */
 function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
   try {
     if (process.env.KILN_SANDBOX_VIEW === "binds") return { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
-    const unshare = findProgram("unshare");
-    const mount = findProgram("mount");
-    if (!unshare || !mount) return { kind: "binds", why: `${unshare ? "mount" : "unshare"} (util-linux) is not installed` };
+    const ways = overlayCommands();
+    if (ways.length === 0) return { kind: "binds", why: "unshare and mount (util-linux) are not installed" };
     for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
     const ovl = overlayOptions(dir, storeDir);
     if (ovl === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
-    const r = spawnSync(unshare, ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", mount, ovl,
-      bwrap, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"], { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    if (r.status === 0) return { kind: "overlay", unshare, mount };
-    const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
-    if (r.status === SETUP_FAILED && lines.some((l) => l.startsWith(SETUP_MARK))) {
-      // mount(8) names the probe's mount point, gone by now: its reason alone, and what the store is on
-      const reason = lines[0]!.replace(/^mount: [^:]*: /, "");
-      const fs = ({ 0x794c7630: "overlayfs", 0x6969: "NFS", 0x65735546: "FUSE" } as Record<number, string>)[statfsSync(storeDir).type];
-      return { kind: "binds", why: `an overlay cannot be mounted over this store${fs ? `, which is on ${fs}` : ""} (${reason})` };
+    let why = "";
+    for (const command of ways) {
+      const r = spawnSync(command[0]!, [...command.slice(1), ovl, bwrap, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
+        { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      if (r.status === 0) return { kind: "overlay", command };
+      if (why) continue;
+      // the first way's reason: the later ones fail alike, or could not say as much
+      const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
+      const mark = lines.find((l) => l.startsWith(SETUP_MARK));
+      if (r.status === SETUP_FAILED && mark?.includes("overlay could not be mounted")) {
+        // mount(8) names the probe's mount point, gone by now: its reason alone, and what the store is on
+        const reason = (mark === lines[0] ? mark.replace(/^.*could not be mounted: /, "") : lines[0]!.replace(/^mount: [^:]*: /, ""));
+        const fs = ({ 0x794c7630: "overlayfs", 0x6969: "NFS", 0x65735546: "FUSE" } as Record<number, string>)[statfsSync(storeDir).type];
+        why = `an overlay cannot be mounted over this store${fs ? `, which is on ${fs}` : ""} (${reason})`;
+      } else if (r.status === SETUP_FAILED && mark) why = `a user and mount namespace cannot be made here (${mark.slice(SETUP_MARK.length)})`;
+      else if (lines[0]!.startsWith("unshare:")) why = `unshare cannot make a user and mount namespace here (${lines[0]})`;
+      else why = `bubblewrap cannot run in the build's namespace (${lines[0]})`;
     }
-    if (lines[0]!.startsWith("unshare:")) return { kind: "binds", why: `unshare cannot make a user and mount namespace here (${lines[0]})` };
-    return { kind: "binds", why: `bubblewrap cannot run in the build's namespace (${lines[0]})` };
+    return { kind: "binds", why };
   } finally {
     removeTree(dir);
   }
