@@ -120,7 +120,7 @@ chmodSync("dist/kiln.cjs", 0o755);
 // the sandbox's helper (engine/builders/sandbox-helper.c): where there is no C compiler, builds
 // take the slower way into their namespace, through unshare(1), a shell and mount(8)
 try {
-  execFileSync("cc", ["-O2", "-Wall", "-Werror", "-o", "dist/kiln-sandbox", "engine/builders/sandbox-helper.c"], { stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-o", "dist/kiln-sandbox", "engine/builders/sandbox-helper.c"], { stdio: ["ignore", "inherit", "inherit"] });
 } catch (e) {
   rmSync("dist/kiln-sandbox", { force: true });
   process.stderr.write(`note: dist/kiln-sandbox not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); builds start a little slower without it\n`);

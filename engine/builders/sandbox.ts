@@ -247,7 +247,8 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
       ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}), build: join(m, UPPER.build),
     };
     const { options, command } = bwrapOptions(req, src);
-    return { file: req.view.command[0]!, prefix: [...req.view.command.slice(1), ovl, bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
+    const bw = bwrap.includes("/") ? bwrap : findProgram(bwrap) ?? bwrap;
+    return { file: req.view.command[0]!, prefix: [...req.view.command.slice(1), ovl, bw], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
   }
   const storeView = join(req.scratch, "store");
   const build = join(req.scratch, "build");
@@ -340,12 +341,10 @@ export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => str
  */
 function overlayCommands(): string[][] {
   const ways: string[][] = [];
-  for (const helper of [new URL("./kiln-sandbox", import.meta.url), new URL("../../dist/kiln-sandbox", import.meta.url)]) {
-    if (helper.protocol === "file:" && existsSync(helper)) {
-      ways.push([fileURLToPath(helper)]);
-      break;
-    }
-  }
+  // beside the bundle (dist/kiln-main.cjs), two up from tsc's dist/engine/builders, or in dist/ of the checkout for the sources
+  const here = import.meta.url;
+  const helper = new URL(here.endsWith(".ts") ? "../../dist/kiln-sandbox" : here.endsWith("/builders/sandbox.js") ? "../../kiln-sandbox" : "./kiln-sandbox", here);
+  if (helper.protocol === "file:" && existsSync(helper)) ways.push([fileURLToPath(helper)]);
   const unshare = findProgram("unshare");
   const mount = findProgram("mount");
   if (unshare && mount) ways.push([unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", MOUNT_THEN_BWRAP, "kiln-sandbox", mount]);
@@ -357,19 +356,23 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
   try {
     if (process.env.KILN_SANDBOX_VIEW === "binds") return { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
     const ways = overlayCommands();
-    if (ways.length === 0) return { kind: "binds", why: "unshare and mount (util-linux) are not installed" };
+    if (ways.length === 0) return { kind: "binds", why: `${findProgram("unshare") ? "mount" : "unshare"} (util-linux) is not installed` };
+    // the helper execs bubblewrap by its path (no PATH in the build's empty environment)
+    const bw = bwrap.includes("/") ? bwrap : findProgram(bwrap) ?? bwrap;
     for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
     const ovl = overlayOptions(dir, storeDir);
     if (ovl === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
     let why = "";
     for (const command of ways) {
-      const r = spawnSync(command[0]!, [...command.slice(1), ovl, bwrap, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
+      const r = spawnSync(command[0]!, [...command.slice(1), ovl, bw, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
         { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
       if (r.status === 0) return { kind: "overlay", command };
       if (why) continue;
-      // the first way's reason: the later ones fail alike, or could not say as much
       const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
       const mark = lines.find((l) => l.startsWith(SETUP_MARK));
+      // the first way's reason, if it is about the namespace or the overlay; the helper failing
+      // for itself (not executable, bubblewrap not found by path) leaves the reason to the next way
+      if (command.length === 1 && !(r.status === SETUP_FAILED && mark && /^kiln-sandbox: (unshare|setgroups|uid_map|gid_map|private mounts|the build's overlay)/.test(mark))) continue;
       if (r.status === SETUP_FAILED && mark?.includes("overlay could not be mounted")) {
         // mount(8) names the probe's mount point, gone by now: its reason alone, and what the store is on
         const reason = (mark === lines[0] ? mark.replace(/^.*could not be mounted: /, "") : lines[0]!.replace(/^mount: [^:]*: /, ""));
@@ -379,7 +382,7 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
       else if (lines[0]!.startsWith("unshare:")) why = `unshare cannot make a user and mount namespace here (${lines[0]})`;
       else why = `bubblewrap cannot run in the build's namespace (${lines[0]})`;
     }
-    return { kind: "binds", why };
+    return { kind: "binds", why: why || "kiln's sandbox helper failed, and unshare and mount (util-linux) are not installed" };
   } finally {
     removeTree(dir);
   }
