@@ -19,7 +19,7 @@ import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
 import type { BuildRequest } from "../build-request.js";
 import { HOST_BIN } from "../evaluate.js";
-import { HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
+import { findOnPath, HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
 
 /** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
 export interface SandboxRequest {
@@ -44,8 +44,6 @@ export interface SandboxRequest {
   /** host directory holding store paths */
   storeDir: string;
   buildCores: number;
-  /** keep /build on disk (in the scratch dir) instead of tmpfs, for builds larger than RAM */
-  buildDirOnDisk?: boolean;
   /** how the host's directories reach the sandbox (storeViewOf); bind mounts when not given */
   view?: StoreView;
 }
@@ -62,8 +60,11 @@ export interface SandboxRequest {
  * mounts then show paths inside the overlay (`/<hash>-name`), the same in every store. "binds" is
  * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
  * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
+ * What the probe found is kept, so a build looks nothing up: the way into the namespace
+ * (`command`), the overlay's options (the same for every scratch dir of a store, all siblings)
+ * and bubblewrap by its path (the helper has no PATH to search).
  */
-export type StoreView = { kind: "overlay"; command: string[] } | { kind: "binds"; why: string };
+export type StoreView = { kind: "overlay"; command: string[]; options: string; bwrap: string } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -167,12 +168,10 @@ interface Sources {
   etc: string;
   /** the links to declared host tools, when there are any */
   hostBin?: string;
-  /** /build on disk, for buildDirOnDisk */
-  build: string;
 }
 
 /** The directories the overlay view keeps in its upper layer, at its root beside the store's names (`<hash>-<name>`). */
-const UPPER = { out: ".kiln-out", etc: ".kiln-etc", hostBin: ".kiln-host-bin", build: ".kiln-build" } as const;
+const UPPER = { out: ".kiln-out", etc: ".kiln-etc", hostBin: ".kiln-host-bin" } as const;
 
 /**
  * What the sandbox's root shows: a usr tree (read-only at /usr, with /bin, /lib... linked into it
@@ -232,8 +231,8 @@ function overlayOptions(scratch: string, storeDir: string): string | undefined {
 /** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
 export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch {
   const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const ovl = req.view?.kind === "overlay" ? overlayOptions(req.scratch, req.storeDir) : undefined;
-  if (req.view?.kind === "overlay" && ovl !== undefined) {
+  const view = req.view;
+  if (view?.kind === "overlay") {
     const upper = join(req.scratch, "upper");
     const m = join(req.scratch, "m");
     mkdirSync(join(upper, UPPER.out), { recursive: true });
@@ -241,34 +240,21 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
     mkdirSync(m);
     writeEtc(join(upper, UPPER.etc));
     if (entries.length > 0) writeHostBin(join(upper, UPPER.hostBin), entries);
-    if (req.buildDirOnDisk) mkdirSync(join(upper, UPPER.build));
     const src: Sources = {
       store: (name) => join(m, name), out: join(m, UPPER.out), etc: join(m, UPPER.etc),
-      ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}), build: join(m, UPPER.build),
+      ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}),
     };
     const { options, command } = bwrapOptions(req, src);
-    const bw = bwrap.includes("/") ? bwrap : findProgram(bwrap) ?? bwrap;
-    return { file: req.view.command[0]!, prefix: [...req.view.command.slice(1), ovl, bw], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
+    return { file: view.command[0]!, prefix: [...view.command.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
   }
   const storeView = join(req.scratch, "store");
-  const build = join(req.scratch, "build");
   mkdirSync(storeView, { recursive: true });
-  if (req.buildDirOnDisk) mkdirSync(build, { recursive: true });
   const src: Sources = {
     store: (name) => join(req.storeDir, name), out: storeView, etc: etcDir(req.shared),
-    ...(entries.length > 0 ? { hostBin: hostBinDir(req.shared, req.tools) } : {}), build,
+    ...(entries.length > 0 ? { hostBin: hostBinDir(req.shared, req.tools) } : {}),
   };
   const { options, command } = bwrapOptions(req, src);
   return { file: bwrap, prefix: [], options, command, outDir: storeView };
-}
-
-/**
- * bubblewrap's arguments for a request, its mounts taken from the host's directories by bind
- * mounts (the "binds" view): its options and the command it runs in the sandbox.
- */
-export function bwrapArgs(req: SandboxRequest): { options: string[]; command: string[] } {
-  const { options, command } = sandboxLaunch("bwrap", { ...req, view: { kind: "binds", why: "asked for" } });
-  return { options, command };
 }
 
 function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
@@ -304,8 +290,7 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
   if (src.hostBin !== undefined) a.push("--ro-bind", src.hostBin, HOST_BIN);
   // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
   // this kind of disk costs minutes, in tmpfs seconds; only outputs are written to disk
-  if (req.buildDirOnDisk) a.push("--bind", src.build, "/build");
-  else a.push("--perms", "0755", "--tmpfs", "/build");
+  a.push("--perms", "0755", "--tmpfs", "/build");
   a.push("--chdir", "/build");
   a.push("--clearenv");
   const path = req.usr !== undefined ? SEED_PATH : HOST_BIN;
@@ -320,18 +305,28 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
 }
 
 /**
- * The store view this host allows, for a store and a directory beside it to try it in: an
- * overlay mounted in a namespace of its own, tried once per process and store (a few ms), or bind
- * mounts with the reason the overlay could not be used.
+ * The store view this host allows, for a store and a directory beside its scratch dirs to try it
+ * in: an overlay mounted in a namespace of its own, tried once per process and store (a few ms),
+ * or bind mounts with the reason the overlay could not be used, told once through `warn` unless
+ * KILN_SANDBOX_VIEW=binds asked for them.
  */
 const views = new Map<string, StoreView>();
-export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => string): StoreView {
+export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => string, warn?: (message: string) => void): StoreView {
   let v = views.get(storeDir);
   if (v === undefined) {
-    v = probeView(bwrap, storeDir, probeDir());
+    if (process.env.KILN_SANDBOX_VIEW === "binds") v = { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
+    else {
+      v = probeView(bwrap, storeDir, probeDir());
+      if (v.kind === "binds") warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${v.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
+    }
     views.set(storeDir, v);
   }
   return v;
+}
+
+/** A program on kiln's PATH, or in /usr/bin or /bin. */
+function findProgram(name: string): string | undefined {
+  return findOnPath(name, [...(process.env.PATH ?? "").split(":").filter((p) => p.startsWith("/")), "/usr/bin", "/bin"]);
 }
 
 /**
@@ -354,19 +349,17 @@ function overlayCommands(): string[][] {
 /** The whole chain a build takes (namespace, overlay, bubblewrap inside it), tried on a probe directory. */
 function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
   try {
-    if (process.env.KILN_SANDBOX_VIEW === "binds") return { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
     const ways = overlayCommands();
     if (ways.length === 0) return { kind: "binds", why: `${findProgram("unshare") ? "mount" : "unshare"} (util-linux) is not installed` };
-    // the helper execs bubblewrap by its path (no PATH in the build's empty environment)
-    const bw = bwrap.includes("/") ? bwrap : findProgram(bwrap) ?? bwrap;
+    const bw = findProgram(bwrap) ?? bwrap;
     for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
-    const ovl = overlayOptions(dir, storeDir);
-    if (ovl === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
+    const options = overlayOptions(dir, storeDir);
+    if (options === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
     let why = "";
     for (const command of ways) {
-      const r = spawnSync(command[0]!, [...command.slice(1), ovl, bw, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
+      const r = spawnSync(command[0]!, [...command.slice(1), options, bw, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
         { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      if (r.status === 0) return { kind: "overlay", command };
+      if (r.status === 0) return { kind: "overlay", command, options, bwrap: bw };
       if (why) continue;
       const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
       const mark = lines.find((l) => l.startsWith(SETUP_MARK));
@@ -386,13 +379,6 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
   } finally {
     removeTree(dir);
   }
-}
-
-function findProgram(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? "").split(":").filter((p) => p.startsWith("/")), "/usr/bin", "/bin"]) {
-    if (existsSync(join(d, name))) return join(d, name);
-  }
-  return undefined;
 }
 
 /**
@@ -444,7 +430,7 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     });
     child.on("close", (code, sig) => {
       signal.removeEventListener("abort", kill);
-      if (code === SETUP_FAILED && launch.prefix.length > 0 && head.split("\n").some((l) => l.startsWith(SETUP_MARK))) {
+      if (code === SETUP_FAILED && req.view?.kind === "overlay" && head.split("\n").some((l) => l.startsWith(SETUP_MARK))) {
         reject(new KilnError("SANDBOX_UNAVAILABLE", `the sandbox could not be set up: ${head.trim().split("\n")[0]}`,
           "KILN_SANDBOX_VIEW=binds builds through bind mounts instead of an overlay"));
         return;
@@ -479,22 +465,11 @@ export class SandboxBuilder implements Builder {
     checkSandbox(this.o.bwrap);
   }
 
-  #view: StoreView | undefined;
-  private view(): StoreView {
-    if (this.#view === undefined) {
-      this.#view = storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"));
-      if (this.#view.kind === "binds" && process.env.KILN_SANDBOX_VIEW !== "binds") {
-        this.o.warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${this.#view.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
-      }
-    }
-    return this.#view;
-  }
-
   async build(req: BuildRequest, io: BuildIO): Promise<BuildResult> {
     checkSandbox(this.o.bwrap);
     const scratch = this.o.scratchDir(req.name);
     try {
-      const view = this.view();
+      const view = storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"), this.o.warn);
       const { outDir, ...r } = await runSandboxed(this.o.bwrap, {
         builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
         scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores, view,
