@@ -6,7 +6,7 @@ import { copyFileSync, cpSync, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
-import { diskFull } from "../store/failures.js";
+import { diskFull, fullDisk } from "../store/failures.js";
 import { removeTree, type StorePathName } from "../store/paths.js";
 import { BuildLog } from "./build-log.js";
 import { requestSelfHash, toBuildRequest, type BuildRequest } from "./build-request.js";
@@ -131,9 +131,7 @@ async function recordWhenRoom(write: () => void, dir: string): Promise<void> {
       write();
       return;
     } catch (e) {
-      const code = String((e as { code?: unknown }).code ?? "");
-      const full = code === "SQLITE_FULL" || code === "ENOSPC" || (code.startsWith("SQLITE_IOERR") && diskFull(dir));
-      if (!full || waited >= 2000) throw e;
+      if (!fullDisk(String((e as { code?: unknown }).code ?? ""), dir) || waited >= 2000) throw e;
       await new Promise((r) => setTimeout(r, 20));
     }
   }

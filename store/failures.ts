@@ -52,8 +52,7 @@ function sqliteFailure(code: string, message: string, file: string, root: string
   if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
     return new KilnError("STORE_CORRUPT", `the store database ${file} is damaged (${message})`, repairHint(root), { file });
   }
-  // a full disk shows as SQLITE_FULL, or as an I/O error on the files beside the database (-shm)
-  if (code === "SQLITE_FULL" || (code.startsWith("SQLITE_IOERR") && diskFull(root))) {
+  if (fullDisk(code, root)) {
     return new KilnError("IO_ERROR", `no space left on device: the store database ${file} could not be written (${code}: ${message})`,
       `free some space on the file system holding ${root} (kiln needs a little to open its database), then run the command again; \`kiln gc\` deletes what no root keeps`, { file, errno: code });
   }
@@ -70,6 +69,15 @@ function sqliteFailure(code: string, message: string, file: string, root: string
       `check the disk (dmesg) and free space on it; then \`kiln verify\`; if it reports the database damaged, ${repairHint(root)}`, { file, errno: code });
   }
   return undefined;
+}
+
+/**
+ * Whether error code `code` (errno or SQLite's) says the file system holding `root` is full: a
+ * full disk shows as ENOSPC or EDQUOT, as SQLITE_FULL, or as an I/O error on the files beside the
+ * database (-shm) while the disk has no room.
+ */
+export function fullDisk(code: string, root: string): boolean {
+  return code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL" || (code.startsWith("SQLITE_IOERR") && diskFull(root));
 }
 
 /** Whether the file system holding `dir` has (almost) no space left for an unprivileged writer. */
