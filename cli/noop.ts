@@ -132,11 +132,12 @@ export function statTree(path: string, out: StatTuple[]): void {
  * understood (then no record is written).
  */
 export function gitHeadFiles(from: string): string[] | undefined {
-  const dir = nearestAbove(from, (d) => statTuple(join(d, ".git"))[5] !== -1);
+  let mode = -1;
+  const dir = nearestAbove(from, (d) => (mode = statTuple(join(d, ".git"))[5]) !== -1);
   if (dir === undefined) return [];
   const dotgit = join(dir, ".git");
   let gitdir = dotgit;
-  if ((statTuple(dotgit)[5] & 0o170000) !== 0o040000) {
+  if ((mode & 0o170000) !== 0o040000) {
     const m = /^gitdir: (.*)$/m.exec(readFileSync(dotgit, "utf8"));
     if (!m) return undefined;
     gitdir = m[1]!.startsWith("/") ? m[1]! : join(dir, m[1]!);
