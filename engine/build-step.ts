@@ -81,10 +81,10 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
   let result: BuildResult | undefined;
   // what the builder left goes before the build's record is written: a build that filled the
   // disk leaves room for it
-  const release = () => {
+  const release = (later?: boolean) => {
     const r = result;
     result = undefined;
-    r?.release();
+    r?.release(later);
   };
   try {
     try {
@@ -115,7 +115,8 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
     }
     throw failure ? withLog(failure, log) : e;
   } finally {
-    release();
+    // registered (or failed and released above): nothing waits for this space
+    release(true);
   }
 }
 

@@ -18,8 +18,12 @@ export interface BuildResult {
   signal: string | null;
   /** output name -> host path of what the build produced there (absent: it produced nothing) */
   outputs: Record<string, string | undefined>;
-  /** remove what the builder left on this host; after registration moved the outputs away */
-  release(): void;
+  /**
+   * remove what the builder left on this host; after registration moved the outputs away. `later`:
+   * the caller does not need the space back now (the removal may finish after release returns;
+   * the realize waits for it before it ends)
+   */
+  release(later?: boolean): void;
 }
 
 export interface Builder {

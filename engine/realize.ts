@@ -9,6 +9,7 @@
 import { setMaxListeners } from "node:events";
 import { isKilnError, KilnError } from "../store/errors.js";
 import { buildDurations } from "../store/history.js";
+import { scratchRemoved } from "../store/scratch.js";
 import type { StorePathName } from "../store/paths.js";
 import { buildStep } from "./build-step.js";
 import type { Context } from "./context.js";
@@ -69,6 +70,7 @@ export class Realizer {
       if (r) outputs.set(n.hash, r.outputs);
     }
     this.ctx.store.recordHits(this.hits.splice(0), this.ctx.clock());
+    await scratchRemoved();
     this.ctx.events({ type: "finished", ...this.counts, failed: this.failed.length, ...this.stopped, ms: this.ctx.clock() - started });
     if (this.ctx.signal.aborted) throw new KilnError("CANCELLED", "cancelled; nothing half-built was registered");
     for (const s of settled) if (s.status === "rejected" && !isKilnError(s.reason)) throw s.reason;

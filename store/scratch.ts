@@ -1,6 +1,7 @@
 // Scratch directories under the store's tmp/: named by the owning process (pid + start time), so
 // that those of a process that died (SIGKILL, power loss) are found and removed by the next run.
 import { mkdirSync, readdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { removeTree } from "./paths.js";
 import { isProcessAlive, SELF_PID, SELF_START } from "./process.js";
@@ -23,4 +24,26 @@ export function cleanStaleScratch(tmpDir: string): number {
     }
   }
   return n;
+}
+
+/** Removals started by removeScratchLater and not yet done. */
+const removing = new Set<Promise<void>>();
+
+/**
+ * Remove a scratch directory off the caller's path: on libuv's threads while the next build
+ * starts (a build's scratch dir is a dozen directories: ~1 ms of unlinks on the main thread, a
+ * tenth of a trivial build). `scratchRemoved` waits for them; a process that dies first leaves
+ * them to cleanStaleScratch.
+ */
+export function removeScratchLater(dir: string): void {
+  const p: Promise<void> = rm(dir, { recursive: true, force: true })
+    .catch(() => removeTree(dir)) // read-only directories: removeTree makes them writable first
+    .catch(() => { /* left to cleanStaleScratch, once this process is gone */ })
+    .finally(() => removing.delete(p));
+  removing.add(p);
+}
+
+/** Wait until every removeScratchLater is done. */
+export async function scratchRemoved(): Promise<void> {
+  while (removing.size > 0) await Promise.all([...removing]);
 }

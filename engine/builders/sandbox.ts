@@ -10,15 +10,18 @@
 // with no network (unless fixed-output), uid 1000, hostname 'kiln', a cleared environment with
 // HOME/TZ/LC_ALL/SOURCE_DATE_EPOCH fixed, and umask 022.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, realpathSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, statfsSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
+import { removeScratchLater } from "../../store/scratch.js";
 import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
 import type { BuildRequest } from "../build-request.js";
 import { HOST_BIN } from "../evaluate.js";
+import { SandboxServer } from "./sandbox-server.js";
 import { findOnPath, HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
 
 /** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
@@ -64,7 +67,7 @@ export interface SandboxRequest {
  * (`command`), the overlay's options (the same for every scratch dir of a store, all siblings)
  * and bubblewrap by its path (the helper has no PATH to search).
  */
-export type StoreView = { kind: "overlay"; command: string[]; options: string; bwrap: string } | { kind: "binds"; why: string };
+export type StoreView = { kind: "overlay"; command: string[]; options: string; bwrap: string; layer: string; etc: string } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -115,12 +118,17 @@ function hostDirArgs(): string[] {
 /** Directories already written under a `shared` dir: key -> path. */
 const written = new Map<string, string>();
 
+/** The sandbox's /etc files. */
+const ETC: Record<string, string> = {
+  passwd: "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+  group: "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n",
+  hosts: "127.0.0.1 localhost kiln\n::1 localhost\n",
+};
+
 /** The sandbox's /etc files, written into `etc`. */
 function writeEtc(etc: string): void {
   mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, "passwd"), "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
-  writeFileSync(join(etc, "group"), "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n");
-  writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost kiln\n::1 localhost\n");
+  for (const [f, text] of Object.entries(ETC)) writeFileSync(join(etc, f), text);
 }
 
 /** The sandbox's /etc files, once per shared dir. */
@@ -170,8 +178,57 @@ interface Sources {
   hostBin?: string;
 }
 
-/** The directories the overlay view keeps in its upper layer, at its root beside the store's names (`<hash>-<name>`). */
-const UPPER = { out: ".kiln-out", etc: ".kiln-etc", hostBin: ".kiln-host-bin" } as const;
+/** Where the overlay view keeps the build's outputs: in its upper layer, at its root beside the store's names (`<hash>-<name>`). */
+const UPPER_OUT = ".kiln-out";
+
+/**
+ * The overlay view's second lower layer, `<root>/sandbox` beside the store: the files every
+ * sandbox of the store sees alike, written once rather than per build: /etc's files in
+ * `etc-<digest>`, and the links to a set of declared host tools in `host-bin-<digest>`, each
+ * named by its contents (kilns of other versions sharing the store never replace each other's).
+ * Each is made in a temporary directory and renamed into place, so processes sharing the store
+ * never see one half made; what a process finds there is checked once (contents, links) and
+ * remade if it differs. Returns the directory's name.
+ */
+const layersChecked = new Set<string>();
+function layerDir(layer: string, prefix: string, files: [string, string][], kind: "file" | "link"): string {
+  const name = `${prefix}-${createHash("sha256").update(JSON.stringify([kind, files])).digest("hex").slice(0, 32)}`;
+  const dir = join(layer, name);
+  if (layersChecked.has(dir)) return name;
+  const same = (): boolean => {
+    try {
+      const names = readdirSync(dir).sort();
+      if (names.join("\0") !== files.map(([f]) => f).sort().join("\0")) return false;
+      return files.every(([f, v]) => (kind === "file" ? readFileSync(join(dir, f), "utf8") : readlinkSync(join(dir, f))) === v);
+    } catch {
+      return false;
+    }
+  };
+  if (!same()) {
+    const tmp = join(layer, `.new-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    mkdirSync(tmp, { recursive: true });
+    for (const [f, v] of files) {
+      if (kind === "file") writeFileSync(join(tmp, f), v);
+      else symlinkSync(v, join(tmp, f));
+    }
+    const old = join(layer, `.old-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    try {
+      renameSync(dir, old);
+    } catch {
+      /* none there */
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      // another process put it there first: the same contents, it is checked below
+      removeTree(tmp);
+    }
+    removeTree(old);
+    if (!same()) throw new KilnError("STORE_UNUSABLE", `the sandbox's shared files in ${dir} could not be written`, `check that ${layer} is writable, or remove it`);
+  }
+  layersChecked.add(dir);
+  return name;
+}
 
 /**
  * What the sandbox's root shows: a usr tree (read-only at /usr, with /bin, /lib... linked into it
@@ -211,7 +268,7 @@ export interface SandboxLaunch {
  * an empty environment (dash would export PWD, the host's scratch path, to bubblewrap: the
  * sandbox's pid 1). A mount that fails ends it with SETUP_FAILED and a line that says so.
  */
-const MOUNT_THEN_BWRAP = '"$1" -t overlay kiln -o "$2" m || { echo "kiln-sandbox: the build\'s overlay could not be mounted" >&2; exit 125; }; shift 2; unset PWD OLDPWD; exec "$@"';
+const MOUNT_THEN_BWRAP = '"$1" -t overlay kiln -o "$2" . || { echo "kiln-sandbox: the build\'s overlay could not be mounted" >&2; exit 125; }; shift 2; unset PWD OLDPWD; exec "$@"';
 const SETUP_FAILED = 125;
 const SETUP_MARK = "kiln-sandbox: ";
 
@@ -220,12 +277,13 @@ const SETUP_MARK = "kiln-sandbox: ";
  * flush the whole file system under the store to disk (syncfs) at the end of every build, everyone's
  * pending writes with it; outputs written through bind mounts were never flushed either.
  */
-function overlayOptions(scratch: string, storeDir: string): string | undefined {
+function overlayOptions(scratch: string, storeDir: string, layer: string): string | undefined {
   // the kernel resolves `..` through the real directories: a link in the path must not change what it names
   const lower = relative(realpathSync(scratch), realpathSync(storeDir));
+  const shared = relative(realpathSync(scratch), realpathSync(layer));
   // mount(8) and overlayfs split their options at these; such a path falls back to bind mounts
-  if (/[,:\\\s"']/.test(lower)) return undefined;
-  return `lowerdir=${lower},upperdir=upper,workdir=work,userxattr,volatile`;
+  if (/[,:\\\s"']/.test(lower + shared)) return undefined;
+  return `lowerdir=${lower}:${shared},upperdir=upper,workdir=work,userxattr,volatile`;
 }
 
 /** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
@@ -233,19 +291,20 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
   const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const view = req.view;
   if (view?.kind === "overlay") {
+    // the overlay is mounted over the scratch dir itself, in the build's namespace: the build's
+    // inputs are then <scratch>/<hash>-<name> there, and its outputs <scratch>/.kiln-out
     const upper = join(req.scratch, "upper");
-    const m = join(req.scratch, "m");
-    mkdirSync(join(upper, UPPER.out), { recursive: true });
+    const m = req.scratch;
+    mkdirSync(upper);
+    mkdirSync(join(upper, UPPER_OUT));
     mkdirSync(join(req.scratch, "work"));
-    mkdirSync(m);
-    writeEtc(join(upper, UPPER.etc));
-    if (entries.length > 0) writeHostBin(join(upper, UPPER.hostBin), entries);
+    const hostBin = entries.length > 0 ? layerDir(view.layer, "host-bin", entries, "link") : undefined;
     const src: Sources = {
-      store: (name) => join(m, name), out: join(m, UPPER.out), etc: join(m, UPPER.etc),
-      ...(entries.length > 0 ? { hostBin: join(m, UPPER.hostBin) } : {}),
+      store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, view.etc),
+      ...(hostBin !== undefined ? { hostBin: join(m, hostBin) } : {}),
     };
     const { options, command } = bwrapOptions(req, src);
-    return { file: view.command[0]!, prefix: [...view.command.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER.out) };
+    return { file: view.command[0]!, prefix: [...view.command.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER_OUT) };
   }
   const storeView = join(req.scratch, "store");
   mkdirSync(storeView, { recursive: true });
@@ -352,14 +411,16 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
     const ways = overlayCommands();
     if (ways.length === 0) return { kind: "binds", why: `${findProgram("unshare") ? "mount" : "unshare"} (util-linux) is not installed` };
     const bw = findProgram(bwrap) ?? bwrap;
-    for (const d of ["upper", "work", "m"]) mkdirSync(join(dir, d), { recursive: true });
-    const options = overlayOptions(dir, storeDir);
+    for (const d of ["upper", "work"]) mkdirSync(join(dir, d), { recursive: true });
+    const layer = join(dirname(storeDir), "sandbox");
+    const etc = layerDir(layer, "etc", Object.entries(ETC), "file");
+    const options = overlayOptions(dir, storeDir, layer);
     if (options === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
     let why = "";
     for (const command of ways) {
       const r = spawnSync(command[0]!, [...command.slice(1), options, bw, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
         { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      if (r.status === 0) return { kind: "overlay", command, options, bwrap: bw };
+      if (r.status === 0) return { kind: "overlay", command, options, bwrap: bw, layer, etc };
       if (why) continue;
       const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
       const mark = lines.find((l) => l.startsWith(SETUP_MARK));
@@ -394,6 +455,15 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
 export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
   checkSandbox(bwrap);
   const launch = sandboxLaunch(bwrap, req);
+  const view = req.view;
+  if (view?.kind === "overlay" && view.command.length === 1) {
+    // kiln's helper: its server starts the build (SandboxServer)
+    return serverOf(view.command[0]!).run({ cwd: launch.cwd!, overlay: view.options, argv: [view.bwrap, "--args", "3", "--", ...launch.command], options: optionsBlob(launch.options) }, onOutput, signal)
+      .then((r) => {
+        if (r.setupError !== undefined) throw setupFailure(r.setupError);
+        return { exitCode: r.exitCode, signal: r.signal, outDir: launch.outDir };
+      });
+  }
   return new Promise((resolvePromise, reject) => {
     // the child inherits the umask at fork: 022 for the builds, whatever kiln's own is
     const saved = process.umask(0o022);
@@ -407,7 +477,7 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     const argsPipe = child.stdio[3] as Writable;
     // bubblewrap may fail before it reads them all (it is missing, say): the child's error or exit says why
     argsPipe.on("error", () => {});
-    argsPipe.end(Buffer.from(launch.options.map((a) => `${a}\0`).join("")));
+    argsPipe.end(optionsBlob(launch.options));
     // the first output, to tell the overlay's mount failing (SETUP_FAILED) from the build's own failure
     let head = "";
     const output = (chunk: Buffer) => {
@@ -430,14 +500,32 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
     });
     child.on("close", (code, sig) => {
       signal.removeEventListener("abort", kill);
-      if (code === SETUP_FAILED && req.view?.kind === "overlay" && head.split("\n").some((l) => l.startsWith(SETUP_MARK))) {
-        reject(new KilnError("SANDBOX_UNAVAILABLE", `the sandbox could not be set up: ${head.trim().split("\n")[0]}`,
-          "KILN_SANDBOX_VIEW=binds builds through bind mounts instead of an overlay"));
+      const mark = head.split("\n").find((l) => l.startsWith(SETUP_MARK));
+      if (code === SETUP_FAILED && req.view?.kind === "overlay" && mark) {
+        reject(setupFailure(mark));
         return;
       }
       resolvePromise({ exitCode: code, signal: sig, outDir: launch.outDir });
     });
   });
+}
+
+/** bubblewrap's options as `--args` reads them. */
+function optionsBlob(options: string[]): Buffer {
+  return Buffer.from(options.map((a) => `${a}\0`).join(""));
+}
+
+function setupFailure(why: string): KilnError {
+  return new KilnError("SANDBOX_UNAVAILABLE", `the sandbox could not be set up: ${why.trim().split("\n")[0]}`,
+    "KILN_SANDBOX_VIEW=binds builds through bind mounts instead of an overlay");
+}
+
+/** One server per helper, for the life of the process. */
+const servers = new Map<string, SandboxServer>();
+function serverOf(helper: string): SandboxServer {
+  let s = servers.get(helper);
+  if (!s) servers.set(helper, (s = new SandboxServer(helper)));
+  return s;
 }
 
 export interface SandboxBuilderOptions {
@@ -479,7 +567,7 @@ export class SandboxBuilder implements Builder {
         const host = join(outDir, name);
         outputs[o] = existsOrLink(host) ? host : undefined;
       }
-      return { ...r, outputs, release: () => removeTree(scratch) };
+      return { ...r, outputs, release: (later) => (later ? removeScratchLater(scratch) : removeTree(scratch)) };
     } catch (e) {
       removeTree(scratch);
       throw e;

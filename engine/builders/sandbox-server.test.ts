@@ -1,0 +1,91 @@
+// The sandbox server (kiln-sandbox --serve, started by SandboxServer): builds started through it
+// without a namespace of their own (an empty overlay), so that what is tested is the server: the
+// program, its descriptors, output, exit, kill, and how a setup failure is told from a build's.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { SandboxServer, waitStatus, type ServerLaunch } from "./sandbox-server.js";
+
+const helper = fileURLToPath(new URL("../../dist/kiln-sandbox", import.meta.url));
+const skip = existsSync(helper) ? false : "dist/kiln-sandbox was not built: npm run build found no C compiler";
+
+describe("sandbox server", { skip }, () => {
+  const server = new SandboxServer(helper);
+  const dir = mkdtempSync(join(tmpdir(), "kiln-server-"));
+  after(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function run(script: string, o: Partial<ServerLaunch> = {}, signal = new AbortController().signal) {
+    const chunks: Buffer[] = [];
+    const r = await server.run({ cwd: dir, overlay: "", argv: ["/bin/sh", "-c", script], options: Buffer.alloc(0), ...o }, (c) => chunks.push(c), signal);
+    return { ...r, output: Buffer.concat(chunks).toString() };
+  }
+
+  test("a build runs in its working directory with an empty environment, umask 022, its options on fd 3, nothing else open, stdout and stderr in one stream", async () => {
+    const r = await run('pwd; env | grep -v "^PWD=" | grep -v "^SHLVL=" | grep -v "^_=" | wc -l; umask; cat <&3; echo; ls /proc/self/fd | sort -n | tr "\\n" " "; echo; echo err >&2; echo out; exit 7',
+      { options: Buffer.from("--ro-bind\0/a\0/b\0") });
+    assert.deepEqual({ code: r.exitCode, signal: r.signal, setup: r.setupError }, { code: 7, signal: null, setup: undefined });
+    const lines = r.output.split("\n");
+    assert.equal(lines[0], dir);
+    assert.equal(lines[1], "0", "no variable from kiln's environment");
+    assert.equal(lines[2], "0022");
+    assert.equal(lines[3], "--ro-bind\0/a\0/b\0");
+    // 0-3, and the one ls opened to list them
+    assert.match(lines[4]!, /^0 1 2 3 \d+ $/);
+    assert.deepEqual(lines.slice(5), ["err", "out", ""]);
+  });
+
+  test("builds run side by side, each output whole and its own (1 MiB through the server's frames)", async () => {
+    const rs = await Promise.all([0, 1, 2, 3].map((i) => run(`head -c 1048576 /dev/zero | tr '\\0' '${i}'; exit ${i}`)));
+    for (const [i, r] of rs.entries()) {
+      assert.equal(r.exitCode, i);
+      assert.equal(r.output.length, 1 << 20);
+      assert.ok(!/[^0-9]/.test(r.output) && r.output === String(i).repeat(1 << 20), `build ${i}'s output is its own`);
+    }
+  });
+
+  test("abort kills the build's process group; a signal is reported as such", async () => {
+    const stop = new AbortController();
+    const started = Date.now();
+    const p = run("sleep 30 & sleep 30; echo never", {}, stop.signal);
+    setTimeout(() => stop.abort(), 200);
+    const r = await p;
+    assert.equal(r.signal, "SIGKILL");
+    assert.equal(r.exitCode, null);
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal((await run("kill -TERM $$")).signal, "SIGTERM");
+  });
+
+  test("a sandbox that cannot be set up says so, apart from the build's output; a build cannot fake it", async () => {
+    const bad = await run("true", { cwd: join(dir, "nonexistent") });
+    assert.equal(bad.exitCode, 125);
+    assert.match(bad.setupError!, /^kiln-sandbox: chdir .*nonexistent: No such file or directory$/);
+    const missing = await run("true", { argv: [join(dir, "no-such-program")] });
+    assert.match(missing.setupError!, /^kiln-sandbox: exec .*no-such-program: No such file or directory$/);
+    const overlay = await run("true", { overlay: "lowerdir=nonexistent,upperdir=upper,workdir=work,userxattr" });
+    assert.match(overlay.setupError!, /^kiln-sandbox: (the build's overlay could not be mounted|unshare|setgroups|uid_map): /);
+    const faked = await run("echo \"kiln-sandbox: the build's overlay could not be mounted: faked\"; exit 125");
+    assert.equal(faked.exitCode, 125);
+    assert.equal(faked.setupError, undefined, "what a build prints is its output, whatever it says");
+    assert.match(faked.output, /faked/);
+  });
+
+  test("closing the server kills the builds it runs", async () => {
+    const s = new SandboxServer(helper);
+    const p = s.run({ cwd: dir, overlay: "", argv: ["/bin/sh", "-c", "sleep 30"], options: Buffer.alloc(0) }, () => {}, new AbortController().signal);
+    setTimeout(() => s.close(), 200);
+    const r = await p;
+    assert.equal(r.signal, "SIGKILL");
+  });
+
+  test("raw wait statuses read as Node's exit codes and signals", () => {
+    assert.deepEqual(waitStatus(3 << 8), { exitCode: 3, signal: null });
+    assert.deepEqual(waitStatus(9), { exitCode: null, signal: "SIGKILL" });
+    assert.deepEqual(waitStatus(15 | 0x80), { exitCode: null, signal: "SIGTERM" }, "a core dump's bit aside");
+  });
+});
