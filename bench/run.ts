@@ -186,7 +186,7 @@ async function main(): Promise<void> {
   const want = (s: string) => !o.only || o.only.has(s);
   let graphs: GraphDir[] = [];
   const sections: Array<[string[], () => void | Promise<void>]> = [
-    [["noop", "eval", "populate", "gc"], () => (graphs = graphSuites(b))],
+    [["noop", "eval", "populate", "gc"], async () => { graphs = await graphSuites(b); }],
     [["hash"], () => hashSuite(b)],
     [["sched"], () => schedSuite(b)],
     [["gc"], () => gcSuite(b, graphs)],

@@ -1,8 +1,7 @@
 // Rows 1 and 2: no-op realize and evaluation of the synthetic graphs, each against its anchors.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { sandboxLaunch, storeViewOf } from "../../engine/builders/sandbox.js";
+import { runSandboxed, storeViewOf } from "../../engine/builders/sandbox.js";
 import type { Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
 import { removeTree, runUnchecked, which } from "../lib/proc.js";
@@ -35,7 +34,7 @@ function works(b: Bench, c: Contender, what: string): boolean {
 }
 
 /** Rows 1, 1b and 2; returns the populated graphs (the gc rows collect their stores). */
-export function graphSuites(b: Bench): GraphDir[] {
+export async function graphSuites(b: Bench): Promise<GraphDir[]> {
   const graphs: GraphDir[] = [];
   for (const { shape, n } of b.opts.graphs) graphs.push(graphDir(b, shape, n));
 
@@ -45,7 +44,7 @@ export function graphSuites(b: Bench): GraphDir[] {
   const needStores = !b.opts.only || ["noop", "populate", "gc"].some((s) => b.opts.only!.has(s));
   if (needStores) for (const g of graphs) populate(b, g, Boolean(b.nix));
 
-  firstBuildRows(b, graphs);
+  await firstBuildRows(b, graphs);
   if (wantNoop) {
     b.report.section(NOOP, "whole-process wall time of a realize whose every output is already in the store", "ms");
     for (const g of graphs) noop(b, g);
@@ -67,7 +66,7 @@ export function graphSuites(b: Bench): GraphDir[] {
  * come from the record the populating run left in the cache, marked with its date. Kiln and Nix
  * are compared only when both builds come from the same populating run, of the whole graph.
  */
-function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
+async function firstBuildRows(b: Bench, graphs: GraphDir[]): Promise<void> {
   const shown = graphs.filter((g) => g.recorded.some((f) => f.tool === "kiln" && f.built === g.drvs));
   if (!shown.length) return;
   b.report.section(FIRST, "a build of the whole graph into an empty store, measured once when the cached store was filled (not a median)", "s");
@@ -92,13 +91,13 @@ function firstBuildRows(b: Bench, graphs: GraphDir[]): void {
       }
       b.report.add(row);
     }
-    const floor = sandboxFloor(b);
+    const floor = await sandboxFloor(b);
     if (floor) {
       const kilnPer = k.ms / Math.max(1, k.built);
       b.report.add({
         section: FIRST, case: `${g.label} (${g.drvs} drvs)`, tool: "sandbox alone", unit: "s",
         time: { median: floor * g.drvs, min: floor * g.drvs, max: floor * g.drvs, n: 1 },
-        note: `bubblewrap started as Kiln starts it (store view: ${floorView}), ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
+        note: `a trivial build started as Kiln starts it (runSandboxed; store view: ${floorView}), ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
           `x ${g.drvs} derivations; Kiln's first build took ${fmtNum(kilnPer)} ms per derivation${k.jobs ? ` at -j${k.jobs}` : ""}`,
       });
     }
@@ -110,11 +109,13 @@ let floorMs: number | null | undefined;
 let floorView = "";
 
 /**
- * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it: the
- * bubblewrap command line Kiln itself makes (engine/builders/sandbox.ts) for `echo 1 > $out`, started in
- * sequence. The floor under any first build that sandboxes each derivation, measured once per run.
+ * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it but the
+ * sandbox: `echo i > $out` started by the function Kiln's builder calls (runSandboxed: the
+ * scratch layout, bubblewrap's command line, kiln's sandbox server where it is built), in
+ * sequence, without scheduling, logs or registration. The floor under any first build that
+ * sandboxes each derivation, measured once per run.
  */
-function sandboxFloor(b: Bench): number | undefined {
+async function sandboxFloor(b: Bench): Promise<number | undefined> {
   if (floorMs !== undefined) return floorMs ?? undefined;
   floorMs = null;
   const bwrap = which("bwrap");
@@ -129,21 +130,22 @@ function sandboxFloor(b: Bench): number | undefined {
   const storeDir = join(dir, "store");
   mkdirSync(storeDir, { recursive: true });
   const view = storeViewOf(bwrap, storeDir, () => join(dir, "tmp", "probe"));
-  floorView = view.kind === "overlay" ? "overlay" : `bind mounts, since ${view.why}`;
+  floorView = view.kind === "overlay" ? `overlay, ${view.command.length === 1 ? "kiln's sandbox server" : "unshare and mount for each build"}` : `bind mounts, since ${view.why}`;
+  const signal = new AbortController().signal;
   for (let i = 0; i < SANDBOX_STARTS; i++) {
     const scratch = join(dir, "tmp", `b${i}`);
     const out = "/kiln/store/00000000000000000000000000000000-floor";
+    let output = "";
     const started = process.hrtime.bigint();
     mkdirSync(scratch);
-    const l = sandboxLaunch(bwrap, {
+    const r = await runSandboxed(bwrap, {
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
       inputs: [], tools: { sh }, network: false, scratch, shared, storeDir, buildCores: 1, view,
-    });
-    const r = spawnSync(l.file, [...l.prefix, ...l.options, "--", ...l.command], { stdio: ["ignore", "pipe", "pipe"], ...(l.cwd ? { cwd: l.cwd } : {}) });
+    }, (c) => (output += c.toString()), signal).catch((e: Error) => ({ exitCode: -1, signal: null, outDir: "", error: e.message }));
     total += Number(process.hrtime.bigint() - started) / 1e6;
     removeTree(scratch);
-    if (r.status !== 0) {
-      b.report.skip("sandbox alone", `bubblewrap failed here: ${String(r.stderr).trim().slice(0, 200)}`);
+    if (r.exitCode !== 0) {
+      b.report.skip("sandbox alone", `the sandbox failed here: ${("error" in r ? r.error : output).trim().slice(0, 200)}`);
       return undefined;
     }
   }

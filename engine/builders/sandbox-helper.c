@@ -170,12 +170,16 @@ static void start(uint32_t id, const char *p, size_t n, sigset_t *old) {
     q += w;
   }
   lseek(args, 0, SEEK_SET);
+  pid_t server = getpid();
   pid_t pid = fork();
   if (pid < 0) { fail(id, "fork"); goto close_all; }
   if (pid == 0) {
     char why[512];
     const char *err = why;
     int status = setup[1];
+    // dies with the server until bubblewrap's --die-with-parent takes over
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server) _exit(125);
     sigprocmask(SIG_SETMASK, old, NULL);
     signal(SIGPIPE, SIG_DFL);
     setsid();
