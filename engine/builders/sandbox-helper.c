@@ -16,12 +16,14 @@
 //       'B' build: cwd\0 options\0 argc argv[0]\0...argv[argc-1]\0 then bubblewrap's options
 //           (its fd 3, `--args 3`); options empty: no namespace or overlay of its own (bind mounts)
 //       'K' kill the build's process group
+//       'X' kill every build
 //     event    id type len data
 //       'O' output (the build's stdout and stderr, one pipe, in the order written)
 //       'D' done: the raw wait status (u32), then, if the sandbox could not be set up, why
 //           ("kiln-sandbox: ..."; the build's own output can never fake it: it comes on a pipe
 //           closed by the exec of bubblewrap)
-//   The server ends, killing every build, when its stdin closes or kiln dies.
+//   Once its stdin closes, the server ends when its last build does; it ends at once, and its
+//   builds with it (bubblewrap's --die-with-parent), when kiln dies.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -278,7 +280,7 @@ static int serve(void) {
     if (input && fds[0].revents) {
       if (have == cap) { cap *= 2; unsigned char *r = realloc(req, cap); if (!r) return 1; req = r; }
       ssize_t r = read(0, req + have, cap - have);
-      if (r == 0 || (r < 0 && errno != EINTR)) { input = 0; kill_all(); continue; }
+      if (r == 0 || (r < 0 && errno != EINTR)) { input = 0; continue; }
       if (r < 0) continue;
       have += (size_t)r;
       size_t at = 0;
@@ -292,6 +294,7 @@ static int serve(void) {
         unsigned char type = req[at + 4];
         uint32_t id = get_u32(req + at + 5);
         if (type == 'B') start(id, (const char *)req + at + 9, len - 5, &old);
+        else if (type == 'X') kill_all();
         else if (type == 'K') { for (int i = 0; i < nbuilds; i++) if (builds[i].id == id && builds[i].pid > 0) kill(-builds[i].pid, SIGKILL); }
         at += 4 + len;
       }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { SandboxServer, waitStatus, type ServerLaunch } from "./sandbox-server.js";
+import { SandboxServer, serveOnce, waitStatus, type ServerLaunch } from "./sandbox-server.js";
 
 const helper = fileURLToPath(new URL("../../dist/kiln-sandbox", import.meta.url));
 const skip = existsSync(helper) ? false : "dist/kiln-sandbox was not built: npm run build found no C compiler";
@@ -81,6 +81,15 @@ describe("sandbox server", { skip }, () => {
     setTimeout(() => s.close(), 200);
     const r = await p;
     assert.equal(r.signal, "SIGKILL");
+  });
+
+  test("serveOnce: a server given one request and no more stdin runs the build to its end (the store view's probe)", () => {
+    const r = serveOnce(helper, { cwd: dir, overlay: "", argv: ["/bin/sh", "-c", "sleep 0.2; echo hi; exit 3"], options: Buffer.alloc(0) });
+    assert.deepEqual(r, { exitCode: 3, signal: null, output: "hi\n" });
+    const bad = serveOnce(helper, { cwd: join(dir, "nonexistent"), overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) });
+    assert.equal(bad.exitCode, 125);
+    assert.match(bad.setupError!, /^kiln-sandbox: chdir /);
+    assert.match(serveOnce(join(dir, "no-such-helper"), { cwd: dir, overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) }).error!, /ENOENT/);
   });
 
   test("raw wait statuses read as Node's exit codes and signals", () => {

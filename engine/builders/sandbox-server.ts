@@ -3,7 +3,7 @@
 // a build at ~140 MB of memory, more as it grows); the server is a small C process whose fork
 // costs a tenth of a millisecond. It makes the build's namespace and overlay and becomes
 // bubblewrap, as the helper does when kiln starts it directly. The protocol is in the C file.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
 import { KilnError } from "../../store/errors.js";
 import type { Writable } from "node:stream";
@@ -41,6 +41,35 @@ export function waitStatus(st: number): { exitCode: number | null; signal: NodeJ
   return { exitCode: null, signal: SIGNALS[sig] ?? (`SIG${sig}` as NodeJS.Signals) };
 }
 
+/** A build request's frame. */
+function buildFrame(id: number, launch: ServerLaunch): Buffer {
+  const body = Buffer.concat([Buffer.from("B"), u32(id), Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), u32(launch.argv.length), Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+/**
+ * One build through a server of its own, synchronously: how the store view's probe tries the way
+ * every build will take (the server's descriptors, its fork, the namespace, the overlay, bubblewrap).
+ */
+export function serveOnce(program: string, launch: ServerLaunch): ServerResult & { output: string; error?: string } {
+  const r = spawnSync(program, ["--serve"], { input: buildFrame(1, launch), env: {}, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 24 });
+  if (r.error || r.status !== 0) return { exitCode: null, signal: null, output: "", error: String(r.error ?? (r.stderr.toString().trim() || `the server exited ${r.status ?? r.signal}`)) };
+  let output = "";
+  const buf = r.stdout;
+  for (let at = 0; buf.length - at >= 9;) {
+    const type = buf[at + 4];
+    const len = buf.readUInt32LE(at + 5);
+    const data = buf.subarray(at + 9, at + 9 + len);
+    at += 9 + len;
+    if (type === 0x4f /* O */) output += data.toString();
+    else if (type === 0x44 /* D */) {
+      const why = data.subarray(4).toString("utf8");
+      return { ...waitStatus(data.readUInt32LE(0)), output, ...(why ? { setupError: why } : {}) };
+    }
+  }
+  return { exitCode: null, signal: null, output, error: "the server ended without the build's end" };
+}
+
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n >>> 0);
@@ -60,8 +89,6 @@ export class SandboxServer {
   run(launch: ServerLaunch, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<ServerResult> {
     const child = this.#start();
     const id = this.#nextId++;
-    const parts: Buffer[] = [Buffer.from("B"), u32(id), Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), u32(launch.argv.length), Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options];
-    const body = Buffer.concat(parts);
     return new Promise<ServerResult>((resolve, reject) => {
       const kill = () => this.#send(Buffer.concat([u32(5), Buffer.from("K"), u32(id)]));
       signal.addEventListener("abort", kill, { once: true });
@@ -71,13 +98,14 @@ export class SandboxServer {
         fail: (e) => { signal.removeEventListener("abort", kill); reject(e); },
       });
       this.#ref(child);
-      this.#send(Buffer.concat([u32(body.length), body]));
+      this.#send(buildFrame(id, launch));
       if (signal.aborted) kill();
     });
   }
 
-  /** Stop the server (its builds are killed). */
+  /** Stop the server, killing its builds. */
   close(): void {
+    this.#send(Buffer.concat([u32(5), Buffer.from("X"), u32(0)]));
     this.#child?.stdin?.end();
   }
 

@@ -21,7 +21,7 @@ import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
 import type { BuildRequest } from "../build-request.js";
 import { HOST_BIN } from "../evaluate.js";
-import { SandboxServer } from "./sandbox-server.js";
+import { SandboxServer, serveOnce } from "./sandbox-server.js";
 import { findOnPath, HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
 
 /** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
@@ -418,8 +418,16 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
     if (options === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
     let why = "";
     for (const command of ways) {
-      const r = spawnSync(command[0]!, [...command.slice(1), options, bw, "--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/", "/bin/true"],
-        { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const probe = ["--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/", "/"];
+      let r: { status: number | null; stderr: string; error?: unknown };
+      if (command.length === 1) {
+        // kiln's helper, as every build will use it: its server
+        const s = serveOnce(command[0]!, { cwd: dir, overlay: options, argv: [bw, "--args", "3", "--", "/bin/true"], options: optionsBlob(probe) });
+        r = s.error !== undefined ? { status: null, stderr: "", error: `kiln's sandbox server: ${s.error}` }
+          : { status: s.setupError !== undefined ? SETUP_FAILED : s.exitCode, stderr: s.setupError ?? s.output };
+      } else {
+        r = spawnSync(command[0]!, [...command.slice(1), options, bw, ...probe, "/bin/true"], { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      }
       if (r.status === 0) return { kind: "overlay", command, options, bwrap: bw, layer, etc };
       if (why) continue;
       const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
