@@ -184,6 +184,14 @@ describe("Evaluator: errors", () => {
     }
   });
 
+  test("a NUL byte in an argument, a script or an env value is RECIPE_INVALID, named (no program can be given one)", () => {
+    const ev = () => evaluator().ev;
+    assert.throws(() => ev().evaluate(derivation({ name: "a", builder: "/bin/sh", args: ["-c", "x\0--bind\0/\0/host"] })), kilnError("RECIPE_INVALID", "derivation a", "argument 2 of the builder contains a NUL byte"));
+    assert.throws(() => ev().evaluate(derivation({ name: "s", script: "echo a\0b" })), kilnError("RECIPE_INVALID", "its script contains a NUL byte"));
+    assert.throws(() => ev().evaluate(derivation({ name: "e", script: "true", env: { V: "a\0b" } })), kilnError("RECIPE_INVALID", "env V contains a NUL byte"));
+    assert.doesNotThrow(() => ev().evaluate(derivation({ name: "ok", script: "printf 'a\\0b'" })), "a NUL written as an escape is text");
+  });
+
   test("a bad sha256 is RECIPE_INVALID (fetch and fixed-output derivation)", () => {
     for (const sha of ["", "abc", "5891B5B522D5DF086D0FF0B110FBD9D21BB4FC7163AF34D08286A2E846F6BE03", "sha256-WJG1tSLV3whtD/CxEPvZ0hu0/HFjrzTQgoaiLkb2vgM="]) {
       assert.throws(() => evaluator().ev.evaluate(fetch({ name: "f", sha256: sha, sources: [] })), kilnError("RECIPE_INVALID", "64 lowercase hex digits"), sha);

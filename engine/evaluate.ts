@@ -319,9 +319,17 @@ export const MAX_ARGS_TOTAL = 1024 * 1024;
 
 /**
  * Refuse, at evaluation and naming it, an environment variable or argument that no builder could
- * be started with: the kernel refuses a larger one (E2BIG) on every machine.
+ * be started with: one with a NUL byte, or a larger one than the kernel takes (E2BIG) on every
+ * machine.
  */
 function checkArgSizes(env: Record<string, string>, args: string[], script: boolean, where: string, position: string | undefined): void {
+  // a C string ends at its first NUL: no program can be given one, and it would split where kiln
+  // hands the build's command and environment on
+  const nul = (what: string) => new KilnError("RECIPE_INVALID", `derivation ${where}: ${what} contains a NUL byte, which no program can be given`, "remove it, or pass binary data as a file", { position });
+  for (const k in env) if (k.includes("\0") || env[k]!.includes("\0")) throw nul(`env ${k.replaceAll("\0", "\\0")}`);
+  args.forEach((a, i) => {
+    if (a.includes("\0")) throw nul(script && i === args.length - 1 ? "its script" : `argument ${i + 1} of the builder`);
+  });
   const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const hint = "pass large data as a file: a source() file, or the output of a derivation that writes it, and give the build its path";
   // a UTF-16 code unit is at most 3 bytes of UTF-8: when even that bound fits, no byte is counted

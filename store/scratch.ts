@@ -30,13 +30,13 @@ export function cleanStaleScratch(tmpDir: string): number {
 const removing = new Set<Promise<void>>();
 
 /**
- * Remove a scratch directory off the caller's path: on libuv's threads while the next build
- * starts (a build's scratch dir is a dozen directories: ~1 ms of unlinks on the main thread, a
- * tenth of a trivial build). `scratchRemoved` waits for them; a process that dies first leaves
- * them to cleanStaleScratch.
+ * Remove a scratch directory off the caller's path, while the next build starts: by `remove`
+ * (the sandbox server's child, where there is one), else on libuv's threads. A build's scratch
+ * dir is a dozen directories: ~1 ms of unlinks on the main thread, a tenth of a trivial build.
+ * `scratchRemoved` waits for them; a process that dies first leaves them to cleanStaleScratch.
  */
-export function removeScratchLater(dir: string): void {
-  const p: Promise<void> = rm(dir, { recursive: true, force: true })
+export function removeScratchLater(dir: string, remove?: (dir: string) => Promise<void>): void {
+  const p: Promise<void> = (remove ? remove(dir) : rm(dir, { recursive: true, force: true }))
     .catch(() => removeTree(dir)) // read-only directories: removeTree makes them writable first
     .catch(() => { /* left to cleanStaleScratch, once this process is gone */ })
     .finally(() => removing.delete(p));

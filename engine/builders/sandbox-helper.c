@@ -17,6 +17,8 @@
 //           (its fd 3, `--args 3`); options empty: no namespace or overlay of its own (bind mounts)
 //       'K' kill the build's process group
 //       'X' kill every build
+//       'R' remove a directory tree: path\0 (a finished build's scratch dir, off kiln's thread);
+//           its 'D' says how it went (status 0: removed)
 //     event    id type len data
 //       'O' output (the build's stdout and stderr, one pipe, in the order written)
 //       'D' done: the raw wait status (u32), then, if the sandbox could not be set up, why
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -89,12 +92,15 @@ static int helper(int argc, char **argv) {
 // ---- the server ----
 
 #define MAXB 4096
+// a request at most: bubblewrap's options for a closure of thousands of paths are a few MiB
+#define MAXREQ (256u << 20)
 struct build {
   uint32_t id;
   pid_t pid;      // 0 once reaped
   int status;
   int out;        // the build's output pipe, -1 at its end
   int setup;      // the setup-failure pipe, -1 at its end
+  int remover;    // a removal ('R'), not a build
   char why[512];
   size_t whylen;
 };
@@ -208,7 +214,7 @@ static void start(uint32_t id, const char *p, size_t n, sigset_t *old) {
     _exit(125);
   }
   struct build *b = &builds[nbuilds++];
-  b->id = id; b->pid = pid; b->status = 0; b->out = out[0]; b->setup = setup[0]; b->whylen = 0;
+  b->id = id; b->pid = pid; b->status = 0; b->out = out[0]; b->setup = setup[0]; b->whylen = 0; b->remover = 0;
   out[0] = setup[0] = -1;
 close_all:
   free(argv);
@@ -219,8 +225,47 @@ close_all:
   }
 }
 
+static int make_writable(const char *path, const struct stat *st, int type, struct FTW *f) {
+  (void)f;
+  if (type == FTW_D && (st->st_mode & 0700) != 0700) chmod(path, (st->st_mode & 07777) | 0700);
+  return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *f) {
+  (void)st; (void)f;
+  return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+// Remove a tree in a child of the server: the server goes on forwarding builds' output meanwhile.
+static void remove_tree(uint32_t id, const char *p, size_t n) {
+  const char *end = p + n;
+  const char *path = next(&p, end);
+  errno = EINVAL;
+  if (!path || !*path || nbuilds == MAXB) { fail(id, "bad request"); return; }
+  pid_t pid = fork();
+  if (pid < 0) { fail(id, "fork"); return; }
+  if (pid == 0) {
+    // nothing of the server's kept: it dies with the server
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) _exit(1);
+    close_from(3);
+    // read-only directories (a failed build's outputs) first made writable, then depth first
+    nftw(path, make_writable, 64, FTW_PHYS | FTW_MOUNT);
+    _exit(nftw(path, remove_entry, 64, FTW_PHYS | FTW_MOUNT | FTW_DEPTH) == 0 || errno == ENOENT ? 0 : 1);
+  }
+  struct build *b = &builds[nbuilds++];
+  b->id = id; b->pid = pid; b->status = 0; b->out = -1; b->setup = -1; b->whylen = 0; b->remover = 1;
+}
+
+// A build's process group; or the child alone, before its setsid() made the group (nothing of
+// its own is started before then). Its pid cannot be reused before the server reaps it.
+static void kill_build(pid_t pid) {
+  if (kill(-pid, SIGKILL) != 0) kill(pid, SIGKILL);
+}
+
 static void kill_all(void) {
-  for (int i = 0; i < nbuilds; i++) if (builds[i].pid > 0) kill(-builds[i].pid, SIGKILL);
+  for (int i = 0; i < nbuilds; i++) if (builds[i].pid > 0 && !builds[i].remover) kill_build(builds[i].pid);
 }
 
 static int serve(void) {
@@ -286,16 +331,17 @@ static int serve(void) {
       size_t at = 0;
       while (have - at >= 4) {
         uint32_t len = get_u32(req + at);
-        if (len < 5) { fprintf(stderr, "kiln-sandbox: bad request\n"); return 1; }
+        if (len < 5 || len > MAXREQ) { fprintf(stderr, "kiln-sandbox: bad request\n"); return 1; }
         if (have - at - 4 < len) {
-          if (len + 4 > cap) { cap = len + 4; unsigned char *q = realloc(req, cap); if (!q) return 1; req = q; }
+          if ((size_t)len + 4 > cap) { cap = (size_t)len + 4; unsigned char *q = realloc(req, cap); if (!q) return 1; req = q; }
           break;
         }
         unsigned char type = req[at + 4];
         uint32_t id = get_u32(req + at + 5);
         if (type == 'B') start(id, (const char *)req + at + 9, len - 5, &old);
+        else if (type == 'R') remove_tree(id, (const char *)req + at + 9, len - 5);
         else if (type == 'X') kill_all();
-        else if (type == 'K') { for (int i = 0; i < nbuilds; i++) if (builds[i].id == id && builds[i].pid > 0) kill(-builds[i].pid, SIGKILL); }
+        else if (type == 'K') { for (int i = 0; i < nbuilds; i++) if (builds[i].id == id && builds[i].pid > 0) kill_build(builds[i].pid); }
         at += 4 + len;
       }
       memmove(req, req + at, have - at);

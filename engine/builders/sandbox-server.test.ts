@@ -2,11 +2,13 @@
 // without a namespace of their own (an empty overlay), so that what is tested is the server: the
 // program, its descriptors, output, exit, kill, and how a setup failure is told from a build's.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { KilnError } from "../../store/errors.js";
+import { sandboxLaunch } from "./sandbox.js";
 import { SandboxServer, serveOnce, waitStatus, type ServerLaunch } from "./sandbox-server.js";
 
 const helper = fileURLToPath(new URL("../../dist/kiln-sandbox", import.meta.url));
@@ -61,6 +63,16 @@ describe("sandbox server", { skip }, () => {
     assert.equal((await run("kill -TERM $$")).signal, "SIGTERM");
   });
 
+  test("a kill that comes with the request, before the build has its own process group, still kills it", async () => {
+    for (let i = 0; i < 5; i++) {
+      const stop = new AbortController();
+      stop.abort();
+      const r = await run("sleep 2; echo finished", {}, stop.signal);
+      assert.equal(r.signal, "SIGKILL");
+      assert.doesNotMatch(r.output, /finished/);
+    }
+  });
+
   test("a sandbox that cannot be set up says so, apart from the build's output; a build cannot fake it", async () => {
     const bad = await run("true", { cwd: join(dir, "nonexistent") });
     assert.equal(bad.exitCode, 125);
@@ -92,9 +104,40 @@ describe("sandbox server", { skip }, () => {
     assert.match(serveOnce(join(dir, "no-such-helper"), { cwd: dir, overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) }).error!, /ENOENT/);
   });
 
+  test("remove: a tree goes whole in a child of the server, read-only directories and all; a path already gone is no error", async () => {
+    const tree = join(dir, "scratch");
+    mkdirSync(join(tree, "upper", "out", "deep"), { recursive: true });
+    writeFileSync(join(tree, "upper", "out", "deep", "f"), "x");
+    symlinkSync("/etc/passwd", join(tree, "upper", "link"));
+    chmodSync(join(tree, "upper", "out", "deep"), 0o555);
+    chmodSync(join(tree, "upper", "out"), 0o555);
+    await server.remove(tree);
+    assert.equal(existsSync(tree), false);
+    assert.equal(existsSync("/etc/passwd"), true, "a link is removed, not followed");
+    await server.remove(tree);
+  });
+
   test("raw wait statuses read as Node's exit codes and signals", () => {
     assert.deepEqual(waitStatus(3 << 8), { exitCode: 3, signal: null });
     assert.deepEqual(waitStatus(9), { exitCode: null, signal: "SIGKILL" });
     assert.deepEqual(waitStatus(15 | 0x80), { exitCode: null, signal: "SIGTERM" }, "a core dump's bit aside");
+  });
+});
+
+describe("sandboxLaunch", () => {
+  test("a NUL byte in a request's command or environment is refused: it would split into options of the build's choosing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-launch-"));
+    try {
+      const req = (env: Record<string, string>, args: string[]) => ({
+        builder: "/bin/sh", args, env, inputs: [], tools: {}, network: false,
+        scratch: mkdtempSync(join(dir, "s-")), shared: dir, storeDir: dir, buildCores: 1,
+      });
+      assert.ok(sandboxLaunch("bwrap", req({ A: "b" }, ["-c", "true"])).options.includes("--clearenv"));
+      for (const r of [req({ A: "b\0--bind\0/\0/host" }, ["-c", "true"]), req({}, ["-c", "x\0--bind\0/\0/host"])]) {
+        assert.throws(() => sandboxLaunch("bwrap", r), (e: unknown) => e instanceof KilnError && e.code === "RECIPE_INVALID" && /NUL byte/.test(e.message));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -103,6 +103,25 @@ export class SandboxServer {
     });
   }
 
+  /**
+   * Remove a directory tree in a child of the server (a finished build's scratch dir): kiln's
+   * thread only sends the request. Rejects if the tree could not be removed whole.
+   */
+  remove(dir: string): Promise<void> {
+    const child = this.#start();
+    const id = this.#nextId++;
+    const body = Buffer.concat([Buffer.from("R"), u32(id), Buffer.from(`${dir}\0`)]);
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, {
+        onOutput: () => {},
+        done: (r) => (r.exitCode === 0 && r.setupError === undefined ? resolve() : reject(new Error(`${dir} could not be removed: ${r.setupError ?? `exit ${r.exitCode ?? r.signal}`}`))),
+        fail: reject,
+      });
+      this.#ref(child);
+      this.#send(Buffer.concat([u32(body.length), body]));
+    });
+  }
+
   /** Stop the server, killing its builds. */
   close(): void {
     this.#send(Buffer.concat([u32(5), Buffer.from("X"), u32(0)]));

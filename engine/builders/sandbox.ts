@@ -211,19 +211,23 @@ function layerDir(layer: string, prefix: string, files: [string, string][], kind
       if (kind === "file") writeFileSync(join(tmp, f), v);
       else symlinkSync(v, join(tmp, f));
     }
-    const old = join(layer, `.old-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-    try {
-      renameSync(dir, old);
-    } catch {
-      /* none there */
-    }
     try {
       renameSync(tmp, dir);
     } catch {
-      // another process put it there first: the same contents, it is checked below
-      removeTree(tmp);
+      // there already: another process's (the same contents, by its name), or a damaged one
+      if (!same()) {
+        // damaged: moved aside, then replaced (builds of other processes that use it fail as they would anyway)
+        const old = join(layer, `.old-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+        try {
+          renameSync(dir, old);
+          renameSync(tmp, dir);
+        } catch {
+          /* checked below */
+        }
+        removeTree(old);
+      }
     }
-    removeTree(old);
+    removeTree(tmp);
     if (!same()) throw new KilnError("STORE_UNUSABLE", `the sandbox's shared files in ${dir} could not be written`, `check that ${layer} is writable, or remove it`);
   }
   layersChecked.add(dir);
@@ -317,6 +321,16 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
 }
 
 function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
+  const r = bwrapOptionsOf(req, src);
+  // bubblewrap reads its options NUL-separated, and the server takes the command so: a NUL in a
+  // value (evaluation refuses them; a request from elsewhere, builder-serve's, is checked here)
+  // would split it into options of the build's choosing
+  const bad = [...r.options, ...r.command].find((a) => a.includes("\0"));
+  if (bad !== undefined) throw new KilnError("RECIPE_INVALID", `a build's command or environment contains a NUL byte (${JSON.stringify(bad.slice(0, 80))})`, "no program can be given one: remove it");
+  return r;
+}
+
+function bwrapOptionsOf(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
   const a: string[] = [
     "--unshare-all",
     ...(req.network ? ["--share-net"] : []),
@@ -575,7 +589,8 @@ export class SandboxBuilder implements Builder {
         const host = join(outDir, name);
         outputs[o] = existsOrLink(host) ? host : undefined;
       }
-      return { ...r, outputs, release: (later) => (later ? removeScratchLater(scratch) : removeTree(scratch)) };
+      const server = view.kind === "overlay" && view.command.length === 1 ? serverOf(view.command[0]!) : undefined;
+      return { ...r, outputs, release: (later) => (later ? removeScratchLater(scratch, server && ((d) => server.remove(d))) : removeTree(scratch)) };
     } catch (e) {
       removeTree(scratch);
       throw e;
