@@ -86,7 +86,7 @@ export const FIXED_ENV = {
 
 const probed = new Map<string, KilnError | null>();
 
-/** Check once per process that bubblewrap exists and can create namespaces here. */
+/** Check once per process that bubblewrap exists and can create namespaces here (storeViewOf's probe may have shown it already). */
 export function checkSandbox(bwrap: string): void {
   if (!probed.has(bwrap)) {
     const r = spawnSync(bwrap, ["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "/bin/true"], { encoding: "utf8" });
@@ -387,10 +387,18 @@ const views = new Map<string, StoreView>();
 export function storeViewOf(bwrap: string, storeDir: string, probeDir: () => string, warn?: (message: string) => void): StoreView {
   let v = views.get(storeDir);
   if (v === undefined) {
-    if (process.env.KILN_SANDBOX_VIEW === "binds") v = { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
-    else {
+    if (process.env.KILN_SANDBOX_VIEW === "binds") {
+      checkSandbox(bwrap);
+      v = { kind: "binds", why: "KILN_SANDBOX_VIEW=binds" };
+    } else {
       v = probeView(bwrap, storeDir, probeDir());
-      if (v.kind === "binds") warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${v.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
+      // the probe ran bubblewrap itself: it works here, nothing more to try; where it failed,
+      // bubblewrap's own trouble (missing, no namespaces at all) is the error, not a warning
+      if (v.kind === "overlay") probed.set(bwrap, null);
+      else {
+        checkSandbox(bwrap);
+        warn?.(`builds see the store through bind mounts, whose host paths show in /proc/self/mountinfo: ${v.why}; KILN_SANDBOX_VIEW=binds accepts this without the warning`);
+      }
     }
     views.set(storeDir, v);
   }
@@ -571,15 +579,19 @@ export class SandboxBuilder implements Builder {
     this.systems = o.systems;
   }
 
+  /** bubblewrap works here, and how builds will see the store (found once: storeViewOf). */
   checkAvailable(): void {
-    checkSandbox(this.o.bwrap);
+    this.view();
+  }
+
+  private view(): StoreView {
+    return storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"), this.o.warn);
   }
 
   async build(req: BuildRequest, io: BuildIO): Promise<BuildResult> {
-    checkSandbox(this.o.bwrap);
+    const view = this.view();
     const scratch = this.o.scratchDir(req.name);
     try {
-      const view = storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"), this.o.warn);
       const { outDir, ...r } = await runSandboxed(this.o.bwrap, {
         builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
         scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores, view,
