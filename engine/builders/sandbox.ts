@@ -64,8 +64,9 @@ export interface SandboxRequest {
  * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
  * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
  * What the probe found is kept, so a build looks nothing up: the way into the namespace
- * (`command`), the overlay's options (the same for every scratch dir of a store, all siblings)
- * and bubblewrap by its path (the helper has no PATH to search).
+ * (`command`), the overlay's options (the same for every scratch dir of a store, all siblings),
+ * bubblewrap by its path (the helper has no PATH to search), the overlay's second lower layer
+ * (`layer`, see layerDir) and the name of the /etc files' directory in it (`etc`).
  */
 export type StoreView = { kind: "overlay"; command: string[]; options: string; bwrap: string; layer: string; etc: string } | { kind: "binds"; why: string };
 
