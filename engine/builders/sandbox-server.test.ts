@@ -2,7 +2,8 @@
 // without a namespace of their own (an empty overlay), so that what is tested is the server: the
 // program, its descriptors, output, exit, kill, and how a setup failure is told from a build's.
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -115,6 +116,23 @@ describe("sandbox server", { skip }, () => {
     assert.equal(existsSync(tree), false);
     assert.equal(existsSync("/etc/passwd"), true, "a link is removed, not followed");
     await server.remove(tree);
+
+    // root unlinks in read-only directories anyway: the server, as the tree's owner and no more,
+    // must make them writable first (a failed build's outputs are 0555)
+    const owned = join(dir, "owned");
+    mkdirSync(join(owned, "out", "deep"), { recursive: true });
+    writeFileSync(join(owned, "out", "deep", "f"), "x");
+    const user = process.getuid?.() === 0 ? 65534 : process.getuid!();
+    if (user !== process.getuid?.()) for (const p of [dir, owned, join(owned, "out"), join(owned, "out", "deep"), join(owned, "out", "deep", "f")]) chownSync(p, user, user);
+    chmodSync(join(owned, "out", "deep"), 0o555);
+    chmodSync(join(owned, "out"), 0o555);
+    const req = Buffer.concat([Buffer.from([0, 0, 0, 0]), Buffer.from("R"), Buffer.from([7, 0, 0, 0]), Buffer.from(`${owned}\0`)]);
+    req.writeUInt32LE(req.length - 4, 0);
+    const r = spawnSync(helper, ["--serve"], { input: req, uid: user, gid: user, env: {} });
+    assert.equal(r.status, 0, String(r.stderr));
+    assert.equal(r.stdout.subarray(4, 5).toString(), "D");
+    assert.equal(r.stdout.readUInt32LE(9), 0, "the removal's wait status: exit 0");
+    assert.equal(existsSync(owned), false);
   });
 
   test("raw wait statuses read as Node's exit codes and signals", () => {

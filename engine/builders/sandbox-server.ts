@@ -5,6 +5,7 @@
 // bubblewrap, as the helper does when kiln starts it directly. The protocol is in the C file.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
+import { constants } from "node:os";
 import { KilnError } from "../../store/errors.js";
 import type { Writable } from "node:stream";
 
@@ -32,20 +33,52 @@ interface Pending {
   fail: (e: Error) => void;
 }
 
-const SIGNALS: Record<number, NodeJS.Signals> = { 1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ" };
+/** Signal numbers to names, from Node's own table. */
+const SIGNALS = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
 /** The exit code and signal of a raw wait status, as Node's 'close' event gives them. */
 export function waitStatus(st: number): { exitCode: number | null; signal: NodeJS.Signals | null } {
   const sig = st & 0x7f;
   if (sig === 0) return { exitCode: (st >> 8) & 0xff, signal: null };
-  return { exitCode: null, signal: SIGNALS[sig] ?? (`SIG${sig}` as NodeJS.Signals) };
+  return { exitCode: null, signal: SIGNALS.get(sig) ?? (`SIG${sig}` as NodeJS.Signals) };
+}
+
+/** A request's frame: its length, its type, the id it concerns, its payload. */
+function frame(type: "B" | "K" | "X" | "R", id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUInt32LE(5 + payload.length, 0);
+  head.write(type, 4, "latin1");
+  head.writeUInt32LE(id, 5);
+  return Buffer.concat([head, payload]);
 }
 
 /** A build request's frame. */
 function buildFrame(id: number, launch: ServerLaunch): Buffer {
-  const body = Buffer.concat([Buffer.from("B"), u32(id), Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), u32(launch.argv.length), Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]);
-  return Buffer.concat([u32(body.length), body]);
+  const argc = Buffer.alloc(4);
+  argc.writeUInt32LE(launch.argv.length);
+  return frame("B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), argc, Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]));
 }
+
+/** The whole events in `buf` (id, type, data), each to `fn`; returns how many bytes they took. */
+function eachEvent(buf: Buffer, fn: (id: number, type: number, data: Buffer) => void): number {
+  let at = 0;
+  while (buf.length - at >= 9) {
+    const len = buf.readUInt32LE(at + 5);
+    if (buf.length - at - 9 < len) break;
+    fn(buf.readUInt32LE(at), buf[at + 4]!, buf.subarray(at + 9, at + 9 + len));
+    at += 9 + len;
+  }
+  return at;
+}
+
+/** A 'D' event's data: the wait status, then why the sandbox could not be set up, if it could not. */
+function doneOf(data: Buffer): ServerResult {
+  const why = data.subarray(4).toString("utf8");
+  return { ...waitStatus(data.readUInt32LE(0)), ...(why ? { setupError: why } : {}) };
+}
+
+const OUTPUT = 0x4f; // 'O'
+const DONE = 0x44; // 'D'
 
 /**
  * One build through a server of its own, synchronously: how the store view's probe tries the way
@@ -55,25 +88,12 @@ export function serveOnce(program: string, launch: ServerLaunch): ServerResult &
   const r = spawnSync(program, ["--serve"], { input: buildFrame(1, launch), env: {}, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 24 });
   if (r.error || r.status !== 0) return { exitCode: null, signal: null, output: "", error: String(r.error ?? (r.stderr.toString().trim() || `the server exited ${r.status ?? r.signal}`)) };
   let output = "";
-  const buf = r.stdout;
-  for (let at = 0; buf.length - at >= 9;) {
-    const type = buf[at + 4];
-    const len = buf.readUInt32LE(at + 5);
-    const data = buf.subarray(at + 9, at + 9 + len);
-    at += 9 + len;
-    if (type === 0x4f /* O */) output += data.toString();
-    else if (type === 0x44 /* D */) {
-      const why = data.subarray(4).toString("utf8");
-      return { ...waitStatus(data.readUInt32LE(0)), output, ...(why ? { setupError: why } : {}) };
-    }
-  }
-  return { exitCode: null, signal: null, output, error: "the server ended without the build's end" };
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
+  let done: ServerResult | undefined;
+  eachEvent(r.stdout, (_id, type, data) => {
+    if (type === OUTPUT) output += data.toString();
+    else if (type === DONE) done ??= doneOf(data);
+  });
+  return done ? { ...done, output } : { exitCode: null, signal: null, output, error: "the server ended without the build's end" };
 }
 
 export class SandboxServer {
@@ -87,18 +107,15 @@ export class SandboxServer {
 
   /** Start a build; its output goes to onOutput as it comes; abort kills its process group. */
   run(launch: ServerLaunch, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<ServerResult> {
-    const child = this.#start();
     const id = this.#nextId++;
+    const kill = () => this.#send(frame("K", id));
     return new Promise<ServerResult>((resolve, reject) => {
-      const kill = () => this.#send(Buffer.concat([u32(5), Buffer.from("K"), u32(id)]));
       signal.addEventListener("abort", kill, { once: true });
-      this.#pending.set(id, {
+      this.#request(buildFrame(id, launch), id, {
         onOutput,
         done: (r) => { signal.removeEventListener("abort", kill); resolve(r); },
         fail: (e) => { signal.removeEventListener("abort", kill); reject(e); },
       });
-      this.#ref(child);
-      this.#send(buildFrame(id, launch));
       if (signal.aborted) kill();
     });
   }
@@ -108,23 +125,26 @@ export class SandboxServer {
    * thread only sends the request. Rejects if the tree could not be removed whole.
    */
   remove(dir: string): Promise<void> {
-    const child = this.#start();
     const id = this.#nextId++;
-    const body = Buffer.concat([Buffer.from("R"), u32(id), Buffer.from(`${dir}\0`)]);
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, {
+      this.#request(frame("R", id, Buffer.from(`${dir}\0`)), id, {
         onOutput: () => {},
         done: (r) => (r.exitCode === 0 && r.setupError === undefined ? resolve() : reject(new Error(`${dir} could not be removed: ${r.setupError ?? `exit ${r.exitCode ?? r.signal}`}`))),
         fail: reject,
       });
-      this.#ref(child);
-      this.#send(Buffer.concat([u32(body.length), body]));
     });
+  }
+
+  #request(f: Buffer, id: number, p: Pending): void {
+    const child = this.#start();
+    this.#pending.set(id, p);
+    this.#ref(child);
+    this.#send(f);
   }
 
   /** Stop the server, killing its builds. */
   close(): void {
-    this.#send(Buffer.concat([u32(5), Buffer.from("X"), u32(0)]));
+    this.#send(frame("X", 0));
     this.#child?.stdin?.end();
   }
 
@@ -163,26 +183,17 @@ export class SandboxServer {
   }
 
   #data(chunk: Buffer): void {
-    let buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
-    let at = 0;
-    while (buf.length - at >= 9) {
-      const id = buf.readUInt32LE(at);
-      const type = buf[at + 4];
-      const len = buf.readUInt32LE(at + 5);
-      if (buf.length - at - 9 < len) break;
-      const data = buf.subarray(at + 9, at + 9 + len);
-      at += 9 + len;
+    const buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
+    const used = eachEvent(buf, (id, type, data) => {
       const p = this.#pending.get(id);
-      if (!p) continue;
-      if (type === 0x4f /* O */) p.onOutput(Buffer.from(data));
-      else if (type === 0x44 /* D */) {
+      if (!p) return;
+      if (type === OUTPUT) p.onOutput(Buffer.from(data));
+      else if (type === DONE) {
         this.#pending.delete(id);
-        const why = data.subarray(4).toString("utf8");
-        p.done({ ...waitStatus(data.readUInt32LE(0)), ...(why ? { setupError: why } : {}) });
+        p.done(doneOf(data));
         if (this.#pending.size === 0 && this.#child) this.#ref(this.#child);
       }
-    }
-    buf = buf.subarray(at);
-    this.#buf = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
+    });
+    this.#buf = used < buf.length ? Buffer.from(buf.subarray(used)) : Buffer.alloc(0);
   }
 }
