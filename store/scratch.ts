@@ -1,7 +1,6 @@
 // Scratch directories under the store's tmp/: named by the owning process (pid + start time), so
 // that those of a process that died (SIGKILL, power loss) are found and removed by the next run.
 import { mkdirSync, readdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { removeTree } from "./paths.js";
 import { isProcessAlive, SELF_PID, SELF_START } from "./process.js";
@@ -30,14 +29,15 @@ export function cleanStaleScratch(tmpDir: string): number {
 const removing = new Set<Promise<void>>();
 
 /**
- * Remove a scratch directory off the caller's path, while the next build starts: by `remove`
- * (the sandbox server's child, where there is one), else on libuv's threads. A build's scratch
- * dir is a dozen directories: ~1 ms of unlinks on the main thread, a tenth of a trivial build.
- * `scratchRemoved` waits for them; a process that dies first leaves them to cleanStaleScratch.
+ * Remove a scratch directory off the caller's path, by `remove` (the sandbox server's child),
+ * while the next build starts: a build's scratch dir is a dozen directories, ~1 ms of unlinks, a
+ * tenth of a trivial build. (Node's asynchronous rm was no help: its lstat, readdir and rmdir calls
+ * took the main thread as long.) `scratchRemoved` waits for them; a process that dies first leaves
+ * them to cleanStaleScratch.
  */
-export function removeScratchLater(dir: string, remove?: (dir: string) => Promise<void>): void {
-  const p: Promise<void> = (remove ? remove(dir) : rm(dir, { recursive: true, force: true }))
-    .catch(() => removeTree(dir)) // read-only directories: removeTree makes them writable first
+export function removeScratchLater(dir: string, remove: (dir: string) => Promise<void>): void {
+  const p: Promise<void> = remove(dir)
+    .catch(() => removeTree(dir))
     .catch(() => { /* left to cleanStaleScratch, once this process is gone */ })
     .finally(() => removing.delete(p));
   removing.add(p);

@@ -122,15 +122,13 @@ async function sandboxFloor(b: Bench): Promise<number | undefined> {
   const sh = which("sh");
   if (!bwrap || !sh) return undefined;
   const dir = join(b.tmp, "sandbox-floor");
-  const shared = join(dir, "shared");
-  mkdirSync(shared, { recursive: true });
   let total = 0;
   // the store view Kiln's builds get here (an overlay in a namespace of its own, or bind mounts)
   // laid out as a store is: <root>/store beside <root>/tmp/<scratch>
   const storeDir = join(dir, "store");
   mkdirSync(storeDir, { recursive: true });
   const view = storeViewOf(bwrap, storeDir, () => join(dir, "tmp", "probe"));
-  floorView = view.kind === "overlay" ? `overlay, ${view.command.length === 1 ? "kiln's sandbox server" : "unshare and mount for each build"}` : `bind mounts, since ${view.why}`;
+  floorView = view.kind === "overlay" ? `overlay, ${Array.isArray(view.start) ? "unshare and mount for each build" : "kiln's sandbox server"}` : `bind mounts, since ${view.why}`;
   const signal = new AbortController().signal;
   for (let i = 0; i < SANDBOX_STARTS; i++) {
     const scratch = join(dir, "tmp", `b${i}`);
@@ -140,7 +138,7 @@ async function sandboxFloor(b: Bench): Promise<number | undefined> {
     mkdirSync(scratch);
     const r = await runSandboxed(bwrap, {
       builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", `echo ${i} > $out`], env: { out },
-      inputs: [], tools: { sh }, network: false, scratch, shared, storeDir, buildCores: 1, view,
+      inputs: [], tools: { sh }, network: false, scratch, storeDir, buildCores: 1, view,
     }, (c) => (output += c.toString()), signal).catch((e: Error) => ({ exitCode: -1, signal: null, outDir: "", error: e.message }));
     total += Number(process.hrtime.bigint() - started) / 1e6;
     removeTree(scratch);

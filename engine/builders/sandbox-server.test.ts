@@ -148,7 +148,7 @@ describe("sandboxLaunch", () => {
     try {
       const req = (env: Record<string, string>, args: string[]) => ({
         builder: "/bin/sh", args, env, inputs: [], tools: {}, network: false,
-        scratch: mkdtempSync(join(dir, "s-")), shared: dir, storeDir: dir, buildCores: 1,
+        scratch: mkdtempSync(join(dir, "s-")), storeDir: join(dir, "store"), buildCores: 1,
       });
       assert.ok(sandboxLaunch("bwrap", req({ A: "b" }, ["-c", "true"])).options.includes("--clearenv"));
       for (const r of [req({ A: "b\0--bind\0/\0/host" }, ["-c", "true"]), req({}, ["-c", "x\0--bind\0/\0/host"])]) {

@@ -38,12 +38,6 @@ export interface SandboxRequest {
   network: boolean;
   /** per-build scratch directory on the host */
   scratch: string;
-  /**
-   * a directory that lives as long as this process (LocalStore.processDir): the files every sandbox
-   * sees alike (/etc/passwd, group, hosts) and the host-tool link dirs are written there once,
-   * not per build
-   */
-  shared: string;
   /** host directory holding store paths */
   storeDir: string;
   buildCores: number;
@@ -63,12 +57,12 @@ export interface SandboxRequest {
  * mounts then show paths inside the overlay (`/<hash>-name`), the same in every store. "binds" is
  * the way where overlayfs cannot be mounted without privileges (a kernel before 5.11, a store on
  * a file system overlayfs cannot write to, user namespaces only for bubblewrap); `why` says why.
- * What the probe found is kept, so a build looks nothing up: the way into the namespace
- * (`command`), the overlay's options (the same for every scratch dir of a store, all siblings),
- * bubblewrap by its path (the helper has no PATH to search), the overlay's second lower layer
- * (`layer`, see layerDir) and the name of the /etc files' directory in it (`etc`).
+ * What the probe found is kept, so a build looks nothing up: how builds are started (`start`:
+ * kiln's sandbox server, or the command that makes the namespace and mounts the overlay), the
+ * overlay's options (the same for every scratch dir of a store, all siblings) and bubblewrap by
+ * its path (the helper has no PATH to search).
  */
-export type StoreView = { kind: "overlay"; command: string[]; options: string; bwrap: string; layer: string; etc: string } | { kind: "binds"; why: string };
+export type StoreView = { kind: "overlay"; start: SandboxServer | string[]; options: string; bwrap: string } | { kind: "binds"; why: string };
 
 
 export const FIXED_ENV = {
@@ -116,50 +110,12 @@ function hostDirArgs(): string[] {
   return args;
 }
 
-/** Directories already written under a `shared` dir: key -> path. */
-const written = new Map<string, string>();
-
 /** The sandbox's /etc files. */
 const ETC: Record<string, string> = {
   passwd: "root:x:0:0:root:/root:/bin/sh\nkiln:x:1000:1000:kiln build user:/homeless-shelter:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
   group: "root:x:0:\nkiln:x:1000:\nnogroup:x:65534:\n",
   hosts: "127.0.0.1 localhost kiln\n::1 localhost\n",
 };
-
-/** The sandbox's /etc files, written into `etc`. */
-function writeEtc(etc: string): void {
-  mkdirSync(etc, { recursive: true });
-  for (const [f, text] of Object.entries(ETC)) writeFileSync(join(etc, f), text);
-}
-
-/** The sandbox's /etc files, once per shared dir. */
-function etcDir(shared: string): string {
-  const key = `${shared}\0etc`;
-  const done = written.get(key);
-  if (done) return done;
-  const etc = join(shared, "etc");
-  writeEtc(etc);
-  written.set(key, etc);
-  return etc;
-}
-
-/** Links to the declared host tools in `dir`. */
-function writeHostBin(dir: string, entries: [string, string][]): void {
-  mkdirSync(dir, { recursive: true });
-  for (const [name, path] of entries) symlinkSync(path, join(dir, name));
-}
-
-/** A directory of links to the declared host tools, once per set of tools and shared dir. */
-function hostBinDir(shared: string, tools: Record<string, string>): string {
-  const entries = Object.entries(tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const key = `${shared}\0${JSON.stringify(entries)}`;
-  const done = written.get(key);
-  if (done) return done;
-  const dir = join(shared, `host-bin-${written.size}`);
-  writeHostBin(dir, entries);
-  written.set(key, dir);
-  return dir;
-}
 
 /** PATH in a build on a usr tree. */
 export const SEED_PATH = "/usr/bin:/usr/sbin:/bin:/sbin";
@@ -183,19 +139,22 @@ interface Sources {
 const UPPER_OUT = ".kiln-out";
 
 /**
- * The overlay view's second lower layer, `<root>/sandbox` beside the store: the files every
- * sandbox of the store sees alike, written once rather than per build: /etc's files in
- * `etc-<digest>`, and the links to a set of declared host tools in `host-bin-<digest>`, each
- * named by its contents (kilns of other versions sharing the store never replace each other's).
+ * `<root>/sandbox` beside the store (sandboxLayer): the files every sandbox of the store sees
+ * alike, written once rather than per build: /etc's files in `etc-<digest>`, and the links to a
+ * set of declared host tools in `host-bin-<digest>`, each named by its contents (kilns of other
+ * versions sharing the store never replace each other's). The overlay view has it as its second
+ * lower layer; bind mounts take the files from it.
  * Each is made in a temporary directory and renamed into place, so processes sharing the store
  * never see one half made; what a process finds there is checked once (contents, links) and
  * remade if it differs. Returns the directory's name.
  */
-const layersChecked = new Set<string>();
+const layerNames = new Map<string, string>();
 function layerDir(layer: string, prefix: string, files: [string, string][], kind: "file" | "link"): string {
+  const key = JSON.stringify([layer, prefix, kind, files]);
+  const known = layerNames.get(key);
+  if (known !== undefined) return known;
   const name = `${prefix}-${createHash("sha256").update(JSON.stringify([kind, files])).digest("hex").slice(0, 32)}`;
   const dir = join(layer, name);
-  if (layersChecked.has(dir)) return name;
   const same = (): boolean => {
     try {
       const names = readdirSync(dir).sort();
@@ -231,8 +190,13 @@ function layerDir(layer: string, prefix: string, files: [string, string][], kind
     removeTree(tmp);
     if (!same()) throw new KilnError("STORE_UNUSABLE", `the sandbox's shared files in ${dir} could not be written`, `check that ${layer} is writable, or remove it`);
   }
-  layersChecked.add(dir);
+  layerNames.set(key, name);
   return name;
+}
+
+/** The shared files' directory of the store at `storeDir` (layerDir). */
+function sandboxLayer(storeDir: string): string {
+  return join(dirname(storeDir), "sandbox");
 }
 
 /**
@@ -294,44 +258,37 @@ function overlayOptions(scratch: string, storeDir: string, layer: string): strin
 /** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
 export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch {
   const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const layer = sandboxLayer(req.storeDir);
+  const etc = layerDir(layer, "etc", Object.entries(ETC), "file");
+  const hostBin = entries.length > 0 ? layerDir(layer, "host-bin", entries, "link") : undefined;
   const view = req.view;
   if (view?.kind === "overlay") {
-    // the overlay is mounted over the scratch dir itself, in the build's namespace: the build's
-    // inputs are then <scratch>/<hash>-<name> there, and its outputs <scratch>/.kiln-out
+    // the overlay is mounted over the scratch dir itself, in the build's namespace: the store's
+    // paths and the layer's directories are then <scratch>/<name> there, the outputs <scratch>/.kiln-out
     const upper = join(req.scratch, "upper");
     const m = req.scratch;
     mkdirSync(upper);
     mkdirSync(join(upper, UPPER_OUT));
     mkdirSync(join(req.scratch, "work"));
-    const hostBin = entries.length > 0 ? layerDir(view.layer, "host-bin", entries, "link") : undefined;
     const src: Sources = {
-      store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, view.etc),
+      store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, etc),
       ...(hostBin !== undefined ? { hostBin: join(m, hostBin) } : {}),
     };
     const { options, command } = bwrapOptions(req, src);
-    return { file: view.command[0]!, prefix: [...view.command.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER_OUT) };
+    const prefix = Array.isArray(view.start) ? view.start : [];
+    return { file: prefix[0] ?? "", prefix: [...prefix.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER_OUT) };
   }
   const storeView = join(req.scratch, "store");
   mkdirSync(storeView, { recursive: true });
   const src: Sources = {
-    store: (name) => join(req.storeDir, name), out: storeView, etc: etcDir(req.shared),
-    ...(entries.length > 0 ? { hostBin: hostBinDir(req.shared, req.tools) } : {}),
+    store: (name) => join(req.storeDir, name), out: storeView, etc: join(layer, etc),
+    ...(hostBin !== undefined ? { hostBin: join(layer, hostBin) } : {}),
   };
   const { options, command } = bwrapOptions(req, src);
   return { file: bwrap, prefix: [], options, command, outDir: storeView };
 }
 
 function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
-  const r = bwrapOptionsOf(req, src);
-  // bubblewrap reads its options NUL-separated, and the server takes the command so: a NUL in a
-  // value (evaluation refuses them; a request from elsewhere, builder-serve's, is checked here)
-  // would split it into options of the build's choosing
-  const bad = [...r.options, ...r.command].find((a) => a.includes("\0"));
-  if (bad !== undefined) throw new KilnError("RECIPE_INVALID", `a build's command or environment contains a NUL byte (${JSON.stringify(bad.slice(0, 80))})`, "no program can be given one: remove it");
-  return r;
-}
-
-function bwrapOptionsOf(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
   const a: string[] = [
     "--unshare-all",
     ...(req.network ? ["--share-net"] : []),
@@ -375,6 +332,11 @@ function bwrapOptionsOf(req: SandboxRequest, src: Sources): { options: string[];
   // builder wrote its lines. The shell doing it is the seed's, or the host's for host tools.
   const shell = req.usr !== undefined ? "/bin/sh" : Object.keys(req.tools).length > 0 ? "/usr/bin/dash" : undefined;
   const command = shell ? [shell, "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args] : [req.builder, ...req.args];
+  // bubblewrap reads its options NUL-separated, and the server takes the command so: a NUL in a
+  // value (evaluation refuses them; a request from elsewhere, builder-serve's, is checked here)
+  // would split it into options of the build's choosing
+  const bad = [...a, ...command].find((x) => x.includes("\0"));
+  if (bad !== undefined) throw new KilnError("RECIPE_INVALID", `a build's command or environment contains a NUL byte (${JSON.stringify(bad.slice(0, 80))})`, "no program can be given one: remove it");
   return { options: a, command };
 }
 
@@ -435,8 +397,8 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
     if (ways.length === 0) return { kind: "binds", why: `${findProgram("unshare") ? "mount" : "unshare"} (util-linux) is not installed` };
     const bw = findProgram(bwrap) ?? bwrap;
     for (const d of ["upper", "work"]) mkdirSync(join(dir, d), { recursive: true });
-    const layer = join(dirname(storeDir), "sandbox");
-    const etc = layerDir(layer, "etc", Object.entries(ETC), "file");
+    const layer = sandboxLayer(storeDir);
+    layerDir(layer, "etc", Object.entries(ETC), "file");
     const options = overlayOptions(dir, storeDir, layer);
     if (options === undefined) return { kind: "binds", why: `the store's path relative to its scratch directories (${relative(dir, storeDir)}) has a character mount options cannot hold` };
     let why = "";
@@ -451,7 +413,7 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
       } else {
         r = spawnSync(command[0]!, [...command.slice(1), options, bw, ...probe, "/bin/true"], { cwd: dir, env: {}, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
       }
-      if (r.status === 0) return { kind: "overlay", command, options, bwrap: bw, layer, etc };
+      if (r.status === 0) return { kind: "overlay", start: command.length === 1 ? serverOf(command[0]!) : command, options, bwrap: bw };
       if (why) continue;
       const lines = (r.stderr || String(r.error ?? `exit ${r.status}`)).trim().split("\n");
       const mark = lines.find((l) => l.startsWith(SETUP_MARK));
@@ -487,9 +449,9 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
   checkSandbox(bwrap);
   const launch = sandboxLaunch(bwrap, req);
   const view = req.view;
-  if (view?.kind === "overlay" && view.command.length === 1) {
-    // kiln's helper: its server starts the build (SandboxServer)
-    return serverOf(view.command[0]!).run({ cwd: launch.cwd!, overlay: view.options, argv: [view.bwrap, "--args", "3", "--", ...launch.command], options: optionsBlob(launch.options) }, onOutput, signal)
+  if (view?.kind === "overlay" && view.start instanceof SandboxServer) {
+    // kiln's helper: its server starts the build
+    return view.start.run({ cwd: launch.cwd!, overlay: view.options, argv: [view.bwrap, "--args", "3", "--", ...launch.command], options: optionsBlob(launch.options) }, onOutput, signal)
       .then((r) => {
         if (r.setupError !== undefined) throw setupFailure(r.setupError);
         return { exitCode: r.exitCode, signal: r.signal, outDir: launch.outDir };
@@ -566,8 +528,6 @@ export interface SandboxBuilderOptions {
   storeDir: string;
   /** a fresh scratch directory on the host (under the store, so outputs move into it by rename) */
   scratchDir: (label: string) => string;
-  /** a directory for the life of this process (see SandboxRequest.shared) */
-  processDir: () => string;
   systems: readonly string[];
   /** told once when the store view falls back to bind mounts (StoreView), with why */
   warn?: (message: string) => void;
@@ -595,15 +555,15 @@ export class SandboxBuilder implements Builder {
     try {
       const { outDir, ...r } = await runSandboxed(this.o.bwrap, {
         builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
-        scratch, shared: this.o.processDir(), storeDir: this.o.storeDir, buildCores: req.cores, view,
+        scratch, storeDir: this.o.storeDir, buildCores: req.cores, view,
       }, io.onOutput, io.signal);
       const outputs: Record<string, string | undefined> = {};
       for (const [o, name] of Object.entries(req.outputs)) {
         const host = join(outDir, name);
         outputs[o] = existsOrLink(host) ? host : undefined;
       }
-      const server = view.kind === "overlay" && view.command.length === 1 ? serverOf(view.command[0]!) : undefined;
-      return { ...r, outputs, release: (later) => (later ? removeScratchLater(scratch, server && ((d) => server.remove(d))) : removeTree(scratch)) };
+      const server = view.kind === "overlay" && view.start instanceof SandboxServer ? view.start : undefined;
+      return { ...r, outputs, release: (later) => (later && server ? removeScratchLater(scratch, (d) => server.remove(d)) : removeTree(scratch)) };
     } catch (e) {
       removeTree(scratch);
       throw e;
