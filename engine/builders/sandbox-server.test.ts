@@ -3,7 +3,7 @@
 // program, its descriptors, output, exit, kill, and how a setup failure is told from a build's.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -128,8 +128,12 @@ describe("sandbox server", { skip }, () => {
     chmodSync(join(owned, "out"), 0o555);
     const req = Buffer.concat([Buffer.from([0, 0, 0, 0]), Buffer.from("R"), Buffer.from([7, 0, 0, 0]), Buffer.from(`${owned}\0`)]);
     req.writeUInt32LE(req.length - 4, 0);
-    const r = spawnSync(helper, ["--serve"], { input: req, uid: user, gid: user, env: {} });
-    assert.equal(r.status, 0, String(r.stderr));
+    // a copy the user can reach: the checkout may sit in a directory only its owner can enter
+    const own = join(dir, "kiln-sandbox");
+    copyFileSync(helper, own);
+    chmodSync(own, 0o755);
+    const r = spawnSync(own, ["--serve"], { input: req, uid: user, gid: user, env: {} });
+    assert.equal(r.status, 0, String(r.error ?? r.stderr));
     assert.equal(r.stdout.subarray(4, 5).toString(), "D");
     assert.equal(r.stdout.readUInt32LE(9), 0, "the removal's wait status: exit 0");
     assert.equal(existsSync(owned), false);
