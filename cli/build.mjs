@@ -40,6 +40,28 @@ function lazyStringWidth() {
 }
 
 /**
+ * yargs guesses a version for `--version` whenever it starts, from the package.json nearest to its
+ * "main file": the folder above its node_modules, and where there is none (kiln's bundle), the
+ * working directory. From a user's directory that is a readdir of every folder up to the root,
+ * and where none has a package.json, an AssertionError that loads node:assert: ~3 ms of every
+ * start, for a version kiln turns off (`.version(false)`). Its main file is kiln's own package
+ * instead (dist/..), where the walk ends at once.
+ */
+function yargsMainFile() {
+  const line = "const mainFilename = __dirname.substring(0, __dirname.lastIndexOf('node_modules'));";
+  return {
+    name: "yargs-main-file",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        if (!source.includes(line)) throw new Error(`${args.path}: no \`${line}\` any more; update yargsMainFile in cli/build.mjs`);
+        return { contents: source.replace(line, 'const mainFilename = fileURLToPath(new URL("../package.json", import.meta.url));'), loader: "js" };
+      });
+    },
+  };
+}
+
+/**
  * Node's built-in modules that are not part of its start-up snapshot cost a compilation when
  * first required (child_process pulls in net and dgram, https pulls in tls, fs/promises its
  * streams), and zstd-napi (the binary cache's archives) a native binding and its streams:
@@ -54,6 +76,18 @@ const LAZY_BUILTINS = ["child_process", "crypto", "dgram", "http", "https", "net
   "readline", "stream/promises", "dns", "http2", "inspector", "v8", "assert", "fs/promises"];
 const LAZY_PACKAGES = ["zstd-napi"];
 const CALL_STAND_INS = new Set(["fs/promises"]);
+/**
+ * yargs takes assert's strictEqual and notStrictEqual when its module loads and calls them while
+ * it reads the options of every command: loading node:assert for that (its AssertionError makes
+ * process.stderr) is ~3 ms of every start. These two check what Node's own do (Object.is) and load
+ * node:assert only when the check fails (or an argument is missing), for its error.
+ */
+const CHECKED_STAND_INS = {
+  assert: {
+    strictEqual: "(...a) => { if (a.length < 2 || !Object.is(a[0], a[1])) load().strictEqual(...a); }",
+    notStrictEqual: "(...a) => { if (a.length < 2 || Object.is(a[0], a[1])) load().notStrictEqual(...a); }",
+  },
+};
 function lazyModules() {
   const require = createRequire(import.meta.url);
   const specifier = (m) => (LAZY_PACKAGES.includes(m) ? m : `node:${m}`);
@@ -73,7 +107,8 @@ function lazyModules() {
       b.onLoad({ filter: /.*/, namespace: "lazy-module" }, (args) => ({
         contents: `let m; const load = () => (m ??= require(${JSON.stringify(specifier(args.path))}));\n` +
           `const call = (k) => function (...a) { return load()[k].apply(this, a); };\n` +
-          `for (const [k, callable] of ${JSON.stringify(names.get(args.path))}) Object.defineProperty(exports, k, { enumerable: true, ...(callable ? { value: call(k) } : { get: () => load()[k] }) });\n`,
+          `const checked = { ${Object.entries(CHECKED_STAND_INS[args.path] ?? {}).map(([k, f]) => `${k}: ${f}`).join(", ")} };\n` +
+          `for (const [k, callable] of ${JSON.stringify(names.get(args.path))}) Object.defineProperty(exports, k, { enumerable: true, ...(k in checked ? { value: checked[k] } : callable ? { value: call(k) } : { get: () => load()[k] }) });\n`,
         loader: "js",
       }));
     },
@@ -89,7 +124,7 @@ const common = {
   // lazy by lazyModules
   external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "@aws-sdk/client-s3"],
   logLevel: "warning",
-  plugins: [lazyStringWidth(), lazyModules()],
+  plugins: [lazyStringWidth(), yargsMainFile(), lazyModules()],
 };
 await build({
   ...common,

@@ -2,6 +2,7 @@
 // decides where output goes. It builds the one Context the engine receives.
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { isatty } from "node:tty";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
@@ -43,7 +44,7 @@ import { recipesEntry, storeRoot } from "./locate.js";
 export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {
   const k = args.reporter;
   if (k === "tui" || k === "plain" || k === "json" || k === "quiet") return k;
-  const interactive = process.stderr.isTTY === true && !process.env.CI && process.env.TERM !== "dumb";
+  const interactive = isatty(2) && !process.env.CI && process.env.TERM !== "dumb";
   return interactive && !args["print-build-logs"] ? "tui" : "plain";
 }
 

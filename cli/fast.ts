@@ -5,7 +5,7 @@
 // a changed file, a missing output, a newer store schema) returns false and the full CLI runs.
 //
 // Loaded by the launcher before anything else: node built-ins, better-sqlite3 and small modules.
-import { existsSync, lstatSync, writeSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { openCurrentDatabase } from "../store/database.js";
 import type { StorePathName } from "../store/paths.js";
@@ -15,6 +15,7 @@ import type { KilnEvent } from "../engine/events.js";
 import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
 import { linkName, replaceLink } from "./links.js";
+import { writeFd } from "./output.js";
 import { recipesEntry, storeRoot } from "./locate.js";
 import { buildId, noopIdent, readValidRecord } from "./noop.js";
 
@@ -67,33 +68,6 @@ export function parseFast(argv: string[]): FastArgs | undefined {
   if (command !== "realize" || a.targets.length === 0) return undefined;
   if (a.reporter !== undefined && !["tui", "plain", "json", "quiet"].includes(a.reporter)) return undefined;
   return a;
-}
-
-/**
- * Write to fd 1 or 2 directly: process.stdout and process.stderr build a stream on first use (for
- * a pipe, a socket with Node's net machinery: ~4 ms of a ~20 ms answer). A descriptor that would
- * block (non-blocking, full) gets the stream, which queues; one whose reader is gone, nothing.
- */
-const toStream = new Set<1 | 2>();
-function writeFd(fd: 1 | 2, s: string): void {
-  const b = Buffer.from(s);
-  const stream = () => (fd === 1 ? process.stdout : process.stderr);
-  // once a write went to the stream, the later ones follow it there (in order)
-  if (toStream.has(fd)) {
-    stream().write(b);
-    return;
-  }
-  let off = 0;
-  try {
-    while (off < b.length) off += writeSync(fd, b, off);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // the reader is gone (`| head -0`): the realize is answered all the same, as a full one would be
-    if (code === "EPIPE") return;
-    if (code !== "EAGAIN") throw e;
-    toStream.add(fd);
-    stream().write(b.subarray(off));
-  }
 }
 
 function reporter(a: FastArgs): (e: KilnEvent) => void {

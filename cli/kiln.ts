@@ -3,19 +3,20 @@
 // compiled with V8's code cache: compiling the 0.9 MB bundle, and then every function a command
 // runs, was a fifth of an evaluation of pi4-llm-os. The cache (dist/kiln-main.cjs.cache) names
 // the Node version and the bundle (the content digest the build appends to it) it was made for
-// and carries a SHA-1 of its code (against damage, not tampering: dist/ is trusted as the code
-// beside it is; SHA-1 rather than zlib's CRC-32, which would load zlib at every start): V8 checks
-// neither the source's content (only its length) nor, here, the code's integrity, and damaged
-// code would crash every command. A cache of another bundle, a damaged one, one V8 rejects, or
+// and carries a BLAKE3 digest of its code (against damage, not tampering: dist/ is trusted as the
+// code beside it is; BLAKE3 because every command loads its binding anyway, where SHA-1 or zlib's
+// CRC-32 would load node:crypto or zlib, ~4 ms, at every start): V8 checks neither the source's
+// content (only its length) nor, here, the code's integrity, and damaged code would crash every
+// command. A cache of another bundle, a damaged one, one V8 rejects, or
 // none at all is made anew when the command ends; where dist/ is not writable, kiln runs without
 // one.
-import { createHash } from "node:crypto";
 import { accessSync, constants, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Script } from "node:vm";
 import { IMPORT_HOOK } from "../engine/dynamic-import.js";
+import { loadBlake } from "../store/blake-binding.js";
 import { tryFastRealize } from "./fast.js";
 
 function internalError(e: unknown): void {
@@ -29,9 +30,12 @@ function identity(source: string): string {
   return `${process.version} ${id}`;
 }
 
-/** [u32 header length][header: identity, SHA-1 of the code][V8's code] */
+/**
+ * [u32 header length][header: identity, BLAKE3 of the code][V8's code]. The binding is loaded
+ * here, not at the launcher's start: a no-op realize (cli/fast.ts) never needs it.
+ */
 function digest(code: Buffer): string {
-  return createHash("sha1").update(code).digest("hex");
+  return loadBlake().module.blake3(code).toString("hex");
 }
 
 function readCache(file: string, id: string): Buffer | undefined {

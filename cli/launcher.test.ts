@@ -41,7 +41,7 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
   };
   const cacheFile = () => join(dist, "kiln-main.cjs.cache");
   const bundle = () => join(dist, "kiln-main.cjs");
-  /** the header the launcher wrote: Node version, bundle digest, SHA-1 of the code */
+  /** the header the launcher wrote: Node version, bundle digest, BLAKE3 of the code */
   const header = () => {
     const data = readFileSync(cacheFile());
     return data.subarray(4, 4 + data.readUInt32LE(0)).toString().split(" ");

@@ -1,4 +1,5 @@
 // kiln: the command line. Composition root; one file per verb under commands/.
+import { isatty } from "node:tty";
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
 import { cacheCommand } from "./commands/cache.js";
@@ -103,7 +104,8 @@ const cli = commands
   .recommendCommands()
   .help()
   .version(false)
-  .wrap(Math.min(110, process.stdout.columns || 100));
+  // fd 1 asked directly: process.stdout would build its stream at every start (cli/output.ts)
+  .wrap(Math.min(110, (isatty(1) && process.stdout.columns) || 100));
 
 // yargs renders the whole help text after starting any command, in case the command fails later
 // and the help must be shown for the right context: ~20 ms of every run. Kiln's commands report

@@ -2,27 +2,8 @@
 // sha256 stays for fixed outputs because upstream projects publish sha256.
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
-import { createRequire } from "node:module";
+import { loadBlake } from "./blake-binding.js";
 
-type BlakeHash = typeof import("@napi-rs/blake-hash");
-
-/**
- * The native binding. @napi-rs/blake-hash chooses its binary by asking Node for a diagnostic
- * report (is the C library musl?), ~7 ms of every kiln start; on glibc Linux the binary's own
- * package is loaded directly, and the chooser is what is left if that fails (musl, other systems).
- */
-function loadBlake(): { module: BlakeHash; path: string } {
-  const require = createRequire(import.meta.url);
-  if (process.platform === "linux" && (process.arch === "x64" || process.arch === "arm64")) {
-    try {
-      const name = `@napi-rs/blake-hash-linux-${process.arch}-gnu`;
-      return { module: require(name) as BlakeHash, path: require.resolve(name) };
-    } catch {
-      /* not installed, or not loadable here: the package's own chooser */
-    }
-  }
-  return { module: require("@napi-rs/blake-hash") as BlakeHash, path: require.resolve("@napi-rs/blake-hash") };
-}
 const loaded = loadBlake();
 const { Blake3Hasher, blake3 } = loaded.module;
 /** the module the binding was loaded from, for worker threads (store/hash-files.ts) to load it the same way */

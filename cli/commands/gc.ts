@@ -3,6 +3,7 @@
 // --older-than; --dry-run / --print-dead show what would go. Before the mark, --keep-generations
 // and --delete-older-than delete profile generations; after the sweep, --history-older-than
 // collects the history `why` reads, by its own policy.
+import { isatty } from "node:tty";
 import { KilnError } from "../../store/errors.js";
 import { collectGarbage, GC_LOCK, takeGcLock, type GcEvent } from "../../store/gc.js";
 import { collectTargetHistory } from "../../engine/history.js";
@@ -12,6 +13,7 @@ import { dateText } from "./profile.js";
 import { parseDuration, parseSize } from "../units.js";
 import { human } from "../units.js";
 import { defineCommand } from "../command.js";
+import { writeOut } from "../output.js";
 
 export const gcCommand = defineCommand({
   command: "gc",
@@ -44,7 +46,7 @@ export const gcCommand = defineCommand({
     }
     if (argv["delete-older-than"] !== undefined) genSpecs.push({ kind: "olderThan", ms: parseDuration(argv["delete-older-than"], "--delete-older-than") });
     const text = !argv.json && !argv["print-dead"];
-    const tty = process.stderr.isTTY;
+    const tty = isatty(2);
     // fault injection for the crash tests: stop after the first batch's rows are gone but before
     // its directories are, and wait to be killed
     const pauseAt = process.env.KILN_TEST_GC_PAUSE;
@@ -52,7 +54,7 @@ export const gcCommand = defineCommand({
       if (e.type === "marked" && text) {
         process.stderr.write(`gc: ${e.roots} roots, ${e.live} live and ${e.dead} unreachable paths (loaded in ${e.loadMs} ms, marked in ${e.markMs} ms)\n`);
       } else if (e.type === "deleted") {
-        if (text) for (const d of e.paths) process.stdout.write(`deleted ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
+        if (text) for (const d of e.paths) writeOut(`deleted ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`);
         if (tty) process.stderr.write(`\rgc: ${e.done}/${e.total} deleted`);
       } else if (e.type === pauseAt) {
         process.stderr.write(`gc: paused after ${e.type} (KILN_TEST_GC_PAUSE)\n`);
@@ -70,7 +72,7 @@ export const gcCommand = defineCommand({
         if (!dryRun) for (const p of new Set(generations.map((g) => g.profile))) syncProfileLinks(ctx.store, p);
         if (text) {
           for (const g of generations) {
-            process.stdout.write(`${dryRun ? "would delete" : "deleted"} generation ${g.number} of profile ${g.profile} (${dateText(g.createdAt)})\n`);
+            writeOut(`${dryRun ? "would delete" : "deleted"} generation ${g.number} of profile ${g.profile} (${dateText(g.createdAt)})\n`);
           }
         }
       }
@@ -84,7 +86,7 @@ export const gcCommand = defineCommand({
       const history: HistoryGcResult | undefined = historyOlderThan !== undefined && !r.interrupted
         ? collectTargetHistory(ctx.store, ctx.clock() - historyOlderThan, dryRun) : undefined;
       if (argv.json) {
-        process.stdout.write(JSON.stringify({
+        writeOut(JSON.stringify({
           ...r, deleted: r.deleted.map((d) => ({ path: ctx.store.hostPath(d.path), size: d.size })), dryRun,
           generations: generations.map((g) => ({ profile: g.profile, number: g.number, path: ctx.store.hostPath(g.path), createdAt: g.createdAt })),
           ...(history ? { history } : {}),
@@ -93,7 +95,7 @@ export const gcCommand = defineCommand({
       }
       if (argv["print-dead"]) {
         // one write: a write per path to a pipe costs more than the whole mark at 100k paths
-        process.stdout.write(r.deleted.map((d) => `${ctx.store.hostPath(d.path)}\n`).join(""));
+        writeOut(r.deleted.map((d) => `${ctx.store.hostPath(d.path)}\n`).join(""));
         return;
       }
       const historyText = (h: HistoryGcResult, would: boolean) =>
@@ -110,18 +112,18 @@ export const gcCommand = defineCommand({
         ? `; ${r.keptByLimits.count} unreachable paths ${dryRun ? "would be " : ""}kept (${human(r.keptByLimits.bytes)}): ${limits.join(", or ")}${lru}`
         : "";
       if (dryRun) {
-        process.stdout.write(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
-        process.stdout.write(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays; ${r.live} live paths kept (${human(r.liveBytes)})${limited}\n`);
-        if (history) process.stdout.write(historyText(history, true));
+        writeOut(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
+        writeOut(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays; ${r.live} live paths kept (${human(r.liveBytes)})${limited}\n`);
+        if (history) writeOut(historyText(history, true));
         return;
       }
-      for (const s of r.strays) process.stdout.write(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
+      for (const s of r.strays) writeOut(`removed stray  ${ctx.store.hostPath(s as never)}\n`);
       const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
-      process.stdout.write(
+      writeOut(
         `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
           `${r.live} live paths kept (${human(r.liveBytes)})${limited}${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
       );
-      if (history) process.stdout.write(historyText(history, false));
+      if (history) writeOut(historyText(history, false));
       if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");
     } finally {
       if (lockHeld) ctx.store.unlock(GC_LOCK);
