@@ -160,6 +160,23 @@ try {
   rmSync("dist/kiln-sandbox", { force: true });
   process.stderr.write(`note: dist/kiln-sandbox not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); builds start a little slower without it\n`);
 }
+// the native tree hasher (store/tree-hash.c, with the official BLAKE3 C implementation in
+// store/blake3-c): without it, large source trees are hashed by store/archive.ts's own walk
+{
+  const b3 = (f) => `store/blake3-c/${f}`;
+  const simd = process.arch === "x64"
+    ? ["sse2", "sse41", "avx2", "avx512"].map((s) => b3(`blake3_${s}_x86-64_unix.S`))
+    : process.arch === "arm64"
+      ? ["-DBLAKE3_USE_NEON=1", b3("blake3_neon.c")]
+      : ["-DBLAKE3_NO_SSE2", "-DBLAKE3_NO_SSE41", "-DBLAKE3_NO_AVX2", "-DBLAKE3_NO_AVX512"];
+  try {
+    execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-pthread", "-o", "dist/kiln-hash", "store/tree-hash.c", ...["blake3.c", "blake3_dispatch.c", "blake3_portable.c"].map(b3), ...simd],
+      { stdio: ["ignore", "inherit", "inherit"] });
+  } catch (e) {
+    rmSync("dist/kiln-hash", { force: true });
+    process.stderr.write(`note: dist/kiln-hash not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); large source trees are hashed more slowly without it\n`);
+  }
+}
 rmSync("dist/kiln.mjs", { force: true });
 rmSync("dist/kiln-main.mjs", { force: true });
 rmSync("dist/kiln-main.mjs.map", { force: true });

@@ -1,9 +1,12 @@
 // The file digest cache: an in-memory LRU in front of the store database. Keys are
 // path+size+mtime+inode+exec bit (see archive.ts), so an edited file misses and an untouched one
 // is never read again, in this process or the next.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { Db } from "./database.js";
 import { LRUCache } from "lru-cache";
 import type { FileDigestCache } from "./archive.js";
+import { blake3Hex } from "./digest.js";
 
 export class PersistentDigestCache implements FileDigestCache {
   // bounded by maxSize (each entry counts 1), not `max`: with `max` lru-cache allocates its arrays
@@ -17,7 +20,11 @@ export class PersistentDigestCache implements FileDigestCache {
   private readonly getStmt;
   private readonly putStmt;
 
-  constructor(private readonly db: Db) {
+  /**
+   * `treeDir`: where kiln-hash keeps its caches of large trees (store/tree-hash.c), one file per
+   * tree, named by the digest of the tree's path.
+   */
+  constructor(private readonly db: Db, private readonly treeDir?: string) {
     this.getStmt = db.prepare<[string], { digest: string }>("SELECT digest FROM file_digests WHERE key = ?");
     this.putStmt = db.prepare("INSERT OR REPLACE INTO file_digests (key, digest) VALUES (?, ?)");
   }
@@ -52,6 +59,16 @@ export class PersistentDigestCache implements FileDigestCache {
   set(key: string, value: string): void {
     this.lru.set(key, value);
     this.pending.set(key, value);
+  }
+
+  treeFile(root: string): string | undefined {
+    if (!this.treeDir) return undefined;
+    try {
+      mkdirSync(this.treeDir, { recursive: true });
+    } catch {
+      return undefined; // a store kiln cannot write to: kiln-hash reads every file
+    }
+    return join(this.treeDir, `${blake3Hex(root).slice(0, 32)}.bin`);
   }
 
   /** Write new digests in one transaction (a kernel tree is 80k of them). */

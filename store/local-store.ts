@@ -156,9 +156,12 @@ export class LocalStore {
     return join(this.storeDir, p);
   }
 
-  /** Digests of local source files that survive the process (keyed by path+size+mtime+inode). */
+  /**
+   * Digests of local source files that survive the process (keyed by path+size+mtime+inode): in
+   * the database, and for large trees kiln-hash's own files in <root>/tree-digests.
+   */
   fileDigests(): PersistentDigestCache {
-    return (this.#digests ??= new PersistentDigestCache(this.#t.db));
+    return (this.#digests ??= new PersistentDigestCache(this.#t.db, join(this.root, "tree-digests")));
   }
 
   /** The host tool fingerprint cache (engine/hosttools.ts). */

@@ -1,7 +1,7 @@
 // Direct writes to a store's tables, for benchmarks: synthetic stores for gc at scale (building
 // 100k derivations would take hours) and a cold file-digest cache. Inside store/ because they
 // write tables directly.
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../database.js";
 import { tablesOf, type LocalStore } from "../local-store.js";
@@ -30,7 +30,7 @@ export function fillSynthetic(store: LocalStore, paths: SyntheticPath[], edges: 
   })();
 }
 
-/** Forget every cached file digest of the store at `root` (the next evaluation hashes cold). */
+/** Forget every cached file digest of the store at `root` (the next evaluation hashes cold): kiln-hash's too. */
 export function forgetFileDigests(root: string): void {
   const db = openDatabase(join(root, "db.sqlite"), root);
   try {
@@ -38,4 +38,5 @@ export function forgetFileDigests(root: string): void {
   } finally {
     db.close();
   }
+  rmSync(join(root, "tree-digests"), { recursive: true, force: true });
 }
