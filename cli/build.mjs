@@ -40,22 +40,33 @@ function lazyStringWidth() {
 }
 
 /**
- * yargs guesses a version for `--version` whenever it starts, from the package.json nearest to its
- * "main file": the folder above its node_modules, and where there is none (kiln's bundle), the
- * working directory. From a user's directory that is a readdir of every folder up to the root,
- * and where none has a package.json, an AssertionError that loads node:assert: ~3 ms of every
- * start, for a version kiln turns off (`.version(false)`). Its main file is kiln's own package
- * instead (dist/..), where the walk ends at once.
+ * Two things yargs' platform shim does at every start, for help text kiln rarely prints:
+ * - it guesses a version for `--version` from the package.json nearest to its "main file": the
+ *   folder above its node_modules, and where there is none (kiln's bundle), the working
+ *   directory. From a user's directory that is a readdir of every folder up to the root, and
+ *   where none has a package.json, an AssertionError that loads node:assert: ~3 ms, for a version
+ *   kiln turns off (`.version(false)`). Its main file is kiln's own package instead (dist/..),
+ *   where the walk ends at once.
+ * - it reads the terminal's width, which makes process.stdout (for a pipe, a socket with Node's
+ *   net machinery: ~3-5 ms). It is read when help is laid out instead.
  */
-function yargsMainFile() {
-  const line = "const mainFilename = __dirname.substring(0, __dirname.lastIndexOf('node_modules'));";
+function yargsShim() {
+  const edits = [
+    ["const mainFilename = __dirname.substring(0, __dirname.lastIndexOf('node_modules'));",
+      'const mainFilename = fileURLToPath(new URL("../package.json", import.meta.url));'],
+    ["stdColumns: typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null",
+      "get stdColumns() { return typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null; }"],
+  ];
   return {
-    name: "yargs-main-file",
+    name: "yargs-shim",
     setup(b) {
       b.onLoad({ filter: /[\\/]yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/ }, (args) => {
-        const source = readFileSync(args.path, "utf8");
-        if (!source.includes(line)) throw new Error(`${args.path}: no \`${line}\` any more; update yargsMainFile in cli/build.mjs`);
-        return { contents: source.replace(line, 'const mainFilename = fileURLToPath(new URL("../package.json", import.meta.url));'), loader: "js" };
+        let source = readFileSync(args.path, "utf8");
+        for (const [from, to] of edits) {
+          if (!source.includes(from)) throw new Error(`${args.path}: no \`${from}\` any more; update yargsShim in cli/build.mjs`);
+          source = source.replace(from, to);
+        }
+        return { contents: source, loader: "js" };
       });
     },
   };
@@ -72,7 +83,7 @@ function yargsMainFile() {
  * fs/promises' stat), a plain function (a lower-case name: not a class) is a stand-in function
  * that loads the module when first called.
  */
-const LAZY_BUILTINS = ["child_process", "crypto", "dgram", "http", "https", "net", "tls", "zlib", "worker_threads", "perf_hooks",
+const LAZY_BUILTINS = ["child_process", "crypto", "dgram", "http", "https", "net", "tls", "tty", "zlib", "worker_threads", "perf_hooks",
   "readline", "stream/promises", "dns", "http2", "inspector", "v8", "assert", "fs/promises"];
 const LAZY_PACKAGES = ["zstd-napi"];
 const CALL_STAND_INS = new Set(["fs/promises"]);
@@ -124,7 +135,7 @@ const common = {
   // lazy by lazyModules
   external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "@aws-sdk/client-s3"],
   logLevel: "warning",
-  plugins: [lazyStringWidth(), yargsMainFile(), lazyModules()],
+  plugins: [lazyStringWidth(), yargsShim(), lazyModules()],
 };
 await build({
   ...common,

@@ -2,7 +2,6 @@
 // decides where output goes. It builds the one Context the engine receives.
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { isatty } from "node:tty";
 import { join, resolve } from "node:path";
 import type { Context } from "../engine/context.js";
 import type { EventSink, KilnEvent } from "../engine/events.js";
@@ -39,12 +38,13 @@ export interface GlobalArgs extends CacheArgs {
 
 export { recipesEntry, storeRoot } from "./locate.js";
 import { recipesEntry, storeRoot } from "./locate.js";
+import { isTerminal } from "./output.js";
 
 /** The reporter asked for, else the TUI on an interactive terminal and plain lines elsewhere (CI, pipes). */
 export function reporterKind(args: GlobalArgs): "tui" | "plain" | "json" | "quiet" {
   const k = args.reporter;
   if (k === "tui" || k === "plain" || k === "json" || k === "quiet") return k;
-  const interactive = isatty(2) && !process.env.CI && process.env.TERM !== "dumb";
+  const interactive = isTerminal(2) && !process.env.CI && process.env.TERM !== "dumb";
   return interactive && !args["print-build-logs"] ? "tui" : "plain";
 }
 

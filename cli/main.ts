@@ -1,7 +1,7 @@
 // kiln: the command line. Composition root; one file per verb under commands/.
-import { isatty } from "node:tty";
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { isTerminal } from "./output.js";
 import { cacheCommand } from "./commands/cache.js";
 import { checkCommand } from "./commands/check.js";
 import { copyCommand } from "./commands/copy.js";
@@ -41,11 +41,29 @@ for (const event of ["uncaughtException", "unhandledRejection"] as const) {
   });
 }
 
-// `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
-    throw e;
+// `kiln targets --all | head`: a reader that stops reading ends the output, as for any other tool.
+// Each stream gets its handler when it is first made: making process.stdout or process.stderr (a
+// socket, for a pipe) costs a few milliseconds that a command writing through cli/output.ts, or
+// not at all, does not pay.
+const onStreamError = (e: NodeJS.ErrnoException): void => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+};
+for (const name of ["stdout", "stderr"] as const) {
+  const made = Object.getOwnPropertyDescriptor(process, name);
+  if (!made?.get || !made.configurable) {
+    process[name].on("error", onStreamError);
+    continue;
+  }
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: made.enumerable,
+    get() {
+      const stream = made.get!.call(process) as NodeJS.WriteStream;
+      Object.defineProperty(process, name, { configurable: true, enumerable: made.enumerable, writable: true, value: stream });
+      stream.on("error", onStreamError);
+      return stream;
+    },
   });
 }
 
@@ -105,7 +123,7 @@ const cli = commands
   .help()
   .version(false)
   // fd 1 asked directly: process.stdout would build its stream at every start (cli/output.ts)
-  .wrap(Math.min(110, (isatty(1) && process.stdout.columns) || 100));
+  .wrap(Math.min(110, (isTerminal(1) && process.stdout.columns) || 100));
 
 // yargs renders the whole help text after starting any command, in case the command fails later
 // and the help must be shown for the right context: ~20 ms of every run. Kiln's commands report

@@ -2,7 +2,21 @@
 // process.stderr build a stream on first use (for a pipe, a socket with Node's net machinery;
 // for a file, node:stream): ~2-4 ms of a command that answers in tens. A command that writes its
 // output only through these (cli/fast.ts, kiln gc) never builds one, unless a write would block.
-import { writeSync } from "node:fs";
+import { fstatSync, writeSync } from "node:fs";
+import { isatty } from "node:tty";
+
+/**
+ * Whether fd 1 or 2 is a terminal, without building process.stdout/stderr, and without loading
+ * node:tty (which loads node:net, ~5 ms) unless the descriptor is a character device: a pipe or
+ * a file never is a terminal.
+ */
+export function isTerminal(fd: 1 | 2): boolean {
+  try {
+    return fstatSync(fd).isCharacterDevice() && isatty(fd);
+  } catch {
+    return false; // closed
+  }
+}
 
 /**
  * Write to fd 1 or 2 directly: process.stdout and process.stderr build a stream on first use (for

@@ -3,7 +3,6 @@
 // --older-than; --dry-run / --print-dead show what would go. Before the mark, --keep-generations
 // and --delete-older-than delete profile generations; after the sweep, --history-older-than
 // collects the history `why` reads, by its own policy.
-import { isatty } from "node:tty";
 import { KilnError } from "../../store/errors.js";
 import { collectGarbage, GC_LOCK, takeGcLock, type GcEvent } from "../../store/gc.js";
 import { collectTargetHistory } from "../../engine/history.js";
@@ -13,7 +12,7 @@ import { dateText } from "./profile.js";
 import { parseDuration, parseSize } from "../units.js";
 import { human } from "../units.js";
 import { defineCommand } from "../command.js";
-import { writeOut } from "../output.js";
+import { isTerminal, writeOut } from "../output.js";
 
 export const gcCommand = defineCommand({
   command: "gc",
@@ -46,7 +45,7 @@ export const gcCommand = defineCommand({
     }
     if (argv["delete-older-than"] !== undefined) genSpecs.push({ kind: "olderThan", ms: parseDuration(argv["delete-older-than"], "--delete-older-than") });
     const text = !argv.json && !argv["print-dead"];
-    const tty = isatty(2);
+    const tty = isTerminal(2);
     // fault injection for the crash tests: stop after the first batch's rows are gone but before
     // its directories are, and wait to be killed
     const pauseAt = process.env.KILN_TEST_GC_PAUSE;
