@@ -57,16 +57,22 @@ export interface RunOptions {
 
 const created: string[] = [];
 
-/** A fresh temporary directory, removed by cleanup(). */
+/** A fresh temporary directory, removed by cleanup(), and in any case when the test file's process ends. */
 export function tempDir(label: string): string {
   const d = mkdtempSync(join(tmpdir(), `kiln-test-${label}-`));
+  if (created.length === 0) process.once("exit", cleanup);
   created.push(d);
   return d;
 }
 
-/** Remove every temporary directory made by tempDir (store outputs are read-only: removeTree copes). */
+/**
+ * Remove every temporary directory made by tempDir so far (store outputs are read-only:
+ * removeTree copes). They stay listed: a describe's tempDir runs when the file is loaded, before
+ * any hook, so an earlier describe's after(cleanup) removes it too, and the kiln it is given makes
+ * it again; the last cleanup, or the process's end, removes what was made again.
+ */
 export function cleanup(): void {
-  for (const d of created.splice(0)) removeTree(d);
+  for (const d of created) removeTree(d);
 }
 
 /**
