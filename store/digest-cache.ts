@@ -1,7 +1,7 @@
 // The file digest cache: an in-memory LRU in front of the store database. Keys are
 // path+size+mtime+inode+exec bit (see archive.ts), so an edited file misses and an untouched one
 // is never read again, in this process or the next.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Db } from "./database.js";
 import { LRUCache } from "lru-cache";
@@ -80,4 +80,35 @@ export class PersistentDigestCache implements FileDigestCache {
       for (const [k, v] of rows) this.putStmt.run(k, v);
     }).immediate();
   }
+}
+
+/** A tree's digest cache (kiln-hash's, see store/tree-hash.c) unused this long is removed by gc. */
+export const TREE_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
+
+/**
+ * Remove the tree caches in `dir` not used (written, or renewed by kiln-hash) for
+ * TREE_CACHE_MAX_AGE_MS, and temporary files of writes that never finished (a day old): the next
+ * hash of such a tree reads its files again, nothing else. Returns how many files went.
+ */
+export function cleanTreeCaches(dir: string, now: number): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    const f = join(dir, n);
+    try {
+      const age = now - statSync(f).mtimeMs;
+      if (age > (n.endsWith(".tmp") ? 24 * 3600_000 : TREE_CACHE_MAX_AGE_MS)) {
+        rmSync(f, { force: true });
+        removed++;
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return removed;
 }

@@ -2,7 +2,7 @@
 // temporary store: roots of every kind, roots that appear while gc runs, path locks, strays.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -126,6 +126,22 @@ async function holdLock(root: string, key: string): Promise<ChildProcess> {
 }
 
 describe("collectGarbage on a store", () => {
+  test("removes kiln-hash's tree caches unused for a month, and unfinished writes a day old; keeps the rest", async () => {
+    const s = tempStore();
+    const dir = join(s.root, "tree-digests");
+    mkdirSync(dir);
+    const day = 24 * 3600_000;
+    const files = { recent: 29 * day, old: 31 * day, "fresh.bin.1.tmp": 3600_000, "left.bin.2.tmp": 2 * day };
+    for (const [name, age] of Object.entries(files)) {
+      writeFileSync(join(dir, name), "x");
+      utimesSync(join(dir, name), new Date(now() - age), new Date(now() - age));
+    }
+    await collectGarbage(s, { dryRun: true, now });
+    assert.equal(readdirSync(dir).length, 4, "a dry run removes nothing");
+    await collectGarbage(s, { now });
+    assert.deepEqual(readdirSync(dir).sort(), ["fresh.bin.1.tmp", "recent"]);
+  });
+
   test("deletes exactly the unreachable paths; pins, links and live temp roots keep their closures", async () => {
     const s = tempStore();
     const lib = add(s, "lib");

@@ -342,6 +342,7 @@ async function run(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   if (!result.interrupted) {
     result.strays = removeStrays(store);
     store.cleanStaleScratch();
+    store.cleanTreeCaches(opts.now());
   }
   result.ms.sweep = opts.now() - t2;
   return result;

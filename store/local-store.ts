@@ -17,7 +17,7 @@ import { dirname, join } from "node:path";
 import { BACKUP_EVERY_MS, backupTime, writeBackup } from "./backup.js";
 import type { BuildRecordStart, BuildRow } from "./build-table.js";
 import { checkDatabase, openDatabase, quickCheck, type DatabaseCheck, type Db } from "./database.js";
-import { PersistentDigestCache } from "./digest-cache.js";
+import { cleanTreeCaches, PersistentDigestCache } from "./digest-cache.js";
 import { KilnError, type AnyKilnError } from "./errors.js";
 import { DB_FILE, repairHint, storeFailure } from "./failures.js";
 import type { PathInfo } from "./path-table.js";
@@ -26,6 +26,9 @@ import { addOutput, importPath, type AddOutputOptions, type ImportOptions, type 
 import { openForRepair, refuseLostDatabase, type Recovery } from "./recovery.js";
 import { cleanStaleScratch, makeScratchDir } from "./scratch.js";
 import { Tables } from "./tables.js";
+
+/** kiln-hash's caches of large source trees, one file per tree (store/tree-hash.c) */
+const TREE_DIGESTS = "tree-digests";
 
 export { Tables };
 export type { AddOutputOptions, BuildRecordStart, BuildRow, DatabaseCheck, ImportOptions, PathInfo, Recovery };
@@ -161,7 +164,7 @@ export class LocalStore {
    * the database, and for large trees kiln-hash's own files in <root>/tree-digests.
    */
   fileDigests(): PersistentDigestCache {
-    return (this.#digests ??= new PersistentDigestCache(this.#t.db, join(this.root, "tree-digests")));
+    return (this.#digests ??= new PersistentDigestCache(this.#t.db, join(this.root, TREE_DIGESTS)));
   }
 
   /** The host tool fingerprint cache (engine/hosttools.ts). */
@@ -327,6 +330,11 @@ export class LocalStore {
   /** Remove scratch directories left by kiln processes that died (SIGKILL, power loss). */
   cleanStaleScratch(): number {
     return cleanStaleScratch(this.tmpDir);
+  }
+
+  /** Remove kiln-hash's caches of trees not hashed for a month (store/digest-cache.ts). */
+  cleanTreeCaches(now: number): number {
+    return cleanTreeCaches(join(this.root, TREE_DIGESTS), now);
   }
 
   // ---- locks ---------------------------------------------------------------------------------

@@ -23,7 +23,8 @@
  * is not read. The file is rewritten (to a temporary name, then renamed) when anything differs.
  * Format: "KILNTHC1", u32 root length, the root, u64 count, then per file: u16 path length, the
  * path, i64 size, i64 mtime seconds, i64 mtime nanoseconds, u64 inode, u32 exec bit, 32 bytes of
- * digest; then BLAKE3 of everything before. One that does not check out is ignored.
+ * digest; then BLAKE3 of everything before. One that does not check out is ignored. A cache used
+ * as it is gets its modification time renewed: `kiln gc` removes those unused for a month.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -505,6 +506,8 @@ int main(int argc, char **argv) {
   }
   dir_digest(&top);
   if (cache && (read_count || file_count != cached_count)) save_cache(cache, top_path, &top);
+  /* used: `kiln gc` removes the caches of trees not hashed for a month (store/digest-cache.ts) */
+  else if (cache && tablecap) utimensat(AT_FDCWD, cache, NULL, 0);
   for (int i = 0; i < 32; i++) printf("%02x", top.digest[i]);
   printf(" %llu %llu %llu\n", (unsigned long long)total_size, (unsigned long long)file_count, (unsigned long long)read_count);
   return 0;

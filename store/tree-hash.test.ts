@@ -97,6 +97,20 @@ describe("kiln-hash", { skip: existsSync(HELPER) ? false : "dist/kiln-hash is no
     assert.equal(native(t, "--cache", cache).read, 0);
   });
 
+  test("a cache used as it is gets its time renewed (gc removes those unused for a month)", () => {
+    const t = makeTree(20);
+    const cache = join(root, "cache-3.bin");
+    native(t, "--cache", cache);
+    const old = new Date(Date.now() - 40 * 24 * 3600_000);
+    utimesSync(cache, old, old);
+    assert.equal(native(t, "--cache", cache).read, 0);
+    assert.ok(Date.now() - statSync(cache).mtimeMs < 60_000, "renewed");
+    // without a cache of its own (another tree's file), nothing to renew: it is made anew
+    utimesSync(cache, old, old);
+    native(makeTree(5), "--cache", cache);
+    assert.ok(Date.now() - statSync(cache).mtimeMs < 60_000);
+  });
+
   test("a damaged cache, or another tree's, is ignored and made anew", () => {
     const t = makeTree(20);
     const cache = join(root, "cache-2.bin");
