@@ -2,7 +2,7 @@
 // Local sources are hashed by content here (through the per-file digest cache) and host tools
 // fingerprinted; nothing is written to the store. The walk is iterative so that very deep
 // graphs (100k-long chains) do not overflow the stack.
-import { hashTree } from "../store/archive.js";
+import { hashTree, UnsupportedEntryError } from "../store/archive.js";
 import { contentHashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
@@ -228,6 +228,12 @@ export class Evaluator {
       }
       if (err.code === "EACCES") {
         throw new KilnError("SOURCE_MISSING", `source ${s.path} cannot be read (used by ${where}): ${err.message}`, "make it readable by the user running kiln", { path: s.path });
+      }
+      if (e instanceof UnsupportedEntryError) {
+        throw new KilnError("RECIPE_INVALID", e.reason === "type"
+          ? `source ${s.path} holds ${e.path}, which is neither a file, a directory nor a symlink (used by ${where})`
+          : `source ${s.path} holds a file whose name is not UTF-8: ${e.path} (used by ${where})`,
+        e.reason === "type" ? "remove it from the folder, or give source() a folder without it" : "rename it: kiln keeps only UTF-8 names");
       }
       if (/^file changed while hashing/.test(err.message ?? "")) {
         throw new KilnError("SOURCE_MISSING", `source ${s.path} changed while kiln was reading it (used by ${where}): ${err.message}`, "run the command again once the file is written", { path: s.path });

@@ -4,6 +4,7 @@
 // targets and names (sorted bytewise). Owners, times and other mode bits do not. Being Merkle
 // (a directory hashes its children's digests) lets a per-file cache skip unchanged files, so
 // re-hashing a large unchanged source tree costs one lstat per file.
+import { isUtf8 } from "node:buffer";
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
@@ -159,12 +160,14 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
 /**
  * A directory's entries, sorted bytewise. The entry types from readdir spare an lstat per
  * subdirectory; files need theirs (size, exec bit, cache key), and an entry of unknown type
- * (some filesystems) gets one too.
+ * (some filesystems) gets one too. A name that is not UTF-8 is refused: kiln's paths are text,
+ * and decoding it would name another file, or none.
  */
 function walkDir(path: string, opts: HashOptions, w: Walk): WalkNode {
   const entries = readdirSync(path, { encoding: "buffer", withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
   const prefix = path.endsWith("/") ? path : `${path}/`;
   const children = entries.map((e) => {
+    if (!isUtf8(e.name)) throw new UnsupportedEntryError(prefix + e.name.toString(), "name");
     const child = prefix + e.name.toString();
     return e.isDirectory() ? walkDir(child, opts, w) : walkNode(child, lstatSync(child), opts, w);
   });
@@ -179,16 +182,19 @@ function nodeDigest(node: WalkNode, digests: Buffer[]): Buffer {
   return blake3Buffer(Buffer.concat(parts));
 }
 
+/** An entry the store cannot keep: a FIFO, socket or device ("type"), or a name that is not UTF-8 ("name"). */
 export class UnsupportedEntryError extends Error {
-  constructor(readonly path: string) {
-    super(`unsupported file type (only files, directories and symlinks can be stored): ${path}`);
+  constructor(readonly path: string, readonly reason: "type" | "name" = "type") {
+    super(reason === "type"
+      ? `unsupported file type (only files, directories and symlinks can be stored): ${path}`
+      : `a file name that is not UTF-8 (shown with \ufffd for its bytes): ${path}`);
   }
 }
 
 /**
  * kiln-hash (store/tree-hash.c), compiled by `npm run build` where there is a C compiler: beside
  * the bundle (dist/kiln-main.cjs), one up from tsc's dist/store, or in dist/ of the checkout for
- * the sources. KILN_NATIVE_HASH=0 leaves it unused.
+ * the sources. KILN_NATIVE_HASH=0 (read once per process) leaves it unused.
  */
 let nativeHelper: string | null | undefined;
 function nativeHasher(): string | undefined {
@@ -224,7 +230,7 @@ function hasEntries(dir: string, n: number): boolean {
 
 /**
  * A large directory's digest from kiln-hash: the same digest as the walk below, from a walk and
- * reads on every core in one native process (~4 us of JavaScript per file here, before any byte
+ * reads on as many threads as the walk below would hash on, in one native process (~4 us of JavaScript per file here, before any byte
  * is read, is what it spares), with its own cache of file digests for the tree where `opts.cache`
  * gives one. Undefined where there is no kiln-hash, the tree is small, or kiln-hash failed for any
  * reason (an unsupported entry, an unreadable file, a file changed while read): the walk below

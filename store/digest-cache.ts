@@ -88,9 +88,10 @@ export const TREE_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
 /**
  * Remove the tree caches in `dir` not used (written, or renewed by kiln-hash) for
  * TREE_CACHE_MAX_AGE_MS, and temporary files of writes that never finished (a day old): the next
- * hash of such a tree reads its files again, nothing else. Returns how many files went.
+ * hash of such a tree reads its files again, nothing else. Returns how many files went (with
+ * `dryRun`, would go).
  */
-export function cleanTreeCaches(dir: string, now: number): number {
+export function cleanTreeCaches(dir: string, now: number, dryRun = false): number {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -103,7 +104,7 @@ export function cleanTreeCaches(dir: string, now: number): number {
     try {
       const age = now - statSync(f).mtimeMs;
       if (age > (n.endsWith(".tmp") ? 24 * 3600_000 : TREE_CACHE_MAX_AGE_MS)) {
-        rmSync(f, { force: true });
+        if (!dryRun) rmSync(f, { force: true });
         removed++;
       }
     } catch {

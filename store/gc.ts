@@ -237,6 +237,8 @@ export interface GcResult {
   /** unreachable paths left in place by --max-size, --max-freed or --older-than */
   keptByLimits: { count: number; bytes: number };
   strays: string[];
+  /** kiln-hash's caches of trees not hashed for a month, removed (in a dry run, to be removed) */
+  treeCaches: number;
   interrupted: boolean;
   /** load: roots + graph; mark: the mark itself; order: choosing and ordering what to delete */
   ms: { load: number; mark: number; order: number; sweep: number };
@@ -308,12 +310,13 @@ async function run(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   const result: GcResult = {
     roots: snap.roots.length, staleRoots: snap.stale, live: liveCount, liveBytes, dead: g.paths.length - liveCount, deadBytes,
     deleted: [], freed: 0, keptDuringSweep: 0, keptByLimits: { count: g.paths.length - liveCount - order.length, bytes: deadBytes - order.reduce((s, i) => s + g.size[i]!, 0) },
-    strays: [], interrupted: false, ms: { load: t1 - t0, mark: tMark - t1, order: t2 - tMark, sweep: 0 },
+    strays: [], treeCaches: 0, interrupted: false, ms: { load: t1 - t0, mark: tMark - t1, order: t2 - tMark, sweep: 0 },
   };
   if (opts.dryRun) {
     result.deleted = order.map((i) => ({ path: g.paths[i]!, size: g.size[i]! }));
     result.freed = result.deleted.reduce((s, d) => s + d.size, 0);
     result.strays = findStrays(store, g.index);
+    result.treeCaches = store.cleanTreeCaches(opts.now(), true);
     return result;
   }
 
@@ -342,7 +345,7 @@ async function run(store: LocalStore, opts: GcOptions): Promise<GcResult> {
   if (!result.interrupted) {
     result.strays = removeStrays(store);
     store.cleanStaleScratch();
-    store.cleanTreeCaches(opts.now());
+    result.treeCaches = store.cleanTreeCaches(opts.now());
   }
   result.ms.sweep = opts.now() - t2;
   return result;

@@ -332,9 +332,9 @@ export class LocalStore {
     return cleanStaleScratch(this.tmpDir);
   }
 
-  /** Remove kiln-hash's caches of trees not hashed for a month (store/digest-cache.ts). */
-  cleanTreeCaches(now: number): number {
-    return cleanTreeCaches(join(this.root, TREE_DIGESTS), now);
+  /** Remove kiln-hash's caches of trees not hashed for a month (store/digest-cache.ts); `dryRun`: count them. */
+  cleanTreeCaches(now: number, dryRun = false): number {
+    return cleanTreeCaches(join(this.root, TREE_DIGESTS), now, dryRun);
   }
 
   // ---- locks ---------------------------------------------------------------------------------

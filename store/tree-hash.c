@@ -4,14 +4,14 @@
  * 79k files, 1.3 GB) costs Node ~4 us of JavaScript per file on one thread before any byte is
  * read (the lstat's Stats object, the cache key, the job); here each file is an fstatat and,
  * unless the digest cache knows it, an open, reads and BLAKE3 (the official C implementation,
- * store/blake3-c), on every core.
+ * store/blake3-c), on the threads it is given (kiln gives one per core, four at most).
  *
  *   kiln-hash [--threads N] [--cache FILE] ROOT
  *
  * prints "<hex digest> <size> <files> <read>\n": size is the sum of file sizes and symlink target
  * lengths, files the regular files, read those actually read (not found in the cache). Exit 0,
- * or 1 with a message on stderr for anything else: an unsupported entry, a file that changed
- * while it was read, an unreadable one. The caller then hashes the tree its own way, which says
+ * or 1 with a message on stderr for anything else: an unsupported entry, a name that is not
+ * UTF-8 (kiln's paths are text), a file that changed while it was read, an unreadable one. The caller then hashes the tree its own way, which says
  * what went wrong as it always has.
  *
  * The digest (see store/archive.ts): a file is BLAKE3("F-" or "Fx", its size as a big-endian u64,
@@ -213,6 +213,26 @@ static void push(Node **nodes, size_t n) {
   pthread_mutex_unlock(&lock);
 }
 
+/* Whether s[0..n) is valid UTF-8, strictly (no overlong forms, surrogates or code points past
+   U+10FFFF), as Node's buffer.isUtf8 decides for the walk in store/archive.ts. */
+static int utf8(const unsigned char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!len || i + len > n) return 0;
+    for (size_t k = 1; k < len; k++)
+      if ((s[i + k] & 0xc0) != 0x80) return 0;
+    unsigned d = s[i + 1];
+    if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) || (c == 0xf4 && d > 0x8f)) return 0;
+    i += len;
+  }
+  return 1;
+}
+
 static int by_name(const void *a, const void *b) {
   const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
   size_t n = x->namelen < y->namelen ? x->namelen : y->namelen;
@@ -223,8 +243,8 @@ static int by_name(const void *a, const void *b) {
 static void symlink_digest(Node *n, int dfd) {
   char target[PATH_MAX + 1];
   ssize_t len = readlinkat(dfd, n->name, target + 1, PATH_MAX);
-  if (len < 0) {
-    fail("cannot read the link", n->path, errno);
+  if (len < 0 || len >= PATH_MAX) {
+    fail("cannot read the link", n->path, len < 0 ? errno : ENAMETOOLONG);
     return;
   }
   target[0] = 'L';
@@ -250,10 +270,18 @@ static void read_dir(Node *d) {
   size_t cap = 16, plen = strlen(d->path);
   d->kids = xmalloc(cap * sizeof *d->kids);
   struct dirent *e;
-  errno = 0;
-  while ((e = readdir(dir))) {
+  for (;;) {
+    errno = 0; /* readdir says "no more" and "failed" alike, but for errno */
+    if (!(e = readdir(dir))) {
+      if (errno) fail("cannot read the directory", d->path, errno);
+      break;
+    }
     if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
     size_t nl = strlen(e->d_name);
+    if (!utf8((const unsigned char *)e->d_name, nl)) {
+      fail("a name that is not UTF-8", d->path, 0);
+      break;
+    }
     if (plen + 1 + nl >= PATH_MAX) {
       fail("path too long", d->path, 0);
       break;
@@ -272,7 +300,6 @@ static void read_dir(Node *d) {
     if (d->nkids == cap) d->kids = xrealloc(d->kids, (cap *= 2) * sizeof *d->kids);
     d->kids[d->nkids++] = k;
   }
-  if (errno && !e) fail("cannot read the directory", d->path, errno);
   qsort(d->kids, d->nkids, sizeof *d->kids, by_name);
   Node **work = xmalloc((d->nkids + 1) * sizeof *work);
   size_t nwork = 0;

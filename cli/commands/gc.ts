@@ -14,6 +14,11 @@ import { human } from "../units.js";
 import { defineCommand } from "../command.js";
 import { isTerminal, writeOut } from "../output.js";
 
+/** The summary's words for kiln-hash's tree caches that went (store/digest-cache.ts), if any. */
+function treeCaches(n: number, would: boolean): string {
+  return n ? `; ${n} source-tree digest caches unused for a month ${would ? "would be " : ""}removed` : "";
+}
+
 export const gcCommand = defineCommand({
   command: "gc",
   describe: "delete store paths that no root (result link, pin, profile generation, running kiln) needs",
@@ -112,7 +117,7 @@ export const gcCommand = defineCommand({
         : "";
       if (dryRun) {
         writeOut(r.deleted.map((d) => `would delete ${human(d.size).padStart(10)}  ${ctx.store.hostPath(d.path)}\n`).join(""));
-        writeOut(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays; ${r.live} live paths kept (${human(r.liveBytes)})${limited}\n`);
+        writeOut(`${r.deleted.length} store paths would be deleted, ${human(r.freed)} would be freed; ${r.strays.length} unregistered strays; ${r.live} live paths kept (${human(r.liveBytes)})${limited}${treeCaches(r.treeCaches, true)}\n`);
         if (history) writeOut(historyText(history, true));
         return;
       }
@@ -120,7 +125,7 @@ export const gcCommand = defineCommand({
       const kept = r.keptDuringSweep ? `; ${r.keptDuringSweep} kept because a running kiln started using them` : "";
       writeOut(
         `${r.deleted.length} store paths deleted, ${human(r.freed)} freed${r.strays.length ? `, ${r.strays.length} strays removed` : ""}; ` +
-          `${r.live} live paths kept (${human(r.liveBytes)})${limited}${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}\n`,
+          `${r.live} live paths kept (${human(r.liveBytes)})${limited}${kept}${r.staleRoots.length ? `; ${r.staleRoots.length} stale result-link roots dropped` : ""}${treeCaches(r.treeCaches, false)}\n`,
       );
       if (history) writeOut(historyText(history, false));
       if (r.interrupted) throw new KilnError("CANCELLED", "gc interrupted; the store is consistent", "run kiln gc again to finish");

@@ -60,7 +60,15 @@ const created: string[] = [];
 /** A fresh temporary directory, removed by cleanup(), and in any case when the test file's process ends. */
 export function tempDir(label: string): string {
   const d = mkdtempSync(join(tmpdir(), `kiln-test-${label}-`));
-  if (created.length === 0) process.once("exit", cleanup);
+  if (created.length === 0) {
+    process.once("exit", () => {
+      try {
+        cleanup();
+      } catch {
+        /* what could not be removed stays in the temporary directory; the run's result stands */
+      }
+    });
+  }
   created.push(d);
   return d;
 }
@@ -72,7 +80,15 @@ export function tempDir(label: string): string {
  * it again; the last cleanup, or the process's end, removes what was made again.
  */
 export function cleanup(): void {
-  for (const d of created) removeTree(d);
+  const failed: unknown[] = [];
+  for (const d of created) {
+    try {
+      removeTree(d);
+    } catch (e) {
+      failed.push(e); // the others are removed all the same
+    }
+  }
+  if (failed.length) throw failed[0];
 }
 
 /**
