@@ -163,6 +163,9 @@ describe("hashTree", () => {
 
   test("a digest cache is used for unchanged files and invalidated when a file changes", () => {
     const d = makeTree(fresh());
+    // written an hour ago: a file written just now is not cached (the next test)
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const f of ["a.txt", "sub/b.bin", "run.sh"]) utimesSync(join(d, f), hourAgo, hourAgo);
     const map = new Map<string, string>();
     let hits = 0;
     const cache: FileDigestCache = {
@@ -180,5 +183,26 @@ describe("hashTree", () => {
     assert.equal(hits, 3);
     writeFileSync(join(d, "a.txt"), "changed, and longer\n");
     assert.notEqual(hashTree(d, { cache }).digest, first);
+  });
+
+  test("a file written less than two seconds before the hash is hashed but not cached (it may change again within its clock's tick)", () => {
+    const d = fresh();
+    // this very second, to the millisecond: a rewrite below keeps it, and so the whole cache key
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    writeFileSync(join(d, "new.txt"), "just written\n");
+    utimesSync(join(d, "new.txt"), now, now);
+    writeFileSync(join(d, "old.txt"), "written long ago\n");
+    const minuteAgo = new Date(Date.now() - 60_000);
+    utimesSync(join(d, "old.txt"), minuteAgo, minuteAgo);
+    const map = new Map<string, string>();
+    const cache: FileDigestCache = { get: (k) => map.get(k), set: (k, v) => void map.set(k, v) };
+    const first = hashTree(d, { cache }).digest;
+    assert.deepEqual([...map.keys()].map((k) => k.split("\0")[0]), [join(d, "old.txt")]);
+    // rewritten at the same size within the same second: with its digest cached, the old one would stand
+    writeFileSync(join(d, "new.txt"), "just WRITTEN\n");
+    utimesSync(join(d, "new.txt"), now, now);
+    const second = hashTree(d, { cache }).digest;
+    assert.notEqual(second, first);
+    assert.equal(second, hashTree(d).digest);
   });
 });

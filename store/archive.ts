@@ -111,6 +111,13 @@ function hashSelfRefFile({ path, size, exec }: FileJob, selfHash: string, onSelf
   return h.digestBuffer();
 }
 
+/**
+ * Files modified less than this long before a hash began are hashed but their digests not cached
+ * (here and in kiln-hash): file times are coarser than writes (a clock tick, 2 s on FAT), so a
+ * file rewritten at the same size right after its lstat could keep its key with other bytes.
+ */
+const RACY_MS = 2000;
+
 function cacheKey(path: string, st: Stats): string {
   return `${path}\0${st.size}\0${st.mtimeMs}\0${st.ino}\0${st.mode & 0o100}`;
 }
@@ -125,8 +132,10 @@ type WalkNode =
 interface Walk {
   /** the files to hash, fed as the walk finds them (workers hash them while the walk goes on) */
   hasher: FileHasher;
-  /** cache keys of the jobs (when a cache is used), to store their digests under */
+  /** cache keys of the jobs (when a cache is used), by job, to store their digests under: none for a racy file */
   keys: string[];
+  /** when the walk began (ms since the epoch) */
+  started: number;
   size: number;
   files: number;
 }
@@ -146,13 +155,17 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
   if (st.isFile()) {
     w.size += st.size;
     w.files++;
+    let key: string | undefined;
     if (opts.cache && !opts.selfHash) {
-      const key = cacheKey(path, st);
+      key = cacheKey(path, st);
       const hit = opts.cache.get(key);
       if (hit) return { kind: "file", digest: Buffer.from(hit, "hex"), job: -1 };
-      w.keys.push(key);
     }
-    return { kind: "file", digest: undefined, job: w.hasher.add({ path, size: st.size, exec: isExecutable(st) }) };
+    const job = w.hasher.add({ path, size: st.size, exec: isExecutable(st) });
+    // a file written just now may be written again within the same tick of its clock, keeping
+    // the key this digest would be stored under: its digest is not kept (git's "racy" files)
+    if (key !== undefined && st.mtimeMs < w.started - RACY_MS) w.keys[job] = key;
+    return { kind: "file", digest: undefined, job };
   }
   throw new UnsupportedEntryError(path);
 }
@@ -262,7 +275,7 @@ export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
   if (opts.cache && !opts.selfHash && st.isDirectory()) opts.cache.prefetch?.(path);
   // selfHash: the files are hashed after the walk, on this thread (see hashSelfRefFile)
   const workers = opts.selfHash ? 0 : opts.workers;
-  const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], size: 0, files: 0 };
+  const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], started: Date.now(), size: 0, files: 0 };
   let root: WalkNode;
   try {
     root = walkNode(path, st, opts, w);

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "blake3-c/blake3.h"
 
@@ -441,11 +442,17 @@ static void put(Buf *o, const void *p, size_t n) {
   o->len += n;
 }
 
+/* when the walk began: files modified in the two seconds before it (or since) are not cached,
+   as in store/archive.ts (RACY_MS): a rewrite within the same tick of the file's clock could keep
+   the size and time its digest would be kept under */
+static struct timespec started;
+
 static void put_files(Buf *o, Node *d, uint64_t *count) {
   for (size_t i = 0; i < d->nkids; i++) {
     Node *k = d->kids[i];
     if (k->type == 'D') put_files(o, k, count);
     if (k->type != 'F') continue;
+    if (k->msec > started.tv_sec - 2 || (k->msec == started.tv_sec - 2 && k->mnsec >= started.tv_nsec)) continue;
     const char *rel = k->path + rootlen + 1;
     uint16_t pl = (uint16_t)strlen(rel);
     int64_t v[4] = { (int64_t)k->size, k->msec, k->mnsec, (int64_t)k->ino };
@@ -515,6 +522,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kiln-hash: %s: not a directory\n", root);
     return 1;
   }
+  clock_gettime(CLOCK_REALTIME, &started);
   if (cache) load_cache(cache, top_path);
   Node top = { .path = top_path, .name = top_path, .namelen = rootlen, .type = 'D' };
   Node *first = &top;

@@ -4,7 +4,7 @@
 // errors are kiln's.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +37,21 @@ function makeTree(extra = 0): string {
       for (let f = d * 100; f < Math.min(extra, (d + 1) * 100); f++) writeFileSync(join(t, "many", `d${d}`, `f${f}`), `file ${f}\n`.repeat(f % 7));
     }
   }
+  // written an hour ago: files written in the last two seconds are not cached (a test below)
+  age(t, 3600);
   return t;
+}
+
+/** Set the times of every file under `t` to `seconds` ago. */
+function age(t: string, seconds: number): void {
+  const when = new Date(Date.now() - seconds * 1000);
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.isFile()) utimesSync(join(d, e.name), when, when);
+    }
+  };
+  walk(t);
 }
 
 function native(tree: string, ...args: string[]): { digest: string; size: number; files: number; read: number } {
@@ -76,7 +90,7 @@ describe("kiln-hash", { skip: existsSync(HELPER) ? false : "dist/kiln-hash is no
     // new bytes, same size: the time tells
     const f = join(t, "many", "d0", "f10");
     writeFileSync(f, readFileSync(f).reverse());
-    utimesSync(f, new Date(), new Date(Date.now() + 5000));
+    utimesSync(f, new Date(Date.now() - 100_000), new Date(Date.now() - 100_000));
     const edited = native(t, "--cache", cache);
     assert.equal(edited.read, 1);
     assert.equal(edited.digest, walked(t).digest);
@@ -91,9 +105,32 @@ describe("kiln-hash", { skip: existsSync(HELPER) ? false : "dist/kiln-hash is no
     // a file removed and one added: the cache is rewritten for the tree as it is
     rmSync(join(t, "many", "d0", "f11"));
     writeFileSync(join(t, "added"), "new\n");
+    const minuteAgo = new Date(Date.now() - 60_000);
+    utimesSync(join(t, "added"), minuteAgo, minuteAgo);
     const changed = native(t, "--cache", cache);
     assert.equal(changed.read, 1);
     assert.equal(changed.digest, walked(t).digest);
+    assert.equal(native(t, "--cache", cache).read, 0);
+  });
+
+  test("a file written less than two seconds before the hash is read again next time: its digest is not cached", () => {
+    const t = makeTree(20);
+    const cache = join(root, "cache-racy.bin");
+    // this very second, to the millisecond: the rewrite below keeps the size, the time and the inode
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const f = join(t, "a.txt");
+    writeFileSync(f, "hello\n");
+    utimesSync(f, now, now);
+    const first = native(t, "--cache", cache);
+    writeFileSync(f, "HELLO\n");
+    utimesSync(f, now, now);
+    const second = native(t, "--cache", cache);
+    assert.equal(second.read, 1, "only the racy file is read again");
+    assert.notEqual(second.digest, first.digest);
+    assert.equal(second.digest, walked(t).digest);
+    const minuteAgo = new Date(Date.now() - 60_000);
+    utimesSync(f, minuteAgo, minuteAgo);
+    assert.equal(native(t, "--cache", cache).read, 1, "its time changed: read, and now cached");
     assert.equal(native(t, "--cache", cache).read, 0);
   });
 
