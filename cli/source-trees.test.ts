@@ -64,7 +64,7 @@ describe("source() of a directory through the CLI", { timeout: 120_000 }, () => 
       });
       const r = await kiln(["eval", "-f", recipe(dir, src), "t"], { cwd: dir, store: join(dir, "store") });
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /holds a file whose name is not UTF-8: .*d0\/bad/);
+      assert.match(r.stderr, /holds an entry whose name is not UTF-8: .*d0\/bad/);
       assert.doesNotMatch(r.stderr, /does not exist|internal error/);
     });
   }

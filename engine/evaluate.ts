@@ -232,7 +232,7 @@ export class Evaluator {
       if (e instanceof UnsupportedEntryError) {
         throw new KilnError("RECIPE_INVALID", e.reason === "type"
           ? `source ${s.path} holds ${e.path}, which is neither a file, a directory nor a symlink (used by ${where})`
-          : `source ${s.path} holds a file whose name is not UTF-8: ${e.path} (used by ${where})`,
+          : `source ${s.path} holds an entry whose name is not UTF-8: ${e.path} (used by ${where})`,
         e.reason === "type" ? "remove it from the folder, or give source() a folder without it" : "rename it: kiln keeps only UTF-8 names");
       }
       if (/^file changed while hashing/.test(err.message ?? "")) {

@@ -21,7 +21,7 @@
  * --cache FILE: digests of the files under ROOT from the last run, by path relative to ROOT,
  * with the size, modification time, inode and exec bit they had: a file that still has them all
  * is not read. The file is rewritten (to a temporary name, then renamed) when anything differs.
- * Format: "KILNTHC1", u32 root length, the root, u64 count, then per file: u16 path length, the
+ * Format ("2": no digest of a racy file, see put_files): "KILNTHC2", u32 root length, the root, u64 count, then per file: u16 path length, the
  * path, i64 size, i64 mtime seconds, i64 mtime nanoseconds, u64 inode, u32 exec bit, 32 bytes of
  * digest; then BLAKE3 of everything before. One that does not check out is ignored. A cache used
  * as it is gets its modification time renewed: `kiln gc` removes those unused for a month.
@@ -155,7 +155,7 @@ static void load_cache(const char *file, const char *root) {
   blake3_hasher_init(&h);
   blake3_hasher_update(&h, data, len - 32);
   blake3_hasher_finalize(&h, sum, 32);
-  if (got != len || memcmp(data, "KILNTHC1", 8) || memcmp(sum, data + len - 32, 32)) goto bad;
+  if (got != len || memcmp(data, "KILNTHC2", 8) || memcmp(sum, data + len - 32, 32)) goto bad;
   uint32_t rl;
   memcpy(&rl, data + 8, 4);
   size_t at = 12;
@@ -469,7 +469,7 @@ static void save_cache(const char *file, const char *root, Node *top) {
   Buf o = { 0 };
   uint32_t rl = (uint32_t)strlen(root);
   uint64_t count = 0;
-  put(&o, "KILNTHC1", 8);
+  put(&o, "KILNTHC2", 8);
   put(&o, &rl, 4);
   put(&o, root, rl);
   size_t count_at = o.len;
@@ -528,13 +528,13 @@ int main(int argc, char **argv) {
   Node *first = &top;
   push(&first, 1);
   pthread_t tid[MAX_THREADS];
-  int started = 0;
+  int spawned = 0;
   for (int i = 1; i < threads; i++) {
     if (pthread_create(&tid[i], NULL, worker, NULL)) break;
-    started++;
+    spawned++;
   }
   worker(NULL);
-  for (int i = 1; i <= started; i++) pthread_join(tid[i], NULL);
+  for (int i = 1; i <= spawned; i++) pthread_join(tid[i], NULL);
   if (failed) {
     fprintf(stderr, "kiln-hash: %s\n", failure);
     return 1;

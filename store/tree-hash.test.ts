@@ -116,8 +116,9 @@ describe("kiln-hash", { skip: existsSync(HELPER) ? false : "dist/kiln-hash is no
   test("a file written less than two seconds before the hash is read again next time: its digest is not cached", () => {
     const t = makeTree(20);
     const cache = join(root, "cache-racy.bin");
-    // this very second, to the millisecond: the rewrite below keeps the size, the time and the inode
-    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    // a time in the future is racy however slowly the test runs: the rewrite below keeps it, the
+    // size and the inode, so the file's cache key stays as it was
+    const now = new Date(Date.now() + 60_000);
     const f = join(t, "a.txt");
     writeFileSync(f, "hello\n");
     utimesSync(f, now, now);
@@ -164,6 +165,15 @@ describe("kiln-hash", { skip: existsSync(HELPER) ? false : "dist/kiln-hash is no
     const o = native(other, "--cache", cache);
     assert.equal(o.read, o.files);
     assert.equal(o.digest, walked(other).digest);
+  });
+
+  test("a name that is not UTF-8 is refused, as the walk refuses it", () => {
+    const t = makeTree(5);
+    writeFileSync(Buffer.concat([Buffer.from(join(t, "sub", "bad")), Buffer.from([0xc0, 0x80])]), "x"); // an overlong NUL
+    const r = spawnSync(HELPER, [t], { encoding: "utf8" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /sub: a name that is not UTF-8/);
+    assert.throws(() => walked(t), (e: unknown) => e instanceof UnsupportedEntryError && e.reason === "name");
   });
 
   test("an entry it cannot hash leaves the tree to the walk, whose error is kiln's", () => {

@@ -16,7 +16,7 @@ import { isTerminal, writeOut } from "../output.js";
 
 /** The summary's words for kiln-hash's tree caches that went (store/digest-cache.ts), if any. */
 function treeCaches(n: number, would: boolean): string {
-  return n ? `; ${n} source-tree digest caches unused for a month ${would ? "would be " : ""}removed` : "";
+  return n ? `; ${n} source-tree digest caches (unused for a month, or never finished) ${would ? "would be " : ""}removed` : "";
 }
 
 export const gcCommand = defineCommand({
