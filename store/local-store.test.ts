@@ -48,6 +48,22 @@ describe("LocalStore.open and migrations", () => {
     s.close();
   });
 
+  test("migration 8 forgets the file digests cached before racy files were left out; later ones stay", () => {
+    const s = tempStore();
+    const db = tablesOf(s).db;
+    db.prepare("INSERT INTO file_digests (key, digest) VALUES ('old', 'x')").run();
+    db.pragma("user_version = 7");
+    s.close();
+    const again = LocalStore.open(s.root);
+    const rows = () => tablesOf(again).db.prepare<[], { key: string }>("SELECT key FROM file_digests").all().map((r) => r.key);
+    assert.deepEqual(rows(), []);
+    tablesOf(again).db.prepare("INSERT INTO file_digests (key, digest) VALUES ('new', 'y')").run();
+    again.close();
+    const third = LocalStore.open(s.root);
+    assert.deepEqual(tablesOf(third).db.prepare<[], { key: string }>("SELECT key FROM file_digests").all().map((r) => r.key), ["new"]);
+    third.close();
+  });
+
   test("reopening keeps the data and does not re-run migrations", () => {
     const s = tempStore();
     s.recordDerivation("h".repeat(64), "x", "{}");

@@ -165,4 +165,11 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT, WITHOUT ROWID;
   ALTER TABLE target_realisations ADD COLUMN recipes_snapshot TEXT;
   `,
+  // 8: file digests are no longer cached for files modified less than two seconds before their
+  // hash began (a same-size rewrite within the clock tick of their lstat kept the key with other
+  // bytes: store/archive.ts, RACY_MS); the ones cached before are forgotten, once, and the next
+  // evaluation reads its sources again
+  `
+  DELETE FROM file_digests;
+  `,
 ];
