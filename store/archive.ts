@@ -6,7 +6,7 @@
 // re-hashing a large unchanged source tree costs one lstat per file.
 import { isUtf8 } from "node:buffer";
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Dirent, type Stats } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Blake3Hasher, blake3Buffer } from "./digest.js";
@@ -136,6 +136,8 @@ interface Walk {
   keys: string[];
   /** when the walk began (ms since the epoch) */
   started: number;
+  /** listings hasEntries read already, by directory path: the walk takes them rather than reading again */
+  listed: Map<string, Dirent<Buffer>[]>;
   size: number;
   files: number;
 }
@@ -177,7 +179,8 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
  * and decoding it would name another file, or none.
  */
 function walkDir(path: string, opts: HashOptions, w: Walk): WalkNode {
-  const entries = readdirSync(path, { encoding: "buffer", withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
+  const entries = (w.listed.get(path) ?? readdirSync(path, { encoding: "buffer", withFileTypes: true })).sort((a, b) => Buffer.compare(a.name, b.name));
+  w.listed.delete(path);
   const prefix = path.endsWith("/") ? path : `${path}/`;
   const children = entries.map((e) => {
     if (!isUtf8(e.name)) throw new UnsupportedEntryError(prefix + e.name.toString(), "name");
@@ -200,7 +203,7 @@ export class UnsupportedEntryError extends Error {
   constructor(readonly path: string, readonly reason: "type" | "name" = "type") {
     super(reason === "type"
       ? `unsupported file type (only files, directories and symlinks can be stored): ${path}`
-      : `a file name that is not UTF-8 (shown with \ufffd for its bytes): ${path}`);
+      : `a name that is not UTF-8 (shown with \ufffd for its bytes): ${path}`);
   }
 }
 
@@ -222,21 +225,26 @@ function nativeHasher(): string | undefined {
 /** Trees with fewer entries are hashed here: starting kiln-hash costs a few milliseconds. */
 const NATIVE_MIN_ENTRIES = 1000;
 
-/** Whether the tree at `dir` has at least `n` entries (directory reads alone, stopping there). */
-function hasEntries(dir: string, n: number): boolean {
+/**
+ * Whether the tree at `dir` has at least `n` entries (directory reads alone, stopping there). The
+ * listings it read go into `listed`, by path as walkDir names them, for the walk to take.
+ */
+function hasEntries(dir: string, n: number, listed: Map<string, Dirent<Buffer>[]>): boolean {
   const dirs = [dir];
   let count = 0;
   while (dirs.length > 0) {
     const d = dirs.pop()!;
     let entries;
     try {
-      entries = readdirSync(d, { withFileTypes: true });
+      entries = readdirSync(d, { encoding: "buffer", withFileTypes: true });
     } catch {
       return false; // the walk here says what is wrong
     }
+    listed.set(d, entries);
     count += entries.length;
     if (count >= n) return true;
-    for (const e of entries) if (e.isDirectory()) dirs.push(join(d, e.name));
+    const prefix = d.endsWith("/") ? d : `${d}/`;
+    for (const e of entries) if (e.isDirectory() && isUtf8(e.name)) dirs.push(prefix + e.name.toString());
   }
   return false;
 }
@@ -249,9 +257,9 @@ function hasEntries(dir: string, n: number): boolean {
  * reason (an unsupported entry, an unreadable file, a file changed while read): the walk below
  * then hashes the tree, and says what is wrong as it always has.
  */
-function nativeTree(path: string, opts: HashOptions): TreeDigest | undefined {
+function nativeTree(path: string, opts: HashOptions, listed: Map<string, Dirent<Buffer>[]>): TreeDigest | undefined {
   const helper = nativeHasher();
-  if (!helper || opts.native === false || !hasEntries(path, NATIVE_MIN_ENTRIES)) return undefined;
+  if (!helper || opts.native === false || !hasEntries(path, NATIVE_MIN_ENTRIES, listed)) return undefined;
   const threads = 1 + (opts.workers ?? defaultHashWorkers());
   const cache = opts.cache?.treeFile?.(path);
   const r = spawnSync(helper, ["--threads", String(threads), ...(cache ? ["--cache", cache] : []), path], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -268,14 +276,15 @@ function nativeTree(path: string, opts: HashOptions): TreeDigest | undefined {
  */
 export function hashTree(path: string, opts: HashOptions = {}): TreeDigest {
   const st = lstatSync(path);
+  const listed = new Map<string, Dirent<Buffer>[]>();
   if (st.isDirectory() && !opts.selfHash) {
-    const native = nativeTree(path, opts);
+    const native = nativeTree(path, opts, listed);
     if (native) return native;
   }
   if (opts.cache && !opts.selfHash && st.isDirectory()) opts.cache.prefetch?.(path);
   // selfHash: the files are hashed after the walk, on this thread (see hashSelfRefFile)
   const workers = opts.selfHash ? 0 : opts.workers;
-  const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], started: Date.now(), size: 0, files: 0 };
+  const w: Walk = { hasher: new FileHasher(readBuf, workers === undefined ? {} : { workers }), keys: [], started: Date.now(), listed, size: 0, files: 0 };
   let root: WalkNode;
   try {
     root = walkNode(path, st, opts, w);
