@@ -19,9 +19,8 @@ export function isTerminal(fd: 1 | 2): boolean {
 }
 
 /**
- * Write to fd 1 or 2 directly: process.stdout and process.stderr build a stream on first use (for
- * a pipe, a socket with Node's net machinery: ~4 ms of a ~20 ms answer). A descriptor that would
- * block (non-blocking, full) gets the stream, which queues; one whose reader is gone, nothing.
+ * Write to fd 1 or 2 directly. A descriptor that would block (non-blocking, full) gets the
+ * stream, which queues; one whose reader is gone, nothing.
  */
 const toStream = new Set<1 | 2>();
 export function writeFd(fd: 1 | 2, s: string): void {

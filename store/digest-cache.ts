@@ -1,6 +1,7 @@
 // The file digest cache: an in-memory LRU in front of the store database. Keys are
 // path+size+mtime+inode+exec bit (see archive.ts), so an edited file misses and an untouched one
-// is never read again, in this process or the next.
+// is never read again, in this process or the next. Large trees have kiln-hash's caches instead,
+// one file per tree in <root>/tree-digests (store/tree-hash.c), removed by gc once unused.
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Db } from "./database.js";
@@ -81,6 +82,9 @@ export class PersistentDigestCache implements FileDigestCache {
     }).immediate();
   }
 }
+
+/** The folder, in a store's root, of kiln-hash's tree caches. */
+export const TREE_DIGESTS = "tree-digests";
 
 /** A tree's digest cache (kiln-hash's, see store/tree-hash.c) unused this long is removed by gc. */
 export const TREE_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;

@@ -17,7 +17,7 @@ import { dirname, join } from "node:path";
 import { BACKUP_EVERY_MS, backupTime, writeBackup } from "./backup.js";
 import type { BuildRecordStart, BuildRow } from "./build-table.js";
 import { checkDatabase, openDatabase, quickCheck, type DatabaseCheck, type Db } from "./database.js";
-import { cleanTreeCaches, PersistentDigestCache } from "./digest-cache.js";
+import { cleanTreeCaches, PersistentDigestCache, TREE_DIGESTS } from "./digest-cache.js";
 import { KilnError, type AnyKilnError } from "./errors.js";
 import { DB_FILE, repairHint, storeFailure } from "./failures.js";
 import type { PathInfo } from "./path-table.js";
@@ -26,9 +26,6 @@ import { addOutput, importPath, type AddOutputOptions, type ImportOptions, type 
 import { openForRepair, refuseLostDatabase, type Recovery } from "./recovery.js";
 import { cleanStaleScratch, makeScratchDir } from "./scratch.js";
 import { Tables } from "./tables.js";
-
-/** kiln-hash's caches of large source trees, one file per tree (store/tree-hash.c) */
-const TREE_DIGESTS = "tree-digests";
 
 export { Tables };
 export type { AddOutputOptions, BuildRecordStart, BuildRow, DatabaseCheck, ImportOptions, PathInfo, Recovery };

@@ -69,15 +69,6 @@ static pthread_cond_t more = PTHREAD_COND_INITIALIZER;
 static Node **tasks;
 static size_t ntasks, captasks, pending;
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fputs("kiln-hash: out of memory\n", stderr);
-    exit(1);
-  }
-  return p;
-}
-
 static void *xrealloc(void *p, size_t n) {
   p = realloc(p, n ? n : 1);
   if (!p) {
@@ -85,6 +76,18 @@ static void *xrealloc(void *p, size_t n) {
     exit(1);
   }
   return p;
+}
+
+static void *xmalloc(size_t n) {
+  return xrealloc(NULL, n);
+}
+
+/* BLAKE3 of one buffer */
+static void blake3_of(const void *data, size_t len, uint8_t out[32]) {
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, data, len);
+  blake3_hasher_finalize(&h, out, 32);
 }
 
 static void fail(const char *what, const char *path, int err) {
@@ -151,10 +154,7 @@ static void load_cache(const char *file, const char *root) {
   }
   close(fd);
   uint8_t sum[32];
-  blake3_hasher h;
-  blake3_hasher_init(&h);
-  blake3_hasher_update(&h, data, len - 32);
-  blake3_hasher_finalize(&h, sum, 32);
+  blake3_of(data, len - 32, sum);
   if (got != len || memcmp(data, "KILNTHC2", 8) || memcmp(sum, data + len - 32, 32)) goto bad;
   uint32_t rl;
   memcpy(&rl, data + 8, 4);
@@ -250,10 +250,7 @@ static void symlink_digest(Node *n, int dfd) {
   }
   target[0] = 'L';
   n->size = len;
-  blake3_hasher h;
-  blake3_hasher_init(&h);
-  blake3_hasher_update(&h, target, len + 1);
-  blake3_hasher_finalize(&h, n->digest, 32);
+  blake3_of(target, len + 1, n->digest);
 }
 
 static void read_dir(Node *d) {
@@ -424,10 +421,7 @@ static void dir_digest(Node *d) {
     memcpy(p, k->digest, 32);
     p += 32;
   }
-  blake3_hasher h;
-  blake3_hasher_init(&h);
-  blake3_hasher_update(&h, b, len);
-  blake3_hasher_finalize(&h, d->digest, 32);
+  blake3_of(b, len, d->digest);
   free(b);
 }
 
@@ -477,10 +471,7 @@ static void save_cache(const char *file, const char *root, Node *top) {
   put_files(&o, top, &count);
   memcpy(o.b + count_at, &count, 8);
   uint8_t sum[32];
-  blake3_hasher h;
-  blake3_hasher_init(&h);
-  blake3_hasher_update(&h, o.b, o.len);
-  blake3_hasher_finalize(&h, sum, 32);
+  blake3_of(o.b, o.len, sum);
   put(&o, sum, 32);
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", file, (long)getpid()) >= (int)sizeof tmp) return;

@@ -4,6 +4,7 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../database.js";
+import { TREE_DIGESTS } from "../digest-cache.js";
 import { tablesOf, type LocalStore } from "../local-store.js";
 
 export interface SyntheticPath {
@@ -38,5 +39,5 @@ export function forgetFileDigests(root: string): void {
   } finally {
     db.close();
   }
-  rmSync(join(root, "tree-digests"), { recursive: true, force: true });
+  rmSync(join(root, TREE_DIGESTS), { recursive: true, force: true });
 }
