@@ -107,7 +107,9 @@ describe("architecture", () => {
       if (/from\s+["']better-sqlite3["']/.test(m.source)) bad.push(`${rel(m.file)} imports better-sqlite3`);
       if (/\.(prepare|pragma)\(/.test(m.source)) bad.push(`${rel(m.file)} prepares statements`);
       if (sqlText.test(m.source)) bad.push(`${rel(m.file)} has SQL text`);
-      for (const t of m.all) if (/store\/(database|tables|[a-z-]+-table)\.ts$/.test(t) && rel(m.file) !== "cli/fast.ts") bad.push(`${rel(m.file)} reaches into ${rel(t)}`);
+      // the launcher's no-op path opens the database itself, and the launcher hands its copy of
+      // better-sqlite3 to the bundle it runs: the two exceptions
+      for (const t of m.all) if (/store\/(database|tables|[a-z-]+-table)\.ts$/.test(t) && !["cli/fast.ts", "cli/kiln.ts"].includes(rel(m.file))) bad.push(`${rel(m.file)} reaches into ${rel(t)}`);
       if (/\btablesOf\b/.test(m.source)) bad.push(`${rel(m.file)} uses tablesOf`);
     }
     assert.deepEqual(bad, []);

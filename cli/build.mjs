@@ -1,11 +1,13 @@
 // npm run build: the compiled modules (dist/engine, dist/store, dist/cli: recipes import
-// dist/engine/api.js; the TUI is loaded from dist/cli at run time) and two bundles:
+// dist/engine/api.js; the TUI is loaded from dist/cli at run time) and three bundles:
 //   dist/kiln.cjs       the launcher (package.json "bin"): answers a no-op realize from its record
 //                       (cli/fast.ts) with node built-ins and SQLite only. CommonJS, because
 //                       Node starts a CommonJS file ~13 ms sooner than an ES module here.
 //   dist/kiln-main.cjs  the whole CLI, which the launcher compiles with V8's code cache for
 //                       everything else (cli/kiln.ts): a script, so a function body the
 //                       launcher runs, not a module; its map beside it, for stack traces.
+//   dist/kiln-gc.cjs    `kiln gc` alone (cli/gc-main.ts), the same way, for a plain gc command
+//                       line (cli/gc-args.ts).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, chmodSync, readFileSync, rmSync } from "node:fs";
@@ -67,6 +69,27 @@ function yargsShim() {
           source = source.replace(from, to);
         }
         return { contents: source, loader: "js" };
+      });
+    },
+  };
+}
+
+/**
+ * lru-cache (the digest cache's memory) picks its clock when its module loads:
+ * `typeof performance`, which makes Node load perf_hooks (~1.3 ms of every start) for a clock
+ * that only entries with a time to live read, and kiln's have none. The clock is picked at its
+ * first use instead, the same way.
+ */
+function lazyLruClock() {
+  const from = 'var L=typeof performance=="object"&&performance&&typeof performance.now=="function"?performance:Date;';
+  const to = 'var L={now:()=>(typeof performance=="object"&&performance&&typeof performance.now=="function"?performance:Date).now()};';
+  return {
+    name: "lazy-lru-clock",
+    setup(b) {
+      b.onLoad({ filter: /[\\/]lru-cache[\\/]dist[\\/]esm[\\/]node[\\/]index\.min\.js$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        if (!source.includes(from)) throw new Error(`${args.path}: no \`${from}\` any more; update lazyLruClock in cli/build.mjs`);
+        return { contents: source.replace(from, to), loader: "js" };
       });
     },
   };
@@ -135,22 +158,25 @@ const common = {
   // lazy by lazyModules
   external: ["better-sqlite3", "@napi-rs/blake-hash", "@napi-rs/lzma", "esbuild", "@aws-sdk/client-s3"],
   logLevel: "warning",
-  plugins: [lazyStringWidth(), yargsShim(), lazyModules()],
+  plugins: [lazyStringWidth(), yargsShim(), lazyLruClock(), lazyModules()],
 };
-await build({
-  ...common,
-  entryPoints: ["cli/main.ts"],
-  format: "cjs",
-  // no sourceMappingURL comment: engine/source-map.ts finds the map beside the file when a stack
-  // trace is printed, and nothing parses it before
-  sourcemap: "external",
-  outfile: "dist/kiln-main.cjs",
-  // the launcher passes the file's URL in (cli/kiln.ts)
-  define: { "import.meta.url": "__kilnUrl" },
-});
-// the bundle's identity, last (the map's lines stay as they are): the launcher uses a code cache
-// only if it was made from a bundle with this identity
-appendFileSync("dist/kiln-main.cjs", `\n// kiln-main-id ${createHash("sha256").update(readFileSync("dist/kiln-main.cjs")).digest("hex")}\n`);
+// the bundles the launcher runs: the whole CLI, and gc's own (cli/gc-main.ts: a plain `kiln gc`
+// without the rest); each with its identity last (the map's lines stay as they are), so the
+// launcher uses a code cache only if it was made from a bundle with this identity
+for (const [entry, out] of [["cli/main.ts", "dist/kiln-main.cjs"], ["cli/gc-main.ts", "dist/kiln-gc.cjs"]]) {
+  await build({
+    ...common,
+    entryPoints: [entry],
+    format: "cjs",
+    // no sourceMappingURL comment: engine/source-map.ts finds the map beside the file when a stack
+    // trace is printed, and nothing parses it before
+    sourcemap: "external",
+    outfile: out,
+    // the launcher passes the file's URL in (cli/kiln.ts)
+    define: { "import.meta.url": "__kilnUrl" },
+  });
+  appendFileSync(out, `\n// kiln-bundle-id ${createHash("sha256").update(readFileSync(out)).digest("hex")}\n`);
+}
 await build({
   ...common,
   // better-sqlite3's JavaScript goes into the launcher (its addon stays a file, loaded by path)

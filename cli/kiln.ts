@@ -1,23 +1,26 @@
 // kiln's launcher (dist/kiln.cjs). A no-op `kiln realize` is answered here from its record
-// (cli/fast.ts) in a few milliseconds; everything else runs the full CLI (dist/kiln-main.cjs),
-// compiled with V8's code cache: compiling the 0.9 MB bundle, and then every function a command
-// runs, was a fifth of an evaluation of pi4-llm-os. The cache (dist/kiln-main.cjs.cache) names
-// the Node version and the bundle (the content digest the build appends to it) it was made for
-// and carries a BLAKE3 digest of its code (against damage, not tampering: dist/ is trusted as the
-// code beside it is; BLAKE3 because every command loads its binding anyway, where SHA-1 or zlib's
-// CRC-32 would load node:crypto or zlib, ~4 ms, at every start): V8 checks neither the source's
-// content (only its length) nor, here, the code's integrity, and damaged code would crash every
-// command. A cache of another bundle, a damaged one, one V8 rejects, or
-// none at all is made anew when the command ends; where dist/ is not writable, kiln runs without
-// one.
-import { accessSync, constants, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+// (cli/fast.ts) in a few milliseconds; a plain `kiln gc` runs gc's own small bundle
+// (dist/kiln-gc.cjs: cli/gc-args.ts says which command lines are plain); everything else runs the
+// full CLI (dist/kiln-main.cjs). A bundle is compiled with V8's code cache: compiling the 0.9 MB
+// CLI, and then every function a command runs, was a fifth of an evaluation of pi4-llm-os. The
+// cache (<bundle>.cache) names the Node version and the bundle (the content digest the build
+// appends to it) it was made for and carries a BLAKE3 digest of its code (against damage, not
+// tampering: dist/ is trusted as the code beside it is; BLAKE3 because every command loads its
+// binding anyway, where SHA-1 or zlib's CRC-32 would load node:crypto or zlib, ~4 ms, at every
+// start): V8 checks neither the source's content (only its length) nor, here, the code's
+// integrity, and damaged code would crash every command. A cache of another bundle, a damaged
+// one, one V8 rejects, or none at all is made anew when the command ends; where dist/ is not
+// writable, kiln runs without one.
+import { accessSync, constants, existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Script } from "node:vm";
 import { IMPORT_HOOK } from "../engine/dynamic-import.js";
 import { loadBlake } from "../store/blake-binding.js";
+import { sqliteModule } from "../store/database.js";
 import { tryFastRealize } from "./fast.js";
+import { parseGcArgs } from "./gc-args.js";
 
 function internalError(e: unknown): void {
   process.stderr.write(`internal error (a bug in kiln, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
@@ -26,7 +29,7 @@ function internalError(e: unknown): void {
 
 /** The bundle's identity: the digest cli/build.mjs appends as its last line. */
 function identity(source: string): string {
-  const id = /\/\/ kiln-main-id ([0-9a-f]{64})\s*$/.exec(source.slice(-100))?.[1] ?? "unknown";
+  const id = /\/\/ kiln-bundle-id ([0-9a-f]{64})\s*$/.exec(source.slice(-100))?.[1] ?? "unknown";
   return `${process.version} ${id}`;
 }
 
@@ -78,8 +81,9 @@ function writable(dir: string): boolean {
   }
 }
 
-function runMain(): void {
-  const file = join(dirname(__filename), "kiln-main.cjs");
+/** Run a bundle of dist/ (built by cli/build.mjs: a function body that exports `done`). */
+function runBundle(name: string): void {
+  const file = join(dirname(__filename), name);
   const cacheFile = `${file}.cache`;
   // Buffer decoding (simdutf) is ~10x faster here than readFileSync(file, "utf8") on a 0.9 MB file
   const source = readFileSync(file).toString("utf8");
@@ -96,20 +100,26 @@ function runMain(): void {
   // a script compiled from a code cache has no import() of its own: the bundle uses this one
   (globalThis as { [IMPORT_HOOK]?: (s: string) => Promise<unknown> })[IMPORT_HOOK] = (s) => import(s);
   const module = { exports: {} as { done?: Promise<unknown> } };
-  (script.runInThisContext() as (...a: unknown[]) => void)(module.exports, createRequire(file), module, file, dirname(file), pathToFileURL(file).href);
+  // better-sqlite3's JavaScript is the launcher's own copy (bundled for cli/fast.ts): the bundle
+  // would otherwise find and compile its files again, ~4-5 ms
+  const base = createRequire(file);
+  const require = Object.assign((id: string): unknown => (id === "better-sqlite3" ? sqliteModule : base(id)), base);
+  (script.runInThisContext() as (...a: unknown[]) => void)(module.exports, require, module, file, dirname(file), pathToFileURL(file).href);
   module.exports.done?.catch(internalError);
 }
 
+const argv = process.argv.slice(2);
 let answered = false;
 try {
-  answered = tryFastRealize(process.argv.slice(2));
+  answered = tryFastRealize(argv);
 } catch {
   // whatever went wrong (a locked database, a link in the way), the full CLI does it properly
   answered = false;
 }
 if (!answered) {
   try {
-    runMain();
+    const gc = join(dirname(__filename), "kiln-gc.cjs");
+    runBundle(parseGcArgs(argv) && existsSync(gc) ? "kiln-gc.cjs" : "kiln-main.cjs");
   } catch (e) {
     internalError(e);
   }

@@ -1,13 +1,34 @@
 // The launcher (cli/kiln.ts) compiles the CLI bundle with V8's code cache: the cache is made by
 // the first run, used by the next, and never trusted when it belongs to another build of the
-// bundle or V8 rejects it. A private copy of the shipped files, so the checkout's own cache is
+// bundle or V8 rejects it. A plain `kiln gc` runs gc's own bundle instead, with the same outcome
+// as the full CLI's gc. A private copy of the shipped files, so the checkout's own caches are
 // left alone.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { cleanup, REPO, tempDir } from "./test-helpers/kiln.js";
+
+/** A private copy of the shipped launcher and bundles, with a recipe set of two derivations. */
+function privateDist(name: string): { root: string; dist: string; recipes: string; store: string } {
+  const root = tempDir(name);
+  const dist = join(root, "dist");
+  mkdirSync(dist);
+  // copies (Node runs a symlinked main script from its real path); the rest as links
+  for (const f of ["kiln.cjs", "kiln-main.cjs", "kiln-gc.cjs"]) copyFileSync(join(REPO, "dist", f), join(dist, f));
+  for (const d of ["engine", "store", "cli"]) symlinkSync(join(REPO, "dist", d), join(dist, d));
+  for (const f of ["kiln-sandbox", "kiln-hash"]) if (existsSync(join(REPO, "dist", f))) symlinkSync(join(REPO, "dist", f), join(dist, f));
+  symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
+  const recipes = join(root, "recipes");
+  mkdirSync(recipes);
+  writeFileSync(join(recipes, "index.ts"), [
+    'import { derivation, sh } from "kiln";',
+    'export const greeting = derivation({ name: "greeting", script: sh`echo hi > $out` });',
+    'export const other = derivation({ name: "other", script: sh`echo ho > $out` });',
+  ].join("\n"));
+  return { root, dist, recipes, store: join(root, "store-dir") };
+}
 
 describe("launcher: the CLI bundle through V8's code cache", () => {
   after(cleanup);
@@ -16,21 +37,7 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
   let store = "";
 
   before(() => {
-    const root = tempDir("launcher");
-    dist = join(root, "dist");
-    mkdirSync(dist);
-    // copies (Node runs a symlinked main script from its real path); the rest as links
-    for (const f of ["kiln.cjs", "kiln-main.cjs"]) copyFileSync(join(REPO, "dist", f), join(dist, f));
-    for (const d of ["engine", "store", "cli"]) symlinkSync(join(REPO, "dist", d), join(dist, d));
-    symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
-    recipes = join(root, "recipes");
-    mkdirSync(recipes);
-    writeFileSync(join(recipes, "index.ts"), [
-      'import { derivation, sh } from "kiln";',
-      'export const greeting = derivation({ name: "greeting", script: sh`echo hi > $out` });',
-      'export const other = derivation({ name: "other", script: sh`echo ho > $out` });',
-    ].join("\n"));
-    store = join(root, "store-dir");
+    ({ dist, recipes, store } = privateDist("launcher"));
   });
 
   const run = () => {
@@ -46,7 +53,7 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
     const data = readFileSync(cacheFile());
     return data.subarray(4, 4 + data.readUInt32LE(0)).toString().split(" ");
   };
-  const bundleId = () => /kiln-main-id ([0-9a-f]{64})\s*$/.exec(readFileSync(bundle(), "utf8"))![1]!;
+  const bundleId = () => /kiln-bundle-id ([0-9a-f]{64})\s*$/.exec(readFileSync(bundle(), "utf8"))![1]!;
 
   test("the first run makes the cache, for this Node and this bundle", () => {
     run();
@@ -97,5 +104,72 @@ describe("launcher: the CLI bundle through V8's code cache", () => {
     assert.notEqual(header()[1], other);
     run();
     assert.equal(header()[1], other, "made anew for the bundle as it is now");
+  });
+});
+
+describe("launcher: a plain kiln gc runs gc's own bundle, with the full CLI's outcome", { timeout: 120_000 }, () => {
+  after(cleanup);
+  let p: ReturnType<typeof privateDist>;
+  const kiln = (args: string[], cwd?: string) =>
+    spawnSync(process.execPath, [join(p.dist, "kiln.cjs"), "--store", p.store, ...args], { encoding: "utf8", cwd: cwd ?? p.root });
+  const caches = () => ["kiln-main.cjs.cache", "kiln-gc.cjs.cache"].filter((f) => existsSync(join(p.dist, f)));
+
+  before(() => {
+    p = privateDist("launcher-gc");
+    // one output kept by a result link, one unreachable
+    for (const [target, link] of [["other", "--link"], ["greeting", "--no-link"]] as const) {
+      const r = kiln(["-f", join(p.recipes, "index.ts"), "realize", target, link, "--reporter", "quiet"]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    rmSync(join(p.dist, "kiln-main.cjs.cache"), { force: true });
+  });
+
+  test("gc --dry-run: gc's bundle alone runs (its code cache is the one made) and says what the full CLI says", () => {
+    const light = kiln(["gc", "--dry-run"]);
+    assert.equal(light.status, 0, light.stderr);
+    assert.deepEqual(caches(), ["kiln-gc.cjs.cache"], "only gc's bundle was compiled");
+    assert.match(light.stdout, /would delete .*-greeting\n1 store paths would be deleted, .*; 1 live paths kept/);
+    assert.doesNotMatch(light.stdout, /-other\b/, "the linked output is a root");
+    // `--dry-run=true` is the same option, in a form only the full CLI reads
+    const full = kiln(["gc", "--dry-run=true"]);
+    assert.equal(full.status, 0, full.stderr);
+    assert.deepEqual(caches(), ["kiln-main.cjs.cache", "kiln-gc.cjs.cache"], "the full CLI ran this time");
+    assert.equal(light.stdout, full.stdout);
+    const phrase = (s: string) => s.replace(/\(loaded in \d+ ms, marked in \d+ ms\)/, "");
+    assert.equal(phrase(light.stderr), phrase(full.stderr));
+    assert.match(light.stderr, /^gc: 1 roots, 1 live and 1 unreachable paths/);
+  });
+
+  test("--json and --print-dead: the same results both ways", () => {
+    const strip = (s: string) => JSON.stringify({ ...JSON.parse(s), ms: undefined });
+    const light = kiln(["gc", "--json", "-n"]);
+    const full = kiln(["gc", "--json=true", "-n"]);
+    assert.equal(light.status, 0, light.stderr);
+    assert.equal(full.status, 0, full.stderr);
+    assert.equal(strip(light.stdout), strip(full.stdout));
+    assert.equal(JSON.parse(light.stdout).deleted.length, 1);
+    const dead = kiln(["gc", "--print-dead"]);
+    assert.equal(dead.stdout, kiln(["gc", "--print-dead=true"]).stdout);
+    assert.match(dead.stdout, /^\/.*-greeting\n$/);
+  });
+
+  test("bad input: the same message and exit code (2) both ways", () => {
+    const light = kiln(["gc", "--max-size", "lots"]);
+    const full = kiln(["gc", "--max-size", "lots", "--json=false"]);
+    assert.equal(light.status, 2);
+    assert.equal(full.status, 2);
+    assert.equal(light.stderr, full.stderr);
+    assert.match(light.stderr, /--max-size: cannot read "lots" as a size/);
+  });
+
+  test("the real gc deletes the unreachable output and keeps the rooted one; without gc's bundle the full CLI does it", () => {
+    const r = kiln(["gc"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /deleted .*-greeting\n1 store paths deleted/);
+    assert.match(kiln(["gc", "--dry-run"]).stdout, /^0 store paths would be deleted/);
+    rmSync(join(p.dist, "kiln-gc.cjs"));
+    const again = kiln(["gc", "--dry-run"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /^0 store paths would be deleted, .*; 1 live paths kept/);
   });
 });

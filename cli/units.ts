@@ -1,4 +1,4 @@
-// Sizes and durations as users type them: `--max-size 10G`, `--older-than 30d`.
+// Sizes, durations and dates as users type and read them: `--max-size 10G`, `--older-than 30d`.
 import { KilnError } from "../store/errors.js";
 
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -29,4 +29,9 @@ export function human(n: number): string {
     i++;
   }
   return `${i ? v.toFixed(1) : v} ${u[i]}`;
+}
+
+/** '2025-06-01 12:00:00 UTC' */
+export function dateText(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }

@@ -152,8 +152,9 @@ export class LocalStore {
     return this.#t.db.open;
   }
 
+  /** A store path's place on the host. A name is one path component (store/paths.ts), and storeDir is normalised: no join needed (gc prints thousands). */
   hostPath(p: StorePathName): string {
-    return join(this.storeDir, p);
+    return `${this.storeDir}/${p}`;
   }
 
   /**

@@ -10,7 +10,7 @@ import {
 import type { StorePathName } from "../../store/paths.js";
 import type { LocalStore } from "../../store/local-store.js";
 import { defineCommand } from "../command.js";
-import { parseDuration } from "../units.js";
+import { dateText, parseDuration } from "../units.js";
 
 const SPEC_HINT = "give generation numbers (3 4), old (all but the current), +K (keep the newest K) or an age such as 30d (delete those older, as Nix does)";
 
@@ -24,11 +24,6 @@ export function parseGenerationSpec(s: string): GenerationSpec {
   } catch {
     throw new KilnError("USAGE", `bad generation spec ${JSON.stringify(s)}`, SPEC_HINT);
   }
-}
-
-/** '2025-06-01 12:00:00 UTC' */
-export function dateText(ms: number): string {
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
 function changeText(c: EntryChange, store: LocalStore): string {

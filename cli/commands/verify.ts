@@ -5,7 +5,7 @@ import { describeCheck } from "../../store/recovery.js";
 import { verifyStore } from "../../store/verify.js";
 import { defineCommand } from "../command.js";
 import { EXIT } from "../run.js";
-import { dateText } from "./profile.js";
+import { dateText } from "../units.js";
 
 export const verifyCommand = defineCommand({
   command: "verify",
