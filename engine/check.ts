@@ -56,7 +56,7 @@ export async function check(ctx: Context, graph: Graph, roots: Node[], recursive
   for (const n of recursive ? reachable(graph, roots) : roots) {
     if (n.kind === "fetch" || n.drv.fixed) continue; // pinned by sha256 already
     const inputs = inputsOf(n, (d) => first.outputs.get(d.hash))!;
-    const { resolved, hash } = resolveDerivation(n.drv, inputs);
+    const { resolved, hash } = resolveDerivation(n.drv, inputs, n.hash);
     const req = requestFor(env, resolved, hash);
     checkSystem(env, n, req);
     const scratch = ctx.store.scratchDir(`check-${n.name}`);

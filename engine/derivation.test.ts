@@ -133,6 +133,26 @@ describe("resolveDerivation", () => {
     assert.deepEqual(hb.multi.inputDrvs, { [hashDerivation(hb.minimal)]: ["out"] });
   });
 
+  test("a derivation without input derivations resolves to itself: given its hash, the same answer without hashing it again", () => {
+    const leaf: Derivation = {
+      ...clone(hb.multi), inputDrvs: {}, args: ["-c", "echo hi > $out"], env: { A: "1", out: outputPlaceholder("multi", "out") },
+      inputSrcs: ["0123456789abcdfghijklmnpqrsvwxyz-src", "1w2n1m5l6h3f0x8k4j9c7b2a0z9y8x7w-patches"],
+    };
+    const long = resolveDerivation(leaf, []);
+    const short = resolveDerivation(leaf, [], hashDerivation(leaf));
+    assert.equal(long.hash, hashDerivation(leaf), "the long way gives the derivation's own hash");
+    assert.equal(short.hash, long.hash);
+    assert.deepEqual(short.resolved, long.resolved);
+    // sources out of order (a derivation not made by kiln's evaluator): resolving sorts them, so
+    // the derivation is not its own resolution and the hash passed in is not taken
+    const unsorted: Derivation = { ...leaf, inputSrcs: [...leaf.inputSrcs].reverse() };
+    const r = resolveDerivation(unsorted, [], "f".repeat(64) as DrvHash);
+    assert.equal(r.hash, long.hash);
+    assert.deepEqual(r.resolved.inputSrcs, leaf.inputSrcs);
+    // with an input, the hash passed in is never the answer
+    assert.notEqual(resolveDerivation(hb.multi, [input], hashDerivation(hb.multi)).hash, hashDerivation(hb.multi));
+  });
+
   test("the resolved hash changes with the realised input path", () => {
     const a = resolveDerivation(hb.multi, [input]).hash;
     const b = resolveDerivation(hb.multi, [{ ...input, path: "1123456789abcdfghijklmnpqrsvwxyz-minimal" as StorePathName }]).hash;

@@ -150,8 +150,16 @@ export interface InputRealisation {
   path: StorePathName;
 }
 
-/** Replace input placeholders by realised store paths; the result has no inputDrvs. */
-export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { resolved: Derivation; hash: ResolvedHash } {
+/**
+ * Replace input placeholders by realised store paths; the result has no inputDrvs. `drvHash`, the
+ * derivation's own hash, when the caller has it: a derivation without input derivations (a wide
+ * graph's leaves, every fixed-output-only build) resolves to itself, and its resolved hash is then
+ * that hash, not encoded and hashed again.
+ */
+export function resolveDerivation(d: Derivation, inputs: InputRealisation[], drvHash?: DrvHash): { resolved: Derivation; hash: ResolvedHash } {
+  if (drvHash !== undefined && inputs.length === 0 && !d.fixed && isEmpty(d.inputDrvs) && sortedUnique(d.inputSrcs)) {
+    return { resolved: { ...d, inputDrvs: {}, inputSrcs: [...d.inputSrcs] }, hash: drvHash as string as ResolvedHash };
+  }
   const map = new Map<string, string>();
   const srcs = new Set(d.inputSrcs);
   for (const i of inputs) {
@@ -168,6 +176,17 @@ export function resolveDerivation(d: Derivation, inputs: InputRealisation[]): { 
     inputSrcs: [...srcs].sort(),
   };
   return { resolved, hash: blake3Hex(encodeDerivation(resolved)) as ResolvedHash };
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
+/** In the order resolving puts them (a code-unit sort), each once. */
+function sortedUnique(a: readonly string[]): boolean {
+  for (let i = 1; i < a.length; i++) if (!(a[i - 1]! < a[i]!)) return false;
+  return true;
 }
 
 const STORE_PREFIX = `${LOGICAL_STORE}/`;

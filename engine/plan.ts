@@ -92,7 +92,7 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       }
       const inputs = inputsOf(n, (d) => out.get(d)?.outputs);
       if (!inputs) out.set(n, { state: "unknown" });
-      else asked.push({ n, hash: resolveDerivation(n.drv, inputs).hash });
+      else asked.push({ n, hash: resolveDerivation(n.drv, inputs, n.hash).hash });
     }
     const found = store.realisations(asked.flatMap(({ n, hash }) => n.drv.outputs.map((o) => [hash, o] as [string, string])));
     for (const { n, hash } of asked) {

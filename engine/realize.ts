@@ -274,7 +274,7 @@ export class Realizer {
    */
   private resolve(n: Node, inputs: InputRealisation[], inputsAsPlanned: boolean) {
     let r: ReturnType<typeof resolveDerivation> | undefined;
-    const resolve = () => (r ??= resolveDerivation(n.drv, inputs));
+    const resolve = () => (r ??= resolveDerivation(n.drv, inputs, n.hash));
     const entry = n.drv.fixed ? undefined : this.planned.get(n);
     const fromPlan = inputsAsPlanned && entry?.resolved !== undefined ? entry : undefined;
     const hash = n.drv.fixed ? (n.hash as string as ResolvedHash) : fromPlan ? fromPlan.resolved! : resolve().hash;
