@@ -68,6 +68,21 @@ describe("toBase32 (Nix base32)", () => {
     }
   });
 
+  test("a prefix (size) encodes as the prefix's own bytes; encodings longer than the reused buffer too", () => {
+    for (let i = 0; i < 50; i++) {
+      const bytes = randomBytes(32);
+      assert.equal(toBase32(bytes, 20), toBase32(bytes.subarray(0, 20)));
+    }
+    for (const n of [80, 81, 100, 200]) {
+      const bytes = randomBytes(n);
+      const s = toBase32(bytes);
+      assert.equal(s.length, Math.ceil((n * 8) / 5));
+      assert.deepEqual(Buffer.from(fromBase32(s, n)), bytes);
+      // the reused buffer is not left holding a longer encoding's tail
+      assert.equal(toBase32(bytes.subarray(0, 5)).length, 8);
+    }
+  });
+
   test("distinct inputs give distinct encodings (single-bit flips)", () => {
     const base = randomBytes(20);
     const seen = new Set([toBase32(base)]);

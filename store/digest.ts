@@ -19,19 +19,27 @@ export const BASE32_CHARS = new Set(BASE32);
 /** Length in characters of the hash part of every store path (160 bits). */
 export const HASH_PART_LEN = 32;
 
-/** Encode bytes in Nix's base32 (least significant 5-bit group last, like nix-hash --to-base32). */
-export function toBase32(bytes: Uint8Array): string {
-  const len = Math.ceil((bytes.length * 8) / 5);
-  let out = "";
-  for (let n = len - 1; n >= 0; n--) {
+const BASE32_CODES = Uint8Array.from(BASE32, (c) => c.charCodeAt(0));
+/** Room for the longest encoding made here (a 64-byte digest: 103 characters). */
+const base32Out = Buffer.allocUnsafeSlow(128);
+
+/**
+ * Encode the first `size` bytes (all of them by default) in Nix's base32 (least significant 5-bit
+ * group last, like nix-hash --to-base32). Into one reused buffer, read as latin1: a placeholder or
+ * a store path's hash part is made per input of every derivation an evaluation sees, and a string
+ * built a character at a time (and a subarray of the digest) cost a third of making one.
+ */
+export function toBase32(bytes: Uint8Array, size = bytes.length): string {
+  const len = Math.ceil((size * 8) / 5);
+  const out = len <= base32Out.length ? base32Out : Buffer.allocUnsafe(len);
+  for (let n = len - 1, k = 0; n >= 0; n--, k++) {
     const b = n * 5;
-    const i = Math.floor(b / 8);
-    const j = b % 8;
-    const lo = bytes[i]! >> j;
-    const hi = i + 1 < bytes.length ? bytes[i + 1]! << (8 - j) : 0;
-    out += BASE32[(lo | hi) & 0x1f];
+    const i = b >> 3;
+    const j = b & 7;
+    const v = (bytes[i]! >> j) | (i + 1 < size ? bytes[i + 1]! << (8 - j) : 0);
+    out[k] = BASE32_CODES[v & 0x1f]!;
   }
-  return out;
+  return out.toString("latin1", 0, len);
 }
 
 /**
@@ -57,7 +65,7 @@ export function blake3Buffer(data: Buffer): Buffer {
 
 /** A 32-character base32 hash part derived from arbitrary text (truncated BLAKE3, 160 bits). */
 export function hashPart(text: string): string {
-  return toBase32(blake3(textBytes(text)).subarray(0, 20));
+  return toBase32(blake3(textBytes(text)), 20);
 }
 
 /** The hash part of a content-addressed store path: its tree's digest and its name give it. */
