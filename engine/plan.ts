@@ -59,7 +59,8 @@ export function inputsOf(n: Node, outputsOf: (d: Node) => Outputs | undefined): 
  * Plan `nodes` (dependencies first). Waves: a node's wave is one more than its deepest input's, so
  * a wave's nodes depend only on earlier waves; each wave's realisations are looked up in one
  * query (a wide graph is a few waves of thousands; a chain is one node per wave), then what the
- * store lacks is asked of the substituters, in order, one query per substituter per wave.
+ * store lacks is asked of the substituters, in order, one query per substituter per wave. The
+ * store's answers come in one read transaction for each run of waves between two such questions.
  */
 export async function plan(store: LocalStore, nodes: Node[], substituters: readonly Substituter[] = [], signal?: AbortSignal): Promise<Map<Node, PlanEntry>> {
   const out = new Map<Node, PlanEntry>();
@@ -74,9 +75,10 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
   const ac = signal ?? new AbortController().signal;
   // ranked the first time the store lacks something: a plan the store answers asks no cache
   let ranked: readonly Substituter[] | undefined;
-  for (const wave of waves) {
+  /** What the store says of a wave's nodes; the nodes it lacks, with their keys. */
+  const fromStore = (wave: Node[]): Array<{ n: Node; hash: ResolvedHash }> => {
     const asked: Array<{ n: Node; hash: ResolvedHash }> = [];
-    let missing: Array<{ n: Node; hash: ResolvedHash }> = [];
+    const missing: Array<{ n: Node; hash: ResolvedHash }> = [];
     // fixed outputs by their own hash, the wave's in one query (a seed has hundreds of .debs)
     const fixedFound = store.realisations(wave.filter((n) => n.drv.fixed).map((n) => [n.hash, "out"] as [string, string]));
     for (const n of wave) {
@@ -103,8 +105,14 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
         missing.push({ n, hash });
       }
     }
-    if (missing.length && substituters.length) ranked ??= await byPriority(substituters, ac);
-    for (const sub of ranked ?? []) {
+    return missing;
+  };
+
+  /** Ask the substituters, in order, for what the store lacks. */
+  const fromSubstituters = async (lacking: Array<{ n: Node; hash: ResolvedHash }>): Promise<void> => {
+    ranked ??= await byPriority(substituters, ac);
+    let missing = lacking;
+    for (const sub of ranked) {
       if (missing.length === 0) break;
       const offered = await sub.query(missing.flatMap(({ n, hash }) => n.drv.outputs.map((output) => ({ resolved: hash, output }))), ac);
       const still: typeof missing = [];
@@ -127,6 +135,20 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
       }
       missing = still;
     }
+  };
+
+  // the store's answers for as many waves as need no substituter, in one read transaction each
+  // run of them; a wave the store lacks something of goes to the substituters before the next
+  let next = 0;
+  while (next < waves.length) {
+    const lacking = store.reading(() => {
+      while (next < waves.length) {
+        const missing = fromStore(waves[next++]!);
+        if (missing.length && substituters.length) return missing;
+      }
+      return undefined;
+    });
+    if (lacking) await fromSubstituters(lacking);
   }
   // "unknown" is for what early cutoff may spare; a node changed in its own right will build
   for (const n of certainBuilds(store, nodes.filter((n) => out.get(n)!.state === "unknown"))) out.set(n, { state: "build" });
