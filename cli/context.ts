@@ -163,11 +163,19 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   }
   const mirrors = [...(args.mirror ?? []), ...(process.env.KILN_MIRRORS ?? "").split(":").filter(Boolean)].map((m) => resolve(m));
   const sink = events ?? makeReporter(args);
+  // made when first used: a verb that builds and substitutes nothing (gc, pin, du...) neither
+  // reads nor fails on the builders' and caches' settings, as gc's own bundle does not
+  let builder: Builder | undefined;
+  let substituters: BinaryCache[] | undefined;
   return {
     root,
     store,
-    builder: builderOf(args, store, (message) => sink({ type: "warning", message })),
-    substituters: substitutersOf(args, sink),
+    get builder() {
+      return (builder ??= builderOf(args, store, (message) => sink({ type: "warning", message })));
+    },
+    get substituters() {
+      return (substituters ??= substitutersOf(args, sink));
+    },
     hostTools,
     events: sink,
     clock: Date.now,

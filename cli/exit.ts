@@ -1,5 +1,6 @@
 // How every command ends: the exit code of each kind of failure, the error's words, Ctrl-C, and
-// the store's backup once the command is done. Light (node built-ins and the store's own modules):
+// the store's backup once the command is done. Light (node built-ins, the store's modules and the
+// source-map reader for stack traces):
 // the full CLI (cli/run.ts) and `kiln gc`'s own bundle (cli/gc-main.ts) both end this way.
 import { setMaxListeners } from "node:events";
 import { isKilnError, type ErrorCode } from "../store/errors.js";

@@ -25,6 +25,8 @@ describe("gc-args: which gc command lines the launcher runs from gc's own bundle
       ["gc", "--max-size"], ["gc", "--max-size", "-1"], ["gc", "--max-size="], ["gc", "--keep-generations", "2.5"],
       ["gc", "--keep-generations", "x"], ["gc", "--dryrun"], ["gc", "--substituters", "file:///c"], ["--reporter", "fancy", "gc"],
       ["--dry-run", "gc"], ["gc", "--store"], ["gc", "--", "x"], ["gc", "--constructor", "1"], ["gc", "--toString"],
+      // an array option takes every word after it, the command too: `kiln --mirror /m gc` has none
+      ["--mirror", "/m", "gc"], ["--mirror=/m", "gc"], ["gc", "--mirror", "/m"], ["--substituters", "file:///c", "gc"],
     ]) {
       assert.equal(parseGcArgs(argv), undefined, JSON.stringify(argv));
     }

@@ -14,8 +14,13 @@ export interface LightGcArgs extends GcArgs {
   store?: string;
 }
 
-/** Global options that take a value but do not change a gc (gc builds, fetches and evaluates nothing). */
-const IGNORED_VALUE = new Set(["--recipes", "-f", "--jobs", "-j", "--cores", "--mirror", "--cache-timeout"]);
+/**
+ * Global options that take one value but do not change a gc (gc builds, fetches and evaluates
+ * nothing, and reads no builder or cache settings: cli/context.ts makes those when first used).
+ * Not the array options (--mirror, --substituters...): yargs gives them every word that follows,
+ * `gc` included.
+ */
+const IGNORED_VALUE = new Set(["--recipes", "-f", "--jobs", "-j", "--cores", "--cache-timeout"]);
 /** Global flags that do not change a gc. */
 const IGNORED_FLAGS = new Set(["--keep-going", "-k", "--print-build-logs", "-L", "--eval-cache", "--no-eval-cache"]);
 const REPORTERS = new Set(["tui", "plain", "json", "quiet"]);

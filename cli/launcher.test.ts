@@ -162,6 +162,22 @@ describe("launcher: a plain kiln gc runs gc's own bundle, with the full CLI's ou
     assert.match(light.stderr, /--max-size: cannot read "lots" as a size/);
   });
 
+  test("settings gc does not use are not read, either way: a broken kiln.conf or cache timeout fails neither", () => {
+    const conf = join(p.root, "broken.conf");
+    writeFileSync(conf, "this is not a setting\n");
+    const env = { ...process.env, KILN_CONFIG: conf, KILN_CACHE_TIMEOUT: "soon" };
+    const run = (args: string[]) => spawnSync(process.execPath, [join(p.dist, "kiln.cjs"), "--store", p.store, ...args], { encoding: "utf8", cwd: p.root, env });
+    const light = run(["gc", "--dry-run", "--cache-timeout", "abc"]);
+    const full = run(["gc", "--dry-run=true", "--cache-timeout", "abc"]);
+    assert.equal(light.status, 0, light.stderr);
+    assert.equal(full.status, 0, full.stderr);
+    assert.equal(light.stdout, full.stdout);
+    // a command that does use them still says what is wrong
+    const plan = run(["-f", join(p.recipes, "index.ts"), "plan", "greeting"]);
+    assert.equal(plan.status, 2, plan.stderr);
+    assert.match(plan.stderr, /broken\.conf:1: not a `key = value` line/);
+  });
+
   test("the real gc deletes the unreachable output and keeps the rooted one; without gc's bundle the full CLI does it", () => {
     const r = kiln(["gc"]);
     assert.equal(r.status, 0, r.stderr);
