@@ -149,6 +149,13 @@ describe("resolveDerivation", () => {
     const r = resolveDerivation(unsorted, [], "f".repeat(64) as DrvHash);
     assert.equal(r.hash, long.hash);
     assert.deepEqual(r.resolved.inputSrcs, leaf.inputSrcs);
+    // a source named twice: resolving names it once, so not its own resolution either
+    const twice: Derivation = { ...leaf, inputSrcs: [leaf.inputSrcs[0]!, ...leaf.inputSrcs] };
+    assert.equal(resolveDerivation(twice, [], "f".repeat(64) as DrvHash).hash, resolveDerivation(twice, []).hash);
+    assert.deepEqual(resolveDerivation(twice, [], "f".repeat(64) as DrvHash).resolved.inputSrcs, leaf.inputSrcs);
+    // a fixed output's hash is made another way (its name and sha256): never taken for its resolution
+    assert.equal(resolveDerivation(hb.fixed, [], hashDerivation(hb.fixed)).hash, resolveDerivation(hb.fixed, []).hash);
+    assert.notEqual(resolveDerivation(hb.fixed, []).hash, hashDerivation(hb.fixed));
     // with an input, the hash passed in is never the answer
     assert.notEqual(resolveDerivation(hb.multi, [input], hashDerivation(hb.multi)).hash, hashDerivation(hb.multi));
   });

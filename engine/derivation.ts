@@ -153,8 +153,8 @@ export interface InputRealisation {
 /**
  * Replace input placeholders by realised store paths; the result has no inputDrvs. `drvHash`, the
  * derivation's own hash, when the caller has it: a derivation without input derivations (a wide
- * graph's leaves, every fixed-output-only build) resolves to itself, and its resolved hash is then
- * that hash, not encoded and hashed again.
+ * graph's leaves) resolves to itself, and its resolved hash is then that hash, not encoded and
+ * hashed again. Its resolution shares args and env with it: callers only read them.
  */
 export function resolveDerivation(d: Derivation, inputs: InputRealisation[], drvHash?: DrvHash): { resolved: Derivation; hash: ResolvedHash } {
   if (drvHash !== undefined && inputs.length === 0 && !d.fixed && isEmpty(d.inputDrvs) && sortedUnique(d.inputSrcs)) {

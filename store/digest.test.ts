@@ -79,8 +79,11 @@ describe("toBase32 (Nix base32)", () => {
       assert.equal(s.length, Math.ceil((n * 8) / 5));
       assert.deepEqual(Buffer.from(fromBase32(s, n)), bytes);
       // the reused buffer is not left holding a longer encoding's tail
-      assert.equal(toBase32(bytes.subarray(0, 5)).length, 8);
+      const head = Buffer.from(bytes.subarray(0, 5));
+      assert.equal(toBase32(head), toBase32(Buffer.from(head)));
+      assert.deepEqual(Buffer.from(fromBase32(toBase32(head), 5)), head);
     }
+    assert.throws(() => toBase32(randomBytes(4), 5), RangeError);
   });
 
   test("distinct inputs give distinct encodings (single-bit flips)", () => {

@@ -30,6 +30,7 @@ const base32Out = Buffer.allocUnsafeSlow(128);
  * built a character at a time (and a subarray of the digest) cost a third of making one.
  */
 export function toBase32(bytes: Uint8Array, size = bytes.length): string {
+  if (!(Number.isInteger(size) && size >= 0 && size <= bytes.length)) throw new RangeError(`toBase32: size ${size} of ${bytes.length} bytes`);
   const len = Math.ceil((size * 8) / 5);
   const out = len <= base32Out.length ? base32Out : Buffer.allocUnsafe(len);
   for (let n = len - 1, k = 0; n >= 0; n--, k++) {
