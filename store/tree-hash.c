@@ -253,7 +253,48 @@ static void symlink_digest(Node *n, int dfd) {
   blake3_of(target, len + 1, n->digest);
 }
 
-static void read_dir(Node *d) {
+/* Read and hash a file: by its name in its open directory (dfd), or by its whole path (dfd < 0). */
+static void hash_file(Node *f, uint8_t *buf, int dfd) {
+  int fd = dfd >= 0 ? openat(dfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    fail("cannot open", f->path, errno);
+    return;
+  }
+  uint8_t head[10] = { 'F', f->exec ? 'x' : '-' };
+  for (int i = 0; i < 8; i++) head[2 + i] = (uint8_t)(f->size >> (56 - 8 * i));
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, head, sizeof head);
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, CHUNK);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot read", f->path, errno);
+      close(fd);
+      return;
+    }
+    if (n == 0) break;
+    blake3_hasher_update(&h, buf, n);
+    total += n;
+    /* a regular file reads short only at its end: no read to be told so, once its size is in
+       (a file grown since its stat would have filled the buffer further) */
+    if (n < CHUNK && total >= f->size) break;
+  }
+  close(fd);
+  if (total != f->size) {
+    fail("file changed while hashing", f->path, 0);
+    return;
+  }
+  blake3_hasher_finalize(&h, f->digest, 32);
+  __atomic_add_fetch(&read_count, 1, __ATOMIC_RELAXED);
+}
+
+/* Files up to this size are read as their directory is listed, by name in it (no walk of the whole
+   path for each, no task of their own); larger ones are tasks, shared between the threads. */
+#define INLINE_MAX (256 * 1024)
+
+static void read_dir(Node *d, uint8_t *buf) {
   int dfd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) {
     fail("cannot open the directory", d->path, errno);
@@ -324,6 +365,9 @@ static void read_dir(Node *d) {
       const Entry *c = lookup(k->path + rootlen + 1, strlen(k->path + rootlen + 1));
       if (c && c->size == (int64_t)k->size && c->msec == k->msec && c->mnsec == k->mnsec && c->ino == k->ino && c->exec == k->exec) {
         memcpy(k->digest, c->digest, 32);
+      } else if (k->size <= INLINE_MAX) {
+        hash_file(k, buf, dfd);
+        if (failed) break;
       } else {
         work[nwork++] = k;
       }
@@ -334,42 +378,6 @@ static void read_dir(Node *d) {
   closedir(dir);
   push(work, nwork);
   free(work);
-}
-
-static void hash_file(Node *f, uint8_t *buf) {
-  int fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    fail("cannot open", f->path, errno);
-    return;
-  }
-  uint8_t head[10] = { 'F', f->exec ? 'x' : '-' };
-  for (int i = 0; i < 8; i++) head[2 + i] = (uint8_t)(f->size >> (56 - 8 * i));
-  blake3_hasher h;
-  blake3_hasher_init(&h);
-  blake3_hasher_update(&h, head, sizeof head);
-  uint64_t total = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf, CHUNK);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot read", f->path, errno);
-      close(fd);
-      return;
-    }
-    if (n == 0) break;
-    blake3_hasher_update(&h, buf, n);
-    total += n;
-    /* a regular file reads short only at its end: no read to be told so, once its size is in
-       (a file grown since its stat would have filled the buffer further) */
-    if (n < CHUNK && total >= f->size) break;
-  }
-  close(fd);
-  if (total != f->size) {
-    fail("file changed while hashing", f->path, 0);
-    return;
-  }
-  blake3_hasher_finalize(&h, f->digest, 32);
-  __atomic_add_fetch(&read_count, 1, __ATOMIC_RELAXED);
 }
 
 static void *worker(void *arg) {
@@ -385,8 +393,8 @@ static void *worker(void *arg) {
     }
     Node *t = tasks[--ntasks];
     pthread_mutex_unlock(&lock);
-    if (t->type == 'D') read_dir(t);
-    else hash_file(t, buf);
+    if (t->type == 'D') read_dir(t, buf);
+    else hash_file(t, buf, -1);
     pthread_mutex_lock(&lock);
     if (--pending == 0) pthread_cond_broadcast(&more);
     pthread_mutex_unlock(&lock);
