@@ -33,6 +33,8 @@ interface StoreVerb<A> extends Verb<A> {
   reporter?: (argv: A) => string | undefined;
   /** how the store is opened (verify --repair: even a damaged one) */
   open?: (argv: A) => OpenStoreOptions;
+  /** false: it builds and substitutes nothing, and reads no builder or cache settings (cli/context.ts) */
+  settings?: false;
   /** the work; what it returns is the exit code (nothing: success) */
   run: (argv: A, ctx: Ctx) => Promise<number | void>;
 }
@@ -64,7 +66,7 @@ export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVer
   const handler = async (parsed: ArgumentsCamelCase<A>): Promise<void> => {
     const argv = declared(parsed);
     if (spec.store !== false) {
-      return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv));
+      return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv), { settings: spec.settings !== false });
     }
     try {
       const code = await spec.run(argv);

@@ -152,7 +152,16 @@ export function bwrapBinary(): string {
   return process.env.KILN_BWRAP || findOnPath("bwrap", (process.env.PATH ?? "").split(":").filter((d) => d.startsWith("/"))) || "bwrap";
 }
 
-export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}): Context & { root: string } {
+export interface ContextOptions {
+  /**
+   * false: the verb builds and substitutes nothing (gc), so the builders' and caches' settings
+   * (--builders, --substituters, kiln.conf...) are read only if something asks for them, and a
+   * mistake in them cannot fail it; otherwise they are read, and checked, before the verb runs
+   */
+  settings?: boolean;
+}
+
+export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: EventSink, open: OpenStoreOptions = {}, o: ContextOptions = {}): Context & { root: string } {
   const root = storeRoot(args);
   const store = LocalStore.open(root, open);
   const hostTools = new HostTools((process.env.PATH ?? "/usr/bin:/bin").split(":").filter(Boolean), store.hostToolCache());
@@ -163,11 +172,9 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
   }
   const mirrors = [...(args.mirror ?? []), ...(process.env.KILN_MIRRORS ?? "").split(":").filter(Boolean)].map((m) => resolve(m));
   const sink = events ?? makeReporter(args);
-  // made when first used: a verb that builds and substitutes nothing (gc, pin, du...) neither
-  // reads nor fails on the builders' and caches' settings, as gc's own bundle does not
   let builder: Builder | undefined;
   let substituters: BinaryCache[] | undefined;
-  return {
+  const ctx: Context & { root: string } = {
     root,
     store,
     get builder() {
@@ -190,6 +197,12 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
       fetchEnv,
     },
   };
+  if (o.settings !== false) {
+    // made now: a mistake in the settings is reported before anything is evaluated or built
+    void ctx.builder;
+    void ctx.substituters;
+  }
+  return ctx;
 }
 
 /** This machine's builder: the builtins in-process, the rest in the bubblewrap sandbox. */

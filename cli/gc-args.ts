@@ -16,7 +16,7 @@ export interface LightGcArgs extends GcArgs {
 
 /**
  * Global options that take one value but do not change a gc (gc builds, fetches and evaluates
- * nothing, and reads no builder or cache settings: cli/context.ts makes those when first used).
+ * nothing, and reads no builder or cache settings, in the full CLI either: its `settings: false`).
  * Not the array options (--mirror, --substituters...): yargs gives them every word that follows,
  * `gc` included.
  */

@@ -2,12 +2,12 @@
 // (cli/exit.ts: Ctrl-C, error printing, exit codes, the store's backup).
 import type { OpenStoreOptions } from "../store/local-store.js";
 import type { Context } from "../engine/context.js";
-import { makeContext, openReporter, storeRoot, type GlobalArgs, type Reporter } from "./context.js";
+import { makeContext, openReporter, storeRoot, type ContextOptions, type GlobalArgs, type Reporter } from "./context.js";
 import { EXIT, failed, interruptible, release } from "./exit.js";
 
 export { EXIT, EXIT_CODE, reportError } from "./exit.js";
 
-export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>, open: OpenStoreOptions = {}): Promise<void> {
+export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>, open: OpenStoreOptions = {}, o: ContextOptions = {}): Promise<void> {
   const run = interruptible();
   let ctx: (Context & { root: string }) | undefined;
   let reporter: Reporter | undefined;
@@ -19,7 +19,7 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
       forceQuit: () => process.exit(EXIT.cancelled),
       store: () => ctx?.store,
     });
-    ctx = makeContext(args, run.signal, reporter.events, open);
+    ctx = makeContext(args, run.signal, reporter.events, open, o);
     const code = await fn(ctx);
     await reporter.close();
     process.exitCode = code ?? EXIT.ok;

@@ -12,5 +12,7 @@ export const gcCommand = defineCommand({
   command: "gc",
   describe: "delete store paths that no root (result link, pin, profile generation, running kiln) needs",
   options: (y) => y.options(GC_OPTIONS),
+  // as gc's own bundle: what gc does never depends on the builders' or caches' settings
+  settings: false,
   run: (argv, ctx) => runGc(argv, ctx),
 });
