@@ -290,9 +290,10 @@ static void hash_file(Node *f, uint8_t *buf, int dfd) {
   __atomic_add_fetch(&read_count, 1, __ATOMIC_RELAXED);
 }
 
-/* Files up to this size are read as their directory is listed, by name in it (no walk of the whole
-   path for each, no task of their own); larger ones are tasks, shared between the threads. */
-#define INLINE_MAX (256 * 1024)
+/* A directory's small files, up to this many bytes in all, are read by the thread that listed it,
+   by name in the open directory (no walk of the whole path for each, no task of their own), once
+   its subdirectories and other files are queued for every thread; the rest are tasks too. */
+#define INLINE_BYTES (1024 * 1024)
 
 static void read_dir(Node *d, uint8_t *buf) {
   int dfd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -341,8 +342,9 @@ static void read_dir(Node *d, uint8_t *buf) {
   }
   qsort(d->kids, d->nkids, sizeof *d->kids, by_name);
   Node **work = xmalloc((d->nkids + 1) * sizeof *work);
-  size_t nwork = 0;
-  for (size_t i = 0; i < d->nkids && !failed; i++) {
+  Node **here = xmalloc((d->nkids + 1) * sizeof *here);
+  size_t nwork = 0, nhere = 0, budget = INLINE_BYTES;
+  for (size_t i = 0; i < d->nkids && !__atomic_load_n(&failed, __ATOMIC_RELAXED); i++) {
     Node *k = d->kids[i];
     struct stat st;
     if (fstatat(dfd, k->name, &st, AT_SYMLINK_NOFOLLOW)) {
@@ -365,9 +367,9 @@ static void read_dir(Node *d, uint8_t *buf) {
       const Entry *c = lookup(k->path + rootlen + 1, strlen(k->path + rootlen + 1));
       if (c && c->size == (int64_t)k->size && c->msec == k->msec && c->mnsec == k->mnsec && c->ino == k->ino && c->exec == k->exec) {
         memcpy(k->digest, c->digest, 32);
-      } else if (k->size <= INLINE_MAX) {
-        hash_file(k, buf, dfd);
-        if (failed) break;
+      } else if (k->size <= budget) {
+        budget -= k->size;
+        here[nhere++] = k;
       } else {
         work[nwork++] = k;
       }
@@ -375,9 +377,11 @@ static void read_dir(Node *d, uint8_t *buf) {
       fail("unsupported file type (only files, directories and symlinks can be stored)", k->path, 0);
     }
   }
-  closedir(dir);
   push(work, nwork);
   free(work);
+  for (size_t i = 0; i < nhere && !__atomic_load_n(&failed, __ATOMIC_RELAXED); i++) hash_file(here[i], buf, dfd);
+  free(here);
+  closedir(dir);
 }
 
 static void *worker(void *arg) {
