@@ -71,14 +71,24 @@ describe("plan: the store's answers and the substituters', wave by wave", () => 
       async pathInfos() { return new Map(); },
       async fetch() { throw new Error("not fetched in a plan"); },
     };
+    // the store's answers come in read transactions, one per run of waves between two questions
+    const reading = store.reading.bind(store);
+    let readings = 0;
+    store.reading = <T>(fn: () => T): T => {
+      readings++;
+      return reading(fn);
+    };
     const p = await plan(store, ev.graph.nodes, [sub]);
     assert.deepEqual([na, nb, nc].map((n) => p.get(n!)!.state), ["cached", "substitutable", "build"]);
     assert.equal(p.get(nb!)!.outputs!.out, bPath);
     // one question per wave the store could not answer: b's, then c's (made of b's offered path); a's never
     assert.deepEqual(asked, [[p.get(nb!)!.resolved], [p.get(nc!)!.resolved]]);
+    assert.equal(readings, 2, "a and b, then c");
     assert.equal(root, nc);
     // without substituters the store answers a; b is to be built, and c after it
+    readings = 0;
     const alone = await plan(store, ev.graph.nodes);
+    assert.equal(readings, 1, "the three waves in one");
     assert.deepEqual([na, nb].map((n) => alone.get(n!)!.state), ["cached", "build"]);
     assert.ok(["unknown", "build"].includes(alone.get(nc!)!.state), alone.get(nc!)!.state);
   });
