@@ -53,7 +53,9 @@ export async function runGc(argv: GcArgs, ctx: GcContext): Promise<void> {
       if (tty) writeErr(`\rgc: ${e.done}/${e.total} deleted`);
     } else if (e.type === pauseAt) {
       writeErr(`gc: paused after ${e.type} (KILN_TEST_GC_PAUSE)\n`);
-      await new Promise(() => {});
+      // a timer keeps the process waiting: with nothing else pending (gc writes to fd 2 without
+      // a stream), it would end as if gc had finished
+      await new Promise(() => setInterval(() => {}, 60_000));
     }
   };
   // generations first: what only they kept alive goes in this very gc (a dry run marks as if they were gone).

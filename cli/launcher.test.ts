@@ -4,7 +4,7 @@
 // as the full CLI's gc. A private copy of the shipped files, so the checkout's own caches are
 // left alone.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -176,6 +176,32 @@ describe("launcher: a plain kiln gc runs gc's own bundle, with the full CLI's ou
     const plan = run(["-f", join(p.recipes, "index.ts"), "plan", "greeting"]);
     assert.equal(plan.status, 2, plan.stderr);
     assert.match(plan.stderr, /broken\.conf:1: not a `key = value` line/);
+  });
+
+  test("Ctrl-C in gc's bundle: the first says it is cancelling, the second quits (130); the next gc finishes the job", async () => {
+    // paused (KILN_TEST_GC_PAUSE) once the unreachable path's row is gone and its directory not yet
+    const child = spawn(process.execPath, [join(p.dist, "kiln.cjs"), "--store", p.store, "gc", "--batch-size", "1"],
+      { cwd: p.root, env: { ...process.env, KILN_TEST_GC_PAUSE: "invalidated" } });
+    let stderr = "";
+    const waitFor = (text: string) => new Promise<void>((res, rej) => {
+      const check = () => (stderr.includes(text) ? res() : undefined);
+      child.stderr.on("data", (d: Buffer) => ((stderr += d.toString()), check()));
+      child.on("exit", () => (stderr.includes(text) ? res() : rej(new Error(`exited before "${text}": ${stderr}`))));
+      check();
+    });
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    await waitFor("paused after invalidated");
+    assert.deepEqual(caches().includes("kiln-gc.cjs.cache"), true);
+    child.kill("SIGINT");
+    await waitFor("cancelling");
+    child.kill("SIGINT");
+    assert.equal(await exited, 130, stderr);
+    const again = kiln(["gc"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /removed stray .*-greeting\n0 store paths deleted, 0 B freed, 1 strays removed; 1 live paths kept/);
+    // as it was: greeting unreachable again
+    const r = kiln(["-f", join(p.recipes, "index.ts"), "realize", "greeting", "--no-link", "--reporter", "quiet"]);
+    assert.equal(r.status, 0, r.stderr);
   });
 
   test("the real gc deletes the unreachable output and keeps the rooted one; without gc's bundle the full CLI does it", () => {
