@@ -1,7 +1,7 @@
 // How every command ends: the exit code of each kind of failure, the error's words, Ctrl-C, and
-// the store's backup once the command is done. Light (node built-ins, the store's modules and the
-// source-map reader for stack traces):
-// the full CLI (cli/run.ts) and `kiln gc`'s own bundle (cli/gc-main.ts) both end this way.
+// the store's backup once the command is done. The full CLI (cli/run.ts) and `kiln gc`'s own
+// bundle (cli/gc-main.ts) both end this way, so it imports little: node built-ins, the store's
+// modules, and the source-map reader for stack traces.
 import { setMaxListeners } from "node:events";
 import { isKilnError, type ErrorCode } from "../store/errors.js";
 import { storeFailure } from "../store/failures.js";
