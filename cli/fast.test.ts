@@ -30,6 +30,10 @@ describe("parseFast: only a plain realize is answered early", () => {
       ["realize"], ["eval", "x"], ["realize", "x", "--dry-run"], ["realize", "x", "--json"], ["realize", "x", "--rev", "HEAD~1"],
       ["realize", "x", "--locked"], ["realize", "x", "-L"], ["realize", "x", "--help"], ["--no-eval-cache", "realize", "x"],
       ["realize", "x", "--reporter", "fancy"], ["realize", "x", "--store"], ["realize", "x", "--watch"], ["realize", "x", "--profile", "p"],
+      // an array option takes every word after it (yargs): `kiln --mirror /m realize x` has no command
+      ["--mirror", "/m", "realize", "x"], ["realize", "x", "--mirror", "/m"],
+      // a repeated option is an array to yargs
+      ["realize", "x", "--store", "a", "--store", "b"], ["realize", "x", "--link", "--no-link"], ["realize", "x", "-o", "a", "--out-link", "b"],
     ]) assert.equal(parseFast(argv), undefined, argv.join(" "));
   });
 });

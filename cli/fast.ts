@@ -18,6 +18,7 @@ import { linkName, replaceLink } from "./links.js";
 import { writeFd } from "./output.js";
 import { recipesEntry, storeRoot } from "./locate.js";
 import { buildId, noopIdent, readValidRecord } from "./noop.js";
+import { parsePlain, type PlainSpec } from "./plain-args.js";
 
 export interface FastArgs {
   store?: string;
@@ -28,46 +29,25 @@ export interface FastArgs {
   targets: string[];
 }
 
-/** Options that take a value, and flags, that cannot change a no-op's answer. */
-const VALUE_OPTS: Record<string, keyof FastArgs | null> = {
-  "--store": "store", "--recipes": "recipes", "-f": "recipes", "--reporter": "reporter",
-  "--out-link": "outLink", "-o": "outLink", "--jobs": null, "-j": null, "--cores": null, "--mirror": null,
-};
-const FLAGS: Record<string, ((a: FastArgs) => void) | null> = {
-  "--no-link": (a) => (a.link = false), "--link": (a) => (a.link = true), "--keep-going": null, "-k": null, "--eval-cache": null,
+/** realize's options a no-op's answer reads, and the globals that cannot change it (cli/plain-args.ts). */
+const REALIZE: PlainSpec = {
+  command: "realize",
+  values: { "--out-link": "outLink", "-o": "outLink" },
+  flags: { "--no-link": ["link", false], "--link": ["link", true] },
+  ignoredFlags: new Set(["--keep-going", "-k", "--eval-cache"]),
+  positionals: true,
+  optionsBeforeCommand: true,
 };
 
 /** Parse `kiln [globals] realize [opts] targets...`; undefined if anything is unfamiliar. */
 export function parseFast(argv: string[]): FastArgs | undefined {
-  const a: FastArgs = { link: true, targets: [] };
-  let command: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i]!;
-    let value: string | undefined;
-    if (arg.startsWith("--") && arg.includes("=")) {
-      value = arg.slice(arg.indexOf("=") + 1);
-      arg = arg.slice(0, arg.indexOf("="));
-    }
-    if (arg in VALUE_OPTS) {
-      if (value === undefined) {
-        value = argv[++i];
-        if (value === undefined) return undefined;
-      }
-      const k = VALUE_OPTS[arg];
-      if (k) (a as unknown as Record<string, string>)[k] = value;
-      continue;
-    }
-    if (arg in FLAGS && value === undefined) {
-      FLAGS[arg]?.(a);
-      continue;
-    }
-    if (arg.startsWith("-")) return undefined;
-    if (command === undefined) command = arg;
-    else a.targets.push(arg);
-  }
-  if (command !== "realize" || a.targets.length === 0) return undefined;
-  if (a.reporter !== undefined && !["tui", "plain", "json", "quiet"].includes(a.reporter)) return undefined;
-  return a;
+  const p = parsePlain(argv, REALIZE);
+  if (!p || p.positionals.length === 0) return undefined;
+  return {
+    link: p.options.link !== false, targets: p.positionals,
+    ...(p.store !== undefined ? { store: p.store } : {}), ...(p.recipes !== undefined ? { recipes: p.recipes } : {}),
+    ...(p.reporter !== undefined ? { reporter: p.reporter } : {}), ...(p.options.outLink !== undefined ? { outLink: p.options.outLink as string } : {}),
+  };
 }
 
 function reporter(a: FastArgs): (e: KilnEvent) => void {
