@@ -52,7 +52,13 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
  * Ctrl-C (and SIGTERM) for the length of a command: the first aborts `signal` (builds stop, gc
  * stops after its batch) and says so, the second quits at once. `cancel` is the TUI's q.
  */
-export function interruptible(): { signal: AbortSignal; cancel: () => void; dispose: () => void } {
+export interface Interruptible {
+  signal: AbortSignal;
+  cancel: () => void;
+  dispose: () => void;
+}
+
+export function interruptible(): Interruptible {
   const ac = new AbortController();
   // cache requests and builds in flight each listen to it (kiln copy uploads many at once)
   setMaxListeners(0, ac.signal);
@@ -80,17 +86,44 @@ export function interruptible(): { signal: AbortSignal; cancel: () => void; disp
 }
 
 /**
+ * Run a command's work as every command runs and ends: Ctrl-C for its length, its exit code (what
+ * `work` returns, or its failure's), and the store it opened (`opened`) backed up when due and
+ * closed. `failing`: what to do before a failure is reported (the TUI lets go of the terminal).
+ */
+export async function asCommand(
+  storeRoot: string,
+  work: (run: Interruptible, opened: (store: LocalStore) => void) => Promise<number | void>,
+  failing?: () => Promise<void>,
+): Promise<void> {
+  const run = interruptible();
+  let store: LocalStore | undefined;
+  let storeFailed = false;
+  try {
+    const code = await work(run, (s) => (store = s));
+    process.exitCode = code ?? EXIT.ok;
+  } catch (e) {
+    await failing?.().catch(() => {});
+    const end = failed(e, storeRoot);
+    storeFailed = end.storeFailed;
+    process.exitCode = end.code;
+  } finally {
+    release(store, storeFailed);
+    run.dispose();
+  }
+}
+
+/**
  * A command's failure reported (a store's own failure as what it is: a full disk, a damaged
  * database) and its exit code; `storeFailed`: the store just failed, so it is not backed up.
  */
-export function failed(e: unknown, storeRoot: string): { code: number; storeFailed: boolean } {
+function failed(e: unknown, storeRoot: string): { code: number; storeFailed: boolean } {
   const failure = storeFailure(e, storeRoot) ?? e;
   const storeFailed = isKilnError(failure) && (failure.code === "STORE_CORRUPT" || failure.code === "IO_ERROR");
   return { code: reportError(failure), storeFailed };
 }
 
 /** The end of a command that opened `store`: backed up when due (unless it failed), then closed. */
-export function release(store: LocalStore | undefined, storeFailed: boolean): void {
+function release(store: LocalStore | undefined, storeFailed: boolean): void {
   if (store && !storeFailed) backUp(store);
   store?.close();
 }

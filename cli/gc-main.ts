@@ -4,7 +4,7 @@
 // the gc command's own (cli/gc-run.ts). What it leaves out of the full CLI is what a gc never
 // uses: the argument parser, the reporters, builders, substituters and the recipe machinery.
 import { LocalStore } from "../store/local-store.js";
-import { failed, interruptible, release } from "./exit.js";
+import { asCommand } from "./exit.js";
 import { parseGcArgs } from "./gc-args.js";
 import { runGc } from "./gc-run.js";
 import { storeRoot } from "./locate.js";
@@ -14,22 +14,12 @@ async function main(): Promise<void> {
   installProcessHooks();
   const args = parseGcArgs(process.argv.slice(2));
   if (!args) throw new Error(`kiln-gc.cjs run for a command line it does not take: ${JSON.stringify(process.argv.slice(2))}`);
-  const run = interruptible();
   const root = storeRoot(args);
-  let store: LocalStore | undefined;
-  let storeFailed = false;
-  try {
-    store = LocalStore.open(root);
+  await asCommand(root, async (run, opened) => {
+    const store = LocalStore.open(root);
+    opened(store);
     await runGc(args, { store, clock: Date.now, signal: run.signal });
-    process.exitCode = 0;
-  } catch (e) {
-    const end = failed(e, root);
-    storeFailed = end.storeFailed;
-    process.exitCode = end.code;
-  } finally {
-    release(store, storeFailed);
-    run.dispose();
-  }
+  });
 }
 
 /** The run, as cli/main.ts's: the launcher reports what escapes it as an internal error. */

@@ -3,16 +3,14 @@
 import type { OpenStoreOptions } from "../store/local-store.js";
 import type { Context } from "../engine/context.js";
 import { makeContext, openReporter, storeRoot, type ContextOptions, type GlobalArgs, type Reporter } from "./context.js";
-import { EXIT, failed, interruptible, release } from "./exit.js";
+import { asCommand, EXIT } from "./exit.js";
 
 export { EXIT, EXIT_CODE, reportError } from "./exit.js";
 
 export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: string }) => Promise<number | void>, open: OpenStoreOptions = {}, o: ContextOptions = {}): Promise<void> {
-  const run = interruptible();
-  let ctx: (Context & { root: string }) | undefined;
   let reporter: Reporter | undefined;
-  let storeFailed = false;
-  try {
+  await asCommand(storeRoot(args), async (run, opened) => {
+    let ctx: (Context & { root: string }) | undefined;
     reporter = await openReporter(args, {
       // the TUI's q: it shows the cancelling itself
       cancel: run.cancel,
@@ -20,17 +18,12 @@ export async function withContext(args: GlobalArgs, fn: (ctx: Context & { root: 
       store: () => ctx?.store,
     });
     ctx = makeContext(args, run.signal, reporter.events, open, o);
+    opened(ctx.store);
     const code = await fn(ctx);
     await reporter.close();
-    process.exitCode = code ?? EXIT.ok;
-  } catch (e) {
+    return code;
+  }, async () => {
     // the TUI lets go of the terminal before the error is printed under it
-    await reporter?.close().catch(() => {});
-    const end = failed(e, storeRoot(args));
-    storeFailed = end.storeFailed;
-    process.exitCode = end.code;
-  } finally {
-    release(ctx?.store, storeFailed);
-    run.dispose();
-  }
+    await reporter?.close();
+  });
 }
