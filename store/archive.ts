@@ -172,6 +172,11 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
   throw new UnsupportedEntryError(path);
 }
 
+/** How a directory's entries are named, by the walk and by hasEntries (whose listings it keys by those names). */
+function dirPrefix(path: string): string {
+  return path.endsWith("/") ? path : `${path}/`;
+}
+
 /**
  * A directory's entries, sorted bytewise. The entry types from readdir spare an lstat per
  * subdirectory; files need theirs (size, exec bit, cache key), and an entry of unknown type
@@ -181,7 +186,7 @@ function walkNode(path: string, st: Stats, opts: HashOptions, w: Walk): WalkNode
 function walkDir(path: string, opts: HashOptions, w: Walk): WalkNode {
   const entries = (w.listed.get(path) ?? readdirSync(path, { encoding: "buffer", withFileTypes: true })).sort((a, b) => Buffer.compare(a.name, b.name));
   w.listed.delete(path);
-  const prefix = path.endsWith("/") ? path : `${path}/`;
+  const prefix = dirPrefix(path);
   const children = entries.map((e) => {
     if (!isUtf8(e.name)) throw new UnsupportedEntryError(prefix + e.name.toString(), "name");
     const child = prefix + e.name.toString();
@@ -243,7 +248,7 @@ function hasEntries(dir: string, n: number, listed: Map<string, Dirent<Buffer>[]
     listed.set(d, entries);
     count += entries.length;
     if (count >= n) return true;
-    const prefix = d.endsWith("/") ? d : `${d}/`;
+    const prefix = dirPrefix(d);
     for (const e of entries) if (e.isDirectory() && isUtf8(e.name)) dirs.push(prefix + e.name.toString());
   }
   return false;

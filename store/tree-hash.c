@@ -11,8 +11,8 @@
  * prints "<hex digest> <size> <files> <read>\n": size is the sum of file sizes and symlink target
  * lengths, files the regular files, read those actually read (not found in the cache). Exit 0,
  * or 1 with a message on stderr for anything else: an unsupported entry, a name that is not
- * UTF-8 (kiln's paths are text), a file that changed while it was read, an unreadable one. The caller then hashes the tree its own way, which says
- * what went wrong as it always has.
+ * UTF-8 (kiln's paths are text), a file that changed while it was read, an unreadable one. The
+ * caller then hashes the tree its own way, which says what went wrong as it always has.
  *
  * The digest (see store/archive.ts): a file is BLAKE3("F-" or "Fx", its size as a big-endian u64,
  * its bytes); a symlink BLAKE3("L", its target); a directory BLAKE3("D", then for each entry in
@@ -21,10 +21,11 @@
  * --cache FILE: digests of the files under ROOT from the last run, by path relative to ROOT,
  * with the size, modification time, inode and exec bit they had: a file that still has them all
  * is not read. The file is rewritten (to a temporary name, then renamed) when anything differs.
- * Format ("2": no digest of a racy file, see put_files): "KILNTHC2", u32 root length, the root, u64 count, then per file: u16 path length, the
- * path, i64 size, i64 mtime seconds, i64 mtime nanoseconds, u64 inode, u32 exec bit, 32 bytes of
- * digest; then BLAKE3 of everything before. One that does not check out is ignored. A cache used
- * as it is gets its modification time renewed: `kiln gc` removes those unused for a month.
+ * Format ("2": no digest of a racy file, see put_files): "KILNTHC2", u32 root length, the root,
+ * u64 count, then per file: u16 path length, the path, i64 size, i64 mtime seconds, i64 mtime
+ * nanoseconds, u64 inode, u32 exec bit, 32 bytes of digest; then BLAKE3 of everything before.
+ * One that does not check out is ignored. A cache used as it is gets its modification time
+ * renewed: `kiln gc` removes those unused for a month.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
