@@ -157,7 +157,7 @@ export interface InputRealisation {
  * hashed again. Its resolution shares args and env with it: callers only read them.
  */
 export function resolveDerivation(d: Derivation, inputs: InputRealisation[], drvHash?: DrvHash): { resolved: Derivation; hash: ResolvedHash } {
-  if (drvHash !== undefined && inputs.length === 0 && !d.fixed && isEmpty(d.inputDrvs) && sortedUnique(d.inputSrcs)) {
+  if (drvHash !== undefined && inputs.length === 0 && !d.fixed && Object.keys(d.inputDrvs).length === 0 && sortedUnique(d.inputSrcs)) {
     return { resolved: { ...d, inputDrvs: {}, inputSrcs: [...d.inputSrcs] }, hash: drvHash as string as ResolvedHash };
   }
   const map = new Map<string, string>();
@@ -176,11 +176,6 @@ export function resolveDerivation(d: Derivation, inputs: InputRealisation[], drv
     inputSrcs: [...srcs].sort(),
   };
   return { resolved, hash: blake3Hex(encodeDerivation(resolved)) as ResolvedHash };
-}
-
-function isEmpty(o: object): boolean {
-  for (const _ in o) return false;
-  return true;
 }
 
 /** In the order resolving puts them (a code-unit sort), each once. */
