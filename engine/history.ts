@@ -69,7 +69,8 @@ export function storeLookup(store: LocalStore, extra?: Map<string, Node>): WhyLo
     if (!outs || !d.drv.outputs.every((o) => outs[o] !== undefined)) return { resolved };
     return { resolved, outputs: Object.fromEntries(d.drv.outputs.map((o) => [o, outs[o]!])) };
   };
-  return { load, realised };
+  const name = (hash: string): string | undefined => memo.get(hash)?.drv.name ?? extra?.get(hash)?.name ?? store.derivationName(hash);
+  return { load, realised, name };
 }
 
 /**

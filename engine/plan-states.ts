@@ -26,7 +26,8 @@ export function certainBuilds(store: LocalStore, unknown: Node[]): Set<Node> {
   for (const n of unknown) {
     const mine = { drv: n.drv, meta: n.meta };
     const names = new Map(n.deps.map((d) => [d.hash as string, d.name]));
-    const nameOf = (h: string) => names.get(h) ?? load(h)?.drv.name ?? `?${h}`;
+    // an old version's inputs by their names only: a wide node has hundreds
+    const nameOf = (h: string) => names.get(h) ?? loaded.get(h)?.drv.name ?? store.derivationName(h) ?? `?${h}`;
     const same = (versions.get(n.name) ?? []).some((h) => {
       const old = load(h);
       return old !== undefined && !differsOnItsOwn(old, mine, nameOf);

@@ -33,6 +33,8 @@ export interface Realised {
 export interface WhyLookup {
   load(hash: string): StoredDerivation | undefined;
   realised(hash: string): Realised | undefined;
+  /** a derivation's name, when it can be had without loading it (the inputs of a wide node are named by the hundred) */
+  name?(hash: string): string | undefined;
 }
 
 export interface ToolSummary {
@@ -169,7 +171,7 @@ export function explain(oldHash: string, newHash: string, lookup: WhyLookup, opt
   // effects in the order found (deepest first), each once however many derivations share it
   const effects = new Map<string, { cause: Cause; nodes: Set<WhyNode> }>();
   const parents = new Map<WhyNode, Set<WhyNode>>();
-  const nameOf = (h: string) => lookup.load(h)?.drv.name ?? `?${h.slice(0, 8)}`;
+  const nameOf = (h: string) => lookup.name?.(h) ?? lookup.load(h)?.drv.name ?? `?${h.slice(0, 8)}`;
   const root = opts.root ?? opts.recipes?.new?.root;
 
   const addEffect = (node: WhyNode, key: string, cause: Cause) => {

@@ -32,6 +32,7 @@ export class BuildTable {
     this.q = {
       putDrv: db.prepare("INSERT OR IGNORE INTO derivations (hash, name, json) VALUES (?, ?, ?)"),
       getDrv: db.prepare<[string], { hash: string; name: string; json: string }>("SELECT * FROM derivations WHERE hash = ?"),
+      getDrvName: db.prepare<[string], string>("SELECT name FROM derivations WHERE hash = ?").pluck(),
       missingDrvs: db.prepare<[string], { value: string }>("SELECT value FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM derivations d WHERE d.hash = j.value)"),
       putResolution: db.prepare("INSERT OR REPLACE INTO resolutions (drv_hash, resolved_hash, updated_at) VALUES (?, ?, ?)"),
       putResolutions: db.prepare<[number, string]>(
@@ -79,6 +80,10 @@ export class BuildTable {
 
   derivation(hash: string): { hash: string; name: string; json: string } | undefined {
     return this.q.getDrv.get(hash);
+  }
+
+  derivationName(hash: string): string | undefined {
+    return this.q.getDrvName.get(hash);
   }
 
   resolution(drvHash: string): string | undefined {

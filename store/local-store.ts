@@ -276,6 +276,11 @@ export class LocalStore {
     return this.#t.builds.derivation(hash);
   }
 
+  /** A recorded derivation's name, without reading the derivation. */
+  derivationName(hash: string): string | undefined {
+    return this.#t.builds.derivationName(hash);
+  }
+
   resolution(drvHash: string): string | undefined {
     return this.#t.builds.resolution(drvHash);
   }
