@@ -34,9 +34,10 @@ export interface GlobalArgs extends CacheArgs {
   reporter?: string;
   "print-build-logs"?: boolean;
   mirror?: string[];
+  "eval-cache"?: boolean;
 }
 
-export { recipesEntry, storeRoot } from "./locate.js";
+export { evalCacheOn, recipesEntry, storeRoot } from "./locate.js";
 import { recipesEntry, storeRoot } from "./locate.js";
 import { isTerminal } from "./output.js";
 

@@ -16,7 +16,7 @@ import { jsonReporter } from "./reporters/json.js";
 import { plainReporter } from "./reporters/plain.js";
 import { linkName, replaceLink } from "./links.js";
 import { writeFd } from "./output.js";
-import { recipesEntry, storeRoot } from "./locate.js";
+import { evalCacheOn, recipesEntry, storeRoot } from "./locate.js";
 import { buildId, noopIdent, readValidRecord } from "./noop.js";
 import { parsePlain, type PlainSpec } from "./plain-args.js";
 
@@ -60,7 +60,7 @@ function reporter(a: FastArgs): (e: KilnEvent) => void {
 
 /** Answer a no-op realize from its record; false when the full CLI must run. */
 export function tryFastRealize(argv: string[]): boolean {
-  if (process.env.KILN_EVAL_CACHE === "0") return false;
+  if (!evalCacheOn({})) return false;
   const a = parseFast(argv);
   if (!a) return false;
   const entry = recipesEntry(a);

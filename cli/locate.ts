@@ -19,6 +19,14 @@ export function nearestAbove(start: string, has: (dir: string) => boolean): stri
   }
 }
 
+/**
+ * Whether evaluation may use what earlier ones kept: the no-op record (cli/fast.ts) and module
+ * records (engine/module-records.ts). `--no-eval-cache` or KILN_EVAL_CACHE=0: evaluate everything.
+ */
+export function evalCacheOn(args: { "eval-cache"?: boolean }): boolean {
+  return args["eval-cache"] !== false && process.env.KILN_EVAL_CACHE !== "0";
+}
+
 /** recipes/index.ts in the current directory or the nearest parent that has one. */
 export function recipesEntry(args: { recipes?: string }): string {
   if (args.recipes) return resolve(args.recipes);

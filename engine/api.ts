@@ -109,6 +109,9 @@ export const isSource = (v: unknown): v is Source => isKind(v, "source");
 export const isLazy = (v: unknown): v is Lazy => isKind(v, "lazy");
 export const isStr = (v: unknown): v is Str => isKind(v, "str");
 
+/** Keys every derivation value has: not attributes a recipe hung on it (pi4-llm-os.kernel). */
+export const DRV_KEYS: ReadonlySet<string> = new Set(["name", "outputs", "args", "kind", "position", "out", "output"]);
+
 /**
  * file:line:column of the recipe code that called derivation()/fetch(), in the recipe's own file
  * (the bundle's source map applied, engine/source-map.ts). Helper libraries in a `std/` folder of the recipe set (the
@@ -220,13 +223,16 @@ export function atCaller<T>(make: () => T): T {
 }
 
 function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
-  const position = fixedPosition !== null ? fixedPosition : callerPosition();
+  return drvValue(kind, args.name, outputs, fixedPosition !== null ? fixedPosition : callerPosition(), { args });
+}
+
+function drvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, rest: { args: DerivationArgs | FetchArgs } | { sealed: Sealed }): Drv {
   let refs: Map<string, OutputRef> | undefined;
   const drv: Drv = {
     [KIND]: "drv",
-    name: args.name,
+    name,
     outputs,
-    args,
+    args: "args" in rest ? rest.args : (undefined as never),
     kind,
     position,
     get out() {
@@ -234,7 +240,7 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
     },
     output(name: string): OutputRef {
       if (!outputs.includes(name)) {
-        throw new KilnError("RECIPE_INVALID", `derivation '${args.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
+        throw new KilnError("RECIPE_INVALID", `derivation '${drv.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
           `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
       }
       refs ??= new Map();
@@ -243,6 +249,16 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
       return r;
     },
   };
+  if ("sealed" in rest) {
+    // a sealed derivation carries its hash, not the values it was made of
+    Object.defineProperty(drv, SEALED, { value: rest.sealed });
+    Object.defineProperty(drv, "args", {
+      enumerable: true,
+      get(): never {
+        throw sealBroken(`recipe code reads the arguments of derivation '${name}'${position ? ` (${position})` : ""}, which its module's record does not keep`);
+      },
+    });
+  }
   return drv;
 }
 
@@ -320,4 +336,74 @@ function describeValue(v: unknown): string {
   if (v === null || v === undefined) return String(v);
   if (typeof v === "object") return `an object (${JSON.stringify(v).slice(0, 60)})`;
   return `${typeof v} ${String(v)}`;
+}
+
+// ---- module records (engine/module-records.ts) ----------------------------------------------
+// A recipe module whose files, sources and host tools are unchanged since an evaluation kept its
+// exported values is not run again: the bundle holds a stub that thaws those values, derivations
+// standing as their hashes ("sealed"). These are the bundle's side of it; recipes do not call them.
+
+/** What a sealed derivation stands for: its hash, and the record (module) it came from. */
+export interface Sealed {
+  /** null: the evaluation the record was made from did not reach it */
+  hash: string | null;
+  record: string;
+}
+export const SEALED: unique symbol = Symbol.for("kiln.sealed") as never;
+export const sealedOf = (d: Drv): Sealed | undefined => (d as unknown as Record<symbol, Sealed | undefined>)[SEALED];
+
+const SEAL_BROKEN = Symbol.for("kiln.sealBroken");
+/** Recipe code needed more of a sealed value than its record keeps: the engine evaluates without records. */
+export function sealBroken(message: string): Error {
+  return Object.assign(new Error(message), { [SEAL_BROKEN]: true });
+}
+export const isSealBroken = (e: unknown): boolean => typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[SEAL_BROKEN] === true;
+
+/**
+ * A module's exported values as kept: derivations in a table (each [hash or null when not
+ * evaluated, name, outputs, kind, position, attributes hung on it]), values as tagged JSON: {a: [...]} an array, {o: {...}} an
+ * object, {d: i} derivation i, {r: [i, output]} one of its outputs, {u: 1} undefined.
+ */
+export interface KeptExports {
+  d: Array<[string | null, string, string[], "build" | "fetch", string | null, Record<string, Kept> | null]>;
+  v: Record<string, Kept>;
+}
+export type Kept = null | boolean | number | string | { a: Kept[] } | { o: Record<string, Kept> } | { d: number } | { r: [number, string] } | { u: 1 };
+
+/** The bundle's stub of a sealed module: its exports from their record. */
+export function __kilnThaw(record: string, kept: KeptExports): Record<string, unknown> {
+  const drvs = kept.d.map(([hash, name, outputs, kind, position]) => drvValue(kind, name, outputs, position ?? undefined, { sealed: { hash, record } }));
+  const thaw = (k: Kept): unknown => {
+    if (k === null || typeof k !== "object") return k;
+    if ("a" in k) return k.a.map(thaw);
+    if ("d" in k) return drvs[k.d];
+    if ("r" in k) return drvs[k.r[0]]!.output(k.r[1]);
+    if ("u" in k) return undefined;
+    const o: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(k.o)) o[key] = thaw(v);
+    return o;
+  };
+  kept.d.forEach(([, , , , , attrs], i) => {
+    if (attrs) for (const [key, v] of Object.entries(attrs)) (drvs[i] as unknown as Record<string, unknown>)[key] = thaw(v);
+  });
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(kept.v)) out[key] = thaw(v);
+  return out;
+}
+
+const MODULES = Symbol.for("kiln.modules");
+/** Appended to every recipe module of a bundle: hands its namespace to the engine, which keeps it. */
+export function __kilnModule(path: string, ns: object): void {
+  ((globalThis as Record<symbol, unknown>)[MODULES] as Map<string, object> | undefined)?.set(path, ns);
+}
+/** For the engine: collect the namespaces of the recipe modules `run` loads. */
+export async function collectModules<T>(run: () => Promise<T>): Promise<{ value: T; modules: Map<string, object> }> {
+  const g = globalThis as Record<symbol, unknown>;
+  const modules = new Map<string, object>();
+  g[MODULES] = modules;
+  try {
+    return { value: await run(), modules };
+  } finally {
+    delete g[MODULES];
+  }
 }

@@ -6,10 +6,11 @@ import { hashTree, UnsupportedEntryError } from "../store/archive.js";
 import { contentHashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
-import { isDrv, isLazy, isOutputRef, toParts, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import { isDrv, isLazy, isOutputRef, sealedOf, toParts, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
-import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash } from "./derivation.js";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash, type ResolvedHash } from "./derivation.js";
+import type { HostToolFingerprint } from "./derivation.js";
 
 export interface Node {
   hash: DrvHash;
@@ -21,6 +22,23 @@ export interface Node {
   deps: Node[];
   /** local sources it uses: store path name -> host path to copy from */
   sources: Map<StorePathName, string>;
+  /**
+   * Set when the node stands for a derivation of a sealed module (engine/module-records.ts): it
+   * was not evaluated again, its derivation was read from the store, `deps` is empty and
+   * `sources` too. Its outputs were in the store at evaluation under the resolution recorded
+   * for it; what its own inputs were evaluated from is kept here for the no-op record.
+   */
+  sealed?: SealedNode;
+}
+
+export interface SealedNode {
+  /** its last resolution (none for a fixed output, found by its own hash) */
+  resolved?: ResolvedHash;
+  outputs: Record<string, StorePathName>;
+  /** the local sources its closure was evaluated from: [host path, store path name] */
+  sources: Array<[string, string]>;
+  /** the host tools its closure declares, by the entry declared */
+  tools: Record<string, HostToolFingerprint>;
 }
 
 export interface Graph {
@@ -44,8 +62,20 @@ export class Evaluator {
   readonly graph: Graph = { nodes: [], byHash: new Map() };
   private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
 
-  /** recipes: the recipe snapshot the values come from, noted in every derivation's meta (for why) */
-  constructor(private readonly ctx: Pick<Context, "hostTools" | "fileCache">, private readonly o: { recipes?: string } = {}) {}
+  /**
+   * recipes: the recipe snapshot the values come from, noted in every derivation's meta (for why);
+   * sealed: the node a sealed derivation stands for (it throws what isSealBroken knows when the
+   * store no longer holds what the record promised)
+   */
+  constructor(
+    private readonly ctx: Pick<Context, "hostTools" | "fileCache">,
+    private readonly o: { recipes?: string; sealed?: (d: Drv, s: Sealed) => Node } = {},
+  ) {}
+
+  /** The node a recipe value was evaluated to, if it was. */
+  nodeOf(d: Drv): Node | undefined {
+    return this.done.get(d);
+  }
 
   /** Evaluate one value (a derivation or one of its outputs) and everything it depends on. */
   evaluate(v: Drv | OutputRef): Root {
@@ -86,6 +116,11 @@ export class Evaluator {
   }
 
   private build(d: Drv): Node {
+    const sealed = sealedOf(d);
+    if (sealed) {
+      if (!this.o.sealed) throw new Error(`internal: sealed derivation ${d.name} outside a sealed evaluation`);
+      return this.o.sealed(d, sealed);
+    }
     const where = d.position ? `${d.name} (${d.position})` : d.name;
     const bad = validateName(d.name);
     if (bad) throw new KilnError("RECIPE_INVALID", `invalid derivation name at ${where}: ${bad}`, "rename the derivation", { position: d.position });
@@ -256,7 +291,8 @@ function asRef(v: Drv | OutputRef): OutputRef {
 
 /** The derivations a recipe value refers to directly (lazy references are forced here). */
 function directDeps(d: Drv): Drv[] {
-  if (d.kind === "fetch") return [];
+  // a sealed derivation's inputs are in the store's record of it, not in recipe values
+  if (d.kind === "fetch" || sealedOf(d)) return [];
   const a = d.args as DerivationArgs;
   const out = new Set<Drv>();
   const scan = (v: Value | undefined) => {

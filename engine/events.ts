@@ -17,9 +17,11 @@ export type KilnEvent =
   /**
    * nodes come dependencies first; deps: the drv hashes of each node's inputs (the graph's edges);
    * estimateMs: a recorded duration of an earlier build, for an ETA (the CLI adds it for the TUI);
- * downloadBytes: what substituting it downloads (the archives of its closure that the store lacks)
+ * downloadBytes: what substituting it downloads (the archives of its closure that the store lacks);
+   * sealed: a derivation of a module not evaluated again (engine/module-records.ts), in the store:
+   * its inputs are not in the graph
    */
-  | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[]; downloadBytes?: number }> }
+  | { type: "planned"; nodes: Array<NodeRef & { state: PlanState; estimateMs?: number; deps?: string[]; downloadBytes?: number; sealed?: true }> }
   /** something went wrong that does not stop the run (a binary cache down or untrusted) */
   | { type: "warning"; message: string }
   /** a store path was uploaded to a binary cache (realize --push-to, kiln copy); bytes: its archive */

@@ -9,6 +9,12 @@ export function nodeRef(n: Node): NodeRef {
 
 /** Nodes reachable from the roots, dependencies first. */
 export function reachable(graph: Graph, roots: Node[]): Node[] {
+  const want = closure(roots);
+  return graph.nodes.filter((n) => want.has(n));
+}
+
+/** The roots and every node under them, in no particular order. */
+export function closure(roots: Node[]): Set<Node> {
   const want = new Set<Node>();
   const stack = [...roots];
   while (stack.length) {
@@ -17,7 +23,7 @@ export function reachable(graph: Graph, roots: Node[]): Node[] {
     want.add(n);
     stack.push(...n.deps);
   }
-  return graph.nodes.filter((n) => want.has(n));
+  return want;
 }
 
 /**

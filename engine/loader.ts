@@ -9,7 +9,8 @@ import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
-import { isDrv, isOutputRef, type Drv, type OutputRef } from "./api.js";
+import { collectModules, DRV_KEYS, isDrv, isOutputRef, isSealBroken, type Drv, type OutputRef } from "./api.js";
+import { stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
 import { mapStack } from "./source-map.js";
 import { importModule } from "./dynamic-import.js";
 
@@ -23,9 +24,16 @@ const API_MODULE = [join(dirname(SELF), `api${extname(SELF)}`), join(dirname(SEL
   ?? join(dirname(SELF), `api${extname(SELF)}`);
 
 interface CacheIndex {
-  inputs: Record<string, [number, number, number, string]>; // size, mtimeMs, ino, blake3
+  inputs: Record<string, FileStamp>; // size, mtimeMs, ino, blake3
   bundle: string;
+  /** every file of the bundle with the files it imports */
+  graph: Record<string, string[]>;
+  /** modules bundled as stubs of their records (engine/module-records.ts): path -> record id */
+  stubs: Record<string, string>;
 }
+
+/** Recipe modules: the files a bundle hands over to be recorded, or stands in for by a record. */
+const RECIPE_MODULE = /\.[cm]?tsx?$/;
 
 function fileStamp(p: string): [number, number, number, string] | undefined {
   try {
@@ -38,23 +46,29 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
 
 /**
  * Bump when the bundle's shape changes (v2: source map paths name the real recipe files; v3: no
- * sources in the map; v4: JSON modules as JSON.parse; v5: the map in a file of its own).
+ * sources in the map; v4: JSON modules as JSON.parse; v5: the map in a file of its own; v6:
+ * recipe modules hand their namespace over, sealed ones are stubs).
  */
-const BUNDLE_FORMAT = "v5";
+const BUNDLE_FORMAT = "v6";
 
 /**
  * The index of an entry's bundle. A bundle imports the api module by path, so the key holds it:
  * kiln run from its sources (api.ts) and the compiled CLI (api.js) may share one store's cache,
  * and neither can import the other's bundle.
  */
-function indexFileOf(entry: string, cacheDir: string): string {
-  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_MODULE}\0${entry}`).slice(0, 32)}.json`);
+function indexFileOf(entry: string, cacheDir: string, sealed: boolean): string {
+  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_MODULE}\0${entry}${sealed ? "\0sealed" : ""}`).slice(0, 32)}.json`);
 }
 
-/** Return the bundle for an entry file, rebuilding it only when one of its inputs changed. */
-async function bundle(entry: string, cacheDir: string): Promise<string> {
+/**
+ * Return the bundle for an entry file, rebuilding it only when one of its inputs changed. With
+ * `seal`, a module other than the entry that has a usable record is bundled as its stub; such a
+ * bundle is also rebuilt when a stub's record is no longer usable or another module got one.
+ */
+async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Promise<{ file: string; index: CacheIndex }> {
   mkdirSync(cacheDir, { recursive: true });
-  const indexFile = indexFileOf(entry, cacheDir);
+  const indexFile = indexFileOf(entry, cacheDir, seal !== undefined);
+  const entryPath = resolve(entry);
   if (existsSync(indexFile)) {
     try {
       const idx = JSON.parse(readFileSync(indexFile, "utf8")) as CacheIndex;
@@ -68,7 +82,11 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
           fresh = blake3Hex(readFileSync(f)) === st[3];
         }
       }
-      if (fresh) return join(cacheDir, idx.bundle);
+      if (fresh && seal) {
+        for (const [p, id] of Object.entries(idx.stubs)) if (seal.usable(p)?.id !== id) fresh = false;
+        for (const p of Object.keys(idx.graph)) if (fresh && !(p in idx.stubs) && p !== entryPath && RECIPE_MODULE.test(p) && seal.usable(p)) fresh = false;
+      }
+      if (fresh) return { file: join(cacheDir, idx.bundle), index: idx };
     } catch {
       /* unreadable index: rebuild */
     }
@@ -77,6 +95,8 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
   // required, not imported: import() of a CommonJS package makes Node's module loader scan its
   // 100 kB for exports (~13 ms here) before anything runs
   const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+  const stubs: CacheIndex["stubs"] = {};
+  const closures: Array<Record<string, FileStamp>> = [];
   let result;
   try {
     result = await esbuild.build({
@@ -104,10 +124,23 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
             // recipe files keep their own location in import.meta.url (for source() paths)
             b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (args) => {
               if (args.path.includes("/node_modules/")) return undefined;
-              const text = readFileSync(args.path, "utf8")
+              const module = args.path !== entryPath && RECIPE_MODULE.test(args.path);
+              const kept = module ? seal?.usable(args.path) : undefined;
+              if (kept) {
+                stubs[args.path] = kept.id;
+                closures.push(kept.rec.closure);
+                return { contents: stubModule(kept.id, kept.rec), loader: "js", resolveDir: dirname(args.path) };
+              }
+              let text = readFileSync(args.path, "utf8")
                 .replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(args.path).href))
                 .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(args.path)))
                 .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(args.path));
+              // the module's namespace, for its record (engine/module-records.ts); after its own
+              // lines, so that their positions stay as they are
+              if (module) {
+                const self = JSON.stringify(args.path);
+                text += `\n;import * as __kiln_self from ${self};\nimport { __kilnModule as __kiln_keep } from "kiln";\n__kiln_keep(${self}, __kiln_self);\n`;
+              }
               const ext = extname(args.path).slice(1);
               const loader = ext.startsWith("t") || ext.endsWith("ts") ? (ext.endsWith("x") ? "tsx" : "ts") : ext.endsWith("x") ? "jsx" : "js";
               return { contents: text, loader, resolveDir: dirname(args.path) };
@@ -153,15 +186,20 @@ async function bundle(entry: string, cacheDir: string): Promise<string> {
     }
   }
   const inputs: CacheIndex["inputs"] = {};
-  for (const f of Object.keys(result.metafile!.inputs)) {
+  const graph: CacheIndex["graph"] = {};
+  for (const [f, info] of Object.entries(result.metafile!.inputs)) {
     const abs = resolve(f);
     const st = fileStamp(abs);
     if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
+    graph[abs] = info.imports.filter((i) => !i.external).map((i) => resolve(i.path));
   }
+  // a stub's files are the bundle's inputs too: an edit of one of them makes the module run again
+  for (const c of closures) for (const [f, st] of Object.entries(c)) inputs[f] ??= st;
+  const index: CacheIndex = { inputs, bundle: name, graph, stubs };
   const tmpIndex = tmpName(indexFile);
-  writeFileSync(tmpIndex, JSON.stringify({ inputs, bundle: name } satisfies CacheIndex));
+  writeFileSync(tmpIndex, JSON.stringify(index));
   renameSync(tmpIndex, indexFile);
-  return target;
+  return { file: target, index };
 }
 
 /** A temporary name of our own: two kiln processes may fill the same cache at once. */
@@ -172,27 +210,58 @@ function tmpName(target: string): string {
 export interface RecipeSet {
   entry: string;
   module: Record<string, unknown>;
-  /** files that went into the recipe set (for watch mode and history) */
+  /** files that went into the recipe set (for watch mode and history), sealed modules' included */
   files: string[];
   /** blake3 of each of those files, as bundled */
   digests: Record<string, string>;
+  /** the recipe modules that ran, by path: their namespaces, to be recorded */
+  modules: Map<string, object>;
+  /** the files of a module's import closure, with their stamps; undefined for a file not bundled */
+  closureOf(path: string): Record<string, FileStamp> | undefined;
 }
 
-export async function loadRecipeSet(entry: string, cacheDir: string): Promise<RecipeSet> {
+/**
+ * Load a recipe set. `records`: with `seal`, the modules to stand in for by their records; either
+ * way the modules that ran are handed over in `modules` (engine/module-records.ts).
+ */
+export async function loadRecipeSet(entry: string, cacheDir: string, o: { records?: ModuleRecords; seal?: boolean } = {}): Promise<RecipeSet> {
   if (!existsSync(entry)) {
     throw new KilnError("RECIPE_NOT_FOUND", `no recipe set at ${entry}`, "run kiln inside a project with recipes/index.ts, or pass --recipes <file>");
   }
-  const file = await bundle(entry, cacheDir);
-  let module: Record<string, unknown>;
+  const { file, index } = await bundle(entry, cacheDir, o.seal ? o.records : undefined);
+  let loaded: { value: Record<string, unknown>; modules: Map<string, object> };
   try {
-    module = await importModule(pathToFileURL(file).href);
+    loaded = await collectModules(() => importModule(pathToFileURL(file).href));
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
-    if (isKilnError(e)) throw e;
+    if (isKilnError(e) || isSealBroken(e)) throw e;
     throw new KilnError("RECIPE_LOAD", `evaluating the recipes in ${entry} failed: ${mapStack(String((e as Error)?.stack ?? e))}`, "fix the recipe code at the location above");
   }
-  const idx = JSON.parse(readFileSync(indexFileOf(entry, cacheDir), "utf8")) as CacheIndex;
-  return { entry, module, files: Object.keys(idx.inputs), digests: Object.fromEntries(Object.entries(idx.inputs).map(([f, st]) => [f, st[3]])) };
+  const closureOf = (path: string): Record<string, FileStamp> | undefined => {
+    if (!(path in index.graph)) return undefined;
+    const out: Record<string, FileStamp> = {};
+    const stack = [path];
+    while (stack.length) {
+      const f = stack.pop()!;
+      if (out[f]) continue;
+      const id = index.stubs[f];
+      const kept = id !== undefined ? o.records?.usable(f) : undefined;
+      if (id !== undefined) {
+        if (kept?.id !== id) return undefined;
+        Object.assign(out, kept.rec.closure);
+        continue;
+      }
+      const st = index.inputs[f];
+      if (!st) return undefined;
+      out[f] = st;
+      stack.push(...(index.graph[f] ?? []));
+    }
+    return out;
+  };
+  return {
+    entry, module: loaded.value, files: Object.keys(index.inputs), digests: Object.fromEntries(Object.entries(index.inputs).map(([f, st]) => [f, st[3]])),
+    modules: loaded.modules, closureOf,
+  };
 }
 
 /** The targets object of a recipe set: its default export, else its named exports. */
@@ -244,8 +313,6 @@ export function listTargets(set: RecipeSet): string[] {
   return Object.keys(t).sort();
 }
 
-/** Keys every derivation value has: not targets hung on it. */
-const DRV_KEYS = new Set(["name", "outputs", "args", "kind", "position", "out", "output"]);
 
 /**
  * Every target under `prefix` (the whole set without one), however deeply nested, with the name
@@ -289,7 +356,6 @@ export function listTargetTree(set: RecipeSet, prefix?: string): Array<{ target:
 export function allTargetValues(set: RecipeSet): Array<Drv | OutputRef> {
   const out: Array<Drv | OutputRef> = [];
   const seen = new Set<unknown>();
-  const base = new Set(["name", "outputs", "args", "kind", "position", "out", "output"]);
   const walk = (v: unknown) => {
     if (typeof v === "function") v = (v as () => unknown)();
     if (!v || typeof v !== "object" || seen.has(v)) return;
@@ -299,7 +365,7 @@ export function allTargetValues(set: RecipeSet): Array<Drv | OutputRef> {
       return;
     }
     if (isDrv(v)) out.push(v);
-    for (const k of Object.keys(v)) if (!isDrv(v) || !base.has(k)) walk((v as Record<string, unknown>)[k]);
+    for (const k of Object.keys(v)) if (!isDrv(v) || !DRV_KEYS.has(k)) walk((v as Record<string, unknown>)[k]);
   };
   walk(targetsOf(set.module));
   return out;

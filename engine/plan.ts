@@ -2,6 +2,7 @@
 // substituter can provide, which will be fetched or built, and which may still be cut off early
 // (their inputs are not realised yet, so their resolved hash is not known).
 import type { LocalStore } from "../store/local-store.js";
+import { sealBroken } from "./api.js";
 import type { StorePathName } from "../store/paths.js";
 import { outputPathName, resolveDerivation, type InputRealisation, type ResolvedHash } from "./derivation.js";
 import type { Node } from "./evaluate.js";
@@ -92,6 +93,11 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
         }
         continue;
       }
+      // a sealed node is looked up under its last resolution: its inputs are not in the graph
+      if (n.sealed) {
+        asked.push({ n, hash: n.sealed.resolved! });
+        continue;
+      }
       const inputs = inputsOf(n, (d) => out.get(d)?.outputs);
       if (!inputs) out.set(n, { state: "unknown" });
       else asked.push({ n, hash: resolveDerivation(n.drv, inputs, n.hash).hash });
@@ -153,6 +159,15 @@ export async function plan(store: LocalStore, nodes: Node[], substituters: reado
   // "unknown" is for what early cutoff may spare; a node changed in its own right will build
   for (const n of certainBuilds(store, nodes.filter((n) => out.get(n)!.state === "unknown"))) out.set(n, { state: "build" });
   return out;
+}
+
+/**
+ * A sealed node (engine/module-records.ts) cannot be built: its inputs are not in the graph. One
+ * the plan did not find in the store (collected, or forgotten as gone from disk, since it was
+ * evaluated) breaks the seal: the caller evaluates again without records.
+ */
+export function assertSealsHold(p: Map<Node, PlanEntry>): void {
+  for (const [n, e] of p) if (n.sealed && e.state !== "cached") throw sealBroken(`${n.name} (${n.hash}) is no longer in the store`);
 }
 
 /**

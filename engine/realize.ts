@@ -18,7 +18,7 @@ import type { NodeRef } from "./events.js";
 import type { Graph, Node } from "./evaluate.js";
 import { cancelled, fetchStep, mayFetchFirst } from "./fetch-step.js";
 import { criticalPathPriorities, nodeRef, reachable } from "./graph.js";
-import { downloadSizes, fixedInStore, neededNodes, plan, visitsInputs, type Outputs, type PlanEntry } from "./plan.js";
+import { assertSealsHold, downloadSizes, fixedInStore, neededNodes, plan, visitsInputs, type Outputs, type PlanEntry } from "./plan.js";
 import { JobPool } from "./scheduler.js";
 import type { StepEnv, StepOutcome } from "./steps.js";
 import { findSubstitute, substituteStep } from "./substitute-step.js";
@@ -96,6 +96,7 @@ export class Realizer {
     store.recordDerivations(all, (n) => JSON.stringify({ drv: n.drv, meta: n.meta }));
     this.planned = await plan(store, all, this.ctx.substituters, this.signal);
     if (this.forgetMissing(all, roots)) this.planned = await plan(store, all, this.ctx.substituters, this.signal);
+    assertSealsHold(this.planned);
     const p = this.planned;
     const nodes = neededNodes(all, roots, p);
     refuseForeignSystems(this.ctx, nodes, p);
@@ -109,7 +110,10 @@ export class Realizer {
       type: "planned",
       nodes: nodes.map((n) => {
         const download = downloads.get(n);
-        return { ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash), ...(download !== undefined ? { downloadBytes: download } : {}) };
+        return {
+          ...nodeRef(n), state: p.get(n)!.state, deps: n.deps.filter((d) => visited.has(d)).map((d) => d.hash),
+          ...(download !== undefined ? { downloadBytes: download } : {}), ...(n.sealed ? { sealed: true } : {}),
+        };
       }),
     });
     const recorded = buildDurations(store, nodes.filter((n) => p.get(n)!.state !== "cached"));

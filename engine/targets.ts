@@ -1,7 +1,10 @@
 // From target names to evaluated graph roots: load the recipe set, select, evaluate.
+import { join } from "node:path";
+import { isSealBroken } from "./api.js";
 import type { Context } from "./context.js";
 import { Evaluator, type Root } from "./evaluate.js";
 import { loadRecipeSet, selectTarget, type RecipeSet } from "./loader.js";
+import { ModuleRecords } from "./module-records.js";
 import { recipeSetRoot, recipeSnapshot } from "./recipe-snapshot.js";
 
 export interface Evaluated {
@@ -10,20 +13,54 @@ export interface Evaluated {
   roots: Array<Root & { target: string }>;
   /** the recorded snapshot of the recipe files (for why), unless a file changed while loading */
   snapshot?: string;
+  /** whether sealed modules stood in for their code (engine/module-records.ts) */
+  sealed: boolean;
 }
 
-export async function evaluateTargets(ctx: Context, entry: string, cacheDir: string, targets: string[]): Promise<Evaluated> {
+/**
+ * Evaluate targets. With `seal`, modules with usable records stand in for their code and the
+ * graph's nodes of their derivations are sealed (engine/module-records.ts): only a command that
+ * plans and realizes may ask for it; when a seal does not hold the evaluation is made again
+ * without. Either way, the modules that ran are recorded for the next evaluation.
+ */
+export async function evaluateTargets(ctx: Context, entry: string, cacheDir: string, targets: string[], o: { seal?: boolean } = {}): Promise<Evaluated> {
+  if (o.seal) {
+    try {
+      return await evaluateOnce(ctx, entry, cacheDir, targets, true);
+    } catch (e) {
+      if (!isSealBroken(e)) throw e;
+    }
+  }
+  return evaluateOnce(ctx, entry, cacheDir, targets, false);
+}
+
+async function evaluateOnce(ctx: Context, entry: string, cacheDir: string, targets: string[], seal: boolean): Promise<Evaluated> {
   const t0 = ctx.clock();
-  const set = await loadRecipeSet(entry, cacheDir);
+  const records = new ModuleRecords(join(cacheDir, "modules"), ctx);
+  const set = await loadRecipeSet(entry, cacheDir, { records, seal });
   const snap = recipeSnapshot(ctx.store, set, recipeSetRoot(entry), ctx.clock());
   const snapshot = snap?.id;
-  const evaluator = new Evaluator(ctx, { recipes: snapshot });
+  const evaluator = new Evaluator(ctx, { recipes: snapshot, ...(seal ? { sealed: (d, s) => records.sealedNode(ctx.store, d, s) } : {}) });
   const roots: Evaluated["roots"] = [];
   for (const t of targets) {
     for (const { name, value } of selectTarget(set, t)) roots.push({ target: name, ...evaluator.evaluate(value) });
   }
   snap?.record();
+  records.keep(set.modules, set.closureOf, evaluator);
   ctx.fileCache.flush?.();
   ctx.events({ type: "evaluated", targets, derivations: evaluator.graph.nodes.length, ms: ctx.clock() - t0 });
-  return { set, evaluator, roots, ...(snapshot ? { snapshot } : {}) };
+  return { set, evaluator, roots, sealed: seal, ...(snapshot ? { snapshot } : {}) };
+}
+
+/**
+ * Run `work` on a sealed evaluation, and again on a whole one if a seal did not hold by the time
+ * it planned (a sealed node's outputs collected or gone from disk meanwhile).
+ */
+export async function withSeals<T>(work: (seal: boolean) => Promise<T>): Promise<T> {
+  try {
+    return await work(true);
+  } catch (e) {
+    if (!isSealBroken(e)) throw e;
+  }
+  return work(false);
 }

@@ -2,14 +2,14 @@
 // from the store, how long that should take by recorded build durations, and why, without building.
 import { join } from "node:path";
 import { storeLookup } from "../../engine/history.js";
-import { downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
+import { assertSealsHold, downloadSizes, neededNodes, plan, type PlanState } from "../../engine/plan.js";
 import { reachable } from "../../engine/graph.js";
-import { evaluateTargets } from "../../engine/targets.js";
+import { evaluateTargets, withSeals } from "../../engine/targets.js";
 import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
 import { defineCommand, type Ctx } from "../command.js";
-import { recipesEntry } from "../context.js";
+import { evalCacheOn, recipesEntry } from "../context.js";
 import { human } from "../units.js";
 import { recipesRevision } from "../git.js";
 import { recipesOf, refineReports } from "../causes.js";
@@ -40,10 +40,16 @@ export interface Forecast {
   causes: Record<string, CauseReport[]>;
 }
 
-export async function forecast(ctx: Ctx, entry: string, targets: string[]): Promise<Forecast> {
-  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets);
+/** `seal`: let unchanged modules stand in as their records (engine/module-records.ts). */
+export function forecast(ctx: Ctx, entry: string, targets: string[], seal = true): Promise<Forecast> {
+  return seal ? withSeals((s) => forecastOnce(ctx, entry, targets, s)) : forecastOnce(ctx, entry, targets, false);
+}
+
+async function forecastOnce(ctx: Ctx, entry: string, targets: string[], seal: boolean): Promise<Forecast> {
+  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), targets, { seal });
   const all = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
   const p = await plan(ctx.store, all, ctx.substituters, ctx.signal);
+  assertSealsHold(p);
   // what a realize would visit: the inputs of outputs already in the store are not needed
   const nodes = neededNodes(all, ev.roots.map((r) => r.node), p);
   // a substitution downloads; its build time does not count
@@ -110,8 +116,8 @@ export function renderForecast(f: Forecast, relativeTo: string, all: boolean): s
   return out;
 }
 
-export async function printForecast(ctx: Ctx, entry: string, targets: string[], json: boolean | undefined): Promise<void> {
-  const f = await forecast(ctx, entry, targets);
+export async function printForecast(ctx: Ctx, entry: string, targets: string[], json: boolean | undefined, seal: boolean): Promise<void> {
+  const f = await forecast(ctx, entry, targets, seal);
   if (json) process.stdout.write(JSON.stringify(f, null, 2) + "\n");
   else process.stdout.write(renderForecast(f, process.cwd(), false).join("\n") + "\n");
 }
@@ -123,5 +129,5 @@ export const planCommand = defineCommand({
     .positional("targets", { type: "string", array: true, demandOption: true })
     .option("json", { type: "boolean", describe: "print the forecast as JSON" }),
   reporter: (argv) => argv.reporter ?? "quiet",
-  run: (argv, ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json),
+  run: (argv, ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json, evalCacheOn(argv)),
 });

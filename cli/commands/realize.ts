@@ -7,14 +7,14 @@ import { addLinkRoot } from "../../store/roots.js";
 import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type ProfileEntry } from "../../store/profiles.js";
 import { type Outputs, Realizer } from "../../engine/realize.js";
 import { reachable } from "../../engine/graph.js";
-import { evaluateTargets, type Evaluated } from "../../engine/targets.js";
+import { evaluateTargets, withSeals, type Evaluated } from "../../engine/targets.js";
 import type { RecipesRev } from "../../store/history.js";
 import { watchRounds } from "../watch.js";
 import { recordTargets } from "../../engine/history.js";
 import { recipesAtRevision, recipesRevision } from "../git.js";
 import { printForecast } from "./plan.js";
 import { defineCommand, type ArgsOf, type Ctx } from "../command.js";
-import { recipesEntry, reporterKind, type GlobalArgs } from "../context.js";
+import { evalCacheOn, recipesEntry, reporterKind, type GlobalArgs } from "../context.js";
 import { EXIT } from "../run.js";
 import { diffLocks, renderDiff } from "../../engine/lockfile.js";
 import { lockOfRecipeSet, lockPath, readLock } from "../lock-file.js";
@@ -85,7 +85,7 @@ export async function realizeRun(argv: Args, ctx: Ctx): Promise<number | void> {
     });
   }
   if (argv.locked) await assertLocked(ctx, entry);
-  if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json);
+  if (argv["dry-run"]) return printForecast(ctx, entry, argv.targets, argv.json, evalCacheOn(argv));
   await realizeTargets(ctx, argv, entry, rev, { print: true, record: !argv.rev });
   return EXIT.ok;
 }
@@ -95,12 +95,21 @@ export async function realizeRun(argv: Args, ctx: Ctx): Promise<number | void> {
  * (after the rest is printed). Returns the targets' store paths. `evaluated`: told the evaluation
  * before anything is built (the watch learns there which files to watch).
  */
-async function realizeTargets(
+function realizeTargets(
   ctx: Ctx, argv: Args, entry: string, rev: RecipesRev | null,
   o: { print: boolean; evaluated?: (ev: Evaluated) => void; record: boolean },
 ): Promise<string[]> {
+  // a push takes every realisation of the graph along: it needs the whole graph, sealed modules' too
+  if (argv["push-to"] !== undefined || !evalCacheOn(argv)) return realizeOnce(ctx, argv, entry, rev, o, false);
+  return withSeals((seal) => realizeOnce(ctx, argv, entry, rev, o, seal));
+}
+
+async function realizeOnce(
+  ctx: Ctx, argv: Args, entry: string, rev: RecipesRev | null,
+  o: { print: boolean; evaluated?: (ev: Evaluated) => void; record: boolean }, seal: boolean,
+): Promise<string[]> {
   const t0 = Date.now();
-  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets);
+  const ev = await evaluateTargets(ctx, entry, join(ctx.root, "eval-cache"), argv.targets, { seal });
   o.evaluated?.(ev);
   const graph = reachable(ev.evaluator.graph, ev.roots.map((r) => r.node));
   // taken now, before the build: an edit during the build must not be recorded as seen
@@ -199,7 +208,9 @@ function inputStats(ev: Evaluated, graph: Node[], entry: string, inGit: boolean,
   const seenTools = new Set<object>();
   for (const n of graph) {
     for (const host of n.sources.values()) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
-    for (const fp of Object.values(n.drv.hostTools)) {
+    // a sealed node: what everything under it was evaluated from
+    for (const [host] of n.sealed?.sources ?? []) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
+    for (const fp of [...Object.values(n.drv.hostTools), ...Object.values(n.sealed?.tools ?? {})]) {
       // thousands of derivations share a handful of fingerprints: each is looked at once
       if (seenTools.has(fp)) continue;
       seenTools.add(fp);

@@ -1,0 +1,299 @@
+// Module records: evaluation that keeps what an edit did not touch.
+//
+// After an evaluation, each recipe module whose exports are plain data (derivations, outputs,
+// strings, numbers, arrays and objects of them; no functions) and whose derivations were all
+// evaluated gets a record: its exported values, derivations as their hashes, with everything
+// their evaluation read: the files of its import closure, the local sources and the host tools
+// of every derivation under them. The next evaluation that may seal (plan, realize) bundles such
+// a module, while that closure, those sources and those tools are unchanged, as a stub that
+// thaws the kept values (engine/api.ts __kilnThaw): its code does not run and nothing under its
+// derivations is evaluated again. A sealed derivation becomes a node read from the store's
+// derivations table, trusted as in the store under its last resolution (as Nix trusts a
+// content-addressed derivation's realisation); when the store no longer has that, or recipe code
+// reads more of a sealed value than the record keeps, the evaluation is made again without
+// records (isSealBroken). Commands that show or compare whole graphs (eval, why, lock, graph)
+// never seal.
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { hashTree } from "../store/archive.js";
+import { blake3Hex, contentHashPart } from "../store/digest.js";
+import type { LocalStore } from "../store/local-store.js";
+import { makeStorePathName, type StorePathName } from "../store/paths.js";
+import { DRV_KEYS, isDrv, isOutputRef, sealBroken, type Drv, type Kept, type KeptExports, type Sealed } from "./api.js";
+import { canonicalJson } from "./canonical.js";
+import type { Context } from "./context.js";
+import type { Derivation, DerivationMeta, DrvHash, ResolvedHash } from "./derivation.js";
+import type { Evaluator, Node } from "./evaluate.js";
+import { closure } from "./graph.js";
+import type { HostToolFingerprint } from "./derivation.js";
+import { fixedInStore } from "./plan.js";
+import { substitutionKey } from "./substituter.js";
+
+/** Bump when a record's shape or what it means changes. */
+const RECORD_FORMAT = "m1";
+
+/** size, mtimeMs, inode, blake3 of the bytes */
+export type FileStamp = [number, number, number, string];
+
+export interface ModuleRecord {
+  v: typeof RECORD_FORMAT;
+  /** the module's file */
+  path: string;
+  /** every file its evaluation read through imports, itself included */
+  closure: Record<string, FileStamp>;
+  exports: KeptExports;
+  /** local sources under its derivations: [host path, store path name] */
+  sources: Array<[string, string]>;
+  /** host tools under its derivations, by the entry declared */
+  tools: Record<string, HostToolFingerprint>;
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+/**
+ * The engine that made a record: the files evaluation and hashing come from (one bundle when the
+ * CLI runs compiled). A record of another engine is another file, never read.
+ */
+const ENGINE = (() => {
+  const ext = extname(SELF);
+  const files = [SELF, ...["api", "evaluate", "derivation", "canonical"].map((m) => join(dirname(SELF), `${m}${ext}`))];
+  return files.filter((f) => existsSync(f)).map((f) => {
+    const s = statSync(f);
+    return `${f}:${s.size}:${s.mtimeMs}:${s.ino}`;
+  }).join("\n");
+})();
+
+/** Why a module gets no record, for tests and debugging; undefined: it may. */
+export type Unkept = "function" | "value" | "cycle" | "name";
+
+export class ModuleRecords {
+  private readonly checked = new Map<string, { rec: ModuleRecord; id: string } | null>();
+  private readonly byId = new Map<string, ModuleRecord>();
+
+  constructor(readonly dir: string, private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
+
+  private fileOf(path: string): string {
+    return join(this.dir, `${blake3Hex(`${RECORD_FORMAT}\0${ENGINE}\0${path}`).slice(0, 32)}.json`);
+  }
+
+  /**
+   * The record of the module at `path`, with its id (a digest of its text), if one was made and
+   * everything it was made from is unchanged: the closure's files (by stat, else by content),
+   * the sources (by content, through the file digest cache) and the host tools' fingerprints.
+   */
+  usable(path: string): { rec: ModuleRecord; id: string } | undefined {
+    const memo = this.checked.get(path);
+    if (memo !== undefined) return memo ?? undefined;
+    let found: { rec: ModuleRecord; id: string } | null = null;
+    try {
+      const text = readFileSync(this.fileOf(path), "utf8");
+      const rec = JSON.parse(text) as ModuleRecord;
+      if (rec.v === RECORD_FORMAT && rec.path === path && this.unchanged(rec)) {
+        found = { rec, id: blake3Hex(text).slice(0, 16) };
+        this.byId.set(found.id, rec);
+      }
+    } catch {
+      /* no record, or an unreadable one: the module runs */
+    }
+    this.checked.set(path, found);
+    return found ?? undefined;
+  }
+
+  private unchanged(rec: ModuleRecord): boolean {
+    for (const [f, st] of Object.entries(rec.closure)) {
+      let now;
+      try {
+        now = statSync(f);
+      } catch {
+        return false;
+      }
+      if (now.size === st[0] && now.mtimeMs === st[1] && now.ino === st[2]) continue;
+      if (blake3Hex(readFileSync(f)) !== st[3]) return false;
+    }
+    for (const [host, store] of rec.sources) {
+      const name = store.slice(33);
+      let digest: string;
+      try {
+        digest = hashTree(host, { cache: this.ctx.fileCache }).digest;
+      } catch {
+        return false;
+      }
+      if (makeStorePathName(contentHashPart(digest, name), name) !== store) return false;
+    }
+    for (const [entry, fp] of Object.entries(rec.tools)) {
+      try {
+        if (canonicalJson(this.ctx.hostTools.fingerprint(entry)) !== canonicalJson(fp)) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The node a sealed derivation stands for: its derivation as the store recorded it, its outputs
+   * as the store has them under its last resolution. Throws a seal-broken error when the store
+   * has not got them: the evaluation is then made again without records.
+   */
+  sealedNode(store: LocalStore, d: Drv, s: Sealed): Node {
+    const rec = this.byId.get(s.record);
+    if (s.hash === null) throw sealBroken(`derivation ${d.name} was not evaluated when its module was recorded`);
+    const row = store.derivation(s.hash);
+    if (!rec || !row) throw sealBroken(`derivation ${d.name} (${s.hash}) is not recorded in the store`);
+    const { drv, meta } = JSON.parse(row.json) as { drv: Derivation; meta: DerivationMeta };
+    const node: Node = { hash: s.hash as DrvHash, name: d.name, kind: d.kind, drv, meta, deps: [], sources: new Map() };
+    const outputs: Record<string, StorePathName> = {};
+    let resolved: ResolvedHash | undefined;
+    if (drv.fixed) {
+      const p = fixedInStore(store, node);
+      if (p) outputs.out = p;
+    } else {
+      resolved = store.resolution(s.hash) as ResolvedHash | undefined;
+      if (resolved) {
+        const found = store.realisations(drv.outputs.map((o) => [resolved!, o] as [string, string]));
+        for (const o of drv.outputs) {
+          const p = found.get(substitutionKey(resolved, o));
+          if (p) outputs[o] = p;
+        }
+      }
+    }
+    if (drv.outputs.some((o) => outputs[o] === undefined)) throw sealBroken(`the outputs of ${d.name} (${s.hash}) are not in the store`);
+    node.sealed = { ...(resolved ? { resolved } : {}), outputs, sources: rec.sources, tools: rec.tools };
+    return node;
+  }
+
+  /**
+   * Record each module in `modules` (path → namespace, as the bundle handed them over) whose
+   * exports can be kept and whose derivations `ev` evaluated; `closureOf` gives the files of its
+   * import closure. A record that would say what the usable one says is not written again.
+   */
+  keep(modules: Map<string, object>, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator): void {
+    for (const [path, ns] of modules) {
+      const closure = closureOf(path);
+      if (!closure) continue;
+      const kept = keepExports(ns, (d) => ev.nodeOf(d));
+      if (typeof kept === "string") continue;
+      const { sources, tools } = underneath(kept.nodes);
+      const rec: ModuleRecord = { v: RECORD_FORMAT, path, closure, exports: kept.exports, sources, tools };
+      const text = JSON.stringify(rec);
+      const file = this.fileOf(path);
+      try {
+        if (readFileSync(file, "utf8") === text) continue;
+      } catch {
+        /* none yet */
+      }
+      mkdirSync(this.dir, { recursive: true });
+      const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, file);
+      this.checked.delete(path);
+    }
+  }
+}
+
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * A module namespace as kept values, with the nodes of its derivations; or why it cannot be kept.
+ * `nodeOf`: the evaluated node of a derivation value.
+ */
+export function keepExports(ns: object, nodeOf: (d: Drv) => Node | undefined): { exports: KeptExports; nodes: Node[] } | Unkept {
+  const d: KeptExports["d"] = [];
+  const index = new Map<Drv, number>();
+  const nodes: Node[] = [];
+  const onPath = new Set<object>();
+  let why: Unkept | undefined;
+  const drvIndex = (v: Drv): number => {
+    let i = index.get(v);
+    if (i !== undefined) return i;
+    // one the evaluation did not reach is kept without a hash: only a later evaluation that
+    // needs it has to run the module (its seal breaks there)
+    const node = nodeOf(v);
+    i = d.length;
+    index.set(v, i);
+    if (node) nodes.push(node);
+    const row: KeptExports["d"][number] = [node?.hash ?? null, v.name, [...v.outputs], v.kind, v.position ?? null, null];
+    d.push(row);
+    // attributes hung on the derivation (pi4-llm-os.kernel)
+    const extra = Object.keys(v).filter((k) => !DRV_KEYS.has(k));
+    if (extra.length) {
+      const attrs: Record<string, Kept> = {};
+      for (const k of extra) attrs[k] = keep((v as unknown as Record<string, unknown>)[k]);
+      row[5] = attrs;
+    }
+    return i;
+  };
+  const keep = (v: unknown): Kept => {
+    if (why) return null;
+    if (v === null || typeof v === "string" || typeof v === "boolean") return v;
+    if (typeof v === "number") {
+      if (!Number.isFinite(v) || Object.is(v, -0)) why = "value";
+      return v;
+    }
+    if (v === undefined) return { u: 1 };
+    if (typeof v === "function") {
+      why = "function";
+      return null;
+    }
+    if (typeof v !== "object") {
+      why = "value";
+      return null;
+    }
+    if (isDrv(v)) return { d: drvIndex(v) };
+    if (isOutputRef(v)) return { r: [drvIndex(v.drv), v.output] };
+    if (onPath.has(v)) {
+      why = "cycle";
+      return null;
+    }
+    const proto = Object.getPrototypeOf(v) as unknown;
+    const array = Array.isArray(v);
+    // sources, lazy references, strings with context, class instances, maps: not kept
+    if ((array ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(v).length) {
+      why = "value";
+      return null;
+    }
+    onPath.add(v);
+    try {
+      if (array) return { a: (v as unknown[]).map(keep) };
+      const o: Record<string, Kept> = {};
+      for (const k of Object.keys(v)) o[k] = keep((v as Record<string, unknown>)[k]);
+      return { o };
+    } finally {
+      onPath.delete(v);
+    }
+  };
+  const v: Record<string, Kept> = {};
+  for (const k of Object.keys(ns)) {
+    if (k !== "default" && !IDENT.test(k)) return "name";
+    v[k] = keep((ns as Record<string, unknown>)[k]);
+  }
+  return why ?? { exports: { d, v }, nodes };
+}
+
+/** The local sources and host tools of every derivation under `roots` (sealed ones by their record). */
+function underneath(roots: Node[]): { sources: Array<[string, string]>; tools: Record<string, HostToolFingerprint> } {
+  const sources = new Map<string, string>();
+  const tools: Record<string, HostToolFingerprint> = {};
+  for (const n of closure(roots)) {
+    for (const [store, host] of n.sources) sources.set(store, host);
+    Object.assign(tools, n.drv.hostTools);
+    if (n.sealed) {
+      for (const [host, store] of n.sealed.sources) sources.set(store, host);
+      Object.assign(tools, n.sealed.tools);
+    }
+  }
+  return { sources: [...sources].map(([store, host]) => [host, store] as [string, string]).sort(), tools: Object.fromEntries(Object.entries(tools).sort(([a], [b]) => (a < b ? -1 : 1))) };
+}
+
+/** The stub a sealed module is bundled as: its exports thawed from the record. */
+export function stubModule(id: string, rec: ModuleRecord): string {
+  const names = Object.keys(rec.exports.v);
+  const lines = [
+    `import { __kilnThaw } from "kiln";`,
+    `const kept = __kilnThaw(${JSON.stringify(id)}, ${JSON.stringify(rec.exports)});`,
+    ...names.map((k, i) => (k === "default" ? `export default kept["default"];` : `const k${i} = kept[${JSON.stringify(k)}];\nexport { k${i} as ${k} };`)),
+  ];
+  return lines.join("\n") + "\n";
+}
