@@ -1,5 +1,5 @@
-// npm run build: the compiled modules (dist/engine, dist/store, dist/cli: recipes import
-// dist/engine/api.js; the TUI is loaded from dist/cli at run time) and three bundles:
+// npm run build: the compiled modules (dist/engine, dist/store, dist/cli: the TUI is loaded from
+// dist/cli at run time, and KILN_TEST_CLI=dist/cli/main.js runs the CLI unbundled) and three bundles:
 //   dist/kiln.cjs       the launcher (package.json "bin"): answers a no-op realize from its record
 //                       (cli/fast.ts) with node built-ins and SQLite only. CommonJS, because
 //                       Node starts a CommonJS file ~13 ms sooner than an ES module here.

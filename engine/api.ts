@@ -173,12 +173,24 @@ function positionOf(sites: NodeJS.CallSite[], partial: boolean): string | undefi
 }
 
 const API_FRAME = "";
+/** The file this module runs from: engine/api.ts, or the CLI's bundle that holds it. */
+const OWN_FILE = ((): string | undefined => {
+  const saved = Error.prepareStackTrace;
+  try {
+    Error.prepareStackTrace = (_e, s) => s;
+    return (new Error().stack as unknown as NodeJS.CallSite[])[0]?.getFileName() ?? undefined;
+  } finally {
+    Error.prepareStackTrace = saved;
+  }
+})();
 /** a file in a recipe set's std/ folder: helper code, not the recipe a derivation belongs to */
 const STD_HELPER = /[\\/]std[\\/][^\\/]+\.[cm]?[jt]s:\d+:\d+$/;
 const positions = new Map<string, Map<number, string>>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */
 function mapPosition(file: string, line: number, col: number): string {
+  // this module's own frames: in the CLI's bundle, whose own (large) map is never needed here
+  if (file === OWN_FILE) return API_FRAME;
   let out = originalPosition(file, line, col);
   if (!out) {
     // a module Node maps itself (recipes run under a TypeScript loader, as in kiln's tests)

@@ -1,27 +1,27 @@
 // Loading a recipe set: its TypeScript entry file is bundled with esbuild into a cache keyed by
 // the content digest of every file that went into the bundle, then imported. Recipes import the
-// recipe API as "kiln"; it is resolved to this engine's own api module, so recipe values and the
-// engine share one copy of it.
+// recipe API as "kiln": a module of the bundle that takes the engine's own api module from a
+// global, so recipe values and the engine share one copy of it, and the bundle imports nothing.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
+import * as api from "./api.js";
 import { collectModules, DRV_KEYS, isDrv, isOutputRef, isSealBroken, type Drv, type OutputRef } from "./api.js";
 import { stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
 import { mapStack } from "./source-map.js";
 import { importModule } from "./dynamic-import.js";
 
-const SELF = fileURLToPath(import.meta.url);
+const API_GLOBAL = Symbol.for("kiln.api");
 /**
- * The api module matching how the engine itself runs: beside this file (compiled .js, or .ts under
- * a TS loader), or dist/engine/api.js when the CLI runs as one bundle (dist/kiln.cjs). Recipe
- * values are branded with Symbol.for, so the bundle's copy and that module recognise each other.
+ * What recipes import as "kiln": the engine's recipe API as loadRecipeSet hands it over. No module
+ * file to find, read and compile for each bundle (the CLI holds the API in its own bundle), and a
+ * bundle made by kiln run from its sources works for the compiled CLI too.
  */
-const API_MODULE = [join(dirname(SELF), `api${extname(SELF)}`), join(dirname(SELF), "engine", "api.js")].find((p) => existsSync(p))
-  ?? join(dirname(SELF), `api${extname(SELF)}`);
+const API_STUB = `const api = globalThis[Symbol.for("kiln.api")];\n${Object.keys(api).map((k) => `export const ${k} = api.${k};`).join("\n")}\n`;
 
 interface CacheIndex {
   inputs: Record<string, FileStamp>; // size, mtimeMs, ino, blake3
@@ -47,9 +47,9 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
 /**
  * Bump when the bundle's shape changes (v2: source map paths name the real recipe files; v3: no
  * sources in the map; v4: JSON modules as JSON.parse; v5: the map in a file of its own; v6:
- * recipe modules hand their namespace over, sealed ones are stubs).
+ * recipe modules hand their namespace over, sealed ones are stubs; v7: the API from a global).
  */
-const BUNDLE_FORMAT = "v6";
+const BUNDLE_FORMAT = "v7";
 
 /**
  * The index of an entry's bundle. A bundle imports the api module by path, so the key holds it:
@@ -57,7 +57,7 @@ const BUNDLE_FORMAT = "v6";
  * and neither can import the other's bundle.
  */
 function indexFileOf(entry: string, cacheDir: string, sealed: boolean): string {
-  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_MODULE}\0${entry}${sealed ? "\0sealed" : ""}`).slice(0, 32)}.json`);
+  return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_STUB}\0${entry}${sealed ? "\0sealed" : ""}`).slice(0, 32)}.json`);
 }
 
 /**
@@ -120,7 +120,8 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
         {
           name: "kiln",
           setup(b) {
-            b.onResolve({ filter: /^kiln$/ }, () => ({ path: API_MODULE, external: true }));
+            b.onResolve({ filter: /^kiln$/ }, () => ({ path: "kiln", namespace: "kiln-api" }));
+            b.onLoad({ filter: /.*/, namespace: "kiln-api" }, () => ({ contents: API_STUB, loader: "js" }));
             // recipe files keep their own location in import.meta.url (for source() paths)
             b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (args) => {
               if (args.path.includes("/node_modules/")) return undefined;
@@ -188,10 +189,12 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
   const inputs: CacheIndex["inputs"] = {};
   const graph: CacheIndex["graph"] = {};
   for (const [f, info] of Object.entries(result.metafile!.inputs)) {
+    // the recipe API is the engine's, not a file of the recipe set
+    if (f.startsWith("kiln-api:")) continue;
     const abs = resolve(f);
     const st = fileStamp(abs);
     if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
-    graph[abs] = info.imports.filter((i) => !i.external).map((i) => resolve(i.path));
+    graph[abs] = info.imports.filter((i) => !i.external && !i.path.startsWith("kiln-api:")).map((i) => resolve(i.path));
   }
   // a stub's files are the bundle's inputs too: an edit of one of them makes the module run again
   for (const c of closures) for (const [f, st] of Object.entries(c)) inputs[f] ??= st;
@@ -231,6 +234,7 @@ export async function loadRecipeSet(entry: string, cacheDir: string, o: { record
   const { file, index } = await bundle(entry, cacheDir, o.seal ? o.records : undefined);
   let loaded: { value: Record<string, unknown>; modules: Map<string, object> };
   try {
+    (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
     loaded = await collectModules(() => importModule(pathToFileURL(file).href));
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
