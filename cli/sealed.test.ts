@@ -31,7 +31,9 @@ const INDEX = (n: number, extra = "") => [
   'import { base, more, spare } from "./lib.ts";',
   'import { wrap } from "./helpers.ts";',
   extra,
-  `export default { top: derivation({ name: "top", hostTools: ["cat"], script: sh\`cat \${base} \${more.tools.output("doc")} \${wrap("w")} > $out; echo ${n} >> $out\` }), other: derivation({ name: "other", hostTools: ["cat"], script: sh\`cat \${spare} > $out\` }) };`,
+  // an importer changing what lib.ts exported: a whole evaluation sees lib.ts's list and this push
+  'more.list.push("pushed");',
+  `export default { top: derivation({ name: "top", hostTools: ["cat"], script: sh\`: \${more.list.length}; cat \${base} \${more.tools.output("doc")} \${wrap("w")} > $out; echo ${n} >> $out\` }), other: derivation({ name: "other", hostTools: ["cat"], script: sh\`cat \${spare} > $out\` }) };`,
   "",
 ].join("\n");
 

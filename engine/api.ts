@@ -404,15 +404,18 @@ export function __kilnThaw(record: string, kept: KeptExports): Record<string, un
 }
 
 const MODULES = Symbol.for("kiln.modules");
-/** Appended to every recipe module of a bundle: hands its namespace to the engine, which keeps it. */
+/** Appended to every recipe module of a bundle: hands its namespace to the engine as its code ends. */
 export function __kilnModule(path: string, ns: object): void {
-  ((globalThis as Record<symbol, unknown>)[MODULES] as Map<string, object> | undefined)?.set(path, ns);
+  ((globalThis as Record<symbol, unknown>)[MODULES] as ((path: string, ns: object) => void) | undefined)?.(path, ns);
 }
-/** For the engine: collect the namespaces of the recipe modules `run` loads. */
-export async function collectModules<T>(run: () => Promise<T>): Promise<{ value: T; modules: Map<string, object> }> {
+/**
+ * For the engine: what `take` makes of each recipe module's namespace that `run` loads, at the
+ * moment the module's own code ends (before any importer can change what it exported).
+ */
+export async function collectModules<T, M>(run: () => Promise<T>, take: (ns: object) => M): Promise<{ value: T; modules: Map<string, M> }> {
   const g = globalThis as Record<symbol, unknown>;
-  const modules = new Map<string, object>();
-  g[MODULES] = modules;
+  const modules = new Map<string, M>();
+  g[MODULES] = (path: string, ns: object) => modules.set(path, take(ns));
   try {
     return { value: await run(), modules };
   } finally {

@@ -11,7 +11,7 @@ import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
 import * as api from "./api.js";
 import { collectModules, DRV_KEYS, isDrv, isOutputRef, isSealBroken, type Drv, type OutputRef } from "./api.js";
-import { stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
+import { stubModule, takeExports, type FileStamp, type ModuleRecords, type Taken, type Unkept } from "./module-records.js";
 import { mapStack } from "./source-map.js";
 import { importModule } from "./dynamic-import.js";
 
@@ -217,8 +217,8 @@ export interface RecipeSet {
   files: string[];
   /** blake3 of each of those files, as bundled */
   digests: Record<string, string>;
-  /** the recipe modules that ran, by path: their namespaces, to be recorded */
-  modules: Map<string, object>;
+  /** the recipe modules that ran, by path: their exports as their code left them, to be recorded */
+  modules: Map<string, Taken | Unkept>;
   /** the files of a module's import closure, with their stamps; undefined for a file not bundled */
   closureOf(path: string): Record<string, FileStamp> | undefined;
 }
@@ -232,10 +232,10 @@ export async function loadRecipeSet(entry: string, cacheDir: string, o: { record
     throw new KilnError("RECIPE_NOT_FOUND", `no recipe set at ${entry}`, "run kiln inside a project with recipes/index.ts, or pass --recipes <file>");
   }
   const { file, index } = await bundle(entry, cacheDir, o.seal ? o.records : undefined);
-  let loaded: { value: Record<string, unknown>; modules: Map<string, object> };
+  let loaded: { value: Record<string, unknown>; modules: Map<string, Taken | Unkept> };
   try {
     (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
-    loaded = await collectModules(() => importModule(pathToFileURL(file).href));
+    loaded = await collectModules(() => importModule(pathToFileURL(file).href), takeExports);
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
     if (isKilnError(e) || isSealBroken(e)) throw e;

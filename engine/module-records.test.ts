@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { __kilnThaw, derivation, isDrv, isOutputRef, isSealBroken, lazy, sealedOf, sh, source, type Drv } from "./api.js";
 import type { Node } from "./evaluate.js";
-import { keepExports } from "./module-records.js";
+import { keepExports, takeExports, type Taken } from "./module-records.js";
+
+/** Exports taken as a module's code ends; they must be keepable here. */
+function taken(ns: object): Taken {
+  const t = takeExports(ns);
+  assert.ok(typeof t === "object", String(t));
+  return t;
+}
 
 /** A stand-in evaluation: every derivation given gets a node with a hash of its name. */
 function nodes(...ds: Drv[]): (d: Drv) => Node | undefined {
@@ -18,8 +25,7 @@ describe("module records: keeping exports", () => {
     const a = derivation({ name: "a", outputs: ["out", "dev"], script: sh`echo a > $out; echo > $dev` });
     const b = Object.assign(derivation({ name: "b", script: sh`cat ${a} > $out` }), { parts: { a, dev: a.output("dev") } });
     const ns = { default: { b, list: [a, 1, "x", null, true, undefined], nested: { deeper: { ref: a.out } } }, a, count: 3 };
-    const kept = keepExports(ns, nodes(a, b));
-    assert.ok(typeof kept === "object", String(kept));
+    const kept = keepExports(taken(ns), nodes(a, b));
     assert.deepEqual(kept.nodes.map((n) => n.name).sort(), ["a", "b"]);
     // what the stub is given is JSON, as the bundle holds it
     const back = __kilnThaw("rec", JSON.parse(JSON.stringify(kept.exports))) as typeof ns;
@@ -56,20 +62,33 @@ describe("module records: keeping exports", () => {
       ["NaN", { n: Number.NaN }, "value"],
       ["a cycle", { c: cyclic }, "cycle"],
     ];
-    for (const [what, ns, why] of cases) assert.equal(keepExports(ns, nodes(a)), why, what);
+    for (const [what, ns, why] of cases) assert.equal(takeExports(ns), why, what);
     // the same object twice, not inside itself, is no cycle
     const shared = { a };
-    assert.equal(typeof keepExports({ x: shared, y: [shared] }, nodes(a)), "object");
+    assert.equal(typeof takeExports({ x: shared, y: [shared] }), "object");
   });
 
   test("a derivation the evaluation did not reach is kept without a hash", () => {
     const a = derivation({ name: "a", script: sh`echo > $out` });
     const other = derivation({ name: "other", script: sh`cat ${a} > $out` });
-    const kept = keepExports({ a, other }, nodes(a));
-    assert.ok(typeof kept === "object");
+    const kept = keepExports(taken({ a, other }), nodes(a));
     assert.deepEqual(kept.nodes.map((n) => n.name), ["a"]);
     const back = __kilnThaw("rec", kept.exports) as { a: Drv; other: Drv };
     assert.deepEqual(sealedOf(back.other), { hash: null, record: "rec" });
     assert.equal(back.other.name, "other");
+  });
+
+  test("what an importer does to the exports afterwards is not kept: the stub gives what the module's code left", () => {
+    const a = derivation({ name: "a", script: sh`echo > $out` });
+    const ns = { list: [a], conf: { level: 1 } };
+    const t = taken(ns);
+    // an importer's changes, after the module's code ended
+    ns.list.push(a);
+    ns.conf.level = 2;
+    Object.assign(a, { added: "later" });
+    const back = __kilnThaw("rec", keepExports(t, nodes(a)).exports) as { list: Drv[]; conf: { level: number } };
+    assert.equal(back.list.length, 1);
+    assert.equal(back.conf.level, 1);
+    assert.equal((back.list[0] as unknown as Record<string, unknown>).added, undefined);
   });
 });

@@ -169,12 +169,12 @@ export class ModuleRecords {
    * exports can be kept and whose derivations `ev` evaluated; `closureOf` gives the files of its
    * import closure. A record that would say what the usable one says is not written again.
    */
-  keep(modules: Map<string, object>, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator): void {
-    for (const [path, ns] of modules) {
+  keep(modules: Map<string, Taken | Unkept>, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator): void {
+    for (const [path, taken] of modules) {
+      if (typeof taken === "string") continue;
       const closure = closureOf(path);
       if (!closure) continue;
-      const kept = keepExports(ns, (d) => ev.nodeOf(d));
-      if (typeof kept === "string") continue;
+      const kept = keepExports(taken, (d) => ev.nodeOf(d));
       const { sources, tools } = underneath(kept.nodes);
       const rec: ModuleRecord = { v: RECORD_FORMAT, path, closure, exports: kept.exports, sources, tools };
       const text = JSON.stringify(rec);
@@ -196,80 +196,98 @@ export class ModuleRecords {
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 
 /**
- * A module namespace as kept values, with the nodes of its derivations; or why it cannot be kept.
- * `nodeOf`: the evaluated node of a derivation value.
+ * A module's exports as they stood when its code ended: plain objects and arrays copied (what an
+ * importer does to them afterwards is not the module's), derivations and outputs by reference,
+ * with the attributes hung on a derivation copied too.
  */
-export function keepExports(ns: object, nodeOf: (d: Drv) => Node | undefined): { exports: KeptExports; nodes: Node[] } | Unkept {
+export interface Taken {
+  value: Record<string, unknown>;
+  attrs: Map<Drv, Record<string, unknown>>;
+}
+
+/** A module namespace taken as it is now (`Taken`), or why it cannot be kept. */
+export function takeExports(ns: object): Taken | Unkept {
+  const attrs = new Map<Drv, Record<string, unknown>>();
+  const onPath = new Set<object>();
+  let why: Unkept | undefined;
+  const take = (v: unknown): unknown => {
+    if (why || v === null || v === undefined || typeof v === "string" || typeof v === "boolean") return v;
+    if (typeof v === "number") {
+      if (!Number.isFinite(v) || Object.is(v, -0)) why = "value";
+      return v;
+    }
+    if (typeof v === "function") return (why = "function"), undefined;
+    if (typeof v !== "object") return (why = "value"), undefined;
+    if (isOutputRef(v)) return take(v.drv) && v;
+    if (onPath.has(v)) return (why = "cycle"), undefined;
+    onPath.add(v);
+    try {
+      if (isDrv(v)) {
+        if (!attrs.has(v)) {
+          const own: Record<string, unknown> = {};
+          attrs.set(v, own);
+          // attributes hung on the derivation (pi4-llm-os.kernel)
+          for (const k of Object.keys(v)) if (!DRV_KEYS.has(k)) own[k] = take((v as unknown as Record<string, unknown>)[k]);
+        }
+        return v;
+      }
+      const proto = Object.getPrototypeOf(v) as unknown;
+      const array = Array.isArray(v);
+      // sources, lazy references, strings with context, class instances, maps: not kept
+      if ((array ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(v).length) {
+        return (why = "value"), undefined;
+      }
+      if (array) return (v as unknown[]).map(take);
+      const o: Record<string, unknown> = {};
+      for (const k of Object.keys(v)) o[k] = take((v as Record<string, unknown>)[k]);
+      return o;
+    } finally {
+      onPath.delete(v);
+    }
+  };
+  const value: Record<string, unknown> = {};
+  for (const k of Object.keys(ns)) {
+    if (k !== "default" && !IDENT.test(k)) return "name";
+    value[k] = take((ns as Record<string, unknown>)[k]);
+  }
+  return why ?? { value, attrs };
+}
+
+/**
+ * Taken exports as kept values, with the nodes of their derivations (`nodeOf`: the evaluated
+ * node of a derivation value; one the evaluation did not reach is kept without a hash: only a
+ * later evaluation that needs it has to run the module, its seal breaking there).
+ */
+export function keepExports(taken: Taken, nodeOf: (d: Drv) => Node | undefined): { exports: KeptExports; nodes: Node[] } {
   const d: KeptExports["d"] = [];
   const index = new Map<Drv, number>();
   const nodes: Node[] = [];
-  const onPath = new Set<object>();
-  let why: Unkept | undefined;
   const drvIndex = (v: Drv): number => {
     let i = index.get(v);
     if (i !== undefined) return i;
-    // one the evaluation did not reach is kept without a hash: only a later evaluation that
-    // needs it has to run the module (its seal breaks there)
     const node = nodeOf(v);
     i = d.length;
     index.set(v, i);
     if (node) nodes.push(node);
     const row: KeptExports["d"][number] = [node?.hash ?? null, v.name, [...v.outputs], v.kind, v.position ?? null, null];
     d.push(row);
-    // attributes hung on the derivation (pi4-llm-os.kernel)
-    const extra = Object.keys(v).filter((k) => !DRV_KEYS.has(k));
-    if (extra.length) {
-      const attrs: Record<string, Kept> = {};
-      for (const k of extra) attrs[k] = keep((v as unknown as Record<string, unknown>)[k]);
-      row[5] = attrs;
-    }
+    const own = Object.entries(taken.attrs.get(v) ?? {});
+    if (own.length) row[5] = Object.fromEntries(own.map(([k, x]) => [k, keep(x)]));
     return i;
   };
   const keep = (v: unknown): Kept => {
-    if (why) return null;
-    if (v === null || typeof v === "string" || typeof v === "boolean") return v;
-    if (typeof v === "number") {
-      if (!Number.isFinite(v) || Object.is(v, -0)) why = "value";
-      return v;
-    }
     if (v === undefined) return { u: 1 };
-    if (typeof v === "function") {
-      why = "function";
-      return null;
-    }
-    if (typeof v !== "object") {
-      why = "value";
-      return null;
-    }
+    if (v === null || typeof v !== "object") return v as Kept;
     if (isDrv(v)) return { d: drvIndex(v) };
     if (isOutputRef(v)) return { r: [drvIndex(v.drv), v.output] };
-    if (onPath.has(v)) {
-      why = "cycle";
-      return null;
-    }
-    const proto = Object.getPrototypeOf(v) as unknown;
-    const array = Array.isArray(v);
-    // sources, lazy references, strings with context, class instances, maps: not kept
-    if ((array ? proto !== Array.prototype : proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(v).length) {
-      why = "value";
-      return null;
-    }
-    onPath.add(v);
-    try {
-      if (array) return { a: (v as unknown[]).map(keep) };
-      const o: Record<string, Kept> = {};
-      for (const k of Object.keys(v)) o[k] = keep((v as Record<string, unknown>)[k]);
-      return { o };
-    } finally {
-      onPath.delete(v);
-    }
+    if (Array.isArray(v)) return { a: v.map(keep) };
+    const o: Record<string, Kept> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = keep(x);
+    return { o };
   };
   const v: Record<string, Kept> = {};
-  for (const k of Object.keys(ns)) {
-    if (k !== "default" && !IDENT.test(k)) return "name";
-    v[k] = keep((ns as Record<string, unknown>)[k]);
-  }
-  return why ?? { exports: { d, v }, nodes };
+  for (const [k, x] of Object.entries(taken.value)) v[k] = keep(x);
+  return { exports: { d, v }, nodes };
 }
 
 /** The local sources and host tools of every derivation under `roots` (sealed ones by their record). */
