@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import type { Node } from "../engine/evaluate.js";
+import type { Evaluated } from "../engine/targets.js";
 import { cleanup, kiln, tempDir, type RunResult } from "./test-helpers/kiln.js";
+import { filesOf } from "./watch.js";
 
 const LIB = (mark: string) => [
   'import { derivation, sh, source } from "kiln";',
@@ -205,5 +208,68 @@ describe("sealed modules: an edit re-evaluates what it touched", () => {
     // the stub stood in first; lib.ts ran in the whole evaluation
     assert.equal(runs(p.r, "lib"), 1);
     assert.equal(p.drv, await wholeHash(o));
+  });
+});
+
+describe("sealed modules: what a stub would get wrong is evaluated whole", () => {
+  after(cleanup);
+
+  /** A project of `files`; realize `target`, rewrite index.ts with `next`, and plan it. */
+  async function editedPlan(files: Record<string, string>, next: string, target = "top"): Promise<{ p: RunResult; drv: string; whole: string; nodes: Array<{ name: string; state: string }> }> {
+    const cwd = tempDir("sealed-whole");
+    const o = { cwd, store: tempDir("sealed-whole-store"), env: { KILN_EVAL_CACHE: "1" } };
+    for (const [f, text] of Object.entries(files)) writeFileSync(join(cwd, f), text);
+    const first = await kiln(["-f", "index.ts", "realize", "--no-link", target], o);
+    assert.equal(first.code, 0, first.stderr);
+    writeFileSync(join(cwd, "index.ts"), next);
+    const p = await kiln(["-f", "index.ts", "plan", "--json", target], o);
+    assert.equal(p.code, 0, p.stderr);
+    const nodes = (JSON.parse(p.stdout) as { nodes: Array<{ name: string; drv: string; state: string }> }).nodes;
+    const w = await kiln(["-f", "index.ts", "eval", "--json", target], o);
+    assert.equal(w.code, 0, w.stderr);
+    return { p, drv: nodes.find((n) => n.name === target)!.drv, whole: (JSON.parse(w.stdout) as { roots: Array<{ drv: string }> }).roots[0]!.drv, nodes };
+  }
+
+  test("modules that fill another module's object (a registry)", async () => {
+    const r = await editedPlan({
+      "registry.ts": 'console.error("ran registry");\nexport const registry: Record<string, unknown> = {};\n',
+      "foo.ts": 'import { derivation, sh } from "kiln";\nimport { registry } from "./registry.ts";\nconsole.error("ran foo");\nregistry.foo = derivation({ name: "foo", script: sh`echo foo > $out` });\nexport const marker = 1;\n',
+      "index.ts": 'import { derivation, sh, type Drv } from "kiln";\nimport { registry } from "./registry.ts";\nimport "./foo.ts";\nexport default { top: derivation({ name: "top", script: sh`: ${registry.foo as Drv}; echo 1 > $out` }) };\n',
+    }, 'import { derivation, sh, type Drv } from "kiln";\nimport { registry } from "./registry.ts";\nimport "./foo.ts";\nexport default { top: derivation({ name: "top", script: sh`: ${registry.foo as Drv}; echo 2 > $out` }) };\n');
+    assert.equal(runs(r.p, "registry"), 1);
+    assert.equal(runs(r.p, "foo"), 1);
+    assert.equal(r.drv, r.whole);
+  });
+
+  test("the entry changes the arguments of a module's derivation", async () => {
+    const lib = 'import { derivation, sh } from "kiln";\nconsole.error("ran lib");\nexport const env = { OPT: "-O2" };\nexport const app = derivation({ name: "app", env, script: sh`echo $OPT > $out` });\n';
+    const index = (opt: string) => `import { derivation, sh } from "kiln";\nimport { app, env } from "./lib.ts";\nenv.OPT = "${opt}";\nexport default { top: derivation({ name: "top", script: sh\`: \${app}; echo > $out\` }) };\n`;
+    const r = await editedPlan({ "lib.ts": lib, "index.ts": index("-O3") }, index("-O1"));
+    assert.equal(runs(r.p, "lib"), 1);
+    assert.equal(r.drv, r.whole);
+    assert.equal(r.nodes.find((n) => n.name === "app")?.state, "build", "app's arguments changed: it is not the one in the store");
+  });
+
+  test("recipe code that catches the error of reading a sealed derivation's arguments", async () => {
+    const lib = 'import { derivation, sh } from "kiln";\nconsole.error("ran lib");\nexport const base = derivation({ name: "base", script: sh`echo base > $out` });\n';
+    const index = (n: number) => `import { derivation, sh } from "kiln";\nimport { base } from "./lib.ts";\nlet name = "none";\ntry { name = base.args.name; } catch { /* sealed */ }\nexport default { top: derivation({ name: "top", script: sh\`: \${base} \${name}; echo ${n} > $out\` }) };\n`;
+    const r = await editedPlan({ "lib.ts": lib, "index.ts": index(1) }, index(2));
+    assert.equal(runs(r.p, "lib"), 1);
+    assert.equal(r.drv, r.whole);
+  });
+
+  test("watch mode watches the sources under a sealed node", () => {
+    const sealed = { hash: "h", name: "base", deps: [], sources: new Map(), sealed: { outputs: {}, sources: [["/src/under/sealed", "x-sealed"]], tools: {} } } as unknown as Node;
+    const ev = { set: { files: ["/recipes/index.ts"] }, evaluator: { graph: { nodes: [sealed], byHash: new Map([["h", sealed]]) } }, roots: [{ node: sealed }] } as unknown as Evaluated;
+    assert.deepEqual([...filesOf(ev)].sort(), ["/recipes/index.ts", "/src/under/sealed"]);
+  });
+
+  test("a CommonJS module in a .ts file", async () => {
+    const r = await editedPlan({
+      "lib.ts": 'const { derivation, sh } = require("kiln");\nconsole.error("ran lib");\nmodule.exports = { base: derivation({ name: "base", script: sh`echo base > $out` }) };\n',
+      "index.ts": 'import { derivation, sh } from "kiln";\nimport lib from "./lib.ts";\nexport default { top: derivation({ name: "top", script: sh`: ${lib.base}; echo 1 > $out` }) };\n',
+    }, 'import { derivation, sh } from "kiln";\nimport lib from "./lib.ts";\nexport default { top: derivation({ name: "top", script: sh`: ${lib.base}; echo 2 > $out` }) };\n');
+    assert.equal(runs(r.p, "lib"), 1);
+    assert.equal(r.drv, r.whole);
   });
 });

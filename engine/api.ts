@@ -365,10 +365,14 @@ export const SEALED: unique symbol = Symbol.for("kiln.sealed") as never;
 export const sealedOf = (d: Drv): Sealed | undefined => (d as unknown as Record<symbol, Sealed | undefined>)[SEALED];
 
 const SEAL_BROKEN = Symbol.for("kiln.sealBroken");
+let sealBreaks = 0;
 /** Recipe code needed more of a sealed value than its record keeps: the engine evaluates without records. */
 export function sealBroken(message: string): Error {
+  sealBreaks++;
   return Object.assign(new Error(message), { [SEAL_BROKEN]: true });
 }
+/** How many seals broke in this process: one that recipe code caught and went on from still counts. */
+export const sealBreakCount = (): number => sealBreaks;
 export const isSealBroken = (e: unknown): boolean => typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[SEAL_BROKEN] === true;
 
 /**
@@ -404,20 +408,28 @@ export function __kilnThaw(record: string, kept: KeptExports): Record<string, un
 }
 
 const MODULES = Symbol.for("kiln.modules");
-/** Appended to every recipe module of a bundle: hands its namespace to the engine as its code ends. */
-export function __kilnModule(path: string, ns: object): void {
-  ((globalThis as Record<symbol, unknown>)[MODULES] as ((path: string, ns: object) => void) | undefined)?.(path, ns);
+/** What the engine listens with while a bundle loads (engine/module-records.ts LoadedModules). */
+export interface ModuleHooks {
+  /** a recipe module's code ended (a stub's too) */
+  ended(path: string, ns: object): void;
+  /** every module the entry imports has run; the entry's own code is next */
+  imported(): void;
 }
-/**
- * For the engine: what `take` makes of each recipe module's namespace that `run` loads, at the
- * moment the module's own code ends (before any importer can change what it exported).
- */
-export async function collectModules<T, M>(run: () => Promise<T>, take: (ns: object) => M): Promise<{ value: T; modules: Map<string, M> }> {
+const hooks = (): ModuleHooks | undefined => (globalThis as Record<symbol, unknown>)[MODULES] as ModuleHooks | undefined;
+/** Appended to every recipe module of a bundle but the entry: hands its namespace over as its code ends. */
+export function __kilnModule(path: string, ns: object): void {
+  hooks()?.ended(path, ns);
+}
+/** First in the entry's code: everything it imports has run. */
+export function __kilnImported(): void {
+  hooks()?.imported();
+}
+/** For the engine: run `load` with `h` listening. */
+export async function withModuleHooks<T>(h: ModuleHooks, load: () => Promise<T>): Promise<T> {
   const g = globalThis as Record<symbol, unknown>;
-  const modules = new Map<string, M>();
-  g[MODULES] = (path: string, ns: object) => modules.set(path, take(ns));
+  g[MODULES] = h;
   try {
-    return { value: await run(), modules };
+    return await load();
   } finally {
     delete g[MODULES];
   }

@@ -3,25 +3,27 @@
 // recipe API as "kiln": a module of the bundle that takes the engine's own api module from a
 // global, so recipe values and the engine share one copy of it, and the bundle imports nothing.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
 import * as api from "./api.js";
-import { collectModules, DRV_KEYS, isDrv, isOutputRef, isSealBroken, type Drv, type OutputRef } from "./api.js";
-import { stubModule, takeExports, type FileStamp, type ModuleRecords, type Taken, type Unkept } from "./module-records.js";
+import { DRV_KEYS, isDrv, isOutputRef, isSealBroken, withModuleHooks, type Drv, type OutputRef } from "./api.js";
+import { IDENT, LoadedModules, stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
 import { mapStack } from "./source-map.js";
 import { importModule } from "./dynamic-import.js";
 
 const API_GLOBAL = Symbol.for("kiln.api");
+/** What api.ts exports for the engine alone: not for recipes (the stubs' and hooks' names are). */
+const ENGINE_ONLY = new Set(["withModuleHooks", "sealBroken", "isSealBroken", "sealBreakCount", "sealedOf", "SEALED"]);
 /**
  * What recipes import as "kiln": the engine's recipe API as loadRecipeSet hands it over. No module
  * file to find, read and compile for each bundle (the CLI holds the API in its own bundle), and a
  * bundle made by kiln run from its sources works for the compiled CLI too.
  */
-const API_STUB = `const api = globalThis[Symbol.for("kiln.api")];\n${Object.keys(api).map((k) => `export const ${k} = api.${k};`).join("\n")}\n`;
+const API_STUB = `const api = globalThis[Symbol.for("kiln.api")];\n${Object.keys(api).filter((k) => !ENGINE_ONLY.has(k)).map((k) => `export const ${k} = api.${k};`).join("\n")}\n`;
 
 interface CacheIndex {
   inputs: Record<string, FileStamp>; // size, mtimeMs, ino, blake3
@@ -33,7 +35,12 @@ interface CacheIndex {
 }
 
 /** Recipe modules: the files a bundle hands over to be recorded, or stands in for by a record. */
-const RECIPE_MODULE = /\.[cm]?tsx?$/;
+const RECIPE_MODULE = /\.m?tsx?$/;
+/**
+ * CommonJS written in a TypeScript file (`module.exports`, `exports.x`, `export =`, `require()`):
+ * its namespace is not its exports, so it is neither recorded nor handed over; it runs every time.
+ */
+const COMMONJS = /\bmodule\.exports\b|\bexports\.[A-Za-z_$]|\bexport\s*=|\brequire\s*\(/;
 
 function fileStamp(p: string): [number, number, number, string] | undefined {
   try {
@@ -68,7 +75,8 @@ function indexFileOf(entry: string, cacheDir: string, sealed: boolean): string {
 async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Promise<{ file: string; index: CacheIndex }> {
   mkdirSync(cacheDir, { recursive: true });
   const indexFile = indexFileOf(entry, cacheDir, seal !== undefined);
-  const entryPath = resolve(entry);
+  // esbuild names files by their real path
+  const entryPath = realpathSync(resolve(entry));
   if (existsSync(indexFile)) {
     try {
       const idx = JSON.parse(readFileSync(indexFile, "utf8")) as CacheIndex;
@@ -96,6 +104,14 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
   // 100 kB for exports (~13 ms here) before anything runs
   const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
   const stubs: CacheIndex["stubs"] = {};
+  // each file's stamp as esbuild was given it: a save while it bundles is then a change next time
+  const read = new Map<string, FileStamp>();
+  const readText = (path: string): string => {
+    const st = statSync(path);
+    const bytes = readFileSync(path);
+    read.set(path, [st.size, st.mtimeMs, st.ino, blake3Hex(bytes)]);
+    return bytes.toString("utf8");
+  };
   const closures: Array<Record<string, FileStamp>> = [];
   let result;
   try {
@@ -125,14 +141,15 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
             // recipe files keep their own location in import.meta.url (for source() paths)
             b.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (args) => {
               if (args.path.includes("/node_modules/")) return undefined;
-              const module = args.path !== entryPath && RECIPE_MODULE.test(args.path);
+              const source = readText(args.path);
+              const module = args.path !== entryPath && RECIPE_MODULE.test(args.path) && !COMMONJS.test(source);
               const kept = module ? seal?.usable(args.path) : undefined;
               if (kept) {
                 stubs[args.path] = kept.id;
                 closures.push(kept.rec.closure);
                 return { contents: stubModule(kept.id, kept.rec), loader: "js", resolveDir: dirname(args.path) };
               }
-              let text = readFileSync(args.path, "utf8")
+              let text = source
                 .replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(args.path).href))
                 .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(args.path)))
                 .replace(/\bimport\.meta\.filename\b/g, JSON.stringify(args.path));
@@ -141,6 +158,10 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
               if (module) {
                 const self = JSON.stringify(args.path);
                 text += `\n;import * as __kiln_self from ${self};\nimport { __kilnModule as __kiln_keep } from "kiln";\n__kiln_keep(${self}, __kiln_self);\n`;
+              } else if (args.path === entryPath) {
+                // first in the entry's code (imports run before it wherever they are written),
+                // on its first line: its lines stay where they are
+                text = `__kiln_imported();${text}\n;import { __kilnImported as __kiln_imported } from "kiln";\n`;
               }
               const ext = extname(args.path).slice(1);
               const loader = ext.startsWith("t") || ext.endsWith("ts") ? (ext.endsWith("x") ? "tsx" : "ts") : ext.endsWith("x") ? "jsx" : "js";
@@ -151,11 +172,11 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
             // process here); the top-level keys stay importable by name
             b.onLoad({ filter: /\.json$/ }, (args) => {
               if (args.path.includes("/node_modules/")) return undefined;
-              const text = readFileSync(args.path, "utf8");
+              const text = readText(args.path);
               let keys: string[] = [];
               try {
                 const v = JSON.parse(text) as unknown;
-                if (v && typeof v === "object" && !Array.isArray(v)) keys = Object.keys(v).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
+                if (v && typeof v === "object" && !Array.isArray(v)) keys = Object.keys(v).filter((k) => IDENT.test(k) && k !== "default");
               } catch (e) {
                 return { errors: [{ text: `invalid JSON in ${args.path}: ${(e as Error).message}` }] };
               }
@@ -192,8 +213,10 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
     // the recipe API is the engine's, not a file of the recipe set
     if (f.startsWith("kiln-api:")) continue;
     const abs = resolve(f);
-    const st = fileStamp(abs);
-    if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
+    const had = read.get(abs);
+    const st = had ? undefined : fileStamp(abs);
+    if (had) inputs[abs] = had;
+    else if (st) inputs[abs] = [st[0], st[1], st[2], blake3Hex(readFileSync(abs))];
     graph[abs] = info.imports.filter((i) => !i.external && !i.path.startsWith("kiln-api:")).map((i) => resolve(i.path));
   }
   // a stub's files are the bundle's inputs too: an edit of one of them makes the module run again
@@ -217,8 +240,10 @@ export interface RecipeSet {
   files: string[];
   /** blake3 of each of those files, as bundled */
   digests: Record<string, string>;
-  /** the recipe modules that ran, by path: their exports as their code left them, to be recorded */
-  modules: Map<string, Taken | Unkept>;
+  /** the recipe modules of the load, by path: their exports as their code left them, to be recorded */
+  modules: LoadedModules;
+  /** the modules bundled as stubs of their records */
+  stubs: ReadonlySet<string>;
   /** the files of a module's import closure, with their stamps; undefined for a file not bundled */
   closureOf(path: string): Record<string, FileStamp> | undefined;
 }
@@ -232,10 +257,11 @@ export async function loadRecipeSet(entry: string, cacheDir: string, o: { record
     throw new KilnError("RECIPE_NOT_FOUND", `no recipe set at ${entry}`, "run kiln inside a project with recipes/index.ts, or pass --recipes <file>");
   }
   const { file, index } = await bundle(entry, cacheDir, o.seal ? o.records : undefined);
-  let loaded: { value: Record<string, unknown>; modules: Map<string, Taken | Unkept> };
+  const modules = new LoadedModules();
+  let module: Record<string, unknown>;
   try {
     (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
-    loaded = await collectModules(() => importModule(pathToFileURL(file).href), takeExports);
+    module = await withModuleHooks(modules, () => importModule(pathToFileURL(file).href));
   } catch (e) {
     // a mistake the recipe API caught says so itself (what, where, how to fix)
     if (isKilnError(e) || isSealBroken(e)) throw e;
@@ -263,8 +289,8 @@ export async function loadRecipeSet(entry: string, cacheDir: string, o: { record
     return out;
   };
   return {
-    entry, module: loaded.value, files: Object.keys(index.inputs), digests: Object.fromEntries(Object.entries(index.inputs).map(([f, st]) => [f, st[3]])),
-    modules: loaded.modules, closureOf,
+    entry, module, files: Object.keys(index.inputs), digests: Object.fromEntries(Object.entries(index.inputs).map(([f, st]) => [f, st[3]])),
+    modules, stubs: new Set(Object.keys(index.stubs)), closureOf,
   };
 }
 

@@ -21,7 +21,7 @@ import { hashTree } from "../store/archive.js";
 import { blake3Hex, contentHashPart } from "../store/digest.js";
 import type { LocalStore } from "../store/local-store.js";
 import { makeStorePathName, type StorePathName } from "../store/paths.js";
-import { DRV_KEYS, isDrv, isOutputRef, sealBroken, type Drv, type Kept, type KeptExports, type Sealed } from "./api.js";
+import { DRV_KEYS, isDrv, isOutputRef, sealBroken, sealedOf, type Drv, type Kept, type KeptExports, type Sealed } from "./api.js";
 import { canonicalJson } from "./canonical.js";
 import type { Context } from "./context.js";
 import type { Derivation, DerivationMeta, DrvHash, ResolvedHash } from "./derivation.js";
@@ -58,7 +58,7 @@ const SELF = fileURLToPath(import.meta.url);
  */
 const ENGINE = (() => {
   const ext = extname(SELF);
-  const files = [SELF, ...["api", "evaluate", "derivation", "canonical"].map((m) => join(dirname(SELF), `${m}${ext}`))];
+  const files = [SELF, ...["api", "evaluate", "derivation", "canonical", "loader", "targets", "source-map"].map((m) => join(dirname(SELF), `${m}${ext}`))];
   return files.filter((f) => existsSync(f)).map((f) => {
     const s = statSync(f);
     return `${f}:${s.size}:${s.mtimeMs}:${s.ino}`;
@@ -71,6 +71,7 @@ export type Unkept = "function" | "value" | "cycle" | "name";
 export class ModuleRecords {
   private readonly checked = new Map<string, { rec: ModuleRecord; id: string } | null>();
   private readonly byId = new Map<string, ModuleRecord>();
+  private readonly sources = new Map<string, boolean>();
 
   constructor(readonly dir: string, private readonly ctx: Pick<Context, "hostTools" | "fileCache">) {}
 
@@ -101,6 +102,22 @@ export class ModuleRecords {
     return found ?? undefined;
   }
 
+  /** Whether the source at `host` still makes the store path `store` (asked once per process: records share sources). */
+  private sourceIs(host: string, store: string): boolean {
+    const key = `${host}\0${store}`;
+    let ok = this.sources.get(key);
+    if (ok === undefined) {
+      const name = store.slice(33);
+      try {
+        ok = makeStorePathName(contentHashPart(hashTree(host, { cache: this.ctx.fileCache }).digest, name), name) === store;
+      } catch {
+        ok = false;
+      }
+      this.sources.set(key, ok);
+    }
+    return ok;
+  }
+
   private unchanged(rec: ModuleRecord): boolean {
     for (const [f, st] of Object.entries(rec.closure)) {
       let now;
@@ -112,16 +129,7 @@ export class ModuleRecords {
       if (now.size === st[0] && now.mtimeMs === st[1] && now.ino === st[2]) continue;
       if (blake3Hex(readFileSync(f)) !== st[3]) return false;
     }
-    for (const [host, store] of rec.sources) {
-      const name = store.slice(33);
-      let digest: string;
-      try {
-        digest = hashTree(host, { cache: this.ctx.fileCache }).digest;
-      } catch {
-        return false;
-      }
-      if (makeStorePathName(contentHashPart(digest, name), name) !== store) return false;
-    }
+    for (const [host, store] of rec.sources) if (!this.sourceIs(host, store)) return false;
     for (const [entry, fp] of Object.entries(rec.tools)) {
       try {
         if (canonicalJson(this.ctx.hostTools.fingerprint(entry)) !== canonicalJson(fp)) return false;
@@ -169,9 +177,10 @@ export class ModuleRecords {
    * exports can be kept and whose derivations `ev` evaluated; `closureOf` gives the files of its
    * import closure. A record that would say what the usable one says is not written again.
    */
-  keep(modules: Map<string, Taken | Unkept>, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator): void {
-    for (const [path, taken] of modules) {
-      if (typeof taken === "string") continue;
+  keep(modules: LoadedModules, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator, stubs: ReadonlySet<string>): void {
+    if (modules.impure()) return;
+    for (const [path, { taken }] of modules.taken) {
+      if (typeof taken === "string" || stubs.has(path)) continue;
       const closure = closureOf(path);
       if (!closure) continue;
       const kept = keepExports(taken, (d) => ev.nodeOf(d));
@@ -193,7 +202,8 @@ export class ModuleRecords {
   }
 }
 
-const IDENT = /^[A-Za-z_$][\w$]*$/;
+/** A name `export { x as NAME }` takes as it is (engine/loader.ts's JSON modules use it too). */
+export const IDENT = /^[A-Za-z_$][\w$]*$/;
 
 /**
  * A module's exports as they stood when its code ended: plain objects and arrays copied (what an
@@ -203,11 +213,23 @@ const IDENT = /^[A-Za-z_$][\w$]*$/;
 export interface Taken {
   value: Record<string, unknown>;
   attrs: Map<Drv, Record<string, unknown>>;
+  /** each derivation's arguments as text (derivations in them by name and place), to see them changed later */
+  args: Map<Drv, string>;
 }
 
 /** A module namespace taken as it is now (`Taken`), or why it cannot be kept. */
 export function takeExports(ns: object): Taken | Unkept {
+  try {
+    return takeExportsOf(ns);
+  } catch {
+    // a getter or proxy that throws: such a module runs every time
+    return "value";
+  }
+}
+
+function takeExportsOf(ns: object): Taken | Unkept {
   const attrs = new Map<Drv, Record<string, unknown>>();
+  const args = new Map<Drv, string>();
   const onPath = new Set<object>();
   let why: Unkept | undefined;
   const take = (v: unknown): unknown => {
@@ -226,6 +248,7 @@ export function takeExports(ns: object): Taken | Unkept {
         if (!attrs.has(v)) {
           const own: Record<string, unknown> = {};
           attrs.set(v, own);
+          if (!sealedOf(v)) args.set(v, argsText(v));
           // attributes hung on the derivation (pi4-llm-os.kernel)
           for (const k of Object.keys(v)) if (!DRV_KEYS.has(k)) own[k] = take((v as unknown as Record<string, unknown>)[k]);
         }
@@ -250,7 +273,66 @@ export function takeExports(ns: object): Taken | Unkept {
     if (k !== "default" && !IDENT.test(k)) return "name";
     value[k] = take((ns as Record<string, unknown>)[k]);
   }
-  return why ?? { value, attrs };
+  return why ?? { value, attrs, args };
+}
+
+/** A derivation's arguments as text: the derivations they name by name and place, not followed. */
+function argsText(d: Drv): string {
+  return JSON.stringify(d.args, (_k, x: unknown) => (isDrv(x) ? `drv ${x.name} ${x.position ?? ""}` : isOutputRef(x) ? `out ${x.drv.name} ${x.drv.position ?? ""} ${x.output}` : x));
+}
+
+/** Whether two takes of the same module are the same values (derivations the same objects). */
+function sameTaken(a: Taken, b: Taken): boolean {
+  const same = (x: unknown, y: unknown): boolean => {
+    if (x === y) return true;
+    if (typeof x !== "object" || typeof y !== "object" || x === null || y === null || isDrv(x) || isDrv(y)) return false;
+    if (isOutputRef(x) || isOutputRef(y)) return false;
+    if (Array.isArray(x) !== Array.isArray(y)) return false;
+    const kx = Object.keys(x);
+    const ky = Object.keys(y);
+    return kx.length === ky.length && kx.every((k, i) => k === ky[i] && same((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k]));
+  };
+  if (!same(a.value, b.value) || a.attrs.size !== b.attrs.size) return false;
+  for (const [d, own] of a.attrs) if (!b.attrs.has(d) || !same(own, b.attrs.get(d))) return false;
+  return true;
+}
+
+/**
+ * The recipe modules of one load, as the bundle hands them over: each one's exports taken as its
+ * code ended. A module's exports changed before the entry's code ran were changed by another
+ * module's code (a registry filled by the modules that import it, a cycle's re-export still
+ * undefined when it ended): what a stub would give differs from what a whole evaluation sees, so
+ * such a load records nothing and a sealed one is made again whole. The entry's own changes come
+ * after every module's code, and a stub gives what its module's code left, so those are the
+ * entry's to make again; but a derivation whose arguments changed after its module's code ended
+ * would be kept with a hash that module's files do not make.
+ */
+export class LoadedModules {
+  readonly taken = new Map<string, { ns: object; taken: Taken | Unkept }>();
+  private changedBy?: string;
+
+  ended(path: string, ns: object): void {
+    this.taken.set(path, { ns, taken: takeExports(ns) });
+  }
+
+  imported(): void {
+    for (const [path, t] of this.taken) {
+      if (this.changedBy) return;
+      if (typeof t.taken === "string") continue;
+      const now = takeExports(t.ns);
+      if (typeof now === "string" || !sameTaken(t.taken, now)) this.changedBy = `the exports of ${path} were changed by another module's code`;
+    }
+  }
+
+  /** Why the modules of this load may not be recorded (nor a sealed evaluation trusted), if so. */
+  impure(): string | undefined {
+    if (this.changedBy) return this.changedBy;
+    for (const [path, t] of this.taken) {
+      if (typeof t.taken === "string") continue;
+      for (const [d, text] of t.taken.args) if (argsText(d) !== text) return `the arguments of ${d.name} (exported by ${path}) were changed after its module's code ended`;
+    }
+    return undefined;
+  }
 }
 
 /**
@@ -312,6 +394,10 @@ export function stubModule(id: string, rec: ModuleRecord): string {
     `import { __kilnThaw } from "kiln";`,
     `const kept = __kilnThaw(${JSON.stringify(id)}, ${JSON.stringify(rec.exports)});`,
     ...names.map((k, i) => (k === "default" ? `export default kept["default"];` : `const k${i} = kept[${JSON.stringify(k)}];\nexport { k${i} as ${k} };`)),
+    // handed over like a module's: what other modules' code does to it is seen (LoadedModules)
+    `import * as __kiln_self from ${JSON.stringify(rec.path)};`,
+    `import { __kilnModule as __kiln_keep } from "kiln";`,
+    `__kiln_keep(${JSON.stringify(rec.path)}, __kiln_self);`,
   ];
   return lines.join("\n") + "\n";
 }

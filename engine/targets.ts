@@ -1,6 +1,6 @@
 // From target names to evaluated graph roots: load the recipe set, select, evaluate.
 import { join } from "node:path";
-import { isSealBroken } from "./api.js";
+import { isSealBroken, sealBreakCount, sealBroken } from "./api.js";
 import type { Context } from "./context.js";
 import { Evaluator, type Root } from "./evaluate.js";
 import { loadRecipeSet, selectTarget, type RecipeSet } from "./loader.js";
@@ -20,22 +20,13 @@ export interface Evaluated {
 /**
  * Evaluate targets. With `seal`, modules with usable records stand in for their code and the
  * graph's nodes of their derivations are sealed (engine/module-records.ts): only a command that
- * plans and realizes may ask for it; when a seal does not hold the evaluation is made again
- * without. Either way, the modules that ran are recorded for the next evaluation.
+ * plans and realizes may ask for it, through withSeals, which evaluates again without when a seal
+ * does not hold. Either way, the modules that ran are recorded for the next evaluation.
  */
 export async function evaluateTargets(ctx: Context, entry: string, cacheDir: string, targets: string[], o: { seal?: boolean } = {}): Promise<Evaluated> {
-  if (o.seal) {
-    try {
-      return await evaluateOnce(ctx, entry, cacheDir, targets, true);
-    } catch (e) {
-      if (!isSealBroken(e)) throw e;
-    }
-  }
-  return evaluateOnce(ctx, entry, cacheDir, targets, false);
-}
-
-async function evaluateOnce(ctx: Context, entry: string, cacheDir: string, targets: string[], seal: boolean): Promise<Evaluated> {
+  const seal = o.seal === true;
   const t0 = ctx.clock();
+  const breaks = sealBreakCount();
   const records = new ModuleRecords(join(cacheDir, "modules"), ctx);
   const set = await loadRecipeSet(entry, cacheDir, { records, seal });
   const snap = recipeSnapshot(ctx.store, set, recipeSetRoot(entry), ctx.clock());
@@ -45,16 +36,23 @@ async function evaluateOnce(ctx: Context, entry: string, cacheDir: string, targe
   for (const t of targets) {
     for (const { name, value } of selectTarget(set, t)) roots.push({ target: name, ...evaluator.evaluate(value) });
   }
+  if (seal) {
+    // a seal broken where recipe code caught it, or values a stub gives that a whole evaluation would not
+    if (sealBreakCount() !== breaks) throw sealBroken("recipe code caught a broken seal");
+    const impure = set.modules.impure();
+    if (impure) throw sealBroken(impure);
+  }
   snap?.record();
-  records.keep(set.modules, set.closureOf, evaluator);
+  records.keep(set.modules, set.closureOf, evaluator, set.stubs);
   ctx.fileCache.flush?.();
   ctx.events({ type: "evaluated", targets, derivations: evaluator.graph.nodes.length, ms: ctx.clock() - t0 });
   return { set, evaluator, roots, sealed: seal, ...(snapshot ? { snapshot } : {}) };
 }
 
 /**
- * Run `work` on a sealed evaluation, and again on a whole one if a seal did not hold by the time
- * it planned (a sealed node's outputs collected or gone from disk meanwhile).
+ * Run `work` on a sealed evaluation, and again on a whole one if a seal did not hold: at the
+ * evaluation (a record's outputs no longer in the store, recipe code reading more of a sealed
+ * value than its record keeps) or by the time it planned (outputs gone from disk meanwhile).
  */
 export async function withSeals<T>(work: (seal: boolean) => Promise<T>): Promise<T> {
   try {
