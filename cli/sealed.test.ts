@@ -132,6 +132,26 @@ describe("sealed modules: an edit re-evaluates what it touched", () => {
     assert.equal(after.out, "data 2\ndoc\nw\n4\n");
   });
 
+  test("a module under a module: a stub under a stub, and an edit two imports down", async () => {
+    const o = project();
+    writeFileSync(join(o.cwd, "deep.ts"), 'console.error("ran deep");\nexport const words = { greeting: "hello" };\n');
+    writeFileSync(join(o.cwd, "mid.ts"), 'import { derivation, sh } from "kiln";\nimport { words } from "./deep.ts";\nconsole.error("ran mid");\nexport const said = derivation({ name: "said", script: sh`echo ${words.greeting} > $out` });\n');
+    const index = (n: number) => `import { derivation, sh } from "kiln";\nimport { said } from "./mid.ts";\nexport default { top: derivation({ name: "top", hostTools: ["cat"], script: sh\`cat \${said} > $out; echo ${n} >> $out\` }) };\n`;
+    writeFileSync(join(o.cwd, "index.ts"), index(1));
+    assert.equal((await realize(o)).out, "hello\n1\n");
+    writeFileSync(join(o.cwd, "index.ts"), index(2));
+    const both = await realize(o);
+    assert.deepEqual([runs(both, "mid"), runs(both, "deep")], [0, 0], "both modules sealed");
+    assert.equal(both.out, "hello\n2\n");
+    // an edit of the file mid.ts imports: mid.ts's record is no longer usable either
+    writeFileSync(join(o.cwd, "deep.ts"), 'console.error("ran deep");\nexport const words = { greeting: "hi" };\n');
+    writeFileSync(join(o.cwd, "index.ts"), index(3));
+    const below = await realize(o);
+    assert.deepEqual([runs(below, "mid"), runs(below, "deep")], [1, 1]);
+    assert.deepEqual(built(below), ["said", "top"]);
+    assert.equal(below.out, "hi\n3\n");
+  });
+
   test("outputs collected since: the seal breaks and everything is evaluated and built", async () => {
     const o = project();
     await realize(o);
