@@ -158,7 +158,7 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
               if (module) {
                 const self = JSON.stringify(args.path);
                 text += `\n;import * as __kiln_self from ${self};\nimport { __kilnModule as __kiln_keep } from "kiln";\n__kiln_keep(${self}, __kiln_self);\n`;
-              } else if (args.path === entryPath) {
+              } else if (args.path === entryPath && !COMMONJS.test(source)) {
                 // first in the entry's code (imports run before it wherever they are written),
                 // on its first line: its lines stay where they are
                 text = `__kiln_imported();${text}\n;import { __kilnImported as __kiln_imported } from "kiln";\n`;

@@ -310,12 +310,14 @@ function sameTaken(a: Taken, b: Taken): boolean {
 export class LoadedModules {
   readonly taken = new Map<string, { ns: object; taken: Taken | Unkept }>();
   private changedBy?: string;
+  private entryRan = false;
 
   ended(path: string, ns: object): void {
     this.taken.set(path, { ns, taken: takeExports(ns) });
   }
 
   imported(): void {
+    this.entryRan = true;
     for (const [path, t] of this.taken) {
       if (this.changedBy) return;
       if (typeof t.taken === "string") continue;
@@ -327,6 +329,8 @@ export class LoadedModules {
   /** Why the modules of this load may not be recorded (nor a sealed evaluation trusted), if so. */
   impure(): string | undefined {
     if (this.changedBy) return this.changedBy;
+    // an entry that could not be marked (CommonJS): what its imports did to each other is unknown
+    if (!this.entryRan && this.taken.size > 0) return "the entry's imports were not seen to end";
     for (const [path, t] of this.taken) {
       if (typeof t.taken === "string") continue;
       for (const [d, text] of t.taken.args) if (argsText(d) !== text) return `the arguments of ${d.name} (exported by ${path}) were changed after its module's code ended`;
