@@ -279,7 +279,7 @@ describe("sealed modules: what a stub would get wrong is evaluated whole", () =>
   });
 
   test("watch mode watches the sources under a sealed node", () => {
-    const sealed = { hash: "h", name: "base", deps: [], sources: new Map(), sealed: { outputs: {}, sources: [["/src/under/sealed", "x-sealed"]], tools: {} } } as unknown as Node;
+    const sealed = { hash: "h", name: "base", deps: [], sources: new Map(), sealed: { sources: new Map([["x-sealed", "/src/under/sealed"]]), tools: {} } } as unknown as Node;
     const ev = { set: { files: ["/recipes/index.ts"] }, evaluator: { graph: { nodes: [sealed], byHash: new Map([["h", sealed]]) } }, roots: [{ node: sealed }] } as unknown as Evaluated;
     assert.deepEqual([...filesOf(ev)].sort(), ["/recipes/index.ts", "/src/under/sealed"]);
   });

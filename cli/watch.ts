@@ -12,7 +12,7 @@ import { basename, dirname, relative } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Context } from "../engine/context.js";
 import type { Evaluated } from "../engine/targets.js";
-import { reachable } from "../engine/graph.js";
+import { reachable, sourcesOf } from "../engine/graph.js";
 import { isKilnError } from "../store/errors.js";
 import { EXIT } from "./run.js";
 
@@ -33,11 +33,7 @@ export interface WatchOptions {
 /** The files a round read: the recipe files and the local sources of everything the targets use. */
 export function filesOf(ev: Evaluated): Set<string> {
   const files = new Set(ev.set.files);
-  for (const n of reachable(ev.evaluator.graph, ev.roots.map((r) => r.node))) {
-    for (const host of n.sources.values()) files.add(host);
-    // a sealed node's sources: those of everything under it (engine/module-records.ts)
-    for (const [host] of n.sealed?.sources ?? []) files.add(host);
-  }
+  for (const n of reachable(ev.evaluator.graph, ev.roots.map((r) => r.node))) for (const [, host] of sourcesOf(n)) files.add(host);
   return files;
 }
 

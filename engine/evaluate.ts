@@ -9,8 +9,7 @@ import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } fr
 import { isDrv, isLazy, isOutputRef, sealedOf, toParts, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
-import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash, type ResolvedHash } from "./derivation.js";
-import type { HostToolFingerprint } from "./derivation.js";
+import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash, type HostToolFingerprint, type ResolvedHash } from "./derivation.js";
 
 export interface Node {
   hash: DrvHash;
@@ -34,9 +33,8 @@ export interface Node {
 export interface SealedNode {
   /** its last resolution (none for a fixed output, found by its own hash) */
   resolved?: ResolvedHash;
-  outputs: Record<string, StorePathName>;
-  /** the local sources its closure was evaluated from: [host path, store path name] */
-  sources: Array<[string, string]>;
+  /** the local sources its closure was evaluated from: store path name -> host path */
+  sources: Map<StorePathName, string>;
   /** the host tools its closure declares, by the entry declared */
   tools: Record<string, HostToolFingerprint>;
 }

@@ -1,6 +1,8 @@
 // Graph utilities over evaluated nodes: reachability, node references for events, and the
 // critical-path priorities the scheduler orders ready jobs by.
 import type { NodeRef } from "./events.js";
+import type { StorePathName } from "../store/paths.js";
+import type { HostToolFingerprint } from "./derivation.js";
 import type { Graph, Node } from "./evaluate.js";
 
 export function nodeRef(n: Node): NodeRef {
@@ -11,6 +13,17 @@ export function nodeRef(n: Node): NodeRef {
 export function reachable(graph: Graph, roots: Node[]): Node[] {
   const want = closure(roots);
   return graph.nodes.filter((n) => want.has(n));
+}
+
+/** The local sources a node was evaluated from (a sealed node's: everything under it), store path name -> host path. */
+export function* sourcesOf(n: Node): Iterable<[StorePathName, string]> {
+  yield* n.sources;
+  if (n.sealed) yield* n.sealed.sources;
+}
+
+/** The host tools a node declares (a sealed node's: everything under it), by the entry declared. */
+export function toolsOf(n: Node): Record<string, HostToolFingerprint> {
+  return n.sealed ? { ...n.drv.hostTools, ...n.sealed.tools } : n.drv.hostTools;
 }
 
 /** The roots and every node under them, in no particular order. */

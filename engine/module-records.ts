@@ -26,7 +26,7 @@ import { canonicalJson } from "./canonical.js";
 import type { Context } from "./context.js";
 import type { Derivation, DerivationMeta, DrvHash, ResolvedHash } from "./derivation.js";
 import type { Evaluator, Node } from "./evaluate.js";
-import { closure } from "./graph.js";
+import { closure, sourcesOf, toolsOf } from "./graph.js";
 import type { HostToolFingerprint } from "./derivation.js";
 import { fixedInStore } from "./plan.js";
 import { substitutionKey } from "./substituter.js";
@@ -152,33 +152,25 @@ export class ModuleRecords {
     if (!rec || !row) throw sealBroken(`derivation ${d.name} (${s.hash}) is not recorded in the store`);
     const { drv, meta } = JSON.parse(row.json) as { drv: Derivation; meta: DerivationMeta };
     const node: Node = { hash: s.hash as DrvHash, name: d.name, kind: d.kind, drv, meta, deps: [], sources: new Map() };
-    const outputs: Record<string, StorePathName> = {};
     let resolved: ResolvedHash | undefined;
-    if (drv.fixed) {
-      const p = fixedInStore(store, node);
-      if (p) outputs.out = p;
-    } else {
+    let inStore: boolean;
+    if (drv.fixed) inStore = fixedInStore(store, node) !== undefined;
+    else {
       resolved = store.resolution(s.hash) as ResolvedHash | undefined;
-      if (resolved) {
-        const found = store.realisations(drv.outputs.map((o) => [resolved!, o] as [string, string]));
-        for (const o of drv.outputs) {
-          const p = found.get(substitutionKey(resolved, o));
-          if (p) outputs[o] = p;
-        }
-      }
+      const found = resolved ? store.realisations(drv.outputs.map((o) => [resolved!, o] as [string, string])) : new Map();
+      inStore = drv.outputs.every((o) => found.has(substitutionKey(resolved!, o)));
     }
-    if (drv.outputs.some((o) => outputs[o] === undefined)) throw sealBroken(`the outputs of ${d.name} (${s.hash}) are not in the store`);
-    node.sealed = { ...(resolved ? { resolved } : {}), outputs, sources: rec.sources, tools: rec.tools };
+    if (!inStore) throw sealBroken(`the outputs of ${d.name} (${s.hash}) are not in the store`);
+    node.sealed = { ...(resolved ? { resolved } : {}), sources: new Map(rec.sources.map(([host, store]) => [store as StorePathName, host])), tools: rec.tools };
     return node;
   }
 
   /**
-   * Record each module in `modules` (path → namespace, as the bundle handed them over) whose
-   * exports can be kept and whose derivations `ev` evaluated; `closureOf` gives the files of its
-   * import closure. A record that would say what the usable one says is not written again.
+   * Record each module of a load that was not impure (LoadedModules.impure) whose exports can be
+   * kept, but the stubs; `ev` gives its derivations' nodes and `closureOf` the files of its import
+   * closure. A record that would say what the usable one says is not written again.
    */
   keep(modules: LoadedModules, closureOf: (path: string) => Record<string, FileStamp> | undefined, ev: Evaluator, stubs: ReadonlySet<string>): void {
-    if (modules.impure()) return;
     for (const [path, { taken }] of modules.taken) {
       if (typeof taken === "string" || stubs.has(path)) continue;
       const closure = closureOf(path);
@@ -381,12 +373,8 @@ function underneath(roots: Node[]): { sources: Array<[string, string]>; tools: R
   const sources = new Map<string, string>();
   const tools: Record<string, HostToolFingerprint> = {};
   for (const n of closure(roots)) {
-    for (const [store, host] of n.sources) sources.set(store, host);
-    Object.assign(tools, n.drv.hostTools);
-    if (n.sealed) {
-      for (const [host, store] of n.sealed.sources) sources.set(store, host);
-      Object.assign(tools, n.sealed.tools);
-    }
+    for (const [store, host] of sourcesOf(n)) sources.set(store, host);
+    Object.assign(tools, toolsOf(n));
   }
   return { sources: [...sources].map(([store, host]) => [host, store] as [string, string]).sort(), tools: Object.fromEntries(Object.entries(tools).sort(([a], [b]) => (a < b ? -1 : 1))) };
 }

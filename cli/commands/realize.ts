@@ -6,7 +6,7 @@ import { removeTree, type StorePathName } from "../../store/paths.js";
 import { addLinkRoot } from "../../store/roots.js";
 import { addGeneration, profilesDir, syncProfileLinks, validateProfileName, type ProfileEntry } from "../../store/profiles.js";
 import { type Outputs, Realizer } from "../../engine/realize.js";
-import { reachable } from "../../engine/graph.js";
+import { reachable, sourcesOf, toolsOf } from "../../engine/graph.js";
 import { evaluateTargets, withSeals, type Evaluated } from "../../engine/targets.js";
 import type { RecipesRev } from "../../store/history.js";
 import { watchRounds } from "../watch.js";
@@ -100,8 +100,7 @@ function realizeTargets(
   o: { print: boolean; evaluated?: (ev: Evaluated) => void; record: boolean },
 ): Promise<string[]> {
   // a push takes every realisation of the graph along: it needs the whole graph, sealed modules' too
-  if (argv["push-to"] !== undefined || !evalCacheOn(argv)) return realizeOnce(ctx, argv, entry, rev, o, false);
-  return withSeals((seal) => realizeOnce(ctx, argv, entry, rev, o, seal));
+  return withSeals(argv["push-to"] === undefined && evalCacheOn(argv), (seal) => realizeOnce(ctx, argv, entry, rev, o, seal));
 }
 
 async function realizeOnce(
@@ -207,10 +206,9 @@ function inputStats(ev: Evaluated, graph: Node[], entry: string, inGit: boolean,
   const seen = new Set<string>();
   const seenTools = new Set<object>();
   for (const n of graph) {
-    for (const host of n.sources.values()) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
-    // a sealed node: what everything under it was evaluated from
-    for (const [host] of n.sealed?.sources ?? []) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
-    for (const fp of [...Object.values(n.drv.hostTools), ...Object.values(n.sealed?.tools ?? {})]) {
+    // a sealed node's: what everything under it was evaluated from
+    for (const [, host] of sourcesOf(n)) if (!seen.has(host)) (seen.add(host), statTree(host, stats));
+    for (const fp of Object.values(toolsOf(n))) {
       // thousands of derivations share a handful of fingerprints: each is looked at once
       if (seenTools.has(fp)) continue;
       seenTools.add(fp);
