@@ -59,9 +59,8 @@ function fileStamp(p: string): [number, number, number, string] | undefined {
 const BUNDLE_FORMAT = "v7";
 
 /**
- * The index of an entry's bundle. A bundle imports the api module by path, so the key holds it:
- * kiln run from its sources (api.ts) and the compiled CLI (api.js) may share one store's cache,
- * and neither can import the other's bundle.
+ * The index of an entry's bundle. The key holds the API's stub (the names a bundle takes from the
+ * engine), and whether modules may be stubs of their records.
  */
 function indexFileOf(entry: string, cacheDir: string, sealed: boolean): string {
   return join(cacheDir, `${blake3Hex(`${BUNDLE_FORMAT}\0${API_STUB}\0${entry}${sealed ? "\0sealed" : ""}`).slice(0, 32)}.json`);

@@ -13,8 +13,6 @@ export interface Evaluated {
   roots: Array<Root & { target: string }>;
   /** the recorded snapshot of the recipe files (for why), unless a file changed while loading */
   snapshot?: string;
-  /** whether sealed modules stood in for their code (engine/module-records.ts) */
-  sealed: boolean;
 }
 
 /**
@@ -36,25 +34,25 @@ export async function evaluateTargets(ctx: Context, entry: string, cacheDir: str
   for (const t of targets) {
     for (const { name, value } of selectTarget(set, t)) roots.push({ target: name, ...evaluator.evaluate(value) });
   }
-  if (seal) {
-    // a seal broken where recipe code caught it, or values a stub gives that a whole evaluation would not
-    if (sealBreakCount() !== breaks) throw sealBroken("recipe code caught a broken seal");
-    const impure = set.modules.impure();
-    if (impure) throw sealBroken(impure);
-  }
+  // a seal broken where recipe code caught it, or values a stub gives that a whole evaluation would not
+  if (seal && sealBreakCount() !== breaks) throw sealBroken("recipe code caught a broken seal");
+  const impure = set.modules.impure();
+  if (seal && impure) throw sealBroken(impure);
   snap?.record();
-  records.keep(set.modules, set.closureOf, evaluator, set.stubs);
+  if (!impure) records.keep(set.modules, set.closureOf, evaluator, set.stubs);
   ctx.fileCache.flush?.();
   ctx.events({ type: "evaluated", targets, derivations: evaluator.graph.nodes.length, ms: ctx.clock() - t0 });
-  return { set, evaluator, roots, sealed: seal, ...(snapshot ? { snapshot } : {}) };
+  return { set, evaluator, roots, ...(snapshot ? { snapshot } : {}) };
 }
 
 /**
  * Run `work` on a sealed evaluation, and again on a whole one if a seal did not hold: at the
  * evaluation (a record's outputs no longer in the store, recipe code reading more of a sealed
  * value than its record keeps) or by the time it planned (outputs gone from disk meanwhile).
+ * `on` false: on a whole one only.
  */
-export async function withSeals<T>(work: (seal: boolean) => Promise<T>): Promise<T> {
+export async function withSeals<T>(on: boolean, work: (seal: boolean) => Promise<T>): Promise<T> {
+  if (!on) return work(false);
   try {
     return await work(true);
   } catch (e) {

@@ -42,7 +42,7 @@ export interface Forecast {
 
 /** `seal`: let unchanged modules stand in as their records (engine/module-records.ts). */
 export function forecast(ctx: Ctx, entry: string, targets: string[], seal = true): Promise<Forecast> {
-  return seal ? withSeals((s) => forecastOnce(ctx, entry, targets, s)) : forecastOnce(ctx, entry, targets, false);
+  return withSeals(seal, (s) => forecastOnce(ctx, entry, targets, s));
 }
 
 async function forecastOnce(ctx: Ctx, entry: string, targets: string[], seal: boolean): Promise<Forecast> {
