@@ -59,6 +59,9 @@ export function checkSystem(s: StepEnv, n: Node, req: BuildRequest): void {
     { drv: n.hash, system: req.system });
 }
 
+/** The log directories this process made or found. */
+const logDirs = new Set<string>();
+
 export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash: ResolvedHash, inputs: InputRealisation[], started: () => void): Promise<StepOutcome> {
   const store = s.ctx.store;
   addSources(s, n);
@@ -66,10 +69,14 @@ export async function buildStep(s: StepEnv, n: Node, resolved: Derivation, hash:
   checkSystem(s, n, req);
   s.ctx.builder.checkAvailable();
   const logDir = join(store.logDir, hash.slice(0, 2));
-  try {
-    mkdirSync(logDir, { recursive: true });
-  } catch {
-    /* the log cannot be written (a full disk): BuildLog keeps why, and the build goes on */
+  // made once per process (256 of them at most): a metadata call per build less
+  if (!logDirs.has(logDir)) {
+    try {
+      mkdirSync(logDir, { recursive: true });
+      logDirs.add(logDir);
+    } catch {
+      /* the log cannot be written (a full disk): BuildLog keeps why, and the build goes on */
+    }
   }
   const log = new BuildLog(join(logDir, `${hash}.log`), (line) => s.log(n, line));
   const t0 = s.ctx.clock();

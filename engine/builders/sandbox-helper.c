@@ -42,6 +42,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,7 +155,302 @@ static const char *next(const char **p, const char *end) {
   return s;
 }
 
-static void start(uint32_t id, const char *p, size_t n, sigset_t *old) {
+// ---- the sandbox ('S'): what bubblewrap did for a build, done by the server's child itself ----
+//
+// A build's sandbox is made by one process of the server's: cloned into new user, mount, PID,
+// IPC, UTS, cgroup and (unless --share-net) network namespaces at once, it mounts the overlay over
+// the build's scratch dir, lays the sandbox's root out on a tmpfs as the options say, pivots into
+// it, and then, as the namespace's pid 1, starts the build's command and waits for it. bubblewrap
+// did the same work in two more processes (its exec, its pid 1) and a second user namespace; this
+// keeps its behaviour: uid and gid as asked with nothing else mapped, no capabilities left
+// (bounding set dropped, no_new_privs), a session of its own, a fresh /proc, /dev and /tmp.
+//
+// The options are bubblewrap's, the ones kiln gives (engine/builders/sandbox.ts, bwrapOptions):
+//   --unshare-all --share-net --die-with-parent --new-session --clearenv
+//   --uid N --gid N --hostname H --proc D --dev D --tmpfs D --dir D --perms MODE --chdir D
+//   --ro-bind SRC D --bind SRC D --symlink TARGET D --setenv NAME VALUE
+// any other is refused (the build does not start: 'D' says why). Sources are host paths, read
+// before the pivot; destinations are the sandbox's.
+
+enum { O_FLAG, O_UID, O_GID, O_HOSTNAME, O_PROC, O_DEV, O_TMPFS, O_DIR, O_PERMS, O_CHDIR, O_ROBIND, O_BIND, O_SYMLINK, O_SETENV, O_SHARENET };
+static const struct { const char *name; int op, args; } OPTS[] = {
+  {"--unshare-all", O_FLAG, 0}, {"--die-with-parent", O_FLAG, 0}, {"--new-session", O_FLAG, 0}, {"--clearenv", O_FLAG, 0},
+  {"--share-net", O_SHARENET, 0}, {"--uid", O_UID, 1}, {"--gid", O_GID, 1}, {"--hostname", O_HOSTNAME, 1},
+  {"--proc", O_PROC, 1}, {"--dev", O_DEV, 1}, {"--tmpfs", O_TMPFS, 1}, {"--dir", O_DIR, 1}, {"--perms", O_PERMS, 1},
+  {"--chdir", O_CHDIR, 1}, {"--ro-bind", O_ROBIND, 2}, {"--bind", O_BIND, 2}, {"--symlink", O_SYMLINK, 2}, {"--setenv", O_SETENV, 2},
+};
+struct op { int op; const char *a, *b; };
+struct sandbox {
+  struct op *ops; size_t nops;
+  int share_net;
+  char **env; size_t nenv;
+  char why[512];
+};
+
+// The options in [p, end) into s; 0, or -1 with why in s->why.
+static int parse_sandbox(struct sandbox *s, const char *p, const char *end) {
+  size_t cap = 0;
+  s->ops = NULL; s->nops = 0; s->share_net = 0; s->env = NULL; s->nenv = 0;
+  while (p < end) {
+    const char *name = next(&p, end);
+    if (!name) { snprintf(s->why, sizeof s->why, "kiln-sandbox: bad request (options)"); return -1; }
+    size_t k = 0;
+    while (k < sizeof OPTS / sizeof OPTS[0] && strcmp(OPTS[k].name, name) != 0) k++;
+    if (k == sizeof OPTS / sizeof OPTS[0]) { snprintf(s->why, sizeof s->why, "kiln-sandbox: unsupported sandbox option %.100s", name); return -1; }
+    struct op o = {OPTS[k].op, NULL, NULL};
+    if (OPTS[k].args >= 1 && !(o.a = next(&p, end))) { snprintf(s->why, sizeof s->why, "kiln-sandbox: %s needs an argument", name); return -1; }
+    if (OPTS[k].args >= 2 && !(o.b = next(&p, end))) { snprintf(s->why, sizeof s->why, "kiln-sandbox: %s needs two arguments", name); return -1; }
+    if (o.op == O_SHARENET) s->share_net = 1;
+    if (o.op == O_FLAG || o.op == O_SHARENET) continue;
+    if (s->nops == cap) {
+      cap = cap ? cap * 2 : 64;
+      struct op *q = realloc(s->ops, cap * sizeof *q);
+      if (!q) { snprintf(s->why, sizeof s->why, "kiln-sandbox: out of memory"); return -1; }
+      s->ops = q;
+    }
+    s->ops[s->nops++] = o;
+    if (o.op == O_SETENV) s->nenv++;
+  }
+  return 0;
+}
+
+// what failed, into why: the setup ends
+#define TRY(x, ...) do { if ((x) < 0) { int e_ = errno; int n_ = snprintf(why, 512, "kiln-sandbox: " __VA_ARGS__); snprintf(why + n_, n_ < 512 ? 512 - (size_t)n_ : 0, ": %s", strerror(e_)); return why; } } while (0)
+
+static int mkdirs(char *path, mode_t mode) {
+  for (char *q = path + 1; *q; q++) {
+    if (*q != '/') continue;
+    *q = 0;
+    int r = mkdir(path, 0755);
+    *q = '/';
+    if (r != 0 && errno != EEXIST) return -1;
+  }
+  return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int parent_dirs(char *path) {
+  char *slash = strrchr(path, '/');
+  if (!slash || slash == path) return 0;
+  *slash = 0;
+  int r = mkdirs(path, 0755);
+  *slash = '/';
+  return r;
+}
+
+static int set_attrs(const char *path, int readonly) {
+#ifdef SYS_mount_setattr
+  struct { uint64_t set, clr, propagation, userns; } a = { (readonly ? 0x1 : 0) | 0x2 | 0x4, 0, 0, 0 }; // MOUNT_ATTR_RDONLY, NOSUID, NODEV
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, 0x8000 /* AT_RECURSIVE */, &a, sizeof a) == 0) return 0;
+  if (errno != ENOSYS) return -1;
+#endif
+  // before Linux 5.12: the top mount alone, keeping the flags the kernel locked on it
+  struct statvfs v;
+  if (statvfs(path, &v) != 0) return -1;
+  unsigned long f = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
+  if (v.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (v.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (v.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (v.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  if (v.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  return mount(NULL, path, NULL, f, NULL);
+}
+
+static int bind(const char *src, char *dst, int readonly, int devices) {
+  struct stat st;
+  if (stat(src, &st) != 0) return -1;
+  if (S_ISDIR(st.st_mode)) { if (mkdirs(dst, 0755) != 0) return -1; }
+  else {
+    if (parent_dirs(dst) != 0) return -1;
+    int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0 && errno != EEXIST) return -1;
+    if (fd >= 0) close(fd);
+  }
+  if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -1;
+  return devices ? 0 : set_attrs(dst, readonly);
+}
+
+// The sandbox's root, laid out at `root` (a tmpfs) as the options say, the host's root at `host`,
+// and paths under the scratch dir taken from the overlay at /overlay; NULL, or why not.
+static const char *lay_out(struct sandbox *s, const char *root, const char *host, const char *scratch, char *why) {
+  size_t sn = scratch ? strlen(scratch) : 0;
+  char dst[4096], src[4200];
+  mode_t perms = 0;
+  for (size_t i = 0; i < s->nops; i++) {
+    struct op *o = &s->ops[i];
+    const char *d = o->op == O_ROBIND || o->op == O_BIND || o->op == O_SYMLINK ? o->b : o->a;
+    if (o->op != O_SETENV && o->op != O_PERMS && o->op != O_UID && o->op != O_GID && o->op != O_HOSTNAME && o->op != O_CHDIR) {
+      if (d[0] != '/') { errno = EINVAL; TRY(-1, "%.200s: not an absolute path", d); }
+      if ((size_t)snprintf(dst, sizeof dst, "%s%s", root, strcmp(d, "/") == 0 ? "" : d) >= sizeof dst) { errno = ENAMETOOLONG; TRY(-1, "%.200s", d); }
+    }
+    mode_t mode = perms ? perms : 0755;
+    switch (o->op) {
+    case O_PERMS: {
+      char *e;
+      unsigned long m = strtoul(o->a, &e, 8);
+      if (*e || m > 07777) { errno = EINVAL; TRY(-1, "--perms %.20s", o->a); }
+      perms = (mode_t)m;
+      continue;
+    }
+    case O_DIR:
+      TRY(mkdirs(dst, mode), "directory %.200s", d);
+      TRY(chmod(dst, mode), "directory %.200s", d);
+      break;
+    case O_TMPFS: {
+      char opt[32];
+      snprintf(opt, sizeof opt, "mode=%04o", (unsigned)mode);
+      TRY(mkdirs(dst, 0755), "tmpfs %.200s", d);
+      TRY(mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opt), "tmpfs %.200s", d);
+      break;
+    }
+    case O_SYMLINK:
+      TRY(parent_dirs(dst), "symlink %.200s", d);
+      if (symlink(o->a, dst) != 0) {
+        char t[4096];
+        ssize_t n = readlink(dst, t, sizeof t - 1);
+        if (n < 0 || (t[n] = 0, strcmp(t, o->a) != 0)) TRY(-1, "symlink %.200s", d);
+      }
+      break;
+    case O_ROBIND: case O_BIND:
+      if (o->a[0] != '/') { errno = EINVAL; TRY(-1, "%.200s: not an absolute path", o->a); }
+      if (sn && strncmp(o->a, scratch, sn) == 0 && (o->a[sn] == '/' || !o->a[sn])) snprintf(src, sizeof src, "/overlay%s", o->a + sn);
+      else snprintf(src, sizeof src, "%s%s", host, o->a);
+      TRY(bind(src, dst, o->op == O_ROBIND, 0), "bind mount %.200s on %.200s", o->a, d);
+      break;
+    case O_PROC: {
+      TRY(mkdirs(dst, 0755), "proc %.200s", d);
+      TRY(mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "proc %.200s", d);
+      // what the kernel does not confine to the namespace, read-only (as bubblewrap does)
+      static const char *const RO[] = {"sys", "sysrq-trigger", "irq", "bus"};
+      for (size_t k = 0; k < sizeof RO / sizeof RO[0]; k++) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dst, RO[k]);
+        if (access(sub, F_OK) != 0) continue;
+        TRY(mount(sub, sub, NULL, MS_BIND | MS_REC, NULL), "proc %.200s", d);
+        TRY(set_attrs(sub, 1), "proc %.200s", d);
+      }
+      break;
+    }
+    case O_DEV: {
+      TRY(mkdirs(dst, 0755), "dev %.200s", d);
+      TRY(mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), "dev %.200s", d);
+      static const char *const NODES[] = {"null", "zero", "full", "random", "urandom", "tty"};
+      char a[4200], b[4200];
+      for (size_t k = 0; k < sizeof NODES / sizeof NODES[0]; k++) {
+        snprintf(a, sizeof a, "%s/dev/%s", host, NODES[k]);
+        snprintf(b, sizeof b, "%s/%s", dst, NODES[k]);
+        TRY(bind(a, b, 0, 1), "dev %.200s: %s", d, NODES[k]);
+      }
+      static const char *const LINKS[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}, {"pts/ptmx", "ptmx"}};
+      for (size_t k = 0; k < sizeof LINKS / sizeof LINKS[0]; k++) {
+        snprintf(b, sizeof b, "%s/%s", dst, LINKS[k][1]);
+        TRY(symlink(LINKS[k][0], b), "dev %.200s: %s", d, LINKS[k][1]);
+      }
+      snprintf(b, sizeof b, "%s/shm", dst);
+      TRY(mkdir(b, 0755), "dev %.200s: shm", d);
+      snprintf(b, sizeof b, "%s/pts", dst);
+      TRY(mkdir(b, 0755), "dev %.200s: pts", d);
+      TRY(mount("devpts", b, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620"), "dev %.200s: pts", d);
+      break;
+    }
+    case O_HOSTNAME:
+      TRY(sethostname(o->a, strlen(o->a)), "hostname");
+      break;
+    default:
+      break;
+    }
+    if (o->op == O_DIR || o->op == O_TMPFS) perms = 0;
+  }
+  return NULL;
+}
+
+static int id_of(const char *s, unsigned *v) {
+  char *e;
+  unsigned long n = strtoul(s, &e, 10);
+  if (!*s || *e || n > 0xfffffffeUL) return -1;
+  *v = (unsigned)n;
+  return 0;
+}
+
+// In the new namespaces, as their pid 1: the maps, the overlay, the root, then the build's command,
+// waited for. Returns why the setup failed; does not return once the command started.
+static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *overlay, char **argv, uid_t host_uid, gid_t host_gid, char *why) {
+  unsigned uid = 0, gid = 0;
+  const char *dir = "/";
+  for (size_t i = 0; i < s->nops; i++) {
+    struct op *o = &s->ops[i];
+    if ((o->op == O_UID && id_of(o->a, &uid) != 0) || (o->op == O_GID && id_of(o->a, &gid) != 0)) { errno = EINVAL; TRY(-1, "bad uid or gid %.20s", o->a); }
+    if (o->op == O_CHDIR) dir = o->a;
+  }
+  char map[64];
+  if (put("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) TRY(-1, "setgroups");
+  snprintf(map, sizeof map, "%u %u 1", uid, (unsigned)host_uid);
+  TRY(put("/proc/self/uid_map", map), "uid_map");
+  snprintf(map, sizeof map, "%u %u 1", gid, (unsigned)host_gid);
+  TRY(put("/proc/self/gid_map", map), "gid_map");
+  TRY(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
+  TRY(chdir(cwd), "chdir %.200s", cwd);
+  // a tmpfs, made the root for the while, holds the overlay (at /overlay: no directory on the
+  // host's disk is ever a mount point, so its removal never waits on a namespace) and the new root
+  // (/newroot); the host's root is below them at /oldroot (bubblewrap's way)
+  TRY(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), "the sandbox's root");
+  TRY(mkdir("/tmp/newroot", 0755), "the sandbox's root");
+  TRY(mkdir("/tmp/oldroot", 0755), "the sandbox's root");
+  TRY(mkdir("/tmp/overlay", 0755), "the sandbox's root");
+  // the overlay's options name its directories relative to the scratch dir, the working directory
+  if (*overlay) TRY(mount("kiln", "/tmp/overlay", "overlay", 0, overlay), "the build's overlay could not be mounted");
+  TRY(mount("tmpfs", "/tmp/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), "the sandbox's root");
+  TRY(chdir("/tmp"), "the sandbox's root");
+  TRY(syscall(SYS_pivot_root, ".", "oldroot"), "pivot_root");
+  TRY(chdir("/"), "chdir /");
+  const char *err = lay_out(s, "/newroot", "/oldroot", *overlay ? cwd : NULL, why);
+  if (err) return err;
+  TRY(chdir("/newroot"), "the sandbox's root");
+  TRY(syscall(SYS_pivot_root, ".", "."), "pivot_root");
+  TRY(umount2(".", MNT_DETACH), "the host's root");
+  TRY(chdir("/"), "chdir /");
+  char **env = calloc(s->nenv + 1, sizeof *env);
+  if (!env) TRY(-1, "out of memory");
+  size_t ne = 0;
+  for (size_t i = 0; i < s->nops; i++) {
+    struct op *o = &s->ops[i];
+    if (o->op != O_SETENV) continue;
+    size_t n = strlen(o->a) + strlen(o->b) + 2;
+    if (!(env[ne] = malloc(n))) TRY(-1, "out of memory");
+    snprintf(env[ne++], n, "%s=%s", o->a, o->b);
+  }
+  pid_t pid = fork();
+  TRY(pid, "fork");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setsid();
+    // no capability can come back: none in the bounding set, none through an exec
+    for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (chdir(dir) != 0) { dprintf(2, "kiln-sandbox: chdir %s: %s\n", dir, strerror(errno)); _exit(127); }
+    environ = env;
+    execvp(argv[0], argv);
+    dprintf(2, "kiln-sandbox: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  // the setup went through: its pipe closes (the build's own output can never fake a setup failure)
+  close(4);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) { dup2(null, 1); dup2(null, 2); close(null); }
+  for (;;) {
+    int st;
+    pid_t p = waitpid(-1, &st, 0);
+    if (p < 0 && errno == EINTR) continue;
+    if (p < 0) _exit(125);
+    if (p == pid) _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+  }
+}
+
+// a pipe whose write end only the server holds: its children see it hang up when the server is gone
+static int lifeline[2] = {-1, -1};
+
+// 'B' (a process) or 'S' (a sandbox): cwd\0 overlay\0 argc argv... then, for 'B', bubblewrap's
+// options (the child's fd 3), for 'S', the sandbox's.
+static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old) {
   const char *end = p + n;
   const char *cwd = next(&p, end), *options = cwd ? next(&p, end) : NULL;
   errno = EINVAL;
@@ -163,45 +459,62 @@ static void start(uint32_t id, const char *p, size_t n, sigset_t *old) {
   if (argc == 0 || argc > 65536) { fail(id, "bad request"); return; }
   char **argv = calloc(argc + 1, sizeof *argv);
   if (!argv) { fail(id, "out of memory"); return; }
-  for (uint32_t i = 0; i < argc; i++) {
-    if (!(argv[i] = (char *)next(&p, end))) { free(argv); errno = EINVAL; fail(id, "bad request"); return; }
-  }
-  int args = memfd_create("kiln-bwrap-args", MFD_CLOEXEC);
+  struct sandbox sb = {0};
+  int args = -1;
   int out[2] = {-1, -1}, setup[2] = {-1, -1};
-  if (args < 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(setup, O_CLOEXEC) != 0) {
-    fail(id, "pipes");
+  for (uint32_t i = 0; i < argc; i++) {
+    if (!(argv[i] = (char *)next(&p, end))) { errno = EINVAL; fail(id, "bad request"); goto close_all; }
+  }
+  if (type == 'S' && parse_sandbox(&sb, p, end) != 0) {
+    unsigned char d[4 + sizeof sb.why];
+    size_t len = strlen(sb.why);
+    put_u32(d, 125 << 8);
+    memcpy(d + 4, sb.why, len);
+    event(id, 'D', d, 4 + (uint32_t)len);
     goto close_all;
   }
-  for (const char *q = p; q < end;) {
-    ssize_t w = write(args, q, (size_t)(end - q));
-    if (w < 0) { fail(id, "bubblewrap's options"); goto close_all; }
-    q += w;
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(setup, O_CLOEXEC) != 0) { fail(id, "pipes"); goto close_all; }
+  if (type == 'B') {
+    if ((args = memfd_create("kiln-bwrap-args", MFD_CLOEXEC)) < 0) { fail(id, "pipes"); goto close_all; }
+    for (const char *q = p; q < end;) {
+      ssize_t w = write(args, q, (size_t)(end - q));
+      if (w < 0) { fail(id, "bubblewrap's options"); goto close_all; }
+      q += w;
+    }
+    lseek(args, 0, SEEK_SET);
   }
-  lseek(args, 0, SEEK_SET);
-  pid_t server = getpid();
-  pid_t pid = fork();
-  if (pid < 0) { fail(id, "fork"); goto close_all; }
+  uid_t host_uid = geteuid(); gid_t host_gid = getegid();
+  pid_t pid = type == 'S'
+    ? (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | (sb.share_net ? 0 : CLONE_NEWNET) | SIGCHLD), NULL, NULL, NULL, NULL)
+    : fork();
+  if (pid < 0) { fail(id, type == 'S' ? "the sandbox's namespaces" : "fork"); goto close_all; }
   if (pid == 0) {
     char why[512];
     const char *err = why;
     int status = setup[1];
-    // dies with the server until bubblewrap's --die-with-parent takes over
+    // dies with the server (until bubblewrap's --die-with-parent takes over, for 'B')
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != server) _exit(125);
+    close(lifeline[1]);
+    struct pollfd life = {lifeline[0], POLLIN, 0};
+    if (poll(&life, 1, 0) != 0) _exit(125);
+    close(lifeline[0]);
     sigprocmask(SIG_SETMASK, old, NULL);
     signal(SIGPIPE, SIG_DFL);
     setsid();
-    // the setup pipe at 4 (closed by the exec), bubblewrap's options at 3, output at 1 and 2; each
-    // moved above 4 first, where none of the others can be
+    // the setup pipe at 4 (closed by the exec), bubblewrap's options at 3 ('B'), output at 1 and 2;
+    // each moved above 4 first, where none of the others can be
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int s = fcntl(setup[1], F_DUPFD_CLOEXEC, 5), n = fcntl(null, F_DUPFD_CLOEXEC, 5), o = fcntl(out[1], F_DUPFD_CLOEXEC, 5), a = fcntl(args, F_DUPFD_CLOEXEC, 5);
-    if (null < 0 || s < 0 || n < 0 || o < 0 || a < 0 || dup3(s, 4, O_CLOEXEC) < 0 || dup2(n, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 || dup2(a, 3) < 0) {
+    int s = fcntl(setup[1], F_DUPFD_CLOEXEC, 5), nl = fcntl(null, F_DUPFD_CLOEXEC, 5), o = fcntl(out[1], F_DUPFD_CLOEXEC, 5);
+    int a = args >= 0 ? fcntl(args, F_DUPFD_CLOEXEC, 5) : -1;
+    if (null < 0 || s < 0 || nl < 0 || o < 0 || (args >= 0 && a < 0) || dup3(s, 4, O_CLOEXEC) < 0 || dup2(nl, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 || (a >= 0 && dup2(a, 3) < 0)) {
       snprintf(why, sizeof why, "kiln-sandbox: descriptors: %s", strerror(errno));
     } else {
       status = 4;
-      close_from(5);
+      close_from(a >= 0 ? 5 : 4 + 1);
+      if (a < 0) close(3);
       umask(022);
-      if (chdir(cwd) != 0) snprintf(why, sizeof why, "kiln-sandbox: chdir %s: %s", cwd, strerror(errno));
+      if (type == 'S') err = sandbox_pid1(&sb, cwd, options, argv, host_uid, host_gid, why);
+      else if (chdir(cwd) != 0) snprintf(why, sizeof why, "kiln-sandbox: chdir %s: %s", cwd, strerror(errno));
       else if (!*options || !(err = enter(options, why, sizeof why))) {
         char *env[] = {NULL};
         execve(argv[0], argv, env);
@@ -218,6 +531,7 @@ static void start(uint32_t id, const char *p, size_t n, sigset_t *old) {
   out[0] = setup[0] = -1;
 close_all:
   free(argv);
+  free(sb.ops);
   if (args >= 0) close(args);
   for (int i = 0; i < 2; i++) {
     if (out[i] >= 0) close(out[i]);
@@ -278,6 +592,7 @@ static int serve(void) {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, &old);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (pipe2(lifeline, O_CLOEXEC) != 0) { perror("kiln-sandbox: pipe"); return 1; }
   if (sfd < 0) { perror("kiln-sandbox: signalfd"); return 1; }
   size_t cap = 1 << 16, have = 0;
   unsigned char *req = malloc(cap);
@@ -338,7 +653,7 @@ static int serve(void) {
         }
         unsigned char type = req[at + 4];
         uint32_t id = get_u32(req + at + 5);
-        if (type == 'B') start(id, (const char *)req + at + 9, len - 5, &old);
+        if (type == 'B' || type == 'S') start(id, (char)type, (const char *)req + at + 9, len - 5, &old);
         else if (type == 'R') remove_tree(id, (const char *)req + at + 9, len - 5);
         else if (type == 'X') kill_all();
         else if (type == 'K') { for (int i = 0; i < nbuilds; i++) if (builds[i].id == id && builds[i].pid > 0) kill_build(builds[i].pid); }

@@ -1,9 +1,11 @@
 // The sandbox server (kiln-sandbox --serve, started by SandboxServer): builds started through it
 // without a namespace of their own (an empty overlay), so that what is tested is the server: the
-// program, its descriptors, output, exit, kill, and how a setup failure is told from a build's.
+// program, its descriptors, output, exit, kill, and how a setup failure is told from a build's;
+// then the sandbox the server makes itself from bubblewrap's options (cli/sandbox.test.ts probes
+// it through real builds, with the overlay).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -25,7 +27,7 @@ describe("sandbox server", { skip }, () => {
 
   async function run(script: string, o: Partial<ServerLaunch> = {}, signal = new AbortController().signal) {
     const chunks: Buffer[] = [];
-    const r = await server.run({ cwd: dir, overlay: "", argv: ["/bin/sh", "-c", script], options: Buffer.alloc(0), ...o }, (c) => chunks.push(c), signal);
+    const r = await server.run({ cwd: dir, kind: "process", overlay: "", argv: ["/bin/sh", "-c", script], options: Buffer.alloc(0), ...o }, (c) => chunks.push(c), signal);
     return { ...r, output: Buffer.concat(chunks).toString() };
   }
 
@@ -90,19 +92,19 @@ describe("sandbox server", { skip }, () => {
 
   test("closing the server kills the builds it runs", async () => {
     const s = new SandboxServer(helper);
-    const p = s.run({ cwd: dir, overlay: "", argv: ["/bin/sh", "-c", "sleep 30"], options: Buffer.alloc(0) }, () => {}, new AbortController().signal);
+    const p = s.run({ cwd: dir, kind: "process", overlay: "", argv: ["/bin/sh", "-c", "sleep 30"], options: Buffer.alloc(0) }, () => {}, new AbortController().signal);
     setTimeout(() => s.close(), 200);
     const r = await p;
     assert.equal(r.signal, "SIGKILL");
   });
 
   test("serveOnce: a server given one request and no more stdin runs the build to its end (the store view's probe)", () => {
-    const r = serveOnce(helper, { cwd: dir, overlay: "", argv: ["/bin/sh", "-c", "sleep 0.2; echo hi; exit 3"], options: Buffer.alloc(0) });
+    const r = serveOnce(helper, { cwd: dir, kind: "process", overlay: "", argv: ["/bin/sh", "-c", "sleep 0.2; echo hi; exit 3"], options: Buffer.alloc(0) });
     assert.deepEqual(r, { exitCode: 3, signal: null, output: "hi\n" });
-    const bad = serveOnce(helper, { cwd: join(dir, "nonexistent"), overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) });
+    const bad = serveOnce(helper, { cwd: join(dir, "nonexistent"), kind: "process", overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) });
     assert.equal(bad.exitCode, 125);
     assert.match(bad.setupError!, /^kiln-sandbox: chdir /);
-    assert.match(serveOnce(join(dir, "no-such-helper"), { cwd: dir, overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) }).error!, /ENOENT/);
+    assert.match(serveOnce(join(dir, "no-such-helper"), { cwd: dir, kind: "process", overlay: "", argv: ["/bin/true"], options: Buffer.alloc(0) }).error!, /ENOENT/);
   });
 
   test("remove: a tree goes whole in a child of the server, read-only directories and all; a path already gone is no error", async () => {
@@ -161,5 +163,86 @@ describe("sandboxLaunch", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the server's own sandbox (kind \"sandbox\")", { skip }, () => {
+  const server = new SandboxServer(helper);
+  const dir = mkdtempSync(join(tmpdir(), "kiln-server-sandbox-"));
+  after(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const usr = ["--ro-bind", "/usr", "/usr", ...["bin", "sbin", "lib", "lib64"].filter((d) => existsSync(`/usr/${d}`)).flatMap((d) => ["--symlink", `usr/${d}`, `/${d}`])];
+
+  async function sandboxed(argv: string[], options: string[], signal = new AbortController().signal) {
+    const chunks: Buffer[] = [];
+    const r = await server.run({ kind: "sandbox", cwd: dir, overlay: "", argv, options: Buffer.from(options.map((o) => `${o}\0`).join("")) }, (c) => chunks.push(c), signal);
+    return { ...r, output: Buffer.concat(chunks).toString() };
+  }
+
+  test("bubblewrap's options: the uid and gid asked (nothing else mapped), its hostname, no capabilities, a PID namespace whose pid 1 names no host path, loopback only, umask 022, only the environment given, read-only binds, --perms, --chdir", async () => {
+    mkdirSync(join(dir, "out"));
+    writeFileSync(join(dir, "f"), "bound file\n");
+    const script = [
+      "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; cat /proc/sys/kernel/hostname",
+      "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status",
+      "echo pid $$; echo init $(tr '\\0' ' ' < /proc/1/cmdline)",
+      "echo net $(tail -n +3 /proc/net/dev | cut -d: -f1)",
+      "umask; pwd; stat -c %a /build; env | grep -v -E '^(PWD|SHLVL|_)=' | sort",
+      "touch /usr/kiln-probe 2>/dev/null && echo usr-writable || echo usr-read-only",
+      "cat /etc/f; echo written > /out/o; ls /",
+    ].join("; ");
+    const r = await sandboxed(["/bin/sh", "-c", script], [
+      "--unshare-all", "--die-with-parent", "--new-session", "--uid", "1000", "--gid", "1000", "--hostname", "kiln",
+      ...usr, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/etc", "--ro-bind", join(dir, "f"), "/etc/f",
+      "--bind", join(dir, "out"), "/out", "--perms", "0700", "--tmpfs", "/build", "--chdir", "/build",
+      "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "KILN_PROBE", "a value",
+    ]);
+    assert.equal(r.setupError, undefined, r.setupError);
+    assert.equal(r.exitCode, 0, r.output);
+    const uid = process.getuid!(), gid = process.getgid!();
+    const lines = r.output.split("\n").map((l) => l.trim().replace(/\s+/g, " "));
+    assert.deepEqual(lines.slice(0, 5), ["1000", "1000", `1000 ${uid} 1`, `1000 ${gid} 1`, "kiln"]);
+    for (const cap of ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]) assert.ok(lines.includes(`${cap}: 0000000000000000`), `${cap} is empty:\n${r.output}`);
+    assert.ok(lines.includes("NoNewPrivs: 1"), r.output);
+    assert.ok(!lines.includes("pid 1"), "the build is not the namespace's pid 1 (a process that reaps and waits is)");
+    assert.ok(lines.includes("init kiln-sandbox --serve"), `pid 1's command line names no host path:\n${r.output}`);
+    assert.ok(lines.includes("net lo"), `loopback alone:\n${r.output}`);
+    const at = lines.indexOf("0022");
+    assert.ok(at > 0, r.output);
+    assert.deepEqual(lines.slice(at, at + 5), ["0022", "/build", "700", "KILN_PROBE=a value", "PATH=/usr/bin:/bin"]);
+    assert.ok(lines.includes("usr-read-only") && lines.includes("bound file"), r.output);
+    assert.equal(readFileSync(join(dir, "out", "o"), "utf8"), "written\n");
+    assert.deepEqual(lines.slice(lines.indexOf("bound file") + 1).filter(Boolean).sort(), ["bin", "build", "dev", "etc", "lib", "lib64", "out", "proc", "sbin", "tmp", "usr"].filter((d) => !["bin", "sbin", "lib", "lib64"].includes(d) || existsSync(`/usr/${d}`)));
+  });
+
+  test("an option kiln never gives, or a source that is not there, stops the sandbox before anything runs, and says which", async () => {
+    const odd = await sandboxed(["/bin/true"], ["--unshare-all", "--cap-add", "ALL"]);
+    assert.equal(odd.exitCode, 125);
+    assert.equal(odd.setupError, "kiln-sandbox: unsupported sandbox option --cap-add");
+    const missing = await sandboxed(["/bin/true"], ["--unshare-all", "--ro-bind", join(dir, "nonexistent"), "/x"]);
+    assert.equal(missing.exitCode, 125);
+    assert.match(missing.setupError!, /^kiln-sandbox: bind mount .*nonexistent on \/x: No such file or directory$/);
+  });
+
+  test("a command that cannot be run is the build's own failure (exit 127, said in its output), not the sandbox's", async () => {
+    const r = await sandboxed(["/kiln/no-such-builder"], ["--unshare-all", ...usr]);
+    assert.equal(r.setupError, undefined);
+    assert.equal(r.exitCode, 127);
+    assert.match(r.output, /^kiln-sandbox: cannot run \/kiln\/no-such-builder: No such file or directory\n$/);
+  });
+
+  test("abort kills the whole sandbox, what the build left running in the background too", async () => {
+    const ac = new AbortController();
+    const marker = join(dir, "late");
+    mkdirSync(join(dir, "late-dir"));
+    const p = sandboxed(["/bin/sh", "-c", "(sleep 1; echo late > /late/x) & sleep 30"], ["--unshare-all", ...usr, "--bind", join(dir, "late-dir"), "/late"], ac.signal);
+    setTimeout(() => ac.abort(), 200);
+    const r = await p;
+    assert.equal(r.signal, "SIGKILL");
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.ok(!existsSync(join(dir, "late-dir", "x")), "the background process died with the sandbox");
+    assert.ok(!existsSync(marker));
   });
 });

@@ -1,8 +1,9 @@
 // The sandbox server: dist/kiln-sandbox --serve (sandbox-helper.c), started once and asked to
 // start every build. Forking kiln's own process for each build copies its page tables (~1.7 ms
 // a build at ~140 MB of memory, more as it grows); the server is a small C process whose fork
-// costs a tenth of a millisecond. It makes the build's namespace and overlay and becomes
-// bubblewrap, as the helper does when kiln starts it directly. The protocol is in the C file.
+// costs a tenth of a millisecond. It makes the build's sandbox itself, from the options kiln
+// would give bubblewrap (namespaces, overlay, mounts, the build's command as its pid 1's child),
+// in one process where bubblewrap took three. The protocol is in the C file.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
@@ -10,13 +11,19 @@ import { KilnError } from "../../store/errors.js";
 import type { Writable } from "node:stream";
 
 export interface ServerLaunch {
+  /**
+   * "sandbox": the server makes the build's sandbox itself, from bubblewrap's options (the ones
+   * kiln gives), and runs `argv` in it; "process": it runs `argv` (bubblewrap) in the namespace
+   * and overlay, `options` on its fd 3
+   */
+  kind: "sandbox" | "process";
   /** the build's working directory on the host (its scratch dir) */
   cwd: string;
-  /** the overlay's options, or "" for no namespace and overlay of its own */
+  /** the overlay's options, or "" for no overlay of its own */
   overlay: string;
-  /** bubblewrap and its command line */
+  /** the command: the build's own ("sandbox"), or bubblewrap's command line ("process") */
   argv: string[];
-  /** bubblewrap's options, its fd 3 */
+  /** bubblewrap's options, NUL-terminated */
   options: Buffer;
 }
 
@@ -44,7 +51,7 @@ export function waitStatus(st: number): { exitCode: number | null; signal: NodeJ
 }
 
 /** A request's frame: its length, its type, the id it concerns, its payload. */
-function frame(type: "B" | "K" | "X" | "R", id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+function frame(type: "B" | "S" | "K" | "X" | "R", id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(9);
   head.writeUInt32LE(5 + payload.length, 0);
   head.write(type, 4, "latin1");
@@ -56,7 +63,7 @@ function frame(type: "B" | "K" | "X" | "R", id: number, payload: Buffer = Buffer
 function buildFrame(id: number, launch: ServerLaunch): Buffer {
   const argc = Buffer.alloc(4);
   argc.writeUInt32LE(launch.argv.length);
-  return frame("B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), argc, Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]));
+  return frame(launch.kind === "sandbox" ? "S" : "B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), argc, Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]));
 }
 
 /** The whole events in `buf` (id, type, data), each to `fn`; returns how many bytes they took. */
@@ -77,6 +84,12 @@ function doneOf(data: Buffer): ServerResult {
   return { ...waitStatus(data.readUInt32LE(0)), ...(why ? { setupError: why } : {}) };
 }
 
+/**
+ * The server's process: an empty environment, and a command line without its host path. A
+ * sandbox's pid 1 is a fork of the server, and a build can read /proc/1/cmdline.
+ */
+const SERVER_PROCESS = { env: {}, argv0: "kiln-sandbox" };
+
 const OUTPUT = 0x4f; // 'O'
 const DONE = 0x44; // 'D'
 
@@ -85,7 +98,7 @@ const DONE = 0x44; // 'D'
  * every build will take (the server's descriptors, its fork, the namespace, the overlay, bubblewrap).
  */
 export function serveOnce(program: string, launch: ServerLaunch): ServerResult & { output: string; error?: string } {
-  const r = spawnSync(program, ["--serve"], { input: buildFrame(1, launch), env: {}, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 24 });
+  const r = spawnSync(program, ["--serve"], { input: buildFrame(1, launch), ...SERVER_PROCESS, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 24 });
   if (r.error || r.status !== 0) return { exitCode: null, signal: null, output: "", error: String(r.error ?? (r.stderr.toString().trim() || `the server exited ${r.status ?? r.signal}`)) };
   let output = "";
   let done: ServerResult | undefined;
@@ -163,7 +176,7 @@ export class SandboxServer {
 
   #start(): ChildProcess {
     if (this.#child) return this.#child;
-    const child = spawn(this.program, ["--serve"], { stdio: ["pipe", "pipe", "pipe"], env: {} });
+    const child = spawn(this.program, ["--serve"], { stdio: ["pipe", "pipe", "pipe"], ...SERVER_PROCESS });
     this.#child = child;
     this.#buf = Buffer.alloc(0);
     this.#stderr = "";

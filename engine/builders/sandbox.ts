@@ -224,8 +224,10 @@ export interface SandboxLaunch {
   cwd?: string;
   /** bubblewrap's options (mounts, environment: host paths among them), given through a pipe */
   options: string[];
-  /** the command run in the sandbox (logical paths only) */
+  /** the command run in the sandbox (logical paths only), through a shell that sets its umask and joins stderr to stdout */
   command: string[];
+  /** the same without that shell, for kiln's sandbox server (which does both itself) */
+  own: string[];
   /** the host directory the build's outputs are found in afterwards, by name */
   outDir: string;
 }
@@ -274,9 +276,9 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
       store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, etc),
       ...(hostBin !== undefined ? { hostBin: join(m, hostBin) } : {}),
     };
-    const { options, command } = bwrapOptions(req, src);
+    const { options, command, own } = bwrapOptions(req, src);
     const prefix = Array.isArray(view.start) ? view.start : [];
-    return { file: prefix[0] ?? "", prefix: [...prefix.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, outDir: join(upper, UPPER_OUT) };
+    return { file: prefix[0] ?? "", prefix: [...prefix.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, own, outDir: join(upper, UPPER_OUT) };
   }
   const storeView = join(req.scratch, "store");
   mkdirSync(storeView, { recursive: true });
@@ -284,11 +286,11 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
     store: (name) => join(req.storeDir, name), out: storeView, etc: join(layer, etc),
     ...(hostBin !== undefined ? { hostBin: join(layer, hostBin) } : {}),
   };
-  const { options, command } = bwrapOptions(req, src);
-  return { file: bwrap, prefix: [], options, command, outDir: storeView };
+  const { options, command, own } = bwrapOptions(req, src);
+  return { file: bwrap, prefix: [], options, command, own, outDir: storeView };
 }
 
-function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[] } {
+function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[]; own: string[] } {
   const a: string[] = [
     "--unshare-all",
     ...(req.network ? ["--share-net"] : []),
@@ -332,12 +334,14 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
   // builder wrote its lines. The shell doing it is the seed's, or the host's for host tools.
   const shell = req.usr !== undefined ? "/bin/sh" : Object.keys(req.tools).length > 0 ? "/usr/bin/dash" : undefined;
   const command = shell ? [shell, "-c", 'umask 022 && exec "$0" "$@" 2>&1', req.builder, ...req.args] : [req.builder, ...req.args];
+  // kiln's sandbox server sets the umask and gives the command one pipe for both itself
+  const own = [req.builder, ...req.args];
   // bubblewrap reads its options NUL-separated, and the server takes the command so: a NUL in a
   // value (evaluation refuses them; a request from elsewhere, builder-serve's, is checked here)
   // would split it into options of the build's choosing
   const bad = [...a, ...command].find((x) => x.includes("\0"));
   if (bad !== undefined) throw new KilnError("RECIPE_INVALID", `a build's command or environment contains a NUL byte (${JSON.stringify(bad.slice(0, 80))})`, "no program can be given one: remove it");
-  return { options: a, command };
+  return { options: a, command, own };
 }
 
 /**
@@ -407,7 +411,7 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
       let r: { status: number | null; stderr: string; error?: unknown };
       if (command.length === 1) {
         // kiln's helper, as every build will use it: its server
-        const s = serveOnce(command[0]!, { cwd: dir, overlay: options, argv: [bw, "--args", "3", "--", "/bin/true"], options: optionsBlob(probe) });
+        const s = serveOnce(command[0]!, { kind: "sandbox", cwd: dir, overlay: options, argv: ["/bin/true"], options: optionsBlob(probe) });
         r = s.error !== undefined ? { status: null, stderr: "", error: `kiln's sandbox server: ${s.error}` }
           : { status: s.setupError !== undefined ? SETUP_FAILED : s.exitCode, stderr: s.setupError ?? s.output };
       } else {
@@ -451,7 +455,7 @@ export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chun
   const view = req.view;
   if (view?.kind === "overlay" && view.start instanceof SandboxServer) {
     // kiln's helper: its server starts the build
-    return view.start.run({ cwd: launch.cwd!, overlay: view.options, argv: [view.bwrap, "--args", "3", "--", ...launch.command], options: optionsBlob(launch.options) }, onOutput, signal)
+    return view.start.run({ kind: "sandbox", cwd: launch.cwd!, overlay: view.options, argv: launch.own, options: optionsBlob(launch.options) }, onOutput, signal)
       .then((r) => {
         if (r.setupError !== undefined) throw setupFailure(r.setupError);
         return { exitCode: r.exitCode, signal: r.signal, outDir: launch.outDir };
