@@ -43,6 +43,9 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -255,7 +258,7 @@ static int set_attrs(const char *path, int readonly) {
   return mount(NULL, path, NULL, f, NULL);
 }
 
-static int bind(const char *src, char *dst, int readonly, int devices) {
+static int bind_path(const char *src, char *dst, int readonly, int devices) {
   struct stat st;
   if (stat(src, &st) != 0) return -1;
   if (S_ISDIR(st.st_mode)) { if (mkdirs(dst, 0755) != 0) return -1; }
@@ -314,7 +317,7 @@ static const char *lay_out(struct sandbox *s, const char *root, const char *host
       if (o->a[0] != '/') { errno = EINVAL; TRY(-1, "%.200s: not an absolute path", o->a); }
       if (sn && strncmp(o->a, scratch, sn) == 0 && (o->a[sn] == '/' || !o->a[sn])) snprintf(src, sizeof src, "/overlay%s", o->a + sn);
       else snprintf(src, sizeof src, "%s%s", host, o->a);
-      TRY(bind(src, dst, o->op == O_ROBIND, 0), "bind mount %.200s on %.200s", o->a, d);
+      TRY(bind_path(src, dst, o->op == O_ROBIND, 0), "bind mount %.200s on %.200s", o->a, d);
       break;
     case O_PROC: {
       TRY(mkdirs(dst, 0755), "proc %.200s", d);
@@ -338,7 +341,7 @@ static const char *lay_out(struct sandbox *s, const char *root, const char *host
       for (size_t k = 0; k < sizeof NODES / sizeof NODES[0]; k++) {
         snprintf(a, sizeof a, "%s/dev/%s", host, NODES[k]);
         snprintf(b, sizeof b, "%s/%s", dst, NODES[k]);
-        TRY(bind(a, b, 0, 1), "dev %.200s: %s", d, NODES[k]);
+        TRY(bind_path(a, b, 0, 1), "dev %.200s: %s", d, NODES[k]);
       }
       static const char *const LINKS[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}, {"pts/ptmx", "ptmx"}};
       for (size_t k = 0; k < sizeof LINKS / sizeof LINKS[0]; k++) {
@@ -387,6 +390,19 @@ static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *
   TRY(put("/proc/self/uid_map", map), "uid_map");
   snprintf(map, sizeof map, "%u %u 1", gid, (unsigned)host_gid);
   TRY(put("/proc/self/gid_map", map), "gid_map");
+  if (!s->share_net) {
+    // the new network namespace's loopback, up (the kernel gives it 127.0.0.1 and ::1 then), as
+    // bubblewrap's was: builds and their tests may talk to themselves
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    TRY(fd, "loopback");
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.ifr_name, "lo");
+    TRY(ioctl(fd, SIOCGIFFLAGS, &r), "loopback");
+    r.ifr_flags |= IFF_UP | IFF_RUNNING;
+    TRY(ioctl(fd, SIOCSIFFLAGS, &r), "loopback");
+    close(fd);
+  }
   TRY(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
   TRY(chdir(cwd), "chdir %.200s", cwd);
   // a tmpfs, made the root for the while, holds the overlay (at /overlay: no directory on the

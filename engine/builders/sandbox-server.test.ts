@@ -188,7 +188,7 @@ describe("the server's own sandbox (kind \"sandbox\")", { skip }, () => {
       "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; cat /proc/sys/kernel/hostname",
       "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status",
       "echo pid $$; echo init $(tr '\\0' ' ' < /proc/1/cmdline)",
-      "echo net $(tail -n +3 /proc/net/dev | cut -d: -f1)",
+      "echo net $(tail -n +3 /proc/net/dev | cut -d: -f1) $(grep -c ' 127.0.0.1$' /proc/net/fib_trie) $(cat /sys/class/net/lo/flags 2>/dev/null || echo no-sysfs)",
       "umask; pwd; stat -c %a /build; env | grep -v -E '^(PWD|SHLVL|_)=' | sort",
       "touch /usr/kiln-probe 2>/dev/null && echo usr-writable || echo usr-read-only",
       "cat /etc/f; echo written > /out/o; ls /",
@@ -208,7 +208,9 @@ describe("the server's own sandbox (kind \"sandbox\")", { skip }, () => {
     assert.ok(lines.includes("NoNewPrivs: 1"), r.output);
     assert.ok(!lines.includes("pid 1"), "the build is not the namespace's pid 1 (a process that reaps and waits is)");
     assert.ok(lines.includes("init kiln-sandbox --serve"), `pid 1's command line names no host path:\n${r.output}`);
-    assert.ok(lines.includes("net lo"), `loopback alone:\n${r.output}`);
+    const net = lines.find((l) => l.startsWith("net "))!.split(" ");
+    assert.deepEqual(net.slice(0, 2), ["net", "lo"], `loopback alone:\n${r.output}`);
+    assert.ok(Number(net[2]) > 0, `loopback has 127.0.0.1 (it is up):\n${r.output}`);
     const at = lines.indexOf("0022");
     assert.ok(at > 0, r.output);
     assert.deepEqual(lines.slice(at, at + 5), ["0022", "/build", "700", "KILN_PROBE=a value", "PATH=/usr/bin:/bin"]);
