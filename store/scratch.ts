@@ -43,7 +43,17 @@ export function removeScratchLater(dir: string, remove: (dir: string) => Promise
   removing.add(p);
 }
 
-/** Wait until every removeScratchLater is done. */
+/** Told once, when the realize ends (scratchRemoved): what holds scratch dirs for later builds lets them go. */
+const beforeRemoved = new Set<() => void>();
+export function beforeScratchRemoved(fn: () => void): void {
+  beforeRemoved.add(fn);
+}
+
+/** Wait until every removeScratchLater is done (those that scratch dirs kept for later builds start too). */
 export async function scratchRemoved(): Promise<void> {
+  for (const fn of [...beforeRemoved]) {
+    beforeRemoved.delete(fn);
+    fn();
+  }
   while (removing.size > 0) await Promise.all([...removing]);
 }

@@ -105,6 +105,7 @@ struct build {
   int out;        // the build's output pipe, -1 at its end
   int setup;      // the setup-failure pipe, -1 at its end
   int remover;    // a removal ('R'), not a build
+  int go;         // a prepared sandbox ('P') waiting for its build ('G'): the pipe that starts it, else -1
   char why[512];
   size_t whylen;
 };
@@ -376,13 +377,41 @@ static int id_of(const char *s, unsigned *v) {
 
 // In the new namespaces, as their pid 1: the maps, the overlay, the root, then the build's command,
 // waited for. Returns why the setup failed; does not return once the command started.
-static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *overlay, char **argv, uid_t host_uid, gid_t host_gid, char *why) {
+// A prepared sandbox's build ('G'), read from its pipe (fd 3) to its end: argc, argv, then the rest
+// of the sandbox's options, into *rest and *argv; NULL, or why not. Nothing at all: discarded.
+static const char *await_build(struct sandbox *rest, char ***argv, char *why) {
+  size_t cap = 1 << 16, have = 0;
+  char *buf = malloc(cap);
+  if (!buf) TRY(-1, "out of memory");
+  for (;;) {
+    if (have == cap) {
+      char *b = realloc(buf, cap *= 2);
+      if (!b) TRY(-1, "out of memory");
+      buf = b;
+    }
+    ssize_t r = read(3, buf + have, cap - have);
+    if (r < 0 && errno == EINTR) continue;
+    TRY(r, "the prepared sandbox's build");
+    if (r == 0) break;
+    have += (size_t)r;
+  }
+  close(3);
+  if (have == 0) _exit(0);
+  const char *p = buf, *end = buf + have;
+  errno = EINVAL;
+  if (have < 4) TRY(-1, "bad request (build)");
+  uint32_t argc = get_u32((const unsigned char *)p); p += 4;
+  if (argc == 0 || argc > 65536 || !(*argv = calloc(argc + 1, sizeof **argv))) TRY(-1, "bad request (build)");
+  for (uint32_t i = 0; i < argc; i++) if (!((*argv)[i] = (char *)next(&p, end))) TRY(-1, "bad request (build)");
+  if (parse_sandbox(rest, p, end) != 0) { memcpy(why, rest->why, sizeof rest->why); return why; }
+  return NULL;
+}
+
+static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *overlay, char **argv, uid_t host_uid, gid_t host_gid, int prepared, char *why) {
   unsigned uid = 0, gid = 0;
-  const char *dir = "/";
   for (size_t i = 0; i < s->nops; i++) {
     struct op *o = &s->ops[i];
     if ((o->op == O_UID && id_of(o->a, &uid) != 0) || (o->op == O_GID && id_of(o->a, &gid) != 0)) { errno = EINVAL; TRY(-1, "bad uid or gid %.20s", o->a); }
-    if (o->op == O_CHDIR) dir = o->a;
   }
   char map[64];
   if (put("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) TRY(-1, "setgroups");
@@ -420,19 +449,34 @@ static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *
   TRY(chdir("/"), "chdir /");
   const char *err = lay_out(s, "/newroot", "/oldroot", *overlay ? cwd : NULL, why);
   if (err) return err;
+  // prepared ('P'): the rest, and the command, when the build comes ('G')
+  struct sandbox rest = {0};
+  if (prepared) {
+    if ((err = await_build(&rest, &argv, why)) || (err = lay_out(&rest, "/newroot", "/oldroot", *overlay ? cwd : NULL, why))) return err;
+  }
+  const char *dir = "/";
+  size_t nenv = 0;
+  for (int k = 0; k < 2; k++) {
+    struct sandbox *part = k ? &rest : s;
+    for (size_t i = 0; i < part->nops; i++) if (part->ops[i].op == O_CHDIR) dir = part->ops[i].a;
+    nenv += part->nenv;
+  }
   TRY(chdir("/newroot"), "the sandbox's root");
   TRY(syscall(SYS_pivot_root, ".", "."), "pivot_root");
   TRY(umount2(".", MNT_DETACH), "the host's root");
   TRY(chdir("/"), "chdir /");
-  char **env = calloc(s->nenv + 1, sizeof *env);
+  char **env = calloc(nenv + 1, sizeof *env);
   if (!env) TRY(-1, "out of memory");
   size_t ne = 0;
-  for (size_t i = 0; i < s->nops; i++) {
-    struct op *o = &s->ops[i];
-    if (o->op != O_SETENV) continue;
-    size_t n = strlen(o->a) + strlen(o->b) + 2;
-    if (!(env[ne] = malloc(n))) TRY(-1, "out of memory");
-    snprintf(env[ne++], n, "%s=%s", o->a, o->b);
+  for (int k = 0; k < 2; k++) {
+    struct sandbox *part = k ? &rest : s;
+    for (size_t i = 0; i < part->nops; i++) {
+      struct op *o = &part->ops[i];
+      if (o->op != O_SETENV) continue;
+      size_t n = strlen(o->a) + strlen(o->b) + 2;
+      if (!(env[ne] = malloc(n))) TRY(-1, "out of memory");
+      snprintf(env[ne++], n, "%s=%s", o->a, o->b);
+    }
   }
   pid_t pid = fork();
   TRY(pid, "fork");
@@ -465,23 +509,24 @@ static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *
 static int lifeline[2] = {-1, -1};
 
 // 'B' (a process) or 'S' (a sandbox): cwd\0 overlay\0 argc argv... then, for 'B', bubblewrap's
-// options (the child's fd 3), for 'S', the sandbox's.
+// options (the child's fd 3), for 'S', the sandbox's. 'P' (a prepared sandbox): as 'S' with argc 0
+// and the first part of the options; its build comes later ('G').
 static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old) {
   const char *end = p + n;
   const char *cwd = next(&p, end), *options = cwd ? next(&p, end) : NULL;
   errno = EINVAL;
   if (!options || end - p < 4 || nbuilds == MAXB) { fail(id, "bad request"); return; }
   uint32_t argc = get_u32((const unsigned char *)p); p += 4;
-  if (argc == 0 || argc > 65536) { fail(id, "bad request"); return; }
+  if ((argc == 0) != (type == 'P') || argc > 65536) { fail(id, "bad request"); return; }
   char **argv = calloc(argc + 1, sizeof *argv);
   if (!argv) { fail(id, "out of memory"); return; }
   struct sandbox sb = {0};
   int args = -1;
-  int out[2] = {-1, -1}, setup[2] = {-1, -1};
+  int out[2] = {-1, -1}, setup[2] = {-1, -1}, go[2] = {-1, -1};
   for (uint32_t i = 0; i < argc; i++) {
     if (!(argv[i] = (char *)next(&p, end))) { errno = EINVAL; fail(id, "bad request"); goto close_all; }
   }
-  if (type == 'S' && parse_sandbox(&sb, p, end) != 0) {
+  if (type != 'B' && parse_sandbox(&sb, p, end) != 0) {
     unsigned char d[4 + sizeof sb.why];
     size_t len = strlen(sb.why);
     put_u32(d, 125 << 8);
@@ -489,7 +534,9 @@ static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old
     event(id, 'D', d, 4 + (uint32_t)len);
     goto close_all;
   }
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(setup, O_CLOEXEC) != 0) { fail(id, "pipes"); goto close_all; }
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(setup, O_CLOEXEC) != 0 || (type == 'P' && pipe2(go, O_CLOEXEC) != 0)) { fail(id, "pipes"); goto close_all; }
+  // a build's rest of options for a large closure: the server writes them whole, without waiting
+  if (type == 'P') fcntl(go[1], F_SETPIPE_SZ, 1 << 20);
   if (type == 'B') {
     if ((args = memfd_create("kiln-bwrap-args", MFD_CLOEXEC)) < 0) { fail(id, "pipes"); goto close_all; }
     for (const char *q = p; q < end;) {
@@ -500,10 +547,10 @@ static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old
     lseek(args, 0, SEEK_SET);
   }
   uid_t host_uid = geteuid(); gid_t host_gid = getegid();
-  pid_t pid = type == 'S'
+  pid_t pid = type != 'B'
     ? (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | (sb.share_net ? 0 : CLONE_NEWNET) | SIGCHLD), NULL, NULL, NULL, NULL)
     : fork();
-  if (pid < 0) { fail(id, type == 'S' ? "the sandbox's namespaces" : "fork"); goto close_all; }
+  if (pid < 0) { fail(id, type != 'B' ? "the sandbox's namespaces" : "fork"); goto close_all; }
   if (pid == 0) {
     char why[512];
     const char *err = why;
@@ -521,15 +568,16 @@ static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old
     // each moved above 4 first, where none of the others can be
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int s = fcntl(setup[1], F_DUPFD_CLOEXEC, 5), nl = fcntl(null, F_DUPFD_CLOEXEC, 5), o = fcntl(out[1], F_DUPFD_CLOEXEC, 5);
-    int a = args >= 0 ? fcntl(args, F_DUPFD_CLOEXEC, 5) : -1;
-    if (null < 0 || s < 0 || nl < 0 || o < 0 || (args >= 0 && a < 0) || dup3(s, 4, O_CLOEXEC) < 0 || dup2(nl, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 || (a >= 0 && dup2(a, 3) < 0)) {
+    int a = args >= 0 ? fcntl(args, F_DUPFD_CLOEXEC, 5) : go[0] >= 0 ? fcntl(go[0], F_DUPFD_CLOEXEC, 5) : -1;
+    if (go[1] >= 0) close(go[1]);
+    if (null < 0 || s < 0 || nl < 0 || o < 0 || ((args >= 0 || go[0] >= 0) && a < 0) || dup3(s, 4, O_CLOEXEC) < 0 || dup2(nl, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 || (a >= 0 && dup2(a, 3) < 0)) {
       snprintf(why, sizeof why, "kiln-sandbox: descriptors: %s", strerror(errno));
     } else {
       status = 4;
       close_from(a >= 0 ? 5 : 4 + 1);
       if (a < 0) close(3);
       umask(022);
-      if (type == 'S') err = sandbox_pid1(&sb, cwd, options, argv, host_uid, host_gid, why);
+      if (type != 'B') err = sandbox_pid1(&sb, cwd, options, argv, host_uid, host_gid, type == 'P', why);
       else if (chdir(cwd) != 0) snprintf(why, sizeof why, "kiln-sandbox: chdir %s: %s", cwd, strerror(errno));
       else if (!*options || !(err = enter(options, why, sizeof why))) {
         char *env[] = {NULL};
@@ -543,8 +591,8 @@ static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old
     _exit(125);
   }
   struct build *b = &builds[nbuilds++];
-  b->id = id; b->pid = pid; b->status = 0; b->out = out[0]; b->setup = setup[0]; b->whylen = 0; b->remover = 0;
-  out[0] = setup[0] = -1;
+  b->id = id; b->pid = pid; b->status = 0; b->out = out[0]; b->setup = setup[0]; b->whylen = 0; b->remover = 0; b->go = go[1];
+  out[0] = setup[0] = go[1] = -1;
 close_all:
   free(argv);
   free(sb.ops);
@@ -552,7 +600,28 @@ close_all:
   for (int i = 0; i < 2; i++) {
     if (out[i] >= 0) close(out[i]);
     if (setup[i] >= 0) close(setup[i]);
+    if (go[i] >= 0) close(go[i]);
   }
+}
+
+// 'G': the build for a prepared sandbox (the frame's id is the prepared one's): argc argv... then
+// the rest of the sandbox's options, handed to it whole.
+static void go_build(uint32_t id, const char *p, size_t n) {
+  for (int i = 0; i < nbuilds; i++) {
+    struct build *b = &builds[i];
+    if (b->id != id || b->go < 0) continue;
+    while (n > 0) {
+      ssize_t w = write(b->go, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) break;  // it is gone: its 'D' says why
+      p += w; n -= (size_t)w;
+    }
+    close(b->go);
+    b->go = -1;
+    return;
+  }
+  errno = ESRCH;
+  fail(id, "no such prepared sandbox");
 }
 
 static int make_writable(const char *path, const struct stat *st, int type, struct FTW *f) {
@@ -585,7 +654,7 @@ static void remove_tree(uint32_t id, const char *p, size_t n) {
     _exit(nftw(path, remove_entry, 64, FTW_PHYS | FTW_MOUNT | FTW_DEPTH) == 0 || errno == ENOENT ? 0 : 1);
   }
   struct build *b = &builds[nbuilds++];
-  b->id = id; b->pid = pid; b->status = 0; b->out = -1; b->setup = -1; b->whylen = 0; b->remover = 1;
+  b->id = id; b->pid = pid; b->status = 0; b->out = -1; b->setup = -1; b->whylen = 0; b->remover = 1; b->go = -1;
 }
 
 // A build's process group; or the child alone, before its setsid() made the group (nothing of
@@ -656,7 +725,12 @@ static int serve(void) {
     if (input && fds[0].revents) {
       if (have == cap) { cap *= 2; unsigned char *r = realloc(req, cap); if (!r) return 1; req = r; }
       ssize_t r = read(0, req + have, cap - have);
-      if (r == 0 || (r < 0 && errno != EINTR)) { input = 0; continue; }
+      if (r == 0 || (r < 0 && errno != EINTR)) {
+        input = 0;
+        // no build will come for the prepared sandboxes: they end (without a build, quietly)
+        for (int i = 0; i < nbuilds; i++) if (builds[i].go >= 0) { close(builds[i].go); builds[i].go = -1; }
+        continue;
+      }
       if (r < 0) continue;
       have += (size_t)r;
       size_t at = 0;
@@ -669,7 +743,8 @@ static int serve(void) {
         }
         unsigned char type = req[at + 4];
         uint32_t id = get_u32(req + at + 5);
-        if (type == 'B' || type == 'S') start(id, (char)type, (const char *)req + at + 9, len - 5, &old);
+        if (type == 'B' || type == 'S' || type == 'P') start(id, (char)type, (const char *)req + at + 9, len - 5, &old);
+        else if (type == 'G') go_build(id, (const char *)req + at + 9, len - 5);
         else if (type == 'R') remove_tree(id, (const char *)req + at + 9, len - 5);
         else if (type == 'X') kill_all();
         else if (type == 'K') { for (int i = 0; i < nbuilds; i++) if (builds[i].id == id && builds[i].pid > 0) kill_build(builds[i].pid); }

@@ -5,13 +5,16 @@
 // it through real builds, with the overlay).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../../store/errors.js";
-import { sandboxLaunch } from "./sandbox.js";
+import { SandboxBuilder, sandboxLaunch, storeViewOf } from "./sandbox.js";
+import type { BuildRequest } from "../build-request.js";
+import { findOnPath } from "../hosttools.js";
+import { scratchRemoved } from "../../store/scratch.js";
 import { SandboxServer, serveOnce, waitStatus, type ServerLaunch } from "./sandbox-server.js";
 
 const helper = fileURLToPath(new URL("../../dist/kiln-sandbox", import.meta.url));
@@ -246,5 +249,69 @@ describe("the server's own sandbox (kind \"sandbox\")", { skip }, () => {
     await new Promise((res) => setTimeout(res, 1500));
     assert.ok(!existsSync(join(dir, "late-dir", "x")), "the background process died with the sandbox");
     assert.ok(!existsSync(marker));
+  });
+});
+
+describe("prepared sandboxes (made while the build before runs)", { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-prepared-"));
+  // a store and scratch dirs beside it, laid out as kiln's are (<root>/store, <root>/tmp/<scratch>)
+  const storeDir = join(dir, "store");
+  mkdirSync(storeDir);
+  mkdirSync(join(dir, "tmp"));
+  const bwrap = "bwrap";
+  const view = storeViewOf(bwrap, storeDir, () => join(dir, "tmp", "probe"));
+  const server = view.kind === "overlay" && view.start instanceof SandboxServer ? view.start : undefined;
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const sh = ["sh", "cat"].every((t) => findOnPath(t, ["/usr/bin", "/bin"])) ? { sh: findOnPath("sh", ["/usr/bin", "/bin"])!, cat: findOnPath("cat", ["/usr/bin", "/bin"])! } : undefined;
+
+  const request = (label: string, o: { script: string; inputs?: string[]; network?: boolean }): BuildRequest => ({
+    resolved: `${"0".repeat(31)}${label.length}` as BuildRequest["resolved"], name: label, system: "x86_64-linux",
+    builder: "/kiln/host/bin/sh", args: ["-e", "-c", o.script], env: { out: `/kiln/store/${"1".repeat(32)}-${label}` },
+    inputs: (o.inputs ?? []) as BuildRequest["inputs"], outputs: { out: `${"1".repeat(32)}-${label}` }, network: o.network ?? false, hostTools: sh!, cores: 1,
+  });
+
+  test("a build takes the sandbox prepared while the one before ran when it is of the same kind, sees a store path made after it was prepared, and a build of another kind starts afresh; the realize's end removes what was prepared", { skip: server && sh ? false : "no sandbox server here" }, async () => {
+    const labels: string[] = [];
+    const builder = new SandboxBuilder({
+      bwrap, storeDir, systems: ["x86_64-linux"],
+      scratchDir: (label) => { labels.push(label); const d = join(dir, "tmp", `${labels.length}-${label}`); mkdirSync(d); return d; },
+    });
+    const io = (chunks: Buffer[]) => ({ signal: new AbortController().signal, onOutput: (c: Buffer) => chunks.push(c) });
+    const build = async (r: BuildRequest) => {
+      const chunks: Buffer[] = [];
+      const res = await builder.build(r, io(chunks));
+      const out = res.outputs.out;
+      const text = out ? readFileSync(out, "utf8") : undefined;
+      res.release();
+      return { ...res, text, log: Buffer.concat(chunks).toString() };
+    };
+    const first = await build(request("a", { script: "echo first > $out" }));
+    assert.equal(first.exitCode, 0, first.log);
+    assert.equal(first.text, "first\n");
+    // what a chain does: the next build's input is registered after the sandbox for it was prepared
+    const input = `${"2".repeat(32)}-input`;
+    writeFileSync(join(storeDir, input), "made after the sandbox was prepared\n");
+    const second = await build(request("b", { script: `cat /kiln/store/${input} > $out; echo $$ >> $out`, inputs: [input] }));
+    assert.equal(second.exitCode, 0, second.log);
+    assert.match(second.text!, /^made after the sandbox was prepared\n\d+\n$/);
+    assert.notEqual(second.text!.split("\n")[1], "1", "the build is not its sandbox's pid 1");
+    const third = await build(request("c", { script: "echo third > $out", network: true }));
+    assert.equal(third.text, "third\n");
+    // a: its own scratch dir, then one prepared; b: took it (no scratch dir of its own), prepared the
+    // next; c: of another kind (the network), so its own, and one more prepared
+    assert.deepEqual(labels, ["a", "prepared", "prepared", "c", "prepared"]);
+    await scratchRemoved();
+    assert.deepEqual(readdirSync(join(dir, "tmp")).filter((e) => e !== "probe"), [], "the prepared sandbox nobody took went, with its scratch dir");
+  });
+
+  test("a prepared sandbox that was discarded cannot be started, and says so; one left alone does not keep kiln running", { skip: server ? false : "no sandbox server here" }, async () => {
+    const s = new SandboxServer(helper);
+    const scratch = join(dir, "tmp", "discarded");
+    for (const d of ["upper/.kiln-out", "work"]) mkdirSync(join(scratch, d), { recursive: true });
+    const p = s.makeAhead({ cwd: scratch, overlay: (view as { options: string }).options, options: Buffer.from(["--unshare-all", "--uid", "1000", "--gid", "1000", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"].map((o) => `${o}\0`).join("")) });
+    s.discard(p);
+    const r = await s.start(p, ["/bin/true"], Buffer.alloc(0), () => {}, new AbortController().signal);
+    assert.ok(r.setupError !== undefined || r.signal === "SIGKILL", JSON.stringify(r));
+    s.close();
   });
 });

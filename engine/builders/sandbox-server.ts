@@ -51,7 +51,7 @@ export function waitStatus(st: number): { exitCode: number | null; signal: NodeJ
 }
 
 /** A request's frame: its length, its type, the id it concerns, its payload. */
-function frame(type: "B" | "S" | "K" | "X" | "R", id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+function frame(type: "B" | "S" | "P" | "G" | "K" | "X" | "R", id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(9);
   head.writeUInt32LE(5 + payload.length, 0);
   head.write(type, 4, "latin1");
@@ -64,6 +64,23 @@ function buildFrame(id: number, launch: ServerLaunch): Buffer {
   const argc = Buffer.alloc(4);
   argc.writeUInt32LE(launch.argv.length);
   return frame(launch.kind === "sandbox" ? "S" : "B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), argc, Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]));
+}
+
+/** The payload of a build's command and options: argc, argv, then the options, all NUL-terminated. */
+function commandPayload(argv: string[], options: Buffer): Buffer {
+  const argc = Buffer.alloc(4);
+  argc.writeUInt32LE(argv.length);
+  return Buffer.concat([argc, Buffer.from(argv.map((a) => `${a}\0`).join("")), options]);
+}
+
+/**
+ * A sandbox made ahead of its build (SandboxServer.makeAhead): namespaces, overlay and the first
+ * part of its root, waiting for the build that will use it (SandboxServer.start). `ended`: it is
+ * gone (a setup that failed, a kill): it cannot be used.
+ */
+export interface PreparedSandbox {
+  readonly id: number;
+  ended: boolean;
 }
 
 /** The whole events in `buf` (id, type, data), each to `fn`; returns how many bytes they took. */
@@ -112,6 +129,8 @@ export function serveOnce(program: string, launch: ServerLaunch): ServerResult &
 export class SandboxServer {
   #child: ChildProcess | undefined;
   #pending = new Map<number, Pending>();
+  /** prepared sandboxes not started: they do not keep kiln running */
+  #prepared = new Set<number>();
   #nextId = 1;
   #buf = Buffer.alloc(0);
   #stderr = "";
@@ -131,6 +150,52 @@ export class SandboxServer {
       });
       if (signal.aborted) kill();
     });
+  }
+
+  /**
+   * Make a sandbox ahead of the build that will use it: its namespaces, its overlay over `cwd`,
+   * and its root as `options` (the part of bubblewrap's options every build of its kind shares)
+   * lay it out; then it waits for `start`. A sandbox never started does not keep kiln running;
+   * `discard` ends it.
+   */
+  makeAhead(launch: { cwd: string; overlay: string; options: Buffer }): PreparedSandbox {
+    const id = this.#nextId++;
+    const p: PreparedSandbox = { id, ended: false };
+    this.#prepared.add(id);
+    this.#request(frame("P", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), Buffer.alloc(4), launch.options])), id, {
+      onOutput: () => {},
+      done: () => { p.ended = true; this.#prepared.delete(id); },
+      fail: () => { p.ended = true; this.#prepared.delete(id); },
+    });
+    return p;
+  }
+
+  /**
+   * Start the build in a prepared sandbox: its command (`argv`) and the rest of its options (the
+   * inputs, the build directory, the environment). Settles as `run` does; a sandbox that ended
+   * before (p.ended) is for the caller to check.
+   */
+  start(p: PreparedSandbox, argv: string[], options: Buffer, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<ServerResult> {
+    const kill = () => this.#send(frame("K", p.id));
+    return new Promise<ServerResult>((resolve, reject) => {
+      signal.addEventListener("abort", kill, { once: true });
+      this.#prepared.delete(p.id);
+      this.#pending.set(p.id, {
+        onOutput,
+        done: (r) => { p.ended = true; signal.removeEventListener("abort", kill); resolve(r); },
+        fail: (e) => { p.ended = true; signal.removeEventListener("abort", kill); reject(e); },
+      });
+      if (this.#child) this.#ref(this.#child);
+      this.#send(frame("G", p.id, commandPayload(argv, options)));
+      if (signal.aborted) kill();
+    });
+  }
+
+  /** End a prepared sandbox that will not be used. */
+  discard(p: PreparedSandbox): void {
+    if (p.ended) return;
+    p.ended = true;
+    this.#send(frame("K", p.id));
   }
 
   /**
@@ -167,7 +232,7 @@ export class SandboxServer {
 
   // the server keeps kiln's process alive only while a build runs
   #ref(child: ChildProcess): void {
-    const on = this.#pending.size > 0;
+    const on = this.#pending.size > this.#prepared.size;
     for (const s of [child.stdout, child.stderr, child.stdin] as (Socket | null)[]) {
       if (on) s?.ref(); else s?.unref();
     }
@@ -204,7 +269,7 @@ export class SandboxServer {
       else if (type === DONE) {
         this.#pending.delete(id);
         p.done(doneOf(data));
-        if (this.#pending.size === 0 && this.#child) this.#ref(this.#child);
+        if (this.#child) this.#ref(this.#child);
       }
     });
     this.#buf = used < buf.length ? Buffer.from(buf.subarray(used)) : Buffer.alloc(0);

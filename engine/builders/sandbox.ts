@@ -16,12 +16,12 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Writable } from "node:stream";
 import { KilnError } from "../../store/errors.js";
-import { removeScratchLater } from "../../store/scratch.js";
+import { beforeScratchRemoved, removeScratchLater } from "../../store/scratch.js";
 import { existsOrLink, LOGICAL_STORE, removeTree } from "../../store/paths.js";
 import type { Builder, BuildIO, BuildResult } from "../builder.js";
 import type { BuildRequest } from "../build-request.js";
 import { HOST_BIN } from "../evaluate.js";
-import { SandboxServer, serveOnce } from "./sandbox-server.js";
+import { SandboxServer, serveOnce, type PreparedSandbox } from "./sandbox-server.js";
 import { findOnPath, HOST_TOOL_DIRS, HOST_TOOL_ETC } from "../hosttools.js";
 
 /** A request as the sandbox runs it: the BuildRequest mapped onto this host. */
@@ -228,6 +228,12 @@ export interface SandboxLaunch {
   command: string[];
   /** the same without that shell, for kiln's sandbox server (which does both itself) */
   own: string[];
+  /**
+   * where bubblewrap's options stop being the same for every build of the kind (the root, /proc,
+   * /dev, /etc, the output directory) and become this build's own (its inputs, host tools, build
+   * directory, environment): a prepared sandbox (SandboxServer.makeAhead) lays out the first part
+   */
+  split: number;
   /** the host directory the build's outputs are found in afterwards, by name */
   outDir: string;
 }
@@ -258,7 +264,7 @@ function overlayOptions(scratch: string, storeDir: string, layer: string): strin
 }
 
 /** How a request runs: bubblewrap's arguments and, for the overlay view, the namespace and mount around it. */
-export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch {
+export function sandboxLaunch(bwrap: string, req: SandboxRequest, laidOut = false): SandboxLaunch {
   const entries = Object.entries(req.tools).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const layer = sandboxLayer(req.storeDir);
   const etc = layerDir(layer, "etc", Object.entries(ETC), "file");
@@ -269,28 +275,30 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest): SandboxLaunch
     // paths and the layer's directories are then <scratch>/<name> there, the outputs <scratch>/.kiln-out
     const upper = join(req.scratch, "upper");
     const m = req.scratch;
-    mkdirSync(upper);
-    mkdirSync(join(upper, UPPER_OUT));
-    mkdirSync(join(req.scratch, "work"));
+    if (!laidOut) {
+      mkdirSync(upper);
+      mkdirSync(join(upper, UPPER_OUT));
+      mkdirSync(join(req.scratch, "work"));
+    }
     const src: Sources = {
       store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, etc),
       ...(hostBin !== undefined ? { hostBin: join(m, hostBin) } : {}),
     };
-    const { options, command, own } = bwrapOptions(req, src);
+    const { options, command, own, split } = bwrapOptions(req, src);
     const prefix = Array.isArray(view.start) ? view.start : [];
-    return { file: prefix[0] ?? "", prefix: [...prefix.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, own, outDir: join(upper, UPPER_OUT) };
+    return { file: prefix[0] ?? "", prefix: [...prefix.slice(1), view.options, view.bwrap], cwd: req.scratch, options, command, own, split, outDir: join(upper, UPPER_OUT) };
   }
   const storeView = join(req.scratch, "store");
-  mkdirSync(storeView, { recursive: true });
+  if (!laidOut) mkdirSync(storeView, { recursive: true });
   const src: Sources = {
     store: (name) => join(req.storeDir, name), out: storeView, etc: join(layer, etc),
     ...(hostBin !== undefined ? { hostBin: join(layer, hostBin) } : {}),
   };
-  const { options, command, own } = bwrapOptions(req, src);
-  return { file: bwrap, prefix: [], options, command, own, outDir: storeView };
+  const { options, command, own, split } = bwrapOptions(req, src);
+  return { file: bwrap, prefix: [], options, command, own, split, outDir: storeView };
 }
 
-function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[]; own: string[] } {
+function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; command: string[]; own: string[]; split: number } {
   const a: string[] = [
     "--unshare-all",
     ...(req.network ? ["--share-net"] : []),
@@ -319,6 +327,7 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
     }
   }
   a.push("--bind", src.out, LOGICAL_STORE);
+  const split = a.length;
   for (const p of [...req.inputs].sort()) a.push("--ro-bind", src.store(p), `${LOGICAL_STORE}/${p}`);
   if (src.hostBin !== undefined) a.push("--ro-bind", src.hostBin, HOST_BIN);
   // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
@@ -341,7 +350,7 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
   // would split it into options of the build's choosing
   const bad = [...a, ...command].find((x) => x.includes("\0"));
   if (bad !== undefined) throw new KilnError("RECIPE_INVALID", `a build's command or environment contains a NUL byte (${JSON.stringify(bad.slice(0, 80))})`, "no program can be given one: remove it");
-  return { options: a, command, own };
+  return { options: a, command, own, split };
 }
 
 /**
@@ -449,13 +458,16 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
  * would not fit the kernel's limit on a command line (spawn E2BIG). Its command line keeps only
  * the builder's own command, which the build sees as its argv anyway.
  */
-export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
+export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal, prepared?: PreparedSandbox): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
   checkSandbox(bwrap);
-  const launch = sandboxLaunch(bwrap, req);
+  const launch = sandboxLaunch(bwrap, req, prepared !== undefined);
   const view = req.view;
   if (view?.kind === "overlay" && view.start instanceof SandboxServer) {
-    // kiln's helper: its server starts the build
-    return view.start.run({ kind: "sandbox", cwd: launch.cwd!, overlay: view.options, argv: launch.own, options: optionsBlob(launch.options) }, onOutput, signal)
+    // kiln's helper: its server starts the build, in a sandbox prepared for it (req.scratch is the
+    // prepared one's, and the first part of its options the same) or from scratch
+    const started = prepared ? view.start.start(prepared, launch.own, optionsBlob(launch.options.slice(launch.split)), onOutput, signal)
+      : view.start.run({ kind: "sandbox", cwd: launch.cwd!, overlay: view.options, argv: launch.own, options: optionsBlob(launch.options) }, onOutput, signal);
+    return started
       .then((r) => {
         if (r.setupError !== undefined) throw setupFailure(r.setupError);
         return { exitCode: r.exitCode, signal: r.signal, outDir: launch.outDir };
@@ -553,24 +565,90 @@ export class SandboxBuilder implements Builder {
     return storeViewOf(this.o.bwrap, this.o.storeDir, () => this.o.scratchDir("sandbox-view"), this.o.warn);
   }
 
+  /**
+   * A sandbox prepared for the next build (kiln's sandbox server): its namespaces, overlay and the
+   * part of its root every build of its kind shares are made while the build before it runs, so a
+   * chain of small builds waits only for what is its own (inputs, environment, the command). It
+   * serves the next build whose first part of the options is the same (`key`), else it is discarded.
+   */
+  #next: { key: string; scratch: string; sandbox: PreparedSandbox; server: SandboxServer } | undefined;
+  #atEnd = false;
+
   async build(req: BuildRequest, io: BuildIO): Promise<BuildResult> {
     const view = this.view();
-    const scratch = this.o.scratchDir(req.name);
+    const server = view.kind === "overlay" && view.start instanceof SandboxServer ? view.start : undefined;
+    const request = (scratch: string): SandboxRequest => ({
+      builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
+      scratch, storeDir: this.o.storeDir, buildCores: req.cores, view,
+    });
+    const ready = server ? this.#takePrepared(request) : undefined;
+    let scratch = ready?.scratch ?? this.o.scratchDir(req.name);
     try {
-      const { outDir, ...r } = await runSandboxed(this.o.bwrap, {
-        builder: req.builder, args: req.args, env: req.env, inputs: req.inputs, ...(req.usr !== undefined ? { usr: req.usr } : {}), tools: req.hostTools, network: req.network,
-        scratch, storeDir: this.o.storeDir, buildCores: req.cores, view,
-      }, io.onOutput, io.signal);
+      if (server) this.#prepare(server, request);
+      let r;
+      try {
+        r = await runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal, ready?.sandbox);
+      } catch (e) {
+        // a prepared sandbox that could not take the build (it ended first): the build starts afresh
+        if (!ready || !(e instanceof KilnError && e.code === "SANDBOX_UNAVAILABLE") || io.signal.aborted) throw e;
+        removeTree(scratch);
+        scratch = this.o.scratchDir(req.name);
+        r = await runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal);
+      }
+      const { outDir, ...rest } = r;
       const outputs: Record<string, string | undefined> = {};
       for (const [o, name] of Object.entries(req.outputs)) {
         const host = join(outDir, name);
         outputs[o] = existsOrLink(host) ? host : undefined;
       }
-      const server = view.kind === "overlay" && view.start instanceof SandboxServer ? view.start : undefined;
-      return { ...r, outputs, release: (later) => (later && server ? removeScratchLater(scratch, (d) => server.remove(d)) : removeTree(scratch)) };
+      const done = scratch;
+      return { ...rest, outputs, release: (later) => (later && server ? removeScratchLater(done, (d) => server.remove(d)) : removeTree(done)) };
     } catch (e) {
       removeTree(scratch);
       throw e;
     }
+  }
+
+  /** The prepared sandbox, if it can serve this request (it is then this build's); else it is discarded. */
+  #takePrepared(request: (scratch: string) => SandboxRequest): { scratch: string; sandbox: PreparedSandbox } | undefined {
+    const p = this.#next;
+    if (!p) return undefined;
+    this.#next = undefined;
+    if (!p.sandbox.ended) {
+      const launch = sandboxLaunch(this.o.bwrap, request(p.scratch), true);
+      if (launch.options.slice(0, launch.split).join("\0") === p.key) return p;
+    }
+    this.#discard(p);
+    return undefined;
+  }
+
+  /** Prepare a sandbox of this request's kind for the next build. */
+  #prepare(server: SandboxServer, request: (scratch: string) => SandboxRequest): void {
+    const scratch = this.o.scratchDir("prepared");
+    try {
+      const launch = sandboxLaunch(this.o.bwrap, request(scratch));
+      const first = launch.options.slice(0, launch.split);
+      const view = request(scratch).view as Extract<StoreView, { kind: "overlay" }>;
+      const p = { key: first.join("\0"), scratch, sandbox: server.makeAhead({ cwd: scratch, overlay: view.options, options: optionsBlob(first) }), server };
+      this.#next = p;
+      // the realize's end: a prepared sandbox nobody took goes, with its scratch dir
+      if (!this.#atEnd) {
+        this.#atEnd = true;
+        beforeScratchRemoved(() => {
+          this.#atEnd = false;
+          const left = this.#next;
+          this.#next = undefined;
+          if (left) this.#discard(left);
+        });
+      }
+    } catch {
+      // not prepared (a full disk, say): the next build starts afresh
+      removeTree(scratch);
+    }
+  }
+
+  #discard(p: { scratch: string; sandbox: PreparedSandbox; server: SandboxServer }): void {
+    p.server.discard(p.sandbox);
+    removeScratchLater(p.scratch, (d) => p.server.remove(d));
   }
 }
