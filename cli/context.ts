@@ -210,7 +210,7 @@ export function makeContext(args: GlobalArgs, signal: AbortSignal, events?: Even
 export function localBuilder(store: LocalStore, warn?: (message: string) => void): LocalBuilder {
   return new LocalBuilder(new SandboxBuilder({
     bwrap: bwrapBinary(), storeDir: store.storeDir, systems: [hostSystem()],
-    scratchDir: (label) => store.scratchDir(label), ...(warn ? { warn } : {}),
+    scratchDir: (label) => store.scratchDir(label), scratchName: (label) => store.scratchName(label), ...(warn ? { warn } : {}),
   }), { storeDir: store.storeDir, scratchDir: (label) => store.scratchDir(label) });
 }
 

@@ -24,7 +24,7 @@ import type { PathInfo } from "./path-table.js";
 import { existsOrLink, removeTree, type StorePathName } from "./paths.js";
 import { addOutput, importPath, type AddOutputOptions, type ImportOptions, type Registered } from "./registration.js";
 import { openForRepair, refuseLostDatabase, type Recovery } from "./recovery.js";
-import { cleanStaleScratch, makeScratchDir } from "./scratch.js";
+import { cleanStaleScratch, makeScratchDir, scratchName } from "./scratch.js";
 import { Tables } from "./tables.js";
 
 export { Tables };
@@ -338,6 +338,16 @@ export class LocalStore {
   scratchDir(label: string): string {
     return makeScratchDir(this.tmpDir, label);
   }
+
+  /** A fresh scratch directory's name, for a process (kiln's sandbox server) that makes it for this one. */
+  scratchName(label: string): string {
+    if (!this.#tmpMade) {
+      mkdirSync(this.tmpDir, { recursive: true });
+      this.#tmpMade = true;
+    }
+    return scratchName(this.tmpDir, label);
+  }
+  #tmpMade = false;
 
   /** Remove scratch directories left by kiln processes that died (SIGKILL, power loss). */
   cleanStaleScratch(): number {

@@ -7,9 +7,14 @@ import { isProcessAlive, SELF_PID, SELF_START } from "./process.js";
 
 /** A fresh scratch directory owned by this process. */
 export function makeScratchDir(tmpDir: string, label: string): string {
-  const dir = join(tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
+  const dir = scratchName(tmpDir, label);
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** A fresh scratch directory's name, not made (tmpDir must exist): whoever makes it owns it as this process. */
+export function scratchName(tmpDir: string, label: string): string {
+  return join(tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
 }
 
 /** Remove scratch directories left by kiln processes that died. */

@@ -173,15 +173,17 @@ static const char *next(const char **p, const char *end) {
 //   --unshare-all --share-net --die-with-parent --new-session --clearenv
 //   --uid N --gid N --hostname H --proc D --dev D --tmpfs D --dir D --perms MODE --chdir D
 //   --ro-bind SRC D --bind SRC D --symlink TARGET D --setenv NAME VALUE
-// any other is refused (the build does not start: 'D' says why). Sources are host paths, read
+// and one of kiln's own: --scratch-dir PATH, a directory made (with the scratch dir, the working
+// directory, if it is not there) before the overlay is mounted: a prepared sandbox makes its scratch
+// dir's layout itself, off kiln's thread. Any other is refused (the build does not start: 'D' says why). Sources are host paths, read
 // before the pivot; destinations are the sandbox's.
 
-enum { O_FLAG, O_UID, O_GID, O_HOSTNAME, O_PROC, O_DEV, O_TMPFS, O_DIR, O_PERMS, O_CHDIR, O_ROBIND, O_BIND, O_SYMLINK, O_SETENV, O_SHARENET };
+enum { O_FLAG, O_UID, O_GID, O_HOSTNAME, O_PROC, O_DEV, O_TMPFS, O_DIR, O_PERMS, O_CHDIR, O_ROBIND, O_BIND, O_SYMLINK, O_SETENV, O_SHARENET, O_SCRATCH };
 static const struct { const char *name; int op, args; } OPTS[] = {
   {"--unshare-all", O_FLAG, 0}, {"--die-with-parent", O_FLAG, 0}, {"--new-session", O_FLAG, 0}, {"--clearenv", O_FLAG, 0},
   {"--share-net", O_SHARENET, 0}, {"--uid", O_UID, 1}, {"--gid", O_GID, 1}, {"--hostname", O_HOSTNAME, 1},
   {"--proc", O_PROC, 1}, {"--dev", O_DEV, 1}, {"--tmpfs", O_TMPFS, 1}, {"--dir", O_DIR, 1}, {"--perms", O_PERMS, 1},
-  {"--chdir", O_CHDIR, 1}, {"--ro-bind", O_ROBIND, 2}, {"--bind", O_BIND, 2}, {"--symlink", O_SYMLINK, 2}, {"--setenv", O_SETENV, 2},
+  {"--chdir", O_CHDIR, 1}, {"--scratch-dir", O_SCRATCH, 1}, {"--ro-bind", O_ROBIND, 2}, {"--bind", O_BIND, 2}, {"--symlink", O_SYMLINK, 2}, {"--setenv", O_SETENV, 2},
 };
 struct op { int op; const char *a, *b; };
 struct sandbox {
@@ -282,6 +284,7 @@ static const char *lay_out(struct sandbox *s, const char *root, const char *host
   for (size_t i = 0; i < s->nops; i++) {
     struct op *o = &s->ops[i];
     const char *d = o->op == O_ROBIND || o->op == O_BIND || o->op == O_SYMLINK ? o->b : o->a;
+    if (o->op == O_SCRATCH) continue;
     if (o->op != O_SETENV && o->op != O_PERMS && o->op != O_UID && o->op != O_GID && o->op != O_HOSTNAME && o->op != O_CHDIR) {
       if (d[0] != '/') { errno = EINVAL; TRY(-1, "%.200s: not an absolute path", d); }
       if ((size_t)snprintf(dst, sizeof dst, "%s%s", root, strcmp(d, "/") == 0 ? "" : d) >= sizeof dst) { errno = ENAMETOOLONG; TRY(-1, "%.200s", d); }
@@ -433,6 +436,14 @@ static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *
     close(fd);
   }
   TRY(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
+  for (size_t i = 0, made = 0; i < s->nops; i++) {
+    if (s->ops[i].op != O_SCRATCH) continue;
+    if (!made++) TRY(mkdir(cwd, 0755) == 0 || errno == EEXIST ? 0 : -1, "the scratch dir %.200s", cwd);
+    char d[4200];
+    if (s->ops[i].a[0] == '/' || strstr(s->ops[i].a, "..")) { errno = EINVAL; TRY(-1, "--scratch-dir %.200s: not a path in the scratch dir", s->ops[i].a); }
+    snprintf(d, sizeof d, "%s/%s", cwd, s->ops[i].a);
+    TRY(mkdir(d, 0755) == 0 || errno == EEXIST ? 0 : -1, "the scratch dir's %.200s", s->ops[i].a);
+  }
   TRY(chdir(cwd), "chdir %.200s", cwd);
   // a tmpfs, made the root for the while, holds the overlay (at /overlay: no directory on the
   // host's disk is ever a mount point, so its removal never waits on a namespace) and the new root

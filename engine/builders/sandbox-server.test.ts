@@ -275,6 +275,8 @@ describe("prepared sandboxes (made while the build before runs)", { skip }, () =
     const builder = new SandboxBuilder({
       bwrap, storeDir, systems: ["x86_64-linux"],
       scratchDir: (label) => { labels.push(label); const d = join(dir, "tmp", `${labels.length}-${label}`); mkdirSync(d); return d; },
+      // a prepared sandbox's scratch dir is made by the server's child, not here
+      scratchName: (label) => { labels.push(label); return join(dir, "tmp", `${labels.length}-${label}`); },
     });
     const io = (chunks: Buffer[]) => ({ signal: new AbortController().signal, onOutput: (c: Buffer) => chunks.push(c) });
     const build = async (r: BuildRequest) => {

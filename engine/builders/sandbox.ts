@@ -138,6 +138,9 @@ interface Sources {
 /** Where the overlay view keeps the build's outputs: in its upper layer, at its root beside the store's names (`<hash>-<name>`). */
 const UPPER_OUT = ".kiln-out";
 
+/** The overlay view's directories in a build's scratch dir (its options name upper and work), parents first. */
+const SCRATCH_LAYOUT = ["upper", `upper/${UPPER_OUT}`, "work"];
+
 /**
  * `<root>/sandbox` beside the store (sandboxLayer): the files every sandbox of the store sees
  * alike, written once rather than per build: /etc's files in `etc-<digest>`, and the links to a
@@ -275,11 +278,7 @@ export function sandboxLaunch(bwrap: string, req: SandboxRequest, laidOut = fals
     // paths and the layer's directories are then <scratch>/<name> there, the outputs <scratch>/.kiln-out
     const upper = join(req.scratch, "upper");
     const m = req.scratch;
-    if (!laidOut) {
-      mkdirSync(upper);
-      mkdirSync(join(upper, UPPER_OUT));
-      mkdirSync(join(req.scratch, "work"));
-    }
+    if (!laidOut) for (const d of SCRATCH_LAYOUT) mkdirSync(join(req.scratch, d));
     const src: Sources = {
       store: (name) => join(m, name), out: join(m, UPPER_OUT), etc: join(m, etc),
       ...(hostBin !== undefined ? { hostBin: join(m, hostBin) } : {}),
@@ -544,6 +543,8 @@ export interface SandboxBuilderOptions {
   storeDir: string;
   /** a fresh scratch directory on the host (under the store, so outputs move into it by rename) */
   scratchDir: (label: string) => string;
+  /** the same, named but not made: kiln's sandbox server makes a prepared sandbox's, off kiln's thread */
+  scratchName?: (label: string) => string;
   systems: readonly string[];
   /** told once when the store view falls back to bind mounts (StoreView), with why */
   warn?: (message: string) => void;
@@ -584,10 +585,12 @@ export class SandboxBuilder implements Builder {
     const ready = server ? this.#takePrepared(request) : undefined;
     let scratch = ready?.scratch ?? this.o.scratchDir(req.name);
     try {
-      if (server) this.#prepare(server, request);
       let r;
       try {
-        r = await runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal, ready?.sandbox);
+        const running = runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal, ready?.sandbox);
+        // the next build's sandbox, made once this one's request is on its way (not before it)
+        if (server) this.#prepare(server, request);
+        r = await running;
       } catch (e) {
         // a prepared sandbox that could not take the build (it ended first): the build starts afresh
         if (!ready || !(e instanceof KilnError && e.code === "SANDBOX_UNAVAILABLE") || io.signal.aborted) throw e;
@@ -624,12 +627,15 @@ export class SandboxBuilder implements Builder {
 
   /** Prepare a sandbox of this request's kind for the next build. */
   #prepare(server: SandboxServer, request: (scratch: string) => SandboxRequest): void {
-    const scratch = this.o.scratchDir("prepared");
+    // the scratch dir and its layout are made by the server's child (--scratch-dir), off this thread
+    const made = this.o.scratchName === undefined;
+    const scratch = made ? this.o.scratchDir("prepared") : this.o.scratchName!("prepared");
     try {
-      const launch = sandboxLaunch(this.o.bwrap, request(scratch));
+      const launch = sandboxLaunch(this.o.bwrap, request(scratch), !made);
       const first = launch.options.slice(0, launch.split);
       const view = request(scratch).view as Extract<StoreView, { kind: "overlay" }>;
-      const p = { key: first.join("\0"), scratch, sandbox: server.makeAhead({ cwd: scratch, overlay: view.options, options: optionsBlob(first) }), server };
+      const layout = SCRATCH_LAYOUT.flatMap((d) => ["--scratch-dir", d]);
+      const p = { key: first.join("\0"), scratch, sandbox: server.makeAhead({ cwd: scratch, overlay: view.options, options: optionsBlob([...layout, ...first]) }), server };
       this.#next = p;
       // the realize's end: a prepared sandbox nobody took goes, with its scratch dir
       if (!this.#atEnd) {
