@@ -224,6 +224,9 @@ static int parse_sandbox(struct sandbox *s, const char *p, const char *end) {
 #define TRY(x, ...) do { if ((x) < 0) { int e_ = errno; int n_ = snprintf(why, 512, "kiln-sandbox: " __VA_ARGS__); snprintf(why + n_, n_ < 512 ? 512 - (size_t)n_ : 0, ": %s", strerror(e_)); return why; } } while (0)
 
 static int mkdirs(char *path, mode_t mode) {
+  // most are made in one step: their parents are there
+  if (mkdir(path, mode) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return -1;
   for (char *q = path + 1; *q; q++) {
     if (*q != '/') continue;
     *q = 0;

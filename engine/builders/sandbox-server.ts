@@ -226,8 +226,16 @@ export class SandboxServer {
     this.#child?.stdin?.end();
   }
 
+  // the frames of one turn of the event loop (a build's request and the next one's sandbox, say)
+  // go in one write: each write to the server's pipe costs a wake-up of the server
   #send(b: Buffer): void {
-    (this.#child?.stdin as Writable | undefined)?.write(b);
+    const stdin = this.#child?.stdin as Writable | undefined;
+    if (!stdin) return;
+    if (stdin.writableCorked === 0) {
+      stdin.cork();
+      process.nextTick(() => stdin.uncork());
+    }
+    stdin.write(b);
   }
 
   // the server keeps kiln's process alive only while a build runs
