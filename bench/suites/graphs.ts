@@ -97,7 +97,7 @@ async function firstBuildRows(b: Bench, graphs: GraphDir[]): Promise<void> {
       b.report.add({
         section: FIRST, case: `${g.label} (${g.drvs} drvs)`, tool: "sandbox alone", unit: "s",
         time: { median: floor * g.drvs, min: floor * g.drvs, max: floor * g.drvs, n: 1 },
-        note: `a trivial build started as Kiln starts it (runSandboxed; store view: ${floorView}), ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
+        note: `a trivial build in a fresh sandbox, started as Kiln starts one (runSandboxed; store view: ${floorView}), ${SANDBOX_STARTS} times in sequence in this run: ${fmtNum(floor)} ms each, ` +
           `x ${g.drvs} derivations; Kiln's first build took ${fmtNum(kilnPer)} ms per derivation${k.jobs ? ` at -j${k.jobs}` : ""}`,
       });
     }
@@ -111,9 +111,10 @@ let floorView = "";
 /**
  * What one sandboxed build of a trivial derivation costs with nothing of Kiln around it but the
  * sandbox: `echo i > $out` started by the function Kiln's builder calls (runSandboxed: the
- * scratch layout, bubblewrap's command line, kiln's sandbox server where it is built), in
- * sequence, without scheduling, logs or registration. The floor under any first build that
- * sandboxes each derivation, measured once per run.
+ * scratch layout, bubblewrap's options, kiln's sandbox server where it is built), in sequence,
+ * without scheduling, logs or registration, each in a sandbox made for it then. Kiln's builder
+ * makes the next build's sandbox while one runs (SandboxBuilder), so a chain's builds can cost
+ * less than this; measured once per run.
  */
 async function sandboxFloor(b: Bench): Promise<number | undefined> {
   if (floorMs !== undefined) return floorMs ?? undefined;

@@ -8,14 +8,20 @@
 //   unshare(1), a shell and mount(8).
 //
 // kiln-sandbox --serve
-//   the same for many builds, started once by kiln: forking this small process costs a fraction
-//   of forking kiln's own (fork copies the parent's page tables: ~1.7 ms a build from a Node
-//   process of ~140 MB, 0.1 ms from this one). Requests on stdin, events on stdout, all integers
+//   builds for kiln, started once: forking this small process costs a fraction of forking
+//   kiln's own (fork copies the parent's page tables: ~1.7 ms a build from a Node process of
+//   ~140 MB, 0.1 ms from this one). Requests on stdin, events on stdout, all integers
 //   little-endian u32:
 //     request  len type id payload     (len counts type, id and payload)
-//       'B' build: cwd\0 options\0 argc argv[0]\0...argv[argc-1]\0 then bubblewrap's options
-//           (its fd 3, `--args 3`); options empty: no namespace or overlay of its own (bind mounts)
-//       'K' kill the build's process group
+//       'S' a build in a sandbox the server makes itself (below, "the sandbox"): cwd\0 overlay\0
+//           argc argv[0]\0...argv[argc-1]\0 then the sandbox's options (bubblewrap's, NUL-ended)
+//       'P' a sandbox made ahead of its build: as 'S' with argc 0 and the options every build of
+//           its kind shares; it waits for its 'G'
+//       'G' the build for prepared sandbox id: argc argv... then the rest of its options
+//       'B' a process: cwd\0 options\0 argc argv... then bubblewrap's options (its fd 3,
+//           `--args 3`), run as the helper above does (the namespace and overlay, then argv[0],
+//           bubblewrap); options empty: no namespace or overlay of its own
+//       'K' kill the build's process group (a sandbox's pid 1: its namespace with it)
 //       'X' kill every build
 //       'R' remove a directory tree: path\0 (a finished build's scratch dir, off kiln's thread);
 //           its 'D' says how it went (status 0: removed)
@@ -23,9 +29,9 @@
 //       'O' output (the build's stdout and stderr, one pipe, in the order written)
 //       'D' done: the raw wait status (u32), then, if the sandbox could not be set up, why
 //           ("kiln-sandbox: ..."; the build's own output can never fake it: it comes on a pipe
-//           closed by the exec of bubblewrap)
-//   Once its stdin closes, the server ends when its last build does; it ends at once, and its
-//   builds with it (bubblewrap's --die-with-parent), when kiln dies.
+//           closed by the exec of the command, or of bubblewrap)
+//   Once its stdin closes, prepared sandboxes end and the server ends when its last build does;
+//   it ends at once, and its builds with it, when kiln dies.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -175,8 +181,8 @@ static const char *next(const char **p, const char *end) {
 //   --ro-bind SRC D --bind SRC D --symlink TARGET D --setenv NAME VALUE
 // and one of kiln's own: --scratch-dir PATH, a directory made (with the scratch dir, the working
 // directory, if it is not there) before the overlay is mounted: a prepared sandbox makes its scratch
-// dir's layout itself, off kiln's thread. Any other is refused (the build does not start: 'D' says why). Sources are host paths, read
-// before the pivot; destinations are the sandbox's.
+// dir's layout itself, off kiln's thread. Any other is refused (the build does not start: 'D' says
+// why). Sources are host paths, read before the pivot; destinations are the sandbox's.
 
 enum { O_FLAG, O_UID, O_GID, O_HOSTNAME, O_PROC, O_DEV, O_TMPFS, O_DIR, O_PERMS, O_CHDIR, O_ROBIND, O_BIND, O_SYMLINK, O_SETENV, O_SHARENET, O_SCRATCH };
 static const struct { const char *name; int op, args; } OPTS[] = {
@@ -381,8 +387,6 @@ static int id_of(const char *s, unsigned *v) {
   return 0;
 }
 
-// In the new namespaces, as their pid 1: the maps, the overlay, the root, then the build's command,
-// waited for. Returns why the setup failed; does not return once the command started.
 // A prepared sandbox's build ('G'), read from its pipe (fd 3) to its end: argc, argv, then the rest
 // of the sandbox's options, into *rest and *argv; NULL, or why not. Nothing at all: discarded.
 static const char *await_build(struct sandbox *rest, char ***argv, char *why) {
@@ -413,6 +417,8 @@ static const char *await_build(struct sandbox *rest, char ***argv, char *why) {
   return NULL;
 }
 
+// In the new namespaces, as their pid 1: the maps, the overlay, the root, then the build's command,
+// waited for. Returns why the setup failed; does not return once the command started.
 static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *overlay, char **argv, uid_t host_uid, gid_t host_gid, int prepared, char *why) {
   unsigned uid = 0, gid = 0;
   for (size_t i = 0; i < s->nops; i++) {
@@ -588,7 +594,7 @@ static void start(uint32_t id, char type, const char *p, size_t n, sigset_t *old
       snprintf(why, sizeof why, "kiln-sandbox: descriptors: %s", strerror(errno));
     } else {
       status = 4;
-      close_from(a >= 0 ? 5 : 4 + 1);
+      close_from(5);
       if (a < 0) close(3);
       umask(022);
       if (type != 'B') err = sandbox_pid1(&sb, cwd, options, argv, host_uid, host_gid, type == 'P', why);
