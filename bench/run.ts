@@ -35,6 +35,9 @@ const HELP = `usage: npm run bench -- [options]
   --cache DIR        keeps generated graphs, populated stores, the unpacked kernel tree
                      (default $KILN_BENCH_CACHE or <tmpdir>/kiln-bench-cache)
   --jobs N           -j for the first builds that populate the stores (default: cores)
+  --first-build-runs N  first builds of each 1k graph into fresh stores, Kiln's and Nix's in turn,
+                     for the first-build goals (default 3, --quick 2; 0: only the populating build,
+                     measured once)
   --nix-build-max N  fill Nix's store by building only for graphs of at most N derivations
                      (default 20000: Nix's first build is 10-20 ms per derivation on a fast 2-core
                      host, ~70 ms on a slow one, and chunked above 2000);
@@ -61,6 +64,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
       cache: { type: "string" },
       jobs: { type: "string" },
       "nix-build-max": { type: "string" },
+      "first-build-runs": { type: "string" },
       tree: { type: "string" },
       "pi4-store": { type: "string" },
       "no-nix": { type: "boolean", default: false },
@@ -93,6 +97,7 @@ function options(): BenchOptions & { out: string | undefined; cache: string; nix
     runs: values.runs ? Number(values.runs) : quick ? 3 : 5,
     populateJobs: values.jobs ? Number(values.jobs) : availableParallelism(),
     nixBuildMax: values["nix-build-max"] ? Number(values["nix-build-max"].replace(/k$/i, "000")) : 20_000,
+    firstBuildRuns: values["first-build-runs"] !== undefined ? Number(values["first-build-runs"]) : quick ? 2 : 3,
     only: only ? new Set(only) : undefined,
     hashTree: values.tree ? resolve(values.tree) : undefined,
     pi4Store: resolve(values["pi4-store"] ?? process.env.KILN_STORE ?? join(process.env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "kiln")),

@@ -12,6 +12,8 @@ export interface BenchOptions {
   populateJobs: number;
   /** Nix's store is filled by building only for graphs of at most this many derivations */
   nixBuildMax: number;
+  /** first builds of the 1k graphs repeated into fresh stores, Kiln's and Nix's in turn (0: none) */
+  firstBuildRuns: number;
   /** which sections to run */
   only: Set<string> | undefined;
   /** the tree hashed by the content-hashing rows (default: the kernel source tree) */

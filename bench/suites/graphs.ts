@@ -13,6 +13,7 @@ import { fmtNum } from "../lib/report.js";
 const NOOP = "1. No-op realize";
 const EVAL = "2. Evaluation + hashing";
 const FIRST = "1b. First build (populating the stores)";
+const FIRST_AGAIN = "1c. First build, repeated";
 
 function runsFor(b: Bench, n: number): number {
   return n >= 100_000 ? Math.min(3, b.opts.runs) : b.opts.runs;
@@ -45,6 +46,7 @@ export async function graphSuites(b: Bench): Promise<GraphDir[]> {
   if (needStores) for (const g of graphs) populate(b, g, Boolean(b.nix));
 
   await firstBuildRows(b, graphs);
+  if (needStores) firstBuildsAgain(b, graphs);
   if (wantNoop) {
     b.report.section(NOOP, "whole-process wall time of a realize whose every output is already in the store", "ms");
     for (const g of graphs) noop(b, g);
@@ -85,9 +87,8 @@ async function firstBuildRows(b: Bench, graphs: GraphDir[]): Promise<void> {
       };
       if (f === k && nx && nx.built === k.built) {
         row.ratios = [{ anchor: "nix-build", value: k.ms / nx.ms }];
-        // a chain pays each sandbox start in sequence; the wide graph overlaps them
-        const limit = g.shape === "deep" ? 0.5 : 0.3;
-        if (g.n === 1000) row.goals = [{ text: `first build of the 1k ${g.shape === "deep" ? "chain" : "wide graph"} at most ${limit}x Nix's`, actual: `${(k.ms / nx.ms).toFixed(2)}x`, met: k.ms / nx.ms <= limit }];
+        // the goal goes with the repeated builds' medians (1c) when they run
+        if (g.n === 1000 && !repeats(b, g)) row.goals = [firstBuildGoal(g, k.ms / nx.ms)];
       }
       b.report.add(row);
     }
@@ -101,6 +102,57 @@ async function firstBuildRows(b: Bench, graphs: GraphDir[]): Promise<void> {
           `x ${g.drvs} derivations; Kiln's first build took ${fmtNum(kilnPer)} ms per derivation${k.jobs ? ` at -j${k.jobs}` : ""}`,
       });
     }
+  }
+}
+
+/** The goal of a 1k graph's first build: a chain pays each sandbox start in sequence; the wide graph overlaps them. */
+function firstBuildGoal(g: GraphDir, ratio: number): Goal {
+  const limit = g.shape === "deep" ? 0.5 : 0.3;
+  return { text: `first build of the 1k ${g.shape === "deep" ? "chain" : "wide graph"} at most ${limit}x Nix's`, actual: `${ratio.toFixed(2)}x`, met: ratio <= limit };
+}
+
+/** Whether the graph's first build is repeated (1c): the 1k graphs, with Nix, both filled in this run or before. */
+function repeats(b: Bench, g: GraphDir): boolean {
+  return b.opts.firstBuildRuns > 0 && g.n === 1000 && Boolean(b.nix) && !g.kilnBroken && !g.nixMissing;
+}
+
+/**
+ * The populating build happens once per cached store, and a single sample moves with the host
+ * (Nix's own chain time ranged over 2x between runs here): the 1k graphs are built again, each time
+ * into a fresh store, Kiln's and Nix's in turn (round-robin, the store removed before each
+ * build and the disk synced), and the goals are read off the medians.
+ */
+function firstBuildsAgain(b: Bench, graphs: GraphDir[]): void {
+  const gs = graphs.filter((g) => repeats(b, g));
+  if (!gs.length || !b.nix) return;
+  const nix = b.nix;
+  b.report.section(FIRST_AGAIN, `a build of the whole graph into a fresh, empty store, ${b.opts.firstBuildRuns} times, Kiln's and Nix's in turn; median [min - max]`, "s");
+  const j = String(b.opts.populateJobs);
+  for (const g of gs) {
+    const kStore = join(b.tmp, `first-${g.label}-kiln`);
+    const nStore = join(b.tmp, `first-${g.label}-nix`);
+    const fresh = (dir: string) => () => {
+      removeTree(dir);
+      runUnchecked({ argv: ["sync"] });
+    };
+    const contenders: Contender[] = [
+      { key: "kiln", cmd: { argv: [...b.kiln, "--store", kStore, "-f", g.recipe, "-j", j, "--reporter", "quiet", "realize", "root", "--no-link"] }, before: fresh(kStore) },
+      { key: "nix-build", cmd: { argv: [...nix.tool("nix-build", nStore), g.nixFile, "-A", "root", "--no-out-link", "--max-jobs", j, "--cores", "1"], env: nix.env }, before: fresh(nStore) },
+    ];
+    b.log(`${g.label}: first build x ${b.opts.firstBuildRuns}, kiln and nix-build in turn`);
+    const res = measureRoundRobin(contenders, { runs: b.opts.firstBuildRuns, warmup: 0 });
+    removeTree(kStore);
+    removeTree(nStore);
+    const k = summarize(res.get("kiln")!.ms);
+    const n = summarize(res.get("nix-build")!.ms);
+    const caseName = `${g.label} (${g.drvs} drvs)`;
+    const per = (ms: number) => fmtNum(ms / g.drvs);
+    b.report.add({
+      section: FIRST_AGAIN, case: caseName, tool: "kiln", unit: "s", time: k,
+      ratios: [{ anchor: "nix-build", value: k.median / n.median }], goals: [firstBuildGoal(g, k.median / n.median)],
+      note: `${per(k.median)} ms per derivation (${per(k.min)}-${per(k.max)}), -j${j}`,
+    });
+    b.report.add({ section: FIRST_AGAIN, case: caseName, tool: "nix-build", unit: "s", time: n, note: `${per(n.median)} ms per derivation (${per(n.min)}-${per(n.max)}), -j${j}` });
   }
 }
 
