@@ -98,8 +98,10 @@ export function checkSandbox(bwrap: string): void {
   if (err) throw err;
 }
 
-/** The host's /usr and its top-level companions, as HOST_TOOL_DIRS names them (what evaluation checked tools against). */
+/** The host's /usr and its top-level companions, as HOST_TOOL_DIRS names them (what evaluation checked tools against); looked at once per process. */
+let hostDirs: string[] | undefined;
 function hostDirArgs(): string[] {
+  if (hostDirs) return hostDirs;
   const args: string[] = [];
   for (const p of HOST_TOOL_DIRS) {
     if (!existsSync(p)) continue;
@@ -107,7 +109,13 @@ function hostDirArgs(): string[] {
     if (lstatSync(p).isSymbolicLink()) args.push("--symlink", `usr${p}`, p);
     else args.push("--ro-bind", p, p);
   }
-  return args;
+  return (hostDirs = args);
+}
+
+/** The host's files in /etc that a build with host tools sees (HOST_TOOL_ETC), those there are; looked at once per process. */
+let hostEtc: string[] | undefined;
+function hostEtcFiles(): string[] {
+  return (hostEtc ??= HOST_TOOL_ETC.filter((f) => existsSync(f)));
 }
 
 /** The sandbox's /etc files. */
@@ -315,9 +323,7 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
     "--ro-bind", join(src.etc, "hosts"), "/etc/hosts",
   ];
   if (req.usr === undefined && Object.keys(req.tools).length > 0) {
-    for (const f of HOST_TOOL_ETC) {
-      if (existsSync(f)) a.push("--ro-bind", f, f);
-    }
+    for (const f of hostEtcFiles()) a.push("--ro-bind", f, f);
   }
   if (req.network) {
     // a fixed-output fetch needs name resolution and certificates: the host's, read-only
@@ -457,14 +463,14 @@ function probeView(bwrap: string, storeDir: string, dir: string): StoreView {
  * would not fit the kernel's limit on a command line (spawn E2BIG). Its command line keeps only
  * the builder's own command, which the build sees as its argv anyway.
  */
-export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal, prepared?: PreparedSandbox): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
+export function runSandboxed(bwrap: string, req: SandboxRequest, onOutput: (chunk: Buffer) => void, signal: AbortSignal, prepared?: { sandbox: PreparedSandbox; launch: SandboxLaunch }): Promise<{ exitCode: number | null; signal: string | null; outDir: string }> {
   checkSandbox(bwrap);
-  const launch = sandboxLaunch(bwrap, req, prepared !== undefined);
+  const launch = prepared?.launch ?? sandboxLaunch(bwrap, req);
   const view = req.view;
   if (view?.kind === "overlay" && view.start instanceof SandboxServer) {
     // kiln's helper: its server starts the build, in a sandbox prepared for it (req.scratch is the
     // prepared one's, and the first part of its options the same) or from scratch
-    const started = prepared ? view.start.start(prepared, launch.own, optionsBlob(launch.options.slice(launch.split)), onOutput, signal)
+    const started = prepared ? view.start.start(prepared.sandbox, launch.own, optionsBlob(launch.options.slice(launch.split)), onOutput, signal)
       : view.start.run({ kind: "sandbox", cwd: launch.cwd!, overlay: view.options, argv: launch.own, options: optionsBlob(launch.options) }, onOutput, signal);
     return started
       .then((r) => {
@@ -587,7 +593,7 @@ export class SandboxBuilder implements Builder {
     try {
       let r;
       try {
-        const running = runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal, ready?.sandbox);
+        const running = runSandboxed(this.o.bwrap, request(scratch), io.onOutput, io.signal, ready);
         // the next build's sandbox, made once this one's request is on its way (not before it)
         if (server) this.#prepare(server, request);
         r = await running;
@@ -613,13 +619,13 @@ export class SandboxBuilder implements Builder {
   }
 
   /** The prepared sandbox, if it can serve this request (it is then this build's); else it is discarded. */
-  #takePrepared(request: (scratch: string) => SandboxRequest): { scratch: string; sandbox: PreparedSandbox } | undefined {
+  #takePrepared(request: (scratch: string) => SandboxRequest): { scratch: string; sandbox: PreparedSandbox; launch: SandboxLaunch } | undefined {
     const p = this.#next;
     if (!p) return undefined;
     this.#next = undefined;
     if (!p.sandbox.ended) {
       const launch = sandboxLaunch(this.o.bwrap, request(p.scratch), true);
-      if (launch.options.slice(0, launch.split).join("\0") === p.key) return p;
+      if (launch.options.slice(0, launch.split).join("\0") === p.key) return { ...p, launch };
     }
     this.#discard(p);
     return undefined;
