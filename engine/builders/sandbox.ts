@@ -241,8 +241,8 @@ export interface SandboxLaunch {
   own: string[];
   /**
    * where bubblewrap's options stop being the same for every build of the kind (the root, /proc,
-   * /dev, /etc, the output directory) and become this build's own (its inputs, host tools, build
-   * directory, environment): a prepared sandbox (SandboxServer.makeAhead) lays out the first part
+   * /dev, /etc, the output directory, the host tools' links, /build) and become this build's own
+   * (its inputs, environment): a prepared sandbox (SandboxServer.makeAhead) lays out the first part
    */
   split: number;
   /** the host directory the build's outputs are found in afterwards, by name */
@@ -332,12 +332,13 @@ function bwrapOptions(req: SandboxRequest, src: Sources): { options: string[]; c
     }
   }
   a.push("--bind", src.out, LOGICAL_STORE);
-  const split = a.length;
-  for (const p of [...req.inputs].sort()) a.push("--ro-bind", src.store(p), `${LOGICAL_STORE}/${p}`);
   if (src.hostBin !== undefined) a.push("--ro-bind", src.hostBin, HOST_BIN);
   // the build directory lives in memory: unpacking and deleting a kernel tree (80k files) on
   // this kind of disk costs minutes, in tmpfs seconds; only outputs are written to disk
   a.push("--perms", "0755", "--tmpfs", "/build");
+  // what follows is this build's own (split: what a prepared sandbox takes when the build comes)
+  const split = a.length;
+  for (const p of [...req.inputs].sort()) a.push("--ro-bind", src.store(p), `${LOGICAL_STORE}/${p}`);
   a.push("--chdir", "/build");
   a.push("--clearenv");
   const path = req.usr !== undefined ? SEED_PATH : HOST_BIN;
