@@ -1,7 +1,7 @@
 // Ed25519 keys for binary caches (node:crypto), written as Nix writes its keys: `NAME:BASE64`,
 // the public key's 32 bytes, or the secret key's 64 (seed, then the public key). The name says
 // whose key it is; a signature is `NAME:BASE64` too, so a reader picks the key by name.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes, sign as edSign, verify as edVerify, type KeyObject } from "node:crypto";
 import { KilnError } from "../../store/errors.js";
 
 export interface SecretKey {
@@ -22,13 +22,18 @@ function checkName(name: string, where: string): void {
   }
 }
 
+/** An Ed25519 private key's PKCS#8 DER, before its 32-byte seed. */
+const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
+
 /** A new key pair, as the text of its secret and public key files. */
 export function generateKeyPair(name: string): { secret: string; public: string } {
   checkName(name, "kiln cache keygen");
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  const seed = Buffer.from(jwk.d!, "base64url");
-  const pub = Buffer.from(jwk.x!, "base64url");
+  // the seed drawn here and the key read from it (PKCS#8 DER), not generateKeyPairSync and a JWK
+  // export: Node 20 can deadlock when a garbage collection during the export frees the key
+  // generation's job (both take the key's lock)
+  const seed = randomBytes(32);
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: "der", type: "pkcs8" });
+  const pub = createPublicKey(privateKey).export({ format: "der", type: "spki" }).subarray(-32);
   return { secret: `${name}:${Buffer.concat([seed, pub]).toString("base64")}`, public: `${name}:${pub.toString("base64")}` };
 }
 
