@@ -341,13 +341,8 @@ export class LocalStore {
 
   /** A fresh scratch directory's name, for a process (kiln's sandbox server) that makes it for this one. */
   scratchName(label: string): string {
-    if (!this.#tmpMade) {
-      mkdirSync(this.tmpDir, { recursive: true });
-      this.#tmpMade = true;
-    }
     return scratchName(this.tmpDir, label);
   }
-  #tmpMade = false;
 
   /** Remove scratch directories left by kiln processes that died (SIGKILL, power loss). */
   cleanStaleScratch(): number {

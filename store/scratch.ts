@@ -12,7 +12,7 @@ export function makeScratchDir(tmpDir: string, label: string): string {
   return dir;
 }
 
-/** A fresh scratch directory's name, not made (tmpDir must exist): whoever makes it owns it as this process. */
+/** A fresh scratch directory's name, not made: whoever makes it (with tmpDir) owns it as this process. */
 export function scratchName(tmpDir: string, label: string): string {
   return join(tmpDir, `${SELF_PID}-${SELF_START}-${label}-${Math.random().toString(36).slice(2, 8)}`);
 }

@@ -72,14 +72,23 @@ export function graphDir(b: Bench, shape: Shape, n: number): GraphDir {
 }
 
 /** Bring Kiln's store, ninja's outputs and (if available) Nix's store up to date with the graph. */
+/** `kiln realize root` of the graph into `store`, as a first build runs it (-j: --jobs). */
+export function kilnBuildArgv(b: Bench, g: GraphDir, store: string): string[] {
+  return [...b.kiln, "--store", store, "-f", g.recipe, "-j", String(b.opts.populateJobs), "--reporter", "quiet", "realize", "root", "--no-link"];
+}
+
+/** `nix-build -A attr` of the graph into `store`, as a first build runs it (-j: --jobs, one core a build). */
+export function nixBuildArgv(b: Bench, nix: NixEnv, g: GraphDir, store: string, attr = "root"): string[] {
+  return [...nix.tool("nix-build", store), g.nixFile, "-A", attr, "--no-out-link", "--max-jobs", String(b.opts.populateJobs), "--cores", "1"];
+}
+
 export function populate(b: Bench, g: GraphDir, withNix: boolean): void {
   const jobs = b.opts.populateJobs;
-  const j = String(jobs);
   const at = new Date().toISOString();
 
   b.log(`${g.label}: kiln realize (populating the store; a first build takes a while)`);
   const k = runUnchecked({
-    argv: [...b.kiln, "--store", g.kilnStore, "-f", g.recipe, "-j", j, "--reporter", "quiet", "realize", "root", "--no-link", "--json"],
+    argv: [...kilnBuildArgv(b, g, g.kilnStore), "--json"],
     capture: true, captureStderr: true, timeoutMs: 6 * 3600_000,
   });
   let summary: { built: number; cached: number; outputs: unknown[] } | undefined;
@@ -140,7 +149,7 @@ function fillNix(b: Bench, g: GraphDir, nix: NixEnv, at: string, jobs: number): 
   let built = 0;
   for (const attr of steps) {
     const nx = runUnchecked({
-      argv: [...nix.tool("nix-build", g.nixStore), g.nixFile, "-A", attr, "--no-out-link", "--max-jobs", String(jobs), "--cores", "1"],
+      argv: nixBuildArgv(b, nix, g, g.nixStore, attr),
       env: nix.env, capture: true, captureStderr: true, timeoutMs: 6 * 3600_000,
     });
     if (nx.status !== 0) {

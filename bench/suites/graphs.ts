@@ -7,7 +7,7 @@ import { measureRoundRobin, summarize, type Contender, type Series } from "../li
 import { removeTree, runUnchecked, which } from "../lib/proc.js";
 import { parseEvents, phases } from "../lib/kiln.js";
 import type { Goal, Ratio, Row } from "../lib/report.js";
-import { graphDir, populate, type GraphDir } from "../lib/workspace.js";
+import { graphDir, kilnBuildArgv, nixBuildArgv, populate, type GraphDir } from "../lib/workspace.js";
 import { fmtNum } from "../lib/report.js";
 
 const NOOP = "1. No-op realize";
@@ -136,8 +136,8 @@ function firstBuildsAgain(b: Bench, graphs: GraphDir[]): void {
       runUnchecked({ argv: ["sync"] });
     };
     const contenders: Contender[] = [
-      { key: "kiln", cmd: { argv: [...b.kiln, "--store", kStore, "-f", g.recipe, "-j", j, "--reporter", "quiet", "realize", "root", "--no-link"] }, before: fresh(kStore) },
-      { key: "nix-build", cmd: { argv: [...nix.tool("nix-build", nStore), g.nixFile, "-A", "root", "--no-out-link", "--max-jobs", j, "--cores", "1"], env: nix.env }, before: fresh(nStore) },
+      { key: "kiln", cmd: { argv: kilnBuildArgv(b, g, kStore) }, before: fresh(kStore) },
+      { key: "nix-build", cmd: { argv: nixBuildArgv(b, nix, g, nStore), env: nix.env }, before: fresh(nStore) },
     ];
     b.log(`${g.label}: first build x ${b.opts.firstBuildRuns}, kiln and nix-build in turn`);
     const res = measureRoundRobin(contenders, { runs: b.opts.firstBuildRuns, warmup: 0 });

@@ -180,7 +180,7 @@ static const char *next(const char **p, const char *end) {
 //   --uid N --gid N --hostname H --proc D --dev D --tmpfs D --dir D --perms MODE --chdir D
 //   --ro-bind SRC D --bind SRC D --symlink TARGET D --setenv NAME VALUE
 // and one of kiln's own: --scratch-dir PATH, a directory made (with the scratch dir, the working
-// directory, if it is not there) before the overlay is mounted: a prepared sandbox makes its scratch
+// directory, and its parents, if they are not there) before the overlay is mounted: a prepared sandbox makes its scratch
 // dir's layout itself, off kiln's thread. Any other is refused (the build does not start: 'D' says
 // why). Sources are host paths, read before the pivot; destinations are the sandbox's.
 
@@ -195,14 +195,14 @@ struct op { int op; const char *a, *b; };
 struct sandbox {
   struct op *ops; size_t nops;
   int share_net;
-  char **env; size_t nenv;
+  size_t nenv;
   char why[512];
 };
 
 // The options in [p, end) into s; 0, or -1 with why in s->why.
 static int parse_sandbox(struct sandbox *s, const char *p, const char *end) {
   size_t cap = 0;
-  s->ops = NULL; s->nops = 0; s->share_net = 0; s->env = NULL; s->nenv = 0;
+  s->ops = NULL; s->nops = 0; s->share_net = 0; s->nenv = 0;
   while (p < end) {
     const char *name = next(&p, end);
     if (!name) { snprintf(s->why, sizeof s->why, "kiln-sandbox: bad request (options)"); return -1; }
@@ -447,7 +447,11 @@ static const char *sandbox_pid1(struct sandbox *s, const char *cwd, const char *
   TRY(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private mounts");
   for (size_t i = 0, made = 0; i < s->nops; i++) {
     if (s->ops[i].op != O_SCRATCH) continue;
-    if (!made++) TRY(mkdir(cwd, 0755) == 0 || errno == EEXIST ? 0 : -1, "the scratch dir %.200s", cwd);
+    if (!made++) {
+      char dir[4200];
+      snprintf(dir, sizeof dir, "%s", cwd);
+      TRY(mkdirs(dir, 0755), "the scratch dir %.200s", cwd);
+    }
     char d[4200];
     if (s->ops[i].a[0] == '/' || strstr(s->ops[i].a, "..")) { errno = EINVAL; TRY(-1, "--scratch-dir %.200s: not a path in the scratch dir", s->ops[i].a); }
     snprintf(d, sizeof d, "%s/%s", cwd, s->ops[i].a);

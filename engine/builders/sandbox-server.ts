@@ -61,12 +61,10 @@ function frame(type: "B" | "S" | "P" | "G" | "K" | "X" | "R", id: number, payloa
 
 /** A build request's frame. */
 function buildFrame(id: number, launch: ServerLaunch): Buffer {
-  const argc = Buffer.alloc(4);
-  argc.writeUInt32LE(launch.argv.length);
-  return frame(launch.kind === "sandbox" ? "S" : "B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), argc, Buffer.from(launch.argv.map((a) => `${a}\0`).join("")), launch.options]));
+  return frame(launch.kind === "sandbox" ? "S" : "B", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), commandPayload(launch.argv, launch.options)]));
 }
 
-/** The payload of a build's command and options: argc, argv, then the options, all NUL-terminated. */
+/** The payload of a command and its options: argc, argv, then the options, all NUL-terminated. */
 function commandPayload(argv: string[], options: Buffer): Buffer {
   const argc = Buffer.alloc(4);
   argc.writeUInt32LE(argv.length);
@@ -162,7 +160,7 @@ export class SandboxServer {
     const id = this.#nextId++;
     const p: PreparedSandbox = { id, ended: false };
     this.#prepared.add(id);
-    this.#request(frame("P", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), Buffer.alloc(4), launch.options])), id, {
+    this.#request(frame("P", id, Buffer.concat([Buffer.from(`${launch.cwd}\0${launch.overlay}\0`), commandPayload([], launch.options)])), id, {
       onOutput: () => {},
       done: () => { p.ended = true; this.#prepared.delete(id); },
       fail: () => { p.ended = true; this.#prepared.delete(id); },

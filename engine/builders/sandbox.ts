@@ -634,11 +634,11 @@ export class SandboxBuilder implements Builder {
 
   /** Prepare a sandbox of this request's kind for the next build. */
   #prepare(server: SandboxServer, request: (scratch: string) => SandboxRequest): void {
-    // the scratch dir and its layout are made by the server's child (--scratch-dir), off this thread
-    const made = this.o.scratchName === undefined;
-    const scratch = made ? this.o.scratchDir("prepared") : this.o.scratchName!("prepared");
+    // the scratch dir's layout is made by the server's child (--scratch-dir), off this thread; the
+    // dir too, where it is only named
+    const scratch = this.o.scratchName?.("prepared") ?? this.o.scratchDir("prepared");
     try {
-      const launch = sandboxLaunch(this.o.bwrap, request(scratch), !made);
+      const launch = sandboxLaunch(this.o.bwrap, request(scratch), true);
       const first = launch.options.slice(0, launch.split);
       const view = request(scratch).view as Extract<StoreView, { kind: "overlay" }>;
       const layout = SCRATCH_LAYOUT.flatMap((d) => ["--scratch-dir", d]);
