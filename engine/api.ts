@@ -120,23 +120,24 @@ export const DRV_KEYS: ReadonlySet<string> = new Set(["name", "outputs", "args",
  * site (a loop making 10k derivations asks once): formatting a whole mapped stack trace per
  * derivation cost more than the rest of the evaluation.
  */
-function callerPosition(): string | undefined {
-  // three frames are usually enough (makeDrv, derivation or fetch, the recipe line); ten only
-  // when those are all the API's or std helpers'
-  return positionOf(callSites(SHORT_STACK), true) ?? positionOf(callSites(LONG_STACK), false);
+function callerPosition(api: Function): string | undefined {
+  // the frame that called the API is usually the recipe line; ten frames only when it is a std
+  // helper's (or the API's own)
+  return positionOf(callSites(SHORT_STACK, api), SHORT_STACK) ?? positionOf(callSites(LONG_STACK, api), 0);
 }
 
-const SHORT_STACK = 3;
+const SHORT_STACK = 1;
 const LONG_STACK = 10;
 
-function callSites(limit: number): NodeJS.CallSite[] {
+/** The call sites above `api`'s frame (the API function a recipe called), at most `limit`. */
+function callSites(limit: number, api: Function): NodeJS.CallSite[] {
   const savedPrepare = Error.prepareStackTrace;
   const savedLimit = Error.stackTraceLimit;
   try {
     Error.prepareStackTrace = (_e, s) => s;
     Error.stackTraceLimit = limit;
     const holder: { stack?: unknown } = {};
-    Error.captureStackTrace(holder, callerPosition);
+    Error.captureStackTrace(holder, api);
     return (holder.stack as NodeJS.CallSite[] | undefined) ?? [];
   } finally {
     Error.prepareStackTrace = savedPrepare;
@@ -145,10 +146,10 @@ function callSites(limit: number): NodeJS.CallSite[] {
 }
 
 /**
- * The first recipe frame's position; failing that, the first std helper's. With `partial`, the
- * sites may be cut short: undefined then means "look further", unless the stack ended there.
+ * The first recipe frame's position; failing that, the first std helper's. Sites cut short at
+ * `limit` (0: not cut) without a recipe frame give undefined: look further.
  */
-function positionOf(sites: NodeJS.CallSite[], partial: boolean): string | undefined {
+function positionOf(sites: NodeJS.CallSite[], limit: number): string | undefined {
   let helper: string | undefined;
   for (const site of sites) {
     const file = site.getFileName();
@@ -169,7 +170,7 @@ function positionOf(sites: NodeJS.CallSite[], partial: boolean): string | undefi
     return pos;
   }
   // a helper's position only once the whole stack (as far as LONG_STACK goes) had no recipe frame
-  return partial && sites.length >= SHORT_STACK ? undefined : helper;
+  return limit > 0 && sites.length >= limit ? undefined : helper;
 }
 
 const API_FRAME = "";
@@ -189,8 +190,9 @@ const positions = new Map<string, Map<number, string>>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */
 function mapPosition(file: string, line: number, col: number): string {
-  // this module's own frames: in the CLI's bundle, whose own (large) map is never needed here
-  if (file === OWN_FILE) return API_FRAME;
+  // this module's own frames: in the CLI's bundle, whose own (large) map is never needed here;
+  // and Node's (the module loader's, under a module's top level): no recipe's
+  if (file === OWN_FILE || file.startsWith("node:")) return API_FRAME;
   let out = originalPosition(file, line, col);
   if (!out) {
     // a module Node maps itself (recipes run under a TypeScript loader, as in kiln's tests)
@@ -226,7 +228,7 @@ let fixedPosition: string | undefined | null = null;
  */
 export function atCaller<T>(make: () => T): T {
   if (fixedPosition !== null) return make();
-  fixedPosition = callerPosition();
+  fixedPosition = callerPosition(atCaller);
   try {
     return make();
   } finally {
@@ -234,8 +236,9 @@ export function atCaller<T>(make: () => T): T {
   }
 }
 
-function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[]): Drv {
-  return drvValue(kind, args.name, outputs, fixedPosition !== null ? fixedPosition : callerPosition(), { args });
+/** `api`: the function the recipe called (derivation, fetch), whose caller is the position */
+function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[], api: Function): Drv {
+  return drvValue(kind, args.name, outputs, fixedPosition !== null ? fixedPosition : callerPosition(api), { args });
 }
 
 function drvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, rest: { args: DerivationArgs | FetchArgs } | { sealed: Sealed }): Drv {
@@ -279,12 +282,12 @@ export function derivation(args: DerivationArgs): Drv {
   if (args.script !== undefined && (args.builder !== undefined || args.args !== undefined)) {
     throw new KilnError("RECIPE_INVALID", `derivation '${args.name}': give either script or builder/args, not both`, "remove script, or remove builder and args");
   }
-  return makeDrv("build", args, args.outputs ?? ["out"]);
+  return makeDrv("build", args, args.outputs ?? ["out"], derivation);
 }
 
 /** A fixed-output fetch: the file whose sha256 is pinned, from the first source that has it. */
 export function fetch(args: FetchArgs): Drv {
-  return makeDrv("fetch", args, ["out"]);
+  return makeDrv("fetch", args, ["out"], fetch);
 }
 
 /** A local file or directory, hashed by content and copied into the store as an input. */
@@ -308,14 +311,18 @@ export function lazy(get: () => Drv | OutputRef): Lazy {
  * cannot contain them otherwise: write `\${var}` for a shell `${var}`.
  */
 export function sh(strings: TemplateStringsArray, ...values: Value[]): Str {
+  let texts = unescaped.get(strings);
+  if (texts === undefined) unescaped.set(strings, (texts = strings.raw.map((raw) => raw.replace(/\\(\$\{|`)/g, "$1"))));
   const parts: Part[] = [];
-  strings.raw.forEach((raw, i) => {
-    const s = raw.replace(/\\(\$\{|`)/g, "$1");
-    if (s) parts.push(s);
+  for (let i = 0; i < texts.length; i++) {
+    if (texts[i]) parts.push(texts[i]!);
     if (i < values.length) pushValue(parts, values[i]!);
-  });
+  }
   return { [KIND]: "str", parts };
 }
+
+/** A template's texts, unescaped: the same strings object comes back at each run of a template (a loop's), so once each. */
+const unescaped = new WeakMap<TemplateStringsArray, string[]>();
 
 /** Concatenate values into one string with context. */
 export function concat(...values: Value[]): Str {
@@ -342,6 +349,11 @@ export function toParts(v: Value): Part[] {
   const parts: Part[] = [];
   pushValue(parts, v);
   return parts;
+}
+
+/** A value's parts, to read: a string with context's own (a script's: no copy), else toParts'. */
+export function partsOf(v: Value): readonly Part[] {
+  return isStr(v) ? v.parts : toParts(v);
 }
 
 function describeValue(v: unknown): string {

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { blake3Hex } from "../store/digest.js";
 import type { StorePathName } from "../store/paths.js";
+import { canonicalJson } from "./canonical.js";
 import {
   encodeDerivation,
+  fastEncoding,
   hashDerivation,
   inputPlaceholder,
   outputPlaceholder,
@@ -112,6 +114,41 @@ describe("derivation hashing", () => {
     const rehashed = clone(hb.fixed);
     rehashed.fixed = { sha256: "0".repeat(64) };
     assert.notEqual(hashDerivation(rehashed), base);
+  });
+});
+
+describe("encodeDerivation: the usual shape written field by field, the same bytes as canonicalJson", () => {
+  const fp = Object.freeze({ commands: Object.freeze({ sh: "/usr/bin/dash" }), digest: "d".repeat(64), package: "dash", path: "/usr/bin/sh", version: "0.5.12-2" });
+  const base = (): Derivation => ({
+    name: "x", system: "x86_64-linux", builder: "/kiln/host/bin/sh", args: ["-e", "-u", "-c", "echo \"é\\n\" > $out"],
+    env: { A: "1", out: "/kiln/store/0123456789abcdfghijklmnpqrsvwxyz-x" }, inputDrvs: { ["a".repeat(64)]: ["dev", "out"], ["b".repeat(64)]: ["out"] },
+    inputSrcs: ["0123456789abcdfghijklmnpqrsvwxyz-src"], hostTools: { sh: fp }, outputs: ["out"],
+  });
+
+  test("the usual shapes go the fast way, and agree with canonicalJson", () => {
+    const shapes: Derivation[] = [base(), hb.minimal, { ...base(), usr: "/kiln/store/0123456789abcdfghijklmnpqrsvwxyz-usr", hostTools: {} },
+      { ...base(), fixed: { sha256: "c".repeat(64) } }, { ...base(), inputDrvs: {}, inputSrcs: [], env: {} }];
+    for (const d of shapes) {
+      assert.equal(fastEncoding(d), canonicalJson(d));
+      assert.equal(encodeDerivation(d), canonicalJson(d));
+    }
+  });
+
+  test("any other shape is encoded the general way, to the same bytes", () => {
+    const odd: Array<[string, Derivation]> = [
+      ["env keys out of order", { ...base(), env: { out: "/o", A: "1" } }],
+      ["an integer-like env key (which objects order first)", { ...base(), env: { "10": "a", "9": "b", out: "/o" } }],
+      ["inputs out of order", { ...base(), inputDrvs: { ["b".repeat(64)]: ["out"], ["a".repeat(64)]: ["out"] } }],
+      ["a field the encoder does not know", { ...base(), extra: "kept" } as Derivation],
+      ["an undefined field", { ...base(), usr: undefined }],
+      ["a number among the arguments", { ...base(), args: ["-c", 7] } as unknown as Derivation],
+      ["an object's inputs in another order", clone({ ...base(), env: { Z: "z", B: "b", out: "/o" } })],
+    ];
+    for (const [what, d] of odd) {
+      if (what !== "an undefined field") assert.equal(fastEncoding(d), undefined, what);
+      assert.equal(encodeDerivation(d), canonicalJson(d), what);
+    }
+    assert.throws(() => encodeDerivation({ ...base(), args: ["-c", Number.NaN] } as unknown as Derivation), /non-finite/);
   });
 });
 

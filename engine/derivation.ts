@@ -130,8 +130,67 @@ export function scratchHash(resolved: ResolvedHash, output: string): string {
   return hashPart(`kiln-scratch:${resolved}:${output}`);
 }
 
+/**
+ * The canonical JSON of a derivation (canonicalJson's bytes exactly). A derivation has the same
+ * few fields every time, most of them strings and arrays of strings, and it is encoded once or
+ * twice per node of every evaluation: its fields are written in their sorted order, each string
+ * array in one native JSON.stringify, an object whose keys already come sorted (an env, the
+ * inputs by hash) in one too. A derivation of any other shape (a field added, a value of another
+ * type, keys out of order) is encoded the general way.
+ */
 export function encodeDerivation(d: Derivation): string {
-  return canonicalJson(d);
+  return fastEncoding(d) ?? canonicalJson(d);
+}
+
+/** encodeDerivation's way for the usual shape; undefined for any other (exported for its tests). */
+export function fastEncoding(d: Derivation): string | undefined {
+  const { args, builder, env, fixed, hostTools, inputDrvs, inputSrcs, name, outputs, system, usr } = d;
+  if (typeof builder !== "string" || typeof name !== "string" || typeof system !== "string") return undefined;
+  if (!stringArray(args) || !stringArray(inputSrcs) || !stringArray(outputs)) return undefined;
+  if (!stringRecord(env) || !plainObject(hostTools) || !plainObject(inputDrvs)) return undefined;
+  // every field a derivation may have is one of these: another would be left out
+  const fields = 9 + (fixed !== undefined ? 1 : 0) + (usr !== undefined ? 1 : 0);
+  if (Object.keys(d).length !== fields) return undefined;
+  if (usr !== undefined && typeof usr !== "string") return undefined;
+  const drvs = Object.keys(inputDrvs);
+  if (!ascending(drvs)) return undefined;
+  let encodedDrvs = "{";
+  for (let i = 0; i < drvs.length; i++) {
+    const os = inputDrvs[drvs[i]!];
+    if (!stringArray(os)) return undefined;
+    encodedDrvs += (i ? "," : "") + JSON.stringify(drvs[i]) + ":" + JSON.stringify(os);
+  }
+  return '{"args":' + JSON.stringify(args) + ',"builder":' + JSON.stringify(builder) + ',"env":' + JSON.stringify(env) +
+    (fixed !== undefined ? ',"fixed":' + canonicalJson(fixed) : "") + ',"hostTools":' + canonicalJson(hostTools) +
+    ',"inputDrvs":' + encodedDrvs + '},"inputSrcs":' + JSON.stringify(inputSrcs) + ',"name":' + JSON.stringify(name) +
+    ',"outputs":' + JSON.stringify(outputs) + ',"system":' + JSON.stringify(system) + (usr !== undefined ? ',"usr":' + JSON.stringify(usr) : "") + "}";
+}
+
+function plainObject(o: unknown): o is Record<string, unknown> {
+  if (typeof o !== "object" || o === null || Array.isArray(o)) return false;
+  const proto = Object.getPrototypeOf(o);
+  return proto === Object.prototype || proto === null;
+}
+
+/** An array of strings only, without holes: what JSON.stringify writes as canonicalJson does. */
+function stringArray(a: unknown): a is string[] {
+  if (!Array.isArray(a)) return false;
+  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return false;
+  return true;
+}
+
+/** A plain object of strings whose keys come in canonical (code-unit) order: JSON.stringify writes it in that order. */
+function stringRecord(o: unknown): o is Record<string, string> {
+  if (!plainObject(o)) return false;
+  const keys = Object.keys(o);
+  if (!ascending(keys)) return false;
+  for (const k of keys) if (typeof o[k] !== "string") return false;
+  return true;
+}
+
+function ascending(keys: readonly string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
+  return true;
 }
 
 /**

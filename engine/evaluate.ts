@@ -6,7 +6,7 @@ import { hashTree, UnsupportedEntryError } from "../store/archive.js";
 import { contentHashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
-import { isDrv, isLazy, isOutputRef, sealedOf, toParts, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import { isDrv, isLazy, isOutputRef, partsOf, sealedOf, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash, type HostToolFingerprint, type ResolvedHash } from "./derivation.js";
@@ -59,6 +59,7 @@ export class Evaluator {
   private readonly done = new Map<Drv, Node>();
   readonly graph: Graph = { nodes: [], byHash: new Map() };
   private readonly sourceMemo = new Map<string, { store: StorePathName; host: string }>();
+  private readonly toolRecords = new Map<string, Derivation["hostTools"]>();
 
   /**
    * recipes: the recipe snapshot the values come from, noted in every derivation's meta (for why);
@@ -145,7 +146,7 @@ export class Evaluator {
       // most arguments are plain text (two of a seed tree's three per package)
       if (typeof v === "string") return v;
       let s = "";
-      for (const p of toParts(v)) s += this.partText(p, inputDrvs, deps, sources, where);
+      for (const p of partsOf(v)) s += this.partText(p, inputDrvs, deps, sources, where);
       return s;
     };
 
@@ -181,8 +182,8 @@ export class Evaluator {
       args = (a.args ?? []).map(toStr);
     }
 
-    const outputs = [...(a.outputs ?? ["out"])];
-    if (outputs.length === 0 || new Set(outputs).size !== outputs.length) {
+    const outputs = a.outputs === undefined ? ["out"] : [...a.outputs];
+    if (outputs.length === 0 || (outputs.length > 1 && new Set(outputs).size !== outputs.length)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} must have distinct, non-empty outputs`, "e.g. outputs: [\"out\", \"dev\"]");
     }
     const env: Record<string, string> = {};
@@ -194,8 +195,7 @@ export class Evaluator {
     for (const o of outputs) env[o] = outputPlaceholder(d.name, o);
     checkArgSizes(env, args, a.script !== undefined, where, d.position);
 
-    const hostTools: Derivation["hostTools"] = {};
-    for (const t of [...tools].sort()) hostTools[t] = this.ctx.hostTools.fingerprint(t, where);
+    const hostTools = this.hostToolsOf(tools, where);
 
     let fixed: Derivation["fixed"];
     if (a.sha256 !== undefined) {
@@ -214,8 +214,8 @@ export class Evaluator {
       builder,
       args,
       env,
-      inputDrvs: Object.fromEntries([...inputDrvs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, os]) => [h, [...os].sort()])),
-      inputSrcs: [...sources.keys()].sort(),
+      inputDrvs: inputDrvs.size === 0 ? {} : Object.fromEntries([...inputDrvs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, os]) => [h, [...os].sort()])),
+      inputSrcs: sources.size === 0 ? [] : [...sources.keys()].sort(),
       hostTools,
       ...(usr !== undefined ? { usr } : {}),
       outputs,
@@ -228,6 +228,22 @@ export class Evaluator {
       ...(sources.size ? { srcs: Object.fromEntries(sources) } : {}),
     };
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
+  }
+
+  /**
+   * The host tools record of a set of declared tools: one frozen record per set, shared by every
+   * derivation declaring that set (thousands declare just sh), so that its encoding is made once.
+   */
+  private hostToolsOf(tools: Set<string>, where: string): Derivation["hostTools"] {
+    const names = [...tools].sort();
+    const key = names.join("\0");
+    let record = this.toolRecords.get(key);
+    if (record === undefined) {
+      record = {};
+      for (const t of names) record[t] = this.ctx.hostTools.fingerprint(t, where);
+      this.toolRecords.set(key, Object.freeze(record));
+    }
+    return record;
   }
 
   private partText(p: Part, inputDrvs: Map<DrvHash, Set<string>>, deps: Map<DrvHash, Node>, sources: Map<StorePathName, string>, where: string): string {
@@ -295,7 +311,7 @@ function directDeps(d: Drv): Drv[] {
   const out = new Set<Drv>();
   const scan = (v: Value | undefined) => {
     if (v === undefined) return;
-    for (let p of toParts(v)) {
+    for (let p of partsOf(v)) {
       if (isLazy(p)) p = asRef(p.get());
       if (isOutputRef(p)) out.add(p.drv);
     }

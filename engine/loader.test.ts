@@ -112,6 +112,43 @@ describe("recipe loader: positions through the bundle's own map", () => {
     assert.deepEqual(pos, { "part-0": `${index}:4:20`, "part-1": `${index}:4:20`, "part-2": `${index}:4:20`, many: `${index}:4:20`, alone: `${index}:5:22` });
   });
 
+  test("a derivation's position is the recipe line that called derivation() or fetch(), past std helpers; a helper's own line only when no recipe line called it", async () => {
+    const dir = tempDir("loader-positions");
+    mkdirSync(join(dir, "std"));
+    writeFileSync(join(dir, "std", "pkg.ts"), [
+      'import { derivation, fetch, sh, type Drv } from "kiln";',
+      "function inner(name: string): Drv {",
+      "  return derivation({ name, script: sh`echo ${name} > $out` });",
+      "}",
+      "export function pkg(name: string): Drv {",
+      "  return inner(name);",
+      "}",
+      "export function pinned(name: string): Drv {",
+      '  return fetch({ name, sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
+      "}",
+      'export const helperOwn = derivation({ name: "helper-own", script: sh`true > $out` });',
+    ].join("\n"));
+    writeFileSync(join(dir, "index.ts"), [
+      'import { derivation, sh } from "kiln";',
+      'import { helperOwn, pinned, pkg } from "./std/pkg.js";',
+      "",
+      'const viaHelper = pkg("via-helper");',
+      "const made = [1, 2].map((i) =>",
+      "  derivation({ name: `looped-${i}`, script: sh`echo ${String(i)} > $out` }));",
+      'const file = pinned("pinned");',
+      'export const all = derivation({ name: "all", script: sh`echo ${viaHelper} ${made} ${file} ${helperOwn} > $out` });',
+    ].join("\n"));
+    const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", "all"], { cwd: dir, store: tempDir("loader-positions-store") });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
+    const pos = Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
+    const index = join(dir, "index.ts");
+    assert.deepEqual(pos, {
+      "via-helper": `${index}:4:19`, "looped-1": `${index}:6:3`, "looped-2": `${index}:6:3`, pinned: `${index}:7:14`,
+      "helper-own": `${join(dir, "std", "pkg.ts")}:11:26`, all: `${index}:8:20`,
+    });
+  });
+
   test("derivation positions follow an edit that only moves lines (same code, a new map)", async () => {
     const dir = tempDir("loader-move");
     const store = tempDir("loader-move-store");

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { blake3 } from "@napi-rs/blake-hash";
-import { BASE32_CHARS, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, toBase32 } from "./digest.js";
+import { BASE32_CHARS, blake3Hex, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, toBase32 } from "./digest.js";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 
@@ -106,6 +106,17 @@ describe("hashPart", () => {
     assert.equal(p.length, HASH_PART_LEN);
     assert.equal(p, toBase32(blake3(Buffer.from("some text")).subarray(0, 20)));
     assert.notEqual(hashPart("some text"), hashPart("some text."));
+  });
+
+  test("text is hashed as its UTF-8 bytes, whatever its characters and length (hashPart and blake3Hex alike)", () => {
+    const texts = ["", "a", "héllo wörld ✓ 𝄞", "nul\0inside", "lone \ud800 surrogate", "x".repeat(300_000), "é".repeat(100_000), randomBytes(5000).toString("latin1")];
+    for (const t of texts) {
+      const bytes = blake3(Buffer.from(t, "utf8"));
+      assert.equal(blake3Hex(t), bytes.toString("hex"), `blake3Hex of ${JSON.stringify(t.slice(0, 20))}`);
+      assert.equal(hashPart(t), toBase32(bytes.subarray(0, 20)), `hashPart of ${JSON.stringify(t.slice(0, 20))}`);
+    }
+    // one after another: nothing of the text before stays in the digest
+    assert.equal(hashPart("b"), toBase32(blake3(Buffer.from("b")).subarray(0, 20)));
   });
 });
 

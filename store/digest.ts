@@ -44,19 +44,21 @@ export function toBase32(bytes: Uint8Array, size = bytes.length): string {
 }
 
 /**
- * Text as UTF-8 bytes for a one-shot hash: written into one reused buffer when it fits (a
- * derivation's encoding, a placeholder's key: thousands per evaluation, each a buffer to allocate
- * and collect otherwise). The bytes are valid until the next call; the binding hashes them
- * synchronously and keeps nothing.
+ * One hasher for text, reset before each use: a derivation's encoding, a placeholder's key
+ * (thousands per evaluation). The binding's one-shot call returns its digest as a new Buffer,
+ * which cost more than hashing a derivation's few hundred bytes; the hasher hands back hex, and
+ * takes the string as it is (UTF-8, as Buffer.from would write it).
  */
-const textScratch = Buffer.allocUnsafeSlow(256 * 1024);
-function textBytes(text: string): Buffer {
-  if (text.length * 3 > textScratch.length) return Buffer.from(text);
-  return textScratch.subarray(0, textScratch.write(text, 0, "utf8"));
+const textHasher = new Blake3Hasher();
+function textHex(text: string): string {
+  textHasher.reset();
+  textHasher.update(text);
+  return textHasher.digest("hex");
 }
 
 export function blake3Hex(data: string | Uint8Array): string {
-  return blake3(typeof data === "string" ? textBytes(data) : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
+  if (typeof data === "string") return textHex(data);
+  return blake3(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString("hex");
 }
 
 /** One-shot BLAKE3 of a buffer, as a Buffer (32 bytes). */
@@ -66,8 +68,15 @@ export function blake3Buffer(data: Buffer): Buffer {
 
 /** A 32-character base32 hash part derived from arbitrary text (truncated BLAKE3, 160 bits). */
 export function hashPart(text: string): string {
-  return toBase32(blake3(textBytes(text)), 20);
+  const hex = textHex(text);
+  for (let i = 0; i < 20; i++) partBytes[i] = (HEX_VALUE[hex.charCodeAt(2 * i)]! << 4) | HEX_VALUE[hex.charCodeAt(2 * i + 1)]!;
+  return toBase32(partBytes, 20);
 }
+
+const partBytes = new Uint8Array(20);
+/** a lower-case hex digit's value, by its character code */
+const HEX_VALUE = new Uint8Array(128);
+for (let i = 0; i < 16; i++) HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
 
 /** The hash part of a content-addressed store path: its tree's digest and its name give it. */
 export function contentHashPart(narDigest: string, name: string): string {
