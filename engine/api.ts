@@ -153,24 +153,37 @@ function positionOf(sites: NodeJS.CallSite[], limit: number): string | undefined
   let helper: string | undefined;
   for (const site of sites) {
     const file = site.getFileName();
-    const line = site.getLineNumber();
-    const col = site.getColumnNumber();
-    if (!file || !line || !col) continue;
-    // by file, then by line and column as one number: no key string to build and hash per frame
-    let byPlace = positions.get(file);
-    if (byPlace === undefined) positions.set(file, (byPlace = new Map()));
-    const place = line * 2 ** 32 + col; // exact: a line number below 2^21, a column below 2^32
-    let pos = byPlace.get(place);
-    if (pos === undefined) byPlace.set(place, (pos = mapPosition(file, line, col)));
-    if (pos === API_FRAME) continue;
-    if (STD_HELPER.test(pos)) {
-      helper ??= pos;
+    if (!file) continue;
+    // by file, then by the frame's offset in it: a loop's derivations come from one place, whose
+    // line and column are read and mapped once, and no key string is built per frame
+    let byOffset = places.get(file);
+    if (byOffset === undefined) places.set(file, (byOffset = new Map()));
+    const offset = site.getPosition();
+    let place = byOffset.get(offset);
+    if (place === undefined) byOffset.set(offset, (place = placeOf(file, site.getLineNumber(), site.getColumnNumber())));
+    if (place.kind === "other") continue;
+    if (place.kind === "helper") {
+      helper ??= place.pos;
       continue;
     }
-    return pos;
+    return place.pos;
   }
   // a helper's position only once the whole stack (as far as LONG_STACK goes) had no recipe frame
   return limit > 0 && sites.length >= limit ? undefined : helper;
+}
+
+interface Place {
+  pos: string;
+  /** recipe: a recipe's line; helper: a std helper's; other: the API's own, Node's, or unknown */
+  kind: "recipe" | "helper" | "other";
+}
+const OTHER: Place = { pos: "", kind: "other" };
+const places = new Map<string, Map<number, Place>>();
+
+function placeOf(file: string, line: number | null, col: number | null): Place {
+  if (!line || !col) return OTHER;
+  const pos = mapPosition(file, line, col);
+  return pos === API_FRAME ? OTHER : { pos, kind: STD_HELPER.test(pos) ? "helper" : "recipe" };
 }
 
 const API_FRAME = "";
@@ -186,7 +199,6 @@ const OWN_FILE = ((): string | undefined => {
 })();
 /** a file in a recipe set's std/ folder: helper code, not the recipe a derivation belongs to */
 const STD_HELPER = /[\\/]std[\\/][^\\/]+\.[cm]?[jt]s:\d+:\d+$/;
-const positions = new Map<string, Map<number, string>>();
 
 /** A generated position as the original file's, or API_FRAME for frames inside this module. */
 function mapPosition(file: string, line: number, col: number): string {

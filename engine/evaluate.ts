@@ -18,9 +18,9 @@ export interface Node {
   drv: Derivation;
   meta: DerivationMeta;
   /** the derivations whose outputs this one uses (each once) */
-  deps: Node[];
+  deps: readonly Node[];
   /** local sources it uses: store path name -> host path to copy from */
-  sources: Map<StorePathName, string>;
+  sources: ReadonlyMap<StorePathName, string>;
   /**
    * Set when the node stands for a derivation of a sealed module (engine/module-records.ts): it
    * was not evaluated again, its derivation was read from the store, `deps` is empty and
@@ -38,6 +38,17 @@ export interface SealedNode {
   /** the host tools its closure declares, by the entry declared */
   tools: Record<string, HostToolFingerprint>;
 }
+
+/** What one derivation's strings name, gathered as they are turned into text (none: nothing made). */
+interface Uses {
+  /** input derivations by hash, with the outputs used */
+  inputs?: Map<DrvHash, { node: Node; outputs: string[] }>;
+  /** local sources: store path name -> host path */
+  sources?: Map<StorePathName, string>;
+}
+/** Shared by every node without inputs or sources (most of a wide graph's): nothing writes to them. */
+const NO_DEPS: readonly Node[] = Object.freeze([]) as readonly Node[];
+const NO_SOURCES: ReadonlyMap<StorePathName, string> = new Map();
 
 export interface Graph {
   /** every node, dependencies before dependents */
@@ -139,14 +150,12 @@ export class Evaluator {
   }
 
   private buildDerivation(d: Drv, a: DerivationArgs, where: string): Node {
-    const inputDrvs = new Map<DrvHash, Set<string>>();
-    const deps = new Map<DrvHash, Node>();
-    const sources = new Map<StorePathName, string>();
+    const uses: Uses = {};
     const toStr = (v: Value): string => {
       // most arguments are plain text (two of a seed tree's three per package)
       if (typeof v === "string") return v;
       let s = "";
-      for (const p of partsOf(v)) s += this.partText(p, inputDrvs, deps, sources, where);
+      for (const p of partsOf(v)) s += this.partText(p, uses, where);
       return s;
     };
 
@@ -208,26 +217,21 @@ export class Evaluator {
     if (!SYSTEMS.includes(system)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} has system ${JSON.stringify(system)}, which kiln does not know`, `use one of ${SYSTEMS.join(", ")}`, { position: d.position });
     }
-    const drv: Derivation = {
-      name: d.name,
-      system,
-      builder,
-      args,
-      env,
-      inputDrvs: inputDrvs.size === 0 ? {} : Object.fromEntries([...inputDrvs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, os]) => [h, [...os].sort()])),
-      inputSrcs: sources.size === 0 ? [] : [...sources.keys()].sort(),
-      hostTools,
-      ...(usr !== undefined ? { usr } : {}),
-      outputs,
-      ...(fixed ? { fixed } : {}),
-    };
+    const inputDrvs = uses.inputs === undefined ? {} : Object.fromEntries([...uses.inputs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, i]) => [h, i.outputs.sort()]));
+    const inputSrcs = uses.sources === undefined ? [] : [...uses.sources.keys()].sort();
+    // the fields in one literal when there is neither usr nor fixed (nearly every derivation):
+    // spreading the optional ones costs an object copy each
+    const drv: Derivation = usr === undefined && fixed === undefined
+      ? { name: d.name, system, builder, args, env, inputDrvs, inputSrcs, hostTools, outputs }
+      : { name: d.name, system, builder, args, env, inputDrvs, inputSrcs, hostTools, ...(usr !== undefined ? { usr } : {}), outputs, ...(fixed ? { fixed } : {}) };
     if (a.sources) checkSources(a.sources, where);
     if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
-    const meta: DerivationMeta = {
-      position: d.position, ...(a.sources ? { sources: a.sources } : {}), ...(this.o.recipes ? { recipes: this.o.recipes } : {}),
-      ...(sources.size ? { srcs: Object.fromEntries(sources) } : {}),
-    };
-    return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps: [...deps.values()], sources };
+    const meta: DerivationMeta = { position: d.position };
+    if (a.sources) meta.sources = a.sources;
+    if (this.o.recipes) meta.recipes = this.o.recipes;
+    if (uses.sources) meta.srcs = Object.fromEntries(uses.sources);
+    const deps = uses.inputs === undefined ? NO_DEPS : Array.from(uses.inputs.values(), (i) => i.node);
+    return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps, sources: uses.sources ?? NO_SOURCES };
   }
 
   /**
@@ -235,8 +239,8 @@ export class Evaluator {
    * derivation declaring that set (thousands declare just sh), so that its encoding is made once.
    */
   private hostToolsOf(tools: Set<string>, where: string): Derivation["hostTools"] {
-    const names = [...tools].sort();
-    const key = names.join("\0");
+    const names = tools.size === 1 ? [...tools] : [...tools].sort();
+    const key = names.length === 1 ? names[0]! : names.join("\0");
     let record = this.toolRecords.get(key);
     if (record === undefined) {
       record = {};
@@ -246,20 +250,19 @@ export class Evaluator {
     return record;
   }
 
-  private partText(p: Part, inputDrvs: Map<DrvHash, Set<string>>, deps: Map<DrvHash, Node>, sources: Map<StorePathName, string>, where: string): string {
+  private partText(p: Part, uses: Uses, where: string): string {
     if (typeof p === "string") return p;
     if (isLazy(p)) p = asRef(p.get());
     if (isOutputRef(p)) {
       const node = this.done.get(p.drv);
       if (!node) throw new Error(`internal: dependency ${p.drv.name} not evaluated before ${where}`);
-      const set = inputDrvs.get(node.hash) ?? new Set();
-      set.add(p.output);
-      inputDrvs.set(node.hash, set);
-      deps.set(node.hash, node);
+      const input = (uses.inputs ??= new Map()).get(node.hash);
+      if (input === undefined) uses.inputs.set(node.hash, { node, outputs: [p.output] });
+      else if (!input.outputs.includes(p.output)) input.outputs.push(p.output);
       return inputPlaceholder(node.hash, node.name, p.output);
     }
     const src = this.source(p as Source, where);
-    sources.set(src.store, src.host);
+    (uses.sources ??= new Map()).set(src.store, src.host);
     return `${LOGICAL_STORE}/${src.store}`;
   }
 
