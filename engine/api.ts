@@ -254,6 +254,8 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
 }
 
 function drvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, rest: { args: DerivationArgs | FetchArgs } | { sealed: Sealed }): Drv {
+  // the default output's reference in a variable (nearly every use), any other in a map
+  let first: OutputRef | undefined;
   let refs: Map<string, OutputRef> | undefined;
   const drv: Drv = {
     [KIND]: "drv",
@@ -263,13 +265,15 @@ function drvValue(kind: "build" | "fetch", name: string, outputs: readonly strin
     kind,
     position,
     get out() {
-      return drv.output(outputs[0]!);
+      // (no outputs at all: output() says so)
+      return (first ??= outputs.length ? { [KIND]: "output", drv, output: outputs[0]! } : drv.output(outputs[0]!));
     },
     output(name: string): OutputRef {
       if (!outputs.includes(name)) {
         throw new KilnError("RECIPE_INVALID", `derivation '${drv.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
           `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
       }
+      if (name === outputs[0]) return drv.out;
       refs ??= new Map();
       let r = refs.get(name);
       if (!r) refs.set(name, (r = { [KIND]: "output", drv, output: name }));
