@@ -217,7 +217,7 @@ export class Evaluator {
     if (!SYSTEMS.includes(system)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} has system ${JSON.stringify(system)}, which kiln does not know`, `use one of ${SYSTEMS.join(", ")}`, { position: d.position });
     }
-    const inputDrvs = uses.inputs === undefined ? {} : Object.fromEntries([...uses.inputs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, i]) => [h, i.outputs.sort()]));
+    const inputDrvs = inputDrvsOf(uses.inputs);
     const inputSrcs = uses.sources === undefined ? [] : [...uses.sources.keys()].sort();
     // the fields in one literal when there is neither usr nor fixed (nearly every derivation):
     // spreading the optional ones costs an object copy each
@@ -230,7 +230,7 @@ export class Evaluator {
     if (a.sources) meta.sources = a.sources;
     if (this.o.recipes) meta.recipes = this.o.recipes;
     if (uses.sources) meta.srcs = Object.fromEntries(uses.sources);
-    const deps = uses.inputs === undefined ? NO_DEPS : Array.from(uses.inputs.values(), (i) => i.node);
+    const deps = uses.inputs === undefined ? NO_DEPS : uses.inputs.size === 1 ? [uses.inputs.values().next().value!.node] : Array.from(uses.inputs.values(), (i) => i.node);
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps, sources: uses.sources ?? NO_SOURCES };
   }
 
@@ -298,6 +298,16 @@ export class Evaluator {
     this.sourceMemo.set(key, r);
     return r;
   }
+}
+
+/** A derivation's inputDrvs: by hash, in code-unit order, each with its outputs sorted (one input, a chain's: no sort). */
+function inputDrvsOf(inputs: Uses["inputs"]): Derivation["inputDrvs"] {
+  if (inputs === undefined) return {};
+  if (inputs.size === 1) {
+    const [hash, input] = inputs.entries().next().value!;
+    return { [hash]: input.outputs.length > 1 ? input.outputs.sort() : input.outputs };
+  }
+  return Object.fromEntries([...inputs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, i]) => [h, i.outputs.sort()]));
 }
 
 function asRef(v: Drv | OutputRef): OutputRef {
