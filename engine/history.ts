@@ -69,8 +69,13 @@ export function storeLookup(store: LocalStore, extra?: Map<string, Node>): WhyLo
     if (!outs || !d.drv.outputs.every((o) => outs[o] !== undefined)) return { resolved };
     return { resolved, outputs: Object.fromEntries(d.drv.outputs.map((o) => [o, outs[o]!])) };
   };
-  const name = (hash: string): string | undefined => memo.get(hash)?.drv.name ?? extra?.get(hash)?.name ?? store.derivationName(hash);
-  return { load, realised, name };
+  const known = new Map<string, string>();
+  const name = (hash: string): string | undefined => memo.get(hash)?.drv.name ?? extra?.get(hash)?.name ?? known.get(hash) ?? store.derivationName(hash);
+  const names = (hashes: readonly string[]): void => {
+    const ask = hashes.filter((h) => !memo.has(h) && !extra?.has(h) && !known.has(h));
+    if (ask.length > 1) for (const [h, n] of store.derivationNames(ask)) known.set(h, n);
+  };
+  return { load, realised, name, names };
 }
 
 /**

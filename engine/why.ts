@@ -35,6 +35,8 @@ export interface WhyLookup {
   realised(hash: string): Realised | undefined;
   /** a derivation's name, when it can be had without loading it (the inputs of a wide node are named by the hundred) */
   name?(hash: string): string | undefined;
+  /** learn the names of these derivations at once, for name() to answer (a wide node's inputs: one query, not hundreds) */
+  names?(hashes: readonly string[]): void;
 }
 
 export interface ToolSummary {
@@ -196,6 +198,7 @@ export function explain(oldHash: string, newHash: string, lookup: WhyLookup, opt
     }
     // inputs first, so the causes come out deepest first: the order in which they took effect
     if (!nd.drv.fixed) {
+      lookup.names?.([...Object.keys(od.drv.inputDrvs), ...Object.keys(nd.drv.inputDrvs)]);
       for (const [oi, ni] of pairInputs(od.drv, nd.drv, nameOf, (input, change) =>
         addEffect(node, `input:${node.name}:${input}:${change}`, { kind: "input", drv: node.name, input, change, ...pos(nd) }))) {
         const child = visit(oi, ni);

@@ -33,6 +33,7 @@ export class BuildTable {
       putDrv: db.prepare("INSERT OR IGNORE INTO derivations (hash, name, json) VALUES (?, ?, ?)"),
       getDrv: db.prepare<[string], { hash: string; name: string; json: string }>("SELECT * FROM derivations WHERE hash = ?"),
       getDrvName: db.prepare<[string], string>("SELECT name FROM derivations WHERE hash = ?").pluck(),
+      getDrvNames: db.prepare<[string], { hash: string; name: string }>("SELECT j.value AS hash, d.name AS name FROM json_each(?) j CROSS JOIN derivations d ON d.hash = j.value"),
       missingDrvs: db.prepare<[string], { value: string }>("SELECT value FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM derivations d WHERE d.hash = j.value)"),
       putResolution: db.prepare("INSERT OR REPLACE INTO resolutions (drv_hash, resolved_hash, updated_at) VALUES (?, ?, ?)"),
       putResolutions: db.prepare<[number, string]>(
@@ -84,6 +85,11 @@ export class BuildTable {
 
   derivationName(hash: string): string | undefined {
     return this.q.getDrvName.get(hash);
+  }
+
+  /** The names of those of `hashes` that are recorded, in one query. */
+  derivationNames(hashes: readonly string[]): Map<string, string> {
+    return new Map(this.q.getDrvNames.all(JSON.stringify(hashes)).map((r) => [r.hash, r.name]));
   }
 
   resolution(drvHash: string): string | undefined {

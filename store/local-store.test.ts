@@ -433,6 +433,18 @@ describe("batched bookkeeping of a run", () => {
     s.close();
   });
 
+  test("derivationNames answers many hashes in one query, as derivationName does one by one; unknown ones are left out", () => {
+    const s = tempStore();
+    const rows = Array.from({ length: 4 }, (_, i) => ({ hash: `${i}`.repeat(64), name: `d${i}` }));
+    s.recordDerivations(rows, (r) => JSON.stringify({ n: r.name }));
+    const asked = [...rows.map((r) => r.hash), "f".repeat(64), rows[1]!.hash];
+    const names = s.derivationNames(asked);
+    assert.deepEqual([...names].sort(), rows.map((r) => [r.hash, r.name]));
+    for (const h of asked) assert.equal(names.get(h), s.derivationName(h));
+    assert.equal(s.derivationNames([]).size, 0);
+    s.close();
+  });
+
   test("realisations answers many (resolved hash, output) pairs at once, as realisation does one by one", () => {
     const s = tempStore();
     const add = (name: string) => {

@@ -281,6 +281,11 @@ export class LocalStore {
     return this.#t.builds.derivationName(hash);
   }
 
+  /** The recorded names of many derivations at once (a wide derivation's inputs). */
+  derivationNames(hashes: readonly string[]): Map<string, string> {
+    return this.#t.builds.derivationNames(hashes);
+  }
+
   resolution(drvHash: string): string | undefined {
     return this.#t.builds.resolution(drvHash);
   }
