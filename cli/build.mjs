@@ -8,6 +8,8 @@
 //                       launcher runs, not a module; its map beside it, for stack traces.
 //   dist/kiln-gc.cjs    `kiln gc` alone (cli/gc-main.ts), the same way, for a plain gc command
 //                       line (cli/gc-args.ts).
+//   dist/kiln-eval.cjs  `kiln plan` and `kiln eval` (cli/eval-main.ts), the same way, for a plain
+//                       command line of either (cli/eval-args.ts).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, chmodSync, readFileSync, rmSync } from "node:fs";
@@ -160,10 +162,10 @@ const common = {
   logLevel: "warning",
   plugins: [lazyStringWidth(), yargsShim(), lazyLruClock(), lazyModules()],
 };
-// the bundles the launcher runs: the whole CLI, and gc's own (cli/gc-main.ts: a plain `kiln gc`
-// without the rest); each with its identity last (the map's lines stay as they are), so the
+// the bundles the launcher runs: the whole CLI, gc's own (cli/gc-main.ts: a plain `kiln gc`
+// without the rest) and plan's and eval's (cli/eval-main.ts); each with its identity last (the map's lines stay as they are), so the
 // launcher uses a code cache only if it was made from a bundle with this identity
-for (const [entry, out] of [["cli/main.ts", "dist/kiln-main.cjs"], ["cli/gc-main.ts", "dist/kiln-gc.cjs"]]) {
+for (const [entry, out] of [["cli/main.ts", "dist/kiln-main.cjs"], ["cli/gc-main.ts", "dist/kiln-gc.cjs"], ["cli/eval-main.ts", "dist/kiln-eval.cjs"]]) {
   await build({
     ...common,
     entryPoints: [entry],

@@ -26,7 +26,7 @@ interface Verb<A> {
 }
 
 /** A verb that works on the store: it runs inside withContext. */
-interface StoreVerb<A> extends Verb<A> {
+export interface StoreVerb<A> extends Verb<A> {
   /** the default */
   store?: true;
   /** the reporter it shows progress with; by default none: a verb that builds nothing is quiet */
@@ -55,6 +55,11 @@ interface GroupVerb {
   missing?: string;
 }
 
+/** A store verb's spec as it is (its arguments' type inferred from its options), for defineCommand and runStoreVerb. */
+export function storeVerb<A extends GlobalArgs>(spec: StoreVerb<A>): StoreVerb<A> {
+  return spec;
+}
+
 export function defineCommand(spec: GroupVerb): KilnCommand;
 export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A>): KilnCommand;
 export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVerb<A> | GroupVerb): KilnCommand {
@@ -65,9 +70,7 @@ export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVer
   }
   const handler = async (parsed: ArgumentsCamelCase<A>): Promise<void> => {
     const argv = declared(parsed);
-    if (spec.store !== false) {
-      return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv), { settings: spec.settings !== false });
-    }
+    if (spec.store !== false) return runStoreVerb(spec, argv);
     try {
       const code = await spec.run(argv);
       if (code !== undefined) process.exitCode = code;
@@ -76,6 +79,14 @@ export function defineCommand<A extends GlobalArgs>(spec: StoreVerb<A> | BareVer
     }
   };
   return (y) => y.command({ command: spec.command, describe: spec.describe, builder: spec.options, handler });
+}
+
+/**
+ * A store verb's run inside its context, as the full CLI runs it once yargs has read the command
+ * line, and as the launcher's light bundle for plain `plan` and `eval` lines does (cli/eval-main.ts).
+ */
+export function runStoreVerb<A extends GlobalArgs>(spec: StoreVerb<A>, argv: A): Promise<void> {
+  return withContext({ ...argv, reporter: spec.reporter ? spec.reporter(argv) : "quiet" }, (ctx) => spec.run(argv, ctx), spec.open?.(argv), { settings: spec.settings !== false });
 }
 
 /**

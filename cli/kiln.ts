@@ -1,7 +1,8 @@
 // kiln's launcher (dist/kiln.cjs). A no-op `kiln realize` is answered here from its record
 // (cli/fast.ts) in a few milliseconds; a plain `kiln gc` runs gc's own small bundle
-// (dist/kiln-gc.cjs: cli/gc-args.ts says which command lines are plain); everything else runs the
-// full CLI (dist/kiln-main.cjs). A bundle is compiled with V8's code cache: compiling the 0.9 MB
+// (dist/kiln-gc.cjs: cli/gc-args.ts says which command lines are plain), a plain `kiln plan` or
+// `kiln eval` theirs (dist/kiln-eval.cjs, cli/eval-args.ts); everything else runs the full CLI
+// (dist/kiln-main.cjs). A bundle is compiled with V8's code cache: compiling the 0.9 MB
 // CLI, and then every function a command runs, was a fifth of an evaluation of pi4-llm-os. The
 // cache (<bundle>.cache) names the Node version and the bundle (the content digest the build
 // appends to it) it was made for and carries a BLAKE3 digest of its code (against damage, not
@@ -20,6 +21,7 @@ import { IMPORT_HOOK } from "../engine/dynamic-import.js";
 import { loadBlake } from "../store/blake-binding.js";
 import { sqliteModule } from "../store/database.js";
 import { tryFastRealize } from "./fast.js";
+import { parseEvalArgs } from "./eval-args.js";
 import { parseGcArgs } from "./gc-args.js";
 
 function internalError(e: unknown): void {
@@ -108,6 +110,12 @@ function runBundle(name: string): void {
   module.exports.done?.catch(internalError);
 }
 
+/** The light bundle that runs this command line (a plain gc, plan or eval), when it is there. */
+function lightBundle(argv: readonly string[]): string | undefined {
+  const name = parseGcArgs(argv) ? "kiln-gc.cjs" : parseEvalArgs(argv) ? "kiln-eval.cjs" : undefined;
+  return name && existsSync(join(dirname(__filename), name)) ? name : undefined;
+}
+
 const argv = process.argv.slice(2);
 let answered = false;
 try {
@@ -118,8 +126,7 @@ try {
 }
 if (!answered) {
   try {
-    const gc = join(dirname(__filename), "kiln-gc.cjs");
-    runBundle(parseGcArgs(argv) && existsSync(gc) ? "kiln-gc.cjs" : "kiln-main.cjs");
+    runBundle(lightBundle(argv) ?? "kiln-main.cjs");
   } catch (e) {
     internalError(e);
   }

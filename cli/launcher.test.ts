@@ -1,7 +1,7 @@
 // The launcher (cli/kiln.ts) compiles the CLI bundle with V8's code cache: the cache is made by
 // the first run, used by the next, and never trusted when it belongs to another build of the
 // bundle or V8 rejects it. A plain `kiln gc` runs gc's own bundle instead, with the same outcome
-// as the full CLI's gc. A private copy of the shipped files, so the checkout's own caches are
+// as the full CLI's gc; a plain `kiln plan` or `kiln eval` theirs, likewise. A private copy of the shipped files, so the checkout's own caches are
 // left alone.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -16,7 +16,7 @@ function privateDist(name: string): { root: string; dist: string; recipes: strin
   const dist = join(root, "dist");
   mkdirSync(dist);
   // copies (Node runs a symlinked main script from its real path); the rest as links
-  for (const f of ["kiln.cjs", "kiln-main.cjs", "kiln-gc.cjs"]) copyFileSync(join(REPO, "dist", f), join(dist, f));
+  for (const f of ["kiln.cjs", "kiln-main.cjs", "kiln-gc.cjs", "kiln-eval.cjs"]) copyFileSync(join(REPO, "dist", f), join(dist, f));
   for (const d of ["engine", "store", "cli"]) symlinkSync(join(REPO, "dist", d), join(dist, d));
   for (const f of ["kiln-sandbox", "kiln-hash"]) if (existsSync(join(REPO, "dist", f))) symlinkSync(join(REPO, "dist", f), join(dist, f));
   symlinkSync(join(REPO, "node_modules"), join(root, "node_modules"));
@@ -213,5 +213,65 @@ describe("launcher: a plain kiln gc runs gc's own bundle, with the full CLI's ou
     const again = kiln(["gc", "--dry-run"]);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /^0 store paths would be deleted, .*; 1 live paths kept/);
+  });
+});
+
+describe("launcher: a plain kiln plan or eval runs their own bundle, with the full CLI's outcome", { timeout: 120_000 }, () => {
+  after(cleanup);
+  let p: ReturnType<typeof privateDist>;
+  const kiln = (args: string[]) => spawnSync(process.execPath, [join(p.dist, "kiln.cjs"), "--store", p.store, "-f", join(p.recipes, "index.ts"), ...args], { encoding: "utf8", cwd: p.root });
+  const caches = () => ["kiln-main.cjs.cache", "kiln-eval.cjs.cache"].filter((f) => existsSync(join(p.dist, f)));
+
+  before(() => {
+    p = privateDist("launcher-eval");
+    const r = kiln(["realize", "other", "--no-link", "--reporter", "quiet"]);
+    assert.equal(r.status, 0, r.stderr);
+    rmSync(join(p.dist, "kiln-main.cjs.cache"), { force: true });
+  });
+
+  test("eval: its bundle alone runs (its code cache is the one made) and prints what the full CLI prints", () => {
+    const light = kiln(["eval", "greeting", "other"]);
+    assert.equal(light.status, 0, light.stderr);
+    assert.deepEqual(caches(), ["kiln-eval.cjs.cache"], "only the light bundle was compiled");
+    assert.match(light.stdout, /^[0-9a-f]{64} {2}greeting\n[0-9a-f]{64} {2}other\n$/);
+    // `--json=false` is the same option, in a form only the full CLI reads
+    const full = kiln(["eval", "greeting", "other", "--json=false"]);
+    assert.equal(full.status, 0, full.stderr);
+    assert.deepEqual(caches(), ["kiln-main.cjs.cache", "kiln-eval.cjs.cache"], "the full CLI ran this time");
+    assert.equal(light.stdout, full.stdout);
+    assert.equal(light.stderr, full.stderr);
+    assert.equal(kiln(["eval", "greeting", "--json"]).stdout, kiln(["eval", "greeting", "--json=true"]).stdout);
+  });
+
+  test("plan: the same forecast both ways, as text and as JSON, with the records and without", () => {
+    for (const extra of [[], ["--json"], ["--no-eval-cache"]]) {
+      const light = kiln(["plan", "greeting", "other", ...extra]);
+      const full = kiln(["plan", "greeting", "other", ...extra, "--keep-going=false"]);
+      assert.equal(light.status, 0, light.stderr);
+      assert.equal(full.status, 0, full.stderr);
+      assert.equal(light.stdout, full.stdout, extra.join(" "));
+    }
+    assert.match(kiln(["plan", "greeting", "other"]).stdout, /^would build 1, fetch 0, take 1 from the store/);
+  });
+
+  test("bad input: the same message and exit code both ways (an unknown target: 2)", () => {
+    for (const verb of ["plan", "eval"]) {
+      const light = kiln([verb, "nosuch"]);
+      const full = kiln([verb, "nosuch", "--json=false"]);
+      assert.equal(light.status, 2, light.stderr);
+      assert.equal(full.status, 2, full.stderr);
+      assert.equal(light.stderr, full.stderr);
+      assert.match(light.stderr, /nosuch/);
+    }
+  });
+
+  test("without the light bundle, the full CLI answers the same line", () => {
+    const before = kiln(["eval", "greeting"]).stdout;
+    rmSync(join(p.dist, "kiln-eval.cjs"));
+    rmSync(join(p.dist, "kiln-main.cjs.cache"), { force: true });
+    const r = kiln(["eval", "greeting"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, before);
+    assert.ok(existsSync(join(p.dist, "kiln-main.cjs.cache")), "the full CLI ran");
   });
 });

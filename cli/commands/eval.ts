@@ -2,10 +2,10 @@
 import { join } from "node:path";
 import { evaluateTargets } from "../../engine/targets.js";
 import { reachable } from "../../engine/graph.js";
-import { defineCommand } from "../command.js";
+import { defineCommand, storeVerb } from "../command.js";
 import { recipesEntry } from "../context.js";
 
-export const evalCommand = defineCommand({
+export const evalVerb = storeVerb({
   command: "eval <targets..>",
   describe: "evaluate targets into their derivation graph without building",
   options: (y) => y
@@ -26,3 +26,5 @@ export const evalCommand = defineCommand({
     }
   },
 });
+
+export const evalCommand = defineCommand(evalVerb);

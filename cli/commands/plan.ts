@@ -8,7 +8,7 @@ import { evaluateTargets, withSeals } from "../../engine/targets.js";
 import { recipeSetRoot } from "../../engine/recipe-snapshot.js";
 import { describeReport, explain, type CauseReport } from "../../engine/why.js";
 import { buildDurations, targetRealisations } from "../../store/history.js";
-import { defineCommand, type Ctx } from "../command.js";
+import { defineCommand, storeVerb, type Ctx } from "../command.js";
 import { evalCacheOn, recipesEntry } from "../context.js";
 import { human } from "../units.js";
 import { recipesRevision } from "../git.js";
@@ -122,7 +122,7 @@ export async function printForecast(ctx: Ctx, entry: string, targets: string[], 
   else process.stdout.write(renderForecast(f, process.cwd(), false).join("\n") + "\n");
 }
 
-export const planCommand = defineCommand({
+export const planVerb = storeVerb({
   command: "plan <targets..>",
   describe: "forecast a realize without building: what would be built, fetched or reused, the estimated time, and why",
   options: (y) => y
@@ -131,3 +131,5 @@ export const planCommand = defineCommand({
   reporter: (argv) => argv.reporter ?? "quiet",
   run: (argv, ctx) => printForecast(ctx, recipesEntry(argv), argv.targets, argv.json, evalCacheOn(argv)),
 });
+
+export const planCommand = defineCommand(planVerb);
