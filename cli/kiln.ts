@@ -17,7 +17,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Script } from "node:vm";
-import { IMPORT_HOOK } from "../engine/dynamic-import.js";
+import { IMPORT_HOOK, REQUIRE_HOOK } from "../engine/dynamic-import.js";
 import { loadBlake } from "../store/blake-binding.js";
 import { sqliteModule } from "../store/database.js";
 import { tryFastRealize } from "./fast.js";
@@ -83,22 +83,44 @@ function writable(dir: string): boolean {
   }
 }
 
+/**
+ * `source` compiled as the body of a function of `params`, through V8's code cache in `cacheFile`
+ * for code of this identity: made (after the command, so that it holds the functions the command
+ * compiled too) where there is none, it is another's or V8 rejects it, and the directory is
+ * writable.
+ */
+function compileCached(file: string, source: string, id: string, cacheFile: string, params: string): (...a: unknown[]) => void {
+  const cachedData = readCache(cacheFile, id);
+  const script = new Script(`(function (${params}) {${source}\n})`, { filename: file, ...(cachedData ? { cachedData } : {}) });
+  if ((!cachedData || script.cachedDataRejected) && writable(dirname(cacheFile))) {
+    process.once("exit", () => writeCache(cacheFile, id, script.createCachedData()));
+  }
+  return script.runInThisContext() as (...a: unknown[]) => void;
+}
+
+/**
+ * esbuild's JavaScript API as Node would load it (a CommonJS module at its own path, which it
+ * checks), compiled through a code cache of its own beside the bundles (`esbuild.cache`, for this
+ * Node and this exact file): a plan after an edit bundles the recipes, and compiling the API's
+ * functions was ~5 ms of it.
+ */
+let esbuildApi: unknown;
+function loadEsbuild(resolveFrom: NodeJS.Require): unknown {
+  if (esbuildApi !== undefined) return esbuildApi;
+  const file = resolveFrom.resolve("esbuild");
+  const bytes = readFileSync(file);
+  const module = { exports: {} as unknown };
+  const fn = compileCached(file, bytes.toString("utf8"), `${process.version} esbuild-${digest(bytes)}`, join(dirname(__filename), "esbuild.cache"), "exports, require, module, __filename, __dirname");
+  fn(module.exports, createRequire(file), module, file, dirname(file));
+  return (esbuildApi = module.exports);
+}
+
 /** Run a bundle of dist/ (built by cli/build.mjs: a function body that exports `done`). */
 function runBundle(name: string): void {
   const file = join(dirname(__filename), name);
-  const cacheFile = `${file}.cache`;
   // Buffer decoding (simdutf) is ~10x faster here than readFileSync(file, "utf8") on a 0.9 MB file
   const source = readFileSync(file).toString("utf8");
-  const id = identity(source);
-  const cachedData = readCache(cacheFile, id);
-  const script = new Script(`(function (exports, require, module, __filename, __dirname, __kilnUrl) {${source}\n})`, {
-    filename: file,
-    ...(cachedData ? { cachedData } : {}),
-  });
-  if ((!cachedData || script.cachedDataRejected) && writable(dirname(file))) {
-    // after the command, so the cache holds the functions it compiled too
-    process.once("exit", () => writeCache(cacheFile, id, script.createCachedData()));
-  }
+  const fn = compileCached(file, source, identity(source), `${file}.cache`, "exports, require, module, __filename, __dirname, __kilnUrl");
   // a script compiled from a code cache has no import() of its own: the bundle uses this one
   (globalThis as { [IMPORT_HOOK]?: (s: string) => Promise<unknown> })[IMPORT_HOOK] = (s) => import(s);
   const module = { exports: {} as { done?: Promise<unknown> } };
@@ -106,7 +128,8 @@ function runBundle(name: string): void {
   // would otherwise find and compile its files again, ~4-5 ms
   const base = createRequire(file);
   const require = Object.assign((id: string): unknown => (id === "better-sqlite3" ? sqliteModule : base(id)), base);
-  (script.runInThisContext() as (...a: unknown[]) => void)(module.exports, require, module, file, dirname(file), pathToFileURL(file).href);
+  (globalThis as { [REQUIRE_HOOK]?: (s: string) => unknown })[REQUIRE_HOOK] = (s) => (s === "esbuild" ? loadEsbuild(base) : base(s));
+  fn(module.exports, require, module, file, dirname(file), pathToFileURL(file).href);
   module.exports.done?.catch(internalError);
 }
 

@@ -265,6 +265,35 @@ describe("launcher: a plain kiln plan or eval runs their own bundle, with the fu
     }
   });
 
+  test("esbuild's API is compiled through a code cache of its own: made by the first bundling, used by the next, made anew when damaged", () => {
+    const cache = join(p.dist, "esbuild.cache");
+    const recipe = join(p.root, "esb.ts");
+    let edits = 0;
+    // each run bundles the recipe anew: its text changes
+    const evalEdited = () => {
+      writeFileSync(recipe, `import { derivation, sh } from "kiln";\n// edit ${++edits}\nexport const x = derivation({ name: "x", script: sh\`echo ${edits} > $out\` });\n`);
+      const r = spawnSync(process.execPath, [join(p.dist, "kiln.cjs"), "--store", p.store, "-f", recipe, "eval", "x"], { encoding: "utf8", cwd: p.root });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^[0-9a-f]{64} {2}x\n$/);
+    };
+    rmSync(cache, { force: true });
+    evalEdited();
+    assert.ok(existsSync(cache), "made by the first run that bundled");
+    const old = new Date(2000, 0, 1);
+    utimesSync(cache, old, old);
+    const made = readFileSync(cache);
+    evalEdited();
+    assert.equal(statSync(cache).mtimeMs, old.getTime(), "used, not written again");
+    // the code damaged behind its header: refused by its digest, no crash, made anew
+    const damaged = Buffer.from(made);
+    for (let i = damaged.length - 64; i < damaged.length; i++) damaged[i] = damaged[i]! ^ 0xff;
+    writeFileSync(cache, damaged);
+    utimesSync(cache, old, old);
+    evalEdited();
+    assert.notEqual(statSync(cache).mtimeMs, old.getTime(), "written again");
+    assert.ok(!readFileSync(cache).equals(damaged));
+  });
+
   test("without the light bundle, the full CLI answers the same line", () => {
     const before = kiln(["eval", "greeting"]).stdout;
     rmSync(join(p.dist, "kiln-eval.cjs"));

@@ -4,7 +4,6 @@
 // global, so recipe values and the engine share one copy of it, and the bundle imports nothing.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
@@ -13,7 +12,7 @@ import * as api from "./api.js";
 import { DRV_KEYS, isDrv, isOutputRef, isSealBroken, withModuleHooks, type Drv, type OutputRef } from "./api.js";
 import { IDENT, LoadedModules, stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
 import { mapStack } from "./source-map.js";
-import { importModule } from "./dynamic-import.js";
+import { importModule, requireModule } from "./dynamic-import.js";
 
 const API_GLOBAL = Symbol.for("kiln.api");
 /** What api.ts exports for the engine alone: not for recipes (the stubs' and hooks' names are). */
@@ -101,7 +100,7 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
 
   // required, not imported: import() of a CommonJS package makes Node's module loader scan its
   // 100 kB for exports (~13 ms here) before anything runs
-  const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+  const esbuild = requireModule<typeof import("esbuild")>("esbuild", import.meta.url);
   const stubs: CacheIndex["stubs"] = {};
   // each file's stamp as esbuild was given it: a save while it bundles is then a change next time
   const read = new Map<string, FileStamp>();
