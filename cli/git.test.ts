@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { appendFileSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { recipesRevision } from "./git.js";
+import { forgetGit, recipesRevision } from "./git.js";
 import { cleanup, tempDir } from "./test-helpers/kiln.js";
 
 after(cleanup);
@@ -31,6 +31,20 @@ describe("recipesRevision", () => {
     assert.deepEqual(recipesRevision(r.entry), { rev: r.head, dirty: false });
     appendFileSync(r.entry, "// edited\n");
     assert.deepEqual(recipesRevision(r.entry), { rev: r.head, dirty: true });
+  });
+
+  test("whether a folder is in a repository is looked up once, until forgetGit (a watch's next round)", () => {
+    const top = tempDir("git-later");
+    mkdirSync(join(top, "recipes"));
+    const entry = join(top, "recipes", "index.ts");
+    writeFileSync(entry, "export default {};\n");
+    assert.equal(recipesRevision(entry), null);
+    git(top, "init", "-q");
+    git(top, "add", ".");
+    git(top, "commit", "-q", "-m", "recipes");
+    assert.equal(recipesRevision(entry), null, "the answer found before stands");
+    forgetGit();
+    assert.deepEqual(recipesRevision(entry), { rev: git(top, "rev-parse", "HEAD"), dirty: false });
   });
 
   test("a recipe folder reached through a symbolic link: the repository of its real place", () => {

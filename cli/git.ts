@@ -21,6 +21,20 @@ function git(dir: string, args: string[]): string | undefined {
  */
 function maybeInGit(dir: string): boolean {
   if (process.env.GIT_DIR !== undefined) return true;
+  // asked once per directory until forgetGit(): a plan asks for each cause it explains (a
+  // hundred inputs of a wide derivation: a hundred walks up to / otherwise)
+  let known = inGit.get(dir);
+  if (known === undefined) inGit.set(dir, (known = findsRepository(dir)));
+  return known;
+}
+const inGit = new Map<string, boolean>();
+
+/** Look for repositories again (each round of a watch: a `git init` meanwhile is seen). */
+export function forgetGit(): void {
+  inGit.clear();
+}
+
+function findsRepository(dir: string): boolean {
   // a work tree's .git, or a bare repository's own directory, which git also finds
   const repository = (d: string) => existsSync(join(d, ".git")) || (existsSync(join(d, "HEAD")) && existsSync(join(d, "objects")) && existsSync(join(d, "refs")));
   if (nearestAbove(resolve(dir), repository) !== undefined) return true;

@@ -14,6 +14,7 @@ import type { Context } from "../engine/context.js";
 import type { Evaluated } from "../engine/targets.js";
 import { reachable, sourcesOf } from "../engine/graph.js";
 import { isKilnError } from "../store/errors.js";
+import { forgetGit } from "./git.js";
 import { EXIT } from "./run.js";
 
 export interface WatchOptions {
@@ -83,6 +84,7 @@ export async function watchRounds(ctx: Context, o: WatchOptions): Promise<number
       ctx.events({ type: "round", round, changed: [...changed].map((f) => relative(o.relativeTo, f) || f).sort() });
       // each round looks at the host again: a tool upgraded during the watch gets its new fingerprint
       ctx.hostTools.forget();
+      forgetGit();
       changed.clear();
       dirty = false;
       let outputs: string[] = [];
