@@ -110,9 +110,10 @@ const inputHashParts = new Map<string, string>();
 
 /** Placeholder for an input derivation's output, replaced when the derivation is resolved. */
 export function inputPlaceholder(drvHash: DrvHash, drvName: string, output: string): string {
-  const key = `${drvHash}:${output}`;
+  // the default output's by the hash itself: no key string kept per input derivation
+  const key = output === "out" ? drvHash : `${drvHash}:${output}`;
   let part = inputHashParts.get(key);
-  if (part === undefined) inputHashParts.set(key, (part = hashPart(`kiln-input:${key}`)));
+  if (part === undefined) inputHashParts.set(key, (part = hashPart(`kiln-input:${drvHash}:${output}`)));
   return `${LOGICAL_STORE}/${part}-${outputPathName(drvName, output)}`;
 }
 

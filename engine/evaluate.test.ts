@@ -109,6 +109,21 @@ describe("Evaluator: graph structure", () => {
     assert.equal(a.hash, hashDerivation(a.drv));
   });
 
+  test("several inputs, some named twice and by two outputs: inputDrvs by hash in code-unit order, deps in the order named, each once", () => {
+    const { ev } = evaluator();
+    const parts = Array.from({ length: 6 }, (_, i) => derivation({ name: `p${i}`, outputs: ["out", "doc"], script: `echo ${i} > $out; echo > $doc` }));
+    const [p0, p1, p2, p3, p4, p5] = parts as [Drv, Drv, Drv, Drv, Drv, Drv];
+    const top = derivation({ name: "top", env: { A: p3 }, script: sh`${p5} ${p1.output("doc")} ${p3} ${p1} ${p0} ${p5.output("doc")} ${p2} ${p4} ${p0}` });
+    const node = ev.evaluate(top).node;
+    const hash = (d: Drv) => ev.nodeOf(d)!.hash;
+    assert.deepEqual(node.deps.map((n) => n.name), ["p5", "p1", "p3", "p0", "p2", "p4"], "script first, then env; each once");
+    assert.deepEqual(Object.keys(node.drv.inputDrvs), parts.map(hash).sort(), "code-unit order of the hashes");
+    assert.deepEqual(node.drv.inputDrvs[hash(p1)], ["doc", "out"]);
+    assert.deepEqual(node.drv.inputDrvs[hash(p5)], ["doc", "out"]);
+    assert.deepEqual(node.drv.inputDrvs[hash(p3)], ["out"]);
+    assert.equal(node.hash, hashDerivation(node.drv));
+  });
+
   test("dependency placeholders resolve to the realised paths", () => {
     const { ev } = evaluator();
     const lib = derivation({ name: "lib", script: "mkdir $out" });

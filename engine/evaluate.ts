@@ -39,10 +39,18 @@ export interface SealedNode {
   tools: Record<string, HostToolFingerprint>;
 }
 
+/** An input derivation of one derivation, with the outputs of it used. */
+interface Input {
+  node: Node;
+  outputs: string[];
+}
+
 /** What one derivation's strings name, gathered as they are turned into text (none: nothing made). */
 interface Uses {
-  /** input derivations by hash, with the outputs used */
-  inputs?: Map<DrvHash, { node: Node; outputs: string[] }>;
+  /** the first input derivation named (a chain's only one: no map) */
+  first?: Input;
+  /** the others, by hash */
+  more?: Map<DrvHash, Input>;
   /** local sources: store path name -> host path */
   sources?: Map<StorePathName, string>;
 }
@@ -217,7 +225,7 @@ export class Evaluator {
     if (!SYSTEMS.includes(system)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} has system ${JSON.stringify(system)}, which kiln does not know`, `use one of ${SYSTEMS.join(", ")}`, { position: d.position });
     }
-    const inputDrvs = inputDrvsOf(uses.inputs);
+    const inputDrvs = inputDrvsOf(uses);
     const inputSrcs = uses.sources === undefined ? [] : [...uses.sources.keys()].sort();
     // the fields in one literal when there is neither usr nor fixed (nearly every derivation):
     // spreading the optional ones costs an object copy each
@@ -230,7 +238,7 @@ export class Evaluator {
     if (a.sources) meta.sources = a.sources;
     if (this.o.recipes) meta.recipes = this.o.recipes;
     if (uses.sources) meta.srcs = Object.fromEntries(uses.sources);
-    const deps = uses.inputs === undefined ? NO_DEPS : uses.inputs.size === 1 ? [uses.inputs.values().next().value!.node] : Array.from(uses.inputs.values(), (i) => i.node);
+    const deps = uses.first === undefined ? NO_DEPS : uses.more === undefined ? [uses.first.node] : [uses.first.node, ...Array.from(uses.more.values(), (i) => i.node)];
     return { hash: hashDerivation(drv), name: d.name, kind: "build", drv, meta, deps, sources: uses.sources ?? NO_SOURCES };
   }
 
@@ -256,9 +264,11 @@ export class Evaluator {
     if (isOutputRef(p)) {
       const node = this.done.get(p.drv);
       if (!node) throw new Error(`internal: dependency ${p.drv.name} not evaluated before ${where}`);
-      const input = (uses.inputs ??= new Map()).get(node.hash);
-      if (input === undefined) uses.inputs.set(node.hash, { node, outputs: [p.output] });
-      else if (!input.outputs.includes(p.output)) input.outputs.push(p.output);
+      const input = uses.first === undefined || uses.first.node === node ? uses.first : uses.more?.get(node.hash);
+      if (input !== undefined) {
+        if (!input.outputs.includes(p.output)) input.outputs.push(p.output);
+      } else if (uses.first === undefined) uses.first = { node, outputs: [p.output] };
+      else (uses.more ??= new Map()).set(node.hash, { node, outputs: [p.output] });
       return inputPlaceholder(node.hash, node.name, p.output);
     }
     const src = this.source(p as Source, where);
@@ -301,13 +311,11 @@ export class Evaluator {
 }
 
 /** A derivation's inputDrvs: by hash, in code-unit order, each with its outputs sorted (one input, a chain's: no sort). */
-function inputDrvsOf(inputs: Uses["inputs"]): Derivation["inputDrvs"] {
-  if (inputs === undefined) return {};
-  if (inputs.size === 1) {
-    const [hash, input] = inputs.entries().next().value!;
-    return { [hash]: input.outputs.length > 1 ? input.outputs.sort() : input.outputs };
-  }
-  return Object.fromEntries([...inputs].sort(([x], [y]) => (x < y ? -1 : 1)).map(([h, i]) => [h, i.outputs.sort()]));
+function inputDrvsOf(uses: Uses): Derivation["inputDrvs"] {
+  const first = uses.first;
+  if (first === undefined) return {};
+  if (uses.more === undefined) return { [first.node.hash]: first.outputs.length > 1 ? first.outputs.sort() : first.outputs };
+  return Object.fromEntries([first, ...uses.more.values()].map((i): [string, string[]] => [i.node.hash, i.outputs.sort()]).sort(([x], [y]) => (x < y ? -1 : 1)));
 }
 
 function asRef(v: Drv | OutputRef): OutputRef {
