@@ -293,17 +293,20 @@ function drvValue(kind: "build" | "fetch", name: string, outputs: readonly strin
   return drv;
 }
 
+/** The outputs of a derivation that names none, shared by all of them (frozen: nothing writes to it). */
+export const DEFAULT_OUTPUTS: readonly string[] = Object.freeze(["out"]);
+
 /** A build step. */
 export function derivation(args: DerivationArgs): Drv {
   if (args.script !== undefined && (args.builder !== undefined || args.args !== undefined)) {
     throw new KilnError("RECIPE_INVALID", `derivation '${args.name}': give either script or builder/args, not both`, "remove script, or remove builder and args");
   }
-  return makeDrv("build", args, args.outputs ?? ["out"], derivation);
+  return makeDrv("build", args, args.outputs ?? DEFAULT_OUTPUTS, derivation);
 }
 
 /** A fixed-output fetch: the file whose sha256 is pinned, from the first source that has it. */
 export function fetch(args: FetchArgs): Drv {
-  return makeDrv("fetch", args, ["out"], fetch);
+  return makeDrv("fetch", args, DEFAULT_OUTPUTS, fetch);
 }
 
 /** A local file or directory, hashed by content and copied into the store as an input. */

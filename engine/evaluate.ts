@@ -6,7 +6,7 @@ import { hashTree, UnsupportedEntryError } from "../store/archive.js";
 import { contentHashPart } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import { LOGICAL_STORE, makeStorePathName, validateName, type StorePathName } from "../store/paths.js";
-import { isDrv, isLazy, isOutputRef, partsOf, sealedOf, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
+import { DEFAULT_OUTPUTS, isDrv, isLazy, isOutputRef, partsOf, sealedOf, type Sealed, type DerivationArgs, type Drv, type FetchArgs, type OutputRef, type Part, type Source, type Value } from "./api.js";
 import { BUILTIN_BUILDERS, isBuiltinBuilder } from "./builtins/builders.js";
 import type { Context } from "./context.js";
 import { hashDerivation, inputPlaceholder, outputPlaceholder, SYSTEM, SYSTEMS, type Derivation, type DerivationMeta, type DrvHash, type HostToolFingerprint, type ResolvedHash } from "./derivation.js";
@@ -199,7 +199,8 @@ export class Evaluator {
       args = (a.args ?? []).map(toStr);
     }
 
-    const outputs = a.outputs === undefined ? ["out"] : [...a.outputs];
+    // a derivation's list is only read: the default one is shared
+    const outputs = a.outputs === undefined ? (DEFAULT_OUTPUTS as string[]) : [...a.outputs];
     if (outputs.length === 0 || (outputs.length > 1 && new Set(outputs).size !== outputs.length)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} must have distinct, non-empty outputs`, "e.g. outputs: [\"out\", \"dev\"]");
     }
@@ -265,10 +266,14 @@ export class Evaluator {
       const node = this.done.get(p.drv);
       if (!node) throw new Error(`internal: dependency ${p.drv.name} not evaluated before ${where}`);
       const input = uses.first === undefined || uses.first.node === node ? uses.first : uses.more?.get(node.hash);
+      // (the default output alone is the shared list: a second output makes a list of its own)
       if (input !== undefined) {
-        if (!input.outputs.includes(p.output)) input.outputs.push(p.output);
-      } else if (uses.first === undefined) uses.first = { node, outputs: [p.output] };
-      else (uses.more ??= new Map()).set(node.hash, { node, outputs: [p.output] });
+        if (!input.outputs.includes(p.output)) input.outputs = [...input.outputs, p.output];
+      } else {
+        const used = { node, outputs: p.output === "out" ? (DEFAULT_OUTPUTS as string[]) : [p.output] };
+        if (uses.first === undefined) uses.first = used;
+        else (uses.more ??= new Map()).set(node.hash, used);
+      }
       return inputPlaceholder(node.hash, node.name, p.output);
     }
     const src = this.source(p as Source, where);
@@ -314,8 +319,10 @@ export class Evaluator {
 function inputDrvsOf(uses: Uses): Derivation["inputDrvs"] {
   const first = uses.first;
   if (first === undefined) return {};
-  if (uses.more === undefined) return { [first.node.hash]: first.outputs.length > 1 ? first.outputs.sort() : first.outputs };
-  return Object.fromEntries([first, ...uses.more.values()].map((i): [string, string[]] => [i.node.hash, i.outputs.sort()]).sort(([x], [y]) => (x < y ? -1 : 1)));
+  // (a list of one is not sorted: it may be the shared default, which is frozen)
+  const sorted = (i: Input) => (i.outputs.length > 1 ? i.outputs.sort() : i.outputs);
+  if (uses.more === undefined) return { [first.node.hash]: sorted(first) };
+  return Object.fromEntries([first, ...uses.more.values()].map((i): [string, string[]] => [i.node.hash, sorted(i)]).sort(([x], [y]) => (x < y ? -1 : 1)));
 }
 
 function asRef(v: Drv | OutputRef): OutputRef {
