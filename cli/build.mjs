@@ -12,7 +12,7 @@
 //                       command line of either (cli/eval-args.ts).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, chmodSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { build } from "esbuild";
 
@@ -162,6 +162,24 @@ const common = {
   logLevel: "warning",
   plugins: [lazyStringWidth(), yargsShim(), lazyLruClock(), lazyModules()],
 };
+/**
+ * The engine the bundles carry, for engine/module-records.ts: module records made by one bundle of
+ * this build are good for the others (a realize's for the plan after an edit), and for no other
+ * build. Every source of engine/ and store/ goes into it, and the locked packages.
+ */
+const engineId = (() => {
+  const h = createHash("sha256");
+  const walk = (dir) => readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1)).forEach((e) => {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory()) walk(p);
+    else if (/\.(ts|c)$/.test(e.name) && !/\.test\.ts$/.test(e.name)) h.update(`${p}\0`).update(readFileSync(p)).update("\0");
+  });
+  for (const d of ["engine", "store"]) walk(d);
+  // and the packages they run with (BLAKE3's binding, esbuild)
+  h.update(readFileSync("package-lock.json"));
+  return h.digest("hex");
+})();
+
 // the bundles the launcher runs: the whole CLI, gc's own (cli/gc-main.ts: a plain `kiln gc`
 // without the rest) and plan's and eval's (cli/eval-main.ts); each with its identity last (the map's lines stay as they are), so the
 // launcher uses a code cache only if it was made from a bundle with this identity
@@ -175,7 +193,7 @@ for (const [entry, out] of [["cli/main.ts", "dist/kiln-main.cjs"], ["cli/gc-main
     sourcemap: "external",
     outfile: out,
     // the launcher passes the file's URL in (cli/kiln.ts)
-    define: { "import.meta.url": "__kilnUrl" },
+    define: { "import.meta.url": "__kilnUrl", __KILN_ENGINE_ID: JSON.stringify(engineId) },
   });
   appendFileSync(out, `\n// kiln-bundle-id ${createHash("sha256").update(readFileSync(out)).digest("hex")}\n`);
 }

@@ -52,11 +52,16 @@ export interface ModuleRecord {
 
 const SELF = fileURLToPath(import.meta.url);
 
+/** Set by cli/build.mjs in the CLI's bundles: the digest of the engine's and store's sources they were built from. */
+declare const __KILN_ENGINE_ID: string | undefined;
+
 /**
- * The engine that made a record: the files evaluation and hashing come from (one bundle when the
- * CLI runs compiled). A record of another engine is another file, never read.
+ * The engine that made a record: in the CLI's bundles, the sources they were built from (one
+ * build's bundles share their records: a realize's serve the plan after an edit, whichever
+ * bundle runs it); run from the sources or the compiled modules, the files evaluation and hashing
+ * come from. A record of another engine is another file, never read.
  */
-const ENGINE = (() => {
+const ENGINE = typeof __KILN_ENGINE_ID === "string" ? `bundle ${__KILN_ENGINE_ID}` : (() => {
   const ext = extname(SELF);
   const files = [SELF, ...["api", "evaluate", "derivation", "canonical", "loader", "targets", "source-map"].map((m) => join(dirname(SELF), `${m}${ext}`))];
   return files.filter((f) => existsSync(f)).map((f) => {
