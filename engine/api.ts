@@ -253,33 +253,53 @@ function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outp
   return drvValue(kind, args.name, outputs, fixedPosition !== null ? fixedPosition : callerPosition(api), { args });
 }
 
+/**
+ * A derivation value. Its methods and the default output's getter live on the prototype: an
+ * object literal with its own getter and method made two closures and a slow object for every
+ * derivation, more than half of what a recipe's derivation() call cost. `output` is a method:
+ * call it on the derivation (`lib.output("dev")`).
+ */
+class DrvValue implements Drv {
+  declare readonly [KIND]: "drv";
+  readonly name: string;
+  readonly outputs: readonly string[];
+  readonly args: DerivationArgs | FetchArgs;
+  readonly kind: "build" | "fetch";
+  readonly position: string | undefined;
+  /** the default output's reference (nearly every use); any other in a map */
+  #first: OutputRef | undefined;
+  #refs: Map<string, OutputRef> | undefined;
+
+  constructor(kind: "build" | "fetch", name: string, outputs: readonly string[], args: DerivationArgs | FetchArgs, position: string | undefined) {
+    this.name = name;
+    this.outputs = outputs;
+    this.args = args;
+    this.kind = kind;
+    this.position = position;
+  }
+
+  get out(): OutputRef {
+    // (no outputs at all: output() says so)
+    return (this.#first ??= this.outputs.length ? { [KIND]: "output", drv: this, output: this.outputs[0]! } : this.output(this.outputs[0]!));
+  }
+
+  output(name: string): OutputRef {
+    const { outputs, position } = this;
+    if (!outputs.includes(name)) {
+      throw new KilnError("RECIPE_INVALID", `derivation '${this.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
+        `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
+    }
+    if (name === outputs[0]) return this.out;
+    this.#refs ??= new Map();
+    let r = this.#refs.get(name);
+    if (!r) this.#refs.set(name, (r = { [KIND]: "output", drv: this, output: name }));
+    return r;
+  }
+}
+Object.defineProperty(DrvValue.prototype, KIND, { value: "drv" });
+
 function drvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, rest: { args: DerivationArgs | FetchArgs } | { sealed: Sealed }): Drv {
-  // the default output's reference in a variable (nearly every use), any other in a map
-  let first: OutputRef | undefined;
-  let refs: Map<string, OutputRef> | undefined;
-  const drv: Drv = {
-    [KIND]: "drv",
-    name,
-    outputs,
-    args: "args" in rest ? rest.args : (undefined as never),
-    kind,
-    position,
-    get out() {
-      // (no outputs at all: output() says so)
-      return (first ??= outputs.length ? { [KIND]: "output", drv, output: outputs[0]! } : drv.output(outputs[0]!));
-    },
-    output(name: string): OutputRef {
-      if (!outputs.includes(name)) {
-        throw new KilnError("RECIPE_INVALID", `derivation '${drv.name}' has no output '${name}' (outputs: ${outputs.join(", ")})${position ? ` (${position})` : ""}`,
-          `use one of its outputs, or add '${name}' to its outputs`, position ? { position } : {});
-      }
-      if (name === outputs[0]) return drv.out;
-      refs ??= new Map();
-      let r = refs.get(name);
-      if (!r) refs.set(name, (r = { [KIND]: "output", drv, output: name }));
-      return r;
-    },
-  };
+  const drv = new DrvValue(kind, name, outputs, "args" in rest ? rest.args : (undefined as never), position);
   if ("sealed" in rest) {
     // a sealed derivation carries its hash, not the values it was made of
     Object.defineProperty(drv, SEALED, { value: rest.sealed });
