@@ -16,7 +16,7 @@ import { importModule, requireModule } from "./dynamic-import.js";
 
 const API_GLOBAL = Symbol.for("kiln.api");
 /** What api.ts exports for the engine alone: not for recipes (the stubs' and hooks' names are). */
-const ENGINE_ONLY = new Set(["withModuleHooks", "sealBroken", "isSealBroken", "sealBreakCount", "sealedOf", "SEALED"]);
+const ENGINE_ONLY = new Set(["withModuleHooks", "sealBroken", "isSealBroken", "sealBreakCount", "sealedOf", "SEALED", "DEFAULT_OUTPUTS", "partsOf"]);
 /**
  * What recipes import as "kiln": the engine's recipe API as loadRecipeSet hands it over. No module
  * file to find, read and compile for each bundle (the CLI holds the API in its own bundle), and a
