@@ -6,7 +6,8 @@ import { after, describe, test } from "node:test";
 import { KilnError } from "../store/errors.js";
 import type { StorePathName } from "../store/paths.js";
 import { derivation, fetch, lazy, sh, source, type Drv } from "./api.js";
-import { hashDerivation, inputPlaceholder, outputPlaceholder, resolveDerivation } from "./derivation.js";
+import { canonicalJson } from "./canonical.js";
+import { encodeDerivation, hashDerivation, inputPlaceholder, outputPlaceholder, resolveDerivation } from "./derivation.js";
 import { Evaluator, HOST_BIN, type Node } from "./evaluate.js";
 import { fixedFingerprint, GOLDEN_SRC, goldenRecipes, loadGolden, stubHostTools } from "./test-helpers/golden.js";
 
@@ -122,6 +123,18 @@ describe("Evaluator: graph structure", () => {
     assert.deepEqual(node.drv.inputDrvs[hash(p5)], ["doc", "out"]);
     assert.deepEqual(node.drv.inputDrvs[hash(p3)], ["out"]);
     assert.equal(node.hash, hashDerivation(node.drv));
+  });
+
+  test("a derivation of many inputs (made as a dictionary): the same keys, order, encoding and hash as a plain object's", () => {
+    const { ev } = evaluator();
+    const parts = Array.from({ length: 40 }, (_, i) => derivation({ name: `q${i}`, script: `echo ${i} > $out` }));
+    const node = ev.evaluate(derivation({ name: "many", script: sh`: ${parts.slice(20)} ${parts.slice(0, 20)}` })).node;
+    const plain = JSON.parse(JSON.stringify(node.drv)) as typeof node.drv;
+    assert.deepEqual(Object.keys(node.drv.inputDrvs), parts.map((d) => ev.nodeOf(d)!.hash).sort());
+    assert.deepEqual(Object.keys(node.drv.inputDrvs), Object.keys(plain.inputDrvs));
+    assert.equal(encodeDerivation(node.drv), canonicalJson(plain));
+    assert.equal(node.hash, hashDerivation(plain));
+    assert.deepEqual(node.deps.map((n) => n.name), [...parts.slice(20), ...parts.slice(0, 20)].map((d) => d.name));
   });
 
   test("dependency placeholders resolve to the realised paths", () => {
