@@ -85,12 +85,13 @@ function encode(v: unknown, path: Array<string | number>): string {
 }
 
 /** As `a.every((x) => typeof x === "string")`, holes passed over as every() does (JSON.stringify writes them as null). */
-function allStrings(a: readonly unknown[]): boolean {
+export function allStrings(a: readonly unknown[]): boolean {
   for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string" && i in a) return false;
   return true;
 }
 
-function ascending(keys: readonly string[]): boolean {
+/** Keys in canonical (code-unit) order already. */
+export function ascending(keys: readonly string[]): boolean {
   for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
   return true;
 }

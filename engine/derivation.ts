@@ -10,7 +10,7 @@
 // out bit-identical resolves to the same store path, hence the same key: early cutoff.
 import { blake3Hex, hashPart } from "../store/digest.js";
 import { LOGICAL_STORE, type StorePathName } from "../store/paths.js";
-import { canonicalJson } from "./canonical.js";
+import { allStrings, ascending, canonicalJson } from "./canonical.js";
 
 export type DrvHash = string & { readonly __brand: "DrvHash" };
 export type ResolvedHash = string & { readonly __brand: "ResolvedHash" };
@@ -168,29 +168,22 @@ export function fastEncoding(d: Derivation): string | undefined {
 }
 
 function plainObject(o: unknown): o is Record<string, unknown> {
-  if (typeof o !== "object" || o === null || Array.isArray(o)) return false;
+  if (typeof o !== "object" || o === null) return false;
   const proto = Object.getPrototypeOf(o);
   return proto === Object.prototype || proto === null;
 }
 
-/** An array of strings only, without holes: what JSON.stringify writes as canonicalJson does. */
+/** An array of strings: what JSON.stringify writes as canonicalJson does (canonicalJson's own test). */
 function stringArray(a: unknown): a is string[] {
-  if (!Array.isArray(a)) return false;
-  for (let i = 0; i < a.length; i++) if (typeof a[i] !== "string") return false;
-  return true;
+  return Array.isArray(a) && allStrings(a);
 }
 
-/** A plain object of strings whose keys come in canonical (code-unit) order: JSON.stringify writes it in that order. */
+/** A plain object of strings whose keys come in canonical order: JSON.stringify writes it in that order. */
 function stringRecord(o: unknown): o is Record<string, string> {
   if (!plainObject(o)) return false;
   const keys = Object.keys(o);
   if (!ascending(keys)) return false;
   for (const k of keys) if (typeof o[k] !== "string") return false;
-  return true;
-}
-
-function ascending(keys: readonly string[]): boolean {
-  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
   return true;
 }
 

@@ -1,10 +1,11 @@
+// import() of what kiln loads at run time: the recipe bundle, optional packages (esbuild, the S3
+// client, lzma), the TUI; and require() of esbuild's API. The shipped CLI (dist/kiln-*.cjs) is
+// compiled by the launcher with V8's code cache (cli/kiln.ts), and a script compiled that way has
+// no import() of its own: the launcher hands in its own. Run any other way (compiled modules, a
+// TypeScript loader): the plain import(). Bare specifiers resolve the same from either, within
+// kiln's own package.
 import { createRequire } from "node:module";
 
-// import() of what kiln loads at run time: the recipe bundle, optional packages (esbuild, the S3
-// client, lzma), the TUI; and require() of esbuild's API. The shipped CLI (dist/kiln-main.cjs) is compiled by the launcher with
-// V8's code cache (cli/kiln.ts), and a script compiled that way has no import() of its own: the
-// launcher hands in its own. Run any other way (compiled modules, a TypeScript loader): the plain
-// import(). Bare specifiers resolve the same from either, within kiln's own package.
 export const IMPORT_HOOK: unique symbol = Symbol.for("kiln.import") as never;
 
 export function importModule<T = Record<string, unknown>>(specifier: string): Promise<T> {

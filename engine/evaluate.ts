@@ -226,13 +226,19 @@ export class Evaluator {
     if (!SYSTEMS.includes(system)) {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} has system ${JSON.stringify(system)}, which kiln does not know`, `use one of ${SYSTEMS.join(", ")}`, { position: d.position });
     }
-    const inputDrvs = inputDrvsOf(uses);
-    const inputSrcs = uses.sources === undefined ? [] : [...uses.sources.keys()].sort();
-    // the fields in one literal when there is neither usr nor fixed (nearly every derivation):
-    // spreading the optional ones costs an object copy each
-    const drv: Derivation = usr === undefined && fixed === undefined
-      ? { name: d.name, system, builder, args, env, inputDrvs, inputSrcs, hostTools, outputs }
-      : { name: d.name, system, builder, args, env, inputDrvs, inputSrcs, hostTools, ...(usr !== undefined ? { usr } : {}), outputs, ...(fixed ? { fixed } : {}) };
+    const drv: Derivation = {
+      name: d.name,
+      system,
+      builder,
+      args,
+      env,
+      inputDrvs: inputDrvsOf(uses),
+      inputSrcs: uses.sources === undefined ? [] : [...uses.sources.keys()].sort(),
+      hostTools,
+      ...(usr !== undefined ? { usr } : {}),
+      outputs,
+      ...(fixed ? { fixed } : {}),
+    };
     if (a.sources) checkSources(a.sources, where);
     if (a.sources && !fixed) throw new KilnError("RECIPE_INVALID", `derivation ${where} lists sources but has no sha256`, "sources only make sense for a fixed output: add sha256");
     const meta: DerivationMeta = { position: d.position };
@@ -248,8 +254,8 @@ export class Evaluator {
    * derivation declaring that set (thousands declare just sh), so that its encoding is made once.
    */
   private hostToolsOf(tools: Set<string>, where: string): Derivation["hostTools"] {
-    const names = tools.size === 1 ? [...tools] : [...tools].sort();
-    const key = names.length === 1 ? names[0]! : names.join("\0");
+    const names = [...tools].sort();
+    const key = names.join("\0");
     let record = this.toolRecords.get(key);
     if (record === undefined) {
       record = {};

@@ -62,6 +62,14 @@ describe("recipe loader: one cache, two ways of running kiln", () => {
   });
 });
 
+/** Each derivation's position by name, as `kiln eval --json <target>` of the recipe set in `dir` (index.ts) gives it. */
+async function positions(dir: string, target: string): Promise<Record<string, string | undefined>> {
+  const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", target], { cwd: dir, store: tempDir("loader-positions-store") });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
+  return Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
+}
+
 describe("recipe loader: positions through the bundle's own map", () => {
   after(cleanup);
 
@@ -104,12 +112,8 @@ describe("recipe loader: positions through the bundle's own map", () => {
       "export const all = many(3);",
       'export const alone = derivation({ name: "alone", script: sh`echo ${all} > $out` });',
     ].join("\n"));
-    const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", "alone"], { cwd: dir, store: tempDir("loader-atcaller-store") });
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
-    const pos = Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
     const index = join(dir, "index.ts");
-    assert.deepEqual(pos, { "part-0": `${index}:4:20`, "part-1": `${index}:4:20`, "part-2": `${index}:4:20`, many: `${index}:4:20`, alone: `${index}:5:22` });
+    assert.deepEqual(await positions(dir, "alone"), { "part-0": `${index}:4:20`, "part-1": `${index}:4:20`, "part-2": `${index}:4:20`, many: `${index}:4:20`, alone: `${index}:5:22` });
   });
 
   test("a derivation's position is the recipe line that called derivation() or fetch(), past std helpers; a helper's own line only when no recipe line called it", async () => {
@@ -138,12 +142,8 @@ describe("recipe loader: positions through the bundle's own map", () => {
       'const file = pinned("pinned");',
       'export const all = derivation({ name: "all", script: sh`echo ${viaHelper} ${made} ${file} ${helperOwn} > $out` });',
     ].join("\n"));
-    const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", "all"], { cwd: dir, store: tempDir("loader-positions-store") });
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
-    const pos = Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
     const index = join(dir, "index.ts");
-    assert.deepEqual(pos, {
+    assert.deepEqual(await positions(dir, "all"), {
       "via-helper": `${index}:4:19`, "looped-1": `${index}:6:3`, "looped-2": `${index}:6:3`, pinned: `${index}:7:14`,
       "helper-own": `${join(dir, "std", "pkg.ts")}:11:26`, all: `${index}:8:20`,
     });

@@ -71,7 +71,6 @@ export function graphDir(b: Bench, shape: Shape, n: number): GraphDir {
   return g;
 }
 
-/** Bring Kiln's store, ninja's outputs and (if available) Nix's store up to date with the graph. */
 /** `kiln realize root` of the graph into `store`, as a first build runs it (-j: --jobs). */
 export function kilnBuildArgv(b: Bench, g: GraphDir, store: string): string[] {
   return [...b.kiln, "--store", store, "-f", g.recipe, "-j", String(b.opts.populateJobs), "--reporter", "quiet", "realize", "root", "--no-link"];
@@ -82,6 +81,7 @@ export function nixBuildArgv(b: Bench, nix: NixEnv, g: GraphDir, store: string, 
   return [...nix.tool("nix-build", store), g.nixFile, "-A", attr, "--no-out-link", "--max-jobs", String(b.opts.populateJobs), "--cores", "1"];
 }
 
+/** Bring Kiln's store, ninja's outputs and (if available) Nix's store up to date with the graph. */
 export function populate(b: Bench, g: GraphDir, withNix: boolean): void {
   const jobs = b.opts.populateJobs;
   const at = new Date().toISOString();
