@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), "kiln-bench-"));
   const report = new Report((s) => process.stdout.write(s));
   const b: Bench = {
-    opts: o, repo: REPO, kiln: ["node", dist], cache: o.cache, tmp, report, log,
+    opts: o, repo: REPO, kiln: [dist], cache: o.cache, tmp, report, log,
     nix: undefined, nixMissing: undefined,
   };
   const missing = ["ninja", "node"].filter((t) => !which(t));

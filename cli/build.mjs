@@ -205,7 +205,17 @@ await build({
   format: "cjs",
   outfile: "dist/kiln.cjs",
   define: { "import.meta.url": "__kilnUrl" },
-  banner: { js: "#!/usr/bin/env node\nconst __kilnUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // run as a program, the file is first a shell script (to JavaScript, the second line is a string
+  // and a comment): it starts Node on itself with NODE_EXTRA_CA_CERTS moved aside, which Node 20
+  // would load at every start, ~38 ms for a system bundle (engine/extra-ca.ts). `node
+  // dist/kiln.cjs` skips it: Node then loads the file itself, as for any script.
+  banner: {
+    js: [
+      "#!/bin/sh",
+      `":" //; if [ -n "\${NODE_EXTRA_CA_CERTS-}" ]; then KILN_DEFERRED_CA_CERTS=$NODE_EXTRA_CA_CERTS; export KILN_DEFERRED_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi; exec node "$0" "$@"`,
+      "const __kilnUrl = require('node:url').pathToFileURL(__filename).href;",
+    ].join("\n"),
+  },
 });
 // the single bundle of earlier versions, if a checkout still has it
 chmodSync("dist/kiln.cjs", 0o755);

@@ -1,4 +1,6 @@
-// kiln's launcher (dist/kiln.cjs). A no-op `kiln realize` is answered here from its record
+// kiln's launcher (dist/kiln.cjs). Its first lines are a shell's (cli/build.mjs) that start Node
+// on it without NODE_EXTRA_CA_CERTS, which kiln reads only when it makes an HTTPS request
+// (engine/extra-ca.ts). A no-op `kiln realize` is answered here from its record
 // (cli/fast.ts) in a few milliseconds; a plain `kiln gc` runs gc's own small bundle
 // (dist/kiln-gc.cjs: cli/gc-args.ts says which command lines are plain), a plain `kiln plan` or
 // `kiln eval` theirs (dist/kiln-eval.cjs, cli/eval-args.ts); everything else runs the full CLI
@@ -18,6 +20,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Script } from "node:vm";
 import { IMPORT_HOOK, REQUIRE_HOOK } from "../engine/dynamic-import.js";
+import { adoptDeferredCa } from "../engine/extra-ca.js";
 import { loadBlake } from "../store/blake-binding.js";
 import { sqliteModule } from "../store/database.js";
 import { tryFastRealize } from "./fast.js";
@@ -139,6 +142,8 @@ function lightBundle(argv: readonly string[]): string | undefined {
   return name && existsSync(join(dirname(__filename), name)) ? name : undefined;
 }
 
+// the file of NODE_EXTRA_CA_CERTS, which the launcher's shell line kept from Node's start
+adoptDeferredCa();
 const argv = process.argv.slice(2);
 let answered = false;
 try {

@@ -4,11 +4,11 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { sha256File } from "../store/digest.js";
 import { KilnError } from "../store/errors.js";
 import type { FetchSource } from "./derivation.js";
+import { httpGet as get, type HttpResponse } from "./http-get.js";
 
 export interface Attempt {
   source: string;
@@ -160,6 +160,7 @@ async function obtainDebSource(d: { package: string; version: string; file: stri
   ];
   for (const url of pools) {
     const res = await httpGet(url, req.signal, {}, "HEAD");
+    res.body.resume();
     if (!res.ok) continue;
     req.onLine(`found in the pool: ${url}`);
     return download(url, tmp, req);
@@ -210,8 +211,11 @@ async function obtainNpm(p: { name: string; version: string }, tmp: string, req:
   // a scoped name keeps its @ and escapes its slash, as the registry's own URLs do
   const metaUrl = `${registry}/${p.name.replace("/", "%2f")}/${encodeURIComponent(p.version)}`;
   const res = await httpGet(metaUrl, req.signal, { accept: "application/json" });
-  if (res.status === 404) return undefined;
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText} from ${metaUrl}`);
+  if (!res.ok) {
+    res.body.resume();
+    if (res.status === 404) return undefined;
+    throw new Error(`HTTP ${res.status} ${res.statusText} from ${metaUrl}`);
+  }
   const meta = (await res.json().catch(() => undefined)) as { dist?: { tarball?: unknown } } | undefined;
   const tarball = meta?.dist?.tarball;
   if (typeof tarball !== "string") throw new Error(`${metaUrl} gave no dist.tarball (not an npm registry?)`);
@@ -224,19 +228,16 @@ async function obtainNpm(p: { name: string; version: string }, tmp: string, req:
 
 async function download(url: string, tmp: string, req: FetchRequest): Promise<string> {
   const res = await httpGet(url, req.signal);
-  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    res.body.resume();
+    throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  }
   const dst = join(tmp, "download");
-  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dst));
+  await pipeline(res.body, createWriteStream(dst));
   return dst;
 }
 
-/** fetch(), with the network's reason (refused, no DNS, ...) in the message instead of only "fetch failed". */
-async function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}, method = "GET"): Promise<Response> {
-  try {
-    return await fetch(url, { method, signal: AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), redirect: "follow", headers });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.message ?? cause?.code;
-    throw new Error(why ? `${(e as Error).message}: ${why}` : (e as Error).message);
-  }
+/** A GET or HEAD, given up after 15 minutes as well as on the build's cancellation. */
+function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET"): Promise<HttpResponse> {
+  return get(url, AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), headers, method);
 }

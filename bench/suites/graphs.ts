@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runSandboxed, storeViewOf } from "../../engine/builders/sandbox.js";
-import type { Bench } from "../lib/context.js";
+import { NODE_START, type Bench } from "../lib/context.js";
 import { measureRoundRobin, summarize, type Contender, type Series } from "../lib/measure.js";
 import { removeTree, runUnchecked, which } from "../lib/proc.js";
 import { parseEvents, phases } from "../lib/kiln.js";
@@ -212,7 +212,7 @@ function noop(b: Bench, g: GraphDir): void {
     // the whole graph walk, as when a recipe file's stat changed but its content did not
     { key: "kiln --no-eval-cache", cmd: { argv: [...kilnArgv, "--no-eval-cache"] } },
     ...(g.ninjaBroken ? [] : [{ key: "ninja", cmd: { argv: ["ninja", "-C", g.ninjaDir] } }]),
-    { key: "node -e 0", cmd: { argv: ["node", "-e", "0"] } },
+    { key: "node -e 0", cmd: NODE_START },
   ];
   const caseName = `${g.label} (${g.drvs} drvs)`;
   if (g.kilnBroken) {
@@ -289,7 +289,7 @@ function pi4Noop(b: Bench): void {
   const contenders: Contender[] = [
     { key: "kiln", cmd: { argv } },
     { key: "kiln --no-eval-cache", cmd: { argv: [...argv, "--no-eval-cache"] } },
-    { key: "node -e 0", cmd: { argv: ["node", "-e", "0"] } },
+    { key: "node -e 0", cmd: NODE_START },
   ];
   b.log(`no-op pi4-llm-os: ${contenders.map((c) => c.key).join(", ")} x ${b.opts.runs}`);
   const res = measureRoundRobin(contenders, { runs: b.opts.runs, warmup: 1 });
@@ -313,7 +313,7 @@ function pi4Eval(b: Bench): void {
   const argv = [...b.kiln, "--store", store, "-f", join(b.repo, "recipes", "index.ts"), "eval", "pi4-llm-os", "--no-eval-cache"];
   const contenders: Contender[] = [
     { key: "kiln", cmd: { argv } },
-    { key: "node -e 0", cmd: { argv: ["node", "-e", "0"] } },
+    { key: "node -e 0", cmd: NODE_START },
   ];
   if (!works(b, contenders[0]!, "pi4-llm-os evaluation")) return;
   b.log(`eval pi4-llm-os: ${contenders.map((c) => c.key).join(", ")} x ${b.opts.runs}`);

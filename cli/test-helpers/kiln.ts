@@ -53,6 +53,8 @@ export interface RunOptions {
    * checkout (the CLI, node_modules) stays readable wherever it is, a 0700 home included.
    */
   unprivileged?: boolean;
+  /** run the launcher as a program (its shell line first, as a user's shell runs `kiln`), not as `node dist/kiln.cjs` */
+  asProgram?: boolean;
 }
 
 const created: string[] = [];
@@ -157,7 +159,9 @@ export function startKiln(args: string[], o: RunOptions): Running {
       ? spawn("unshare", ["--net", "--map-root-user", process.execPath, ...argv], opts)
       : o.unprivileged
         ? spawn("setpriv", ["--bounding-set=-dac_override,-dac_read_search", process.execPath, ...argv], opts)
-        : spawn(process.execPath, argv, opts);
+        : o.asProgram
+          ? spawn(CLI, argv.slice(1), opts)
+          : spawn(process.execPath, argv, opts);
   let stdout = "";
   let stderr = "";
   let partial = "";
