@@ -96,7 +96,7 @@ describe("Evaluator: graph structure", () => {
     const l = byName(ev, "lib");
     const a = root.node;
     assert.deepEqual(a.deps, [l]);
-    assert.deepEqual(a.drv.inputDrvs, { [l.hash]: ["dev", "out"] });
+    assert.deepEqual({ ...a.drv.inputDrvs }, { [l.hash]: ["dev", "out"] });
     const phOut = inputPlaceholder(l.hash, "lib", "out");
     const phDev = inputPlaceholder(l.hash, "lib", "dev");
     assert.equal(a.drv.env.LIB, phOut);
@@ -125,7 +125,7 @@ describe("Evaluator: graph structure", () => {
     assert.equal(node.hash, hashDerivation(node.drv));
   });
 
-  test("a derivation of many inputs (made as a dictionary): the same keys, order, encoding and hash as a plain object's", () => {
+  test("inputDrvs (made as a dictionary): the same keys, order, encoding and hash as a plain object's, for one input or many", () => {
     const { ev } = evaluator();
     const parts = Array.from({ length: 40 }, (_, i) => derivation({ name: `q${i}`, script: `echo ${i} > $out` }));
     const node = ev.evaluate(derivation({ name: "many", script: sh`: ${parts.slice(20)} ${parts.slice(0, 20)}` })).node;
@@ -135,6 +135,12 @@ describe("Evaluator: graph structure", () => {
     assert.equal(encodeDerivation(node.drv), canonicalJson(plain));
     assert.equal(node.hash, hashDerivation(plain));
     assert.deepEqual(node.deps.map((n) => n.name), [...parts.slice(20), ...parts.slice(0, 20)].map((d) => d.name));
+    const one = ev.evaluate(derivation({ name: "one", script: sh`: ${parts[3]!}` })).node;
+    const onePlain = JSON.parse(JSON.stringify(one.drv)) as typeof one.drv;
+    assert.equal(Object.getPrototypeOf(one.drv.inputDrvs), null);
+    assert.deepEqual(Object.keys(one.drv.inputDrvs), [ev.nodeOf(parts[3]!)!.hash]);
+    assert.equal(encodeDerivation(one.drv), canonicalJson(onePlain));
+    assert.equal(one.hash, hashDerivation(onePlain));
   });
 
   test("dependency placeholders resolve to the realised paths", () => {
@@ -317,7 +323,7 @@ describe("Evaluator: builtin builders", () => {
     assert.deepEqual(asked, [], "no host tool was fingerprinted");
     const fetched = byName(ev, "hello_1.0_amd64.deb");
     assert.deepEqual(node.drv.args, [inputPlaceholder(fetched.hash, fetched.name, "out")]);
-    assert.deepEqual(node.drv.inputDrvs, { [fetched.hash]: ["out"] });
+    assert.deepEqual({ ...node.drv.inputDrvs }, { [fetched.hash]: ["out"] });
   });
 
   test("an unknown builtin, or host tools for a builtin, are RECIPE_INVALID", () => {

@@ -327,18 +327,20 @@ function inputDrvsOf(uses: Uses): Derivation["inputDrvs"] {
   if (first === undefined) return {};
   // (a list of one is not sorted: it may be the shared default, which is frozen)
   const sorted = (i: Input) => (i.outputs.length > 1 ? i.outputs.sort() : i.outputs);
-  if (uses.more === undefined) return { [first.node.hash]: sorted(first) };
+  // keyed by hashes, which no two derivations' inputs share: an object without a prototype, which
+  // V8 keeps as a dictionary from the start. An ordinary one gets a layout (a hidden class) of its
+  // own for its keys, made anew at each key added: ~1 us for a chain's one input, ~1.6 us per key
+  // of a group of a hundred, and old-space garbage. Same keys in the same order; nothing calls
+  // Object's methods on it.
+  const out: Derivation["inputDrvs"] = Object.create(null);
+  if (uses.more === undefined) {
+    out[first.node.hash] = sorted(first);
+    return out;
+  }
   const all = [first, ...uses.more.values()].sort((x, y) => (x.node.hash < y.node.hash ? -1 : 1));
-  // many keys go into an object without a prototype, which V8 keeps as a dictionary from the
-  // start: an ordinary one copies its layout at each key added (a group of a hundred inputs cost
-  // ~1.6 us per key). Same keys in the same order; nothing calls Object's methods on it.
-  const out: Derivation["inputDrvs"] = all.length >= MANY_INPUTS ? Object.create(null) : {};
   for (const i of all) out[i.node.hash] = sorted(i);
   return out;
 }
-
-/** From this many inputs a derivation's inputDrvs is made as a dictionary. */
-const MANY_INPUTS = 16;
 
 function asRef(v: Drv | OutputRef): OutputRef {
   if (isDrv(v)) return v.out;
