@@ -12,8 +12,9 @@
 //                       command line of either (cli/eval-args.ts).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { build } from "esbuild";
 
 /**
@@ -236,12 +237,33 @@ try {
     : process.arch === "arm64"
       ? ["-DBLAKE3_USE_NEON=1", b3("blake3_neon.c")]
       : ["-DBLAKE3_NO_SSE2", "-DBLAKE3_NO_SSE41", "-DBLAKE3_NO_AVX2", "-DBLAKE3_NO_AVX512"];
+  const blake3 = [...["blake3.c", "blake3_dispatch.c", "blake3_portable.c"].map(b3), ...simd];
   try {
-    execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-pthread", "-o", "dist/kiln-hash", "store/tree-hash.c", ...["blake3.c", "blake3_dispatch.c", "blake3_portable.c"].map(b3), ...simd],
+    execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-pthread", "-o", "dist/kiln-hash", "store/tree-hash.c", ...blake3],
       { stdio: ["ignore", "inherit", "inherit"] });
   } catch (e) {
     rmSync("dist/kiln-hash", { force: true });
     process.stderr.write(`note: dist/kiln-hash not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); large source trees are hashed more slowly without it\n`);
+  }
+  // the text hasher (store/text-hash.c), a Node-API addon built against the headers of the Node
+  // that runs this build (npm's nodedir, else the include/node beside its binary): without it,
+  // store/digest.ts hashes text through @napi-rs/blake-hash, ~10% slower an evaluation. Written
+  // aside and renamed: a running kiln may have the old one mapped.
+  const headers = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, "include", "node"), join(dirname(dirname(process.execPath)), "include", "node")]
+    .find((d) => d && existsSync(join(d, "node_api.h")));
+  const addon = "dist/kiln-text-hash.node";
+  if (!headers) {
+    rmSync(addon, { force: true });
+    process.stderr.write(`note: ${addon} not built (no node_api.h in npm's nodedir or beside ${process.execPath}); evaluation hashes text a little more slowly without it\n`);
+  } else {
+    try {
+      execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-shared", "-fPIC", "-I", headers, "-o", `${addon}.tmp`, "store/text-hash.c", ...blake3], { stdio: ["ignore", "inherit", "inherit"] });
+      renameSync(`${addon}.tmp`, addon);
+    } catch (e) {
+      rmSync(`${addon}.tmp`, { force: true });
+      rmSync(addon, { force: true });
+      process.stderr.write(`note: ${addon} not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); evaluation hashes text a little more slowly without it\n`);
+    }
   }
 }
 rmSync("dist/kiln.mjs", { force: true });

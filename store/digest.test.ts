@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { blake3 } from "@napi-rs/blake-hash";
-import { BASE32_CHARS, blake3Hex, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, toBase32 } from "./digest.js";
+import { BASE32_CHARS, blake3Hex, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, textHexWays, toBase32 } from "./digest.js";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 
@@ -108,8 +109,11 @@ describe("hashPart", () => {
     assert.notEqual(hashPart("some text"), hashPart("some text."));
   });
 
+  // around the addon's first buffer (64 KiB): a character cut at its end, then one that grows it
+  const texts = ["", "a", "héllo wörld ✓ 𝄞", "nul\0inside", "lone \ud800 surrogate", "x".repeat(65_531) + "é", "x".repeat(65_532) + "𝄞", "x".repeat(65_535),
+    "x".repeat(300_000), "é".repeat(100_000), randomBytes(5000).toString("latin1"), "short after long"];
+
   test("text is hashed as its UTF-8 bytes, whatever its characters and length (hashPart and blake3Hex alike)", () => {
-    const texts = ["", "a", "héllo wörld ✓ 𝄞", "nul\0inside", "lone \ud800 surrogate", "x".repeat(300_000), "é".repeat(100_000), randomBytes(5000).toString("latin1")];
     for (const t of texts) {
       const bytes = blake3(Buffer.from(t, "utf8"));
       assert.equal(blake3Hex(t), bytes.toString("hex"), `blake3Hex of ${JSON.stringify(t.slice(0, 20))}`);
@@ -117,6 +121,15 @@ describe("hashPart", () => {
     }
     // one after another: nothing of the text before stays in the digest
     assert.equal(hashPart("b"), toBase32(blake3(Buffer.from("b")).subarray(0, 20)));
+  });
+
+  test("the text hasher addon is built and used, and gives what the binding gives", () => {
+    const built = existsSync(fileURLToPath(new URL("../dist/kiln-text-hash.node", import.meta.url)));
+    assert.equal(textHexWays.addon !== undefined, built, "the addon loads where npm run build made it");
+    if (!textHexWays.addon) return;
+    for (const t of texts) assert.equal(textHexWays.addon(t), textHexWays.binding(t), `addon vs binding for ${JSON.stringify(t.slice(0, 20))}`);
+    assert.equal(blake3Hex("a"), textHexWays.addon("a"));
+    assert.throws(() => (textHexWays.addon as (t: unknown) => string)(5), /blake3Hex takes a string/);
   });
 });
 

@@ -1,7 +1,9 @@
 // Content digests. BLAKE3 (native, via @napi-rs/blake-hash) names everything Kiln produces;
 // sha256 stays for fixed outputs because upstream projects publish sha256.
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { loadBlake } from "./blake-binding.js";
 
 const loaded = loadBlake();
@@ -44,17 +46,47 @@ export function toBase32(bytes: Uint8Array, size = bytes.length): string {
 }
 
 /**
- * One hasher for text, reset before each use: a derivation's encoding, a placeholder's key
- * (thousands per evaluation). The binding's one-shot call returns its digest as a new Buffer,
- * which cost more than hashing a derivation's few hundred bytes; the hasher hands back hex, and
- * takes the string as it is (UTF-8, as Buffer.from would write it).
+ * BLAKE3 of a text's UTF-8 bytes, in hex: a derivation's encoding, a placeholder's key (two per
+ * derivation an evaluation sees). Through the text hasher addon (store/text-hash.c,
+ * dist/kiln-text-hash.node), one call of ~0.4 us; where it is not built or does not load, through
+ * one reused hasher of the binding, reset before each use (three calls, ~1 us: its one-shot call
+ * returns a new Buffer, which cost more still). Both take the string as Buffer.from would write it.
  */
 const textHasher = new Blake3Hasher();
-function textHex(text: string): string {
+function bindingTextHex(text: string): string {
   textHasher.reset();
   textHasher.update(text);
   return textHasher.digest("hex");
 }
+
+/** BLAKE3 of no bytes: an addon that does not give it is not used */
+const EMPTY_BLAKE3 = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+/**
+ * Where the addon is, from this module: beside the bundle that runs (dist/kiln-*.cjs), above the
+ * compiled module (dist/store/digest.js), in dist/ beside store/ (the TypeScript sources).
+ */
+const TEXT_ADDON_PLACES = ["./kiln-text-hash.node", "../kiln-text-hash.node", "../dist/kiln-text-hash.node"];
+
+function loadTextAddon(): ((text: string) => string) | undefined {
+  for (const place of TEXT_ADDON_PLACES) {
+    const file = fileURLToPath(new URL(place, import.meta.url));
+    if (!existsSync(file)) continue;
+    try {
+      const addon = createRequire(import.meta.url)(file) as { blake3Hex?: (text: string) => string };
+      return typeof addon.blake3Hex === "function" && addon.blake3Hex("") === EMPTY_BLAKE3 ? addon.blake3Hex : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+const addonTextHex = loadTextAddon();
+const textHex: (text: string) => string = addonTextHex ?? bindingTextHex;
+
+/** Both ways of hashing text, for their tests; `addon` is undefined where it is not built. */
+export const textHexWays = { addon: addonTextHex, binding: bindingTextHex };
 
 export function blake3Hex(data: string | Uint8Array): string {
   if (typeof data === "string") return textHex(data);
