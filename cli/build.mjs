@@ -257,7 +257,7 @@ try {
     process.stderr.write(`note: ${addon} not built (no node_api.h in npm's nodedir or beside ${process.execPath}); evaluation hashes text a little more slowly without it\n`);
   } else {
     try {
-      execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-shared", "-fPIC", "-I", headers, "-o", `${addon}.tmp`, "store/text-hash.c", ...blake3], { stdio: ["ignore", "inherit", "inherit"] });
+      execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-Wl,-Bsymbolic", "-I", headers, "-o", `${addon}.tmp`, "store/text-hash.c", ...blake3], { stdio: ["ignore", "inherit", "inherit"] });
       renameSync(`${addon}.tmp`, addon);
     } catch (e) {
       rmSync(`${addon}.tmp`, { force: true });

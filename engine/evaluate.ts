@@ -327,11 +327,11 @@ function inputDrvsOf(uses: Uses): Derivation["inputDrvs"] {
   if (first === undefined) return {};
   // (a list of one is not sorted: it may be the shared default, which is frozen)
   const sorted = (i: Input) => (i.outputs.length > 1 ? i.outputs.sort() : i.outputs);
-  // keyed by hashes, which no two derivations' inputs share: an object without a prototype, which
-  // V8 keeps as a dictionary from the start. An ordinary one gets a layout (a hidden class) of its
-  // own for its keys, made anew at each key added: ~1 us for a chain's one input, ~1.6 us per key
-  // of a group of a hundred, and old-space garbage. Same keys in the same order; nothing calls
-  // Object's methods on it.
+  // keyed by hashes, in an object without a prototype, which V8 keeps as a dictionary from the
+  // start. An ordinary one gets a layout (a hidden class) for its sequence of keys, made at each
+  // key added and shared only by objects with the same keys in the same order, which inputs
+  // rarely are: ~1 us for a chain's one input, ~1.6 us per key of a group of a hundred, and
+  // old-space garbage. Same keys in the same order; nothing calls Object's methods on it.
   const out: Derivation["inputDrvs"] = Object.create(null);
   if (uses.more === undefined) {
     out[first.node.hash] = sorted(first);

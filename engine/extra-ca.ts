@@ -1,14 +1,15 @@
 // NODE_EXTRA_CA_CERTS, read when kiln needs it rather than at every start. Node 20 loads that
 // file while it starts, before any JavaScript runs, whether or not the process ever opens a TLS
-// connection: a system bundle of ~140 certificates cost every Node start ~38 ms on a host that
-// sets it (18 ms without), more than a whole no-op kiln. The launcher (dist/kiln.cjs) begins as a
+// connection: a system bundle of ~140 certificates added ~38 ms to every Node start on a host that
+// sets it (56 ms instead of 18), more than a whole no-op kiln. The launcher (dist/kiln.cjs) begins as a
 // shell line that starts Node without the variable and hands its value over as
 // KILN_DEFERRED_CA_CERTS; adoptDeferredCa() puts NODE_EXTRA_CA_CERTS back for the processes kiln
 // starts, and kiln's own HTTPS requests (fetches, binary caches) add the file's certificates to
-// Node's roots themselves (tlsCa()), as Node would have. Run any other way (node dist/kiln.cjs,
+// Node's roots themselves (tlsOptions()), as Node would have. Run any other way (node dist/kiln.cjs,
 // the tests' loader), Node has loaded the file itself and nothing here applies.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import type { SecureContext } from "node:tls";
 
 export const DEFERRED_CA_ENV = "KILN_DEFERRED_CA_CERTS";
 const DEFERRED: unique symbol = Symbol.for("kiln.deferredExtraCaCerts") as never;
@@ -33,28 +34,38 @@ export function deferredCaFile(): string | undefined {
   return (globalThis as Holder)[DEFERRED];
 }
 
-let loaded: { file: string | undefined; options: { ca?: string[] } } | undefined;
+let loaded: { file: string | undefined; options: TlsOptions } | undefined;
+
+export interface TlsOptions {
+  /** Node's roots and the deferred file's certificates, in one context shared by every connection */
+  secureContext?: SecureContext;
+}
 
 /**
- * The TLS options of kiln's own HTTPS clients: Node's roots and the deferred file's certificates
- * when there is one, else nothing (Node's defaults, which then hold NODE_EXTRA_CA_CERTS if set).
- * A file that cannot be read or holds no certificate is reported once and left out, as Node does.
+ * The TLS options of kiln's own HTTPS clients: where the file was deferred, one secure context
+ * with Node's default roots (the bundled ones, or the system's under --use-openssl-ca) and the
+ * file's certificates, as Node would have made it; else nothing (Node's defaults, which then hold
+ * NODE_EXTRA_CA_CERTS if set). Made once: a context costs ~45 ms for a system bundle, and a `ca`
+ * option would make one per connection. A file that cannot be read or holds no certificate is
+ * reported once and left out, as Node does.
  */
-export function tlsCa(): { ca?: string[] } {
+export function tlsOptions(): TlsOptions {
   const file = deferredCaFile();
   if (loaded === undefined || loaded.file !== file) loaded = { file, options: file ? load(file) : {} };
   return loaded.options;
 }
 
-function load(file: string): { ca?: string[] } {
+function load(file: string): TlsOptions {
   const tls = createRequire(import.meta.url)("node:tls") as typeof import("node:tls");
   try {
     const pem = readFileSync(file, "utf8");
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
-    const ca = [...tls.rootCertificates, pem];
-    // a damaged certificate fails here, once, rather than at every connection
-    tls.createSecureContext({ ca });
-    return { ca };
+    const context = tls.createSecureContext();
+    // the native context's own call, which Node's `ca` option makes too: added to the default roots
+    const native = (context as unknown as { context?: { addCACert?: (pem: string) => void } }).context;
+    if (typeof native?.addCACert === "function") native.addCACert(pem);
+    else return { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, pem] }) };
+    return { secureContext: context };
   } catch (e) {
     process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(e as Error).message}`);
     return {};

@@ -160,7 +160,7 @@ async function obtainDebSource(d: { package: string; version: string; file: stri
   ];
   for (const url of pools) {
     const res = await httpGet(url, req.signal, {}, "HEAD");
-    res.body.resume();
+    res.discard();
     if (!res.ok) continue;
     req.onLine(`found in the pool: ${url}`);
     return download(url, tmp, req);
@@ -212,7 +212,7 @@ async function obtainNpm(p: { name: string; version: string }, tmp: string, req:
   const metaUrl = `${registry}/${p.name.replace("/", "%2f")}/${encodeURIComponent(p.version)}`;
   const res = await httpGet(metaUrl, req.signal, { accept: "application/json" });
   if (!res.ok) {
-    res.body.resume();
+    res.discard();
     if (res.status === 404) return undefined;
     throw new Error(`HTTP ${res.status} ${res.statusText} from ${metaUrl}`);
   }
@@ -229,7 +229,7 @@ async function obtainNpm(p: { name: string; version: string }, tmp: string, req:
 async function download(url: string, tmp: string, req: FetchRequest): Promise<string> {
   const res = await httpGet(url, req.signal);
   if (!res.ok) {
-    res.body.resume();
+    res.discard();
     throw new Error(`HTTP ${res.status} ${res.statusText}`);
   }
   const dst = join(tmp, "download");
@@ -237,7 +237,7 @@ async function download(url: string, tmp: string, req: FetchRequest): Promise<st
   return dst;
 }
 
-/** A GET or HEAD, given up after 15 minutes as well as on the build's cancellation. */
+/** A GET or HEAD, given up after 15 minutes for the whole answer, as well as on the build's cancellation. */
 function httpGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET"): Promise<HttpResponse> {
-  return get(url, AbortSignal.any([signal, AbortSignal.timeout(15 * 60_000)]), headers, method);
+  return get(url, signal, headers, method, { totalMs: 15 * 60_000 });
 }

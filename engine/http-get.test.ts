@@ -27,12 +27,23 @@ describe("httpGet", () => {
         // relative and absolute Locations, several redirect statuses
         res.writeHead([301, 302, 303, 307, 308][n % 5]!, { location: n === 0 ? "/plain" : n % 2 ? `/hop/${n - 1}` : `${base}/hop/${n - 1}` }).end();
       } else if (url === "/loop") res.writeHead(302, { location: "/loop" }).end();
+      else if (url === "/empty-gzip-404") res.writeHead(404, { "content-encoding": "gzip", "content-length": "0" }).end();
+      else if (url === "/stall-headers") void 0; // never answered
+      else if (url === "/stall-body") res.writeHead(200, { "content-length": "100" }).write("a few bytes, then nothing");
+      else if (url === "/slow") {
+        res.writeHead(200);
+        const tick = setInterval(() => res.write("."), 50);
+        res.on("close", () => clearInterval(tick));
+      }
       else res.writeHead(404, "Nothing Here").end("no");
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((r) => server.close(() => r())));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
 
   const text = async (url: string): Promise<string> => {
     const res = await httpGet(url, new AbortController().signal);
@@ -68,6 +79,33 @@ describe("httpGet", () => {
     await new Promise((r) => closed.close(r));
     await assert.rejects(httpGet(`http://127.0.0.1:${port}/`, new AbortController().signal), /^Error: fetch failed: connect ECONNREFUSED/);
     await assert.rejects(httpGet("ftp://127.0.0.1/x", new AbortController().signal), /ftp: URLs are not fetched/);
+  });
+
+  test("it asks as fetch() did: any type, compressed or not, under a name of its own", async () => {
+    (await httpGet(`${base}/plain`, new AbortController().signal)).discard();
+    assert.match(seen.at(-1)!, /^GET \/plain gzip, deflate, br$/);
+    const res = await httpGet(`${base}/plain`, new AbortController().signal, { accept: "application/json" });
+    res.discard();
+    assert.equal(res.status, 200);
+  });
+
+  test("an error status's body is dropped safely, even an empty compressed one", async () => {
+    const res = await httpGet(`${base}/empty-gzip-404`, new AbortController().signal);
+    assert.equal(res.status, 404);
+    res.discard();
+    // a decoder of no bytes fails; nothing may throw outside, the process goes on
+    await new Promise((r) => setTimeout(r, 50));
+    const read = await httpGet(`${base}/empty-gzip-404`, new AbortController().signal);
+    await assert.rejects(read.json(), /unexpected end of file/);
+  });
+
+  test("limits: no headers, a body that stops, an answer too long in all: each an error that says which", async () => {
+    const signal = new AbortController().signal;
+    await assert.rejects(httpGet(`${base}/stall-headers`, signal, {}, "GET", { idleMs: 200 }), /^Error: fetch failed: no data for 200 ms \(http:.*\/stall-headers\)/);
+    const cut = await httpGet(`${base}/stall-body`, signal, {}, "GET", { idleMs: 200 });
+    await assert.rejects(cut.json(), /fetch failed: no data for 200 ms/);
+    const slow = await httpGet(`${base}/slow`, signal, {}, "GET", { totalMs: 400, idleMs: 10_000 });
+    await assert.rejects(slow.json(), /fetch failed: no complete answer in 400 ms/);
   });
 
   test("a cancelled request rejects as aborted", async () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { blake3 } from "@napi-rs/blake-hash";
-import { BASE32_CHARS, blake3Hex, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, textHexWays, toBase32 } from "./digest.js";
+import { BASE32_CHARS, blake3Hex, Blake3Hasher, feedFile, HASH_PART_LEN, hashPart, sha256File, textHashWay, textHexWays, toBase32 } from "./digest.js";
 
 const ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz";
 
@@ -125,11 +125,13 @@ describe("hashPart", () => {
 
   test("the text hasher addon is built and used, and gives what the binding gives", () => {
     const built = existsSync(fileURLToPath(new URL("../dist/kiln-text-hash.node", import.meta.url)));
-    assert.equal(textHexWays.addon !== undefined, built, "the addon loads where npm run build made it");
-    if (!textHexWays.addon) return;
-    for (const t of texts) assert.equal(textHexWays.addon(t), textHexWays.binding(t), `addon vs binding for ${JSON.stringify(t.slice(0, 20))}`);
-    assert.equal(blake3Hex("a"), textHexWays.addon("a"));
-    assert.throws(() => (textHexWays.addon as (t: unknown) => string)(5), /blake3Hex takes a string/);
+    const ways = textHexWays();
+    assert.equal(ways.addon !== undefined, built, "the addon loads where npm run build made it");
+    assert.equal(textHashWay(), built ? "addon" : "binding", "and is the way text is hashed");
+    if (!ways.addon) return;
+    for (const t of texts) assert.equal(ways.addon(t), ways.binding(t), `addon vs binding for ${JSON.stringify(t.slice(0, 20))}`);
+    assert.equal(blake3Hex("a"), ways.addon("a"));
+    assert.throws(() => (ways.addon as (t: unknown) => string)(5), /blake3Hex takes a string/);
   });
 });
 

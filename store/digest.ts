@@ -1,5 +1,6 @@
-// Content digests. BLAKE3 (native, via @napi-rs/blake-hash) names everything Kiln produces;
-// sha256 stays for fixed outputs because upstream projects publish sha256.
+// Content digests. BLAKE3 (native: @napi-rs/blake-hash, and kiln's own addon for short texts,
+// store/text-hash.c) names everything Kiln produces; sha256 stays for fixed outputs because
+// upstream projects publish sha256.
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -82,11 +83,28 @@ function loadTextAddon(): ((text: string) => string) | undefined {
   return undefined;
 }
 
-const addonTextHex = loadTextAddon();
-const textHex: (text: string) => string = addonTextHex ?? bindingTextHex;
+/** the addon's function, or the binding's way: found at the first text hashed (a gc hashes none) */
+let textHex = (text: string): string => {
+  textHex = chooseTextHex();
+  return textHex(text);
+};
+let textWay: "addon" | "binding" | undefined;
+function chooseTextHex(): (text: string) => string {
+  const addon = loadTextAddon();
+  textWay = addon ? "addon" : "binding";
+  return addon ?? bindingTextHex;
+}
+
+/** Which way text is hashed in this process (the first text hashed decides). */
+export function textHashWay(): "addon" | "binding" {
+  if (textWay === undefined) blake3Hex("");
+  return textWay!;
+}
 
 /** Both ways of hashing text, for their tests; `addon` is undefined where it is not built. */
-export const textHexWays = { addon: addonTextHex, binding: bindingTextHex };
+export function textHexWays(): { addon: ((text: string) => string) | undefined; binding: (text: string) => string } {
+  return { addon: loadTextAddon(), binding: bindingTextHex };
+}
 
 export function blake3Hex(data: string | Uint8Array): string {
   if (typeof data === "string") return textHex(data);

@@ -20,6 +20,9 @@ struct room {
   size_t cap;
 };
 
+/* the buffer's first size, and the most kept between calls */
+#define KEEP (64 * 1024)
+
 static const char HEX[] = "0123456789abcdef";
 
 static napi_value fail(napi_env env, const char *msg) {
@@ -54,6 +57,14 @@ static napi_value blake3_hex(napi_env env, napi_callback_info info) {
   blake3_hasher h;
   blake3_hasher_init(&h);
   blake3_hasher_update(&h, r->buf, len);
+  /* a long text (a module's record) leaves no long buffer behind */
+  if (r->cap > KEEP) {
+    char *smaller = realloc(r->buf, KEEP);
+    if (smaller != NULL) {
+      r->buf = smaller;
+      r->cap = KEEP;
+    }
+  }
   uint8_t out[BLAKE3_OUT_LEN];
   blake3_hasher_finalize(&h, out, BLAKE3_OUT_LEN);
   char hex[2 * BLAKE3_OUT_LEN];
@@ -75,8 +86,8 @@ static void release(void *data) {
 NAPI_MODULE_INIT() {
   struct room *r = calloc(1, sizeof *r);
   if (r == NULL) return NULL;
-  r->buf = malloc(64 * 1024);
-  r->cap = r->buf ? 64 * 1024 : 0;
+  r->buf = malloc(KEEP);
+  r->cap = r->buf ? KEEP : 0;
   if (napi_add_env_cleanup_hook(env, release, r) != napi_ok) {
     release(r);
     return NULL;

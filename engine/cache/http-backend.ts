@@ -10,7 +10,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CacheBackend } from "./backend.js";
 import { unreachable } from "./cache-errors.js";
-import { tlsCa } from "../extra-ca.js";
+import { tlsOptions } from "../extra-ca.js";
 
 export class HttpBackend implements CacheBackend {
   readonly url: string;
@@ -26,7 +26,7 @@ export class HttpBackend implements CacheBackend {
     if (!this.base.pathname.endsWith("/")) this.base.pathname += "/";
     this.url = this.base.href.replace(/\/$/, "");
     // keep-alive: a plan asks for hundreds of small files
-    this.agent = u.protocol === "https:" ? new https.Agent({ keepAlive: true, maxSockets: 16, ...tlsCa() }) : new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.agent = u.protocol === "https:" ? new https.Agent({ keepAlive: true, maxSockets: 16, ...tlsOptions() }) : new http.Agent({ keepAlive: true, maxSockets: 16 });
   }
 
   /** One request; resolves with the response once its headers are in. */

@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import type { CacheBackend, S3Location } from "./backend.js";
 import { unreachable } from "./cache-errors.js";
 import { importModule } from "../dynamic-import.js";
-import { tlsCa } from "../extra-ca.js";
+import { tlsOptions } from "../extra-ca.js";
 
 /** The AWS SDK's S3 client module, imported when an s3:// cache is first used (it is large). */
 type Sdk = typeof import("@aws-sdk/client-s3");
@@ -30,7 +30,7 @@ export class S3Backend implements CacheBackend {
     this.bucket = at.bucket;
     this.prefix = at.prefix;
     // NODE_EXTRA_CA_CERTS, when kiln rather than Node reads it (engine/extra-ca.ts)
-    const ca = tlsCa();
+    const tls = tlsOptions();
     this.client = new sdk.S3Client({
       region: at.region,
       ...(at.endpoint ? { endpoint: at.endpoint } : {}),
@@ -39,7 +39,7 @@ export class S3Backend implements CacheBackend {
       // chunked trailers the SDK would otherwise send (the archives carry their own sha256)
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, ...(ca.ca ? { httpsAgent: ca } : {}) },
+      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, ...(tls.secureContext ? { httpsAgent: tls } : {}) },
       maxAttempts: 2,
     });
   }
