@@ -134,6 +134,27 @@ describe("encodeDerivation: the usual shape written field by field, the same byt
     }
   });
 
+  test("a field like the last derivation's (kept encoded), another one, or a list changed in place: the same bytes as canonicalJson", () => {
+    const shared = Object.freeze(["out"]);
+    const other = Object.freeze({ sh: fp, cc: fp });
+    const mutable = ["dev", "out"];
+    const seq: Derivation[] = [
+      { ...base(), outputs: shared as string[] },
+      { ...base(), outputs: shared as string[], builder: "/bin/sh", system: "aarch64-linux" },
+      { ...base(), outputs: shared as string[], hostTools: other },
+      { ...base(), outputs: mutable },
+      { ...base(), outputs: mutable, hostTools: other },
+      { ...base(), outputs: shared as string[], builder: "/bin/sh" },
+    ];
+    for (const [i, d] of seq.entries()) {
+      assert.equal(encodeDerivation(d), canonicalJson(d), `derivation ${i}`);
+      // an unfrozen list may change between two derivations: never taken from the last encoding
+      if (d.outputs === mutable) mutable.push(`o${i}`);
+    }
+    mutable.push("again");
+    assert.equal(encodeDerivation({ ...base(), outputs: mutable }), canonicalJson({ ...base(), outputs: mutable }));
+  });
+
   test("any other shape is encoded the general way, to the same bytes", () => {
     const odd: Array<[string, Derivation]> = [
       ["env keys out of order", { ...base(), env: { out: "/o", A: "1" } }],

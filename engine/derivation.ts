@@ -151,7 +151,7 @@ export function fastEncoding(d: Derivation): string | undefined {
   if (!stringRecord(env) || !plainObject(hostTools) || !plainObject(inputDrvs)) return undefined;
   // every field a derivation may have is one of these: another would be left out
   const fields = 9 + (fixed !== undefined ? 1 : 0) + (usr !== undefined ? 1 : 0);
-  if (Object.keys(d).length !== fields) return undefined;
+  if (ownKeys(d) !== fields) return undefined;
   if (usr !== undefined && typeof usr !== "string") return undefined;
   const drvs = Object.keys(inputDrvs);
   if (!ascending(drvs)) return undefined;
@@ -161,10 +161,45 @@ export function fastEncoding(d: Derivation): string | undefined {
     if (!stringArray(os)) return undefined;
     encodedDrvs += (i ? "," : "") + JSON.stringify(drvs[i]) + ":" + JSON.stringify(os);
   }
-  return '{"args":' + JSON.stringify(args) + ',"builder":' + JSON.stringify(builder) + ',"env":' + JSON.stringify(env) +
-    (fixed !== undefined ? ',"fixed":' + canonicalJson(fixed) : "") + ',"hostTools":' + canonicalJson(hostTools) +
+  return '{"args":' + JSON.stringify(args) + ',"builder":' + SAME.builder.json(builder) + ',"env":' + JSON.stringify(env) +
+    (fixed !== undefined ? ',"fixed":' + canonicalJson(fixed) : "") + ',"hostTools":' + SAME.hostTools.json(hostTools) +
     ',"inputDrvs":' + encodedDrvs + '},"inputSrcs":' + JSON.stringify(inputSrcs) + ',"name":' + JSON.stringify(name) +
-    ',"outputs":' + JSON.stringify(outputs) + ',"system":' + JSON.stringify(system) + (usr !== undefined ? ',"usr":' + JSON.stringify(usr) : "") + "}";
+    ',"outputs":' + SAME.outputs.json(outputs) + ',"system":' + SAME.system.json(system) + (usr !== undefined ? ',"usr":' + JSON.stringify(usr) : "") + "}";
+}
+
+/**
+ * The last value of a field and its encoding: a builder, a system, an outputs list, a host tools
+ * record are mostly the same from one derivation to the next (the same string, the shared frozen
+ * ["out"], the one frozen record per set of tools), and are encoded once while they stay so.
+ * Strings are compared by value; an object is remembered only when frozen (it cannot change), by
+ * identity.
+ */
+class Same<T extends string | object> {
+  #last: T | undefined;
+  #json = "";
+  constructor(private readonly encode: (v: T) => string) {}
+  json(v: T): string {
+    if (v === this.#last) return this.#json;
+    const json = this.encode(v);
+    if (typeof v === "string" || Object.isFrozen(v)) {
+      this.#last = v;
+      this.#json = json;
+    }
+    return json;
+  }
+}
+const SAME = {
+  builder: new Same<string>(JSON.stringify),
+  system: new Same<string>(JSON.stringify),
+  outputs: new Same<readonly string[]>(JSON.stringify),
+  hostTools: new Same<object>(canonicalJson),
+};
+
+/** How many own enumerable keys an object has, without making the list of them. */
+function ownKeys(o: object): number {
+  let n = 0;
+  for (const k in o) if (Object.hasOwn(o, k)) n++;
+  return n;
 }
 
 function plainObject(o: unknown): o is Record<string, unknown> {
