@@ -129,12 +129,15 @@ function callerPosition(api: Function): string | undefined {
 const SHORT_STACK = 1;
 const LONG_STACK = 10;
 
+/** The structured call sites as the stack (one function for every capture, not one made per capture). */
+const SITES = (_e: Error, s: NodeJS.CallSite[]): NodeJS.CallSite[] => s;
+
 /** The call sites above `api`'s frame (the API function a recipe called), at most `limit`. */
 function callSites(limit: number, api: Function): NodeJS.CallSite[] {
   const savedPrepare = Error.prepareStackTrace;
   const savedLimit = Error.stackTraceLimit;
   try {
-    Error.prepareStackTrace = (_e, s) => s;
+    Error.prepareStackTrace = SITES;
     Error.stackTraceLimit = limit;
     const holder: { stack?: unknown } = {};
     Error.captureStackTrace(holder, api);
