@@ -29,8 +29,11 @@ describe("scheduler", { timeout: 120_000 }, () => {
     const order = eventsOf(r.events, "started").map((e) => e.node!.name);
     assert.equal(order.length, 8);
     assert.ok(order.slice(0, 2).includes("c1"), `c1 among the first two started: ${order.join(" ")}`);
-    // what starts later depends on how long each sandbox takes to start and register here (a
-    // slot is freed when a build's process ends, before its output is registered and the next
-    // chain job is ready): the exact order, slot by slot, is engine/realize.test.ts's, in-process
+    // the slot c1 gives back goes to c2, which c1's end made ready, and not to an independent
+    // job that was waiting (engine/scheduler.ts, release). (c3 ranks with the independent jobs:
+    // with no recorded times, each counts one second, and each has only `all` above it.)
+    const seq = r.events.filter((e) => e.type === "started" || e.type === "built").map((e) => `${e.type} ${e.node!.name}`);
+    const between = seq.slice(seq.indexOf("built c1"), seq.indexOf("started c2"));
+    assert.ok(!between.some((x) => x.startsWith("started i")), `nothing else started between c1's end and c2's start: ${seq.join(", ")}`);
   });
 });

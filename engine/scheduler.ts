@@ -23,22 +23,33 @@ export class JobPool {
   async acquire(prio = 0): Promise<void> {
     await new Promise<void>((wake) => {
       this.push({ prio, seq: this.seq++, wake });
-      // free slots are handed out once the current burst of requests is in (after the pending
-      // microtasks), so the first slots go to the longest chains, not to whoever asked first
-      if (this.free > 0 && !this.draining) {
-        this.draining = true;
-        setImmediate(() => {
-          this.draining = false;
-          for (; this.free > 0 && this.heap.length > 0; this.free--) this.pop()!.wake();
-        });
-      }
+      if (this.free > 0) this.drainSoon();
     });
   }
 
+  /**
+   * A slot given back goes out as a free one does: once the requests of this turn are in. The
+   * job that ends is what makes its dependents ready, and they ask for a slot right after (the
+   * next link of a chain): handed at once to the best waiter then, the slot went to independent
+   * work, and the chain waited a whole job for the next one.
+   */
   release(): void {
-    const next = this.pop();
-    if (next) next.wake();
-    else this.free++;
+    this.free++;
+    if (this.heap.length > 0) this.drainSoon();
+  }
+
+  /**
+   * Free slots are handed out once the current burst of requests is in (after the pending
+   * microtasks and I/O callbacks of this turn), so they go to the longest chains, not to whoever
+   * asked first.
+   */
+  private drainSoon(): void {
+    if (this.draining) return;
+    this.draining = true;
+    setImmediate(() => {
+      this.draining = false;
+      for (; this.free > 0 && this.heap.length > 0; this.free--) this.pop()!.wake();
+    });
   }
 
   /** Run `fn` holding a slot. */
