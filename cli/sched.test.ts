@@ -29,11 +29,19 @@ describe("scheduler", { timeout: 120_000 }, () => {
     const order = eventsOf(r.events, "started").map((e) => e.node!.name);
     assert.equal(order.length, 8);
     assert.ok(order.slice(0, 2).includes("c1"), `c1 among the first two started: ${order.join(" ")}`);
-    // the slot c1 gives back goes to c2, which c1's end made ready, and not to an independent
-    // job that was waiting (engine/scheduler.ts, release). (c3 ranks with the independent jobs:
-    // with no recorded times, each counts one second, and each has only `all` above it.)
-    const seq = r.events.filter((e) => e.type === "started" || e.type === "built").map((e) => `${e.type} ${e.node!.name}`);
-    const between = seq.slice(seq.indexOf("built c1"), seq.indexOf("started c2"));
-    assert.ok(!between.some((x) => x.startsWith("started i")), `nothing else started between c1's end and c2's start: ${seq.join(", ")}`);
+    // what starts later depends on how long each sandbox takes to start here (a job is "started"
+    // once its sandbox is up, and another may end meanwhile): one slot at a time, below, shows
+    // the order slots are given in
+  });
+
+  test("-j1: the slot c1 gives back goes to c2, which c1's end made ready, not to the independent jobs waiting longer", async () => {
+    const cwd = copyFixture("sched");
+    const store = tempDir("store");
+    await realizeSeed("busybox", { cwd, store });
+    const r = await kilnJson(["-j", "1", "realize", "--no-link", "all"], { cwd, store });
+    const order = eventsOf(r.events, "started").map((e) => e.node!.name);
+    // (c3 then ranks with the independent jobs, which asked first: with no recorded times each
+    // job counts one second, and each of them has only `all` above it)
+    assert.deepEqual(order, ["c1", "c2", "i1", "i2", "i3", "i4", "c3", "all"]);
   });
 });
