@@ -83,22 +83,16 @@ function loadTextAddon(): ((text: string) => string) | undefined {
   return undefined;
 }
 
-/** the addon's function, or the binding's way: found at the first text hashed (a gc hashes none) */
+/** the addon's function, or the binding's way: chosen at the first text hashed (a gc hashes none) */
 let textHex = (text: string): string => {
-  textHex = chooseTextHex();
+  textHex = loadTextAddon() ?? bindingTextHex;
   return textHex(text);
 };
-let textWay: "addon" | "binding" | undefined;
-function chooseTextHex(): (text: string) => string {
-  const addon = loadTextAddon();
-  textWay = addon ? "addon" : "binding";
-  return addon ?? bindingTextHex;
-}
 
-/** Which way text is hashed in this process (the first text hashed decides). */
+/** Which way text is hashed in this process. */
 export function textHashWay(): "addon" | "binding" {
-  if (textWay === undefined) blake3Hex("");
-  return textWay!;
+  blake3Hex("");
+  return textHex === bindingTextHex ? "binding" : "addon";
 }
 
 /** Both ways of hashing text, for their tests; `addon` is undefined where it is not built. */
