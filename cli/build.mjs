@@ -220,14 +220,24 @@ await build({
 });
 // the single bundle of earlier versions, if a checkout still has it
 chmodSync("dist/kiln.cjs", 0o755);
+/**
+ * Compile `out` with the C compiler (CC, else cc), written aside and renamed into place (a running
+ * kiln may have the old one mapped). Where that fails, `out` is removed and a note says what is
+ * slower without it.
+ */
+function compile(out, args, without) {
+  try {
+    execFileSync(process.env.CC || "cc", ["-O2", "-Wall", ...args, "-o", `${out}.tmp`], { stdio: ["ignore", "inherit", "inherit"] });
+    renameSync(`${out}.tmp`, out);
+  } catch (e) {
+    rmSync(`${out}.tmp`, { force: true });
+    rmSync(out, { force: true });
+    process.stderr.write(`note: ${out} not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); ${without}\n`);
+  }
+}
 // the sandbox's helper (engine/builders/sandbox-helper.c): where there is no C compiler, builds
 // take the slower way into their namespace, through unshare(1), a shell and mount(8)
-try {
-  execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-o", "dist/kiln-sandbox", "engine/builders/sandbox-helper.c"], { stdio: ["ignore", "inherit", "inherit"] });
-} catch (e) {
-  rmSync("dist/kiln-sandbox", { force: true });
-  process.stderr.write(`note: dist/kiln-sandbox not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); builds start a little slower without it\n`);
-}
+compile("dist/kiln-sandbox", ["engine/builders/sandbox-helper.c"], "builds start a little slower without it");
 // the native tree hasher (store/tree-hash.c, with the official BLAKE3 C implementation in
 // store/blake3-c): without it, large source trees are hashed by store/archive.ts's own walk
 {
@@ -238,32 +248,17 @@ try {
       ? ["-DBLAKE3_USE_NEON=1", b3("blake3_neon.c")]
       : ["-DBLAKE3_NO_SSE2", "-DBLAKE3_NO_SSE41", "-DBLAKE3_NO_AVX2", "-DBLAKE3_NO_AVX512"];
   const blake3 = [...["blake3.c", "blake3_dispatch.c", "blake3_portable.c"].map(b3), ...simd];
-  try {
-    execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-pthread", "-o", "dist/kiln-hash", "store/tree-hash.c", ...blake3],
-      { stdio: ["ignore", "inherit", "inherit"] });
-  } catch (e) {
-    rmSync("dist/kiln-hash", { force: true });
-    process.stderr.write(`note: dist/kiln-hash not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); large source trees are hashed more slowly without it\n`);
-  }
+  compile("dist/kiln-hash", ["-pthread", "store/tree-hash.c", ...blake3], "large source trees are hashed more slowly without it");
   // the text hasher (store/text-hash.c), a Node-API addon built against the headers of the Node
   // that runs this build (npm's nodedir, else the include/node beside its binary): without it,
-  // store/digest.ts hashes text through @napi-rs/blake-hash, ~10% slower an evaluation. Written
-  // aside and renamed: a running kiln may have the old one mapped.
+  // store/digest.ts hashes text through @napi-rs/blake-hash, ~10% slower an evaluation
   const headers = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, "include", "node"), join(dirname(dirname(process.execPath)), "include", "node")]
     .find((d) => d && existsSync(join(d, "node_api.h")));
-  const addon = "dist/kiln-text-hash.node";
-  if (!headers) {
-    rmSync(addon, { force: true });
-    process.stderr.write(`note: ${addon} not built (no node_api.h in npm's nodedir or beside ${process.execPath}); evaluation hashes text a little more slowly without it\n`);
-  } else {
-    try {
-      execFileSync(process.env.CC || "cc", ["-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-Wl,-Bsymbolic", "-I", headers, "-o", `${addon}.tmp`, "store/text-hash.c", ...blake3], { stdio: ["ignore", "inherit", "inherit"] });
-      renameSync(`${addon}.tmp`, addon);
-    } catch (e) {
-      rmSync(`${addon}.tmp`, { force: true });
-      rmSync(addon, { force: true });
-      process.stderr.write(`note: ${addon} not built (${e.code === "ENOENT" ? "no C compiler, cc" : "cc failed"}); evaluation hashes text a little more slowly without it\n`);
-    }
+  const slower = "evaluation hashes text a little more slowly without it";
+  if (headers) compile("dist/kiln-text-hash.node", ["-shared", "-fPIC", "-fvisibility=hidden", "-Wl,-Bsymbolic", "-I", headers, "store/text-hash.c", ...blake3], slower);
+  else {
+    rmSync("dist/kiln-text-hash.node", { force: true });
+    process.stderr.write(`note: dist/kiln-text-hash.node not built (no node_api.h in npm's nodedir or beside ${process.execPath}); ${slower}\n`);
   }
 }
 rmSync("dist/kiln.mjs", { force: true });
