@@ -20,13 +20,18 @@ describe("scheduler", { timeout: 120_000 }, () => {
     assert.deepEqual([a, b, x, root].map((n) => p.get(n)), [13, 8, 101, 1]);
   });
 
-  test("-j2: the chain starts in the first two slots although the independent jobs asked first", async () => {
+  /** The order the fixture's jobs start in, built from scratch with `jobs` slots. */
+  async function startOrder(jobs: number): Promise<string[]> {
     const cwd = copyFixture("sched");
     const store = tempDir("store");
     // the seed first: then all the jobs that need nothing else are ready at once
     await realizeSeed("busybox", { cwd, store });
-    const r = await kilnJson(["-j", "2", "realize", "--no-link", "all"], { cwd, store });
-    const order = eventsOf(r.events, "started").map((e) => e.node!.name);
+    const r = await kilnJson(["-j", String(jobs), "realize", "--no-link", "all"], { cwd, store });
+    return eventsOf(r.events, "started").map((e) => e.node!.name);
+  }
+
+  test("-j2: the chain starts in the first two slots although the independent jobs asked first", async () => {
+    const order = await startOrder(2);
     assert.equal(order.length, 8);
     assert.ok(order.slice(0, 2).includes("c1"), `c1 among the first two started: ${order.join(" ")}`);
     // what starts later depends on how long each sandbox takes to start here (a job is "started"
@@ -35,13 +40,8 @@ describe("scheduler", { timeout: 120_000 }, () => {
   });
 
   test("-j1: the slot c1 gives back goes to c2, which c1's end made ready, not to the independent jobs waiting longer", async () => {
-    const cwd = copyFixture("sched");
-    const store = tempDir("store");
-    await realizeSeed("busybox", { cwd, store });
-    const r = await kilnJson(["-j", "1", "realize", "--no-link", "all"], { cwd, store });
-    const order = eventsOf(r.events, "started").map((e) => e.node!.name);
     // (c3 then ranks with the independent jobs, which asked first: with no recorded times each
     // job counts one second, and each of them has only `all` above it)
-    assert.deepEqual(order, ["c1", "c2", "i1", "i2", "i3", "i4", "c3", "all"]);
+    assert.deepEqual(await startOrder(1), ["c1", "c2", "i1", "i2", "i3", "i4", "c3", "all"]);
   });
 });

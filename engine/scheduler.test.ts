@@ -5,17 +5,23 @@ import { JobPool } from "./scheduler.js";
 
 const turn = () => new Promise((r) => setImmediate(r));
 
-test("a slot given back goes to the best request of the same turn, not to whoever waited longest", async () => {
+/** A pool of one slot held by job "a" (priority 3) until finish() is called; `order` the jobs as they run. */
+async function heldByA(): Promise<{ pool: JobPool; order: string[]; finish: () => void; a: Promise<void> }> {
   const pool = new JobPool(1);
   const order: string[] = [];
-  let finishA!: () => void;
-  const a = pool.run(3, () => new Promise<void>((r) => (finishA = () => { order.push("a"); r(); })));
+  let finish!: () => void;
+  const a = pool.run(3, () => new Promise<void>((r) => (finish = () => { order.push("a"); r(); })));
   await turn();
+  return { pool, order, finish, a };
+}
+
+test("a slot given back goes to the best request of the same turn, not to whoever waited longest", async () => {
+  const { pool, order, finish, a } = await heldByA();
   // independent work, waiting for the slot
   const w = pool.run(1, async () => { order.push("w"); });
   await turn();
   // a's end makes its dependent ready, which asks for a slot right away (its priority is higher)
-  finishA();
+  finish();
   await a;
   const b = pool.run(2, async () => { order.push("b"); });
   await Promise.all([w, b]);
@@ -23,13 +29,9 @@ test("a slot given back goes to the best request of the same turn, not to whoeve
 });
 
 test("with nothing better asked for, the waiting job gets the slot given back", async () => {
-  const pool = new JobPool(1);
-  const order: string[] = [];
-  let finishA!: () => void;
-  const a = pool.run(3, () => new Promise<void>((r) => (finishA = () => { order.push("a"); r(); })));
-  await turn();
+  const { pool, order, finish, a } = await heldByA();
   const w = pool.run(1, async () => { order.push("w"); });
-  finishA();
+  finish();
   await Promise.all([a, w]);
   assert.deepEqual(order, ["a", "w"]);
 });
