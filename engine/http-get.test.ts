@@ -13,9 +13,12 @@ describe("httpGet", () => {
   let server: Server;
   let base: string;
   const seen: string[] = [];
+  /** the type and agent each request asked with */
+  const asked: string[] = [];
   before(async () => {
     server = createServer((req, res) => {
       seen.push(`${req.method} ${req.url} ${req.headers["accept-encoding"] ?? ""}`);
+      asked.push(`${req.headers.accept ?? ""} ${req.headers["user-agent"] ?? ""}`);
       const url = req.url ?? "";
       if (url === "/plain") res.end(TEXT);
       else if (url === "/gzip") res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync(TEXT));
@@ -84,9 +87,12 @@ describe("httpGet", () => {
   test("it asks as fetch() did: any type, compressed or not, under a name of its own", async () => {
     (await httpGet(`${base}/plain`, new AbortController().signal)).discard();
     assert.match(seen.at(-1)!, /^GET \/plain gzip, deflate, br$/);
+    assert.equal(asked.at(-1), "*/* kiln");
+    // the caller's own headers go over the defaults
     const res = await httpGet(`${base}/plain`, new AbortController().signal, { accept: "application/json" });
     res.discard();
     assert.equal(res.status, 200);
+    assert.equal(asked.at(-1), "application/json kiln");
   });
 
   test("an error status's body is dropped safely, even an empty compressed one", async () => {
