@@ -5,9 +5,10 @@
 // counted in the store's builds table.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { appendFileSync, readlinkSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { SHORT_WAL_BYTES } from "../store/database.js";
 import { parseFast } from "./fast.js";
 import { isRacy, noopIdent, noopKey, readValidRecord, statTree, statTuple, writeRecord, type StatTuple } from "./noop.js";
 import { buildRows, childEnv, CLI, cleanup, copyFixture, eventsOf, kiln, kilnJson, ownBuildRows, parseEvents, query, tempDir, withoutSeed } from "./test-helpers/kiln.js";
@@ -187,6 +188,34 @@ describe("a repeated realize with nothing changed is answered from the record", 
     assert.equal(unchanged(r), false);
     const last = query<{ recipes_rev: string }>(store, "SELECT recipes_rev FROM target_realisations ORDER BY id DESC LIMIT 1")[0]!;
     assert.equal(last.recipes_rev, head);
+  });
+
+  test("an answer leaves its transaction in the WAL, nothing of it lost, and folds the WAL in at 64 pages", async () => {
+    const own = await gitCopy();
+    await kilnJson(["realize", "--no-link", "greeting"], own);
+    const wal = join(own.store, "db.sqlite-wal");
+    const walSize = () => (existsSync(wal) ? statSync(wal).size : 0);
+    assert.equal(walSize(), 0, "the full CLI closes the database: checkpointed, no WAL");
+    const sizes: number[] = [];
+    let answers = 0;
+    // each answer adds a few pages: run until the WAL has been folded in once, and a little after
+    while (answers < 60 && (sizes.length < 3 || !(sizes.includes(0) && sizes.at(-1)! > 0))) {
+      const r = await kilnJson(["realize", "--no-link", "greeting"], own);
+      assert.equal(unchanged(r), true, r.stderr);
+      answers++;
+      sizes.push(walSize());
+    }
+    assert.ok(sizes[0]! > 0, "the first answer's transaction is in the WAL, not checkpointed at exit");
+    const folded = sizes.indexOf(0);
+    assert.ok(folded > 0, `the WAL was folded into the database: ${sizes.join(" ")}`);
+    // an answer folds the WAL in once its own pages bring it to 64: never before, and it is never left longer
+    const step = Math.max(...sizes.slice(1, folded).map((n, i) => n - sizes[i]!));
+    assert.ok(sizes[folded - 1]! + step >= SHORT_WAL_BYTES, `folded early: ${sizes.join(" ")}`);
+    assert.ok(Math.max(...sizes) < SHORT_WAL_BYTES, `left past 64 pages: ${sizes.join(" ")}`);
+    // every answer's history row is there, read by a connection of its own
+    const rows = query<{ n: number }>(own.store, "SELECT count(*) AS n FROM target_realisations WHERE target = 'greeting'");
+    assert.equal(rows[0]!.n, answers + 1);
+    assert.equal(ownBuildRows(own.store).length, 3, "built once");
   });
 
   test("an output that is no longer valid (collected) is built again, not reported", async () => {

@@ -7,7 +7,7 @@
 // Loaded by the launcher before anything else: node built-ins, better-sqlite3 and small modules.
 import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
-import { openCurrentDatabase } from "../store/database.js";
+import { keepWalShort, openCurrentDatabase } from "../store/database.js";
 import type { StorePathName } from "../store/paths.js";
 import { Tables } from "../store/tables.js";
 import { toTargetRow } from "../store/target-table.js";
@@ -58,7 +58,10 @@ function reporter(a: FastArgs): (e: KilnEvent) => void {
   return plainReporter({ write, logs: false, now: Date.now });
 }
 
-/** Answer a no-op realize from its record; false when the full CLI must run. */
+/**
+ * Answer a no-op realize from its record; false when the full CLI must run. After an answer the
+ * store's database is left open, and the caller ends the process at once (`endAnswered`).
+ */
 export function tryFastRealize(argv: string[]): boolean {
   if (!evalCacheOn({})) return false;
   const a = parseFast(argv);
@@ -77,6 +80,7 @@ export function tryFastRealize(argv: string[]): boolean {
   const db = openCurrentDatabase(dbFile);
   if (!db) return false;
   const t = new Tables(db);
+  let answered = false;
   try {
     const storeDir = join(root, "store");
     const now = Date.now();
@@ -84,28 +88,50 @@ export function tryFastRealize(argv: string[]): boolean {
     const links = a.link ? rec.roots.map((r, i) => ({ link: linkName(base, i + 1, r.output), path: r.path })) : [];
     // something in the way of a link: the full CLI says what
     for (const l of links) if (existsSync(l.link) && !lstatSync(l.link).isSymbolicLink()) return false;
-    // one write transaction: root first, then check validity (the gc protocol, store/gc.ts)
+    const paths = rec.roots.map((r) => r.path);
+    // One write transaction checks validity and records the realize. Links are made after it, so
+    // their paths are temp-rooted first, until the links are there (the gc protocol, store/gc.ts):
+    // to gc, a link root whose link does not point at its path yet is stale. Without links,
+    // nothing relies on the paths once the transaction is over: no temp root.
     const ok = t.transaction(() => {
-      t.tempRoots.addMany(rec.roots.map((r) => r.path));
+      if (links.length > 0) t.tempRoots.addMany(paths);
       for (const r of rec.roots) if (t.paths.id(r.path as StorePathName) === undefined || !existsSync(join(storeDir, r.path))) return false;
       for (const l of links) t.roots.put(`link:${l.link}`, "link", l.path, now);
-      t.paths.touchMany(rec.roots.map((r) => r.path), now);
+      t.paths.touchMany(paths, now);
       t.targets.insert(rec.roots.map((r) => toTargetRow({ target: r.target, output: r.output, drvHash: r.drv, resolvedHash: r.resolved, path: r.path, recipes: rec.recipes, snapshot: rec.snapshot, at: now })));
       return true;
     });
     if (!ok) {
-      t.tempRoots.dropOwn();
+      if (links.length > 0) t.tempRoots.dropOwn();
       return false;
     }
     for (const l of links) replaceLink(l.link, join(storeDir, l.path));
-    t.tempRoots.dropOwn();
+    if (links.length > 0) t.tempRoots.dropOwn();
     const events = reporter(a);
     const targets = [...new Set(rec.roots.map((r) => r.target))];
     events({ type: "evaluated", targets, derivations: rec.derivations, ms: Date.now() - t0, unchanged: true });
     events({ type: "finished", built: 0, cached: rec.roots.length, failed: 0, ms: Date.now() - t0, unchanged: true });
     writeFd(1, rec.roots.map((r) => `${join(storeDir, r.path)}\n`).join(""));
+    // the answer's transaction stays in the WAL (endAnswered), which every later opener reads in
+    // full: past a few dozen answers, they are folded into the database now
+    keepWalShort(db, dbFile);
+    answered = true;
     return true;
   } finally {
-    db.close();
+    if (!answered) db.close();
   }
+}
+
+/**
+ * End the process after an answer, leaving the database open. Closing the last connection
+ * checkpoints: it syncs the WAL and the database, and the next kiln then syncs a new WAL's
+ * header, ~3 ms of a no-op that waits for nothing else. process.exit skips better-sqlite3's exit
+ * hook, so the answer's committed transaction stays in the WAL, as a crash here would leave it
+ * (what WAL mode is made for): every later connection reads it, and the first to open the
+ * database reads all of the WAL (~7 us a page here). So answers fold the WAL into the database
+ * once it holds 64 pages (keepWalShort: the syncs of a close, every ~20 answers). The output was
+ * written synchronously (writeFd): nothing is pending.
+ */
+export function endAnswered(): never {
+  process.exit();
 }

@@ -23,7 +23,7 @@ import { IMPORT_HOOK, REQUIRE_HOOK } from "../engine/dynamic-import.js";
 import { adoptDeferredCa } from "../engine/extra-ca.js";
 import { loadBlake } from "../store/blake-binding.js";
 import { sqliteModule } from "../store/database.js";
-import { tryFastRealize } from "./fast.js";
+import { endAnswered, tryFastRealize } from "./fast.js";
 import { parseEvalArgs } from "./eval-args.js";
 import { parseGcArgs } from "./gc-args.js";
 
@@ -152,7 +152,8 @@ try {
   // whatever went wrong (a locked database, a link in the way), the full CLI does it properly
   answered = false;
 }
-if (!answered) {
+if (answered) endAnswered();
+else {
   try {
     runBundle(lightBundle(argv) ?? "kiln-main.cjs");
   } catch (e) {

@@ -1,7 +1,7 @@
 // Opening the store database: WAL, busy timeout, foreign keys, numbered migrations. The handle
 // never leaves store/: each table has one owner module that holds its statements.
 import Database from "better-sqlite3";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { KilnError } from "./errors.js";
 import { storeFailure } from "./failures.js";
@@ -122,6 +122,33 @@ export function openCurrentDatabase(file: string): Db | undefined {
     return undefined;
   }
   return db;
+}
+
+/** A WAL of this many bytes (64 pages and their frame headers) or more is folded in by keepWalShort. */
+export const SHORT_WAL_BYTES = 32 + 64 * (24 + 4096);
+
+/**
+ * Fold `file`'s WAL into the database and truncate it, if it holds 64 pages or more. For a
+ * process that ends without closing its connection (cli/fast.ts): closing would have done this
+ * (and deleted the WAL), and a first opener reads the whole WAL (the wal-index is rebuilt when no
+ * connection is open), while SQLite's own auto-checkpoint, at 1000 pages, cannot restart a WAL
+ * whose index was rebuilt (it copies every frame again at each commit). Gives up at once, without
+ * error, while another connection reads or writes: a later answer folds it.
+ */
+export function keepWalShort(db: Db, file: string): void {
+  let size: number;
+  try {
+    size = statSync(`${file}-wal`).size;
+  } catch {
+    return;
+  }
+  if (size < SHORT_WAL_BYTES) return;
+  db.pragma("busy_timeout = 0");
+  try {
+    db.pragma("wal_checkpoint(TRUNCATE)");
+  } catch {
+    /* busy: left for a later answer */
+  }
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
