@@ -57,6 +57,7 @@ interface Uses {
 /** Shared by every node without inputs or sources (most of a wide graph's): nothing writes to them. */
 const NO_DEPS: readonly Node[] = Object.freeze([]) as readonly Node[];
 const NO_SOURCES: ReadonlyMap<StorePathName, string> = new Map();
+const NO_TOOLS: readonly string[] = Object.freeze([]);
 
 export interface Graph {
   /** every node, dependencies before dependents */
@@ -71,6 +72,8 @@ export interface Root {
 
 /** Host path of the sandbox's declared-tools directory. */
 export const HOST_BIN = "/kiln/host/bin";
+/** The builder of a script on the host's shell: one string for every such derivation. */
+const HOST_SH = `${HOST_BIN}/sh`;
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
@@ -159,44 +162,40 @@ export class Evaluator {
 
   private buildDerivation(d: Drv, a: DerivationArgs, where: string): Node {
     const uses: Uses = {};
-    const toStr = (v: Value): string => {
-      // most arguments are plain text (two of a seed tree's three per package)
-      if (typeof v === "string") return v;
-      let s = "";
-      for (const p of partsOf(v)) s += this.partText(p, uses, where);
-      return s;
-    };
 
-    const tools = new Set(a.hostTools ?? []);
+    // the tools as declared, and the one the build adds (sh for a script on the host, or a host
+    // command as builder): most derivations declare sh alone, and make no set for it
+    const declared: readonly string[] = a.hostTools === undefined ? NO_TOOLS : Array.isArray(a.hostTools) ? a.hostTools : [...(a.hostTools as Iterable<string>)];
+    let added: string | undefined;
     // the sandbox's /usr: its shell runs the script, and nothing of the host is visible
-    const usr = a.usr !== undefined ? toStr(a.usr) : undefined;
-    if (usr !== undefined && tools.size > 0) {
-      throw new KilnError("RECIPE_INVALID", `derivation ${where} has a usr tree and declares host tools (${[...tools].join(", ")}); a build on usr sees nothing of the host, so it could not run them`,
+    const usr = a.usr !== undefined ? this.text(a.usr, uses, where) : undefined;
+    if (usr !== undefined && declared.length > 0) {
+      throw new KilnError("RECIPE_INVALID", `derivation ${where} has a usr tree and declares host tools (${[...new Set(declared)].join(", ")}); a build on usr sees nothing of the host, so it could not run them`,
         "take the tools from the usr tree (add their Debian packages to the seed set), or drop usr to run on the host (impure)", { position: d.position });
     }
     let builder: string;
     let args: string[];
     if (a.script !== undefined) {
-      if (usr === undefined) tools.add("sh");
-      builder = usr === undefined ? `${HOST_BIN}/sh` : "/bin/sh";
-      args = ["-e", "-u", "-c", toStr(a.script)];
+      if (usr === undefined) added = "sh";
+      builder = usr === undefined ? HOST_SH : "/bin/sh";
+      args = ["-e", "-u", "-c", this.text(a.script, uses, where)];
     } else {
       if (a.builder === undefined) throw new KilnError("RECIPE_INVALID", `derivation ${where} has neither script nor builder`, "add script: sh`...`");
-      builder = toStr(a.builder);
+      builder = this.text(a.builder, uses, where);
       if (builder.startsWith("builtin:")) {
         // runs inside kiln: no sandbox, so no host tools either
         if (!isBuiltinBuilder(builder)) {
           throw new KilnError("RECIPE_INVALID", `derivation ${where} names an unknown builtin builder ${builder} (there are ${BUILTIN_BUILDERS.join(", ")})`, "fix the builder's name, or use script: sh`...` for a sandboxed build", { position: d.position });
         }
-        if (tools.size > 0) throw new KilnError("RECIPE_INVALID", `derivation ${where}: the builtin builder ${builder} runs no host tools (${[...tools].join(", ")})`, "remove hostTools", { position: d.position });
+        if (declared.length > 0) throw new KilnError("RECIPE_INVALID", `derivation ${where}: the builtin builder ${builder} runs no host tools (${[...new Set(declared)].join(", ")})`, "remove hostTools", { position: d.position });
       } else if (!builder.includes("/")) {
         if (usr !== undefined) {
           throw new KilnError("RECIPE_INVALID", `derivation ${where}: builder '${builder}' is a host command, but the build runs on a usr tree`, `give the builder's path in the tree, e.g. /usr/bin/${builder}`, { position: d.position });
         }
-        tools.add(builder);
+        added = builder;
         builder = `${HOST_BIN}/${builder}`;
       }
-      args = (a.args ?? []).map(toStr);
+      args = (a.args ?? []).map((v) => this.text(v, uses, where));
     }
 
     // a derivation's list is only read: the default one is shared
@@ -205,15 +204,17 @@ export class Evaluator {
       throw new KilnError("RECIPE_INVALID", `derivation ${where} must have distinct, non-empty outputs`, "e.g. outputs: [\"out\", \"dev\"]");
     }
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(a.env ?? {})) {
-      if (v === undefined) continue;
-      if (outputs.includes(k)) throw new KilnError("RECIPE_INVALID", `derivation ${where} sets env '${k}', which names one of its outputs`, "rename the variable");
-      env[k] = toStr(v);
+    if (a.env !== undefined) {
+      for (const [k, v] of Object.entries(a.env)) {
+        if (v === undefined) continue;
+        if (outputs.includes(k)) throw new KilnError("RECIPE_INVALID", `derivation ${where} sets env '${k}', which names one of its outputs`, "rename the variable");
+        env[k] = this.text(v, uses, where);
+      }
     }
     for (const o of outputs) env[o] = outputPlaceholder(d.name, o);
     checkArgSizes(env, args, a.script !== undefined, where, d.position);
 
-    const hostTools = this.hostToolsOf(tools, where);
+    const hostTools = this.hostToolsOf(declared, added, where);
 
     let fixed: Derivation["fixed"];
     if (a.sha256 !== undefined) {
@@ -253,16 +254,29 @@ export class Evaluator {
    * The host tools record of a set of declared tools: one frozen record per set, shared by every
    * derivation declaring that set (thousands declare just sh), so that its encoding is made once.
    */
-  private hostToolsOf(tools: Set<string>, where: string): Derivation["hostTools"] {
-    const names = [...tools].sort();
-    const key = names.join("\0");
+  private hostToolsOf(declared: readonly string[], added: string | undefined, where: string): Derivation["hostTools"] {
+    // the set's names, sorted and joined, are its key; one name (sh, mostly) is its own key
+    let names: readonly string[] | undefined;
+    let key: string;
+    if (declared.length === 0) key = added ?? "";
+    else if (declared.length === 1 && (added === undefined || added === declared[0])) key = declared[0]!;
+    else key = (names = [...new Set(added === undefined ? declared : [...declared, added])].sort()).join("\0");
     let record = this.toolRecords.get(key);
     if (record === undefined) {
       record = {};
-      for (const t of names) record[t] = this.ctx.hostTools.fingerprint(t, where);
+      for (const t of names ?? (key === "" ? [] : [key])) record[t] = this.ctx.hostTools.fingerprint(t, where);
       this.toolRecords.set(key, Object.freeze(record));
     }
     return record;
+  }
+
+  /** A value's text, the inputs and sources it names noted in `uses`. */
+  private text(v: Value, uses: Uses, where: string): string {
+    // most arguments are plain text (two of a seed tree's three per package)
+    if (typeof v === "string") return v;
+    let s = "";
+    for (const p of partsOf(v)) s += this.partText(p, uses, where);
+    return s;
   }
 
   private partText(p: Part, uses: Uses, where: string): string {
