@@ -253,7 +253,7 @@ export function atCaller<T>(make: () => T): T {
 
 /** `api`: the function the recipe called (derivation, fetch), whose caller is the position */
 function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[], api: Function): Drv {
-  return drvValue(kind, args.name, outputs, fixedPosition !== null ? fixedPosition : callerPosition(api), { args });
+  return new DrvValue(kind, args.name, outputs, args, fixedPosition !== null ? fixedPosition : callerPosition(api));
 }
 
 /**
@@ -301,18 +301,16 @@ class DrvValue implements Drv {
 }
 Object.defineProperty(DrvValue.prototype, KIND, { value: "drv" });
 
-function drvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, rest: { args: DerivationArgs | FetchArgs } | { sealed: Sealed }): Drv {
-  const drv = new DrvValue(kind, name, outputs, "args" in rest ? rest.args : (undefined as never), position);
-  if ("sealed" in rest) {
-    // a sealed derivation carries its hash, not the values it was made of
-    Object.defineProperty(drv, SEALED, { value: rest.sealed });
-    Object.defineProperty(drv, "args", {
-      enumerable: true,
-      get(): never {
-        throw sealBroken(`recipe code reads the arguments of derivation '${name}'${position ? ` (${position})` : ""}, which its module's record does not keep`);
-      },
-    });
-  }
+/** A sealed derivation's value: it carries its hash, not the values it was made of. */
+function sealedDrvValue(kind: "build" | "fetch", name: string, outputs: readonly string[], position: string | undefined, sealed: Sealed): Drv {
+  const drv = new DrvValue(kind, name, outputs, undefined as never, position);
+  Object.defineProperty(drv, SEALED, { value: sealed });
+  Object.defineProperty(drv, "args", {
+    enumerable: true,
+    get(): never {
+      throw sealBroken(`recipe code reads the arguments of derivation '${name}'${position ? ` (${position})` : ""}, which its module's record does not keep`);
+    },
+  });
   return drv;
 }
 
@@ -442,7 +440,7 @@ export type Kept = null | boolean | number | string | { a: Kept[] } | { o: Recor
 
 /** The bundle's stub of a sealed module: its exports from their record. */
 export function __kilnThaw(record: string, kept: KeptExports): Record<string, unknown> {
-  const drvs = kept.d.map(([hash, name, outputs, kind, position]) => drvValue(kind, name, outputs, position ?? undefined, { sealed: { hash, record } }));
+  const drvs = kept.d.map(([hash, name, outputs, kind, position]) => sealedDrvValue(kind, name, outputs, position ?? undefined, { hash, record }));
   const thaw = (k: Kept): unknown => {
     if (k === null || typeof k !== "object") return k;
     if ("a" in k) return k.a.map(thaw);
