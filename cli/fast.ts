@@ -93,8 +93,9 @@ export function tryFastRealize(argv: string[]): boolean {
     // their paths are temp-rooted first, until the links are there (the gc protocol, store/gc.ts):
     // to gc, a link root whose link does not point at its path yet is stale. Without links,
     // nothing relies on the paths once the transaction is over: no temp root.
+    const rooted = links.length > 0;
     const ok = t.transaction(() => {
-      if (links.length > 0) t.tempRoots.addMany(paths);
+      if (rooted) t.tempRoots.addMany(paths);
       for (const r of rec.roots) if (t.paths.id(r.path as StorePathName) === undefined || !existsSync(join(storeDir, r.path))) return false;
       for (const l of links) t.roots.put(`link:${l.link}`, "link", l.path, now);
       t.paths.touchMany(paths, now);
@@ -102,18 +103,16 @@ export function tryFastRealize(argv: string[]): boolean {
       return true;
     });
     if (!ok) {
-      if (links.length > 0) t.tempRoots.dropOwn();
+      if (rooted) t.tempRoots.dropOwn();
       return false;
     }
     for (const l of links) replaceLink(l.link, join(storeDir, l.path));
-    if (links.length > 0) t.tempRoots.dropOwn();
+    if (rooted) t.tempRoots.dropOwn();
     const events = reporter(a);
     const targets = [...new Set(rec.roots.map((r) => r.target))];
     events({ type: "evaluated", targets, derivations: rec.derivations, ms: Date.now() - t0, unchanged: true });
     events({ type: "finished", built: 0, cached: rec.roots.length, failed: 0, ms: Date.now() - t0, unchanged: true });
     writeFd(1, rec.roots.map((r) => `${join(storeDir, r.path)}\n`).join(""));
-    // the answer's transaction stays in the WAL (endAnswered), which every later opener reads in
-    // full: past a few dozen answers, they are folded into the database now
     keepWalShort(db, dbFile);
     answered = true;
     return true;

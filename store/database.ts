@@ -124,7 +124,7 @@ export function openCurrentDatabase(file: string): Db | undefined {
   return db;
 }
 
-/** A WAL of this many bytes (64 pages and their frame headers) or more is folded in by keepWalShort. */
+/** A WAL of this many bytes (64 pages of 4 KiB, SQLite's default that kiln's databases keep, and their frame headers) or more is folded in by keepWalShort. */
 export const SHORT_WAL_BYTES = 32 + 64 * (24 + 4096);
 
 /**
