@@ -165,7 +165,7 @@ export class Evaluator {
 
     // the tools as declared, and the one the build adds (sh for a script on the host, or a host
     // command as builder): most derivations declare sh alone, and make no set for it
-    const declared: readonly string[] = a.hostTools === undefined ? NO_TOOLS : Array.isArray(a.hostTools) ? a.hostTools : [...(a.hostTools as Iterable<string>)];
+    const declared: readonly string[] = a.hostTools ?? NO_TOOLS;
     let added: string | undefined;
     // the sandbox's /usr: its shell runs the script, and nothing of the host is visible
     const usr = a.usr !== undefined ? this.text(a.usr, uses, where) : undefined;
