@@ -11,7 +11,7 @@ import { findSourceMap } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../store/errors.js";
-import { originalPosition } from "./source-map.js";
+import { originalPosition, type Mapped } from "./source-map.js";
 import type { FetchSource } from "./derivation.js";
 
 export const KIND: unique symbol = Symbol.for("kiln.kind") as never;
@@ -224,8 +224,23 @@ function mapPosition(file: string, line: number, col: number): string {
       };
     } else out = { file: base, line, col };
   }
+  return formatPosition(out);
+}
+
+/** file:line:col of an original position; API_FRAME for this module's own lines. */
+function formatPosition(out: Mapped): string {
   if (out.file.endsWith("/engine/api.ts") || out.file.endsWith("/engine/api.js")) return API_FRAME;
   return `${out.file}:${out.line}:${out.col}`;
+}
+
+/**
+ * The position of what a call of derivation() or fetch() at this place of a recipe file makes,
+ * as callerPosition would find it; undefined for a place whose derivations are positioned at run
+ * time (a std helper's: by its caller; the API's own).
+ */
+export function sitePosition(place: Mapped): string | undefined {
+  const pos = formatPosition(place);
+  return pos === API_FRAME || STD_HELPER.test(pos) ? undefined : pos;
 }
 
 /** The position atCaller() fixed for the derivations its function makes; null: find each one's. */
@@ -319,16 +334,41 @@ export const DEFAULT_OUTPUTS: readonly string[] = Object.freeze(["out"]);
 
 /** A build step. */
 export function derivation(args: DerivationArgs): Drv {
+  checkBuild(args);
+  return makeDrv("build", args, args.outputs ?? DEFAULT_OUTPUTS, derivation);
+}
+
+function checkBuild(args: DerivationArgs): void {
   if (args.script !== undefined && (args.builder !== undefined || args.args !== undefined)) {
     throw new KilnError("RECIPE_INVALID", `derivation '${args.name}': give either script or builder/args, not both`, "remove script, or remove builder and args");
   }
-  return makeDrv("build", args, args.outputs ?? DEFAULT_OUTPUTS, derivation);
 }
 
 /** A fixed-output fetch: the file whose sha256 is pinned, from the first source that has it. */
 export function fetch(args: FetchArgs): Drv {
   return makeDrv("fetch", args, DEFAULT_OUTPUTS, fetch);
 }
+
+/**
+ * derivation() and fetch() called at a place of a recipe file whose position the loader found
+ * when it bundled the recipes (engine/loader.ts, markSites): the bundle calls the function's
+ * SITE property with that position, and no stack is captured. A derivation an atCaller() helper
+ * makes keeps the helper's position, as it would otherwise.
+ */
+export const SITE = "__kilnAt";
+/** The API functions that take a call site's position. */
+export const SITED = ["derivation", "fetch"] as const;
+Object.defineProperty(derivation, SITE, {
+  value: function derivationAt(args: DerivationArgs, position: string): Drv {
+    checkBuild(args);
+    return new DrvValue("build", args.name, args.outputs ?? DEFAULT_OUTPUTS, args, fixedPosition !== null ? fixedPosition : position);
+  },
+});
+Object.defineProperty(fetch, SITE, {
+  value: function fetchAt(args: FetchArgs, position: string): Drv {
+    return new DrvValue("fetch", args.name, DEFAULT_OUTPUTS, args, fixedPosition !== null ? fixedPosition : position);
+  },
+});
 
 /** A local file or directory, hashed by content and copied into the store as an input. */
 export function source(base: string, rel?: string, name?: string): Source {

@@ -149,6 +149,89 @@ describe("recipe loader: positions through the bundle's own map", () => {
     });
   });
 
+  // A call of derivation() or fetch() written in a recipe file is given its position when the
+  // recipes are bundled (engine/loader.ts, markSites); every other way of making a derivation is
+  // positioned at run time by a stack capture. Both must give the position callerPosition would.
+  test("calls of derivation() and fetch() in recipe files are positioned when bundled, as a stack capture would position them", async () => {
+    const dir = tempDir("loader-sites");
+    mkdirSync(join(dir, "std"));
+    writeFileSync(join(dir, "std", "h.ts"), [
+      'import { derivation, sh, type Drv } from "kiln";',
+      "export function helper(name: string): Drv {",
+      "  return derivation({ name, script: sh`echo ${name} > $out` });",
+      "}",
+      "export const mk = derivation;",
+    ].join("\n"));
+    writeFileSync(join(dir, "index.ts"), [
+      'import { derivation, fetch, sh } from "kiln";',
+      'import * as kiln from "kiln";',
+      'import { derivation as made } from "kiln";',
+      'import { helper, mk } from "./std/h.js";',
+      'const ns = kiln.derivation({ name: "ns", script: sh`echo > $out` });',
+      'const alias = made({ name: "alias", script: sh`echo > $out` });',
+      'const looped = ["x", "y"].map((n) => derivation({ name: `m-${n}`, script: sh`echo ${n} > $out` }));',
+      'const viaHelper = helper("via-helper");',
+      'const byValue = mk({ name: "by-value", script: sh`echo > $out` });',
+      'const mapped = [{ name: "mapped", script: sh`echo > $out` }].map(derivation);',
+      'const pinned = fetch({ name: "pinned", sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
+      'const outer = derivation({ name: "outer", script: sh`echo ${derivation({ name: "inner", script: sh`echo > $out` })} > $out` });',
+      'const called = derivation.call(undefined, { name: "called", script: sh`echo > $out` });',
+      'const text = "derivation({ name: \'not a call\' })";',
+      'export const all = derivation({ name: "all", script: sh`echo ${ns} ${alias} ${looped} ${viaHelper} ${byValue} ${mapped} ${pinned} ${outer} ${called} ${text} > $out` });',
+    ].join("\n"));
+    const index = join(dir, "index.ts");
+    const store = tempDir("loader-sites-store");
+    const r = await kiln(["-f", index, "eval", "--json", "all"], { cwd: dir, store });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
+    const at = (line: number, col: number): string => `${index}:${line}:${col}`;
+    assert.deepEqual(Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position])), {
+      ns: at(5, 17), alias: at(6, 15), "m-x": at(7, 38), "m-y": at(7, 38), "via-helper": at(8, 19), "by-value": at(9, 17),
+      mapped: at(10, 62), pinned: at(11, 16), outer: at(12, 15), inner: at(12, 61), called: at(13, 27), all: at(15, 20),
+    });
+    // the calls marked in the bundle: those written in index.ts; the helper's call, the API as a
+    // value (mk, map, .call) and the string are left to the run-time capture
+    const cache = join(store, "eval-cache");
+    const bundle = readFileSync(join(cache, readdirSync(cache).find((f) => f.endsWith(".mjs"))!), "utf8");
+    const marked = [...bundle.matchAll(/^function __kiln_(\w+)\$\d{6}\(a\) \{ return __kiln_\w+\$0{6}\.__kilnAt\(a, "([^"]+)"\); \}$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(marked.sort(), [
+      `derivation ${at(5, 17)}`, `derivation ${at(6, 15)}`, `derivation ${at(7, 38)}`, `fetch ${at(11, 16)}`,
+      `derivation ${at(12, 15)}`, `derivation ${at(12, 61)}`, `derivation ${at(15, 20)}`,
+    ].sort());
+    assert.ok(bundle.includes("derivation({ name: 'not a call' })"), "a string is not rewritten");
+  });
+
+  test("a recipe set of marked calls captures no stack; an error inside the API names the recipe line, not the bundle's call site", async () => {
+    const dir = tempDir("loader-sites-capture");
+    writeFileSync(join(dir, "index.ts"), [
+      'import { derivation, sh } from "kiln";',
+      "export const many = Array.from({ length: 50 }, (_, i) => derivation({ name: `d-${i}`, script: sh`echo ${String(i)} > $out` }));",
+      "export default {};",
+    ].join("\n"));
+    const captureStackTrace = Error.captureStackTrace;
+    let captures = 0;
+    Error.captureStackTrace = (target: object, ctor?: Function) => {
+      captures++;
+      captureStackTrace(target, ctor);
+    };
+    let set;
+    try {
+      set = await loadRecipeSet(join(dir, "index.ts"), tempDir("loader-sites-cache"));
+    } finally {
+      Error.captureStackTrace = captureStackTrace;
+    }
+    const many = set.module.many as Array<{ position?: string }>;
+    assert.equal(many.length, 50);
+    assert.ok(many.every((d) => d.position === `${join(dir, "index.ts")}:2:58`), JSON.stringify(many[0]));
+    assert.equal(captures, 0, "no stack captured for a derivation made at a marked call");
+
+    writeFileSync(join(dir, "bad.ts"), ['import { derivation } from "kiln";', "const none: any = undefined;", "export const bad = derivation(none);"].join("\n"));
+    const r = await kiln(["-f", join(dir, "bad.ts"), "eval", "bad"], { cwd: dir, store: tempDir("loader-sites-store") });
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(`${join(dir, "bad.ts")}:3:20`), r.stderr);
+    assert.ok(!/eval-cache|__kiln_derivation/.test(r.stderr), `no frame names the bundle or its call site:\n${r.stderr}`);
+  });
+
   test("derivation positions follow an edit that only moves lines (same code, a new map)", async () => {
     const dir = tempDir("loader-move");
     const store = tempDir("loader-move-store");

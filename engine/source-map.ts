@@ -55,17 +55,25 @@ function readMap(bundle: string): BundleMap | null {
   const file = `${bundle}.map`;
   if (!existsSync(file)) return null;
   try {
-    const raw = JSON.parse(readFileSync(file, "utf8")) as { sources?: string[]; sourceRoot?: string; mappings?: string };
-    const base = dirname(bundle);
-    const sources = (raw.sources ?? []).map((s) => {
-      const src = raw.sourceRoot ? `${raw.sourceRoot.replace(/\/$/, "")}/${s}` : s;
-      return src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(base, src);
-    });
-    return { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
+    return parseMap(readFileSync(file, "utf8"), bundle);
   } catch {
     return null;
   }
 }
+
+/** A bundle's map from its text; its sources as absolute paths (relative ones are to the bundle's folder). */
+function parseMap(text: string, bundle: string): BundleMap {
+  const raw = JSON.parse(text) as { sources?: string[]; sourceRoot?: string; mappings?: string };
+  const base = dirname(bundle);
+  const sources = (raw.sources ?? []).map((s) => {
+    const src = raw.sourceRoot ? `${raw.sourceRoot.replace(/\/$/, "")}/${s}` : s;
+    return src.startsWith("file://") ? fileURLToPath(src) : isAbsolute(src) ? src : resolve(base, src);
+  });
+  return { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
+}
+
+/** A frame of a call-site function: `at __kiln_derivation$000007 (file:///…/eval-cache/….mjs:LINE:COL)`. */
+const SITE_FRAME = /\n[ \t]+at __kiln_[A-Za-z]+\$\d{6} \([^\n]*\)(?=\n|$)/g;
 
 const B64 = new Int8Array(128).fill(-1);
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach((c, i) => (B64[c.charCodeAt(0)] = i));
@@ -133,7 +141,20 @@ function scan(text: string, [src0, line0, col0]: [number, number, number], out: 
 export function originalPosition(file: string, line: number, col: number): Mapped | undefined {
   const path = file.startsWith("file://") ? fileURLToPath(file) : file;
   const m = mapOf(path);
-  if (!m || line < 1 || line > m.lines.length) return undefined;
+  return m ? lookup(m, line, col) : undefined;
+}
+
+/**
+ * originalPosition for a bundle whose map is not written yet: `mapText` is the map of the bundle
+ * that will be at `bundle` (its folder is what the map's relative sources are relative to).
+ */
+export function positionsIn(mapText: string, bundle: string): (line: number, col: number) => Mapped | undefined {
+  const m = parseMap(mapText, bundle);
+  return (line, col) => lookup(m, line, col);
+}
+
+function lookup(m: BundleMap, line: number, col: number): Mapped | undefined {
+  if (line < 1 || line > m.lines.length) return undefined;
   const segs = decodeLine(m, line - 1);
   let best = -1;
   for (let i = 0; i < segs.length; i += 4) {
@@ -146,9 +167,13 @@ export function originalPosition(file: string, line: number, col: number): Mappe
   return { file: source, line: segs[best + 2]! + 1, col: segs[best + 3]! + 1 };
 }
 
-/** A stack trace with every frame in a mapped bundle written as the recipe file's position. */
+/**
+ * A stack trace with every frame in a mapped bundle written as the recipe file's position. The
+ * frames of the call-site functions the loader adds to a bundle (engine/loader.ts, markSites) are
+ * left out: they are no recipe's code, and the recipe line that called one is the next frame.
+ */
 export function mapStack(stack: string): string {
-  return stack.replace(/((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)/g, (all, file: string, line: string, col: string) => {
+  return stack.replace(SITE_FRAME, "").replace(/((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)/g, (all, file: string, line: string, col: string) => {
     const p = originalPosition(file, Number(line), Number(col));
     return p ? `${p.file}:${p.line}:${p.col}` : all;
   });
