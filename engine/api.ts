@@ -154,7 +154,8 @@ function callSites(limit: number, api: Function): NodeJS.CallSite[] {
  */
 function positionOf(sites: NodeJS.CallSite[], limit: number): string | undefined {
   let helper: string | undefined;
-  for (const site of sites) {
+  for (let i = 0; i < sites.length; i++) {
+    const site = sites[i]!;
     const file = site.getFileName();
     if (!file) continue;
     // by file, then by the frame's offset in it: a loop's derivations come from one place, whose
@@ -169,13 +170,17 @@ function positionOf(sites: NodeJS.CallSite[], limit: number): string | undefined
       helper ??= place.pos;
       continue;
     }
+    recipeDepth = i + 1;
     return place.pos;
   }
+  recipeDepth = 0;
   // a helper's position only once the whole stack (as far as LONG_STACK goes) had no recipe frame
   return limit > 0 && sites.length >= limit ? undefined : helper;
 }
+/** How many frames positionOf's last answer took to reach a recipe frame; 0: none had one. */
+let recipeDepth = 0;
 
-interface Place {
+export interface Place {
   pos: string;
   /** recipe: a recipe's line; helper: a std helper's; other: the API's own, Node's, or unknown */
   kind: "recipe" | "helper" | "other";
@@ -185,7 +190,10 @@ const places = new Map<string, Map<number, Place>>();
 
 function placeOf(file: string, line: number | null, col: number | null): Place {
   if (!line || !col) return OTHER;
-  const pos = mapPosition(file, line, col);
+  return classify(mapPosition(file, line, col));
+}
+
+function classify(pos: string): Place {
   return pos === API_FRAME ? OTHER : { pos, kind: STD_HELPER.test(pos) ? "helper" : "recipe" };
 }
 
@@ -234,13 +242,12 @@ function formatPosition(out: Mapped): string {
 }
 
 /**
- * The position of what a call of derivation() or fetch() at this place of a recipe file makes,
- * as callerPosition would find it; undefined for a place whose derivations are positioned at run
- * time (a std helper's: by its caller; the API's own).
+ * What a call of derivation() or fetch() at this place of a bundle is (engine/loader.ts,
+ * markSites): a recipe line, whose derivations are positioned there; a std helper's line, whose
+ * derivations are positioned by the helper's callers; or another (the API's own).
  */
-export function sitePosition(place: Mapped): string | undefined {
-  const pos = formatPosition(place);
-  return pos === API_FRAME || STD_HELPER.test(pos) ? undefined : pos;
+export function siteKind(place: Mapped): Place {
+  return classify(formatPosition(place));
 }
 
 /** The position atCaller() fixed for the derivations its function makes; null: find each one's. */
@@ -266,9 +273,15 @@ export function atCaller<T>(make: () => T): T {
   }
 }
 
-/** `api`: the function the recipe called (derivation, fetch), whose caller is the position */
-function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[], api: Function): Drv {
-  return new DrvValue(kind, args.name, outputs, args, fixedPosition !== null ? fixedPosition : callerPosition(api));
+/**
+ * A derivation value, positioned where atCaller() fixed it, else by `where`: the position itself
+ * (a marked call at a recipe line); with `inHelper`, the call site function of a marked call in a
+ * std helper (helperPosition); else the API function the recipe called (derivation, fetch), whose
+ * caller is the position.
+ */
+function makeDrv(kind: "build" | "fetch", args: DerivationArgs | FetchArgs, outputs: readonly string[], where: string | Function, inHelper = false): Drv {
+  const position = fixedPosition !== null ? fixedPosition : typeof where === "string" ? where : inHelper ? helperPosition(where) : callerPosition(where);
+  return new DrvValue(kind, args.name, outputs, args, position);
 }
 
 /**
@@ -350,25 +363,50 @@ export function fetch(args: FetchArgs): Drv {
 }
 
 /**
- * derivation() and fetch() called at a place of a recipe file whose position the loader found
- * when it bundled the recipes (engine/loader.ts, markSites): the bundle calls the function's
- * SITE property with that position, and no stack is captured. A derivation an atCaller() helper
- * makes keeps the helper's position, as it would otherwise.
+ * derivation() and fetch() called at a place of the bundle the loader marked when it bundled the
+ * recipes (engine/loader.ts, markSites), through the function the bundle has for that call site.
+ * At a recipe line (SITE), the bundle passes the line's position: no stack is captured. In a std
+ * helper (HELPER_SITE), it passes the site's function, and the frames above it are read, as many
+ * as the last derivation made there needed to reach a recipe line. A derivation an atCaller()
+ * helper makes keeps the helper's position, as it would otherwise.
  */
 export const SITE = "__kilnAt";
-/** The API functions that take a call site's position. */
-export const SITED = ["derivation", "fetch"] as const;
-Object.defineProperty(derivation, SITE, {
-  value: function derivationAt(args: DerivationArgs, position: string): Drv {
-    checkBuild(args);
-    return new DrvValue("build", args.name, args.outputs ?? DEFAULT_OUTPUTS, args, fixedPosition !== null ? fixedPosition : position);
+export const HELPER_SITE = "__kilnIn";
+/** The API functions whose calls the loader marks. */
+export const MARKED_APIS = ["derivation", "fetch"] as const;
+Object.defineProperties(derivation, {
+  [SITE]: {
+    value: function derivationAt(args: DerivationArgs, position: string): Drv {
+      checkBuild(args);
+      return makeDrv("build", args, args.outputs ?? DEFAULT_OUTPUTS, position);
+    },
+  },
+  [HELPER_SITE]: {
+    value: function derivationIn(args: DerivationArgs, site: Function): Drv {
+      checkBuild(args);
+      return makeDrv("build", args, args.outputs ?? DEFAULT_OUTPUTS, site, true);
+    },
   },
 });
-Object.defineProperty(fetch, SITE, {
-  value: function fetchAt(args: FetchArgs, position: string): Drv {
-    return new DrvValue("fetch", args.name, DEFAULT_OUTPUTS, args, fixedPosition !== null ? fixedPosition : position);
-  },
+Object.defineProperties(fetch, {
+  [SITE]: { value: function fetchAt(args: FetchArgs, position: string): Drv { return makeDrv("fetch", args, DEFAULT_OUTPUTS, position); } },
+  [HELPER_SITE]: { value: function fetchIn(args: FetchArgs, site: Function): Drv { return makeDrv("fetch", args, DEFAULT_OUTPUTS, site, true); } },
 });
+
+/**
+ * callerPosition for a call in a std helper, whose first frame (the helper's) is never the
+ * answer: from the frames above the call site's function, as many as reached a recipe frame the
+ * last time, then as far as LONG_STACK goes. The same answer callerPosition gives, with one
+ * capture of a frame or two for a helper a recipe line calls directly, rather than two.
+ */
+function helperPosition(site: Function): string | undefined {
+  const depth = helperDepths.get(site) ?? 2;
+  let pos = positionOf(callSites(depth, site), depth);
+  if (pos === undefined) pos = positionOf(callSites(LONG_STACK, site), 0);
+  if (recipeDepth !== depth) helperDepths.set(site, recipeDepth || LONG_STACK);
+  return pos;
+}
+const helperDepths = new Map<Function, number>();
 
 /** A local file or directory, hashed by content and copied into the store as an input. */
 export function source(base: string, rel?: string, name?: string): Source {

@@ -9,16 +9,14 @@ import { pathToFileURL } from "node:url";
 import { blake3Hex } from "../store/digest.js";
 import { isKilnError, KilnError } from "../store/errors.js";
 import * as api from "./api.js";
-import { DRV_KEYS, isDrv, isOutputRef, isSealBroken, SITE, SITED, sitePosition, withModuleHooks, type Drv, type OutputRef } from "./api.js";
+import { DRV_KEYS, HELPER_SITE, isDrv, isOutputRef, isSealBroken, MARKED_APIS, SITE, siteKind, withModuleHooks, type Drv, type OutputRef } from "./api.js";
 import { IDENT, LoadedModules, stubModule, type FileStamp, type ModuleRecords } from "./module-records.js";
-import { mapStack, positionsIn } from "./source-map.js";
+import { mapStack, positionsIn, SITE_DIGITS, siteName } from "./source-map.js";
 import { importModule, requireModule } from "./dynamic-import.js";
 
 const API_GLOBAL = Symbol.for("kiln.api");
 /** What api.ts exports for the engine alone: not for recipes (the stubs' and hooks' names are). */
-const ENGINE_ONLY = new Set(["withModuleHooks", "sealBroken", "isSealBroken", "sealBreakCount", "sealedOf", "SEALED", "DEFAULT_OUTPUTS", "partsOf", "sitePosition", "SITE", "SITED"]);
-/** The width of a call site's number in its name (siteName). */
-const SITE_DIGITS = 6;
+const ENGINE_ONLY = new Set(["withModuleHooks", "sealBroken", "isSealBroken", "sealBreakCount", "sealedOf", "SEALED", "DEFAULT_OUTPUTS", "partsOf", "siteKind", "SITE", "HELPER_SITE", "MARKED_APIS"]);
 /**
  * What recipes import as "kiln": the engine's recipe API as loadRecipeSet hands it over. No module
  * file to find, read and compile for each bundle (the CLI holds the API in its own bundle), and a
@@ -27,31 +25,25 @@ const SITE_DIGITS = 6;
  */
 const API_STUB = `const __kiln_api = globalThis[Symbol.for("kiln.api")];\n${Object.keys(api)
   .filter((k) => !ENGINE_ONLY.has(k))
-  .map((k) => ((SITED as readonly string[]).includes(k) ? `const ${siteName(k, 0)} = __kiln_api.${k};\nexport { ${siteName(k, 0)} as ${k} };` : `export const ${k} = __kiln_api.${k};`))
+  .map((k) => ((MARKED_APIS as readonly string[]).includes(k) ? `const ${siteName(k, 0)} = __kiln_api.${k};\nexport { ${siteName(k, 0)} as ${k} };` : `export const ${k} = __kiln_api.${k};`))
   .join("\n")}\n`;
 
-/**
- * The name of derivation() or fetch() in a bundle: the stub's (number 0), which every reference
- * in the bundle is written as, or that of call site n, written in a call's place (markSites).
- * The number has a fixed width, so a call site's name takes as many characters as the stub's and
- * no column of the bundle moves: its source map stays as esbuild wrote it.
- */
-function siteName(api: string, n: number): string {
-  return `__kiln_${api}$${String(n).padStart(SITE_DIGITS, "0")}`;
-}
 const SITES_MAX = 10 ** SITE_DIGITS - 1;
-const IDENT_CHAR = /[\w$.]/;
+/** What ends a line for V8 and for the source map's generated lines. */
+const LINE_BREAK = /\r\n?|[\n\u2028\u2029]/g;
 
 /**
  * Give each call of derivation() or fetch() in recipe code a position found now, from the bundle's
  * map, rather than by a stack capture at each call (engine/api.ts, callerPosition): a call site
  * `__kiln_derivation$000000(` becomes `__kiln_derivation$000007(`, and site 7 is a function added
- * at the end of the bundle that calls the API with its position. Only the calls esbuild wrote by
- * the stub's name are marked: the API passed around as a value, a call in a std helper (positioned
- * by its caller) and a place the map does not know are positioned at run time, as before.
+ * at the end of the bundle that calls the API with its position. A call in a std helper, whose
+ * derivations are positioned by the helper's callers, is marked too: its site function passes
+ * itself, the frame above which those callers are. Only the calls esbuild wrote by the stub's
+ * name are marked: the API passed around as a value and a place the map does not know are
+ * positioned at run time, as before.
  */
 function markSites(code: string, map: string, bundlePath: string): string {
-  const declared = SITED.filter((k) => new RegExp(`\\n(?:var|let|const) ${siteName(k, 0).replace("$", "\\$")} = __kiln_api\\.${k};\\n`).test(code));
+  const declared = MARKED_APIS.filter((k) => new RegExp(`\\n(?:var|let|const) ${siteName(k, 0).replace("$", "\\$")} = __kiln_api\\.${k};\\n`).test(code));
   if (declared.length === 0) return code;
   const at = positionsIn(map, bundlePath);
   const calls = new RegExp(`__kiln_(${declared.join("|")})\\$${"0".repeat(SITE_DIGITS)}\\(`, "g");
@@ -61,23 +53,27 @@ function markSites(code: string, map: string, bundlePath: string): string {
   let line = 1;
   let lineStart = 0;
   for (let m = calls.exec(code); m !== null && added.length < SITES_MAX; m = calls.exec(code)) {
-    // another name that ends so (esbuild writes none), or `new`, which V8 positions at the keyword
-    if ((m.index > 0 && IDENT_CHAR.test(code[m.index - 1]!)) || code.endsWith("new ", m.index)) continue;
-    for (let nl = code.indexOf("\n", lineStart); nl !== -1 && nl < m.index; nl = code.indexOf("\n", lineStart)) {
+    // not a call of the name: part of a longer name, or a property (`x.name(`, not a spread's
+    // `...name(`); nor `new name(`, which V8 positions at the keyword
+    const before = code[m.index - 1] ?? "";
+    if (/[\w$]/.test(before) || (before === "." && !code.endsWith("...", m.index)) || code.endsWith("new ", m.index)) continue;
+    LINE_BREAK.lastIndex = lineStart;
+    for (let br = LINE_BREAK.exec(code); br !== null && br.index < m.index; br = LINE_BREAK.exec(code)) {
       line++;
-      lineStart = nl + 1;
+      lineStart = br.index + br[0].length;
     }
-    const place = at(line, m.index - lineStart + 1);
-    const position = place && sitePosition(place);
-    if (position === undefined) continue;
+    const mapped = at(line, m.index - lineStart + 1);
+    const place = mapped && siteKind(mapped);
+    if (place === undefined || place.kind === "other") continue;
     const fn = m[1]!;
     const name = siteName(fn, added.length + 1);
     parts.push(code.slice(from, m.index), name);
     from = m.index + name.length;
-    added.push(`function ${name}(a) { return ${siteName(fn, 0)}.${SITE}(a, ${JSON.stringify(position)}); }`);
+    const stub = siteName(fn, 0);
+    added.push(`function ${name}(a) { return ${place.kind === "recipe" ? `${stub}.${SITE}(a, ${JSON.stringify(place.pos)})` : `${stub}.${HELPER_SITE}(a, ${name})`}; }`);
   }
   if (added.length === 0) return code;
-  parts.push(code.slice(from), "// call sites of the recipe API, each with its position (engine/loader.ts, markSites)\n", added.join("\n"), "\n");
+  parts.push(code.slice(from), "// the call sites of derivation() and fetch() (engine/loader.ts, markSites)\n", added.join("\n"), "\n");
   return parts.join("");
 }
 
@@ -249,8 +245,9 @@ async function bundle(entry: string, cacheDir: string, seal?: ModuleRecords): Pr
     throw new KilnError("RECIPE_LOAD", `cannot compile the recipes in ${entry}:\n${text || (e as Error).message}`, "fix the error above; `npm run typecheck` shows type errors too");
   }
   const out = result.outputFiles.find((f) => !f.path.endsWith(".map"))!;
-  const map = result.outputFiles.find((f) => f.path.endsWith(".map"))!.contents;
-  const code = Buffer.from(markSites(out.text, Buffer.from(map).toString("utf8"), out.path));
+  const mapFile = result.outputFiles.find((f) => f.path.endsWith(".map"))!;
+  const map = mapFile.contents;
+  const code = Buffer.from(markSites(out.text, mapFile.text, out.path));
   // the map is part of the name: an edit that moves lines but bundles to the same code still
   // needs its own positions
   const digest = blake3Hex(Buffer.concat([code, Buffer.from([0]), map])).slice(0, 32);

@@ -72,8 +72,18 @@ function parseMap(text: string, bundle: string): BundleMap {
   return { sources, lines: (raw.mappings ?? "").split(";"), decoded: new Map(), starts: [[0, 0, 0]] };
 }
 
-/** A frame of a call-site function: `at __kiln_derivation$000007 (file:///…/eval-cache/….mjs:LINE:COL)`. */
-const SITE_FRAME = /\n[ \t]+at __kiln_[A-Za-z]+\$\d{6} \([^\n]*\)(?=\n|$)/g;
+/**
+ * The name of a marked API function in a bundle (engine/loader.ts, markSites): the stub's
+ * (number 0), which every reference in the bundle is written as, or that of call site n, written
+ * in a call's place. The number has a fixed width, so a call site's name takes as many characters
+ * as the stub's and no column of the bundle moves: its source map stays as esbuild wrote it.
+ */
+export function siteName(fn: string, n: number): string {
+  return `__kiln_${fn}$${String(n).padStart(SITE_DIGITS, "0")}`;
+}
+export const SITE_DIGITS = 6;
+/** A frame of a call site's function: `at __kiln_derivation$000007 (file:///…/eval-cache/….mjs:LINE:COL)`. */
+const SITE_FRAME = new RegExp(`\\n[ \\t]+at __kiln_[A-Za-z]+\\$\\d{${SITE_DIGITS}} \\([^\\n]*\\)(?=\\n|$)`, "g");
 
 const B64 = new Int8Array(128).fill(-1);
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach((c, i) => (B64[c.charCodeAt(0)] = i));
