@@ -397,7 +397,7 @@ Object.defineProperties(fetch, {
  * callerPosition for a call in a std helper, whose first frame (the helper's) is never the
  * answer: from the frames above the call site's function, as many as reached a recipe frame the
  * last time, then as far as LONG_STACK goes. The same answer callerPosition gives, with one
- * capture of a frame or two for a helper a recipe line calls directly, rather than two.
+ * capture of two frames for a helper a recipe line calls directly, rather than two captures.
  */
 function helperPosition(site: Function): string | undefined {
   const depth = helperDepths.get(site) ?? 2;
@@ -406,7 +406,8 @@ function helperPosition(site: Function): string | undefined {
   if (recipeDepth !== depth) helperDepths.set(site, recipeDepth || LONG_STACK);
   return pos;
 }
-const helperDepths = new Map<Function, number>();
+/** By call site function: weakly, so that a bundle `kiln watch` has loaded before is not kept. */
+const helperDepths = new WeakMap<Function, number>();
 
 /** A local file or directory, hashed by content and copied into the store as an input. */
 export function source(base: string, rel?: string, name?: string): Source {
