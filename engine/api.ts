@@ -401,9 +401,12 @@ Object.defineProperties(fetch, {
  */
 function helperPosition(site: Function): string | undefined {
   const depth = helperDepths.get(site) ?? 2;
-  let pos = positionOf(callSites(depth, site), depth);
-  if (pos === undefined) pos = positionOf(callSites(LONG_STACK, site), 0);
-  if (recipeDepth !== depth) helperDepths.set(site, recipeDepth || LONG_STACK);
+  // a site whose last answer needed the whole LONG_STACK is read that far at once
+  const short = depth < LONG_STACK;
+  let pos = positionOf(callSites(depth, site), short ? depth : 0);
+  if (pos === undefined && short) pos = positionOf(callSites(LONG_STACK, site), 0);
+  const next = recipeDepth || LONG_STACK;
+  if (next !== depth) helperDepths.set(site, next);
   return pos;
 }
 /** By call site function: weakly, so that a bundle `kiln watch` has loaded before is not kept. */

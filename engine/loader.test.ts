@@ -215,6 +215,8 @@ describe("recipe loader: positions through the bundle's own map", () => {
       'import { derivation, sh, type Drv } from "kiln";',
       "export const pkg = (name: string): Drv => derivation({ name, script: sh`echo ${name} > $out` });",
       "export const wrapped = (name: string): Drv => pkg(`wrapped-${name}`);",
+      "function deep(n: number): Drv { return n === 0 ? derivation({ name: \"own\", script: sh`true > $out` }) : deep(n - 1); }",
+      "export const own = Array.from({ length: 20 }, () => deep(12));",
     ].join("\n"));
     writeFileSync(join(dir, "index.ts"), [
       'import { derivation, sh } from "kiln";',
@@ -223,6 +225,7 @@ describe("recipe loader: positions through the bundle's own map", () => {
       "export const helped = Array.from({ length: 50 }, (_, i) => pkg(`h-${i}`));",
       "export const deeper = Array.from({ length: 50 }, (_, i) => wrapped(`w-${i}`));",
       'export const spread = { ...derivation({ name: "spread", script: sh`echo > $out` }) };',
+      'export { own } from "./std/h.js";',
       "export default {};",
     ].join("\n"));
     const captureStackTrace = Error.captureStackTrace;
@@ -243,10 +246,13 @@ describe("recipe loader: positions through the bundle's own map", () => {
     assert.deepEqual(positions("helped"), [`${index}:4:60`]);
     assert.deepEqual(positions("deeper"), [`${index}:5:60`]);
     assert.equal((set.module.spread as { position?: string }).position, `${index}:6:28`);
+    // made by the std module itself, twelve helper frames down: the helper's own line
+    assert.deepEqual([...new Set((set.module.own as Array<{ position?: string }>).map((d) => d.position))], [`${join(dir, "std", "h.ts")}:4:50`]);
     // none for a direct call; one of two frames for each of pkg's (its frame, then the recipe
     // line's); for wrapped's, one of two that finds no recipe frame and one of ten that does, then
-    // one of three for each of the others (a capture at the API, then one further, was 250 in all)
-    assert.equal(captures, 0 + 50 + 51);
+    // one of three for each of the others; for deep's, one of two and one of ten, then one of ten
+    // for each of the others (a capture at the API, then one further, was 290 in all)
+    assert.equal(captures, 0 + 50 + 51 + 21);
 
     writeFileSync(join(dir, "bad.ts"), ['import { derivation } from "kiln";', "const none: any = undefined;", "export const bad = derivation(none);"].join("\n"));
     const r = await kiln(["-f", join(dir, "bad.ts"), "eval", "bad"], { cwd: dir, store: tempDir("loader-sites-store") });
