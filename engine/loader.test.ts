@@ -3,7 +3,7 @@
 // that is not JSON is a load error naming it.
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { cleanup, kiln, tempDir } from "../cli/test-helpers/kiln.js";
 import { KilnError } from "../store/errors.js";
@@ -62,9 +62,19 @@ describe("recipe loader: one cache, two ways of running kiln", () => {
   });
 });
 
+/** A recipe set in a new temporary folder: each file's lines by its path in the folder. */
+function recipeSet(prefix: string, files: Record<string, string[]>): string {
+  const dir = tempDir(prefix);
+  for (const [path, lines] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), lines.join("\n"));
+  }
+  return dir;
+}
+
 /** Each derivation's position by name, as `kiln eval --json <target>` of the recipe set in `dir` (index.ts) gives it. */
-async function positions(dir: string, target: string): Promise<Record<string, string | undefined>> {
-  const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", target], { cwd: dir, store: tempDir("loader-positions-store") });
+async function positions(dir: string, target: string, store = tempDir("loader-positions-store")): Promise<Record<string, string | undefined>> {
+  const r = await kiln(["-f", join(dir, "index.ts"), "eval", "--json", target], { cwd: dir, store });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
   return Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position]));
@@ -94,54 +104,54 @@ describe("recipe loader: positions through the bundle's own map", () => {
   });
 
   test("atCaller: what a helper makes is positioned at the recipe line that called it, once for all", async () => {
-    const dir = tempDir("loader-atcaller");
-    mkdirSync(join(dir, "std"));
-    writeFileSync(join(dir, "std", "many.ts"), [
-      'import { atCaller, derivation, sh, type Drv } from "kiln";',
-      "export function many(n: number): Drv {",
-      "  return atCaller(() => {",
-      '    const parts = Array.from({ length: n }, (_, i) => derivation({ name: `part-${i}`, script: sh`echo ${String(i)} > $out` }));',
-      '    return derivation({ name: "many", script: sh`cat ${parts} > $out` });',
-      "  });",
-      "}",
-    ].join("\n"));
-    writeFileSync(join(dir, "index.ts"), [
-      'import { derivation, sh } from "kiln";',
-      'import { many } from "./std/many.js";',
-      "",
-      "export const all = many(3);",
-      'export const alone = derivation({ name: "alone", script: sh`echo ${all} > $out` });',
-    ].join("\n"));
+    const dir = recipeSet("loader-atcaller", {
+      "std/many.ts": [
+        'import { atCaller, derivation, sh, type Drv } from "kiln";',
+        "export function many(n: number): Drv {",
+        "  return atCaller(() => {",
+        '    const parts = Array.from({ length: n }, (_, i) => derivation({ name: `part-${i}`, script: sh`echo ${String(i)} > $out` }));',
+        '    return derivation({ name: "many", script: sh`cat ${parts} > $out` });',
+        "  });",
+        "}",
+      ],
+      "index.ts": [
+        'import { derivation, sh } from "kiln";',
+        'import { many } from "./std/many.js";',
+        "",
+        "export const all = many(3);",
+        'export const alone = derivation({ name: "alone", script: sh`echo ${all} > $out` });',
+      ],
+    });
     const index = join(dir, "index.ts");
     assert.deepEqual(await positions(dir, "alone"), { "part-0": `${index}:4:20`, "part-1": `${index}:4:20`, "part-2": `${index}:4:20`, many: `${index}:4:20`, alone: `${index}:5:22` });
   });
 
   test("a derivation's position is the recipe line that called derivation() or fetch(), past std helpers; a helper's own line only when no recipe line called it", async () => {
-    const dir = tempDir("loader-positions");
-    mkdirSync(join(dir, "std"));
-    writeFileSync(join(dir, "std", "pkg.ts"), [
-      'import { derivation, fetch, sh, type Drv } from "kiln";',
-      "function inner(name: string): Drv {",
-      "  return derivation({ name, script: sh`echo ${name} > $out` });",
-      "}",
-      "export function pkg(name: string): Drv {",
-      "  return inner(name);",
-      "}",
-      "export function pinned(name: string): Drv {",
-      '  return fetch({ name, sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
-      "}",
-      'export const helperOwn = derivation({ name: "helper-own", script: sh`true > $out` });',
-    ].join("\n"));
-    writeFileSync(join(dir, "index.ts"), [
-      'import { derivation, sh } from "kiln";',
-      'import { helperOwn, pinned, pkg } from "./std/pkg.js";',
-      "",
-      'const viaHelper = pkg("via-helper");',
-      "const made = [1, 2].map((i) =>",
-      "  derivation({ name: `looped-${i}`, script: sh`echo ${String(i)} > $out` }));",
-      'const file = pinned("pinned");',
-      'export const all = derivation({ name: "all", script: sh`echo ${viaHelper} ${made} ${file} ${helperOwn} > $out` });',
-    ].join("\n"));
+    const dir = recipeSet("loader-positions", {
+      "std/pkg.ts": [
+        'import { derivation, fetch, sh, type Drv } from "kiln";',
+        "function inner(name: string): Drv {",
+        "  return derivation({ name, script: sh`echo ${name} > $out` });",
+        "}",
+        "export function pkg(name: string): Drv {",
+        "  return inner(name);",
+        "}",
+        "export function pinned(name: string): Drv {",
+        '  return fetch({ name, sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
+        "}",
+        'export const helperOwn = derivation({ name: "helper-own", script: sh`true > $out` });',
+      ],
+      "index.ts": [
+        'import { derivation, sh } from "kiln";',
+        'import { helperOwn, pinned, pkg } from "./std/pkg.js";',
+        "",
+        'const viaHelper = pkg("via-helper");',
+        "const made = [1, 2].map((i) =>",
+        "  derivation({ name: `looped-${i}`, script: sh`echo ${String(i)} > $out` }));",
+        'const file = pinned("pinned");',
+        'export const all = derivation({ name: "all", script: sh`echo ${viaHelper} ${made} ${file} ${helperOwn} > $out` });',
+      ],
+    });
     const index = join(dir, "index.ts");
     assert.deepEqual(await positions(dir, "all"), {
       "via-helper": `${index}:4:19`, "looped-1": `${index}:6:3`, "looped-2": `${index}:6:3`, pinned: `${index}:7:14`,
@@ -153,44 +163,41 @@ describe("recipe loader: positions through the bundle's own map", () => {
   // recipes are bundled (engine/loader.ts, markSites); every other way of making a derivation is
   // positioned at run time by a stack capture. Both must give the position callerPosition would.
   test("calls of derivation() and fetch() in recipe files are positioned when bundled, as a stack capture would position them", async () => {
-    const dir = tempDir("loader-sites");
-    mkdirSync(join(dir, "std"));
-    writeFileSync(join(dir, "std", "h.ts"), [
-      'import { derivation, sh, type Drv } from "kiln";',
-      // a line break in a tagged template, kept as it is in the bundle: the lines after it count it
-      'export const banner = sh`printf "a\u2028b"`;',
-      "export function helper(name: string): Drv {",
-      "  return derivation({ name, script: sh`echo ${name} > $out` });",
-      "}",
-      "export const mk = derivation;",
-    ].join("\n"));
-    writeFileSync(join(dir, "index.ts"), [
-      'import { atCaller, derivation, fetch, sh } from "kiln";',
-      'import * as kiln from "kiln";',
-      'import { derivation as made } from "kiln";',
-      'import { banner, helper, mk } from "./std/h.js";',
-      'const ns = kiln.derivation({ name: "ns", script: sh`echo > $out` });',
-      'const alias = made({ name: "alias", script: sh`echo > $out` });',
-      'const looped = ["x", "y"].map((n) => derivation({ name: `m-${n}`, script: sh`echo ${n} > $out` }));',
-      'const viaHelper = helper("via-helper");',
-      'const byValue = mk({ name: "by-value", script: sh`echo > $out` });',
-      'const mapped = [{ name: "mapped", script: sh`echo > $out` }].map(derivation);',
-      'const pinned = fetch({ name: "pinned", sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
-      'const outer = derivation({ name: "outer", script: sh`echo ${derivation({ name: "inner", script: sh`echo > $out` })} > $out` });',
-      'const called = derivation.call(undefined, { name: "called", script: sh`echo > $out` });',
-      "// new: V8 places the call at the keyword",
-      'const newed = new (derivation as any)({ name: "newed", script: sh`echo > $out` });',
-      'const fixed = atCaller(() => derivation({ name: "fixed", script: sh`echo > $out` }));',
-      'export const all = derivation({ name: "all", script: sh`${banner} ${ns} ${alias} ${looped} ${viaHelper} ${byValue} ${mapped} ${pinned} ${outer} ${called} ${newed} ${fixed} > $out` });',
-    ].join("\n"));
+    const dir = recipeSet("loader-sites", {
+      "std/h.ts": [
+        'import { derivation, sh, type Drv } from "kiln";',
+        // a line break in a tagged template, kept as it is in the bundle: the lines after it count it
+        'export const banner = sh`printf "a\u2028b"`;',
+        "export function helper(name: string): Drv {",
+        "  return derivation({ name, script: sh`echo ${name} > $out` });",
+        "}",
+        "export const mk = derivation;",
+      ],
+      "index.ts": [
+        'import { atCaller, derivation, fetch, sh } from "kiln";',
+        'import * as kiln from "kiln";',
+        'import { derivation as made } from "kiln";',
+        'import { banner, helper, mk } from "./std/h.js";',
+        'const ns = kiln.derivation({ name: "ns", script: sh`echo > $out` });',
+        'const alias = made({ name: "alias", script: sh`echo > $out` });',
+        'const looped = ["x", "y"].map((n) => derivation({ name: `m-${n}`, script: sh`echo ${n} > $out` }));',
+        'const viaHelper = helper("via-helper");',
+        'const byValue = mk({ name: "by-value", script: sh`echo > $out` });',
+        'const mapped = [{ name: "mapped", script: sh`echo > $out` }].map(derivation);',
+        'const pinned = fetch({ name: "pinned", sha256: "a".repeat(64), sources: [{ file: "/nonexistent" }] });',
+        'const outer = derivation({ name: "outer", script: sh`echo ${derivation({ name: "inner", script: sh`echo > $out` })} > $out` });',
+        'const called = derivation.call(undefined, { name: "called", script: sh`echo > $out` });',
+        "// new: V8 places the call at the keyword",
+        'const newed = new (derivation as any)({ name: "newed", script: sh`echo > $out` });',
+        'const fixed = atCaller(() => derivation({ name: "fixed", script: sh`echo > $out` }));',
+        'export const all = derivation({ name: "all", script: sh`${banner} ${ns} ${alias} ${looped} ${viaHelper} ${byValue} ${mapped} ${pinned} ${outer} ${called} ${newed} ${fixed} > $out` });',
+      ],
+    });
     const index = join(dir, "index.ts");
     const store = tempDir("loader-sites-store");
-    const r = await kiln(["-f", index, "eval", "--json", "all"], { cwd: dir, store });
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { derivations: Record<string, { name: string; meta: { position?: string } }> };
     const at = (line: number, col: number): string => `${index}:${line}:${col}`;
     // as the stack capture found them for every derivation before calls were marked
-    assert.deepEqual(Object.fromEntries(Object.values(out.derivations).map((d) => [d.name, d.meta.position])), {
+    assert.deepEqual(await positions(dir, "all", store), {
       ns: at(5, 17), alias: at(6, 15), "m-x": at(7, 38), "m-y": at(7, 38), "via-helper": at(8, 19), "by-value": at(9, 17),
       mapped: at(10, 62), pinned: at(11, 16), outer: at(12, 15), inner: at(12, 61), called: at(13, 27), newed: at(15, 15),
       fixed: at(16, 15), all: at(17, 20),
@@ -209,25 +216,25 @@ describe("recipe loader: positions through the bundle's own map", () => {
   });
 
   test("a marked call in a recipe captures no stack, one in a helper one stack as deep as the last one needed; an error inside the API names the recipe line, not the bundle's call site", async () => {
-    const dir = tempDir("loader-sites-capture");
-    mkdirSync(join(dir, "std"));
-    writeFileSync(join(dir, "std", "h.ts"), [
-      'import { derivation, sh, type Drv } from "kiln";',
-      "export const pkg = (name: string): Drv => derivation({ name, script: sh`echo ${name} > $out` });",
-      "export const wrapped = (name: string): Drv => pkg(`wrapped-${name}`);",
-      "function deep(n: number): Drv { return n === 0 ? derivation({ name: \"own\", script: sh`true > $out` }) : deep(n - 1); }",
-      "export const own = Array.from({ length: 20 }, () => deep(12));",
-    ].join("\n"));
-    writeFileSync(join(dir, "index.ts"), [
-      'import { derivation, sh } from "kiln";',
-      'import { pkg, wrapped } from "./std/h.js";',
-      "export const direct = Array.from({ length: 50 }, (_, i) => derivation({ name: `d-${i}`, script: sh`echo ${String(i)} > $out` }));",
-      "export const helped = Array.from({ length: 50 }, (_, i) => pkg(`h-${i}`));",
-      "export const deeper = Array.from({ length: 50 }, (_, i) => wrapped(`w-${i}`));",
-      'export const spread = { ...derivation({ name: "spread", script: sh`echo > $out` }) };',
-      'export { own } from "./std/h.js";',
-      "export default {};",
-    ].join("\n"));
+    const dir = recipeSet("loader-sites-capture", {
+      "std/h.ts": [
+        'import { derivation, sh, type Drv } from "kiln";',
+        "export const pkg = (name: string): Drv => derivation({ name, script: sh`echo ${name} > $out` });",
+        "export const wrapped = (name: string): Drv => pkg(`wrapped-${name}`);",
+        "function deep(n: number): Drv { return n === 0 ? derivation({ name: \"own\", script: sh`true > $out` }) : deep(n - 1); }",
+        "export const own = Array.from({ length: 20 }, () => deep(12));",
+      ],
+      "index.ts": [
+        'import { derivation, sh } from "kiln";',
+        'import { pkg, wrapped } from "./std/h.js";',
+        "export const direct = Array.from({ length: 50 }, (_, i) => derivation({ name: `d-${i}`, script: sh`echo ${String(i)} > $out` }));",
+        "export const helped = Array.from({ length: 50 }, (_, i) => pkg(`h-${i}`));",
+        "export const deeper = Array.from({ length: 50 }, (_, i) => wrapped(`w-${i}`));",
+        'export const spread = { ...derivation({ name: "spread", script: sh`echo > $out` }) };',
+        'export { own } from "./std/h.js";',
+        "export default {};",
+      ],
+    });
     const captureStackTrace = Error.captureStackTrace;
     let captures = 0;
     Error.captureStackTrace = (target: object, ctor?: Function) => {
